@@ -1,0 +1,40 @@
+//! The mouse pointer: captured for looking around on a click, released with Esc or when the
+//! window loses focus.
+
+use bevy::prelude::*;
+use bevy::window::{CursorGrabMode, CursorOptions, PrimaryWindow};
+
+use crate::Frame;
+use crate::player::PointerLock;
+use crate::screenshot::ScreenshotPlan;
+
+pub(super) fn plugin(app: &mut App) {
+    app.add_systems(Update, capture_pointer.in_set(Frame::Input));
+}
+
+fn capture_pointer(
+    mouse: Res<ButtonInput<MouseButton>>,
+    keys: Res<ButtonInput<KeyCode>>,
+    window: Query<(&Window, &mut CursorOptions), With<PrimaryWindow>>,
+    mut lock: ResMut<PointerLock>,
+    screenshot: Option<Res<ScreenshotPlan>>,
+) {
+    // Automated pictures must not take the pointer from whoever runs them.
+    if screenshot.is_some() {
+        return;
+    }
+    let mut window = window;
+    let Ok((window, mut cursor)) = window.single_mut() else { return };
+    let want = if !window.focused || keys.just_pressed(KeyCode::Escape) {
+        false
+    } else if mouse.just_pressed(MouseButton::Left) {
+        true
+    } else {
+        lock.locked
+    };
+    if want != lock.locked {
+        lock.locked = want;
+        cursor.visible = !want;
+        cursor.grab_mode = if want { CursorGrabMode::Locked } else { CursorGrabMode::None };
+    }
+}

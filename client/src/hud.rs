@@ -1,0 +1,156 @@
+//! The HUD: where you are, frames per second, key help, and the names of portals in view.
+
+use bevy::diagnostic::{DiagnosticsStore, FrameTimeDiagnosticsPlugin};
+use bevy::prelude::*;
+use bevy::text::FontSize;
+
+use crate::Frame;
+use crate::player::{Player, PointerLock};
+use crate::world::{CurrentRegion, PortalView, RegionScoped};
+
+pub(super) fn plugin(app: &mut App) {
+    app.add_systems(Startup, spawn_hud).add_systems(
+        Update,
+        (update_status, toggle_help, label_new_portals, place_portal_labels).chain().in_set(Frame::Present),
+    );
+}
+
+/// Portal labels are shown only this close, in metres.
+const LABEL_DISTANCE: f32 = 70.0;
+
+const KEY_HELP: &str = "\
+W A S D / arrows  walk and turn
+Space / E  float up     C / Q  float down
+Shift  faster           mouse  look (click to capture, Esc releases)
+Walk into a ring to travel     F1  hide this help";
+
+#[derive(Component, Debug)]
+struct StatusText;
+
+#[derive(Component, Debug)]
+struct HelpText;
+
+/// The floating name of a portal; follows the portal entity it names.
+#[derive(Component, Debug)]
+struct PortalLabel(Entity);
+
+fn spawn_hud(mut commands: Commands) {
+    let panel = Color::srgba(0.02, 0.0, 0.06, 0.6);
+    commands.spawn((
+        StatusText,
+        Text::new("Sanctuary"),
+        TextFont::from_font_size(18.0),
+        TextColor(Color::srgb(0.75, 0.95, 1.0)),
+        BackgroundColor(panel),
+        Node {
+            position_type: PositionType::Absolute,
+            top: Val::Px(10.0),
+            left: Val::Px(10.0),
+            padding: UiRect::axes(Val::Px(10.0), Val::Px(6.0)),
+            ..default()
+        },
+    ));
+    commands.spawn((
+        HelpText,
+        Text::new(KEY_HELP),
+        TextFont::from_font_size(14.0),
+        TextColor(Color::srgb(0.85, 0.85, 0.95)),
+        BackgroundColor(panel),
+        Node {
+            position_type: PositionType::Absolute,
+            bottom: Val::Px(10.0),
+            left: Val::Px(10.0),
+            padding: UiRect::axes(Val::Px(10.0), Val::Px(6.0)),
+            ..default()
+        },
+    ));
+    // A small crosshair in the middle of the view.
+    commands.spawn((
+        Node {
+            position_type: PositionType::Absolute,
+            left: Val::Percent(50.0),
+            top: Val::Percent(50.0),
+            width: Val::Px(4.0),
+            height: Val::Px(4.0),
+            margin: UiRect::all(Val::Px(-2.0)),
+            ..default()
+        },
+        BackgroundColor(Color::srgba(1.0, 1.0, 1.0, 0.7)),
+    ));
+}
+
+/// Region, position, frame rate and what the mouse does.
+fn update_status(
+    region: Option<Res<CurrentRegion>>,
+    diagnostics: Res<DiagnosticsStore>,
+    lock: Res<PointerLock>,
+    player: Query<&Transform, With<Player>>,
+    mut status: Query<&mut Text, With<StatusText>>,
+) {
+    let Ok(mut text) = status.single_mut() else { return };
+    let where_ = region.map_or("arriving…", |region| region.id().title());
+    let fps = diagnostics
+        .get(&FrameTimeDiagnosticsPlugin::FPS)
+        .and_then(|fps| fps.smoothed())
+        .map_or_else(|| "-- fps".to_owned(), |fps| format!("{fps:.0} fps"));
+    let position = player.single().map_or(Vec3::ZERO, |transform| transform.translation);
+    let mouse = if lock.locked { "mouse captured (Esc releases)" } else { "click to look around" };
+    text.0 = format!(
+        "SANCTUARY  ·  {where_}\n{fps}  ·  x {:.0}  z {:.0}  height {:.0} m\n{mouse}",
+        position.x, position.z, position.y
+    );
+}
+
+fn toggle_help(keys: Res<ButtonInput<KeyCode>>, mut help: Query<&mut Visibility, With<HelpText>>) {
+    if keys.just_pressed(KeyCode::F1) {
+        for mut visibility in &mut help {
+            visibility.toggle_visible_hidden();
+        }
+    }
+}
+
+fn label_new_portals(mut commands: Commands, portals: Query<(Entity, &PortalView), Added<PortalView>>) {
+    for (entity, PortalView(portal)) in &portals {
+        let [r, g, b] = portal.colour().to_f32();
+        commands.spawn((
+            RegionScoped,
+            PortalLabel(entity),
+            Text::new(portal.target.title()),
+            TextFont { font_size: FontSize::Px(22.0), ..default() },
+            TextColor(Color::srgb(r, g, b).mix(&Color::WHITE, 0.45)),
+            BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.55)),
+            Node {
+                position_type: PositionType::Absolute,
+                padding: UiRect::axes(Val::Px(8.0), Val::Px(3.0)),
+                ..default()
+            },
+            Visibility::Hidden,
+        ));
+    }
+}
+
+/// Puts each portal's name above its ring on screen, or hides it when out of view.
+fn place_portal_labels(
+    cameras: Query<(&Camera, &GlobalTransform), With<Player>>,
+    portals: Query<(&PortalView, &GlobalTransform)>,
+    mut labels: Query<(&PortalLabel, &mut Node, &mut Visibility, &ComputedNode)>,
+) {
+    let Ok((camera, eye)) = cameras.single() else { return };
+    for (label, mut node, mut visibility, computed) in &mut labels {
+        let Ok((PortalView(portal), at)) = portals.get(label.0) else {
+            *visibility = Visibility::Hidden;
+            continue;
+        };
+        let above = at.translation() + Vec3::Y * (portal.radius + 0.8);
+        let near = eye.translation().distance(above) < LABEL_DISTANCE;
+        match camera.world_to_viewport(eye, above) {
+            Ok(point) if near => {
+                let size = computed.size() * computed.inverse_scale_factor();
+                node.left = Val::Px(point.x - size.x * 0.5);
+                node.top = Val::Px(point.y - size.y);
+                *visibility = Visibility::Inherited;
+            }
+            _ => *visibility = Visibility::Hidden,
+        }
+    }
+}

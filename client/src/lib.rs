@@ -1,0 +1,94 @@
+//! Sanctuary's client: the Bevy app that shows the world on a desktop screen (and, with the `xr`
+//! feature, will show it on a headset).
+//!
+//! The logic plugins (movement, portals, regions, the crowd) run on a bare `App` in tests; the
+//! presentation plugins (scenery, HUD, cursor, screenshots) need a window and a renderer.
+
+pub mod cli;
+mod crowd;
+mod cursor;
+mod hud;
+mod materials;
+mod player;
+mod portal;
+mod scenery;
+mod screenshot;
+pub mod testing;
+mod world;
+pub mod xr;
+
+use bevy::diagnostic::FrameTimeDiagnosticsPlugin;
+use bevy::prelude::*;
+use bevy::window::{PresentMode, WindowResolution};
+
+pub use crowd::drift;
+pub use player::{MoveIntent, Player, PointerLock};
+pub use screenshot::ScreenshotPlan;
+pub use world::{CurrentRegion, DrifterView, EnterRegion, PortalView, RegionScoped, StructureView, WorldSettings};
+
+/// The steps of a frame, in order. Every system of the client goes into one of them; this enum
+/// and [`order_frame`] are the one place that decides what runs before what.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Frame {
+    /// Devices become intent: keys, mouse, (later) controllers and network messages.
+    Input,
+    /// The person moves by their intent.
+    Move,
+    /// Portals are checked against where the person now is.
+    Travel,
+    /// Regions are swapped and the city is built around the person.
+    World,
+    /// Things that move by themselves move: the crowd.
+    Animate,
+    /// What the person sees and reads follows the state: scenery, HUD, cursor, screenshots.
+    Present,
+}
+
+/// Chains the [`Frame`] steps in `Update`.
+pub fn order_frame(app: &mut App) {
+    app.configure_sets(
+        Update,
+        (Frame::Input, Frame::Move, Frame::Travel, Frame::World, Frame::Animate, Frame::Present).chain(),
+    );
+}
+
+/// The client's rules without any rendering: what tests and benchmarks run headless.
+pub fn logic_plugin(app: &mut App) {
+    order_frame(app);
+    app.init_resource::<WorldSettings>()
+        .add_plugins((player::plugin, portal::plugin, world::plugin, crowd::plugin));
+}
+
+/// Everything that draws: added on top of [`logic_plugin`] in a windowed app.
+pub fn presentation_plugin(app: &mut App) {
+    app.add_plugins((
+        FrameTimeDiagnosticsPlugin::default(),
+        materials::plugin,
+        scenery::plugin,
+        hud::plugin,
+        cursor::plugin,
+        screenshot::plugin,
+    ));
+}
+
+/// The desktop app for the command line `args`, ready to run.
+pub fn desktop_app(args: &cli::Args) -> App {
+    let mut app = App::new();
+    let title = format!("Sanctuary — {}", args.region.title());
+    app.add_plugins(DefaultPlugins.set(WindowPlugin {
+        primary_window: Some(Window {
+            title,
+            resolution: WindowResolution::new(args.width, args.height),
+            present_mode: PresentMode::AutoVsync,
+            ..default()
+        }),
+        ..default()
+    }))
+    .insert_resource(WorldSettings { n_drifters: args.avatars, ..WorldSettings::default() })
+    .add_plugins((logic_plugin, presentation_plugin));
+    if let Some(path) = &args.screenshot {
+        app.insert_resource(ScreenshotPlan::new(path.clone(), args.frames));
+    }
+    app.world_mut().write_message(EnterRegion(args.region));
+    app
+}

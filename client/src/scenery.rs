@@ -1,0 +1,324 @@
+//! Scenery: gives the region's entities their meshes, materials and lights, sets the sky and
+//! fog, and lays the city's endless neon ground under the person.
+
+use std::collections::HashMap;
+
+use bevy::camera::Hdr;
+use bevy::core_pipeline::tonemapping::Tonemapping;
+use bevy::post_process::bloom::Bloom;
+use bevy::prelude::*;
+use sanctuary_engine::{
+    Atmosphere, BLOCK_PARCELS, PARCEL_SIZE, RegionId, Rgb, RoomKind, STREET_WIDTH, Shape, Structure, Surface,
+    region_accent,
+};
+
+use crate::Frame;
+use crate::materials::{NeonGridMaterial, ScreenMaterial, ScreenShows};
+use crate::player::Player;
+use crate::world::{CurrentRegion, DrifterView, LampView, PortalView, RegionScoped, StructureView};
+
+pub(super) fn plugin(app: &mut App) {
+    app.init_resource::<Palette>().add_systems(
+        Update,
+        (
+            add_camera,
+            apply_atmosphere.run_if(resource_exists_and_changed::<CurrentRegion>),
+            dress_structures,
+            dress_portals,
+            dress_drifters,
+            light_lamps,
+            lay_city_ground,
+        )
+            .chain()
+            .in_set(Frame::Present),
+    );
+}
+
+/// How far the camera sees at most, in metres.
+const FAR_PLANE: f32 = 5000.0;
+/// Side of the city's ground plane, which follows the person.
+const CITY_GROUND_SIZE: f32 = 2400.0;
+
+/// Meshes and materials shared by every entity that looks the same, so that Bevy draws them
+/// in batches.
+#[derive(Resource, Debug, Default)]
+struct Palette {
+    meshes: HashMap<MeshKey, Handle<Mesh>>,
+    materials: HashMap<(Rgb, u32), Handle<StandardMaterial>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum MeshKey {
+    Shape(Shape),
+    /// A ring whose tube is this many thousandths of its diameter.
+    Ring(u32),
+    Body,
+    Head,
+    Halo,
+    PortalRing,
+    PortalMembrane,
+}
+
+impl Palette {
+    fn mesh(&mut self, meshes: &mut Assets<Mesh>, key: MeshKey) -> Handle<Mesh> {
+        self.meshes
+            .entry(key)
+            .or_insert_with(|| {
+                meshes.add(match key {
+                    MeshKey::Shape(Shape::Cuboid) => Mesh::from(Cuboid::new(1.0, 1.0, 1.0)),
+                    MeshKey::Shape(Shape::Sphere) => Sphere::new(0.5).mesh().uv(32, 18),
+                    MeshKey::Shape(Shape::Cylinder) => Cylinder::new(0.5, 1.0).mesh().resolution(48).into(),
+                    MeshKey::Shape(Shape::Cone) => Cone::new(0.5, 1.0).mesh().resolution(4).into(),
+                    MeshKey::Shape(Shape::Ring) => ring_mesh(100),
+                    MeshKey::Ring(thousandths) => ring_mesh(thousandths),
+                    MeshKey::Body => Capsule3d::new(0.28, 0.8).into(),
+                    MeshKey::Head => Sphere::new(0.2).mesh().uv(16, 10),
+                    MeshKey::Halo => Torus::new(0.22, 0.28).into(),
+                    MeshKey::PortalRing => Torus::new(0.85, 1.0).mesh().major_resolution(64).into(),
+                    MeshKey::PortalMembrane => Cylinder::new(0.86, 0.02).mesh().resolution(48).into(),
+                })
+            })
+            .clone()
+    }
+
+    /// A plain material: matte when `glow` is zero, glowing `glow` times its colour otherwise.
+    fn standard(&mut self, materials: &mut Assets<StandardMaterial>, colour: Rgb, glow: f32) -> Handle<StandardMaterial> {
+        self.materials
+            .entry((colour, glow.to_bits()))
+            .or_insert_with(|| {
+                let [r, g, b] = colour.to_f32();
+                let base = Color::srgb(r, g, b);
+                materials.add(StandardMaterial {
+                    base_color: base,
+                    emissive: base.to_linear() * glow,
+                    perceptual_roughness: 0.55,
+                    metallic: 0.1,
+                    ..default()
+                })
+            })
+            .clone()
+    }
+}
+
+/// A flat ring 1 m across whose tube is `thousandths` of that.
+fn ring_mesh(thousandths: u32) -> Mesh {
+    let minor = (thousandths as f32 / 1000.0 * 0.5).clamp(0.0005, 0.25);
+    Torus { minor_radius: minor, major_radius: 0.5 - minor }.mesh().major_resolution(96).minor_resolution(12).into()
+}
+
+fn srgb(colour: Rgb) -> Color {
+    let [r, g, b] = colour.to_f32();
+    Color::srgb(r, g, b)
+}
+
+/// Makes the person's eyes a camera with bloom, fog and tonemapping.
+fn add_camera(mut commands: Commands, players: Query<Entity, Added<Player>>) {
+    for player in &players {
+        commands.entity(player).insert((
+            Camera3d::default(),
+            Hdr,
+            Bloom::NATURAL,
+            Tonemapping::TonyMcMapface,
+            Projection::Perspective(PerspectiveProjection {
+                fov: 75f32.to_radians(),
+                far: FAR_PLANE,
+                ..default()
+            }),
+            DistanceFog::default(),
+            AmbientLight::default(),
+        ));
+    }
+}
+
+/// Sky colour, fog and ambient light of the region just entered.
+fn apply_atmosphere(
+    region: Res<CurrentRegion>,
+    mut clear: ResMut<ClearColor>,
+    mut cameras: Query<(&mut DistanceFog, &mut AmbientLight), With<Player>>,
+) {
+    let Atmosphere { sky, visibility, ambient } = region.layout.atmosphere;
+    clear.0 = srgb(sky);
+    for (mut fog, mut light) in &mut cameras {
+        fog.color = srgb(sky);
+        fog.falloff = FogFalloff::Linear { start: visibility * 0.2, end: visibility };
+        light.brightness = ambient;
+    }
+}
+
+/// Gives every new structure its mesh and material.
+fn dress_structures(
+    mut commands: Commands,
+    region: Option<Res<CurrentRegion>>,
+    structures: Query<(Entity, &StructureView), Added<StructureView>>,
+    mut palette: ResMut<Palette>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut standard: ResMut<Assets<StandardMaterial>>,
+    mut grids: ResMut<Assets<NeonGridMaterial>>,
+    mut screens: ResMut<Assets<ScreenMaterial>>,
+) {
+    let region_id = region.as_ref().map_or(RegionId::Lobby, |region| region.id());
+    for (entity, StructureView(structure)) in &structures {
+        let mesh = match structure.shape {
+            Shape::Ring => {
+                let placement = structure.placement;
+                let ratio = placement.scale.y / placement.scale.x.max(1e-3);
+                palette.mesh(&mut meshes, MeshKey::Ring((ratio * 1000.0).round().clamp(1.0, 500.0) as u32))
+            }
+            shape => palette.mesh(&mut meshes, MeshKey::Shape(shape)),
+        };
+        let mut entity = commands.entity(entity);
+        entity.insert(Mesh3d(mesh));
+        match structure.surface {
+            Surface::Matte => {
+                entity.insert(MeshMaterial3d(palette.standard(&mut standard, structure.colour, 0.0)));
+            }
+            Surface::Glow { strength } => {
+                entity.insert(MeshMaterial3d(palette.standard(&mut standard, structure.colour, strength)));
+            }
+            Surface::NeonGrid => {
+                let atmosphere = region.as_ref().map(|region| region.layout.atmosphere);
+                entity.insert(MeshMaterial3d(grids.add(lobby_floor_grid(structure, atmosphere))));
+            }
+            Surface::Screen => {
+                let shows = match region_id {
+                    RegionId::Room(RoomKind::LectureHall) => ScreenShows::Slides,
+                    RegionId::Room(RoomKind::Meeting) => ScreenShows::Display,
+                    _ => ScreenShows::Film,
+                };
+                entity.insert(MeshMaterial3d(screens.add(ScreenMaterial::new(shows, srgb(structure.colour).to_linear(), 2.0))));
+            }
+        }
+    }
+}
+
+fn fog_vector(atmosphere: Option<Atmosphere>) -> Vec4 {
+    atmosphere.map_or(Vec4::new(0.0, 0.0, 0.0, 1000.0), |atmosphere| {
+        let sky = srgb(atmosphere.sky).to_linear();
+        Vec4::new(sky.red, sky.green, sky.blue, atmosphere.visibility)
+    })
+}
+
+/// The lobby's floor: a finer grid in the structure's colour with cyan avenues.
+fn lobby_floor_grid(structure: &Structure, atmosphere: Option<Atmosphere>) -> NeonGridMaterial {
+    NeonGridMaterial {
+        line_colour: srgb(structure.colour).to_linear(),
+        street_colour: srgb(region_accent(RegionId::City)).to_linear(),
+        base_colour: LinearRgba::rgb(0.01, 0.008, 0.02),
+        layout: Vec4::new(3.0, 1.0, 4.0, 0.0),
+        fog: fog_vector(atmosphere),
+    }
+}
+
+/// A portal: a glowing ring in its destination's colour, with a shimmering membrane.
+fn dress_portals(
+    mut commands: Commands,
+    portals: Query<(Entity, &PortalView), Added<PortalView>>,
+    mut palette: ResMut<Palette>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut standard: ResMut<Assets<StandardMaterial>>,
+) {
+    for (entity, PortalView(portal)) in &portals {
+        let colour = portal.colour();
+        let ring = palette.mesh(&mut meshes, MeshKey::PortalRing);
+        let membrane_mesh = palette.mesh(&mut meshes, MeshKey::PortalMembrane);
+        let ring_material = palette.standard(&mut standard, colour, 8.0);
+        let [r, g, b] = colour.to_f32();
+        let membrane = standard.add(StandardMaterial {
+            base_color: Color::srgba(r, g, b, 0.3),
+            emissive: Color::srgb(r, g, b).to_linear() * 1.2,
+            alpha_mode: AlphaMode::Blend,
+            unlit: true,
+            double_sided: true,
+            cull_mode: None,
+            ..default()
+        });
+        // Stand the ring up: the torus lies in the xz plane; turn it into the xy plane.
+        let upright = Transform::from_rotation(Quat::from_rotation_x(std::f32::consts::FRAC_PI_2))
+            .with_scale(Vec3::splat(portal.radius));
+        commands.entity(entity).with_children(|children| {
+            children.spawn((Mesh3d(ring), MeshMaterial3d(ring_material), upright));
+            children.spawn((Mesh3d(membrane_mesh), MeshMaterial3d(membrane), upright));
+        });
+    }
+}
+
+/// A placeholder avatar: a glowing body and a head; AI agents wear a white halo.
+fn dress_drifters(
+    mut commands: Commands,
+    drifters: Query<(Entity, &DrifterView), Added<DrifterView>>,
+    mut palette: ResMut<Palette>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut standard: ResMut<Assets<StandardMaterial>>,
+) {
+    if drifters.is_empty() {
+        return;
+    }
+    let body = palette.mesh(&mut meshes, MeshKey::Body);
+    let head = palette.mesh(&mut meshes, MeshKey::Head);
+    let halo = palette.mesh(&mut meshes, MeshKey::Halo);
+    let head_material = palette.standard(&mut standard, Rgb::new(235, 225, 215), 0.3);
+    let halo_material = palette.standard(&mut standard, Rgb::new(220, 245, 255), 6.0);
+    for (entity, DrifterView(drifter)) in &drifters {
+        let body_material = palette.standard(&mut standard, drifter.colour, 1.2);
+        commands.entity(entity).with_children(|children| {
+            children.spawn((Mesh3d(body.clone()), MeshMaterial3d(body_material), Transform::from_xyz(0.0, -0.75, 0.0)));
+            children.spawn((Mesh3d(head.clone()), MeshMaterial3d(head_material.clone()), Transform::default()));
+            if drifter.is_agent {
+                children.spawn((Mesh3d(halo.clone()), MeshMaterial3d(halo_material.clone()), Transform::from_xyz(0.0, 0.38, 0.0)));
+            }
+        });
+    }
+}
+
+/// Turns the layout's lamps into point lights.
+fn light_lamps(mut commands: Commands, lamps: Query<(Entity, &LampView), Added<LampView>>) {
+    for (entity, LampView(lamp)) in &lamps {
+        commands.entity(entity).insert(PointLight {
+            color: srgb(lamp.colour),
+            intensity: lamp.lumens,
+            range: lamp.range,
+            radius: 0.2,
+            shadow_maps_enabled: false,
+            ..default()
+        });
+    }
+}
+
+/// The city's ground, which goes along with the person so that it never ends.
+#[derive(Component, Debug)]
+struct CityGround;
+
+/// Lays the neon ground in the city and keeps it under the person.
+fn lay_city_ground(
+    mut commands: Commands,
+    region: Option<Res<CurrentRegion>>,
+    mut ground: Query<&mut Transform, (With<CityGround>, Without<Player>)>,
+    player: Query<&Transform, With<Player>>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut grids: ResMut<Assets<NeonGridMaterial>>,
+) {
+    let Some(region) = region else { return };
+    if region.id() != RegionId::City {
+        return;
+    }
+    let Ok(viewer) = player.single() else { return };
+    let under = Vec3::new(viewer.translation.x.round(), 0.0, viewer.translation.z.round());
+    if let Ok(mut transform) = ground.single_mut() {
+        transform.translation = under;
+        return;
+    }
+    let material = NeonGridMaterial {
+        line_colour: LinearRgba::rgb(0.9, 0.1, 0.7),
+        street_colour: srgb(region_accent(RegionId::City)).to_linear(),
+        base_colour: LinearRgba::rgb(0.004, 0.008, 0.02),
+        layout: Vec4::new(PARCEL_SIZE, STREET_WIDTH, BLOCK_PARCELS as f32, 0.0),
+        fog: fog_vector(Some(region.layout.atmosphere)),
+    };
+    commands.spawn((
+        RegionScoped,
+        CityGround,
+        Mesh3d(meshes.add(Plane3d::default().mesh().size(CITY_GROUND_SIZE, CITY_GROUND_SIZE))),
+        MeshMaterial3d(grids.add(material)),
+        Transform::from_translation(under),
+    ));
+}

@@ -1,0 +1,76 @@
+//! `--screenshot PATH --frames N`: render N frames, save a picture of the window, exit.
+
+use std::path::{Path, PathBuf};
+
+use bevy::prelude::*;
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+
+use crate::Frame;
+
+pub(super) fn plugin(app: &mut App) {
+    app.add_systems(Update, take_screenshot.run_if(resource_exists::<ScreenshotPlan>).in_set(Frame::Present));
+}
+
+/// How many frames to wait for the GPU to hand back the picture before giving up.
+const CAPTURE_TIMEOUT_FRAMES: u32 = 600;
+
+/// A picture to take after some frames, and where to save it.
+#[derive(Resource, Debug, Clone)]
+pub struct ScreenshotPlan {
+    path: PathBuf,
+    frames: u32,
+    frames_seen: u32,
+    requested: bool,
+}
+
+impl ScreenshotPlan {
+    /// Saves a picture to `path` after `frames` frames.
+    pub fn new(path: PathBuf, frames: u32) -> Self {
+        Self { path, frames, frames_seen: 0, requested: false }
+    }
+
+    /// Checks before any rendering starts that a PNG can be written at `path`, creating its
+    /// directory if needed.
+    pub fn check_path(path: &Path) -> Result<(), String> {
+        let is_png = path.extension().is_some_and(|extension| extension.eq_ignore_ascii_case("png"));
+        if !is_png {
+            return Err(format!("--screenshot saves PNG files; give a path ending in .png, not '{}'", path.display()));
+        }
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| format!("cannot create the folder '{}' for the screenshot: {error}", parent.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn take_screenshot(mut commands: Commands, mut plan: ResMut<ScreenshotPlan>, mut exit: MessageWriter<AppExit>) {
+    plan.frames_seen += 1;
+    if !plan.requested && plan.frames_seen >= plan.frames {
+        plan.requested = true;
+        let path = plan.path.clone();
+        commands.spawn(Screenshot::primary_window()).observe(
+            move |captured: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
+                let saved = captured
+                    .image
+                    .clone()
+                    .try_into_dynamic()
+                    .map_err(|error| error.to_string())
+                    .and_then(|picture| picture.to_rgb8().save(&path).map_err(|error| error.to_string()));
+                match saved {
+                    Ok(()) => {
+                        info!("saved the screenshot to {}", path.display());
+                        exit.write(AppExit::Success);
+                    }
+                    Err(error) => {
+                        error!("could not save the screenshot to {}: {error}", path.display());
+                        exit.write(AppExit::from_code(3));
+                    }
+                }
+            },
+        );
+    } else if plan.requested && plan.frames_seen > plan.frames + CAPTURE_TIMEOUT_FRAMES {
+        error!("no picture came back from the GPU after {CAPTURE_TIMEOUT_FRAMES} frames; giving up");
+        exit.write(AppExit::from_code(4));
+    }
+}

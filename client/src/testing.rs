@@ -1,0 +1,39 @@
+//! Test support: a bare app with the client's rules and no window, renderer or GPU.
+
+use std::time::Duration;
+
+use bevy::input::mouse::AccumulatedMouseMotion;
+use bevy::prelude::*;
+use bevy::time::TimeUpdateStrategy;
+use sanctuary_engine::RegionId;
+
+use crate::player::Player;
+use crate::world::{EnterRegion, WorldSettings};
+
+/// An app with the client's logic (movement, portals, regions, the crowd) on a fixed 60 Hz
+/// clock, with keyboard and mouse state that tests set directly, starting in `start` with a
+/// small crowd. Nothing is drawn.
+pub fn logic_app(start: RegionId) -> App {
+    logic_app_with(start, WorldSettings { n_drifters: 40, ..WorldSettings::default() })
+}
+
+/// [`logic_app`] with chosen world settings.
+pub fn logic_app_with(start: RegionId, settings: WorldSettings) -> App {
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, TransformPlugin))
+        .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(1.0 / 60.0)))
+        .init_resource::<ButtonInput<KeyCode>>()
+        .init_resource::<AccumulatedMouseMotion>()
+        .insert_resource(settings)
+        .add_plugins(crate::logic_plugin);
+    app.world_mut().write_message(EnterRegion(start));
+    app
+}
+
+/// Where the person is.
+pub fn player_transform(app: &mut App) -> Transform {
+    *app.world_mut()
+        .query_filtered::<&Transform, With<Player>>()
+        .single(app.world())
+        .expect("exactly one player")
+}

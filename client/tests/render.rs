@@ -1,0 +1,198 @@
+//! Renders every region with the real `sanctuary` binary under Xvfb on Mesa's software Vulkan,
+//! and checks that each picture shows what that place should show. The pictures stay in
+//! `<target>/tmp/screenshots/` for people to look at.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sanctuary_engine::{RegionId, RoomKind};
+
+/// How long one region may take to start, render and save, on a slow software renderer.
+const RENDER_TIMEOUT: Duration = Duration::from_secs(240);
+const WIDTH: u32 = 960;
+const HEIGHT: u32 = 540;
+
+fn screenshot_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
+}
+
+/// Lavapipe's driver manifest, used so that Xvfb runs get the software renderer even on a
+/// machine with a GPU.
+fn lavapipe_manifest() -> Option<PathBuf> {
+    ["/usr/share/vulkan/icd.d/lvp_icd.x86_64.json", "/usr/share/vulkan/icd.d/lvp_icd.aarch64.json"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|path| path.exists())
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// Runs the client to take a picture of `region`; returns the picture.
+fn render(region: RegionId) -> Result<image::RgbImage, String> {
+    let path = screenshot_dir().join(format!("{}.png", region.slug()));
+    let _ = std::fs::remove_file(&path);
+    let client = env!("CARGO_BIN_EXE_sanctuary");
+    let mut command = if on_path("xvfb-run") {
+        let mut command = Command::new("xvfb-run");
+        command.args(["--auto-servernum", "--server-args=-screen 0 1280x720x24", client]);
+        if let Some(manifest) = lavapipe_manifest() {
+            command.env("VK_ICD_FILENAMES", &manifest).env("VK_DRIVER_FILES", &manifest);
+        }
+        command
+    } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() {
+        Command::new(client)
+    } else {
+        return Err("no xvfb-run and no display: install them with `sudo apt-get install -y xvfb mesa-vulkan-drivers` \
+                    or run `cargo xtask test`, which does"
+            .to_owned());
+    };
+    command
+        .args(["--flat", "--region", region.slug(), "--frames", "45"])
+        .args(["--width", &WIDTH.to_string(), "--height", &HEIGHT.to_string()])
+        .arg("--screenshot")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = command.spawn().map_err(|error| format!("could not start the client: {error}"))?;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|error| error.to_string())? {
+            break status;
+        }
+        if started.elapsed() > RENDER_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("rendering {region} took longer than {RENDER_TIMEOUT:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut log = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
+    }
+    if !status.success() {
+        let tail: String = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        return Err(format!("the client failed to render {region} ({status}):\n{tail}"));
+    }
+    eprintln!("rendered {region} in {:.1} s", started.elapsed().as_secs_f32());
+    let picture = image::open(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    Ok(picture.to_rgb8())
+}
+
+/// Hue (degrees), saturation and value of a pixel.
+fn hsv([r, g, b]: [u8; 3]) -> (f32, f32, f32) {
+    let [r, g, b] = [r, g, b].map(|channel| f32::from(channel) / 255.0);
+    let max = r.max(g).max(b);
+    let min = r.min(g).min(b);
+    let delta = max - min;
+    let hue = if delta == 0.0 {
+        0.0
+    } else if max == r {
+        60.0 * ((g - b) / delta).rem_euclid(6.0)
+    } else if max == g {
+        60.0 * ((b - r) / delta + 2.0)
+    } else {
+        60.0 * ((r - g) / delta + 4.0)
+    };
+    let saturation = if max == 0.0 { 0.0 } else { delta / max };
+    (hue, saturation, max)
+}
+
+/// Share of the picture's pixels that are vivid (saturated and bright) and within a hue range.
+fn vivid_share(picture: &image::RgbImage, hues: (f32, f32)) -> f32 {
+    let count = picture
+        .pixels()
+        .filter(|pixel| {
+            let (hue, saturation, value) = hsv(pixel.0);
+            let in_range = if hues.0 <= hues.1 { hue >= hues.0 && hue <= hues.1 } else { hue >= hues.0 || hue <= hues.1 };
+            saturation > 0.45 && value > 0.35 && in_range
+        })
+        .count();
+    count as f32 / (picture.width() * picture.height()) as f32
+}
+
+/// Share of the pixels brighter than `value`, of any colour.
+fn bright_share(picture: &image::RgbImage, value: f32) -> f32 {
+    let count = picture.pixels().filter(|pixel| hsv(pixel.0).2 > value).count();
+    count as f32 / (picture.width() * picture.height()) as f32
+}
+
+/// The picture is not blank: its brightness varies and it has many distinct colours.
+fn check_not_blank(picture: &image::RgbImage) -> Result<(), String> {
+    let lumas: Vec<f32> = picture.pixels().map(|pixel| hsv(pixel.0).2).collect();
+    let mean = lumas.iter().sum::<f32>() / lumas.len() as f32;
+    let variance = lumas.iter().map(|luma| (luma - mean).powi(2)).sum::<f32>() / lumas.len() as f32;
+    let mut colours: Vec<[u8; 3]> = picture.pixels().map(|pixel| pixel.0.map(|channel| channel >> 3)).collect();
+    colours.sort_unstable();
+    colours.dedup();
+    if variance.sqrt() < 0.03 || colours.len() < 64 {
+        return Err(format!("looks blank: brightness spread {:.3}, {} distinct colours", variance.sqrt(), colours.len()));
+    }
+    Ok(())
+}
+
+/// What each region must show, as (what, hue range, least share of the picture).
+fn expectations(region: RegionId) -> Vec<(&'static str, (f32, f32), f32)> {
+    match region {
+        RegionId::Lobby => vec![("magenta neon", (290.0, 335.0), 0.003), ("cyan neon", (170.0, 205.0), 0.003)],
+        RegionId::City => vec![("cyan street grid", (170.0, 205.0), 0.004)],
+        RegionId::Room(RoomKind::Marketplace) => vec![("orange awnings", (18.0, 45.0), 0.01)],
+        RegionId::Room(RoomKind::Cinema) => vec![("red seats", (340.0, 12.0), 0.01)],
+        RegionId::Room(RoomKind::LectureHall) => vec![("green slides", (110.0, 165.0), 0.004)],
+        RegionId::Room(RoomKind::Meeting) => vec![("blue chairs and display", (200.0, 240.0), 0.01)],
+        RegionId::Room(RoomKind::Private) => vec![("purple velvet and light", (255.0, 295.0), 0.02)],
+    }
+}
+
+/// Renders the lobby, the city and every room kind, and checks each picture: not blank, the
+/// right size, the colours that mark the place, and different from every other region.
+#[test]
+fn every_region_renders_what_it_should() {
+    std::fs::create_dir_all(screenshot_dir()).expect("the target directory is writable");
+    let mut failures = Vec::new();
+    let mut pictures = Vec::new();
+    for region in RegionId::all() {
+        let picture = match render(region) {
+            Ok(picture) => picture,
+            Err(error) => {
+                failures.push(format!("{region}: {error}"));
+                continue;
+            }
+        };
+        if picture.dimensions() != (WIDTH, HEIGHT) {
+            failures.push(format!("{region}: picture is {:?}, not {WIDTH}x{HEIGHT}", picture.dimensions()));
+        }
+        if let Err(error) = check_not_blank(&picture) {
+            failures.push(format!("{region}: {error}"));
+        }
+        for (what, hues, least) in expectations(region) {
+            let share = vivid_share(&picture, hues);
+            eprintln!("{region}: {what} covers {:.2}% (needs {:.2}%)", share * 100.0, least * 100.0);
+            if share < least {
+                failures.push(format!("{region}: expected {what} on at least {:.2}% of the picture, found {:.2}%", least * 100.0, share * 100.0));
+            }
+        }
+        if region == RegionId::Room(RoomKind::Cinema) {
+            // The screen is the brightest thing in the room and fills a good part of the view.
+            let share = bright_share(&picture, 0.6);
+            if share < 0.05 {
+                failures.push(format!("cinema: the screen should light at least 5% of the view, found {:.2}%", share * 100.0));
+            }
+        }
+        pictures.push((region, picture));
+    }
+    for (index, (region_a, a)) in pictures.iter().enumerate() {
+        for (region_b, b) in &pictures[index + 1..] {
+            let difference: u64 = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
+            let mean = difference as f64 / a.as_raw().len() as f64;
+            if mean < 4.0 {
+                failures.push(format!("{region_a} and {region_b} look almost the same (mean difference {mean:.1})"));
+            }
+        }
+    }
+    eprintln!("screenshots are in {}", screenshot_dir().display());
+    assert!(failures.is_empty(), "rendering checks failed:\n{}", failures.join("\n"));
+}

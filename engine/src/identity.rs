@@ -1,0 +1,162 @@
+//! Identities: a person is an ed25519 public key, which is also their iroh node id.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The public half of a person's ed25519 key pair.
+///
+/// A `PublicKey` always holds a valid compressed Edwards point: the only ways to make one check
+/// the bytes, so code that receives one never has to check it again.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "[u8; 32]", into = "[u8; 32]")]
+pub struct PublicKey([u8; 32]);
+
+/// Why some bytes or text are not a public key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The 32 bytes are not a point on the ed25519 curve.
+    #[error("the 32 bytes are not a valid ed25519 public key")]
+    NotOnCurve,
+    /// Text form: a key is written as 64 hexadecimal digits.
+    #[error("a public key is 64 hexadecimal digits; got {len} characters")]
+    BadLength {
+        /// How many characters the text had.
+        len: usize,
+    },
+    /// Text form: a character is not a hexadecimal digit.
+    #[error("a public key is written in hexadecimal digits (0-9, a-f) only")]
+    NotHex,
+}
+
+impl PublicKey {
+    /// Length of a public key in bytes.
+    pub const LEN: usize = 32;
+
+    /// Checks that `bytes` are a valid ed25519 public key.
+    pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, KeyError> {
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::NotOnCurve)?;
+        Ok(Self(bytes))
+    }
+
+    /// The public key of a secret key seed. Used by tests and by callers that hold the secret.
+    pub fn from_secret_seed(seed: &[u8; 32]) -> Self {
+        Self(ed25519_dalek::SigningKey::from_bytes(seed).verifying_key().to_bytes())
+    }
+
+    /// The 32 bytes of the key.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The first eight hexadecimal digits: enough to tell people apart on screen.
+    pub fn short(&self) -> String {
+        self.to_string()[..8].to_owned()
+    }
+}
+
+impl TryFrom<[u8; 32]> for PublicKey {
+    type Error = KeyError;
+
+    fn try_from(bytes: [u8; 32]) -> Result<Self, KeyError> {
+        Self::from_bytes(bytes)
+    }
+}
+
+impl From<PublicKey> for [u8; 32] {
+    fn from(key: PublicKey) -> Self {
+        key.0
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.short())
+    }
+}
+
+impl FromStr for PublicKey {
+    type Err = KeyError;
+
+    fn from_str(text: &str) -> Result<Self, KeyError> {
+        let text = text.trim();
+        if text.len() != 64 {
+            return Err(KeyError::BadLength { len: text.chars().count() });
+        }
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+            let digits = std::str::from_utf8(pair).map_err(|_| KeyError::NotHex)?;
+            *byte = u8::from_str_radix(digits, 16).map_err(|_| KeyError::NotHex)?;
+        }
+        Self::from_bytes(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_round_trip() {
+        let key = PublicKey::from_secret_seed(&[7; 32]);
+        let text = key.to_string();
+        assert_eq!(text.len(), 64);
+        assert_eq!(text.parse::<PublicKey>(), Ok(key));
+        assert_eq!(key.short(), text[..8]);
+    }
+
+    #[test]
+    fn rejects_bad_text() {
+        assert_eq!("abc".parse::<PublicKey>(), Err(KeyError::BadLength { len: 3 }));
+        let not_hex = "zz".repeat(32);
+        assert_eq!(not_hex.parse::<PublicKey>(), Err(KeyError::NotHex));
+        // Multi-byte characters must not slice through a character boundary.
+        let wide = "é".repeat(32);
+        assert!(wide.parse::<PublicKey>().is_err());
+    }
+
+    #[test]
+    fn rejects_points_off_the_curve() {
+        // About half of all y coordinates have no point on the curve; find one and check that
+        // it is refused as bytes and as text.
+        let off_curve = (2u8..=255)
+            .map(|y| {
+                let mut bytes = [0u8; 32];
+                bytes[0] = y;
+                bytes
+            })
+            .find(|bytes| ed25519_dalek::VerifyingKey::from_bytes(bytes).is_err())
+            .expect("some small y is off the curve");
+        assert_eq!(PublicKey::from_bytes(off_curve), Err(KeyError::NotOnCurve));
+        let text: String = off_curve.iter().map(|byte| format!("{byte:02x}")).collect();
+        assert_eq!(text.parse::<PublicKey>(), Err(KeyError::NotOnCurve));
+    }
+
+    #[test]
+    fn serde_checks_the_point() {
+        let key = PublicKey::from_secret_seed(&[1; 32]);
+        let bytes = postcard::to_allocvec(&key).expect("encode");
+        assert_eq!(postcard::from_bytes::<PublicKey>(&bytes).expect("decode"), key);
+        let bad = (2u8..=255)
+            .map(|y| {
+                let mut bytes = [0u8; 32];
+                bytes[0] = y;
+                bytes
+            })
+            .find(|bytes| PublicKey::from_bytes(*bytes).is_err())
+            .expect("some small y is off the curve");
+        let bad_bytes = postcard::to_allocvec(&bad).expect("encode");
+        assert!(postcard::from_bytes::<PublicKey>(&bad_bytes).is_err());
+    }
+}

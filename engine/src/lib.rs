@@ -1,0 +1,23 @@
+//! Sanctuary's world model and rules: pure and deterministic, with no I/O, rendering, network or
+//! bitcoin. Functions take state and input and return data; the caller draws, stores or sends it.
+
+mod city;
+mod identity;
+mod layout;
+mod region;
+mod rng;
+mod structure;
+
+pub use city::{
+    BLOCK_PARCELS, BLOCK_PITCH, COMMONS_BLOCKS, GENERATED_HEIGHT_LIMIT, HOME_GRID_HALF, HomeError, NEON_COLOURS,
+    PARCEL_SIZE, ParcelBounds, ParcelCoord, STREET_WIDTH, generated_structures, home_candidate, home_parcel,
+    settle_home_parcels,
+};
+pub use identity::{KeyError, PublicKey};
+pub use layout::{
+    Atmosphere, Bounds, CITY_REACH, Drifter, EYE_HEIGHT, LOBBY_DRIFTERS, LOBBY_HEIGHT, LOBBY_RADIUS, Lamp, Portal,
+    RegionLayout, WORLD_SEED, region_accent,
+};
+pub use region::{RegionId, RoomKind, UnknownRegion};
+pub use rng::LayoutRng;
+pub use structure::{Placement, Rgb, Shape, Structure, Surface};

@@ -1,0 +1,44 @@
+//! Sanctuary's network node on iroh. This first part fixes the names every peer must agree on:
+//! the ALPN of each protocol and the gossip topic of each region. The endpoint, router and
+//! protocol handlers join in the next release (see ARCHITECTURE.md).
+
+use iroh_gossip::TopicId;
+use sanctuary_engine::RegionId;
+
+/// The protocols Sanctuary speaks, each on its own ALPN so that a peer can tell them apart
+/// before reading a byte.
+pub mod alpn {
+    /// Live presence (avatar poses) and chat, through iroh-gossip.
+    pub const GOSSIP: &[u8] = iroh_gossip::ALPN;
+    /// Content-addressed assets, through iroh-blobs.
+    pub const BLOBS: &[u8] = iroh_blobs::ALPN;
+    /// Private messages between two people over a direct connection.
+    pub const DIRECT: &[u8] = b"sanctuary/direct/1";
+}
+
+/// The gossip topic that carries a region's live state. Every peer derives the same id from the
+/// region, so people in the same region meet without anyone handing out topics.
+pub fn region_topic(region: RegionId) -> TopicId {
+    let mut hasher = blake3::Hasher::new_derive_key("sanctuary region topic v1");
+    hasher.update(region.slug().as_bytes());
+    TopicId::from_bytes(*hasher.finalize().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_region_has_its_own_stable_topic() {
+        let topics: HashSet<TopicId> = RegionId::all().map(region_topic).collect();
+        assert_eq!(topics.len(), RegionId::all().count());
+        assert_eq!(region_topic(RegionId::Lobby), region_topic(RegionId::Lobby));
+    }
+
+    #[test]
+    fn protocols_have_distinct_alpns() {
+        let alpns: HashSet<&[u8]> = [alpn::GOSSIP, alpn::BLOBS, alpn::DIRECT].into_iter().collect();
+        assert_eq!(alpns.len(), 3);
+    }
+}

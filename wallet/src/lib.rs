@@ -1,0 +1,124 @@
+//! Sanctuary's self-custodial Bitcoin wallet on bdk. This first part decides which Bitcoin
+//! network a wallet uses: signet unless the person chooses otherwise, and mainnet only when they
+//! say so explicitly. Keys, sync and payments join in their own release (see ARCHITECTURE.md).
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use bdk_wallet::bitcoin::Network;
+
+/// The Bitcoin network a person's wallet runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WalletNetwork {
+    /// The default: test coins with real-world block timing.
+    #[default]
+    Signet,
+    /// The public test network.
+    Testnet,
+    /// A private chain for development and tests.
+    Regtest,
+    /// Real money. Only chosen with [`MainnetConsent::Given`].
+    Mainnet,
+}
+
+/// Whether the person has explicitly agreed to use real money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MainnetConsent {
+    /// They have (for instance with a `--mainnet-i-understand` flag or a confirmed dialog).
+    Given,
+    /// They have not.
+    NotGiven,
+}
+
+/// Why a network choice was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetworkError {
+    /// The name is not a network we know.
+    #[error("unknown Bitcoin network '{given}'; choose signet, testnet, regtest or mainnet")]
+    Unknown {
+        /// What was asked for.
+        given: String,
+    },
+    /// Mainnet was asked for without explicit consent.
+    #[error("mainnet moves real money: confirm it explicitly to use it (the default is signet)")]
+    MainnetNeedsConsent,
+}
+
+impl WalletNetwork {
+    /// Parses a network name, refusing mainnet unless `consent` is given.
+    pub fn choose(name: &str, consent: MainnetConsent) -> Result<Self, NetworkError> {
+        let network: WalletNetwork = name.parse()?;
+        if network == WalletNetwork::Mainnet && consent != MainnetConsent::Given {
+            return Err(NetworkError::MainnetNeedsConsent);
+        }
+        Ok(network)
+    }
+
+    /// The network as bdk and rust-bitcoin name it.
+    pub fn to_bitcoin(self) -> Network {
+        match self {
+            WalletNetwork::Signet => Network::Signet,
+            WalletNetwork::Testnet => Network::Testnet,
+            WalletNetwork::Regtest => Network::Regtest,
+            WalletNetwork::Mainnet => Network::Bitcoin,
+        }
+    }
+
+    /// Whether coins on this network are real money.
+    pub fn is_real_money(self) -> bool {
+        self == WalletNetwork::Mainnet
+    }
+}
+
+impl FromStr for WalletNetwork {
+    type Err = NetworkError;
+
+    fn from_str(text: &str) -> Result<Self, NetworkError> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "signet" => Ok(WalletNetwork::Signet),
+            "testnet" | "testnet3" => Ok(WalletNetwork::Testnet),
+            "regtest" => Ok(WalletNetwork::Regtest),
+            "mainnet" | "bitcoin" => Ok(WalletNetwork::Mainnet),
+            _ => Err(NetworkError::Unknown { given: text.to_owned() }),
+        }
+    }
+}
+
+impl fmt::Display for WalletNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WalletNetwork::Signet => "signet",
+            WalletNetwork::Testnet => "testnet",
+            WalletNetwork::Regtest => "regtest",
+            WalletNetwork::Mainnet => "mainnet",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signet_is_the_default() {
+        assert_eq!(WalletNetwork::default(), WalletNetwork::Signet);
+        assert_eq!(WalletNetwork::default().to_bitcoin(), Network::Signet);
+    }
+
+    #[test]
+    fn mainnet_needs_explicit_consent() {
+        assert_eq!(WalletNetwork::choose("mainnet", MainnetConsent::NotGiven), Err(NetworkError::MainnetNeedsConsent));
+        let chosen = WalletNetwork::choose("Mainnet", MainnetConsent::Given).expect("consent given");
+        assert!(chosen.is_real_money());
+        assert_eq!(chosen.to_bitcoin(), Network::Bitcoin);
+    }
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_refused() {
+        for network in [WalletNetwork::Signet, WalletNetwork::Testnet, WalletNetwork::Regtest, WalletNetwork::Mainnet] {
+            assert_eq!(network.to_string().parse::<WalletNetwork>(), Ok(network));
+        }
+        assert!(matches!("dogecoin".parse::<WalletNetwork>(), Err(NetworkError::Unknown { .. })));
+    }
+}

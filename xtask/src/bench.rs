@@ -1,0 +1,21 @@
+//! `cargo xtask bench <name>`: benchmarks that print medians.
+
+use anyhow::{Result, bail};
+
+use crate::setup::{self, Needs};
+
+/// Runs the named benchmark.
+pub fn run(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("frame") => {
+            setup::run(Needs::Build)?;
+            crate::run_command(
+                crate::cargo()
+                    .args(["run", "--package", "sanctuary", "--example", "frame_bench", "--"])
+                    .args(&args[1..]),
+            )
+        }
+        Some(other) => bail!("unknown benchmark '{other}'; available: frame"),
+        None => bail!("name a benchmark: cargo xtask bench frame"),
+    }
+}

@@ -1,0 +1,64 @@
+//! `cargo xtask`: Sanctuary's automation. One subcommand per file; `test` runs what CI runs.
+
+mod bench;
+mod run;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+cargo xtask <command> [args]
+
+Commands:
+  setup            check the system packages the build and tests need; install them if possible
+  run [-- ARGS]    build and start the desktop client (ARGS go to `sanctuary`, e.g. -- --help)
+  test             run every test CI runs, rendering tests included
+  bench frame      median CPU frame time with 100, 1,000 and 10,000 animated avatars (headless)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup::run(setup::Needs::All),
+        Some("run") => run::run(&args[1..]),
+        Some("test") => test::run(),
+        Some("bench") => bench::run(&args[1..]),
+        Some("help" | "--help" | "-h") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown command '{other}'\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command, streaming its output, and fails with the command line if it fails.
+fn run_command(command: &mut std::process::Command) -> anyhow::Result<()> {
+    let status = command.status().map_err(|error| anyhow::anyhow!("could not start {command:?}: {error}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("{command:?} failed ({status})"))
+    }
+}
+
+/// The `cargo` that runs this xtask, so that the same toolchain builds everything.
+fn cargo() -> std::process::Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = std::process::Command::new(cargo);
+    command.current_dir(workspace_root());
+    command
+}
+
+/// The workspace root: the parent of this crate's directory.
+fn workspace_root() -> std::path::PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}

@@ -1,0 +1,95 @@
+//! `cargo xtask setup`: the system packages the build and the tests need.
+
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+/// Debian packages every build needs: pkg-config finds the libraries, ALSA and udev serve
+/// audio and input devices, dbus is needed by cpal.
+const BUILD_PACKAGES: [&str; 4] = ["pkg-config", "libasound2-dev", "libudev-dev", "libdbus-1-dev"];
+/// Debian packages the rendering tests need: Mesa's software Vulkan (lavapipe) and a virtual X
+/// display.
+const RENDER_TEST_PACKAGES: [&str; 2] = ["mesa-vulkan-drivers", "xvfb"];
+
+/// Which packages a command needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Building and running the client.
+    Build,
+    /// Building plus the rendering tests.
+    All,
+}
+
+/// Checks the packages and installs the missing ones where this user may.
+pub fn run(needs: Needs) -> Result<()> {
+    let mut wanted: Vec<&str> = BUILD_PACKAGES.to_vec();
+    if needs == Needs::All {
+        wanted.extend(RENDER_TEST_PACKAGES);
+    }
+    if !command_exists("dpkg-query") {
+        eprintln!(
+            "note: this is not a Debian or Ubuntu system, so packages are not checked. Make sure the \
+             equivalents of these are installed: {}",
+            wanted.join(" ")
+        );
+        return Ok(());
+    }
+    let missing: Vec<&str> = wanted.into_iter().filter(|package| !is_installed(package)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list = missing.join(" ");
+    eprintln!("installing missing system packages: {list}");
+    let mut prefix: Vec<&str> = Vec::new();
+    if !is_root() {
+        if command_exists("sudo") && Command::new("sudo").args(["-n", "true"]).output().is_ok_and(|out| out.status.success()) {
+            prefix.push("sudo");
+            prefix.push("-n");
+        } else {
+            bail!(
+                "these system packages are missing: {list}\n\
+                 install them, then run this command again:\n\n    sudo apt-get install -y {list}\n"
+            );
+        }
+    }
+    let apt = |args: &[&str]| -> Result<bool> {
+        let mut command = Command::new(prefix.first().copied().unwrap_or("apt-get"));
+        if !prefix.is_empty() {
+            command.args(&prefix[1..]).arg("apt-get");
+        }
+        command.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+        Ok(command.status()?.success())
+    };
+    let mut install = vec!["install", "-y", "-q"];
+    install.extend(missing.iter().copied());
+    // Try first with the package lists as they are; refresh them only if that fails.
+    if !apt(&install)? && !(apt(&["update", "-q"])? && apt(&install)?) {
+        bail!("apt-get could not install {list}; install them by hand:\n\n    sudo apt-get install -y {list}\n");
+    }
+    let still_missing: Vec<&str> = missing.into_iter().filter(|package| !is_installed(package)).collect();
+    if !still_missing.is_empty() {
+        bail!("still missing after apt-get: {}", still_missing.join(" "));
+    }
+    Ok(())
+}
+
+fn is_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// Whether `name` is a program on the PATH.
+pub fn command_exists(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
+        .unwrap_or(false)
+}
