@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use bevy::app::TaskPoolPlugin;
+use bevy::app::{TaskPoolOptions, TaskPoolPlugin};
 use bevy::prelude::*;
 use sanctuary::{DrifterView, EnterRegion, WorldSettings};
 use sanctuary_engine::RegionId;
@@ -55,7 +55,7 @@ fn measure(n_avatars: usize, frames: usize) -> Timing {
     let mut app = App::new();
     app.add_plugins((
         MinimalPlugins.set(TaskPoolPlugin {
-            task_pool_options: bevy::app::TaskPoolOptions::with_num_threads(1),
+            task_pool_options: TaskPoolOptions::with_num_threads(1),
         }),
         TransformPlugin,
     ))

@@ -15,11 +15,11 @@ use crate::player::Player;
 pub(super) fn plugin(app: &mut App) {
     app.add_message::<EnterRegion>()
         .init_resource::<CityStreaming>()
-        .add_systems(Update, (enter_region, stream_city).chain().in_set(Frame::Simulate));
+        .add_systems(Update, (enter_region, stream_city).chain().in_set(Frame::World));
 }
 
 /// Asks to move the person to another region; the move happens in the same frame's
-/// [`Frame::Simulate`] step.
+/// [`Frame::World`] step.
 #[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EnterRegion(pub RegionId);
 

@@ -381,7 +381,7 @@ mod tests {
         assert_eq!(parcel, ParcelCoord::new(PINNED_HOME_OF_KEY_0.0, PINNED_HOME_OF_KEY_0.1));
     }
 
-    const PINNED_HOME_OF_KEY_0: (i32, i32) = (0, 0);
+    const PINNED_HOME_OF_KEY_0: (i32, i32) = (-1628, -1137);
 
     #[test]
     fn collisions_settle_the_same_whatever_the_order() {

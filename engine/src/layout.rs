@@ -191,6 +191,8 @@ impl RegionLayout {
 pub const LOBBY_RADIUS: f32 = 60.0;
 /// Height of the lobby's atrium: far more than anyone can see.
 pub const LOBBY_HEIGHT: f32 = 2000.0;
+/// Where people arrive in the lobby: near the wall, looking across the atrium.
+const LOBBY_SPAWN: Vec3 = Vec3::new(0.0, EYE_HEIGHT, 46.0);
 /// How many placeholder avatars the lobby shows by default.
 pub const LOBBY_DRIFTERS: usize = 600;
 
@@ -267,18 +269,19 @@ fn lobby(seed: u64, n_drifters: usize) -> RegionLayout {
             5.0,
         ));
     }
-    // Portals in a half circle in front of the arrival point, each to one place.
+    // Portals on an arc centred on the arrival point, so that each one is straight ahead of
+    // someone who turns to it and no portal stands in the way of another.
     let targets: Vec<RegionId> = RegionId::all().filter(|region| *region != RegionId::Lobby).collect();
-    let portal_distance = 26.0;
+    let portal_distance = 18.0;
     let portals: Vec<Portal> = targets
         .iter()
         .enumerate()
         .map(|(index, target)| {
-            // Spread in an arc between the arrival point (+z) and the centre.
-            let angle = PI * 0.5 + (index as f32 - (targets.len() - 1) as f32 * 0.5) * 0.42;
-            let centre = Vec3::new(angle.cos() * portal_distance, 3.2, angle.sin() * portal_distance);
-            // Each ring faces the centre of the atrium.
-            Portal { centre, radius: 2.8, yaw: (-centre.x).atan2(-centre.z), target: *target }
+            let angle = (index as f32 - (targets.len() - 1) as f32 * 0.5) * 0.44;
+            let offset = Vec3::new(angle.sin(), 0.0, -angle.cos()) * portal_distance;
+            let centre = Vec3::new(LOBBY_SPAWN.x + offset.x, 3.2, LOBBY_SPAWN.z + offset.z);
+            // Each ring faces the arrival point.
+            Portal { centre, radius: 2.8, yaw: (-offset.x).atan2(-offset.z), target: *target }
         })
         .collect();
     for portal in &portals {
@@ -313,7 +316,7 @@ fn lobby(seed: u64, n_drifters: usize) -> RegionLayout {
         .collect();
     RegionLayout {
         region: RegionId::Lobby,
-        spawn: Vec3::new(0.0, EYE_HEIGHT, 46.0),
+        spawn: LOBBY_SPAWN,
         spawn_yaw: PI,
         bounds: Bounds {
             min: Vec3::new(-LOBBY_RADIUS + 2.0, EYE_HEIGHT, -LOBBY_RADIUS + 2.0),
@@ -678,7 +681,7 @@ mod tests {
         assert!(lobby.portal_at(from).is_none() && lobby.portal_at(to).is_none());
         assert_eq!(lobby.portal_crossed(from, to).map(|found| found.target), Some(portal.target));
         // A step beside the portal crosses nothing.
-        let side = facing.cross(Vec3::Y) * 6.0;
+        let side = facing.cross(Vec3::Y) * 3.6;
         assert!(lobby.portal_crossed(from + side, to + side).is_none());
     }
 

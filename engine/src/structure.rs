@@ -101,10 +101,11 @@ impl Placement {
     /// The highest point of the placed unit shape (every unit shape fits in a 1 m cube).
     pub fn top(&self) -> f32 {
         let half = self.scale * 0.5;
-        let corners = [-1.0f32, 1.0];
-        corners
-            .iter()
-            .flat_map(|&x| corners.iter().flat_map(move |&y| corners.iter().map(move |&z| Vec3::new(x, y, z))))
+        (0..8)
+            .map(|corner| {
+                let sign = |bit: u32| if corner & bit == 0 { -1.0 } else { 1.0 };
+                Vec3::new(sign(1), sign(2), sign(4))
+            })
             .map(|corner| (self.rotation * (corner * half)).y)
             .fold(f32::MIN, f32::max)
             + self.translation.y

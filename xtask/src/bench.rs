@@ -9,11 +9,8 @@ pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("frame") => {
             setup::run(Needs::Build)?;
-            crate::run_command(
-                crate::cargo()
-                    .args(["run", "--package", "sanctuary", "--example", "frame_bench", "--"])
-                    .args(&args[1..]),
-            )
+            let bench = crate::build_executable("frame_bench")?;
+            crate::run_command(std::process::Command::new(bench).args(&args[1..]))
         }
         Some(other) => bail!("unknown benchmark '{other}'; available: frame"),
         None => bail!("name a benchmark: cargo xtask bench frame"),

@@ -57,6 +57,33 @@ fn cargo() -> std::process::Command {
     command
 }
 
+/// Builds the workspace's binaries and examples and returns the path of the executable `name`.
+///
+/// Everything is built with `--workspace` and with dev-dependencies active (examples need them),
+/// the same selection as `cargo test --workspace`. Cargo unifies features per invocation, so any
+/// other selection (`cargo run -p sanctuary`, say) would compile Bevy a second time with a
+/// slightly different feature set.
+fn build_executable(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let output = cargo()
+        .args(["build", "--workspace", "--bins", "--examples", "--message-format=json-render-diagnostics"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|error| anyhow::anyhow!("could not start cargo: {error}"))?;
+    if !output.status.success() {
+        anyhow::bail!("the build failed; the errors are above");
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .filter(|line| line.contains("\"reason\":\"compiler-artifact\"") && line.contains(&format!("\"name\":\"{name}\"")))
+        .find_map(|line| {
+            let start = line.find("\"executable\":\"")? + "\"executable\":\"".len();
+            let end = line[start..].find('"')? + start;
+            Some(std::path::PathBuf::from(&line[start..end]))
+        })
+        .ok_or_else(|| anyhow::anyhow!("the build made no executable named '{name}'"))
+}
+
 /// The workspace root: the parent of this crate's directory.
 fn workspace_root() -> std::path::PathBuf {
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

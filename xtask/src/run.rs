@@ -11,5 +11,6 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("--") => &args[1..],
         _ => args,
     };
-    crate::run_command(crate::cargo().args(["run", "--package", "sanctuary", "--bin", "sanctuary", "--"]).args(args))
+    let client = crate::build_executable("sanctuary")?;
+    crate::run_command(std::process::Command::new(client).args(args))
 }

@@ -16,7 +16,8 @@ pub fn run() -> Result<()> {
     crate::run_command(crate::cargo().args(["test", "--workspace", "--no-fail-fast"]))
         .context("some tests failed: the output above names them")?;
     // The example the frame benchmark runs must keep building and running.
-    crate::run_command(crate::cargo().args(["run", "--package", "sanctuary", "--example", "frame_bench", "--", "--smoke"]))
+    let bench = crate::build_executable("frame_bench")?;
+    crate::run_command(std::process::Command::new(bench).arg("--smoke"))
         .context("the frame benchmark no longer runs: `cargo xtask bench frame` shows the error")?;
     Ok(())
 }
