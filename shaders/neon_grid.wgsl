@@ -13,7 +13,7 @@ struct NeonGrid {
     // The ground between the lines.
     base_colour: vec4<f32>,
     // x: parcel size, y: street width, z: parcels per block side, w: unused.
-    layout: vec4<f32>,
+    dims: vec4<f32>,
     // rgb: the fog colour, w: the distance at which the fog hides everything.
     fog: vec4<f32>,
 };
@@ -31,9 +31,9 @@ fn line_coverage(d: f32, half_width: f32, pixel: f32) -> f32 {
 @fragment
 fn fragment(in: VertexOutput) -> @location(0) vec4<f32> {
     let p = in.world_position.xz;
-    let parcel = grid.layout.x;
-    let street = grid.layout.y;
-    let per_block = grid.layout.z;
+    let parcel = grid.dims.x;
+    let street = grid.dims.y;
+    let per_block = grid.dims.z;
     let pitch = per_block * parcel + street;
     let pixel = fwidth(p);
 

@@ -16,7 +16,7 @@ struct Screen {
 
 fn film(uv: vec2<f32>, t: f32) -> vec3<f32> {
     // A slow sunset over hills, with a moving sun.
-    let sky = mix(vec3<f32>(1.0, 0.55, 0.25), vec3<f32>(0.25, 0.35, 0.9), uv.y);
+    let sky = mix(vec3<f32>(0.25, 0.35, 0.9), vec3<f32>(1.0, 0.55, 0.25), uv.y);
     let sun_centre = vec2<f32>(0.3 + 0.4 * fract(t * 0.02), 0.55);
     let sun = 1.0 - smoothstep(0.07, 0.09, distance(uv * vec2<f32>(2.2, 1.0), sun_centre * vec2<f32>(2.2, 1.0)));
     let hills = 0.72 + 0.06 * sin(uv.x * 9.0 + t * 0.3) + 0.04 * sin(uv.x * 23.0);
@@ -57,7 +57,8 @@ fn display(uv: vec2<f32>, tint: vec3<f32>, t: f32) -> vec3<f32> {
 
 @fragment
 fn fragment(in: VertexOutput) -> @location(0) vec4<f32> {
-    let uv = in.uv;
+    // Measure v from the top of the screen, as pictures are drawn.
+    let uv = vec2<f32>(in.uv.x, 1.0 - in.uv.y);
     let t = globals.time;
     var colour: vec3<f32>;
     if screen.mode.x < 0.5 {

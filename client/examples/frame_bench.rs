@@ -54,9 +54,7 @@ fn millis(duration: Duration) -> f64 {
 fn measure(n_avatars: usize, frames: usize) -> Timing {
     let mut app = App::new();
     app.add_plugins((
-        MinimalPlugins.set(TaskPoolPlugin {
-            task_pool_options: TaskPoolOptions::with_num_threads(1),
-        }),
+        MinimalPlugins.set(TaskPoolPlugin { task_pool_options: TaskPoolOptions::with_num_threads(1) }),
         TransformPlugin,
     ))
     .insert_resource(WorldSettings { n_drifters: n_avatars, ..WorldSettings::default() })

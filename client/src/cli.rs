@@ -73,8 +73,9 @@ mod tests {
 
     #[test]
     fn screenshot_options_parse() {
-        let args = Args::try_parse_from(["sanctuary", "--region", "cinema", "--screenshot", "/tmp/x.png", "--frames", "5"])
-            .expect("valid");
+        let args =
+            Args::try_parse_from(["sanctuary", "--region", "cinema", "--screenshot", "/tmp/x.png", "--frames", "5"])
+                .expect("valid");
         assert_eq!(args.region.slug(), "cinema");
         assert_eq!(args.frames, 5);
         assert_eq!(args.screenshot, Some(PathBuf::from("/tmp/x.png")));

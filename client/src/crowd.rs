@@ -30,7 +30,11 @@ mod tests {
         app.update();
         app.update();
         let positions = |app: &mut App| -> Vec<Vec3> {
-            app.world_mut().query::<(&DrifterView, &Transform)>().iter(app.world()).map(|(_, t)| t.translation).collect()
+            app.world_mut()
+                .query::<(&DrifterView, &Transform)>()
+                .iter(app.world())
+                .map(|(_, t)| t.translation)
+                .collect()
         };
         let before = positions(&mut app);
         assert!(!before.is_empty());

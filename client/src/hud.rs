@@ -88,7 +88,7 @@ fn update_status(
     mut status: Query<&mut Text, With<StatusText>>,
 ) {
     let Ok(mut text) = status.single_mut() else { return };
-    let where_ = region.map_or("arriving…", |region| region.id().title());
+    let where_ = region.map_or("arriving", |region| region.id().title());
     let fps = diagnostics
         .get(&FrameTimeDiagnosticsPlugin::FPS)
         .and_then(|fps| fps.smoothed())
@@ -96,7 +96,7 @@ fn update_status(
     let position = player.single().map_or(Vec3::ZERO, |transform| transform.translation);
     let mouse = if lock.locked { "mouse captured (Esc releases)" } else { "click to look around" };
     text.0 = format!(
-        "SANCTUARY  ·  {where_}\n{fps}  ·  x {:.0}  z {:.0}  height {:.0} m\n{mouse}",
+        "SANCTUARY | {where_}\n{fps} | x {:.0}  z {:.0}  height {:.0} m\n{mouse}",
         position.x, position.z, position.y
     );
 }

@@ -55,8 +55,7 @@ pub fn order_frame(app: &mut App) {
 /// The client's rules without any rendering: what tests and benchmarks run headless.
 pub fn logic_plugin(app: &mut App) {
     order_frame(app);
-    app.init_resource::<WorldSettings>()
-        .add_plugins((player::plugin, portal::plugin, world::plugin, crowd::plugin));
+    app.init_resource::<WorldSettings>().add_plugins((player::plugin, portal::plugin, world::plugin, crowd::plugin));
 }
 
 /// Everything that draws: added on top of [`logic_plugin`] in a windowed app.

@@ -37,7 +37,7 @@ pub struct NeonGridMaterial {
     pub base_colour: LinearRgba,
     /// x: parcel size, y: street width, z: parcels per block side.
     #[uniform(0)]
-    pub layout: Vec4,
+    pub dims: Vec4,
     /// rgb: fog colour, w: visibility in metres.
     #[uniform(0)]
     pub fog: Vec4,

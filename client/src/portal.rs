@@ -41,8 +41,11 @@ mod tests {
             .find(|portal| portal.target == target)
             .copied()
             .unwrap_or_else(|| panic!("no portal to {target}"));
-        for (mut transform, mut player) in app.world_mut().query::<(&mut Transform, &mut Player)>().iter_mut(app.world_mut()) {
-            transform.translation = Vec3::new(portal.centre.x, sanctuary_engine::EYE_HEIGHT, portal.centre.z);
+        for (mut transform, mut player) in
+            app.world_mut().query::<(&mut Transform, &mut Player)>().iter_mut(app.world_mut())
+        {
+            // Eyes at a standing height in front of the ring: 1.2 m below its centre.
+            transform.translation = portal.centre - Vec3::Y * 1.2;
             player.last_position = transform.translation;
         }
         app.update();

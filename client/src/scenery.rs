@@ -82,7 +82,12 @@ impl Palette {
     }
 
     /// A plain material: matte when `glow` is zero, glowing `glow` times its colour otherwise.
-    fn standard(&mut self, materials: &mut Assets<StandardMaterial>, colour: Rgb, glow: f32) -> Handle<StandardMaterial> {
+    fn standard(
+        &mut self,
+        materials: &mut Assets<StandardMaterial>,
+        colour: Rgb,
+        glow: f32,
+    ) -> Handle<StandardMaterial> {
         self.materials
             .entry((colour, glow.to_bits()))
             .or_insert_with(|| {
@@ -119,11 +124,7 @@ fn add_camera(mut commands: Commands, players: Query<Entity, Added<Player>>) {
             Hdr,
             Bloom::NATURAL,
             Tonemapping::TonyMcMapface,
-            Projection::Perspective(PerspectiveProjection {
-                fov: 75f32.to_radians(),
-                far: FAR_PLANE,
-                ..default()
-            }),
+            Projection::Perspective(PerspectiveProjection { fov: 75f32.to_radians(), far: FAR_PLANE, ..default() }),
             DistanceFog::default(),
             AmbientLight::default(),
         ));
@@ -185,7 +186,11 @@ fn dress_structures(
                     RegionId::Room(RoomKind::Meeting) => ScreenShows::Display,
                     _ => ScreenShows::Film,
                 };
-                entity.insert(MeshMaterial3d(screens.add(ScreenMaterial::new(shows, srgb(structure.colour).to_linear(), 2.0))));
+                entity.insert(MeshMaterial3d(screens.add(ScreenMaterial::new(
+                    shows,
+                    srgb(structure.colour).to_linear(),
+                    2.0,
+                ))));
             }
         }
     }
@@ -204,7 +209,7 @@ fn lobby_floor_grid(structure: &Structure, atmosphere: Option<Atmosphere>) -> Ne
         line_colour: srgb(structure.colour).to_linear(),
         street_colour: srgb(region_accent(RegionId::City)).to_linear(),
         base_colour: LinearRgba::rgb(0.01, 0.008, 0.02),
-        layout: Vec4::new(3.0, 1.0, 4.0, 0.0),
+        dims: Vec4::new(3.0, 1.0, 4.0, 0.0),
         fog: fog_vector(atmosphere),
     }
 }
@@ -264,7 +269,11 @@ fn dress_drifters(
             children.spawn((Mesh3d(body.clone()), MeshMaterial3d(body_material), Transform::from_xyz(0.0, -0.75, 0.0)));
             children.spawn((Mesh3d(head.clone()), MeshMaterial3d(head_material.clone()), Transform::default()));
             if drifter.is_agent {
-                children.spawn((Mesh3d(halo.clone()), MeshMaterial3d(halo_material.clone()), Transform::from_xyz(0.0, 0.38, 0.0)));
+                children.spawn((
+                    Mesh3d(halo.clone()),
+                    MeshMaterial3d(halo_material.clone()),
+                    Transform::from_xyz(0.0, 0.38, 0.0),
+                ));
             }
         });
     }
@@ -311,7 +320,7 @@ fn lay_city_ground(
         line_colour: LinearRgba::rgb(0.9, 0.1, 0.7),
         street_colour: srgb(region_accent(RegionId::City)).to_linear(),
         base_colour: LinearRgba::rgb(0.004, 0.008, 0.02),
-        layout: Vec4::new(PARCEL_SIZE, STREET_WIDTH, BLOCK_PARCELS as f32, 0.0),
+        dims: Vec4::new(PARCEL_SIZE, STREET_WIDTH, BLOCK_PARCELS as f32, 0.0),
         fog: fog_vector(Some(region.layout.atmosphere)),
     };
     commands.spawn((

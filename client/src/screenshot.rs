@@ -37,8 +37,9 @@ impl ScreenshotPlan {
             return Err(format!("--screenshot saves PNG files; give a path ending in .png, not '{}'", path.display()));
         }
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|error| format!("cannot create the folder '{}' for the screenshot: {error}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|error| {
+                format!("cannot create the folder '{}' for the screenshot: {error}", parent.display())
+            })?;
         }
         Ok(())
     }
@@ -72,5 +73,36 @@ fn take_screenshot(mut commands: Commands, mut plan: ResMut<ScreenshotPlan>, mut
     } else if plan.requested && plan.frames_seen > plan.frames + CAPTURE_TIMEOUT_FRAMES {
         error!("no picture came back from the GPU after {CAPTURE_TIMEOUT_FRAMES} frames; giving up");
         exit.write(AppExit::from_code(4));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_png_paths_are_accepted() {
+        let error = ScreenshotPlan::check_path(Path::new("picture.jpg")).unwrap_err();
+        assert!(error.contains(".png"), "{error}");
+        assert!(ScreenshotPlan::check_path(Path::new("no-extension")).is_err());
+    }
+
+    #[test]
+    fn the_folder_is_created() {
+        let folder = std::env::temp_dir().join(format!("sanctuary-shot-{}", std::process::id())).join("nested");
+        let _ = std::fs::remove_dir_all(&folder);
+        ScreenshotPlan::check_path(&folder.join("x.PNG")).expect("a PNG path in a new folder is fine");
+        assert!(folder.is_dir());
+        let _ = std::fs::remove_dir_all(folder.parent().unwrap_or(&folder));
+    }
+
+    #[test]
+    fn an_impossible_folder_is_a_clear_error() {
+        // A file standing where the folder should be.
+        let file = std::env::temp_dir().join(format!("sanctuary-shot-file-{}", std::process::id()));
+        std::fs::write(&file, b"not a folder").expect("temp is writable");
+        let error = ScreenshotPlan::check_path(&file.join("x.png")).unwrap_err();
+        assert!(error.contains("cannot create the folder"), "{error}");
+        let _ = std::fs::remove_file(file);
     }
 }

@@ -32,8 +32,5 @@ pub fn logic_app_with(start: RegionId, settings: WorldSettings) -> App {
 
 /// Where the person is.
 pub fn player_transform(app: &mut App) -> Transform {
-    *app.world_mut()
-        .query_filtered::<&Transform, With<Player>>()
-        .single(app.world())
-        .expect("exactly one player")
+    *app.world_mut().query_filtered::<&Transform, With<Player>>().single(app.world()).expect("exactly one player")
 }

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use bevy::prelude::*;
 use sanctuary_engine::{
-    BLOCK_PARCELS, BLOCK_PITCH, Drifter, Lamp, ParcelCoord, Portal, RegionId, RegionLayout, Shape, Structure, WORLD_SEED,
-    generated_structures,
+    BLOCK_PARCELS, BLOCK_PITCH, Drifter, Lamp, ParcelCoord, Portal, RegionId, RegionLayout, Shape, Structure,
+    WORLD_SEED, generated_structures,
 };
 
 use crate::Frame;
@@ -179,10 +179,8 @@ fn stream_city(
         return;
     }
     let Ok(viewer) = player.single() else { return };
-    let centre = (
-        (viewer.translation.x / BLOCK_PITCH).floor() as i32,
-        (viewer.translation.z / BLOCK_PITCH).floor() as i32,
-    );
+    let centre =
+        ((viewer.translation.x / BLOCK_PITCH).floor() as i32, (viewer.translation.z / BLOCK_PITCH).floor() as i32);
     if streaming.centre_block == Some(centre) {
         return;
     }
@@ -192,7 +190,8 @@ fn stream_city(
         .flat_map(|block_x| (centre.1 - radius..=centre.1 + radius).map(move |block_z| (block_x, block_z)))
         .flat_map(|(block_x, block_z)| {
             (0..BLOCK_PARCELS).flat_map(move |dx| {
-                (0..BLOCK_PARCELS).map(move |dz| ParcelCoord::new(block_x * BLOCK_PARCELS + dx, block_z * BLOCK_PARCELS + dz))
+                (0..BLOCK_PARCELS)
+                    .map(move |dz| ParcelCoord::new(block_x * BLOCK_PARCELS + dx, block_z * BLOCK_PARCELS + dz))
             })
         })
         .collect();
@@ -206,13 +205,13 @@ fn stream_city(
         if !streaming.built.insert(parcel) {
             continue;
         }
-        commands
-            .spawn((RegionScoped, ParcelView(parcel), Transform::default(), Visibility::default()))
-            .with_children(|children| {
+        commands.spawn((RegionScoped, ParcelView(parcel), Transform::default(), Visibility::default())).with_children(
+            |children| {
                 for structure in generated_structures(settings.seed, parcel) {
                     children.spawn((StructureView(structure), structure_transform(&structure), Visibility::default()));
                 }
-            });
+            },
+        );
     }
 }
 
@@ -236,7 +235,8 @@ mod tests {
         let spawn = region.layout.spawn;
         // No lobby drifter survives the move, and the person stands at the cinema's arrival point.
         assert_eq!(app.world_mut().query::<&DrifterView>().iter(app.world()).count(), 0);
-        let player = app.world_mut().query_filtered::<&Transform, With<Player>>().single(app.world()).expect("one player");
+        let player =
+            app.world_mut().query_filtered::<&Transform, With<Player>>().single(app.world()).expect("one player");
         assert_eq!(player.translation, spawn);
     }
 
@@ -252,7 +252,8 @@ mod tests {
         let side = (2 * WorldSettings::default().city_radius_blocks + 1) * BLOCK_PARCELS;
         assert_eq!(first.len(), (side * side) as usize);
         // Walk ten blocks east: the parcels follow and the old ones go.
-        for mut transform in app.world_mut().query_filtered::<&mut Transform, With<Player>>().iter_mut(app.world_mut()) {
+        for mut transform in app.world_mut().query_filtered::<&mut Transform, With<Player>>().iter_mut(app.world_mut())
+        {
             transform.translation.x += 10.0 * BLOCK_PITCH;
         }
         app.update();

@@ -58,7 +58,8 @@ fn probe_runtime() -> XrProbe {
         Ok(instance) => instance,
         Err(error) => return XrProbe::NoRuntime(error.to_string()),
     };
-    let runtime = instance.properties().map(|properties| properties.runtime_name).unwrap_or_else(|_| "unknown".to_owned());
+    let runtime =
+        instance.properties().map(|properties| properties.runtime_name).unwrap_or_else(|_| "unknown".to_owned());
     match instance.system(openxr::FormFactor::HEAD_MOUNTED_DISPLAY) {
         Ok(_) => XrProbe::Ready { runtime },
         Err(_) => XrProbe::NoHeadset { runtime },
@@ -81,10 +82,16 @@ pub fn describe(probe: &XrProbe) -> String {
         XrProbe::NotAsked => "Flat mode (--flat): not looking for a VR headset.".to_owned(),
         XrProbe::NotBuilt => "Flat mode: this build has no VR support (build with the `xr` feature).".to_owned(),
         XrProbe::NoLoader(why) => {
-            format!("Flat mode: no OpenXR runtime is installed ({why}). Install SteamVR, Monado or WiVRn to use a headset.")
+            format!(
+                "Flat mode: no OpenXR runtime is installed ({why}). Install SteamVR, Monado or WiVRn to use a headset."
+            )
         }
-        XrProbe::NoRuntime(why) => format!("Flat mode: no OpenXR runtime is running ({why}). Start your VR runtime to use a headset."),
-        XrProbe::NoHeadset { runtime } => format!("Flat mode: OpenXR runtime '{runtime}' found, but no headset is connected."),
+        XrProbe::NoRuntime(why) => {
+            format!("Flat mode: no OpenXR runtime is running ({why}). Start your VR runtime to use a headset.")
+        }
+        XrProbe::NoHeadset { runtime } => {
+            format!("Flat mode: OpenXR runtime '{runtime}' found, but no headset is connected.")
+        }
         XrProbe::Ready { runtime } => format!(
             "Flat mode: OpenXR runtime '{runtime}' and a headset found; this version shows the world on the desktop only \
              (VR mode comes in a later release)."

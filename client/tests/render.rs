@@ -45,9 +45,11 @@ fn render(region: RegionId) -> Result<image::RgbImage, String> {
     } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() {
         Command::new(client)
     } else {
-        return Err("no xvfb-run and no display: install them with `sudo apt-get install -y xvfb mesa-vulkan-drivers` \
+        return Err(
+            "no xvfb-run and no display: install them with `sudo apt-get install -y xvfb mesa-vulkan-drivers` \
                     or run `cargo xtask test`, which does"
-            .to_owned());
+                .to_owned(),
+        );
     };
     command
         .args(["--flat", "--region", region.slug(), "--frames", "45"])
@@ -74,8 +76,16 @@ fn render(region: RegionId) -> Result<image::RgbImage, String> {
         let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
     }
     if !status.success() {
-        let tail: String = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        let tail: String =
+            log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
         return Err(format!("the client failed to render {region} ({status}):\n{tail}"));
+    }
+    // A shader that fails to compile leaves its objects out of the picture without failing the
+    // run; the log says so, and that is a failure too.
+    if let Some(line) =
+        log.lines().find(|line| line.contains("failed to process shader") || line.contains("pipeline_cache"))
+    {
+        return Err(format!("a shader failed for {region}: {line}"));
     }
     eprintln!("rendered {region} in {:.1} s", started.elapsed().as_secs_f32());
     let picture = image::open(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
@@ -107,7 +117,8 @@ fn vivid_share(picture: &image::RgbImage, hues: (f32, f32)) -> f32 {
         .pixels()
         .filter(|pixel| {
             let (hue, saturation, value) = hsv(pixel.0);
-            let in_range = if hues.0 <= hues.1 { hue >= hues.0 && hue <= hues.1 } else { hue >= hues.0 || hue <= hues.1 };
+            let in_range =
+                if hues.0 <= hues.1 { hue >= hues.0 && hue <= hues.1 } else { hue >= hues.0 || hue <= hues.1 };
             saturation > 0.45 && value > 0.35 && in_range
         })
         .count();
@@ -129,7 +140,11 @@ fn check_not_blank(picture: &image::RgbImage) -> Result<(), String> {
     colours.sort_unstable();
     colours.dedup();
     if variance.sqrt() < 0.03 || colours.len() < 64 {
-        return Err(format!("looks blank: brightness spread {:.3}, {} distinct colours", variance.sqrt(), colours.len()));
+        return Err(format!(
+            "looks blank: brightness spread {:.3}, {} distinct colours",
+            variance.sqrt(),
+            colours.len()
+        ));
     }
     Ok(())
 }
@@ -143,7 +158,7 @@ fn expectations(region: RegionId) -> Vec<(&'static str, (f32, f32), f32)> {
         RegionId::Room(RoomKind::Cinema) => vec![("red seats", (340.0, 12.0), 0.01)],
         RegionId::Room(RoomKind::LectureHall) => vec![("green slides", (110.0, 165.0), 0.004)],
         RegionId::Room(RoomKind::Meeting) => vec![("blue chairs and display", (200.0, 240.0), 0.01)],
-        RegionId::Room(RoomKind::Private) => vec![("purple velvet and light", (255.0, 295.0), 0.02)],
+        RegionId::Room(RoomKind::Private) => vec![("purple lock sign, lamp and trim", (255.0, 295.0), 0.004)],
     }
 }
 
@@ -172,14 +187,23 @@ fn every_region_renders_what_it_should() {
             let share = vivid_share(&picture, hues);
             eprintln!("{region}: {what} covers {:.2}% (needs {:.2}%)", share * 100.0, least * 100.0);
             if share < least {
-                failures.push(format!("{region}: expected {what} on at least {:.2}% of the picture, found {:.2}%", least * 100.0, share * 100.0));
+                failures.push(format!(
+                    "{region}: expected {what} on at least {:.2}% of the picture, found {:.2}%",
+                    least * 100.0,
+                    share * 100.0
+                ));
             }
         }
-        if region == RegionId::Room(RoomKind::Cinema) {
-            // The screen is the brightest thing in the room and fills a good part of the view.
+        if matches!(region, RegionId::Room(RoomKind::Cinema | RoomKind::LectureHall)) {
+            // The screen or the slides are the brightest things in the room and fill a good part
+            // of the view.
             let share = bright_share(&picture, 0.6);
+            eprintln!("{region}: bright screen covers {:.2}% (needs 5%)", share * 100.0);
             if share < 0.05 {
-                failures.push(format!("cinema: the screen should light at least 5% of the view, found {:.2}%", share * 100.0));
+                failures.push(format!(
+                    "{region}: the screen should light at least 5% of the view, found {:.2}%",
+                    share * 100.0
+                ));
             }
         }
         pictures.push((region, picture));

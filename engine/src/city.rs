@@ -21,9 +21,9 @@ pub const BLOCK_PITCH: f32 = BLOCK_PARCELS as f32 * PARCEL_SIZE + STREET_WIDTH;
 /// Home parcels lie in the square of parcels from `-HOME_GRID_HALF` to `HOME_GRID_HALF - 1` on
 /// both axes: 4,096 × 4,096 parcels, about 16.7 million homes.
 pub const HOME_GRID_HALF: i32 = 2048;
-/// The blocks within this many blocks of the centre are commons: the plaza where people arrive,
-/// never anyone's home.
-pub const COMMONS_BLOCKS: i32 = 1;
+/// The blocks within this many blocks of block (0, 0) are commons: the plaza beside the
+/// arrival point, never anyone's home.
+pub const COMMONS_BLOCKS: i32 = 0;
 /// The tallest a generated structure may reach, in metres.
 pub const GENERATED_HEIGHT_LIMIT: f32 = 48.0;
 
@@ -197,19 +197,11 @@ fn settle_with(
 }
 
 /// Colours of the city's generated architecture.
-const TOWER_COLOURS: [Rgb; 4] = [
-    Rgb::new(18, 22, 38),
-    Rgb::new(24, 18, 40),
-    Rgb::new(14, 28, 36),
-    Rgb::new(30, 30, 34),
-];
+const TOWER_COLOURS: [Rgb; 4] =
+    [Rgb::new(18, 22, 38), Rgb::new(24, 18, 40), Rgb::new(14, 28, 36), Rgb::new(30, 30, 34)];
 /// The neon trims, TRON style.
-pub const NEON_COLOURS: [Rgb; 4] = [
-    Rgb::new(0, 240, 255),
-    Rgb::new(255, 40, 200),
-    Rgb::new(255, 150, 20),
-    Rgb::new(120, 80, 255),
-];
+pub const NEON_COLOURS: [Rgb; 4] =
+    [Rgb::new(0, 240, 255), Rgb::new(255, 40, 200), Rgb::new(255, 150, 20), Rgb::new(120, 80, 255)];
 
 /// Structures for a parcel nobody has built on, generated from the world seed and the parcel.
 ///
@@ -233,7 +225,7 @@ pub fn generated_structures(seed: u64, parcel: ParcelCoord) -> Vec<Structure> {
             ));
             structures.push(Structure::glowing(
                 Shape::Ring,
-                Placement::new(ground(0.0, 0.0) + Vec3::Y * 3.0, Vec3::splat(5.0)),
+                Placement::new(ground(0.0, 0.0) + Vec3::Y * 3.0, Vec3::new(5.0, 0.3, 5.0)),
                 neon,
                 4.0,
             ));
@@ -289,7 +281,10 @@ pub fn generated_structures(seed: u64, parcel: ParcelCoord) -> Vec<Structure> {
             ));
             structures.push(Structure::glowing(
                 Shape::Ring,
-                Placement::new(ground(0.0, 0.0) + Vec3::Y * (radius + 3.0), Vec3::splat(radius * 1.6)),
+                Placement::new(
+                    ground(0.0, 0.0) + Vec3::Y * (radius + 3.0),
+                    Vec3::new(radius * 1.6, 0.35, radius * 1.6),
+                ),
                 neon,
                 4.0,
             ));

@@ -203,7 +203,10 @@ fn lobby(seed: u64, n_drifters: usize) -> RegionLayout {
     // The floor: a disc with the neon grid.
     structures.push(Structure {
         shape: Shape::Cylinder,
-        placement: Placement::standing(Vec3::new(0.0, -0.5, 0.0), Vec3::new(LOBBY_RADIUS * 2.0, 0.5, LOBBY_RADIUS * 2.0)),
+        placement: Placement::standing(
+            Vec3::new(0.0, -0.5, 0.0),
+            Vec3::new(LOBBY_RADIUS * 2.0, 0.5, LOBBY_RADIUS * 2.0),
+        ),
         colour: Rgb::new(255, 60, 210),
         surface: Surface::NeonGrid,
     });
@@ -221,7 +224,10 @@ fn lobby(seed: u64, n_drifters: usize) -> RegionLayout {
             structures.push(
                 Structure::glowing(
                     Shape::Cuboid,
-                    Placement::standing(at * ((LOBBY_RADIUS - 0.3) / (LOBBY_RADIUS + 1.0)), Vec3::new(0.25, LOBBY_HEIGHT, 0.2)),
+                    Placement::standing(
+                        at * ((LOBBY_RADIUS - 0.3) / (LOBBY_RADIUS + 1.0)),
+                        Vec3::new(0.25, LOBBY_HEIGHT, 0.2),
+                    ),
                     Rgb::new(0, 200, 255),
                     3.0,
                 )
@@ -256,7 +262,11 @@ fn lobby(seed: u64, n_drifters: usize) -> RegionLayout {
         let angle = platform as f32 * 2.4 + rng.range(-0.3, 0.3);
         let distance = rng.range(14.0, LOBBY_RADIUS - 12.0);
         let radius = rng.range(3.0, 7.5);
-        let centre = Vec3::new(angle.cos() * distance, 8.0 + platform as f32 * 9.0 + rng.range(-3.0, 3.0), angle.sin() * distance);
+        let centre = Vec3::new(
+            angle.cos() * distance,
+            8.0 + platform as f32 * 9.0 + rng.range(-3.0, 3.0),
+            angle.sin() * distance,
+        );
         structures.push(Structure::matte(
             Shape::Cylinder,
             Placement::new(centre, Vec3::new(radius * 2.0, 0.6, radius * 2.0)),
@@ -264,7 +274,7 @@ fn lobby(seed: u64, n_drifters: usize) -> RegionLayout {
         ));
         structures.push(Structure::glowing(
             Shape::Ring,
-            Placement::new(centre, Vec3::new(radius * 2.0 + 0.4, 1.2, radius * 2.0 + 0.4)),
+            Placement::new(centre, Vec3::new(radius * 2.0 + 0.4, 0.5, radius * 2.0 + 0.4)),
             *rng.pick(&NEON_COLOURS),
             5.0,
         ));
@@ -272,12 +282,12 @@ fn lobby(seed: u64, n_drifters: usize) -> RegionLayout {
     // Portals on an arc centred on the arrival point, so that each one is straight ahead of
     // someone who turns to it and no portal stands in the way of another.
     let targets: Vec<RegionId> = RegionId::all().filter(|region| *region != RegionId::Lobby).collect();
-    let portal_distance = 18.0;
+    let portal_distance = 22.0;
     let portals: Vec<Portal> = targets
         .iter()
         .enumerate()
         .map(|(index, target)| {
-            let angle = (index as f32 - (targets.len() - 1) as f32 * 0.5) * 0.44;
+            let angle = (index as f32 - (targets.len() - 1) as f32 * 0.5) * 0.34;
             let offset = Vec3::new(angle.sin(), 0.0, -angle.cos()) * portal_distance;
             let centre = Vec3::new(LOBBY_SPAWN.x + offset.x, 3.2, LOBBY_SPAWN.z + offset.z);
             // Each ring faces the arrival point.
@@ -368,7 +378,12 @@ fn city(_seed: u64) -> RegionLayout {
         )],
         portals: vec![portal],
         drifters: Vec::new(),
-        lamps: vec![Lamp { position: Vec3::new(0.0, 30.0, 0.0), colour: Rgb::new(120, 220, 255), lumens: 8_000_000.0, range: 150.0 }],
+        lamps: vec![Lamp {
+            position: Vec3::new(0.0, 30.0, 0.0),
+            colour: Rgb::new(120, 220, 255),
+            lumens: 8_000_000.0,
+            range: 150.0,
+        }],
         atmosphere: Atmosphere { sky: Rgb::new(2, 4, 12), visibility: 420.0, ambient: 120.0 },
     }
 }
@@ -397,22 +412,43 @@ fn room(kind: RoomKind, seed: u64) -> RegionLayout {
         RoomKind::Private => (Rgb::new(44, 22, 60), Rgb::new(60, 34, 70)),
     };
     let mut structures = shell(size, wall, floor, accent);
-    // The portal home stands by the back wall (+z); people arrive in front of it facing -z.
-    let portal = Portal {
-        centre: Vec3::new(0.0, 2.9, half.z - 1.2),
-        radius: 2.4,
-        yaw: PI,
-        target: RegionId::Lobby,
-    };
-    let spawn = Vec3::new(0.0, EYE_HEIGHT, half.z - 5.0);
     let mut lamps = Vec::new();
-    match kind {
+    let landing = match kind {
         RoomKind::Marketplace => marketplace(&mut structures, &mut lamps, &mut rng, half),
         RoomKind::Cinema => cinema(&mut structures, &mut lamps, half),
         RoomKind::LectureHall => lecture_hall(&mut structures, &mut lamps, half),
         RoomKind::Meeting => meeting(&mut structures, &mut lamps, half),
         RoomKind::Private => private(&mut structures, &mut lamps, half),
-    }
+    };
+    // Rooms with raked seating are entered from a landing at the top of the rake, at the back.
+    let (floor_height, spawn_z) = match landing {
+        Some(Landing { height, front_z }) => {
+            structures.push(Structure::matte(
+                Shape::Cuboid,
+                Placement::standing(
+                    Vec3::new(0.0, 0.0, (front_z + half.z) * 0.5),
+                    Vec3::new(size.x, height, half.z - front_z),
+                ),
+                wall,
+            ));
+            structures.push(Structure::glowing(
+                Shape::Cuboid,
+                Placement::new(Vec3::new(0.0, height, front_z), Vec3::new(size.x, 0.08, 0.08)),
+                accent,
+                3.0,
+            ));
+            (height, half.z - 3.0)
+        }
+        None => (0.0, half.z - 5.0),
+    };
+    // The portal home stands by the back wall (+z); people arrive in front of it facing -z.
+    let portal = Portal {
+        centre: Vec3::new(0.0, floor_height + 2.9, half.z - 1.2),
+        radius: 2.4,
+        yaw: PI,
+        target: RegionId::Lobby,
+    };
+    let spawn = Vec3::new(0.0, floor_height + EYE_HEIGHT, spawn_z);
     let ambient = match kind {
         RoomKind::Cinema => 60.0,
         RoomKind::Private => 150.0,
@@ -434,13 +470,28 @@ fn room(kind: RoomKind, seed: u64) -> RegionLayout {
     }
 }
 
+/// A raised floor at the back of a room, from `front_z` to the back wall, where people arrive.
+#[derive(Debug, Clone, Copy)]
+struct Landing {
+    height: f32,
+    front_z: f32,
+}
+
 /// Floor, walls and ceiling of a room, with a glowing trim along the floor in the room's accent.
 fn shell(size: Vec3, wall: Rgb, floor: Rgb, accent: Rgb) -> Vec<Structure> {
     let half = size * 0.5;
     let thickness = 0.4;
     let mut parts = vec![
-        Structure::matte(Shape::Cuboid, Placement::new(Vec3::new(0.0, -thickness * 0.5, 0.0), Vec3::new(size.x, thickness, size.z)), floor),
-        Structure::matte(Shape::Cuboid, Placement::new(Vec3::new(0.0, size.y + thickness * 0.5, 0.0), Vec3::new(size.x, thickness, size.z)), wall),
+        Structure::matte(
+            Shape::Cuboid,
+            Placement::new(Vec3::new(0.0, -thickness * 0.5, 0.0), Vec3::new(size.x, thickness, size.z)),
+            floor,
+        ),
+        Structure::matte(
+            Shape::Cuboid,
+            Placement::new(Vec3::new(0.0, size.y + thickness * 0.5, 0.0), Vec3::new(size.x, thickness, size.z)),
+            wall,
+        ),
     ];
     for (centre, extent) in [
         (Vec3::new(0.0, half.y, -half.z - thickness * 0.5), Vec3::new(size.x, size.y, thickness)),
@@ -462,7 +513,12 @@ fn shell(size: Vec3, wall: Rgb, floor: Rgb, accent: Rgb) -> Vec<Structure> {
     parts
 }
 
-fn marketplace(structures: &mut Vec<Structure>, lamps: &mut Vec<Lamp>, rng: &mut LayoutRng, half: Vec3) {
+fn marketplace(
+    structures: &mut Vec<Structure>,
+    lamps: &mut Vec<Lamp>,
+    rng: &mut LayoutRng,
+    half: Vec3,
+) -> Option<Landing> {
     let awnings = [Rgb::new(255, 140, 0), Rgb::new(255, 200, 30), Rgb::new(230, 60, 40), Rgb::new(20, 190, 170)];
     let counter = Rgb::new(120, 80, 46);
     for row in 0..3 {
@@ -470,7 +526,11 @@ fn marketplace(structures: &mut Vec<Structure>, lamps: &mut Vec<Lamp>, rng: &mut
             let x = -half.x + 7.0 + column as f32 * ((half.x * 2.0 - 14.0) / 3.0);
             let z = -half.z + 6.0 + row as f32 * 10.0;
             let base = Vec3::new(x, 0.0, z);
-            structures.push(Structure::matte(Shape::Cuboid, Placement::standing(base, Vec3::new(5.0, 1.1, 1.6)), counter));
+            structures.push(Structure::matte(
+                Shape::Cuboid,
+                Placement::standing(base, Vec3::new(5.0, 1.1, 1.6)),
+                counter,
+            ));
             for side in [-1.0, 1.0] {
                 structures.push(Structure::matte(
                     Shape::Cylinder,
@@ -495,12 +555,18 @@ fn marketplace(structures: &mut Vec<Structure>, lamps: &mut Vec<Lamp>, rng: &mut
                     1.5,
                 ));
             }
-            lamps.push(Lamp { position: base + Vec3::new(0.0, 4.5, 1.5), colour: Rgb::new(255, 200, 140), lumens: 60_000.0, range: 14.0 });
+            lamps.push(Lamp {
+                position: base + Vec3::new(0.0, 4.5, 1.5),
+                colour: Rgb::new(255, 200, 140),
+                lumens: 60_000.0,
+                range: 14.0,
+            });
         }
     }
+    None
 }
 
-fn cinema(structures: &mut Vec<Structure>, lamps: &mut Vec<Lamp>, half: Vec3) {
+fn cinema(structures: &mut Vec<Structure>, lamps: &mut Vec<Lamp>, half: Vec3) -> Option<Landing> {
     // The screen fills most of the front wall (-z).
     structures.push(Structure {
         shape: Shape::Cuboid,
@@ -523,16 +589,31 @@ fn cinema(structures: &mut Vec<Structure>, lamps: &mut Vec<Lamp>, half: Vec3) {
             let x = -9.0 + column as f32 * 2.0;
             let base = Vec3::new(x, rise, z);
             structures.push(Structure::matte(Shape::Cuboid, Placement::standing(base, Vec3::new(1.4, 0.5, 1.0)), seat));
-            structures.push(Structure::matte(Shape::Cuboid, Placement::standing(base + Vec3::new(0.0, 0.0, 0.5), Vec3::new(1.4, 1.2, 0.2)), seat));
+            structures.push(Structure::matte(
+                Shape::Cuboid,
+                Placement::standing(base + Vec3::new(0.0, 0.0, 0.5), Vec3::new(1.4, 1.2, 0.2)),
+                seat,
+            ));
         }
     }
     for side in [-1.0, 1.0] {
-        lamps.push(Lamp { position: Vec3::new(side * (half.x - 1.0), 3.0, 0.0), colour: Rgb::new(255, 60, 80), lumens: 40_000.0, range: 16.0 });
+        lamps.push(Lamp {
+            position: Vec3::new(side * (half.x - 1.0), 3.0, 0.0),
+            colour: Rgb::new(255, 60, 80),
+            lumens: 40_000.0,
+            range: 16.0,
+        });
     }
-    lamps.push(Lamp { position: Vec3::new(0.0, 7.0, -half.z + 6.0), colour: Rgb::new(200, 210, 255), lumens: 200_000.0, range: 30.0 });
+    lamps.push(Lamp {
+        position: Vec3::new(0.0, 7.0, -half.z + 6.0),
+        colour: Rgb::new(200, 210, 255),
+        lumens: 200_000.0,
+        range: 30.0,
+    });
+    Some(Landing { height: (n_rows - 1) as f32 * 0.35, front_z: -half.z + 11.0 + (n_rows - 1) as f32 * 2.2 + 1.1 })
 }
 
-fn lecture_hall(structures: &mut Vec<Structure>, lamps: &mut Vec<Lamp>, half: Vec3) {
+fn lecture_hall(structures: &mut Vec<Structure>, lamps: &mut Vec<Lamp>, half: Vec3) -> Option<Landing> {
     let bench = Rgb::new(150, 110, 70);
     // Tiers rise from the stage toward the back.
     let n_tiers = 7;
@@ -541,7 +622,7 @@ fn lecture_hall(structures: &mut Vec<Structure>, lamps: &mut Vec<Lamp>, half: Ve
         let height = 0.5 * (tier + 1) as f32;
         structures.push(Structure::matte(
             Shape::Cuboid,
-            Placement::standing(Vec3::new(0.0, 0.0, z + 1.2 + (n_tiers - tier) as f32 * 0.0), Vec3::new(half.x * 2.0, height, 2.4)),
+            Placement::standing(Vec3::new(0.0, 0.0, z + 1.2), Vec3::new(half.x * 2.0, height, 2.4)),
             Rgb::new(70, 74, 84),
         ));
         structures.push(Structure::matte(
@@ -556,8 +637,16 @@ fn lecture_hall(structures: &mut Vec<Structure>, lamps: &mut Vec<Lamp>, half: Ve
         ));
     }
     // The stage, the lectern and the slides.
-    structures.push(Structure::matte(Shape::Cuboid, Placement::standing(Vec3::new(0.0, 0.0, -half.z + 4.0), Vec3::new(16.0, 0.5, 7.0)), Rgb::new(60, 50, 44)));
-    structures.push(Structure::matte(Shape::Cuboid, Placement::standing(Vec3::new(4.0, 0.5, -half.z + 5.0), Vec3::new(1.0, 1.2, 0.7)), bench));
+    structures.push(Structure::matte(
+        Shape::Cuboid,
+        Placement::standing(Vec3::new(0.0, 0.0, -half.z + 4.0), Vec3::new(16.0, 0.5, 7.0)),
+        Rgb::new(60, 50, 44),
+    ));
+    structures.push(Structure::matte(
+        Shape::Cuboid,
+        Placement::standing(Vec3::new(4.0, 0.5, -half.z + 5.0), Vec3::new(1.0, 1.2, 0.7)),
+        bench,
+    ));
     structures.push(Structure::glowing(
         Shape::Cuboid,
         Placement::new(Vec3::new(0.0, 6.0, -half.z + 0.3), Vec3::new(14.0, 7.0, 0.1)),
@@ -574,19 +663,37 @@ fn lecture_hall(structures: &mut Vec<Structure>, lamps: &mut Vec<Lamp>, half: Ve
         });
     }
     for index in 0..3 {
-        lamps.push(Lamp { position: Vec3::new(-8.0 + index as f32 * 8.0, half.y * 2.0 - 2.0, 0.0), colour: Rgb::new(255, 250, 240), lumens: 300_000.0, range: 30.0 });
+        lamps.push(Lamp {
+            position: Vec3::new(-8.0 + index as f32 * 8.0, half.y * 2.0 - 2.0, 0.0),
+            colour: Rgb::new(255, 250, 240),
+            lumens: 300_000.0,
+            range: 30.0,
+        });
     }
+    Some(Landing { height: 0.5 * n_tiers as f32, front_z: -half.z + 10.0 + n_tiers as f32 * 2.4 })
 }
 
-fn meeting(structures: &mut Vec<Structure>, lamps: &mut Vec<Lamp>, half: Vec3) {
+fn meeting(structures: &mut Vec<Structure>, lamps: &mut Vec<Lamp>, half: Vec3) -> Option<Landing> {
     let wood = Rgb::new(110, 66, 34);
     let chair = Rgb::new(40, 80, 170);
-    structures.push(Structure::matte(Shape::Cuboid, Placement::standing(Vec3::new(0.0, 0.0, -1.0), Vec3::new(3.2, 0.78, 8.0)), wood));
+    structures.push(Structure::matte(
+        Shape::Cuboid,
+        Placement::standing(Vec3::new(0.0, 0.0, -1.0), Vec3::new(3.2, 0.78, 8.0)),
+        wood,
+    ));
     for side in [-1.0, 1.0] {
         for seat in 0..4 {
             let base = Vec3::new(side * 2.3, 0.0, -4.0 + seat as f32 * 2.0);
-            structures.push(Structure::matte(Shape::Cuboid, Placement::standing(base, Vec3::new(0.6, 0.5, 0.6)), chair));
-            structures.push(Structure::matte(Shape::Cuboid, Placement::standing(base + Vec3::new(side * 0.3, 0.0, 0.0), Vec3::new(0.1, 1.1, 0.6)), chair));
+            structures.push(Structure::matte(
+                Shape::Cuboid,
+                Placement::standing(base, Vec3::new(0.6, 0.5, 0.6)),
+                chair,
+            ));
+            structures.push(Structure::matte(
+                Shape::Cuboid,
+                Placement::standing(base + Vec3::new(side * 0.3, 0.0, 0.0), Vec3::new(0.1, 1.1, 0.6)),
+                chair,
+            ));
         }
     }
     // The wall display where shared screens go.
@@ -599,26 +706,87 @@ fn meeting(structures: &mut Vec<Structure>, lamps: &mut Vec<Lamp>, half: Vec3) {
     // Plants in the corners.
     for (x, z) in [(-1.0, -1.0), (1.0, -1.0)] {
         let base = Vec3::new(x * (half.x - 1.0), 0.0, z * (half.z - 1.0));
-        structures.push(Structure::matte(Shape::Cylinder, Placement::standing(base, Vec3::new(0.6, 0.6, 0.6)), Rgb::new(200, 200, 200)));
-        structures.push(Structure::matte(Shape::Sphere, Placement::new(base + Vec3::Y * 1.1, Vec3::splat(1.0)), Rgb::new(40, 140, 60)));
+        structures.push(Structure::matte(
+            Shape::Cylinder,
+            Placement::standing(base, Vec3::new(0.6, 0.6, 0.6)),
+            Rgb::new(200, 200, 200),
+        ));
+        structures.push(Structure::matte(
+            Shape::Sphere,
+            Placement::new(base + Vec3::Y * 1.1, Vec3::splat(1.0)),
+            Rgb::new(40, 140, 60),
+        ));
     }
-    lamps.push(Lamp { position: Vec3::new(0.0, half.y * 2.0 - 0.5, -1.0), colour: Rgb::new(255, 245, 230), lumens: 120_000.0, range: 16.0 });
+    lamps.push(Lamp {
+        position: Vec3::new(0.0, half.y * 2.0 - 0.5, -1.0),
+        colour: Rgb::new(255, 245, 230),
+        lumens: 120_000.0,
+        range: 16.0,
+    });
+    None
 }
 
-fn private(structures: &mut Vec<Structure>, lamps: &mut Vec<Lamp>, half: Vec3) {
+fn private(structures: &mut Vec<Structure>, lamps: &mut Vec<Lamp>, half: Vec3) -> Option<Landing> {
     let velvet = Rgb::new(120, 50, 190);
     // A rug, a sofa facing a low table, and a lamp.
-    structures.push(Structure::matte(Shape::Cylinder, Placement::standing(Vec3::new(0.0, 0.0, -1.5), Vec3::new(6.0, 0.02, 6.0)), Rgb::new(90, 40, 120)));
-    structures.push(Structure::matte(Shape::Cuboid, Placement::standing(Vec3::new(0.0, 0.0, -half.z + 1.2), Vec3::new(4.0, 0.6, 1.2)), velvet));
-    structures.push(Structure::matte(Shape::Cuboid, Placement::standing(Vec3::new(0.0, 0.0, -half.z + 0.7), Vec3::new(4.0, 1.2, 0.3)), velvet));
-    structures.push(Structure::matte(Shape::Cylinder, Placement::standing(Vec3::new(0.0, 0.0, -1.5), Vec3::new(1.6, 0.45, 1.6)), Rgb::new(30, 20, 40)));
-    structures.push(Structure::glowing(Shape::Sphere, Placement::new(Vec3::new(3.5, 1.6, -half.z + 1.0), Vec3::splat(0.6)), Rgb::new(190, 110, 255), 6.0));
-    structures.push(Structure::matte(Shape::Cylinder, Placement::standing(Vec3::new(3.5, 0.0, -half.z + 1.0), Vec3::new(0.08, 1.3, 0.08)), Rgb::new(200, 200, 210)));
+    structures.push(Structure::matte(
+        Shape::Cylinder,
+        Placement::standing(Vec3::new(0.0, 0.0, -1.5), Vec3::new(6.0, 0.02, 6.0)),
+        Rgb::new(90, 40, 120),
+    ));
+    structures.push(Structure::matte(
+        Shape::Cuboid,
+        Placement::standing(Vec3::new(0.0, 0.0, -half.z + 1.2), Vec3::new(4.0, 0.6, 1.2)),
+        velvet,
+    ));
+    structures.push(Structure::matte(
+        Shape::Cuboid,
+        Placement::standing(Vec3::new(0.0, 0.0, -half.z + 0.7), Vec3::new(4.0, 1.2, 0.3)),
+        velvet,
+    ));
+    structures.push(Structure::matte(
+        Shape::Cylinder,
+        Placement::standing(Vec3::new(0.0, 0.0, -1.5), Vec3::new(1.6, 0.45, 1.6)),
+        Rgb::new(30, 20, 40),
+    ));
+    structures.push(Structure::glowing(
+        Shape::Sphere,
+        Placement::new(Vec3::new(3.5, 1.6, -half.z + 1.0), Vec3::splat(0.6)),
+        Rgb::new(190, 110, 255),
+        6.0,
+    ));
+    structures.push(Structure::matte(
+        Shape::Cylinder,
+        Placement::standing(Vec3::new(3.5, 0.0, -half.z + 1.0), Vec3::new(0.08, 1.3, 0.08)),
+        Rgb::new(200, 200, 210),
+    ));
     // A glowing lock sign on the front wall: this room is invite-only and encrypted.
-    structures.push(Structure::glowing(Shape::Ring, Placement::new(Vec3::new(0.0, 3.2, -half.z + 0.1), Vec3::new(1.0, 1.0, 1.0)).rotated(Quat::from_rotation_x(PI * 0.5)), Rgb::new(170, 70, 255), 5.0));
-    structures.push(Structure::glowing(Shape::Cuboid, Placement::new(Vec3::new(0.0, 2.6, -half.z + 0.1), Vec3::new(1.1, 0.8, 0.1)), Rgb::new(170, 70, 255), 5.0));
-    lamps.push(Lamp { position: Vec3::new(3.5, 1.6, -half.z + 1.6), colour: Rgb::new(200, 120, 255), lumens: 30_000.0, range: 12.0 });
-    lamps.push(Lamp { position: Vec3::new(0.0, half.y * 2.0 - 0.5, 0.0), colour: Rgb::new(255, 220, 200), lumens: 20_000.0, range: 12.0 });
+    structures.push(Structure::glowing(
+        Shape::Ring,
+        Placement::new(Vec3::new(0.0, 3.2, -half.z + 0.15), Vec3::new(1.0, 0.15, 1.0))
+            .rotated(Quat::from_rotation_x(PI * 0.5)),
+        Rgb::new(170, 70, 255),
+        5.0,
+    ));
+    structures.push(Structure::glowing(
+        Shape::Cuboid,
+        Placement::new(Vec3::new(0.0, 2.6, -half.z + 0.1), Vec3::new(1.1, 0.8, 0.1)),
+        Rgb::new(170, 70, 255),
+        5.0,
+    ));
+    lamps.push(Lamp {
+        position: Vec3::new(3.5, 1.6, -half.z + 1.6),
+        colour: Rgb::new(200, 120, 255),
+        lumens: 30_000.0,
+        range: 12.0,
+    });
+    lamps.push(Lamp {
+        position: Vec3::new(0.0, half.y * 2.0 - 0.5, 0.0),
+        colour: Rgb::new(255, 220, 200),
+        lumens: 20_000.0,
+        range: 12.0,
+    });
+    None
 }
 
 #[cfg(test)]
@@ -681,7 +849,7 @@ mod tests {
         assert!(lobby.portal_at(from).is_none() && lobby.portal_at(to).is_none());
         assert_eq!(lobby.portal_crossed(from, to).map(|found| found.target), Some(portal.target));
         // A step beside the portal crosses nothing.
-        let side = facing.cross(Vec3::Y) * 3.6;
+        let side = facing.cross(Vec3::Y) * 3.7;
         assert!(lobby.portal_crossed(from + side, to + side).is_none());
     }
 
@@ -717,12 +885,8 @@ mod tests {
         assert!(awnings >= 6, "a market has stalls with orange awnings, found {awnings}");
         // The lecture hall's tiers rise toward the back.
         let hall = RegionLayout::generate(RegionId::Room(RoomKind::LectureHall), WORLD_SEED, 0);
-        let tiers: Vec<f32> = hall
-            .structures
-            .iter()
-            .filter(|s| s.colour == Rgb::new(70, 74, 84))
-            .map(|s| s.placement.top())
-            .collect();
+        let tiers: Vec<f32> =
+            hall.structures.iter().filter(|s| s.colour == Rgb::new(70, 74, 84)).map(|s| s.placement.top()).collect();
         assert!(tiers.len() >= 5 && tiers.windows(2).all(|pair| pair[1] > pair[0]));
     }
 

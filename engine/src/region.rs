@@ -22,13 +22,8 @@ pub enum RoomKind {
 
 impl RoomKind {
     /// Every room kind, in the order the lobby's portals show them.
-    pub const ALL: [RoomKind; 5] = [
-        RoomKind::Marketplace,
-        RoomKind::Cinema,
-        RoomKind::LectureHall,
-        RoomKind::Meeting,
-        RoomKind::Private,
-    ];
+    pub const ALL: [RoomKind; 5] =
+        [RoomKind::Marketplace, RoomKind::Cinema, RoomKind::LectureHall, RoomKind::Meeting, RoomKind::Private];
 
     /// The name people read.
     pub fn title(self) -> &'static str {
@@ -68,9 +63,7 @@ pub enum RegionId {
 impl RegionId {
     /// Every region reachable from the lobby, the lobby first.
     pub fn all() -> impl Iterator<Item = RegionId> {
-        [RegionId::Lobby, RegionId::City]
-            .into_iter()
-            .chain(RoomKind::ALL.into_iter().map(RegionId::Room))
+        [RegionId::Lobby, RegionId::City].into_iter().chain(RoomKind::ALL.into_iter().map(RegionId::Room))
     }
 
     /// The name people read.
@@ -111,9 +104,7 @@ impl FromStr for RegionId {
 
     fn from_str(text: &str) -> Result<Self, UnknownRegion> {
         let wanted = text.trim().to_ascii_lowercase().replace(['_', ' '], "-");
-        RegionId::all()
-            .find(|region| region.slug() == wanted)
-            .ok_or_else(|| UnknownRegion { given: text.to_owned() })
+        RegionId::all().find(|region| region.slug() == wanted).ok_or_else(|| UnknownRegion { given: text.to_owned() })
     }
 }
 

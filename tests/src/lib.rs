@@ -3,7 +3,7 @@
 
 use bevy::prelude::*;
 use sanctuary::{CurrentRegion, Player};
-use sanctuary_engine::{RegionId, Portal};
+use sanctuary_engine::{Portal, RegionId};
 
 /// The region the headless client is in.
 pub fn region_of(app: &App) -> RegionId {

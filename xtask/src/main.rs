@@ -42,11 +42,7 @@ fn main() -> ExitCode {
 /// Runs a command, streaming its output, and fails with the command line if it fails.
 fn run_command(command: &mut std::process::Command) -> anyhow::Result<()> {
     let status = command.status().map_err(|error| anyhow::anyhow!("could not start {command:?}: {error}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(anyhow::anyhow!("{command:?} failed ({status})"))
-    }
+    if status.success() { Ok(()) } else { Err(anyhow::anyhow!("{command:?} failed ({status})")) }
 }
 
 /// The `cargo` that runs this xtask, so that the same toolchain builds everything.
@@ -75,7 +71,9 @@ fn build_executable(name: &str) -> anyhow::Result<std::path::PathBuf> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     stdout
         .lines()
-        .filter(|line| line.contains("\"reason\":\"compiler-artifact\"") && line.contains(&format!("\"name\":\"{name}\"")))
+        .filter(|line| {
+            line.contains("\"reason\":\"compiler-artifact\"") && line.contains(&format!("\"name\":\"{name}\""))
+        })
         .find_map(|line| {
             let start = line.find("\"executable\":\"")? + "\"executable\":\"".len();
             let end = line[start..].find('"')? + start;

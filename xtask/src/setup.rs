@@ -42,7 +42,9 @@ pub fn run(needs: Needs) -> Result<()> {
     eprintln!("installing missing system packages: {list}");
     let mut prefix: Vec<&str> = Vec::new();
     if !is_root() {
-        if command_exists("sudo") && Command::new("sudo").args(["-n", "true"]).output().is_ok_and(|out| out.status.success()) {
+        if command_exists("sudo")
+            && Command::new("sudo").args(["-n", "true"]).output().is_ok_and(|out| out.status.success())
+        {
             prefix.push("sudo");
             prefix.push("-n");
         } else {
@@ -81,10 +83,7 @@ fn is_installed(package: &str) -> bool {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+    Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
 /// Whether `name` is a program on the PATH.
