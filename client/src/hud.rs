@@ -3,6 +3,7 @@
 use bevy::diagnostic::{DiagnosticsStore, FrameTimeDiagnosticsPlugin};
 use bevy::prelude::*;
 use bevy::text::FontSize;
+use sanctuary_engine::RegionId;
 
 use crate::Frame;
 use crate::player::{Player, PointerLock};
@@ -30,9 +31,13 @@ struct StatusText;
 #[derive(Component, Debug)]
 struct HelpText;
 
-/// The floating name of a portal; follows the portal entity it names.
+/// The floating name of a portal; follows the portal entity it names. Neighbouring portals'
+/// labels sit at two heights (`raised`) so that they do not cover each other.
 #[derive(Component, Debug)]
-struct PortalLabel(Entity);
+struct PortalLabel {
+    portal: Entity,
+    raised: bool,
+}
 
 fn spawn_hud(mut commands: Commands) {
     let panel = Color::srgba(0.02, 0.0, 0.06, 0.6);
@@ -114,7 +119,10 @@ fn label_new_portals(mut commands: Commands, portals: Query<(Entity, &PortalView
         let [r, g, b] = portal.colour().to_f32();
         commands.spawn((
             RegionScoped,
-            PortalLabel(entity),
+            PortalLabel {
+                portal: entity,
+                raised: RegionId::all().position(|region| region == portal.target).unwrap_or(0) % 2 == 1,
+            },
             Text::new(portal.target.title()),
             TextFont { font_size: FontSize::Px(22.0), ..default() },
             TextColor(Color::srgb(r, g, b).mix(&Color::WHITE, 0.45)),
@@ -137,11 +145,12 @@ fn place_portal_labels(
 ) {
     let Ok((camera, eye)) = cameras.single() else { return };
     for (label, mut node, mut visibility, computed) in &mut labels {
-        let Ok((PortalView(portal), at)) = portals.get(label.0) else {
+        let Ok((PortalView(portal), at)) = portals.get(label.portal) else {
             *visibility = Visibility::Hidden;
             continue;
         };
-        let above = at.translation() + Vec3::Y * (portal.radius + 0.8);
+        let lift = if label.raised { 1.9 } else { 0.8 };
+        let above = at.translation() + Vec3::Y * (portal.radius + lift);
         let near = eye.translation().distance(above) < LABEL_DISTANCE;
         match camera.world_to_viewport(eye, above) {
             Ok(point) if near => {

@@ -14,9 +14,56 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    if let Err(problem) = check_display() {
+        eprintln!("error: {problem}");
+        return ExitCode::from(2);
+    }
+    explain_device_failures();
     println!("{}", sanctuary::xr::startup_message(args.flat));
     match sanctuary::desktop_app(&args).run() {
         AppExit::Success => ExitCode::SUCCESS,
         AppExit::Error(code) => ExitCode::from(code.get()),
     }
+}
+
+/// On Linux and the BSDs a window needs an X11 or Wayland display; say so before Bevy tries.
+fn check_display() -> Result<(), String> {
+    if cfg!(all(unix, not(target_os = "macos"), not(target_os = "android"))) {
+        let has_display = ["DISPLAY", "WAYLAND_DISPLAY", "WAYLAND_SOCKET"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
+        if !has_display {
+            return Err("there is no display to open a window on (DISPLAY and WAYLAND_DISPLAY are not set). \
+                 Start Sanctuary from a desktop session, or under `xvfb-run` for automated pictures."
+                .to_owned());
+        }
+    }
+    Ok(())
+}
+
+/// Bevy stops with a panic when it finds no usable graphics device. Keep its report and add
+/// what the person can do about it.
+fn explain_device_failures() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        let location = info.location().map(|location| location.file()).unwrap_or("");
+        let graphics = ["GPU", "adapter", "surface", "Surface", "wgpu"].iter().any(|word| message.contains(word))
+            || location.contains("bevy_render")
+            || location.contains("wgpu");
+        if message.contains("event loop") {
+            eprintln!("\nerror: Sanctuary could not open a window: {message}");
+        } else if graphics {
+            eprintln!(
+                "\nerror: Sanctuary found no graphics device it can draw with. Install your GPU's Vulkan \
+                 driver, or Mesa's software renderer (`sudo apt-get install mesa-vulkan-drivers`)."
+            );
+        }
+    }));
 }
