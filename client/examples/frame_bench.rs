@@ -17,12 +17,17 @@ const P1_BUDGET_MS: f64 = 2.0;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let smoke = args.iter().any(|arg| arg == "--smoke");
-    let frames = args
-        .iter()
-        .position(|arg| arg == "--frames")
-        .and_then(|index| args.get(index + 1))
-        .and_then(|text| text.parse::<usize>().ok())
-        .unwrap_or(if smoke { 5 } else { 200 });
+    let frames = match args.iter().position(|arg| arg == "--frames") {
+        None if smoke => 5,
+        None => 200,
+        Some(index) => match args.get(index + 1).and_then(|text| text.parse::<usize>().ok()) {
+            Some(frames) if (1..=1_000_000).contains(&frames) => frames,
+            _ => {
+                eprintln!("error: --frames takes a whole number from 1 to 1000000");
+                std::process::exit(2);
+            }
+        },
+    };
     let crowds: &[usize] = if smoke { &[100] } else { &[100, 1_000, 10_000] };
     println!("frame benchmark: headless client logic + crowd animation + transform propagation, one thread");
     println!("{frames} frames per run after 20 warm-up frames; median and 95th percentile of the frame time");

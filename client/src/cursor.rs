@@ -9,13 +9,14 @@ use crate::player::PointerLock;
 use crate::screenshot::ScreenshotPlan;
 
 pub(super) fn plugin(app: &mut App) {
-    app.add_systems(Update, capture_pointer.in_set(Frame::Input));
+    // Capture first, so that the frame's mouse motion is read with this frame's lock state.
+    app.add_systems(Update, capture_pointer.in_set(Frame::Input).before(crate::player::read_desktop_input));
 }
 
 fn capture_pointer(
     mouse: Res<ButtonInput<MouseButton>>,
     keys: Res<ButtonInput<KeyCode>>,
-    window: Query<(&Window, &mut CursorOptions), With<PrimaryWindow>>,
+    mut window: Query<(&Window, &mut CursorOptions), With<PrimaryWindow>>,
     mut lock: ResMut<PointerLock>,
     screenshot: Option<Res<ScreenshotPlan>>,
 ) {
@@ -23,7 +24,6 @@ fn capture_pointer(
     if screenshot.is_some() {
         return;
     }
-    let mut window = window;
     let Ok((window, mut cursor)) = window.single_mut() else { return };
     let want = if !window.focused || keys.just_pressed(KeyCode::Escape) {
         false

@@ -40,35 +40,10 @@ struct PortalLabel {
 }
 
 fn spawn_hud(mut commands: Commands) {
-    let panel = Color::srgba(0.02, 0.0, 0.06, 0.6);
-    commands.spawn((
-        StatusText,
-        Text::new("Sanctuary"),
-        TextFont::from_font_size(18.0),
-        TextColor(Color::srgb(0.75, 0.95, 1.0)),
-        BackgroundColor(panel),
-        Node {
-            position_type: PositionType::Absolute,
-            top: Val::Px(10.0),
-            left: Val::Px(10.0),
-            padding: UiRect::axes(Val::Px(10.0), Val::Px(6.0)),
-            ..default()
-        },
-    ));
-    commands.spawn((
-        HelpText,
-        Text::new(KEY_HELP),
-        TextFont::from_font_size(14.0),
-        TextColor(Color::srgb(0.85, 0.85, 0.95)),
-        BackgroundColor(panel),
-        Node {
-            position_type: PositionType::Absolute,
-            bottom: Val::Px(10.0),
-            left: Val::Px(10.0),
-            padding: UiRect::axes(Val::Px(10.0), Val::Px(6.0)),
-            ..default()
-        },
-    ));
+    let status_at = Node { top: Val::Px(10.0), ..default() };
+    commands.spawn((StatusText, text_panel("Sanctuary", 18.0, Color::srgb(0.75, 0.95, 1.0), status_at)));
+    let help_at = Node { bottom: Val::Px(10.0), ..default() };
+    commands.spawn((HelpText, text_panel(KEY_HELP, 14.0, Color::srgb(0.85, 0.85, 0.95), help_at)));
     // A small crosshair in the middle of the view.
     commands.spawn((
         Node {
@@ -84,6 +59,23 @@ fn spawn_hud(mut commands: Commands) {
     ));
 }
 
+/// A block of text on a dark translucent panel by the left edge, placed by `at` (its `top` or
+/// `bottom`).
+fn text_panel(text: &str, size: f32, colour: Color, at: Node) -> impl Bundle {
+    (
+        Text::new(text),
+        TextFont::from_font_size(size),
+        TextColor(colour),
+        BackgroundColor(Color::srgba(0.02, 0.0, 0.06, 0.6)),
+        Node {
+            position_type: PositionType::Absolute,
+            left: Val::Px(10.0),
+            padding: UiRect::axes(Val::Px(10.0), Val::Px(6.0)),
+            ..at
+        },
+    )
+}
+
 /// Region, position, frame rate and what the mouse does.
 fn update_status(
     region: Option<Res<CurrentRegion>>,
@@ -93,7 +85,7 @@ fn update_status(
     mut status: Query<&mut Text, With<StatusText>>,
 ) {
     let Ok(mut text) = status.single_mut() else { return };
-    let where_ = region.map_or("arriving", |region| region.id().title());
+    let region_name = region.map_or("arriving", |region| region.id().title());
     let fps = diagnostics
         .get(&FrameTimeDiagnosticsPlugin::FPS)
         .and_then(|fps| fps.smoothed())
@@ -101,7 +93,7 @@ fn update_status(
     let position = player.single().map_or(Vec3::ZERO, |transform| transform.translation);
     let mouse = if lock.locked { "mouse captured (Esc releases)" } else { "click to look around" };
     text.0 = format!(
-        "SANCTUARY | {where_}\n{fps} | x {:.0}  z {:.0}  height {:.0} m\n{mouse}",
+        "SANCTUARY | {region_name}\n{fps} | x {:.0}  z {:.0}  height {:.0} m\n{mouse}",
         position.x, position.z, position.y
     );
 }

@@ -2,7 +2,7 @@
 //! feature, will show it on a headset).
 //!
 //! The logic plugins (movement, portals, regions, the crowd) run on a bare `App` in tests; the
-//! presentation plugins (scenery, HUD, cursor, screenshots) need a window and a renderer.
+//! presentation plugins (scenery, HUD, pointer capture, screenshots) need a window and a renderer.
 
 pub mod cli;
 mod crowd;
@@ -23,14 +23,15 @@ use bevy::window::{PresentMode, WindowResolution};
 
 pub use crowd::drift;
 pub use player::{MoveIntent, Player, PointerLock};
-pub use screenshot::ScreenshotPlan;
+pub use screenshot::{ScreenshotPathError, ScreenshotPlan};
 pub use world::{CurrentRegion, DrifterView, EnterRegion, PortalView, RegionScoped, StructureView, WorldSettings};
 
 /// The steps of a frame, in order. Every system of the client goes into one of them; this enum
 /// and [`order_frame`] are the one place that decides what runs before what.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Frame {
-    /// Devices become intent: keys, mouse, (later) controllers and network messages.
+    /// Pointer capture, then devices become intent: keys, mouse, (later) controllers and network
+    /// messages.
     Input,
     /// The person moves by their intent.
     Move,
@@ -40,7 +41,7 @@ pub enum Frame {
     World,
     /// Things that move by themselves move: the crowd.
     Animate,
-    /// What the person sees and reads follows the state: scenery, HUD, cursor, screenshots.
+    /// What the person sees and reads follows the state: scenery, HUD, screenshots.
     Present,
 }
 

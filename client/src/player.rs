@@ -78,7 +78,7 @@ fn spawn_player(mut commands: Commands) {
 }
 
 /// Turns keys and mouse motion into a [`MoveIntent`].
-fn read_desktop_input(
+pub(crate) fn read_desktop_input(
     keys: Option<Res<ButtonInput<KeyCode>>>,
     mouse: Option<Res<AccumulatedMouseMotion>>,
     lock: Res<PointerLock>,
@@ -115,7 +115,7 @@ fn apply_movement(
     let seconds = time.delta_secs();
     for (mut transform, mut player) in &mut players {
         player.last_position = transform.translation;
-        player.yaw += intent.look.x;
+        player.yaw = (player.yaw + intent.look.x).rem_euclid(std::f32::consts::TAU);
         player.pitch = (player.pitch + intent.look.y).clamp(-FRAC_PI_2 + 0.05, FRAC_PI_2 - 0.05);
         transform.rotation = player.rotation();
         let speed_factor = if intent.fast { FAST_FACTOR } else { 1.0 };

@@ -31,18 +31,37 @@ impl ScreenshotPlan {
 
     /// Checks before any rendering starts that a PNG can be written at `path`, creating its
     /// directory if needed.
-    pub fn check_path(path: &Path) -> Result<(), String> {
+    pub fn check_path(path: &Path) -> Result<(), ScreenshotPathError> {
         let is_png = path.extension().is_some_and(|extension| extension.eq_ignore_ascii_case("png"));
         if !is_png {
-            return Err(format!("--screenshot saves PNG files; give a path ending in .png, not '{}'", path.display()));
+            return Err(ScreenshotPathError::NotPng { path: path.to_owned() });
         }
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|error| {
-                format!("cannot create the folder '{}' for the screenshot: {error}", parent.display())
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|source| ScreenshotPathError::CannotCreateFolder { folder: parent.to_owned(), source })?;
         }
         Ok(())
     }
+}
+
+/// Why a screenshot could not be saved where it was asked for.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScreenshotPathError {
+    /// Pictures are saved as PNG; the path must say so.
+    #[error("--screenshot saves PNG files; give a path ending in .png, not '{}'", path.display())]
+    NotPng {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The folder for the picture does not exist and cannot be made.
+    #[error("cannot create the folder '{}' for the screenshot: {source}", folder.display())]
+    CannotCreateFolder {
+        /// The folder.
+        folder: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
 }
 
 fn take_screenshot(mut commands: Commands, mut plan: ResMut<ScreenshotPlan>, mut exit: MessageWriter<AppExit>) {
@@ -83,7 +102,8 @@ mod tests {
     #[test]
     fn only_png_paths_are_accepted() {
         let error = ScreenshotPlan::check_path(Path::new("picture.jpg")).unwrap_err();
-        assert!(error.contains(".png"), "{error}");
+        assert!(matches!(error, ScreenshotPathError::NotPng { .. }));
+        assert!(error.to_string().contains(".png"), "{error}");
         assert!(ScreenshotPlan::check_path(Path::new("no-extension")).is_err());
     }
 
@@ -102,7 +122,8 @@ mod tests {
         let file = std::env::temp_dir().join(format!("sanctuary-shot-file-{}", std::process::id()));
         std::fs::write(&file, b"not a folder").expect("temp is writable");
         let error = ScreenshotPlan::check_path(&file.join("x.png")).unwrap_err();
-        assert!(error.contains("cannot create the folder"), "{error}");
+        assert!(matches!(error, ScreenshotPathError::CannotCreateFolder { .. }));
+        assert!(error.to_string().contains("cannot create the folder"), "{error}");
         let _ = std::fs::remove_file(file);
     }
 }

@@ -39,7 +39,8 @@ impl CurrentRegion {
     }
 }
 
-/// How the world is generated: the world seed and how many placeholder avatars the lobby has.
+/// How the world is generated and how much of it is kept built: the world seed, the lobby's
+/// placeholder avatars, and the city's build radius.
 #[derive(Resource, Debug, Clone, Copy)]
 pub struct WorldSettings {
     /// The seed every peer shares.
@@ -47,7 +48,7 @@ pub struct WorldSettings {
     /// Placeholder avatars in the lobby.
     pub n_drifters: usize,
     /// How many blocks of the city around the person are kept built.
-    pub city_radius_blocks: i32,
+    pub city_radius_blocks: u32,
 }
 
 impl Default for WorldSettings {
@@ -185,7 +186,8 @@ fn stream_city(
         return;
     }
     streaming.centre_block = Some(centre);
-    let radius = settings.city_radius_blocks;
+    // Clamped so that the square of blocks stays well inside i32 parcel coordinates.
+    let radius = settings.city_radius_blocks.min(64) as i32;
     let wanted: HashSet<ParcelCoord> = (centre.0 - radius..=centre.0 + radius)
         .flat_map(|block_x| (centre.1 - radius..=centre.1 + radius).map(move |block_z| (block_x, block_z)))
         .flat_map(|(block_x, block_z)| {
@@ -235,6 +237,9 @@ mod tests {
         let spawn = region.layout.spawn;
         // No lobby drifter survives the move, and the person stands at the cinema's arrival point.
         assert_eq!(app.world_mut().query::<&DrifterView>().iter(app.world()).count(), 0);
+        // Exactly the cinema's structures stand: nothing of the lobby is left over.
+        let cinema_structures = app.world().resource::<CurrentRegion>().layout.structures.len();
+        assert_eq!(app.world_mut().query::<&StructureView>().iter(app.world()).count(), cinema_structures);
         let player =
             app.world_mut().query_filtered::<&Transform, With<Player>>().single(app.world()).expect("one player");
         assert_eq!(player.translation, spawn);
@@ -249,7 +254,7 @@ mod tests {
             app.world_mut().query::<&ParcelView>().iter(app.world()).map(|view| view.0).collect()
         };
         let first = parcels_at(&mut app);
-        let side = (2 * WorldSettings::default().city_radius_blocks + 1) * BLOCK_PARCELS;
+        let side = (2 * WorldSettings::default().city_radius_blocks as i32 + 1) * BLOCK_PARCELS;
         assert_eq!(first.len(), (side * side) as usize);
         // Walk ten blocks east: the parcels follow and the old ones go.
         for mut transform in app.world_mut().query_filtered::<&mut Transform, With<Player>>().iter_mut(app.world_mut())

@@ -17,9 +17,12 @@ pub struct PublicKey([u8; 32]);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    /// The 32 bytes are not a point on the ed25519 curve.
+    /// The 32 bytes are not a point on the ed25519 curve, or not its canonical encoding.
     #[error("the 32 bytes are not a valid ed25519 public key")]
     NotOnCurve,
+    /// The point has a small order: signatures by it prove nothing, so it cannot be anyone.
+    #[error("the key is a weak (small-order) ed25519 point and cannot identify anyone")]
+    Weak,
     /// Text form: a key is written as 64 hexadecimal digits.
     #[error("a public key is 64 hexadecimal digits; got {len} characters")]
     BadLength {
@@ -35,9 +38,16 @@ impl PublicKey {
     /// Length of a public key in bytes.
     pub const LEN: usize = 32;
 
-    /// Checks that `bytes` are a valid ed25519 public key.
+    /// Checks that `bytes` are the canonical encoding of a valid ed25519 public key that is
+    /// not a small-order point.
     pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, KeyError> {
-        ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::NotOnCurve)?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::NotOnCurve)?;
+        if key.to_bytes() != bytes {
+            return Err(KeyError::NotOnCurve);
+        }
+        if key.is_weak() {
+            return Err(KeyError::Weak);
+        }
         Ok(Self(bytes))
     }
 
@@ -91,8 +101,13 @@ impl FromStr for PublicKey {
 
     fn from_str(text: &str) -> Result<Self, KeyError> {
         let text = text.trim();
-        if text.len() != 64 {
-            return Err(KeyError::BadLength { len: text.chars().count() });
+        let n_chars = text.chars().count();
+        if n_chars != 64 {
+            return Err(KeyError::BadLength { len: n_chars });
+        }
+        // Digits only: `from_str_radix` alone would also take a sign such as "+f".
+        if !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            return Err(KeyError::NotHex);
         }
         let mut bytes = [0u8; 32];
         for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
@@ -123,7 +138,20 @@ mod tests {
         assert_eq!(not_hex.parse::<PublicKey>(), Err(KeyError::NotHex));
         // Multi-byte characters must not slice through a character boundary.
         let wide = "é".repeat(32);
-        assert!(wide.parse::<PublicKey>().is_err());
+        assert_eq!(wide.parse::<PublicKey>(), Err(KeyError::BadLength { len: 32 }));
+        assert_eq!("é".repeat(64).parse::<PublicKey>(), Err(KeyError::NotHex));
+        // A sign is not a digit, even where the number parser would take it.
+        let key = PublicKey::from_secret_seed(&[7; 32]).to_string();
+        let signed = format!("+{}", &key[1..]);
+        assert_eq!(signed.parse::<PublicKey>(), Err(KeyError::NotHex));
+    }
+
+    #[test]
+    fn rejects_weak_keys() {
+        // The identity point (y = 1) has order one: anyone could "sign" for it.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(PublicKey::from_bytes(identity), Err(KeyError::Weak));
     }
 
     #[test]

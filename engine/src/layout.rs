@@ -5,10 +5,10 @@
 
 use std::f32::consts::{PI, TAU};
 
-use glam::{Quat, Vec3};
+use glam::{Quat, Vec2, Vec3};
 use serde::{Deserialize, Serialize};
 
-use crate::city::{BLOCK_PITCH, NEON_COLOURS, PARCEL_SIZE, STREET_WIDTH};
+use crate::city::NEON_COLOURS;
 use crate::region::{RegionId, RoomKind};
 use crate::rng::LayoutRng;
 use crate::structure::{Placement, Rgb, Shape, Structure, Surface};
@@ -19,6 +19,8 @@ pub const WORLD_SEED: u64 = 0x5A4C_7C7A_2026_0001;
 /// Steps along a movement are checked against portals this often, in metres: well under the
 /// depth of a portal's opening.
 const PORTAL_SAMPLE_STEP: f32 = 0.4;
+/// How far in front of or behind a portal's plane its opening still takes someone.
+const PORTAL_HALF_DEPTH: f32 = 0.9;
 
 /// Eye height of a standing person, in metres.
 pub const EYE_HEIGHT: f32 = 1.7;
@@ -41,7 +43,7 @@ impl Portal {
     pub fn contains(&self, eye: Vec3) -> bool {
         let local = Quat::from_rotation_y(-self.yaw) * (eye - self.centre);
         // Within the disc of the opening (x and y in the ring's plane) and close to its plane.
-        local.z.abs() < 0.9 && (local.x * local.x + local.y * local.y) < self.radius * self.radius
+        local.z.abs() < PORTAL_HALF_DEPTH && (local.x * local.x + local.y * local.y) < self.radius * self.radius
     }
 
     /// The colour of a portal's ring: each destination has its own.
@@ -123,19 +125,41 @@ pub struct Atmosphere {
     pub ambient: f32,
 }
 
-/// The box a person can move in.
+/// The space a person can move in: a box, cut to a cylinder around the vertical axis where
+/// `max_radius` is set (the lobby is round).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Bounds {
     /// Smallest corner for the eyes.
     pub min: Vec3,
     /// Largest corner for the eyes.
     pub max: Vec3,
+    /// The farthest the eyes may be from the vertical axis, if the region is round.
+    pub max_radius: Option<f32>,
 }
 
 impl Bounds {
-    /// The nearest point inside the bounds.
+    /// A box.
+    pub fn boxed(min: Vec3, max: Vec3) -> Self {
+        Self { min, max, max_radius: None }
+    }
+
+    /// The nearest point inside the bounds. A point that is not finite (which no movement
+    /// should produce) goes to the middle of the floor rather than anywhere undefined.
     pub fn clamp(&self, point: Vec3) -> Vec3 {
-        point.clamp(self.min, self.max)
+        if !point.is_finite() {
+            let middle = (self.min + self.max) * 0.5;
+            return Vec3::new(middle.x, self.min.y, middle.z);
+        }
+        let mut inside = point.clamp(self.min, self.max);
+        if let Some(radius) = self.max_radius {
+            let across = Vec2::new(inside.x, inside.z);
+            if across.length() > radius {
+                let edge = across.normalize_or_zero() * radius;
+                inside.x = edge.x;
+                inside.z = edge.y;
+            }
+        }
+        inside
     }
 }
 
@@ -331,6 +355,7 @@ fn lobby(seed: u64, n_drifters: usize) -> RegionLayout {
         bounds: Bounds {
             min: Vec3::new(-LOBBY_RADIUS + 2.0, EYE_HEIGHT, -LOBBY_RADIUS + 2.0),
             max: Vec3::new(LOBBY_RADIUS - 2.0, LOBBY_HEIGHT - 10.0, LOBBY_RADIUS - 2.0),
+            max_radius: Some(LOBBY_RADIUS - 2.0),
         },
         structures,
         portals,
@@ -349,28 +374,26 @@ impl Structure {
     }
 }
 
+/// How far from the portal home at the origin crossing people arrive in the city, in metres.
+const CITY_SPAWN_DISTANCE: f32 = 30.0;
+
 /// How far the city reaches from its centre for the purpose of movement: far beyond where
 /// anyone walks in a session, while keeping float positions precise.
 pub const CITY_REACH: f32 = 100_000.0;
 
 fn city(_seed: u64) -> RegionLayout {
     // The city's ground and parcels are endless and drawn around the viewer; its fixed part is
-    // the portal home in the central plaza.
-    let portal = Portal {
-        centre: Vec3::new(0.0, 3.2, -STREET_WIDTH * 0.5 - PARCEL_SIZE * 0.5),
-        radius: 2.8,
-        yaw: 0.0,
-        target: RegionId::Lobby,
-    };
+    // the portal home, standing in the street crossing at the origin, amid the commons.
+    let portal = Portal { centre: Vec3::new(0.0, 3.2, 0.0), radius: 2.8, yaw: 0.0, target: RegionId::Lobby };
     RegionLayout {
         region: RegionId::City,
-        // The middle of the street crossing at the centre, looking down the street toward -z.
-        spawn: Vec3::new(0.0, EYE_HEIGHT, BLOCK_PITCH * 0.5),
+        // On the x = 0 street between two commons blocks, looking down it at the portal.
+        spawn: Vec3::new(0.0, EYE_HEIGHT, CITY_SPAWN_DISTANCE),
         spawn_yaw: PI,
-        bounds: Bounds {
-            min: Vec3::new(-CITY_REACH, EYE_HEIGHT, -CITY_REACH),
-            max: Vec3::new(CITY_REACH, 300.0, CITY_REACH),
-        },
+        bounds: Bounds::boxed(
+            Vec3::new(-CITY_REACH, EYE_HEIGHT, -CITY_REACH),
+            Vec3::new(CITY_REACH, 300.0, CITY_REACH),
+        ),
         structures: vec![Structure::matte(
             Shape::Cylinder,
             Placement::standing(Vec3::new(portal.centre.x, 0.0, portal.centre.z), Vec3::new(7.0, 0.3, 7.0)),
@@ -439,12 +462,14 @@ fn room(kind: RoomKind, seed: u64) -> RegionLayout {
             ));
             (height, half.z - 3.0)
         }
-        None => (0.0, half.z - 5.0),
+        None => (0.0, half.z - 3.0),
     };
+    // The ring fits between the floor people arrive on and the ceiling.
+    let portal_radius = ((size.y - floor_height - 0.2) * 0.5).min(2.4);
     // The portal home stands by the back wall (+z); people arrive in front of it facing -z.
     let portal = Portal {
-        centre: Vec3::new(0.0, floor_height + 2.9, half.z - 1.2),
-        radius: 2.4,
+        centre: Vec3::new(0.0, floor_height + 0.1 + portal_radius, half.z - 1.2),
+        radius: portal_radius,
         yaw: PI,
         target: RegionId::Lobby,
     };
@@ -458,10 +483,10 @@ fn room(kind: RoomKind, seed: u64) -> RegionLayout {
         region: RegionId::Room(kind),
         spawn,
         spawn_yaw: PI,
-        bounds: Bounds {
-            min: Vec3::new(-half.x + 0.5, EYE_HEIGHT, -half.z + 0.5),
-            max: Vec3::new(half.x - 0.5, (size.y - 0.3).max(EYE_HEIGHT), half.z - 0.5),
-        },
+        bounds: Bounds::boxed(
+            Vec3::new(-half.x + 0.5, EYE_HEIGHT, -half.z + 0.5),
+            Vec3::new(half.x - 0.5, (size.y - 0.3).max(EYE_HEIGHT), half.z - 0.5),
+        ),
         structures,
         portals: vec![portal],
         drifters: Vec::new(),
@@ -502,7 +527,9 @@ fn shell(size: Vec3, wall: Rgb, floor: Rgb, accent: Rgb) -> Vec<Structure> {
         parts.push(Structure::matte(Shape::Cuboid, Placement::new(centre, extent), wall));
         // The trim: a thin glowing strip along the bottom of the wall.
         let trim = Vec3::new(extent.x.min(size.x), 0.12, extent.z.min(size.z));
-        let inward = Vec3::new(-centre.x.signum() * 0.05, 0.0, -centre.z.signum() * 0.05);
+        // Pull the trim 5 cm off the wall, toward the middle of the room.
+        let off_wall = |coordinate: f32| if coordinate == 0.0 { 0.0 } else { -coordinate.signum() * 0.05 };
+        let inward = Vec3::new(off_wall(centre.x), 0.0, off_wall(centre.z));
         parts.push(Structure::glowing(
             Shape::Cuboid,
             Placement::new(Vec3::new(centre.x, 0.3, centre.z) + inward, trim),
@@ -828,6 +855,62 @@ mod tests {
     }
 
     #[test]
+    fn nobody_arrives_inside_furniture() {
+        // From the feet to the eyes, the newcomer stands in open air.
+        for region in RegionId::all() {
+            let layout = RegionLayout::generate(region, WORLD_SEED, 0);
+            let feet = layout.spawn - Vec3::Y * (EYE_HEIGHT - 0.05);
+            for structure in &layout.structures {
+                let (low, high) = structure.placement.aabb();
+                let around = low.x <= feet.x && feet.x <= high.x && low.z <= feet.z && feet.z <= high.z;
+                let overlaps_body = low.y <= layout.spawn.y && high.y >= feet.y;
+                assert!(!(around && overlaps_body), "{region}: newcomers arrive inside {structure:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn room_portals_fit_under_the_ceiling_and_reach_the_eyes() {
+        for kind in RoomKind::ALL {
+            let layout = RegionLayout::generate(RegionId::Room(kind), WORLD_SEED, 0);
+            let ceiling = room_size(kind).y;
+            for portal in &layout.portals {
+                assert!(portal.centre.y + portal.radius < ceiling, "{kind:?}: the ring goes through the ceiling");
+                // Someone standing on the arrival floor walks through it at eye height.
+                let in_front = Vec3::new(portal.centre.x, layout.spawn.y, portal.centre.z);
+                assert!(portal.contains(in_front), "{kind:?}: the ring is out of reach");
+            }
+        }
+    }
+
+    #[test]
+    fn the_lobby_is_round() {
+        let lobby = RegionLayout::generate(RegionId::Lobby, WORLD_SEED, 0);
+        let corner = lobby.bounds.clamp(Vec3::new(1000.0, EYE_HEIGHT, 1000.0));
+        assert!(Vec2::new(corner.x, corner.z).length() <= LOBBY_RADIUS - 2.0 + 1e-3, "{corner}");
+        assert_eq!(lobby.bounds.clamp(Vec3::NAN), Vec3::new(0.0, lobby.bounds.min.y, 0.0));
+    }
+
+    #[test]
+    fn layouts_do_not_change_between_versions() {
+        // Every peer must see the same world: these values are pinned. Positions are rounded
+        // to centimetres so that the last bit of a platform's sine cannot matter.
+        let lobby = RegionLayout::generate(RegionId::Lobby, WORLD_SEED, 10);
+        let centimetres = |v: Vec3| (v * 100.0).round().as_ivec3().to_array();
+        let platform = lobby.structures.iter().find(|s| s.colour == Rgb::new(34, 30, 60)).expect("a platform");
+        assert_eq!(centimetres(platform.placement.translation), PINNED_FIRST_PLATFORM);
+        assert_eq!(centimetres(lobby.drifters[3].position_at(0.0)), PINNED_FOURTH_DRIFTER);
+        assert_eq!(lobby.structures.len(), PINNED_LOBBY_STRUCTURES);
+        let market = RegionLayout::generate(RegionId::Room(RoomKind::Marketplace), WORLD_SEED, 0);
+        assert_eq!(market.structures.len(), PINNED_MARKET_STRUCTURES);
+    }
+
+    const PINNED_FIRST_PLATFORM: [i32; 3] = [3008, 1068, -388];
+    const PINNED_FOURTH_DRIFTER: [i32; 3] = [-679, 16690, 721];
+    const PINNED_LOBBY_STRUCTURES: usize = 196;
+    const PINNED_MARKET_STRUCTURES: usize = 94;
+
+    #[test]
     fn walking_through_a_portal_is_detected() {
         let lobby = RegionLayout::generate(RegionId::Lobby, WORLD_SEED, 0);
         let portal = lobby.portals[0];
@@ -864,7 +947,7 @@ mod tests {
         for drifter in &lobby.drifters {
             for seconds in [0.0, 10.0, 1000.0] {
                 let at = drifter.position_at(seconds);
-                assert!(at.truncate().length() < LOBBY_RADIUS || Vec3::new(at.x, 0.0, at.z).length() < LOBBY_RADIUS);
+                assert!(Vec2::new(at.x, at.z).length() < LOBBY_RADIUS, "a drifter left the atrium: {at}");
             }
         }
     }

@@ -100,15 +100,20 @@ impl Placement {
 
     /// The highest point of the placed unit shape (every unit shape fits in a 1 m cube).
     pub fn top(&self) -> f32 {
+        self.aabb().1.y
+    }
+
+    /// The smallest and largest corners of the axis-aligned box around the placed shape.
+    pub fn aabb(&self) -> (Vec3, Vec3) {
         let half = self.scale * 0.5;
         (0..8)
             .map(|corner| {
                 let sign = |bit: u32| if corner & bit == 0 { -1.0 } else { 1.0 };
-                Vec3::new(sign(1), sign(2), sign(4))
+                self.translation + self.rotation * (Vec3::new(sign(1), sign(2), sign(4)) * half)
             })
-            .map(|corner| (self.rotation * (corner * half)).y)
-            .fold(f32::MIN, f32::max)
-            + self.translation.y
+            .fold((Vec3::splat(f32::MAX), Vec3::splat(f32::MIN)), |(low, high), corner| {
+                (low.min(corner), high.max(corner))
+            })
     }
 }
 

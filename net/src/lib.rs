@@ -37,6 +37,15 @@ mod tests {
     }
 
     #[test]
+    fn region_topics_do_not_change_between_versions() {
+        // Peers of different versions must meet on the same topic.
+        let lobby: String = region_topic(RegionId::Lobby).as_bytes().iter().map(|byte| format!("{byte:02x}")).collect();
+        assert_eq!(lobby, PINNED_LOBBY_TOPIC);
+    }
+
+    const PINNED_LOBBY_TOPIC: &str = "fec7fa6efd7eae125a117040bbfcafaac33a0ed537ad6d89cd3d8835c02ee1bc";
+
+    #[test]
     fn protocols_have_distinct_alpns() {
         let alpns: HashSet<&[u8]> = [alpn::GOSSIP, alpn::BLOBS, alpn::DIRECT].into_iter().collect();
         assert_eq!(alpns.len(), 3);

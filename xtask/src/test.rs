@@ -4,9 +4,18 @@ use anyhow::{Context, Result};
 
 use crate::setup::{self, Needs};
 
-/// Formatting, then every test of every crate, rendering tests included.
+/// Crates that must never enter the build, with the reason (the same list as `deny.toml`).
+const BANNED_CRATES: [(&str, &str); 4] = [
+    ("openssl", "TLS is rustls only"),
+    ("openssl-sys", "TLS is rustls only"),
+    ("native-tls", "TLS is rustls only"),
+    ("bincode", "wire and disk formats use postcard (bincode is unmaintained, RUSTSEC-2025-0141)"),
+];
+
+/// Formatting, banned crates, then every test of every crate, rendering tests included.
 pub fn run() -> Result<()> {
     setup::run(Needs::All)?;
+    check_banned_crates()?;
     if setup::command_exists("rustfmt") {
         crate::run_command(crate::cargo().args(["fmt", "--all", "--check"]))
             .context("the code is not formatted: run `cargo fmt --all` and commit the result")?;
@@ -19,5 +28,24 @@ pub fn run() -> Result<()> {
     let bench = crate::build_executable("frame_bench")?;
     crate::run_command(std::process::Command::new(bench).arg("--smoke"))
         .context("the frame benchmark no longer runs: `cargo xtask bench frame` shows the error")?;
+    Ok(())
+}
+
+/// Fails if Cargo.lock holds a crate from [`BANNED_CRATES`].
+fn check_banned_crates() -> Result<()> {
+    let lock_path = crate::workspace_root().join("Cargo.lock");
+    let lock = std::fs::read_to_string(&lock_path).with_context(|| format!("cannot read {}", lock_path.display()))?;
+    let found: Vec<String> = BANNED_CRATES
+        .iter()
+        .filter(|(name, _)| lock.lines().any(|line| line.trim() == format!("name = \"{name}\"")))
+        .map(|(name, reason)| format!("{name} ({reason})"))
+        .collect();
+    if !found.is_empty() {
+        anyhow::bail!(
+            "banned crates are in Cargo.lock: {}\nfind who pulls them in with `cargo tree -i <crate>` and \
+             choose a feature or crate without them",
+            found.join(", ")
+        );
+    }
     Ok(())
 }
