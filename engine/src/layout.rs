@@ -218,7 +218,7 @@ pub const LOBBY_HEIGHT: f32 = 2000.0;
 /// Where people arrive in the lobby: near the wall, looking across the atrium.
 const LOBBY_SPAWN: Vec3 = Vec3::new(0.0, EYE_HEIGHT, 46.0);
 /// How many placeholder avatars the lobby shows by default.
-pub const LOBBY_DRIFTERS: usize = 600;
+pub const LOBBY_DRIFTERS: usize = 2000;
 
 fn lobby(seed: u64, n_drifters: usize) -> RegionLayout {
     let mut rng = LayoutRng::derive(seed, "lobby", &[]);
