@@ -8,11 +8,9 @@ use sanctuary::cli::Args;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(path) = &args.screenshot {
-        if let Err(problem) = sanctuary::ScreenshotPlan::check_path(path) {
-            eprintln!("error: {problem}");
-            return ExitCode::from(2);
-        }
+    if let Some(Err(problem)) = args.screenshot.as_deref().map(sanctuary::ScreenshotPlan::check_path) {
+        eprintln!("error: {problem}");
+        return ExitCode::from(2);
     }
     if let Err(problem) = check_display() {
         eprintln!("error: {problem}");

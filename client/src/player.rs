@@ -98,10 +98,8 @@ pub(crate) fn read_desktop_input(
     intent.rise = axis(&[KeyCode::Space, KeyCode::KeyE], &[KeyCode::KeyC, KeyCode::KeyQ]);
     intent.fast = keys.any_pressed([KeyCode::ShiftLeft, KeyCode::ShiftRight]);
     intent.look.x = axis(&[KeyCode::ArrowLeft], &[KeyCode::ArrowRight]) * KEY_TURN_SPEED * time.delta_secs();
-    if lock.locked {
-        if let Some(mouse) = mouse {
-            intent.look -= mouse.delta * MOUSE_SENSITIVITY;
-        }
+    if let Some(mouse) = mouse.filter(|_| lock.locked) {
+        intent.look -= mouse.delta * MOUSE_SENSITIVITY;
     }
 }
 

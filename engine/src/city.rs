@@ -84,7 +84,7 @@ impl ParcelCoord {
     pub fn containing(position: Vec3) -> Option<ParcelCoord> {
         let axis = |metres: f32| {
             let block = (metres / BLOCK_PITCH).floor();
-            let within = metres - block as f32 * BLOCK_PITCH - STREET_WIDTH * 0.5;
+            let within = metres - block * BLOCK_PITCH - STREET_WIDTH * 0.5;
             if !(0.0..BLOCK_PARCELS as f32 * PARCEL_SIZE).contains(&within) {
                 return None;
             }
@@ -122,8 +122,8 @@ pub fn home_candidate(key: &PublicKey, attempt: u32) -> ParcelCoord {
         let z = u64::from_le_bytes(bytes[8..].try_into().unwrap_or_default());
         // Multiply-shift on the top 32 bits: exactly uniform, as the side is a power of two.
         let parcel = ParcelCoord::new(
-            ((x >> 32) * side >> 32) as i32 - HOME_GRID_HALF,
-            ((z >> 32) * side >> 32) as i32 - HOME_GRID_HALF,
+            (((x >> 32) * side) >> 32) as i32 - HOME_GRID_HALF,
+            (((z >> 32) * side) >> 32) as i32 - HOME_GRID_HALF,
         );
         if !parcel.is_commons() {
             return parcel;

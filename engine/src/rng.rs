@@ -55,7 +55,7 @@ impl LayoutRng {
     pub fn index(&mut self, len: usize) -> usize {
         debug_assert!(len > 0, "index() needs a non-empty range");
         // Multiply-shift keeps the bias below 2^-32 for any realistic length.
-        ((self.next_u64() >> 32) * len as u64 >> 32) as usize
+        (((self.next_u64() >> 32) * len as u64) >> 32) as usize
     }
 
     /// True with probability `p`.

@@ -65,7 +65,8 @@ pub fn run(needs: Needs) -> Result<()> {
     let mut install = vec!["install", "-y", "-q"];
     install.extend(missing.iter().copied());
     // Try first with the package lists as they are; refresh them only if that fails.
-    if !apt(&install)? && !(apt(&["update", "-q"])? && apt(&install)?) {
+    let installed = apt(&install)? || (apt(&["update", "-q"])? && apt(&install)?);
+    if !installed {
         bail!("apt-get could not install {list}; install them by hand:\n\n    sudo apt-get install -y {list}\n");
     }
     let still_missing: Vec<&str> = missing.into_iter().filter(|package| !is_installed(package)).collect();

@@ -12,7 +12,7 @@ const BANNED_CRATES: [(&str, &str); 4] = [
     ("bincode", "wire and disk formats use postcard (bincode is unmaintained, RUSTSEC-2025-0141)"),
 ];
 
-/// Formatting, banned crates, then every test of every crate, rendering tests included.
+/// Formatting, banned crates, clippy, then every test of every crate, rendering tests included.
 pub fn run() -> Result<()> {
     setup::run(Needs::All)?;
     check_banned_crates()?;
@@ -21,6 +21,14 @@ pub fn run() -> Result<()> {
             .context("the code is not formatted: run `cargo fmt --all` and commit the result")?;
     } else {
         eprintln!("note: rustfmt is not installed, so formatting is not checked (rustup component add rustfmt)");
+    }
+    if setup::command_exists("cargo-clippy") {
+        crate::run_command(crate::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+            .context(
+                "clippy found problems: fix the lints above (`cargo clippy --fix --workspace` does the simple ones)",
+            )?;
+    } else {
+        eprintln!("note: clippy is not installed, so lints are not checked (rustup component add clippy)");
     }
     crate::run_command(crate::cargo().args(["test", "--workspace", "--no-fail-fast"]))
         .context("some tests failed: the output above names them")?;
