@@ -1,6 +1,16 @@
-//! Sanctuary's network node on iroh. This first part fixes the names every peer must agree on:
-//! the ALPN of each protocol and the gossip topic of each region. The endpoint, router and
-//! protocol handlers join in the next release (see ARCHITECTURE.md).
+//! Sanctuary's network node on iroh. So far: the names every peer must agree on (the ALPN of
+//! each protocol, the gossip topic of each region), the identity key on disk, and the signed
+//! wire format of presence with its replay and flooding checks. The endpoint, router and
+//! protocol handlers come next (see ARCHITECTURE.md).
+
+mod identity;
+mod wire;
+
+pub use identity::{IDENTITY_FILE, IdentityError, load_or_create_identity};
+pub use wire::{
+    MAX_MESSAGE_BYTES, MAX_NAME_CHARS, PoseFrame, Presence, QuantisedTransform, RateLimiter, ReplayGuard, Verified,
+    WireError, decode_presence, encode_presence, pack_rotation, unpack_rotation,
+};
 
 use iroh_gossip::TopicId;
 use sanctuary_engine::RegionId;

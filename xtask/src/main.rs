@@ -82,8 +82,19 @@ fn build_executable(name: &str) -> anyhow::Result<std::path::PathBuf> {
         .ok_or_else(|| anyhow::anyhow!("the build made no executable named '{name}'"))
 }
 
-/// The workspace root: the parent of this crate's directory.
+/// The workspace root, found at run time: the nearest folder at or above the current one whose
+/// Cargo.toml declares a `[workspace]`.
+///
+/// Not `env!("CARGO_MANIFEST_DIR")`: with a target directory shared between clones (as CI's is),
+/// an xtask binary built from one clone can be reused from another, and would then work on the
+/// wrong tree.
 fn workspace_root() -> std::path::PathBuf {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
+    let start = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
+    start
+        .ancestors()
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|manifest| manifest.contains("[workspace]"))
+        })
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or(start)
 }
