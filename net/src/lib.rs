@@ -1,16 +1,27 @@
-//! Sanctuary's network node on iroh. So far: the names every peer must agree on (the ALPN of
-//! each protocol, the gossip topic of each region), the identity key on disk, and the signed
-//! wire format of presence with its replay and flooding checks. The endpoint, router and
-//! protocol handlers come next (see ARCHITECTURE.md).
+//! Sanctuary's network node on iroh: an endpoint and router on a tokio runtime of its own, a
+//! gossip topic per region for presence and chat, a world topic on which peers say where they
+//! are, and a direct protocol for private messages. The program drives it through a
+//! [`NodeHandle`] (commands in, events out); nothing here ever blocks the caller.
+//!
+//! Every byte from the network goes through [`Inbox`]: size, shape and signature
+//! ([`wire::decode`]), then rate and replay checks, each refusal counted in [`NetStats`].
 
+pub mod crowd;
 mod identity;
-mod wire;
+pub mod inbox;
+mod node;
+mod store;
+pub mod wire;
 
+pub use crowd::{Joint, Pose, RemoteAvatar, RemoteCrowd};
 pub use identity::{IDENTITY_FILE, IdentityError, load_or_create_identity};
-pub use wire::{
-    MAX_MESSAGE_BYTES, MAX_NAME_CHARS, PoseFrame, Presence, QuantisedTransform, RateLimiter, ReplayGuard, Verified,
-    WireError, decode_presence, encode_presence, pack_rotation, unpack_rotation,
+pub use inbox::{Inbox, NetStats, StatsSnapshot};
+pub use node::{
+    ChatLine, Command, DOWNLINK_BUDGET_BITS_PER_SECOND, Delivery, DirectLine, Event, FASTEST_POSE_INTERVAL,
+    NetRuntime, NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, Profile, RelayChoice, RelayState, Status,
+    Ticket, TicketError, pose_interval, spawn_node, world_topic,
 };
+pub use wire::{MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_TEXT_CHARS, PoseFrame, Presence, QuantisedTransform};
 
 use iroh_gossip::TopicId;
 use sanctuary_engine::RegionId;

@@ -4,11 +4,10 @@
 //! Every decoder here takes untrusted bytes: it checks the size first, decodes without panics,
 //! checks the signature and the topic, and only then returns data.
 
-use std::collections::HashMap;
-use std::time::Duration;
-
 use glam::{Quat, Vec3};
 use iroh::{PublicKey, SecretKey, Signature};
+use sanctuary_engine::RegionId;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// The largest message iroh-gossip carries by default; a larger broadcast is dropped silently,
@@ -16,8 +15,6 @@ use serde::{Deserialize, Serialize};
 pub const MAX_MESSAGE_BYTES: usize = 4096;
 /// The longest display name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
-/// Domain separation for presence signatures: a signature made here is never valid elsewhere.
-const SIGNING_CONTEXT: &[u8] = b"sanctuary presence v1";
 
 /// A position in millimetres and an orientation packed as "smallest three" in 32 bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,24 +120,121 @@ pub struct Presence {
     pub pose: PoseFrame,
 }
 
+/// The longest chat line or private message, in characters (at most four bytes each, so a full
+/// line still fits a gossip message).
+pub const MAX_TEXT_CHARS: usize = 500;
+
+/// What travels on a region's gossip topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RegionMessage {
+    /// Where someone is and how they look, sent up to 20 times a second.
+    Presence(Presence),
+    /// A line of text chat for everyone in the region.
+    Chat {
+        /// The author's name when they wrote it.
+        name: String,
+        /// The line.
+        text: String,
+    },
+    /// The author leaves the region.
+    Leave,
+}
+
+/// What travels on the world topic that every peer joins: who is where, so that peers find the
+/// others of their region whichever peer they first met.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorldMessage {
+    /// The author is in `regions` under `name`.
+    Here {
+        /// The regions the author is in: one for a person, those it serves for a home node.
+        regions: Vec<RegionId>,
+        /// The author's name.
+        name: String,
+    },
+    /// The author is shutting down.
+    Gone,
+}
+
+/// The most regions one peer says it is in (a home node serving every region stays below).
+pub const MAX_REGIONS_PER_PEER: usize = 16;
+
+/// A private message for one person, sent over a direct connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectText {
+    /// The sender's name when they wrote it.
+    pub name: String,
+    /// The message.
+    pub text: String,
+}
+
+/// A message body that can travel in a signed envelope.
+pub trait Body: Serialize + DeserializeOwned {
+    /// Domain separation: a signature made for one kind of message never verifies as another.
+    const CONTEXT: &'static [u8];
+    /// Checks the limits a well-formed body keeps.
+    fn check(&self) -> Result<(), WireError>;
+}
+
+fn check_name(name: &str) -> Result<(), WireError> {
+    if name.chars().count() > MAX_NAME_CHARS { Err(WireError::NameTooLong) } else { Ok(()) }
+}
+
+fn check_text(text: &str) -> Result<(), WireError> {
+    if text.chars().count() > MAX_TEXT_CHARS { Err(WireError::TextTooLong) } else { Ok(()) }
+}
+
+impl Body for RegionMessage {
+    const CONTEXT: &'static [u8] = b"sanctuary region v1";
+    fn check(&self) -> Result<(), WireError> {
+        match self {
+            RegionMessage::Presence(presence) => check_name(&presence.name),
+            RegionMessage::Chat { name, text } => check_name(name).and(check_text(text)),
+            RegionMessage::Leave => Ok(()),
+        }
+    }
+}
+
+impl Body for WorldMessage {
+    const CONTEXT: &'static [u8] = b"sanctuary world v1";
+    fn check(&self) -> Result<(), WireError> {
+        match self {
+            WorldMessage::Here { name, regions } => {
+                if regions.len() > MAX_REGIONS_PER_PEER {
+                    return Err(WireError::Malformed);
+                }
+                check_name(name)
+            }
+            WorldMessage::Gone => Ok(()),
+        }
+    }
+}
+
+impl Body for DirectText {
+    const CONTEXT: &'static [u8] = b"sanctuary direct v1";
+    fn check(&self) -> Result<(), WireError> {
+        check_name(&self.name).and(check_text(&self.text))
+    }
+}
+
 /// The signed envelope as it travels.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Envelope {
+struct Envelope<T> {
     author: [u8; 32],
     sequence: u64,
-    presence: Presence,
+    body: T,
     signature: Signature,
 }
 
-/// A presence message whose signature, topic and size have been checked.
+/// A message whose size, shape, limits and signature have been checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified {
+pub struct Signed<T> {
     /// Who signed it.
     pub author: PublicKey,
-    /// The author's sequence number; higher is newer.
+    /// The author's sequence number: microseconds since 1970 on the author's clock when sent,
+    /// and always higher than the author's previous one.
     pub sequence: u64,
     /// What it says.
-    pub presence: Presence,
+    pub body: T,
 }
 
 /// Why a message was refused. Receivers count these; none of them is a panic.
@@ -159,109 +253,55 @@ pub enum WireError {
     /// The author field is not a valid public key.
     #[error("the author is not a valid public key")]
     BadAuthor,
-    /// The signature does not match the author, the topic and the content.
+    /// The signature does not match the author, the scope and the content.
     #[error("the signature does not match")]
     BadSignature,
     /// The name is too long.
     #[error("the name is longer than {MAX_NAME_CHARS} characters")]
     NameTooLong,
+    /// The text is too long.
+    #[error("the text is longer than {MAX_TEXT_CHARS} characters")]
+    TextTooLong,
 }
 
-/// The bytes a signature covers: context, topic, author, sequence and content.
-fn signed_bytes(topic: &[u8; 32], author: &[u8; 32], sequence: u64, presence: &Presence) -> Result<Vec<u8>, WireError> {
-    let mut bytes = Vec::with_capacity(128);
-    bytes.extend_from_slice(SIGNING_CONTEXT);
-    bytes.extend_from_slice(topic);
+/// The bytes a signature covers: context, scope, author, sequence and content.
+fn signed_bytes<T: Body>(scope: &[u8; 32], author: &[u8; 32], sequence: u64, body: &T) -> Result<Vec<u8>, WireError> {
+    let mut bytes = Vec::with_capacity(160);
+    bytes.extend_from_slice(T::CONTEXT);
+    bytes.extend_from_slice(scope);
     bytes.extend_from_slice(author);
     bytes.extend_from_slice(&sequence.to_le_bytes());
-    postcard::to_extend(presence, bytes).map_err(|_| WireError::Malformed)
+    postcard::to_extend(body, bytes).map_err(|_| WireError::Malformed)
 }
 
-/// Signs `presence` for the gossip topic `topic` and encodes it.
-pub fn encode_presence(
-    secret: &SecretKey,
-    topic: &[u8; 32],
-    sequence: u64,
-    presence: &Presence,
-) -> Result<Vec<u8>, WireError> {
-    if presence.name.chars().count() > MAX_NAME_CHARS {
-        return Err(WireError::NameTooLong);
-    }
+/// Signs `body` for `scope` (the gossip topic it is sent on, or the recipient's key for a
+/// private message) and encodes it.
+pub fn encode<T: Body>(secret: &SecretKey, scope: &[u8; 32], sequence: u64, body: &T) -> Result<Vec<u8>, WireError> {
+    body.check()?;
     let author = *secret.public().as_bytes();
-    let signature = secret.sign(&signed_bytes(topic, &author, sequence, presence)?);
-    let bytes = postcard::to_allocvec(&Envelope { author, sequence, presence: presence.clone(), signature })
-        .map_err(|_| WireError::Malformed)?;
+    let signature = secret.sign(&signed_bytes(scope, &author, sequence, body)?);
+    let bytes = postcard::to_allocvec(&Envelope { author, sequence, body, signature }).map_err(|_| WireError::Malformed)?;
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(WireError::TooLarge { len: bytes.len() });
     }
     Ok(bytes)
 }
 
-/// Checks and decodes a presence message received on the gossip topic `topic`.
-pub fn decode_presence(bytes: &[u8], topic: &[u8; 32]) -> Result<Verified, WireError> {
+/// Checks and decodes a message received for `scope`: size first, then shape, limits, author
+/// key and signature.
+pub fn decode<T: Body>(bytes: &[u8], scope: &[u8; 32]) -> Result<Signed<T>, WireError> {
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(WireError::TooLarge { len: bytes.len() });
     }
-    let (envelope, rest): (Envelope, &[u8]) = postcard::take_from_bytes(bytes).map_err(|_| WireError::Malformed)?;
+    let (envelope, rest): (Envelope<T>, &[u8]) = postcard::take_from_bytes(bytes).map_err(|_| WireError::Malformed)?;
     if !rest.is_empty() {
         return Err(WireError::Malformed);
     }
-    if envelope.presence.name.chars().count() > MAX_NAME_CHARS {
-        return Err(WireError::NameTooLong);
-    }
+    envelope.body.check()?;
     let author = PublicKey::from_bytes(&envelope.author).map_err(|_| WireError::BadAuthor)?;
-    let signed = signed_bytes(topic, &envelope.author, envelope.sequence, &envelope.presence)?;
+    let signed = signed_bytes(scope, &envelope.author, envelope.sequence, &envelope.body)?;
     author.verify(&signed, &envelope.signature).map_err(|_| WireError::BadSignature)?;
-    Ok(Verified { author, sequence: envelope.sequence, presence: envelope.presence })
-}
-
-/// Drops messages that are not newer than the last one accepted from the same author, so that
-/// a recorded message cannot be played again.
-#[derive(Debug, Default)]
-pub struct ReplayGuard {
-    newest: HashMap<PublicKey, u64>,
-}
-
-impl ReplayGuard {
-    /// Whether `sequence` from `author` is new; if so it becomes the newest.
-    pub fn accept(&mut self, author: PublicKey, sequence: u64) -> bool {
-        match self.newest.get(&author) {
-            Some(&newest) if sequence <= newest => false,
-            _ => {
-                self.newest.insert(author, sequence);
-                true
-            }
-        }
-    }
-}
-
-/// A token bucket per author: `burst` messages at once, then `per_second` a second.
-#[derive(Debug)]
-pub struct RateLimiter {
-    burst: f64,
-    per_second: f64,
-    buckets: HashMap<PublicKey, (f64, Duration)>,
-}
-
-impl RateLimiter {
-    /// A limiter that allows `burst` messages at once and `per_second` on average.
-    pub fn new(burst: u32, per_second: u32) -> Self {
-        Self { burst: f64::from(burst.max(1)), per_second: f64::from(per_second), buckets: HashMap::new() }
-    }
-
-    /// Whether `author` may send one more message at time `now` (any monotonic clock).
-    pub fn allow(&mut self, author: PublicKey, now: Duration) -> bool {
-        let (tokens, last) = self.buckets.entry(author).or_insert((self.burst, now));
-        let elapsed = now.saturating_sub(*last).as_secs_f64();
-        *tokens = (*tokens + elapsed * self.per_second).min(self.burst);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
+    Ok(Signed { author, sequence: envelope.sequence, body: envelope.body })
 }
 
 #[cfg(test)]
@@ -283,6 +323,14 @@ mod tests {
         SecretKey::from_bytes(&[seed; 32])
     }
 
+    fn encode_presence(secret: &SecretKey, topic: &[u8; 32], sequence: u64, presence: &Presence) -> Result<Vec<u8>, WireError> {
+        encode(secret, topic, sequence, &RegionMessage::Presence(presence.clone()))
+    }
+
+    fn decode_presence(bytes: &[u8], topic: &[u8; 32]) -> Result<Signed<RegionMessage>, WireError> {
+        decode(bytes, topic)
+    }
+
     #[test]
     fn a_signed_presence_round_trips() {
         let bytes = encode_presence(&secret(1), &TOPIC, 5, &presence()).expect("encodes");
@@ -290,7 +338,7 @@ mod tests {
         let verified = decode_presence(&bytes, &TOPIC).expect("verifies");
         assert_eq!(verified.author, secret(1).public());
         assert_eq!(verified.sequence, 5);
-        assert_eq!(verified.presence, presence());
+        assert_eq!(verified.body, RegionMessage::Presence(presence()));
     }
 
     #[test]
@@ -322,7 +370,7 @@ mod tests {
             assert!(decode_presence(&tampered, &TOPIC).is_err(), "byte {index} was not covered");
         }
         // Someone else's key in the author field.
-        let mut envelope: Envelope = postcard::from_bytes(&bytes).expect("decodes");
+        let mut envelope: Envelope<RegionMessage> = postcard::from_bytes(&bytes).expect("decodes");
         envelope.author = *secret(2).public().as_bytes();
         let forged = postcard::to_allocvec(&envelope).expect("encodes");
         assert_eq!(decode_presence(&forged, &TOPIC), Err(WireError::BadSignature));
@@ -337,31 +385,25 @@ mod tests {
         let mut long = presence();
         long.name = "x".repeat(MAX_NAME_CHARS + 1);
         assert_eq!(encode_presence(&secret(1), &TOPIC, 1, &long), Err(WireError::NameTooLong));
+        let chat = RegionMessage::Chat { name: "Ada".into(), text: "é".repeat(MAX_TEXT_CHARS + 1) };
+        assert_eq!(encode(&secret(1), &TOPIC, 1, &chat), Err(WireError::TextTooLong));
+        let longest = RegionMessage::Chat { name: "é".repeat(MAX_NAME_CHARS), text: "\u{1F600}".repeat(MAX_TEXT_CHARS) };
+        let bytes = encode(&secret(1), &TOPIC, 1, &longest).expect("the longest line still fits a gossip message");
+        assert_eq!(decode::<RegionMessage>(&bytes, &TOPIC).expect("verifies").body, longest);
     }
 
     #[test]
-    fn replays_are_dropped() {
-        let mut guard = ReplayGuard::default();
-        let author = secret(1).public();
-        assert!(guard.accept(author, 3));
-        assert!(!guard.accept(author, 3));
-        assert!(!guard.accept(author, 2));
-        assert!(guard.accept(author, 4));
-        assert!(guard.accept(secret(2).public(), 1), "authors are counted apart");
-    }
-
-    #[test]
-    fn flooding_is_throttled_per_author() {
-        let mut limiter = RateLimiter::new(5, 20);
-        let flooder = secret(1).public();
-        let calm = secret(2).public();
-        let start = Duration::from_secs(100);
-        let allowed = (0..100).filter(|_| limiter.allow(flooder, start)).count();
-        assert_eq!(allowed, 5, "only the burst passes at once");
-        assert!(limiter.allow(calm, start), "others are not throttled by the flooder");
-        // A second later the flooder has earned 20 more (capped at the burst of 5).
-        let later = start + Duration::from_secs(1);
-        assert_eq!((0..100).filter(|_| limiter.allow(flooder, later)).count(), 5);
+    fn a_signature_is_only_valid_for_its_own_kind_of_message() {
+        // The same bytes of body signed as a private message must not pass as anything else.
+        let direct = DirectText { name: "Ada".into(), text: "hi".into() };
+        let bytes = encode(&secret(1), &TOPIC, 9, &direct).expect("encodes");
+        assert_eq!(decode::<DirectText>(&bytes, &TOPIC).expect("verifies").body, direct);
+        assert!(decode::<RegionMessage>(&bytes, &TOPIC).is_err());
+        assert!(decode::<WorldMessage>(&bytes, &TOPIC).is_err());
+        let here = WorldMessage::Here { regions: vec![RegionId::Lobby], name: "Ada".into() };
+        let bytes = encode(&secret(1), &TOPIC, 9, &here).expect("encodes");
+        assert_eq!(decode::<WorldMessage>(&bytes, &TOPIC).expect("verifies").body, here);
+        assert!(decode::<RegionMessage>(&bytes, &TOPIC).is_err());
     }
 
     proptest::proptest! {
@@ -369,6 +411,35 @@ mod tests {
         #[test]
         fn random_bytes_are_refused_without_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
             proptest::prop_assert!(decode_presence(&bytes, &TOPIC).is_err());
+            proptest::prop_assert!(decode::<WorldMessage>(&bytes, &TOPIC).is_err());
+            proptest::prop_assert!(decode::<DirectText>(&bytes, &TOPIC).is_err());
+        }
+
+        /// Valid messages with random bytes overwritten, cut short or extended never panic the
+        /// decoder and never verify unless they are unchanged.
+        #[test]
+        fn mutated_messages_are_refused_without_panic(
+            edits in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY), 1..6),
+            cut in proptest::option::of(proptest::num::usize::ANY),
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..4),
+        ) {
+            let chat = RegionMessage::Chat { name: "Ada".into(), text: "hello there".into() };
+            let original = encode(&secret(3), &TOPIC, 77, &chat).expect("encodes");
+            let mut bytes = original.clone();
+            for (at, value) in edits {
+                let at = at % bytes.len();
+                bytes[at] = value;
+            }
+            if let Some(cut) = cut {
+                bytes.truncate(cut % (bytes.len() + 1));
+            }
+            bytes.extend_from_slice(&tail);
+            let result = decode::<RegionMessage>(&bytes, &TOPIC);
+            if bytes != original {
+                proptest::prop_assert!(result.is_err());
+            }
+            let _ = decode::<DirectText>(&bytes, &TOPIC);
+            let _ = decode::<WorldMessage>(&bytes, &TOPIC);
         }
 
         /// Every 32-bit rotation unpacks to a unit quaternion.

@@ -1,0 +1,1177 @@
+//! The node: an iroh endpoint and router on a tokio runtime, with gossip for presence and chat
+//! and a direct protocol for private messages. The program talks to it only through a
+//! [`NodeHandle`]: commands in, events out, never a blocking call.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{Stream, StreamExt};
+use iroh::address_lookup::MemoryLookup;
+use iroh::endpoint::{Connection, presets};
+use iroh::protocol::{AcceptError, ProtocolHandler, Router};
+use iroh::{Endpoint, RelayMode, SecretKey};
+use iroh_gossip::api::{Event as GossipEvent, GossipReceiver, GossipSender};
+use iroh_gossip::{Gossip, TopicId};
+use iroh_mdns_address_lookup::{DiscoveryEvent, MdnsAddressLookup};
+use iroh_tickets::endpoint::EndpointTicket;
+use sanctuary_engine::{PublicKey, RegionId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::inbox::{Inbox, Limited, NetStats, RateLimiter, StatsSnapshot};
+use crate::store::{self, Paths};
+use crate::wire::{
+    DirectText, MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_REGIONS_PER_PEER, MAX_TEXT_CHARS, PoseFrame, Presence,
+    RegionMessage, Signed, WorldMessage, decode, encode,
+};
+use crate::{alpn, load_or_create_identity, region_topic};
+
+/// The most a client receives of other people's poses, whatever the crowd (P2 of TARGETS.md):
+/// senders slow down as the region fills so that the sum stays below it.
+pub const DOWNLINK_BUDGET_BITS_PER_SECOND: u64 = 1_000_000;
+/// The fastest pose rate: 20 a second.
+pub const FASTEST_POSE_INTERVAL: Duration = Duration::from_millis(50);
+/// A pose is sent at least this often even when nothing moved, so that newcomers see everyone
+/// and silence can mean "gone".
+pub const POSE_KEEPALIVE: Duration = Duration::from_secs(2);
+/// Someone not heard from for this long has left.
+pub const PRESENCE_TIMEOUT: Duration = Duration::from_secs(7);
+/// How often each peer says on the world topic where it is.
+const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(3);
+/// Peers not heard on the world topic for this long are forgotten.
+const DIRECTORY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often undelivered private messages are tried again.
+const OUTBOX_RETRY: Duration = Duration::from_secs(5);
+/// How long a private message may take to reach its recipient before it waits in the outbox.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(8);
+/// Chat lines handed back on entering a region.
+const CHAT_HISTORY: usize = 200;
+/// Bytes a pose costs on the wire beyond its message: gossip framing and QUIC/UDP/IP headers.
+const POSE_OVERHEAD_BYTES: u64 = 64;
+/// The service name under which peers announce themselves on the local network.
+const MDNS_SERVICE: &str = "sanctuary";
+
+/// The time between two poses when `others` people share the region and a pose message is
+/// `message_bytes` long: 20 a second while the crowd is small, slower as it grows, so that
+/// everyone's poses together stay within 80 % of [`DOWNLINK_BUDGET_BITS_PER_SECOND`] (the rest is
+/// left for chat and the world topic). Never slower than [`POSE_KEEPALIVE`].
+pub fn pose_interval(others: usize, message_bytes: usize) -> Duration {
+    let bits = (message_bytes as u64 + POSE_OVERHEAD_BYTES) * 8;
+    let share = DOWNLINK_BUDGET_BITS_PER_SECOND * 8 / 10 / (others.max(1) as u64);
+    let interval = Duration::from_secs_f64(bits as f64 / share.max(1) as f64);
+    interval.clamp(FASTEST_POSE_INTERVAL, POSE_KEEPALIVE)
+}
+
+/// Which way the node reaches peers beyond the local network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RelayChoice {
+    /// iroh's public relays and its DNS address lookup: works across the internet.
+    #[default]
+    Public,
+    /// No relays and no lookups over the internet: this machine and the local network only.
+    Disabled,
+}
+
+/// How a person appears to others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// The name above their head (at most [`MAX_NAME_CHARS`] characters; longer is cut).
+    pub name: String,
+    /// Their avatar's colour.
+    pub colour: [u8; 3],
+}
+
+impl Profile {
+    /// A profile with `name` cut to the allowed length and stripped of control characters.
+    pub fn new(name: &str, colour: [u8; 3]) -> Self {
+        let name: String = name.chars().filter(|c| !c.is_control()).take(MAX_NAME_CHARS).collect();
+        Self { name: name.trim().to_owned(), colour }
+    }
+
+    /// A name and a bright colour made from a key, for people who did not choose one.
+    pub fn guest(key: &PublicKey) -> Self {
+        let bytes = key.as_bytes();
+        let hue = f32::from(bytes[0]) / 255.0 * 6.0;
+        let channel = |offset: f32| {
+            let distance = ((hue + offset) % 6.0 - 3.0).abs();
+            ((distance - 1.0).clamp(0.0, 1.0) * 200.0 + 55.0) as u8
+        };
+        Self { name: format!("Guest {}", &key.short()[..4]), colour: [channel(0.0), channel(4.0), channel(2.0)] }
+    }
+}
+
+/// A ticket: how to reach a node (its id and addresses), as text to paste.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket(EndpointTicket);
+
+/// Why text is not a ticket.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a Sanctuary ticket (expected the text that another peer shows as its ticket, starting \"endpoint\")")]
+pub struct TicketError;
+
+impl FromStr for Ticket {
+    type Err = TicketError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        EndpointTicket::from_str(&text).map(Ticket).map_err(|_| TicketError)
+    }
+}
+
+impl fmt::Display for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Ticket {
+    /// The node this ticket reaches.
+    pub fn id(&self) -> Option<PublicKey> {
+        PublicKey::from_bytes(*self.0.endpoint_addr().id.as_bytes()).ok()
+    }
+}
+
+/// How the node starts.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Where the identity key, chat history and outbox live.
+    pub data_dir: PathBuf,
+    /// Relays or not.
+    pub relays: RelayChoice,
+    /// Find peers on the local network by mDNS.
+    pub lan_discovery: bool,
+    /// Name and colour.
+    pub profile: Option<Profile>,
+    /// The regions to be in from the start; the first takes poses and chat.
+    pub regions: Vec<RegionId>,
+    /// Peers to meet from the start.
+    pub join: Vec<Ticket>,
+}
+
+impl NodeConfig {
+    /// A node keeping its files in `data_dir`, in the lobby, with public relays and LAN
+    /// discovery.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            relays: RelayChoice::Public,
+            lan_discovery: true,
+            profile: None,
+            regions: vec![RegionId::Lobby],
+            join: Vec::new(),
+        }
+    }
+}
+
+/// What the program asks of the node.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Command {
+    /// Be in these regions: one for a person (where they are), several for a home node. The
+    /// first takes poses and chat. Others are left, saying goodbye.
+    Regions(Vec<RegionId>),
+    /// Where I am now; sent when it changed, at most 20 times a second.
+    Pose(PoseFrame),
+    /// Say something in the first region.
+    Chat(String),
+    /// A private message.
+    Direct {
+        /// To whom.
+        to: PublicKey,
+        /// What.
+        text: String,
+    },
+    /// Meet the peer of a ticket.
+    Join(Ticket),
+    /// Change name or colour.
+    Profile(Profile),
+    /// Leave every region, say goodbye and stop.
+    Shutdown,
+}
+
+/// A line of chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatLine {
+    /// Where it was said.
+    pub region: RegionId,
+    /// Who said it.
+    pub author: PublicKey,
+    /// Their name then.
+    pub name: String,
+    /// What.
+    pub text: String,
+    /// The author's sequence (their clock in µs): lines sort by it.
+    pub sequence: u64,
+}
+
+/// A private message, either way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectLine {
+    /// The sender's sequence: with `from`, it names the message.
+    pub id: u64,
+    /// Who wrote it.
+    pub from: PublicKey,
+    /// For whom.
+    pub to: PublicKey,
+    /// The sender's name.
+    pub name: String,
+    /// What.
+    pub text: String,
+}
+
+/// What became of a private message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The recipient's node has it.
+    Delivered,
+    /// They could not be reached; it waits in the outbox and goes when they can be.
+    Queued {
+        /// Why not now.
+        reason: String,
+    },
+}
+
+/// Whether the node reaches a relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayState {
+    /// Offline mode: no relays.
+    Disabled,
+    /// Trying.
+    Connecting,
+    /// Reachable from anywhere through a relay.
+    Connected,
+}
+
+/// The node's connection state, sent when it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Relays.
+    pub relay: RelayState,
+    /// Peers heard on the world topic lately.
+    pub known_peers: usize,
+    /// Gossip neighbours in the first region.
+    pub neighbours: usize,
+    /// Private messages waiting to be delivered.
+    pub outbox: usize,
+}
+
+/// What the node tells the program.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// The node is up.
+    Started {
+        /// Our id (our public key).
+        id: PublicKey,
+        /// Our ticket.
+        ticket: String,
+        /// Our name and colour.
+        profile: Profile,
+    },
+    /// Our addresses changed; this is the new ticket.
+    Ticket(String),
+    /// Connection state.
+    Status(Status),
+    /// Someone's presence in a region.
+    Presence {
+        /// Where.
+        region: RegionId,
+        /// Who.
+        author: PublicKey,
+        /// Their sequence (their clock in µs).
+        sequence: u64,
+        /// Name, colour, pose.
+        presence: Presence,
+    },
+    /// Someone left a region.
+    Left {
+        /// Where.
+        region: RegionId,
+        /// Who.
+        author: PublicKey,
+    },
+    /// A line of chat (ours too, once sent).
+    Chat(ChatLine),
+    /// The stored chat of a region just entered, oldest first.
+    ChatHistory {
+        /// Which region.
+        region: RegionId,
+        /// The lines.
+        lines: Vec<ChatLine>,
+    },
+    /// A private message, received or sent by us.
+    Direct(DirectLine),
+    /// Stored private messages, oldest first, at start.
+    DirectHistory(Vec<DirectLine>),
+    /// What became of a private message we sent.
+    DirectOutcome {
+        /// The message's id.
+        id: u64,
+        /// Its recipient.
+        to: PublicKey,
+        /// Delivered or waiting.
+        outcome: Delivery,
+    },
+    /// Something the person should know (a refused command, a disk problem).
+    Notice(String),
+    /// The node could not start or stopped with an error.
+    Failed(String),
+    /// The node has stopped.
+    Stopped,
+}
+
+/// The program's side of a node: send commands, read events. Nothing here blocks.
+#[derive(Debug)]
+pub struct NodeHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    events: mpsc::Receiver<Event>,
+    stats: Arc<NetStats>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl NodeHandle {
+    /// Sends a command; `false` if the node has stopped.
+    pub fn send(&self, command: Command) -> bool {
+        self.commands.send(command).is_ok()
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_event(&mut self) -> Option<Event> {
+        self.events.try_recv().ok()
+    }
+
+    /// Waits for the next event; `None` once the node has stopped and every event was read.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// What was received and refused so far.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Asks the node to stop and waits until it has.
+    pub async fn shutdown(mut self) {
+        let _ = self.commands.send(Command::Shutdown);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// A tokio runtime of its own for the node, so that the program's frame loop never waits on it.
+#[derive(Debug)]
+pub struct NetRuntime {
+    runtime: tokio::runtime::Runtime,
+}
+
+impl NetRuntime {
+    /// Two worker threads named `sanctuary-net`.
+    pub fn new() -> std::io::Result<Self> {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("sanctuary-net").enable_all().build()?;
+        Ok(Self { runtime })
+    }
+
+    /// The runtime's handle, to spawn nodes on.
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime.handle()
+    }
+}
+
+/// Starts a node on `runtime`. Errors (a damaged identity file, no network) come back as
+/// [`Event::Failed`].
+pub fn spawn_node(runtime: &tokio::runtime::Handle, config: NodeConfig) -> NodeHandle {
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let (event_tx, events) = mpsc::channel(8192);
+    let stats = Arc::new(NetStats::default());
+    let task = runtime.spawn(run(config, command_rx, event_tx, stats.clone()));
+    NodeHandle { commands, events, stats, task: Some(task) }
+}
+
+async fn run(
+    config: NodeConfig,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::Sender<Event>,
+    stats: Arc<NetStats>,
+) {
+    match Node::start(config, events.clone(), stats).await {
+        Ok((node, mdns)) => node.run(commands, mdns).await,
+        Err(error) => {
+            let _ = events.send(Event::Failed(error)).await;
+        }
+    }
+    let _ = events.send(Event::Stopped).await;
+}
+
+/// The world topic every peer joins, to learn who is in which region.
+pub fn world_topic() -> TopicId {
+    TopicId::from_bytes(*blake3::Hasher::new_derive_key("sanctuary world topic v1").finalize().as_bytes())
+}
+
+/// Microseconds since 1970 on this machine's clock.
+fn wall_micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_micros() as u64).unwrap_or(0)
+}
+
+/// Sequence numbers that always grow, even across restarts (they start from the clock) and
+/// when the clock steps back.
+#[derive(Debug, Default)]
+struct SequenceClock {
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl SequenceClock {
+    fn next(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        let now = wall_micros();
+        let previous = self
+            .last
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(now.max(last + 1)))
+            .unwrap_or(now);
+        now.max(previous + 1)
+    }
+}
+
+/// A task that stops when this is dropped.
+#[derive(Debug)]
+struct TaskGuard(JoinHandle<()>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Messages from the node's helper tasks to its loop.
+#[derive(Debug)]
+enum Internal {
+    World(Signed<WorldMessage>),
+    Region(RegionId, Signed<RegionMessage>),
+    Neighbour { region: Option<RegionId>, peer: iroh::PublicKey, up: bool },
+    Ended(Option<RegionId>),
+    DirectIn(Signed<DirectText>),
+    DirectDone { id: u64, result: Result<(), String> },
+}
+
+struct Subscription {
+    region: RegionId,
+    sender: GossipSender,
+    neighbours: HashSet<iroh::PublicKey>,
+    _task: TaskGuard,
+}
+
+#[derive(Debug)]
+struct Known {
+    regions: Vec<RegionId>,
+    heard: Instant,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OutboxEntry {
+    line: DirectLine,
+    bytes: Vec<u8>,
+    #[serde(skip)]
+    reported: bool,
+}
+
+struct Node {
+    secret: SecretKey,
+    me: iroh::PublicKey,
+    me_key: PublicKey,
+    relays: RelayChoice,
+    endpoint: Endpoint,
+    router: Router,
+    gossip: Gossip,
+    memory: MemoryLookup,
+    profile: Profile,
+    paths: Paths,
+    events: mpsc::Sender<Event>,
+    stats: Arc<NetStats>,
+    internal_tx: mpsc::Sender<Internal>,
+    internal_rx: mpsc::Receiver<Internal>,
+    world: GossipSender,
+    world_task: TaskGuard,
+    regions: Vec<Subscription>,
+    directory: HashMap<iroh::PublicKey, Known>,
+    pose: Option<PoseFrame>,
+    sent_pose: Option<(PoseFrame, Instant)>,
+    pose_bytes: usize,
+    clock: SequenceClock,
+    outbox: Vec<OutboxEntry>,
+    in_flight: HashSet<u64>,
+    seen_direct: HashSet<(PublicKey, u64)>,
+    last_announce: Instant,
+    last_outbox_try: Instant,
+    last_status: Option<Status>,
+    ticket: String,
+}
+
+impl Node {
+    async fn start(
+        config: NodeConfig,
+        events: mpsc::Sender<Event>,
+        stats: Arc<NetStats>,
+    ) -> Result<(Node, Option<impl Stream<Item = DiscoveryEvent> + Unpin>), String> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|error| format!("cannot create the data directory {}: {error}", config.data_dir.display()))?;
+        let secret = load_or_create_identity(&config.data_dir).map_err(|error| error.to_string())?;
+        let me = secret.public();
+        let me_key = PublicKey::from_bytes(*me.as_bytes()).map_err(|error| format!("our own key is unusable: {error}"))?;
+        let builder = match config.relays {
+            RelayChoice::Public => Endpoint::builder(presets::N0),
+            RelayChoice::Disabled => Endpoint::builder(presets::Minimal).relay_mode(RelayMode::Disabled),
+        };
+        let endpoint = builder
+            .secret_key(secret.clone())
+            .bind()
+            .await
+            .map_err(|error| format!("cannot open a network endpoint: {error}"))?;
+        let lookup = endpoint.address_lookup().map_err(|error| format!("the endpoint closed at once: {error}"))?;
+        let memory = MemoryLookup::new();
+        lookup.add(memory.clone());
+        let mut mdns_events = None;
+        if config.lan_discovery {
+            match MdnsAddressLookup::builder().service_name(MDNS_SERVICE).build(me) {
+                Ok(mdns) => {
+                    lookup.add(mdns.clone());
+                    mdns_events = Some(mdns.subscribe().await);
+                }
+                Err(error) => {
+                    let _ = events.send(Event::Notice(format!("local network discovery is off: {error}"))).await;
+                }
+            }
+        }
+        let gossip = Gossip::builder().max_message_size(MAX_MESSAGE_BYTES).spawn(endpoint.clone());
+        let (internal_tx, internal_rx) = mpsc::channel(4096);
+        let direct = DirectProtocol {
+            me,
+            internal: internal_tx.clone(),
+            stats: stats.clone(),
+            limiter: Arc::new(Mutex::new(RateLimiter::new(10, 2))),
+            start: Instant::now(),
+        };
+        let router =
+            Router::builder(endpoint.clone()).accept(alpn::GOSSIP, gossip.clone()).accept(alpn::DIRECT, direct).spawn();
+
+        for ticket in &config.join {
+            memory.add_endpoint_info(ticket.0.endpoint_addr().clone());
+        }
+        let bootstrap: Vec<iroh::PublicKey> = config.join.iter().map(|ticket| ticket.0.endpoint_addr().id).collect();
+        let (world, world_task) =
+            subscribe::<WorldMessage>(&gossip, world_topic(), None, bootstrap, me, &stats, &internal_tx).await?;
+
+        let paths = Paths::new(&config.data_dir);
+        let outbox: Vec<OutboxEntry> = match store::read_whole(&paths.outbox()) {
+            Ok(outbox) => outbox.unwrap_or_default(),
+            Err(error) => {
+                let _ = events.send(Event::Notice(format!("the outbox could not be read and is kept aside: {error}"))).await;
+                let _ = std::fs::rename(paths.outbox(), paths.outbox().with_extension("damaged"));
+                Vec::new()
+            }
+        };
+        let history: Vec<DirectLine> = store::read_tail(&paths.direct(), 500).unwrap_or_default();
+        let seen_direct = history.iter().map(|line| (line.from, line.id)).collect();
+        let profile = config.profile.clone().unwrap_or_else(|| Profile::guest(&me_key));
+        let ticket = EndpointTicket::new(endpoint.addr()).to_string();
+        let long_ago = Instant::now().checked_sub(Duration::from_secs(60)).unwrap_or_else(Instant::now);
+        let mut node = Node {
+            secret,
+            me,
+            me_key,
+            relays: config.relays,
+            endpoint,
+            router,
+            gossip,
+            memory,
+            profile,
+            paths,
+            events,
+            stats,
+            internal_tx,
+            internal_rx,
+            world,
+            world_task,
+            regions: Vec::new(),
+            directory: HashMap::new(),
+            pose: None,
+            sent_pose: None,
+            pose_bytes: 120,
+            clock: SequenceClock::default(),
+            outbox,
+            in_flight: HashSet::new(),
+            seen_direct,
+            last_announce: long_ago,
+            last_outbox_try: long_ago,
+            last_status: None,
+            ticket: ticket.clone(),
+        };
+        node.emit(Event::Started { id: me_key, ticket, profile: node.profile.clone() }).await;
+        node.emit(Event::DirectHistory(history)).await;
+        node.set_regions(config.regions).await;
+        Ok((node, mdns_events))
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut mdns: Option<impl Stream<Item = DiscoveryEvent> + Unpin>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_millis(25));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    None | Some(Command::Shutdown) => break,
+                    Some(command) => self.command(command).await,
+                },
+                Some(internal) = self.internal_rx.recv() => self.internal(internal).await,
+                Some(found) = next_discovery(&mut mdns) => self.discovered(found).await,
+                _ = tick.tick() => self.tick().await,
+            }
+        }
+        self.shutdown().await;
+    }
+
+    async fn emit(&self, event: Event) {
+        let _ = self.events.send(event).await;
+    }
+
+    fn current(&self) -> Option<&Subscription> {
+        self.regions.first()
+    }
+
+    async fn command(&mut self, command: Command) {
+        match command {
+            Command::Regions(regions) => self.set_regions(regions).await,
+            Command::Pose(pose) => self.pose = Some(pose),
+            Command::Chat(text) => self.chat(text).await,
+            Command::Direct { to, text } => self.direct(to, text).await,
+            Command::Join(ticket) => {
+                let addr = ticket.0.endpoint_addr().clone();
+                let id = addr.id;
+                if id == self.me {
+                    self.emit(Event::Notice("that is your own ticket".into())).await;
+                    return;
+                }
+                self.memory.add_endpoint_info(addr);
+                let _ = self.world.join_peers(vec![id]).await;
+                for subscription in &self.regions {
+                    let _ = subscription.sender.join_peers(vec![id]).await;
+                }
+                self.emit(Event::Notice(format!("joining {}", id.fmt_short()))).await;
+            }
+            Command::Profile(profile) => {
+                self.profile = Profile::new(&profile.name, profile.colour);
+                self.sent_pose = None;
+                self.announce().await;
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    async fn set_regions(&mut self, mut wanted: Vec<RegionId>) {
+        let mut unique = BTreeSet::new();
+        wanted.retain(|region| unique.insert(*region));
+        wanted.truncate(MAX_REGIONS_PER_PEER);
+        let mut kept = Vec::new();
+        for subscription in std::mem::take(&mut self.regions) {
+            if wanted.contains(&subscription.region) {
+                kept.push(subscription);
+            } else {
+                self.broadcast(&subscription.sender, subscription.region, &RegionMessage::Leave).await;
+            }
+        }
+        for region in wanted {
+            if let Some(at) = kept.iter().position(|subscription| subscription.region == region) {
+                self.regions.push(kept.remove(at));
+                continue;
+            }
+            let bootstrap: Vec<iroh::PublicKey> = self
+                .directory
+                .iter()
+                .filter(|(_, known)| known.regions.contains(&region))
+                .map(|(peer, _)| *peer)
+                .collect();
+            match subscribe::<RegionMessage>(
+                &self.gossip,
+                region_topic(region),
+                Some(region),
+                bootstrap,
+                self.me,
+                &self.stats,
+                &self.internal_tx,
+            )
+            .await
+            {
+                Ok((sender, task)) => {
+                    self.regions.push(Subscription { region, sender, neighbours: HashSet::new(), _task: task });
+                    let lines = store::read_tail(&self.paths.chat(region), CHAT_HISTORY).unwrap_or_default();
+                    self.emit(Event::ChatHistory { region, lines }).await;
+                }
+                Err(error) => self.emit(Event::Notice(error)).await,
+            }
+        }
+        self.sent_pose = None;
+        self.announce().await;
+    }
+
+    async fn broadcast(&self, sender: &GossipSender, region: RegionId, message: &RegionMessage) -> Option<u64> {
+        let sequence = self.clock_next();
+        match encode(&self.secret, region_topic(region).as_bytes(), sequence, message) {
+            Ok(bytes) => {
+                let _ = sender.broadcast(bytes.into()).await;
+                Some(sequence)
+            }
+            Err(error) => {
+                self.emit(Event::Notice(format!("not sent: {error}"))).await;
+                None
+            }
+        }
+    }
+
+    fn clock_next(&self) -> u64 {
+        self.clock.next()
+    }
+
+    async fn chat(&mut self, text: String) {
+        let text = text.trim().to_owned();
+        if text.is_empty() {
+            return;
+        }
+        if text.chars().count() > MAX_TEXT_CHARS {
+            self.emit(Event::Notice(format!("a chat line is at most {MAX_TEXT_CHARS} characters"))).await;
+            return;
+        }
+        let Some(subscription) = self.current() else {
+            self.emit(Event::Notice("not in a region yet".into())).await;
+            return;
+        };
+        let region = subscription.region;
+        let message = RegionMessage::Chat { name: self.profile.name.clone(), text: text.clone() };
+        if let Some(sequence) = self.broadcast(&subscription.sender, region, &message).await {
+            let line = ChatLine { region, author: self.me_key, name: self.profile.name.clone(), text, sequence };
+            self.keep_chat(&line).await;
+            self.emit(Event::Chat(line)).await;
+        }
+    }
+
+    async fn keep_chat(&self, line: &ChatLine) {
+        if let Err(error) = store::append(&self.paths.chat(line.region), line) {
+            self.emit(Event::Notice(format!("chat could not be saved: {error}"))).await;
+        }
+    }
+
+    async fn direct(&mut self, to: PublicKey, text: String) {
+        let text = text.trim().to_owned();
+        if text.is_empty() {
+            return;
+        }
+        if to == self.me_key {
+            self.emit(Event::Notice("that is you".into())).await;
+            return;
+        }
+        let id = self.clock_next();
+        let body = DirectText { name: self.profile.name.clone(), text: text.clone() };
+        let bytes = match encode(&self.secret, to.as_bytes(), id, &body) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                self.emit(Event::Notice(format!("not sent: {error}"))).await;
+                return;
+            }
+        };
+        let line = DirectLine { id, from: self.me_key, to, name: self.profile.name.clone(), text };
+        if let Err(error) = store::append(&self.paths.direct(), &line) {
+            self.emit(Event::Notice(format!("the message could not be saved: {error}"))).await;
+        }
+        self.outbox.push(OutboxEntry { line: line.clone(), bytes, reported: false });
+        self.save_outbox().await;
+        self.emit(Event::Direct(line)).await;
+        self.try_deliver(id);
+    }
+
+    async fn save_outbox(&self) {
+        if let Err(error) = store::write_atomic(&self.paths.outbox(), &self.outbox) {
+            self.emit(Event::Notice(format!("the outbox could not be saved: {error}"))).await;
+        }
+    }
+
+    fn try_deliver(&mut self, id: u64) {
+        let Some(entry) = self.outbox.iter().find(|entry| entry.line.id == id) else { return };
+        if !self.in_flight.insert(id) {
+            return;
+        }
+        let Ok(to) = iroh::PublicKey::from_bytes(entry.line.to.as_bytes()) else { return };
+        let endpoint = self.endpoint.clone();
+        let bytes = entry.bytes.clone();
+        let internal = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let result = match tokio::time::timeout(DELIVERY_TIMEOUT, deliver(&endpoint, to, &bytes)).await {
+                Ok(result) => result,
+                Err(_) => Err("no answer in time".to_owned()),
+            };
+            let _ = internal.send(Internal::DirectDone { id, result }).await;
+        });
+    }
+
+    async fn announce(&mut self) {
+        self.last_announce = Instant::now();
+        let message =
+            WorldMessage::Here { regions: self.regions.iter().map(|sub| sub.region).collect(), name: self.profile.name.clone() };
+        let sequence = self.clock_next();
+        if let Ok(bytes) = encode(&self.secret, world_topic().as_bytes(), sequence, &message) {
+            let _ = self.world.broadcast(bytes.into()).await;
+        }
+    }
+
+    async fn internal(&mut self, internal: Internal) {
+        match internal {
+            Internal::World(message) => self.heard_in_world(message).await,
+            Internal::Region(region, message) => self.heard_in_region(region, message).await,
+            Internal::Neighbour { region, peer, up } => {
+                if let Some(subscription) = self.regions.iter_mut().find(|sub| Some(sub.region) == region) {
+                    if up {
+                        subscription.neighbours.insert(peer);
+                    } else {
+                        subscription.neighbours.remove(&peer);
+                    }
+                }
+                if up {
+                    // Someone new: let them see us at once rather than at the next keepalive.
+                    self.sent_pose = None;
+                    self.last_announce = Instant::now().checked_sub(ANNOUNCE_INTERVAL).unwrap_or_else(Instant::now);
+                }
+            }
+            Internal::Ended(None) => {
+                let peers: Vec<iroh::PublicKey> = self.directory.keys().copied().collect();
+                match subscribe::<WorldMessage>(&self.gossip, world_topic(), None, peers, self.me, &self.stats, &self.internal_tx)
+                    .await
+                {
+                    Ok((sender, task)) => {
+                        self.world = sender;
+                        self.world_task = task;
+                    }
+                    Err(error) => self.emit(Event::Notice(error)).await,
+                }
+            }
+            Internal::Ended(Some(region)) => {
+                // The subscription fell behind and was closed: join again.
+                let regions: Vec<RegionId> = self.regions.iter().map(|sub| sub.region).collect();
+                if regions.contains(&region) {
+                    self.regions.retain(|sub| sub.region != region);
+                    self.set_regions(regions).await;
+                }
+            }
+            Internal::DirectIn(message) => {
+                let Ok(from) = PublicKey::from_bytes(*message.author.as_bytes()) else { return };
+                if !self.seen_direct.insert((from, message.sequence)) {
+                    return;
+                }
+                let line = DirectLine {
+                    id: message.sequence,
+                    from,
+                    to: self.me_key,
+                    name: message.body.name,
+                    text: message.body.text,
+                };
+                if let Err(error) = store::append(&self.paths.direct(), &line) {
+                    self.emit(Event::Notice(format!("a private message could not be saved: {error}"))).await;
+                }
+                self.emit(Event::Direct(line)).await;
+            }
+            Internal::DirectDone { id, result } => {
+                self.in_flight.remove(&id);
+                let Some(at) = self.outbox.iter().position(|entry| entry.line.id == id) else { return };
+                match result {
+                    Ok(()) => {
+                        let entry = self.outbox.remove(at);
+                        self.save_outbox().await;
+                        self.emit(Event::DirectOutcome { id, to: entry.line.to, outcome: Delivery::Delivered }).await;
+                    }
+                    Err(reason) => {
+                        let entry = &mut self.outbox[at];
+                        if !entry.reported {
+                            entry.reported = true;
+                            let to = entry.line.to;
+                            self.emit(Event::DirectOutcome { id, to, outcome: Delivery::Queued { reason } }).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn heard_in_world(&mut self, message: Signed<WorldMessage>) {
+        match message.body {
+            WorldMessage::Here { regions, .. } => {
+                let peer = message.author;
+                let first_time = !self.directory.contains_key(&peer);
+                for subscription in &self.regions {
+                    if regions.contains(&subscription.region) && !subscription.neighbours.contains(&peer) {
+                        let _ = subscription.sender.join_peers(vec![peer]).await;
+                    }
+                }
+                self.directory.insert(peer, Known { regions, heard: Instant::now() });
+                if first_time {
+                    // A peer we had not heard: anything waiting for them goes now.
+                    let waiting: Vec<u64> =
+                        self.outbox.iter().filter(|entry| entry.line.to.as_bytes() == peer.as_bytes()).map(|e| e.line.id).collect();
+                    for id in waiting {
+                        self.try_deliver(id);
+                    }
+                }
+            }
+            WorldMessage::Gone => {
+                self.directory.remove(&message.author);
+            }
+        }
+    }
+
+    async fn heard_in_region(&mut self, region: RegionId, message: Signed<RegionMessage>) {
+        let Ok(author) = PublicKey::from_bytes(*message.author.as_bytes()) else { return };
+        match message.body {
+            RegionMessage::Presence(presence) => {
+                let event = Event::Presence { region, author, sequence: message.sequence, presence };
+                // Poses come often and the next one replaces this: drop rather than wait.
+                if self.events.try_send(event).is_err() {
+                    self.stats.count_dropped_event();
+                }
+            }
+            RegionMessage::Chat { name, text } => {
+                let line = ChatLine { region, author, name, text, sequence: message.sequence };
+                self.keep_chat(&line).await;
+                self.emit(Event::Chat(line)).await;
+            }
+            RegionMessage::Leave => self.emit(Event::Left { region, author }).await,
+        }
+    }
+
+    async fn discovered(&mut self, found: DiscoveryEvent) {
+        if let DiscoveryEvent::Discovered { endpoint_info, .. } = found {
+            let peer = endpoint_info.endpoint_id;
+            if peer != self.me && !self.directory.contains_key(&peer) {
+                let _ = self.world.join_peers(vec![peer]).await;
+            }
+        }
+    }
+
+    async fn tick(&mut self) {
+        let now = Instant::now();
+        if let (Some(pose), Some(subscription)) = (self.pose, self.current()) {
+            let (region, sender) = (subscription.region, subscription.sender.clone());
+            let others = self.directory.values().filter(|known| known.regions.contains(&region)).count();
+            let interval = pose_interval(others, self.pose_bytes);
+            let due = match self.sent_pose {
+                None => true,
+                Some((sent, at)) => {
+                    let since = now.duration_since(at);
+                    (sent != pose && since >= interval) || since >= POSE_KEEPALIVE
+                }
+            };
+            if due {
+                let presence = Presence { name: self.profile.name.clone(), colour: self.profile.colour, pose };
+                let sequence = self.clock_next();
+                let message = RegionMessage::Presence(presence);
+                if let Ok(bytes) = encode(&self.secret, region_topic(region).as_bytes(), sequence, &message) {
+                    self.pose_bytes = bytes.len();
+                    let _ = sender.broadcast(bytes.into()).await;
+                }
+                self.sent_pose = Some((pose, now));
+            }
+        }
+        if now.duration_since(self.last_announce) >= ANNOUNCE_INTERVAL {
+            self.announce().await;
+            self.directory.retain(|_, known| now.duration_since(known.heard) < DIRECTORY_TIMEOUT);
+        }
+        if now.duration_since(self.last_outbox_try) >= OUTBOX_RETRY {
+            self.last_outbox_try = now;
+            let waiting: Vec<u64> = self.outbox.iter().map(|entry| entry.line.id).collect();
+            for id in waiting {
+                self.try_deliver(id);
+            }
+        }
+        let addr = self.endpoint.addr();
+        let relay = match self.relays {
+            RelayChoice::Disabled => RelayState::Disabled,
+            RelayChoice::Public if addr.relay_urls().next().is_some() => RelayState::Connected,
+            RelayChoice::Public => RelayState::Connecting,
+        };
+        let status = Status {
+            relay,
+            known_peers: self.directory.len(),
+            neighbours: self.current().map_or(0, |sub| sub.neighbours.len()),
+            outbox: self.outbox.len(),
+        };
+        if self.last_status.as_ref() != Some(&status) {
+            self.last_status = Some(status.clone());
+            self.emit(Event::Status(status)).await;
+        }
+        let ticket = EndpointTicket::new(addr).to_string();
+        if ticket != self.ticket {
+            self.ticket = ticket.clone();
+            self.emit(Event::Ticket(ticket)).await;
+        }
+    }
+
+    async fn shutdown(mut self) {
+        for subscription in std::mem::take(&mut self.regions) {
+            self.broadcast(&subscription.sender, subscription.region, &RegionMessage::Leave).await;
+        }
+        let sequence = self.clock_next();
+        if let Ok(bytes) = encode(&self.secret, world_topic().as_bytes(), sequence, &WorldMessage::Gone) {
+            let _ = self.world.broadcast(bytes.into()).await;
+        }
+        // Give the goodbyes a moment to leave before the connections close.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Err(error) = self.router.shutdown().await {
+            self.emit(Event::Notice(format!("the node did not stop cleanly: {error}"))).await;
+        }
+        self.endpoint.close().await;
+    }
+}
+
+async fn next_discovery(stream: &mut Option<impl Stream<Item = DiscoveryEvent> + Unpin>) -> Option<DiscoveryEvent> {
+    match stream {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Joins a gossip topic and starts the task that checks what arrives on it.
+async fn subscribe<T>(
+    gossip: &Gossip,
+    topic: TopicId,
+    region: Option<RegionId>,
+    bootstrap: Vec<iroh::PublicKey>,
+    me: iroh::PublicKey,
+    stats: &Arc<NetStats>,
+    internal: &mpsc::Sender<Internal>,
+) -> Result<(GossipSender, TaskGuard), String>
+where
+    T: Limited + Send + 'static,
+    Internal: From<(Option<RegionId>, Signed<T>)>,
+{
+    let topic_handle =
+        gossip.subscribe(topic, bootstrap).await.map_err(|error| format!("cannot join a gossip topic: {error}"))?;
+    let (sender, receiver) = topic_handle.split();
+    let inbox = Inbox::<T>::new(*topic.as_bytes(), me, stats.clone());
+    let task = tokio::spawn(forward(region, receiver, inbox, internal.clone()));
+    Ok((sender, TaskGuard(task)))
+}
+
+impl From<(Option<RegionId>, Signed<WorldMessage>)> for Internal {
+    fn from((_, message): (Option<RegionId>, Signed<WorldMessage>)) -> Self {
+        Internal::World(message)
+    }
+}
+
+impl From<(Option<RegionId>, Signed<RegionMessage>)> for Internal {
+    fn from((region, message): (Option<RegionId>, Signed<RegionMessage>)) -> Self {
+        Internal::Region(region.unwrap_or(RegionId::Lobby), message)
+    }
+}
+
+/// Reads a topic's events, checks each message (see [`Inbox`]) and passes on those believed.
+async fn forward<T>(
+    region: Option<RegionId>,
+    mut receiver: GossipReceiver,
+    mut inbox: Inbox<T>,
+    internal: mpsc::Sender<Internal>,
+) where
+    T: Limited + Send + 'static,
+    Internal: From<(Option<RegionId>, Signed<T>)>,
+{
+    let start = Instant::now();
+    let mut tidy = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            event = receiver.next() => {
+                let internal_event = match event {
+                    Some(Ok(GossipEvent::Received(message))) => {
+                        match inbox.accept(&message.content, start.elapsed()) {
+                            Some(message) => Internal::from((region, message)),
+                            None => continue,
+                        }
+                    }
+                    Some(Ok(GossipEvent::NeighborUp(peer))) => Internal::Neighbour { region, peer, up: true },
+                    Some(Ok(GossipEvent::NeighborDown(peer))) => Internal::Neighbour { region, peer, up: false },
+                    Some(Ok(GossipEvent::Lagged)) => continue,
+                    Some(Err(_)) | None => {
+                        let _ = internal.send(Internal::Ended(region)).await;
+                        return;
+                    }
+                };
+                if internal.send(internal_event).await.is_err() {
+                    return;
+                }
+            }
+            _ = tidy.tick() => inbox.tidy(start.elapsed(), wall_micros()),
+        }
+    }
+}
+
+/// Sends one private message over a direct connection and waits for the recipient's "ok".
+async fn deliver(endpoint: &Endpoint, to: iroh::PublicKey, bytes: &[u8]) -> Result<(), String> {
+    let connection = endpoint.connect(to, alpn::DIRECT).await.map_err(|error| format!("cannot reach them: {error}"))?;
+    let (mut send, mut recv) = connection.open_bi().await.map_err(|error| error.to_string())?;
+    send.write_all(bytes).await.map_err(|error| error.to_string())?;
+    send.finish().map_err(|error| error.to_string())?;
+    let reply = recv.read_to_end(16).await.map_err(|error| error.to_string())?;
+    connection.close(0u32.into(), b"sent");
+    if reply == b"ok" { Ok(()) } else { Err("their node refused the message".to_owned()) }
+}
+
+/// Accepts private messages: one per stream, checked like everything else, from the person
+/// the connection's key proves to be on the other end.
+#[derive(Debug, Clone)]
+struct DirectProtocol {
+    me: iroh::PublicKey,
+    internal: mpsc::Sender<Internal>,
+    stats: Arc<NetStats>,
+    limiter: Arc<Mutex<RateLimiter>>,
+    start: Instant,
+}
+
+impl ProtocolHandler for DirectProtocol {
+    async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        let remote = connection.remote_id();
+        while let Ok((mut send, mut recv)) = connection.accept_bi().await {
+            let verdict: &[u8] = match recv.read_to_end(MAX_MESSAGE_BYTES).await {
+                Err(_) => {
+                    self.stats.count_error(&crate::wire::WireError::TooLarge { len: MAX_MESSAGE_BYTES + 1 });
+                    b"no"
+                }
+                Ok(bytes) => match decode::<DirectText>(&bytes, self.me.as_bytes()) {
+                    Ok(message) if message.author == remote => {
+                        let allowed =
+                            self.limiter.lock().map(|mut limiter| limiter.allow(remote, self.start.elapsed())).unwrap_or(false);
+                        if allowed {
+                            self.stats.count_accepted();
+                            let _ = self.internal.send(Internal::DirectIn(message)).await;
+                            b"ok"
+                        } else {
+                            self.stats.count_flooded();
+                            b"no"
+                        }
+                    }
+                    Ok(_) => {
+                        self.stats.count_error(&crate::wire::WireError::BadSignature);
+                        b"no"
+                    }
+                    Err(error) => {
+                        self.stats.count_error(&error);
+                        b"no"
+                    }
+                },
+            };
+            if send.write_all(verdict).await.is_err() || send.finish().is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
