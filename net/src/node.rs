@@ -546,7 +546,9 @@ impl Node {
                 }
             }
         }
-        let gossip = Gossip::builder().max_message_size(MAX_MESSAGE_BYTES).spawn(endpoint.clone());
+        // Gossip itself carries up to twice our limit, so that oversized messages reach the inbox
+        // and are counted there instead of vanishing inside gossip.
+        let gossip = Gossip::builder().max_message_size(2 * MAX_MESSAGE_BYTES).spawn(endpoint.clone());
         let (internal_tx, internal_rx) = mpsc::channel(4096);
         let direct = DirectProtocol {
             me,
@@ -562,6 +564,7 @@ impl Node {
             memory.add_endpoint_info(ticket.0.endpoint_addr().clone());
         }
         let bootstrap: Vec<iroh::PublicKey> = config.join.iter().map(|ticket| ticket.0.endpoint_addr().id).collect();
+        let bootstrap_peers = bootstrap.clone();
         let (world, world_task) =
             subscribe::<WorldMessage>(&gossip, world_topic(), None, bootstrap, me, &stats, &internal_tx).await?;
 
@@ -613,6 +616,11 @@ impl Node {
         node.emit(Event::Started { id: me_key, ticket, profile: node.profile.clone() }).await;
         node.emit(Event::DirectHistory(history)).await;
         node.set_regions(config.regions).await;
+        // The peers of the tickets are asked straight into our regions too, without waiting to
+        // hear on the world topic where they are.
+        for subscription in &node.regions {
+            let _ = subscription.sender.join_peers(bootstrap_peers.clone()).await;
+        }
         Ok((node, mdns_events))
     }
 

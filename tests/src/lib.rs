@@ -1,6 +1,8 @@
 //! Helpers for Sanctuary's workspace-level tests: drive a headless client the way a person
 //! would, with keys, and watch where it ends up.
 
+pub mod peers;
+
 use bevy::prelude::*;
 use sanctuary::{CurrentRegion, Player};
 use sanctuary_engine::{Portal, RegionId};

@@ -1,0 +1,130 @@
+//! Several network nodes in one process: start them offline on loopback, collect what each one
+//! hears, and wait for conditions with a deadline.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sanctuary_engine::{PublicKey, RegionId};
+use sanctuary_net::{
+    ChatLine, Delivery, DirectLine, Event, NodeConfig, NodeHandle, PoseFrame, Presence, Profile, RelayChoice,
+    StatsSnapshot, Ticket, spawn_node,
+};
+
+/// One node and everything it has heard.
+#[derive(Debug)]
+pub struct Peer {
+    /// The node.
+    pub handle: NodeHandle,
+    /// Its id.
+    pub id: PublicKey,
+    /// Its ticket.
+    pub ticket: Ticket,
+    /// Its data directory.
+    pub dir: PathBuf,
+    /// The newest presence heard from each person, by region.
+    pub presences: HashMap<(RegionId, PublicKey), Presence>,
+    /// Who left.
+    pub left: Vec<PublicKey>,
+    /// Chat lines heard (and said).
+    pub chat: Vec<ChatLine>,
+    /// Stored chat handed back on entering regions.
+    pub history: Vec<ChatLine>,
+    /// Private messages sent and received.
+    pub direct: Vec<DirectLine>,
+    /// What became of private messages sent.
+    pub outcomes: Vec<(u64, Delivery)>,
+}
+
+/// An offline node configuration (relays disabled, no LAN discovery) keeping its files in `dir`.
+pub fn offline_config(dir: &Path, name: &str, join: Option<&Ticket>) -> NodeConfig {
+    let mut config = NodeConfig::new(dir);
+    config.relays = RelayChoice::Disabled;
+    config.lan_discovery = false;
+    config.profile = Some(Profile::new(name, [200, 100, 50]));
+    config.join = join.cloned().into_iter().collect();
+    config
+}
+
+impl Peer {
+    /// Starts a node on the current tokio runtime and waits until it is up.
+    pub async fn start(config: NodeConfig) -> Peer {
+        let dir = config.data_dir.clone();
+        let mut handle = spawn_node(&tokio::runtime::Handle::current(), config);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let event = tokio::time::timeout_at(deadline.into(), handle.next_event())
+                .await
+                .expect("the node starts within 20 s")
+                .expect("the node runs");
+            match event {
+                Event::Started { id, ticket, .. } => {
+                    let ticket = ticket.parse().expect("the node's own ticket parses");
+                    return Peer {
+                        handle,
+                        id,
+                        ticket,
+                        dir,
+                        presences: HashMap::new(),
+                        left: Vec::new(),
+                        chat: Vec::new(),
+                        history: Vec::new(),
+                        direct: Vec::new(),
+                        outcomes: Vec::new(),
+                    };
+                }
+                Event::Failed(error) => panic!("the node failed to start: {error}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Takes every event waiting.
+    pub fn pump(&mut self) {
+        while let Some(event) = self.handle.try_event() {
+            match event {
+                Event::Presence { region, author, presence, .. } => {
+                    self.presences.insert((region, author), presence);
+                }
+                Event::Left { author, .. } => self.left.push(author),
+                Event::Chat(line) => self.chat.push(line),
+                Event::ChatHistory { lines, .. } => self.history.extend(lines),
+                Event::Direct(line) => self.direct.push(line),
+                Event::DirectOutcome { id, outcome, .. } => self.outcomes.push((id, outcome)),
+                Event::Failed(error) => panic!("node failed: {error}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The pose last heard from `author` in the lobby.
+    pub fn pose_of(&self, author: PublicKey) -> Option<PoseFrame> {
+        self.presences.get(&(RegionId::Lobby, author)).map(|presence| presence.pose)
+    }
+
+    /// The counters of what it received and refused.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.handle.stats()
+    }
+}
+
+/// Pumps every peer until `done` holds for all of them, or panics with `what` after `limit`.
+/// Returns how long it took.
+pub async fn wait_until(
+    peers: &mut [&mut Peer],
+    limit: Duration,
+    what: &str,
+    mut done: impl FnMut(&Peer) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        for peer in peers.iter_mut() {
+            peer.pump();
+        }
+        if peers.iter().all(|peer| done(peer)) {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
