@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use sanctuary_engine::{LOBBY_DRIFTERS, RegionId};
+use sanctuary_net::{NodeConfig, RelayChoice, Ticket};
 
 /// Sanctuary: a peer-to-peer virtual world. Starts the desktop client in the lobby.
 #[derive(Debug, Clone, Parser)]
@@ -33,9 +34,127 @@ pub struct Args {
     #[arg(long, default_value_t = LOBBY_DRIFTERS, value_parser = parse_drifters)]
     pub avatars: usize,
 
+    /// Arrive at this point of the region (metres, "x,y,z") instead of its arrival point; kept
+    /// inside the region's bounds.
+    #[arg(long, value_name = "X,Y,Z", value_parser = parse_point)]
+    pub at: Option<[f32; 3]>,
+
     /// Never look for a VR headset; always use the window.
     #[arg(long)]
     pub flat: bool,
+
+    /// How to reach other people.
+    #[command(flatten)]
+    pub network: NetworkArgs,
+
+    /// Run something else than the desktop client.
+    #[command(subcommand)]
+    pub mode: Option<Mode>,
+}
+
+/// Other ways to run.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Mode {
+    /// A home node: the same network node with no window and no GPU. It stays in the regions
+    /// it is given, relays their gossip, prints its ticket and stops cleanly on Ctrl-C.
+    Node(NodeArgs),
+}
+
+/// `sanctuary node`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeArgs {
+    /// A region to stay in; repeat for several. Default: the lobby and the city.
+    #[arg(long = "region", value_parser = parse_region)]
+    pub regions: Vec<RegionId>,
+
+    /// How to reach other peers.
+    #[command(flatten)]
+    pub network: NetworkArgs,
+}
+
+/// Network options, shared by the client and the home node.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NetworkArgs {
+    /// Offline mode: no relays and no lookups over the internet; peers on this machine and the
+    /// local network only (found by mDNS, or by ticket).
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Do not look for peers on the local network (mDNS).
+    #[arg(long)]
+    pub no_lan: bool,
+
+    /// Meet the peer of this ticket (the text another peer shows); repeat for several.
+    #[arg(long = "join", value_name = "TICKET", value_parser = parse_ticket)]
+    pub join: Vec<Ticket>,
+
+    /// The name above your head (at most 32 characters). Remembered for next time.
+    #[arg(long, value_parser = parse_name)]
+    pub name: Option<String>,
+
+    /// Where your identity key, chat history and messages are kept. Default: the platform's
+    /// data directory (on Linux ~/.local/share/sanctuary).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// No network at all: single player.
+    #[arg(long, conflicts_with_all = ["offline", "join"])]
+    pub no_network: bool,
+}
+
+impl NetworkArgs {
+    /// The node's configuration for `regions`, or `None` for single player.
+    pub fn node_config(&self, regions: Vec<RegionId>) -> Result<Option<NodeConfig>, String> {
+        if self.no_network {
+            return Ok(None);
+        }
+        let data_dir = match &self.data_dir {
+            Some(dir) => dir.clone(),
+            None => default_data_dir().ok_or(
+                "there is no home directory to keep your identity in; pass --data-dir DIR".to_owned(),
+            )?,
+        };
+        let mut config = NodeConfig::new(data_dir);
+        config.relays = if self.offline { RelayChoice::Disabled } else { RelayChoice::Public };
+        config.lan_discovery = !self.no_lan;
+        config.join = self.join.clone();
+        config.name = self.name.clone();
+        config.regions = regions;
+        Ok(Some(config))
+    }
+}
+
+/// The platform's data directory for Sanctuary (XDG on Linux, Application Support on macOS,
+/// AppData on Windows).
+pub fn default_data_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("org", "Sanctuary", "sanctuary").map(|dirs| dirs.data_dir().to_owned())
+}
+
+fn parse_point(text: &str) -> Result<[f32; 3], String> {
+    let numbers: Vec<f32> = text
+        .split(',')
+        .map(|part| part.trim().parse::<f32>().ok().filter(|number| number.is_finite()))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("'{text}' is not three numbers like 10,1.7,-20"))?;
+    <[f32; 3]>::try_from(numbers).map_err(|_| format!("'{text}' is not three numbers like 10,1.7,-20"))
+}
+
+fn parse_ticket(text: &str) -> Result<Ticket, String> {
+    text.parse().map_err(|error: sanctuary_net::TicketError| error.to_string())
+}
+
+fn parse_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if name.is_empty() {
+        return Err("the name is empty".to_owned());
+    }
+    if name.chars().count() > sanctuary_net::MAX_NAME_CHARS {
+        return Err(format!("a name is at most {} characters", sanctuary_net::MAX_NAME_CHARS));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("a name cannot hold control characters".to_owned());
+    }
+    Ok(name.to_owned())
 }
 
 fn parse_region(text: &str) -> Result<RegionId, String> {
@@ -69,6 +188,32 @@ mod tests {
         assert!(Args::try_parse_from(["sanctuary", "--width", "10"]).is_err());
         assert!(Args::try_parse_from(["sanctuary", "--frames", "0"]).is_err());
         assert!(Args::try_parse_from(["sanctuary", "--avatars", "many"]).is_err());
+        let error = Args::try_parse_from(["sanctuary", "--join", "hello"]).unwrap_err().to_string();
+        assert!(error.contains("ticket"), "{error}");
+        assert!(Args::try_parse_from(["sanctuary", "--name", &"x".repeat(40)]).is_err());
+        assert!(Args::try_parse_from(["sanctuary", "--no-network", "--offline"]).is_err());
+        assert!(Args::try_parse_from(["sanctuary", "--at", "1,2"]).is_err());
+        assert!(Args::try_parse_from(["sanctuary", "--at", "1,2,nan"]).is_err());
+        let at = Args::try_parse_from(["sanctuary", "--at", "1, 2.5,-3"]).expect("valid").at;
+        assert_eq!(at, Some([1.0, 2.5, -3.0]));
+    }
+
+    #[test]
+    fn network_options_make_a_node_configuration() {
+        let args = Args::try_parse_from(["sanctuary", "--offline", "--name", "Ada", "--data-dir", "/tmp/ada"])
+            .expect("valid");
+        let config = args.network.node_config(vec![RegionId::City]).expect("valid").expect("networked");
+        assert_eq!(config.relays, RelayChoice::Disabled);
+        assert_eq!(config.name.as_deref(), Some("Ada"));
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/ada"));
+        assert_eq!(config.regions, vec![RegionId::City]);
+        let solo = Args::try_parse_from(["sanctuary", "--no-network"]).expect("valid");
+        assert!(solo.network.node_config(vec![RegionId::Lobby]).expect("valid").is_none());
+        let node = Args::try_parse_from(["sanctuary", "node", "--region", "city", "--region", "cinema", "--offline"])
+            .expect("valid");
+        let Some(Mode::Node(node)) = node.mode else { panic!("the node mode") };
+        assert_eq!(node.regions, vec![RegionId::City, RegionId::Room(sanctuary_engine::RoomKind::Cinema)]);
+        assert!(node.network.offline);
     }
 
     #[test]

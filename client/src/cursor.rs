@@ -13,8 +13,10 @@ pub(super) fn plugin(app: &mut App) {
     app.add_systems(Update, capture_pointer.in_set(Frame::Input).before(crate::player::read_desktop_input));
 }
 
-fn capture_pointer(
+pub(crate) fn capture_pointer(
     mouse: Res<ButtonInput<MouseButton>>,
+    chat: Option<Res<crate::network::ChatInput>>,
+    menu: Option<Res<crate::social::AvatarMenu>>,
     keys: Res<ButtonInput<KeyCode>>,
     mut window: Query<(&Window, &mut CursorOptions), With<PrimaryWindow>>,
     mut lock: ResMut<PointerLock>,
@@ -22,6 +24,10 @@ fn capture_pointer(
 ) {
     // Automated pictures must not take the pointer from whoever runs them.
     if screenshot.is_some() {
+        return;
+    }
+    // The chat box and the avatar menu keep the pointer free for clicking.
+    if chat.is_some_and(|chat| chat.open) || menu.is_some_and(|menu| menu.0.is_some()) {
         return;
     }
     let Ok((window, mut cursor)) = window.single_mut() else { return };

@@ -9,10 +9,12 @@ mod crowd;
 mod cursor;
 mod hud;
 mod materials;
+pub mod network;
 mod player;
 mod portal;
 mod scenery;
 mod screenshot;
+mod social;
 pub mod testing;
 mod world;
 pub mod xr;
@@ -22,6 +24,7 @@ use bevy::prelude::*;
 use bevy::window::{PresentMode, WindowResolution};
 
 pub use crowd::drift;
+pub use network::{ChatInput, NetLink, Social};
 pub use player::{MoveIntent, Player, PointerLock};
 pub use screenshot::{ScreenshotPathError, ScreenshotPlan};
 pub use world::{CurrentRegion, DrifterView, EnterRegion, PortalView, RegionScoped, StructureView, WorldSettings};
@@ -56,7 +59,13 @@ pub fn order_frame(app: &mut App) {
 /// The client's rules without any rendering: what tests and benchmarks run headless.
 pub fn logic_plugin(app: &mut App) {
     order_frame(app);
-    app.init_resource::<WorldSettings>().add_plugins((player::plugin, portal::plugin, world::plugin, crowd::plugin));
+    app.init_resource::<WorldSettings>().add_plugins((
+        player::plugin,
+        portal::plugin,
+        world::plugin,
+        crowd::plugin,
+        network::plugin,
+    ));
 }
 
 /// Everything that draws: added on top of [`logic_plugin`] in a windowed app.
@@ -68,6 +77,7 @@ pub fn presentation_plugin(app: &mut App) {
         hud::plugin,
         cursor::plugin,
         screenshot::plugin,
+        social::plugin,
     ));
 }
 
@@ -89,6 +99,19 @@ pub fn desktop_app(args: &cli::Args) -> App {
     if let Some(path) = &args.screenshot {
         app.insert_resource(ScreenshotPlan::new(path.clone(), args.frames));
     }
+    match args.network.node_config(vec![args.region]) {
+        Ok(Some(config)) => match NetLink::start(config) {
+            Ok(link) => {
+                app.insert_resource(link);
+            }
+            Err(error) => warn!("the network could not start ({error}); running single-player"),
+        },
+        Ok(None) => {}
+        Err(error) => warn!("{error}; running single-player"),
+    }
     app.world_mut().write_message(EnterRegion(args.region));
+    if let Some(at) = args.at {
+        app.insert_resource(world::ArriveAt(Vec3::from_array(at)));
+    }
     app
 }

@@ -4,10 +4,15 @@ use std::process::ExitCode;
 
 use bevy::prelude::AppExit;
 use clap::Parser;
-use sanctuary::cli::Args;
+use sanctuary::cli::{Args, Mode, NodeArgs};
+use sanctuary_engine::RegionId;
+use sanctuary_net::{Event, NetRuntime, spawn_node};
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Mode::Node(node)) = &args.mode {
+        return run_home_node(node);
+    }
     if let Some(Err(problem)) = args.screenshot.as_deref().map(sanctuary::ScreenshotPlan::check_path) {
         eprintln!("error: {problem}");
         return ExitCode::from(2);
@@ -21,6 +26,73 @@ fn main() -> ExitCode {
     match sanctuary::desktop_app(&args).run() {
         AppExit::Success => ExitCode::SUCCESS,
         AppExit::Error(code) => ExitCode::from(code.get()),
+    }
+}
+
+/// `sanctuary node`: the network node alone, until Ctrl-C.
+fn run_home_node(args: &NodeArgs) -> ExitCode {
+    let regions = if args.regions.is_empty() { vec![RegionId::Lobby, RegionId::City] } else { args.regions.clone() };
+    let config = match args.network.node_config(regions.clone()) {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            eprintln!("error: a home node is nothing without the network; drop --no-network");
+            return ExitCode::from(2);
+        }
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return ExitCode::from(2);
+        }
+    };
+    let data_dir = config.data_dir.clone();
+    let runtime = match NetRuntime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the network runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut node = spawn_node(runtime.handle(), config);
+    let (stop, mut stopped) = tokio::sync::mpsc::unbounded_channel();
+    if let Err(error) = ctrlc::set_handler(move || {
+        let _ = stop.send(());
+    }) {
+        eprintln!("warning: Ctrl-C cannot be caught ({error}); stop the node with SIGKILL only as a last resort");
+    }
+    let names: Vec<&str> = regions.iter().map(|region| region.slug()).collect();
+    let outcome = runtime.block_on(async {
+        loop {
+            tokio::select! {
+                _ = stopped.recv() => return None,
+                event = node.next_event() => match event {
+                    Some(Event::Started { id, ticket, profile }) => {
+                        println!("home node {id} ({}) keeping {}", profile.name, data_dir.display());
+                        println!("regions: {}", names.join(", "));
+                        println!("ticket: {ticket}");
+                    }
+                    Some(Event::Ticket(ticket)) => println!("ticket: {ticket}"),
+                    Some(Event::Status(status)) => {
+                        println!("{} peers known, {} neighbours", status.known_peers, status.neighbours);
+                    }
+                    Some(Event::Chat(line)) => println!("[{}] {}: {}", line.region, line.name, line.text),
+                    Some(Event::Notice(notice)) => println!("{notice}"),
+                    Some(Event::Failed(error)) => return Some(error),
+                    Some(_) => {}
+                    None => return Some("the node stopped by itself".to_owned()),
+                },
+            }
+        }
+    });
+    match outcome {
+        None => {
+            println!("stopping: saying goodbye to peers...");
+            runtime.block_on(node.shutdown());
+            println!("stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        Some(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -83,10 +83,15 @@ pub(crate) fn read_desktop_input(
     mouse: Option<Res<AccumulatedMouseMotion>>,
     lock: Res<PointerLock>,
     time: Res<Time>,
+    chat: Option<Res<crate::network::ChatInput>>,
     mut intent: ResMut<MoveIntent>,
 ) {
     *intent = MoveIntent::default();
     let Some(keys) = keys else { return };
+    // Keys type into the chat box while it is open.
+    if chat.is_some_and(|chat| chat.open) {
+        return;
+    }
     let axis = |positive: &[KeyCode], negative: &[KeyCode]| {
         f32::from(u8::from(keys.any_pressed(positive.iter().copied())))
             - f32::from(u8::from(keys.any_pressed(negative.iter().copied())))

@@ -15,6 +15,7 @@ use sanctuary_engine::{
 use crate::Frame;
 use crate::materials::{NeonGridMaterial, ScreenMaterial, ScreenShows};
 use crate::player::Player;
+use crate::network::{HandView, RemoteAvatarView};
 use crate::world::{CurrentRegion, DrifterView, LampView, PortalView, RegionScoped, StructureView};
 
 pub(super) fn plugin(app: &mut App) {
@@ -26,6 +27,7 @@ pub(super) fn plugin(app: &mut App) {
             dress_structures,
             dress_portals,
             dress_drifters,
+            dress_remote_avatars,
             light_lamps,
             lay_city_ground,
         )
@@ -276,6 +278,40 @@ fn dress_drifters(
                 ));
             }
         });
+    }
+}
+
+/// Another person: a body and head in their colour, glowing a little so they stand out from
+/// the drifters, and two small hands.
+fn dress_remote_avatars(
+    mut commands: Commands,
+    avatars: Query<(Entity, &RemoteAvatarView), Added<RemoteAvatarView>>,
+    hands: Query<Entity, Added<HandView>>,
+    mut palette: ResMut<Palette>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut standard: ResMut<Assets<StandardMaterial>>,
+) {
+    if avatars.is_empty() && hands.is_empty() {
+        return;
+    }
+    let body = palette.mesh(&mut meshes, MeshKey::Body);
+    let head = palette.mesh(&mut meshes, MeshKey::Head);
+    let skin = palette.standard(&mut standard, Rgb::new(245, 235, 225), 0.6);
+    for (entity, avatar) in &avatars {
+        let [r, g, b] = avatar.colour;
+        let colour = palette.standard(&mut standard, Rgb::new(r, g, b), 2.5);
+        commands.entity(entity).with_children(|children| {
+            // The body stays upright under the head whichever way the head turns.
+            children.spawn((Mesh3d(body.clone()), MeshMaterial3d(colour), Transform::from_xyz(0.0, -0.75, 0.0)));
+            children.spawn((Mesh3d(head.clone()), MeshMaterial3d(skin.clone()), Transform::default()));
+        });
+    }
+    for entity in &hands {
+        commands.entity(entity).with_child((
+            Mesh3d(head.clone()),
+            MeshMaterial3d(skin.clone()),
+            Transform::from_scale(Vec3::splat(0.45)),
+        ));
     }
 }
 

@@ -15,7 +15,29 @@ use crate::player::Player;
 pub(super) fn plugin(app: &mut App) {
     app.add_message::<EnterRegion>()
         .init_resource::<CityStreaming>()
-        .add_systems(Update, (enter_region, stream_city).chain().in_set(Frame::World));
+        .add_systems(
+            Update,
+            (enter_region, arrive_at.run_if(resource_exists::<ArriveAt>), stream_city).chain().in_set(Frame::World),
+        );
+}
+
+/// Arrive at this point instead of the region's arrival point (once, on the first arrival).
+#[derive(Resource, Debug, Clone, Copy)]
+pub struct ArriveAt(pub Vec3);
+
+fn arrive_at(
+    mut commands: Commands,
+    at: Res<ArriveAt>,
+    region: Option<Res<CurrentRegion>>,
+    mut players: Query<(&mut Transform, &mut Player)>,
+) {
+    let Some(region) = region else { return };
+    let point = region.layout.bounds.clamp(at.0);
+    for (mut transform, mut player) in &mut players {
+        transform.translation = point;
+        player.last_position = point;
+    }
+    commands.remove_resource::<ArriveAt>();
 }
 
 /// Asks to move the person to another region; the move happens in the same frame's

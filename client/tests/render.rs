@@ -52,7 +52,7 @@ fn render(region: RegionId) -> Result<image::RgbImage, String> {
         );
     };
     command
-        .args(["--flat", "--region", region.slug(), "--frames", "45"])
+        .args(["--flat", "--no-network", "--region", region.slug(), "--frames", "45"])
         .args(["--width", &WIDTH.to_string(), "--height", &HEIGHT.to_string()])
         .arg("--screenshot")
         .arg(&path)

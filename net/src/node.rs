@@ -144,8 +144,10 @@ pub struct NodeConfig {
     pub relays: RelayChoice,
     /// Find peers on the local network by mDNS.
     pub lan_discovery: bool,
-    /// Name and colour.
-    pub profile: Option<Profile>,
+    /// The name to show; `None` keeps the last one chosen (or a guest name from the key).
+    pub name: Option<String>,
+    /// The avatar's colour; `None` keeps the last one (or one made from the key).
+    pub colour: Option<[u8; 3]>,
     /// The regions to be in from the start; the first takes poses and chat.
     pub regions: Vec<RegionId>,
     /// Peers to meet from the start.
@@ -160,7 +162,8 @@ impl NodeConfig {
             data_dir: data_dir.into(),
             relays: RelayChoice::Public,
             lan_discovery: true,
-            profile: None,
+            name: None,
+            colour: None,
             regions: vec![RegionId::Lobby],
             join: Vec::new(),
         }
@@ -356,6 +359,11 @@ impl NodeHandle {
 
     /// Asks the node to stop and waits until it has.
     pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    /// Asks the node to stop and waits until it has; the handle stays, with no node behind it.
+    pub async fn stop(&mut self) {
         let _ = self.commands.send(Command::Shutdown);
         if let Some(task) = self.task.take() {
             let _ = task.await;
@@ -375,6 +383,12 @@ impl NetRuntime {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("sanctuary-net").enable_all().build()?;
         Ok(Self { runtime })
+    }
+
+    /// Runs `future` to its end on this runtime, blocking the calling thread (for a program
+    /// whose main thread has nothing else to do, such as the home node).
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
     }
 
     /// The runtime's handle, to spawn nodes on.
@@ -579,7 +593,16 @@ impl Node {
         };
         let history: Vec<DirectLine> = store::read_tail(&paths.direct(), 500).unwrap_or_default();
         let seen_direct = history.iter().map(|line| (line.from, line.id)).collect();
-        let profile = config.profile.clone().unwrap_or_else(|| Profile::guest(&me_key));
+        let saved: Option<Profile> = store::read_whole(&paths.profile()).ok().flatten();
+        let fallback = saved.unwrap_or_else(|| Profile::guest(&me_key));
+        let profile = Profile::new(
+            config.name.as_deref().unwrap_or(&fallback.name),
+            config.colour.unwrap_or(fallback.colour),
+        );
+        let profile = if profile.name.is_empty() { Profile::guest(&me_key) } else { profile };
+        if let Err(error) = store::write_atomic(&paths.profile(), &profile) {
+            let _ = events.send(Event::Notice(format!("the profile could not be saved: {error}"))).await;
+        }
         let ticket = EndpointTicket::new(endpoint.addr()).to_string();
         let long_ago = Instant::now().checked_sub(Duration::from_secs(60)).unwrap_or_else(Instant::now);
         let mut node = Node {
@@ -675,6 +698,9 @@ impl Node {
             }
             Command::Profile(profile) => {
                 self.profile = Profile::new(&profile.name, profile.colour);
+                if let Err(error) = store::write_atomic(&self.paths.profile(), &self.profile) {
+                    self.emit(Event::Notice(format!("the profile could not be saved: {error}"))).await;
+                }
                 self.sent_pose = None;
                 self.announce().await;
             }

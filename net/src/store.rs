@@ -97,6 +97,10 @@ impl Paths {
         self.root.join("direct.log")
     }
 
+    pub(crate) fn profile(&self) -> PathBuf {
+        self.root.join("profile.bin")
+    }
+
     pub(crate) fn outbox(&self) -> PathBuf {
         self.root.join("outbox.bin")
     }

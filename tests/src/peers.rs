@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use sanctuary_engine::{PublicKey, RegionId};
 use sanctuary_net::{
-    ChatLine, Delivery, DirectLine, Event, NodeConfig, NodeHandle, PoseFrame, Presence, Profile, RelayChoice,
+    ChatLine, Delivery, DirectLine, Event, NodeConfig, NodeHandle, PoseFrame, Presence, RelayChoice,
     StatsSnapshot, Ticket, spawn_node,
 };
 
@@ -41,7 +41,8 @@ pub fn offline_config(dir: &Path, name: &str, join: Option<&Ticket>) -> NodeConf
     let mut config = NodeConfig::new(dir);
     config.relays = RelayChoice::Disabled;
     config.lan_discovery = false;
-    config.profile = Some(Profile::new(name, [200, 100, 50]));
+    config.name = Some(name.to_owned());
+    config.colour = Some([200, 100, 50]);
     config.join = join.cloned().into_iter().collect();
     config
 }

@@ -1,0 +1,447 @@
+//! The client's side of the network node: events from the node become remote avatars and chat,
+//! the person's pose and region become commands. Nothing here waits on the network: the node
+//! runs on its own runtime and the two sides only exchange messages through channels.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bevy::prelude::*;
+use sanctuary_engine::{PublicKey, RegionId};
+use sanctuary_net::{
+    ChatLine, Command, Delivery, DirectLine, Event, NetRuntime, NodeConfig, NodeHandle, PRESENCE_TIMEOUT, PoseFrame,
+    Profile, QuantisedTransform, RemoteCrowd, StatsSnapshot, Status, Ticket, spawn_node,
+};
+
+use crate::Frame;
+use crate::player::Player;
+use crate::world::{CurrentRegion, RegionScoped};
+
+/// Chat lines kept for the panel.
+const CHAT_KEPT: usize = 200;
+
+pub(super) fn plugin(app: &mut App) {
+    app.init_resource::<Social>().init_resource::<ChatInput>().add_systems(
+        Update,
+        (
+            read_node_events.in_set(Frame::Input),
+            follow_region.in_set(Frame::World),
+            (send_pose, place_remote_avatars).chain().in_set(Frame::Animate),
+        )
+            .run_if(resource_exists::<NetLink>),
+    );
+}
+
+/// The running node: the runtime it lives on (when this app owns one) and the handle to it.
+#[derive(Resource, Debug)]
+pub struct NetLink {
+    handle: NodeHandle,
+    _runtime: Option<NetRuntime>,
+}
+
+impl NetLink {
+    /// Starts a node on a runtime of its own.
+    pub fn start(config: NodeConfig) -> std::io::Result<Self> {
+        let runtime = NetRuntime::new()?;
+        let handle = spawn_node(runtime.handle(), config);
+        Ok(Self { handle, _runtime: Some(runtime) })
+    }
+
+    /// Uses a node started elsewhere (tests run several in one runtime).
+    pub fn from_handle(handle: NodeHandle) -> Self {
+        Self { handle, _runtime: None }
+    }
+
+    /// Sends a command to the node; `false` if it has stopped.
+    pub fn send(&self, command: Command) -> bool {
+        self.handle.send(command)
+    }
+
+    /// What the node received and refused.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.handle.stats()
+    }
+}
+
+impl Drop for NetLink {
+    /// On quitting, the node says goodbye to its peers and closes its connections (for at most
+    /// two seconds) before its runtime goes.
+    fn drop(&mut self) {
+        if let Some(runtime) = &self._runtime {
+            let handle = &mut self.handle;
+            runtime.block_on(async {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), handle.stop()).await;
+            });
+        }
+    }
+}
+
+/// What kind of line the chat panel shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatKind {
+    /// Said in the region.
+    Said,
+    /// A private message, either way.
+    Private,
+    /// News from the program: someone came or went, a message was delivered.
+    Notice,
+}
+
+/// One line of the chat panel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatEntry {
+    /// What kind.
+    pub kind: ChatKind,
+    /// The line as shown.
+    pub text: String,
+    /// Sorting key: the author's sequence (their clock) for chat, ours for notices.
+    pub order: u64,
+}
+
+/// Everything the client knows about the others.
+#[derive(Resource, Debug, Default)]
+pub struct Social {
+    /// Our id, once the node is up.
+    pub me: Option<PublicKey>,
+    /// Our name and colour.
+    pub profile: Option<Profile>,
+    /// Our ticket, for others to join.
+    pub ticket: Option<String>,
+    /// The node's connection state.
+    pub status: Option<Status>,
+    /// The region the node was last told about.
+    pub region: Option<RegionId>,
+    /// The people in this region.
+    pub crowd: RemoteCrowd,
+    /// The chat panel's lines, oldest first.
+    pub chat: Vec<ChatEntry>,
+    /// The node failed: why.
+    pub failure: Option<String>,
+}
+
+impl Social {
+    fn push(&mut self, kind: ChatKind, text: String, order: u64) {
+        // Lines sort by their author's clock, so a line that arrives late still lands in place.
+        let at = self.chat.partition_point(|entry| entry.order <= order);
+        self.chat.insert(at, ChatEntry { kind, text, order });
+        if self.chat.len() > CHAT_KEPT {
+            self.chat.remove(0);
+        }
+    }
+
+    fn notice(&mut self, text: String) {
+        self.push(ChatKind::Notice, text, now_micros());
+    }
+
+    fn name_of(&self, key: &PublicKey) -> String {
+        self.crowd.get(key).map_or_else(|| key.short(), |avatar| avatar.name.clone())
+    }
+}
+
+/// The chat box: open or not, what is typed, and to whom (everyone here, or one person).
+#[derive(Resource, Debug, Default)]
+pub struct ChatInput {
+    /// The box has the keyboard: keys type instead of moving.
+    pub open: bool,
+    /// What is typed so far.
+    pub text: String,
+    /// A private message to this person, or `None` for the region's chat.
+    pub to: Option<(PublicKey, String)>,
+}
+
+/// A remote person's avatar; its transform is their head. Its children are their hands.
+#[derive(Component, Debug, Clone)]
+pub struct RemoteAvatarView {
+    /// Who.
+    pub key: PublicKey,
+    /// Their name.
+    pub name: String,
+    /// Their colour.
+    pub colour: [u8; 3],
+}
+
+/// A remote person's hand, a child of their [`RemoteAvatarView`].
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandView {
+    /// The left hand.
+    Left,
+    /// The right hand.
+    Right,
+}
+
+/// Microseconds since 1970 on this machine.
+fn now_micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_micros() as u64).unwrap_or(0)
+}
+
+fn read_node_events(mut link: ResMut<NetLink>, mut social: ResMut<Social>) {
+    // A bounded number per frame, so that a burst never stalls a frame.
+    for _ in 0..4096 {
+        let Some(event) = link.handle.try_event() else { break };
+        if let Event::Started { id, ticket, .. } = &event {
+            // In the terminal too, to copy from there.
+            println!("you are {id}\nyour ticket: {ticket}");
+        }
+        handle_event(&mut social, event);
+    }
+}
+
+fn handle_event(social: &mut Social, event: Event) {
+    match event {
+        Event::Started { id, ticket, profile } => {
+            social.me = Some(id);
+            social.profile = Some(profile);
+            social.ticket = Some(ticket);
+        }
+        Event::Ticket(ticket) => social.ticket = Some(ticket),
+        Event::Status(status) => social.status = Some(status),
+        Event::Presence { region, author, sequence, presence } => {
+            if Some(region) != social.region {
+                return;
+            }
+            if social.crowd.insert(author, sequence, &presence, now_micros()) {
+                social.notice(format!("{} is here", presence.name));
+            }
+        }
+        Event::Left { region, author } => {
+            if Some(region) == social.region && social.crowd.get(&author).is_some() {
+                let name = social.name_of(&author);
+                social.crowd.remove(&author);
+                social.notice(format!("{name} left"));
+            }
+        }
+        Event::Chat(line) => show_chat(social, line),
+        Event::ChatHistory { region, lines } => {
+            if Some(region) == social.region {
+                for line in lines {
+                    show_chat(social, line);
+                }
+            }
+        }
+        Event::Direct(line) => show_direct(social, line),
+        Event::DirectHistory(lines) => {
+            for line in lines.into_iter().rev().take(20).rev() {
+                show_direct(social, line);
+            }
+        }
+        Event::DirectOutcome { to, outcome, .. } => {
+            let name = social.name_of(&to);
+            match outcome {
+                Delivery::Delivered => social.notice(format!("delivered to {name}")),
+                Delivery::Queued { reason } => {
+                    social.notice(format!("{name} cannot be reached ({reason}); it will go when they can be"))
+                }
+            }
+        }
+        Event::Notice(text) => social.notice(text),
+        Event::Failed(error) => {
+            social.notice(format!("network: {error}"));
+            social.failure = Some(error);
+        }
+        Event::Stopped => social.notice("network stopped".into()),
+        _ => {}
+    }
+}
+
+fn show_chat(social: &mut Social, line: ChatLine) {
+    if Some(line.region) != social.region {
+        return;
+    }
+    // History and live lines can overlap (a line said just as we arrived): show each once.
+    let text = format!("{}: {}", line.name, line.text);
+    if social.chat.iter().any(|entry| entry.order == line.sequence && entry.text == text) {
+        return;
+    }
+    social.push(ChatKind::Said, text, line.sequence);
+}
+
+fn show_direct(social: &mut Social, line: DirectLine) {
+    let text = if Some(line.from) == social.me {
+        format!("[to {}] {}", social.name_of(&line.to), line.text)
+    } else {
+        format!("[from {}] {}", line.name, line.text)
+    };
+    social.push(ChatKind::Private, text, line.id);
+}
+
+/// Tells the node which region the person is in, and forgets the people of the last one.
+fn follow_region(
+    link: Res<NetLink>,
+    region: Option<Res<CurrentRegion>>,
+    mut social: ResMut<Social>,
+    avatars: Query<Entity, With<RemoteAvatarView>>,
+    mut commands: Commands,
+) {
+    let Some(region) = region else { return };
+    if social.region == Some(region.id()) {
+        return;
+    }
+    social.region = Some(region.id());
+    social.crowd.clear();
+    social.chat.retain(|entry| entry.kind == ChatKind::Private);
+    for entity in &avatars {
+        commands.entity(entity).despawn();
+    }
+    link.send(Command::Regions(vec![region.id()]));
+}
+
+/// The person's head and hands as the network sends them. Without tracked hands (the desktop),
+/// the hands hang at the sides, turned with the body.
+pub fn pose_of(transform: &Transform, player: &Player) -> PoseFrame {
+    let body = Quat::from_rotation_y(player.yaw);
+    let hand = |side: f32| {
+        QuantisedTransform::new(transform.translation + body * Vec3::new(side * 0.28, -0.62, -0.12), body)
+    };
+    PoseFrame {
+        head: QuantisedTransform::new(transform.translation, transform.rotation),
+        left_hand: hand(-1.0),
+        right_hand: hand(1.0),
+    }
+}
+
+/// Sends the pose when it changed (after quantising: a still person sends nothing; the node
+/// adds the keepalive and the rate limit).
+fn send_pose(link: Res<NetLink>, players: Query<(&Transform, &Player)>, mut last: Local<Option<PoseFrame>>) {
+    let Ok((transform, player)) = players.single() else { return };
+    let pose = pose_of(transform, player);
+    if *last != Some(pose) {
+        *last = Some(pose);
+        link.send(Command::Pose(pose));
+    }
+}
+
+/// Spawns, moves and removes remote avatars to match the crowd, interpolated to now.
+fn place_remote_avatars(
+    mut commands: Commands,
+    mut social: ResMut<Social>,
+    mut avatars: Query<(Entity, &mut RemoteAvatarView, &mut Transform, &Children), Without<HandView>>,
+    mut hands: Query<(&HandView, &mut Transform), Without<RemoteAvatarView>>,
+) {
+    let now = now_micros();
+    for gone in social.crowd.expire(now, PRESENCE_TIMEOUT) {
+        social.notice(format!("{} left", gone.short()));
+    }
+    let mut shown = std::collections::HashSet::new();
+    for (entity, mut view, mut transform, children) in &mut avatars {
+        let Some(avatar) = social.crowd.get(&view.key) else {
+            commands.entity(entity).despawn();
+            continue;
+        };
+        shown.insert(view.key);
+        if view.name != avatar.name || view.colour != avatar.colour {
+            view.name.clone_from(&avatar.name);
+            view.colour = avatar.colour;
+        }
+        let Some(pose) = avatar.pose_at(now) else { continue };
+        *transform = Transform::from_translation(pose.head.position).with_rotation(pose.head.rotation);
+        let inverse = transform.compute_affine().inverse();
+        for child in children.iter() {
+            if let Ok((side, mut hand)) = hands.get_mut(child) {
+                let joint = if *side == HandView::Left { pose.left_hand } else { pose.right_hand };
+                hand.translation = inverse.transform_point3(joint.position);
+                hand.rotation = pose.head.rotation.inverse() * joint.rotation;
+            }
+        }
+    }
+    for (key, avatar) in social.crowd.iter() {
+        if shown.contains(key) {
+            continue;
+        }
+        let head = avatar.latest().map_or(Vec3::ZERO, |pose| pose.head.position);
+        commands
+            .spawn((
+                RegionScoped,
+                RemoteAvatarView { key: *key, name: avatar.name.clone(), colour: avatar.colour },
+                Transform::from_translation(head),
+                Visibility::default(),
+            ))
+            .with_children(|children| {
+                children.spawn((HandView::Left, Transform::default(), Visibility::default()));
+                children.spawn((HandView::Right, Transform::default(), Visibility::default()));
+            });
+    }
+}
+
+/// Parses what was typed into the chat box and sends it: a line for the region, a private
+/// message, or one of the commands `/join TICKET`, `/name NAME`.
+pub fn submit_chat(link: &NetLink, social: &mut Social, input: &mut ChatInput) {
+    let text = std::mem::take(&mut input.text);
+    let text = text.trim();
+    input.open = false;
+    if text.is_empty() {
+        input.to = None;
+        return;
+    }
+    if let Some(ticket) = text.strip_prefix("/join") {
+        match ticket.parse::<Ticket>() {
+            Ok(ticket) => {
+                link.send(Command::Join(ticket));
+            }
+            Err(error) => social.notice(error.to_string()),
+        }
+    } else if let Some(name) = text.strip_prefix("/name") {
+        let colour = social.profile.as_ref().map_or([120, 200, 255], |profile| profile.colour);
+        let profile = Profile::new(name, colour);
+        if profile.name.is_empty() {
+            social.notice("usage: /name YOUR NAME".into());
+        } else {
+            social.profile = Some(profile.clone());
+            link.send(Command::Profile(profile));
+        }
+    } else if let Some((to, _)) = input.to.take() {
+        link.send(Command::Direct { to, text: text.to_owned() });
+    } else {
+        link.send(Command::Chat(text.to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sanctuary_net::Presence;
+
+    fn presence(name: &str) -> Presence {
+        let at = QuantisedTransform::new(Vec3::new(1.0, 1.7, 2.0), Quat::IDENTITY);
+        Presence { name: name.into(), colour: [1, 2, 3], pose: PoseFrame { head: at, left_hand: at, right_hand: at } }
+    }
+
+    #[test]
+    fn events_become_people_and_lines_in_order() {
+        let mut social = Social { region: Some(RegionId::Lobby), ..Social::default() };
+        let ada = PublicKey::from_secret_seed(&[1; 32]);
+        handle_event(
+            &mut social,
+            Event::Presence { region: RegionId::Lobby, author: ada, sequence: 10, presence: presence("Ada") },
+        );
+        // Another region's presence is not ours to show.
+        handle_event(
+            &mut social,
+            Event::Presence {
+                region: RegionId::City,
+                author: PublicKey::from_secret_seed(&[2; 32]),
+                sequence: 10,
+                presence: presence("Bo"),
+            },
+        );
+        assert_eq!(social.crowd.len(), 1);
+        let line = |text: &str, sequence| {
+            Event::Chat(ChatLine { region: RegionId::Lobby, author: ada, name: "Ada".into(), text: text.into(), sequence })
+        };
+        handle_event(&mut social, line("second", 200));
+        handle_event(&mut social, line("first", 100));
+        handle_event(&mut social, line("first", 100));
+        let said: Vec<&str> =
+            social.chat.iter().filter(|entry| entry.kind == ChatKind::Said).map(|entry| entry.text.as_str()).collect();
+        assert_eq!(said, vec!["Ada: first", "Ada: second"], "sorted by the author's clock, shown once");
+        handle_event(&mut social, Event::Left { region: RegionId::Lobby, author: ada });
+        assert!(social.crowd.is_empty());
+        assert!(social.chat.iter().any(|entry| entry.text == "Ada left"));
+    }
+
+    #[test]
+    fn the_desktop_pose_puts_hands_at_the_sides() {
+        let player = Player { yaw: 0.0, ..Player::default() };
+        let transform = Transform::from_xyz(0.0, 1.7, 0.0);
+        let pose = pose_of(&transform, &player);
+        assert!(pose.left_hand.position().x < 0.0 && pose.right_hand.position().x > 0.0);
+        assert!(pose.left_hand.position().y < 1.7);
+    }
+}

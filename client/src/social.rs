@@ -1,0 +1,406 @@
+//! What the person sees of the others: names above heads, the chat panel and its input box, the
+//! connection state and ticket, and the menu that opens on clicking someone.
+
+use bevy::clipboard::{Clipboard, ClipboardRead};
+use bevy::input::ButtonState;
+use bevy::input::keyboard::{Key, KeyboardInput};
+use bevy::prelude::*;
+use bevy::text::FontSize;
+use bevy::window::PrimaryWindow;
+use sanctuary_engine::PublicKey;
+use sanctuary_net::{MAX_TEXT_CHARS, RelayState};
+
+use crate::Frame;
+use crate::network::{ChatInput, ChatKind, NetLink, RemoteAvatarView, Social, submit_chat};
+use crate::player::{Player, PointerLock};
+use crate::world::RegionScoped;
+
+/// Chat lines shown at once.
+const SHOWN_LINES: usize = 9;
+/// Names are shown this close, in metres.
+const NAME_DISTANCE: f32 = 60.0;
+
+pub(super) fn plugin(app: &mut App) {
+    app.init_resource::<AvatarMenu>().add_systems(Startup, spawn_panels).add_systems(
+        Update,
+        (
+            (type_into_chat, pick_avatar, use_avatar_menu, copy_ticket)
+                .chain()
+                .in_set(Frame::Input)
+                .before(crate::cursor::capture_pointer)
+                .before(crate::player::read_desktop_input)
+                .run_if(resource_exists::<NetLink>),
+            (label_new_avatars, place_name_labels, update_net_status, update_chat_panel, show_avatar_menu)
+                .chain()
+                .in_set(Frame::Present),
+        ),
+    );
+}
+
+/// The person someone clicked, with the menu of what to do.
+#[derive(Resource, Debug, Default)]
+pub struct AvatarMenu(pub Option<(PublicKey, String)>);
+
+#[derive(Component, Debug)]
+struct NetStatusText;
+
+#[derive(Component, Debug)]
+struct ChatPanelText;
+
+#[derive(Component, Debug)]
+struct MenuPanel;
+
+#[derive(Component, Debug)]
+struct MenuTitle;
+
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+enum MenuButton {
+    Message,
+    Close,
+}
+
+/// The name floating above a remote avatar.
+#[derive(Component, Debug)]
+struct NameLabel {
+    avatar: Entity,
+}
+
+fn panel_node(at: Node) -> Node {
+    Node { position_type: PositionType::Absolute, padding: UiRect::axes(Val::Px(10.0), Val::Px(6.0)), ..at }
+}
+
+fn spawn_panels(mut commands: Commands) {
+    let dark = BackgroundColor(Color::srgba(0.02, 0.0, 0.06, 0.6));
+    commands.spawn((
+        NetStatusText,
+        Text::new("network: starting"),
+        TextFont::from_font_size(15.0),
+        TextColor(Color::srgb(0.8, 1.0, 0.85)),
+        dark,
+        panel_node(Node { top: Val::Px(10.0), right: Val::Px(10.0), max_width: Val::Px(460.0), ..default() }),
+    ));
+    commands.spawn((
+        ChatPanelText,
+        Text::new(""),
+        TextFont::from_font_size(16.0),
+        TextColor(Color::srgb(0.95, 0.95, 1.0)),
+        dark,
+        // Above the key help (bottom left), so that the two never overlap on a narrow window.
+        panel_node(Node { bottom: Val::Px(112.0), right: Val::Px(10.0), width: Val::Px(460.0), ..default() }),
+    ));
+    commands
+        .spawn((
+            MenuPanel,
+            BackgroundColor(Color::srgba(0.05, 0.02, 0.12, 0.85)),
+            panel_node(Node {
+                top: Val::Percent(40.0),
+                left: Val::Percent(50.0),
+                margin: UiRect::left(Val::Px(-110.0)),
+                width: Val::Px(220.0),
+                flex_direction: FlexDirection::Column,
+                row_gap: Val::Px(6.0),
+                ..default()
+            }),
+            Visibility::Hidden,
+        ))
+        .with_children(|menu| {
+            menu.spawn((MenuTitle, Text::new(""), TextFont::from_font_size(18.0), TextColor(Color::WHITE)));
+            for (button, label) in [(MenuButton::Message, "Message (M)"), (MenuButton::Close, "Close (Esc)")] {
+                menu.spawn((
+                    button,
+                    Button,
+                    Node { padding: UiRect::axes(Val::Px(8.0), Val::Px(4.0)), ..default() },
+                    BackgroundColor(Color::srgba(0.3, 0.2, 0.6, 0.9)),
+                ))
+                .with_child((Text::new(label), TextFont::from_font_size(16.0), TextColor(Color::WHITE)));
+            }
+        });
+}
+
+/// Keys type into the chat box while it is open; Enter opens it, sends, and closes it.
+fn type_into_chat(
+    mut keys: MessageReader<KeyboardInput>,
+    held: Res<ButtonInput<KeyCode>>,
+    mut input: ResMut<ChatInput>,
+    mut social: ResMut<Social>,
+    link: Res<NetLink>,
+    menu: Res<AvatarMenu>,
+    mut clipboard: Option<ResMut<Clipboard>>,
+) {
+    for key in keys.read() {
+        if key.state != ButtonState::Pressed {
+            continue;
+        }
+        if !input.open {
+            if matches!(key.logical_key, Key::Enter) && menu.0.is_none() {
+                input.open = true;
+            }
+            continue;
+        }
+        let control = held.any_pressed([KeyCode::ControlLeft, KeyCode::ControlRight]);
+        match &key.logical_key {
+            Key::Enter => submit_chat(&link, &mut social, &mut input),
+            Key::Escape => {
+                input.open = false;
+                input.text.clear();
+                input.to = None;
+            }
+            Key::Backspace => {
+                input.text.pop();
+            }
+            Key::Character(letter) if control && letter.eq_ignore_ascii_case("v") => {
+                if let Some(clipboard) = clipboard.as_deref_mut()
+                    && let ClipboardRead::Ready(Ok(text)) = clipboard.fetch_text()
+                {
+                    type_text(&mut input, &text);
+                }
+            }
+            _ if control => {}
+            _ => {
+                if let Some(text) = &key.text {
+                    type_text(&mut input, text);
+                }
+            }
+        }
+    }
+}
+
+/// Adds typed or pasted text, without control characters, up to the longest line. (Tickets
+/// are long, so `/join` gets more room.)
+fn type_text(input: &mut ChatInput, text: &str) {
+    let limit = if input.text.starts_with("/join") { 4096 } else { MAX_TEXT_CHARS };
+    for letter in text.chars().filter(|letter| !letter.is_control()) {
+        if input.text.chars().count() >= limit {
+            break;
+        }
+        input.text.push(letter);
+    }
+}
+
+/// A click on someone (under the pointer, or in the middle of the view while looking around)
+/// opens the menu for them.
+fn pick_avatar(
+    mouse: Res<ButtonInput<MouseButton>>,
+    lock: Res<PointerLock>,
+    input: Res<ChatInput>,
+    windows: Query<&Window, With<PrimaryWindow>>,
+    cameras: Query<(&Camera, &GlobalTransform), With<Player>>,
+    avatars: Query<(&RemoteAvatarView, &GlobalTransform)>,
+    buttons: Query<&Interaction, With<Button>>,
+    mut menu: ResMut<AvatarMenu>,
+) {
+    if !mouse.just_pressed(MouseButton::Left) || input.open {
+        return;
+    }
+    if buttons.iter().any(|interaction| *interaction != Interaction::None) {
+        return;
+    }
+    let (Ok(window), Ok((camera, eye))) = (windows.single(), cameras.single()) else { return };
+    let point = if lock.locked { Some(window.size() / 2.0) } else { window.cursor_position() };
+    let Some(ray) = point.and_then(|point| camera.viewport_to_world(eye, point).ok()) else { return };
+    let mut nearest: Option<(f32, &RemoteAvatarView)> = None;
+    for (avatar, at) in &avatars {
+        // The head and the body below it, as a sphere of 0.7 m around the chest.
+        let centre = at.translation() - Vec3::Y * 0.5;
+        let along = (centre - ray.origin).dot(*ray.direction);
+        if along <= 0.0 {
+            continue;
+        }
+        let miss = (ray.origin + *ray.direction * along).distance(centre);
+        if miss < 0.7 && nearest.is_none_or(|(distance, _)| along < distance) {
+            nearest = Some((along, avatar));
+        }
+    }
+    if let Some((_, avatar)) = nearest {
+        menu.0 = Some((avatar.key, avatar.name.clone()));
+    }
+}
+
+/// The menu's buttons and keys: M (or the button) opens a private message, Esc closes.
+fn use_avatar_menu(
+    keys: Res<ButtonInput<KeyCode>>,
+    buttons: Query<(&Interaction, &MenuButton), Changed<Interaction>>,
+    mut menu: ResMut<AvatarMenu>,
+    mut input: ResMut<ChatInput>,
+    mut lock: ResMut<PointerLock>,
+    mut cursor: Query<&mut bevy::window::CursorOptions, With<PrimaryWindow>>,
+) {
+    let Some((key, name)) = menu.0.clone() else { return };
+    // The menu needs the pointer.
+    if lock.locked {
+        lock.locked = false;
+        if let Ok(mut cursor) = cursor.single_mut() {
+            cursor.visible = true;
+            cursor.grab_mode = bevy::window::CursorGrabMode::None;
+        }
+    }
+    let pressed = |which: MenuButton| {
+        buttons.iter().any(|(interaction, button)| *interaction == Interaction::Pressed && *button == which)
+    };
+    if keys.just_pressed(KeyCode::KeyM) || pressed(MenuButton::Message) {
+        input.open = true;
+        input.text.clear();
+        input.to = Some((key, name));
+        menu.0 = None;
+    } else if keys.just_pressed(KeyCode::Escape) || pressed(MenuButton::Close) {
+        menu.0 = None;
+    }
+}
+
+/// F3 puts our ticket on the clipboard.
+fn copy_ticket(
+    keys: Res<ButtonInput<KeyCode>>,
+    mut social: ResMut<Social>,
+    clipboard: Option<ResMut<Clipboard>>,
+    input: Res<ChatInput>,
+) {
+    if !keys.just_pressed(KeyCode::F3) || input.open {
+        return;
+    }
+    let Some(ticket) = social.ticket.clone() else { return };
+    let result = match clipboard {
+        Some(mut clipboard) => clipboard.set_text(ticket).map_err(|error| error.to_string()),
+        None => Err("no clipboard".to_owned()),
+    };
+    let notice = match result {
+        Ok(()) => "your ticket is on the clipboard: send it to a friend".to_owned(),
+        Err(error) => format!("could not copy the ticket ({error}); it is printed in the terminal"),
+    };
+    social.chat.push(crate::network::ChatEntry { kind: ChatKind::Notice, text: notice, order: u64::MAX });
+}
+
+fn label_new_avatars(mut commands: Commands, avatars: Query<(Entity, &RemoteAvatarView), Added<RemoteAvatarView>>) {
+    for (entity, avatar) in &avatars {
+        let [r, g, b] = avatar.colour.map(|channel| f32::from(channel) / 255.0);
+        commands.spawn((
+            RegionScoped,
+            NameLabel { avatar: entity },
+            Text::new(avatar.name.clone()),
+            TextFont { font_size: FontSize::Px(20.0), ..default() },
+            TextColor(Color::srgb(r, g, b).mix(&Color::WHITE, 0.5)),
+            BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.55)),
+            Node { position_type: PositionType::Absolute, padding: UiRect::axes(Val::Px(6.0), Val::Px(2.0)), ..default() },
+            Visibility::Hidden,
+        ));
+    }
+}
+
+/// Puts each name above its head on screen, or hides it out of view; removes names of people
+/// who left.
+fn place_name_labels(
+    mut commands: Commands,
+    cameras: Query<(&Camera, &GlobalTransform), With<Player>>,
+    avatars: Query<(&RemoteAvatarView, &GlobalTransform)>,
+    mut labels: Query<(Entity, &NameLabel, &mut Text, &mut Node, &mut Visibility, &ComputedNode)>,
+) {
+    let Ok((camera, eye)) = cameras.single() else { return };
+    for (entity, label, mut text, mut node, mut visibility, computed) in &mut labels {
+        let Ok((avatar, at)) = avatars.get(label.avatar) else {
+            commands.entity(entity).despawn();
+            continue;
+        };
+        if text.0 != avatar.name {
+            text.0.clone_from(&avatar.name);
+        }
+        let above = at.translation() + Vec3::Y * 0.45;
+        let near = eye.translation().distance(above) < NAME_DISTANCE;
+        match camera.world_to_viewport(eye, above) {
+            Ok(point) if near => {
+                let size = computed.size() * computed.inverse_scale_factor();
+                node.left = Val::Px(point.x - size.x * 0.5);
+                node.top = Val::Px(point.y - size.y);
+                *visibility = Visibility::Inherited;
+            }
+            _ => *visibility = Visibility::Hidden,
+        }
+    }
+}
+
+fn update_net_status(
+    social: Res<Social>,
+    link: Option<Res<NetLink>>,
+    mut status: Query<&mut Text, With<NetStatusText>>,
+) {
+    let Ok(mut text) = status.single_mut() else { return };
+    let shown = match (&link, &social.failure, &social.status) {
+        (None, _, _) => "network off (single player)".to_owned(),
+        (_, Some(error), _) => format!("network failed: {error}"),
+        (Some(link), None, Some(status)) => {
+            let relay = match status.relay {
+                RelayState::Disabled => "offline mode (this machine and LAN)",
+                RelayState::Connecting => "online: reaching a relay...",
+                RelayState::Connected => "online via relay",
+            };
+            let name = social.profile.as_ref().map_or("", |profile| profile.name.as_str());
+            let ticket = social.ticket.as_deref().map_or("...".to_owned(), |ticket| {
+                format!("{}...{}", &ticket[..ticket.len().min(18)], &ticket[ticket.len().saturating_sub(6)..])
+            });
+            let refused = link.stats().rejected();
+            let outbox = if status.outbox > 0 { format!(" | {} waiting to send", status.outbox) } else { String::new() };
+            format!(
+                "{name} | {relay}\n{} here | {} peers known | {refused} refused{outbox}\nticket {ticket}  (F3 copies)",
+                social.crowd.len(),
+                status.known_peers,
+            )
+        }
+        (Some(_), None, None) => "network: starting".to_owned(),
+    };
+    if text.0 != shown {
+        text.0 = shown;
+    }
+}
+
+fn update_chat_panel(
+    social: Res<Social>,
+    input: Res<ChatInput>,
+    link: Option<Res<NetLink>>,
+    mut panel: Query<(&mut Text, &mut Visibility), With<ChatPanelText>>,
+) {
+    let Ok((mut text, mut visibility)) = panel.single_mut() else { return };
+    if link.is_none() {
+        *visibility = Visibility::Hidden;
+        return;
+    }
+    let mut shown = String::new();
+    let start = social.chat.len().saturating_sub(SHOWN_LINES);
+    for entry in &social.chat[start..] {
+        let prefix = match entry.kind {
+            ChatKind::Said => "",
+            ChatKind::Private => "",
+            ChatKind::Notice => "* ",
+        };
+        shown.push_str(prefix);
+        shown.push_str(&entry.text);
+        shown.push('\n');
+    }
+    if input.open {
+        let to = input.to.as_ref().map_or_else(|| "say".to_owned(), |(_, name)| format!("to {name}"));
+        let typed: String = {
+            let count = input.text.chars().count();
+            input.text.chars().skip(count.saturating_sub(60)).collect()
+        };
+        shown.push_str(&format!("{to} > {typed}_"));
+    } else {
+        shown.push_str("Enter: chat   click someone: message them");
+    }
+    if text.0 != shown {
+        text.0 = shown;
+    }
+    *visibility = Visibility::Inherited;
+}
+
+fn show_avatar_menu(
+    menu: Res<AvatarMenu>,
+    mut panel: Query<&mut Visibility, With<MenuPanel>>,
+    mut title: Query<&mut Text, With<MenuTitle>>,
+) {
+    if !menu.is_changed() {
+        return;
+    }
+    for mut visibility in &mut panel {
+        *visibility = if menu.0.is_some() { Visibility::Inherited } else { Visibility::Hidden };
+    }
+    if let (Some((_, name)), Ok(mut title)) = (&menu.0, title.single_mut()) {
+        title.0.clone_from(name);
+    }
+}
