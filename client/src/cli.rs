@@ -110,9 +110,8 @@ impl NetworkArgs {
         }
         let data_dir = match &self.data_dir {
             Some(dir) => dir.clone(),
-            None => default_data_dir().ok_or(
-                "there is no home directory to keep your identity in; pass --data-dir DIR".to_owned(),
-            )?,
+            None => default_data_dir()
+                .ok_or("there is no home directory to keep your identity in; pass --data-dir DIR".to_owned())?,
         };
         let mut config = NodeConfig::new(data_dir);
         config.relays = if self.offline { RelayChoice::Disabled } else { RelayChoice::Public };
@@ -200,8 +199,8 @@ mod tests {
 
     #[test]
     fn network_options_make_a_node_configuration() {
-        let args = Args::try_parse_from(["sanctuary", "--offline", "--name", "Ada", "--data-dir", "/tmp/ada"])
-            .expect("valid");
+        let args =
+            Args::try_parse_from(["sanctuary", "--offline", "--name", "Ada", "--data-dir", "/tmp/ada"]).expect("valid");
         let config = args.network.node_config(vec![RegionId::City]).expect("valid").expect("networked");
         assert_eq!(config.relays, RelayChoice::Disabled);
         assert_eq!(config.name.as_deref(), Some("Ada"));

@@ -287,9 +287,8 @@ fn follow_region(
 /// the hands hang at the sides, turned with the body.
 pub fn pose_of(transform: &Transform, player: &Player) -> PoseFrame {
     let body = Quat::from_rotation_y(player.yaw);
-    let hand = |side: f32| {
-        QuantisedTransform::new(transform.translation + body * Vec3::new(side * 0.28, -0.62, -0.12), body)
-    };
+    let hand =
+        |side: f32| QuantisedTransform::new(transform.translation + body * Vec3::new(side * 0.28, -0.62, -0.12), body);
     PoseFrame {
         head: QuantisedTransform::new(transform.translation, transform.rotation),
         left_hand: hand(-1.0),
@@ -423,7 +422,13 @@ mod tests {
         );
         assert_eq!(social.crowd.len(), 1);
         let line = |text: &str, sequence| {
-            Event::Chat(ChatLine { region: RegionId::Lobby, author: ada, name: "Ada".into(), text: text.into(), sequence })
+            Event::Chat(ChatLine {
+                region: RegionId::Lobby,
+                author: ada,
+                name: "Ada".into(),
+                text: text.into(),
+                sequence,
+            })
         };
         handle_event(&mut social, line("second", 200));
         handle_event(&mut social, line("first", 100));

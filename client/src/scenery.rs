@@ -14,8 +14,8 @@ use sanctuary_engine::{
 
 use crate::Frame;
 use crate::materials::{NeonGridMaterial, ScreenMaterial, ScreenShows};
-use crate::player::Player;
 use crate::network::{HandView, RemoteAvatarView};
+use crate::player::Player;
 use crate::world::{CurrentRegion, DrifterView, LampView, PortalView, RegionScoped, StructureView};
 
 pub(super) fn plugin(app: &mut App) {

@@ -112,7 +112,11 @@ fn spawn_panels(mut commands: Commands) {
                     Node { padding: UiRect::axes(Val::Px(8.0), Val::Px(4.0)), ..default() },
                     BackgroundColor(Color::srgba(0.3, 0.2, 0.6, 0.9)),
                 ))
-                .with_child((Text::new(label), TextFont::from_font_size(16.0), TextColor(Color::WHITE)));
+                .with_child((
+                    Text::new(label),
+                    TextFont::from_font_size(16.0),
+                    TextColor(Color::WHITE),
+                ));
             }
         });
 }
@@ -279,7 +283,11 @@ fn label_new_avatars(mut commands: Commands, avatars: Query<(Entity, &RemoteAvat
             TextFont { font_size: FontSize::Px(20.0), ..default() },
             TextColor(Color::srgb(r, g, b).mix(&Color::WHITE, 0.5)),
             BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.55)),
-            Node { position_type: PositionType::Absolute, padding: UiRect::axes(Val::Px(6.0), Val::Px(2.0)), ..default() },
+            Node {
+                position_type: PositionType::Absolute,
+                padding: UiRect::axes(Val::Px(6.0), Val::Px(2.0)),
+                ..default()
+            },
             Visibility::Hidden,
         ));
     }
@@ -336,7 +344,8 @@ fn update_net_status(
                 format!("{}...{}", &ticket[..ticket.len().min(18)], &ticket[ticket.len().saturating_sub(6)..])
             });
             let refused = link.stats().rejected();
-            let outbox = if status.outbox > 0 { format!(" | {} waiting to send", status.outbox) } else { String::new() };
+            let outbox =
+                if status.outbox > 0 { format!(" | {} waiting to send", status.outbox) } else { String::new() };
             format!(
                 "{name} | {relay}\n{} here | {} peers known | {refused} refused{outbox}\nticket {ticket}  (F3 copies)",
                 social.crowd.len(),

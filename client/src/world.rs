@@ -13,12 +13,10 @@ use crate::Frame;
 use crate::player::Player;
 
 pub(super) fn plugin(app: &mut App) {
-    app.add_message::<EnterRegion>()
-        .init_resource::<CityStreaming>()
-        .add_systems(
-            Update,
-            (enter_region, arrive_at.run_if(resource_exists::<ArriveAt>), stream_city).chain().in_set(Frame::World),
-        );
+    app.add_message::<EnterRegion>().init_resource::<CityStreaming>().add_systems(
+        Update,
+        (enter_region, arrive_at.run_if(resource_exists::<ArriveAt>), stream_city).chain().in_set(Frame::World),
+    );
 }
 
 /// Arrive at this point instead of the region's arrival point (once, on the first arrival).

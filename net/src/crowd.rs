@@ -165,8 +165,12 @@ impl RemoteCrowd {
     /// Removes everyone not heard from for `timeout` and says who they were.
     pub fn expire(&mut self, now: u64, timeout: Duration) -> Vec<PublicKey> {
         let timeout = timeout.as_micros() as u64;
-        let gone: Vec<PublicKey> =
-            self.avatars.iter().filter(|(_, avatar)| now.saturating_sub(avatar.heard) > timeout).map(|(key, _)| *key).collect();
+        let gone: Vec<PublicKey> = self
+            .avatars
+            .iter()
+            .filter(|(_, avatar)| now.saturating_sub(avatar.heard) > timeout)
+            .map(|(key, _)| *key)
+            .collect();
         for key in &gone {
             self.avatars.remove(key);
         }

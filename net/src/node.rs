@@ -41,6 +41,8 @@ pub const FASTEST_POSE_INTERVAL: Duration = Duration::from_millis(50);
 pub const POSE_KEEPALIVE: Duration = Duration::from_secs(2);
 /// Someone not heard from for this long has left.
 pub const PRESENCE_TIMEOUT: Duration = Duration::from_secs(7);
+/// Below this many gossip neighbours in a region, peers heard to be there are asked to join.
+const WANTED_NEIGHBOURS: usize = 3;
 /// How often each peer says on the world topic where it is.
 const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(3);
 /// Peers not heard on the world topic for this long are forgotten.
@@ -380,8 +382,11 @@ pub struct NetRuntime {
 impl NetRuntime {
     /// Two worker threads named `sanctuary-net`.
     pub fn new() -> std::io::Result<Self> {
-        let runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("sanctuary-net").enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sanctuary-net")
+            .enable_all()
+            .build()?;
         Ok(Self { runtime })
     }
 
@@ -443,10 +448,8 @@ impl SequenceClock {
     fn next(&self) -> u64 {
         use std::sync::atomic::Ordering;
         let now = wall_micros();
-        let previous = self
-            .last
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(now.max(last + 1)))
-            .unwrap_or(now);
+        let previous =
+            self.last.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(now.max(last + 1))).unwrap_or(now);
         now.max(previous + 1)
     }
 }
@@ -476,6 +479,9 @@ struct Subscription {
     region: RegionId,
     sender: GossipSender,
     neighbours: HashSet<iroh::PublicKey>,
+    /// Peers already asked to join us here. Gossip keeps a handful of neighbours per topic and
+    /// spreads messages through them; asking everyone we hear of would churn connections.
+    asked: HashSet<iroh::PublicKey>,
     _task: TaskGuard,
 }
 
@@ -522,6 +528,7 @@ struct Node {
     last_announce: Instant,
     last_outbox_try: Instant,
     last_status: Option<Status>,
+    last_status_check: Instant,
     ticket: String,
 }
 
@@ -535,7 +542,8 @@ impl Node {
             .map_err(|error| format!("cannot create the data directory {}: {error}", config.data_dir.display()))?;
         let secret = load_or_create_identity(&config.data_dir).map_err(|error| error.to_string())?;
         let me = secret.public();
-        let me_key = PublicKey::from_bytes(*me.as_bytes()).map_err(|error| format!("our own key is unusable: {error}"))?;
+        let me_key =
+            PublicKey::from_bytes(*me.as_bytes()).map_err(|error| format!("our own key is unusable: {error}"))?;
         let builder = match config.relays {
             RelayChoice::Public => Endpoint::builder(presets::N0),
             RelayChoice::Disabled => Endpoint::builder(presets::Minimal).relay_mode(RelayMode::Disabled),
@@ -586,7 +594,9 @@ impl Node {
         let outbox: Vec<OutboxEntry> = match store::read_whole(&paths.outbox()) {
             Ok(outbox) => outbox.unwrap_or_default(),
             Err(error) => {
-                let _ = events.send(Event::Notice(format!("the outbox could not be read and is kept aside: {error}"))).await;
+                let _ = events
+                    .send(Event::Notice(format!("the outbox could not be read and is kept aside: {error}")))
+                    .await;
                 let _ = std::fs::rename(paths.outbox(), paths.outbox().with_extension("damaged"));
                 Vec::new()
             }
@@ -595,10 +605,8 @@ impl Node {
         let seen_direct = history.iter().map(|line| (line.from, line.id)).collect();
         let saved: Option<Profile> = store::read_whole(&paths.profile()).ok().flatten();
         let fallback = saved.unwrap_or_else(|| Profile::guest(&me_key));
-        let profile = Profile::new(
-            config.name.as_deref().unwrap_or(&fallback.name),
-            config.colour.unwrap_or(fallback.colour),
-        );
+        let profile =
+            Profile::new(config.name.as_deref().unwrap_or(&fallback.name), config.colour.unwrap_or(fallback.colour));
         let profile = if profile.name.is_empty() { Profile::guest(&me_key) } else { profile };
         if let Err(error) = store::write_atomic(&paths.profile(), &profile) {
             let _ = events.send(Event::Notice(format!("the profile could not be saved: {error}"))).await;
@@ -634,6 +642,7 @@ impl Node {
             last_announce: long_ago,
             last_outbox_try: long_ago,
             last_status: None,
+            last_status_check: long_ago,
             ticket: ticket.clone(),
         };
         node.emit(Event::Started { id: me_key, ticket, profile: node.profile.clone() }).await;
@@ -743,7 +752,13 @@ impl Node {
             .await
             {
                 Ok((sender, task)) => {
-                    self.regions.push(Subscription { region, sender, neighbours: HashSet::new(), _task: task });
+                    self.regions.push(Subscription {
+                        region,
+                        sender,
+                        neighbours: HashSet::new(),
+                        asked: HashSet::new(),
+                        _task: task,
+                    });
                     let lines = store::read_tail(&self.paths.chat(region), CHAT_HISTORY).unwrap_or_default();
                     self.emit(Event::ChatHistory { region, lines }).await;
                 }
@@ -854,8 +869,10 @@ impl Node {
 
     async fn announce(&mut self) {
         self.last_announce = Instant::now();
-        let message =
-            WorldMessage::Here { regions: self.regions.iter().map(|sub| sub.region).collect(), name: self.profile.name.clone() };
+        let message = WorldMessage::Here {
+            regions: self.regions.iter().map(|sub| sub.region).collect(),
+            name: self.profile.name.clone(),
+        };
         let sequence = self.clock_next();
         if let Ok(bytes) = encode(&self.secret, world_topic().as_bytes(), sequence, &message) {
             let _ = self.world.broadcast(bytes.into()).await;
@@ -870,20 +887,29 @@ impl Node {
                 if let Some(subscription) = self.regions.iter_mut().find(|sub| Some(sub.region) == region) {
                     if up {
                         subscription.neighbours.insert(peer);
+                        // A new neighbour here: let them see us at once, not at the next keepalive.
+                        self.sent_pose = None;
                     } else {
                         subscription.neighbours.remove(&peer);
+                        if subscription.neighbours.is_empty() {
+                            // Alone: anyone heard of may be asked again.
+                            subscription.asked.clear();
+                        }
                     }
-                }
-                if up {
-                    // Someone new: let them see us at once rather than at the next keepalive.
-                    self.sent_pose = None;
-                    self.last_announce = Instant::now().checked_sub(ANNOUNCE_INTERVAL).unwrap_or_else(Instant::now);
                 }
             }
             Internal::Ended(None) => {
                 let peers: Vec<iroh::PublicKey> = self.directory.keys().copied().collect();
-                match subscribe::<WorldMessage>(&self.gossip, world_topic(), None, peers, self.me, &self.stats, &self.internal_tx)
-                    .await
+                match subscribe::<WorldMessage>(
+                    &self.gossip,
+                    world_topic(),
+                    None,
+                    peers,
+                    self.me,
+                    &self.stats,
+                    &self.internal_tx,
+                )
+                .await
                 {
                     Ok((sender, task)) => {
                         self.world = sender;
@@ -944,16 +970,23 @@ impl Node {
             WorldMessage::Here { regions, .. } => {
                 let peer = message.author;
                 let first_time = !self.directory.contains_key(&peer);
-                for subscription in &self.regions {
-                    if regions.contains(&subscription.region) && !subscription.neighbours.contains(&peer) {
+                for subscription in &mut self.regions {
+                    let wanted = subscription.neighbours.len() < WANTED_NEIGHBOURS
+                        && regions.contains(&subscription.region)
+                        && !subscription.neighbours.contains(&peer);
+                    if wanted && subscription.asked.insert(peer) {
                         let _ = subscription.sender.join_peers(vec![peer]).await;
                     }
                 }
                 self.directory.insert(peer, Known { regions, heard: Instant::now() });
                 if first_time {
                     // A peer we had not heard: anything waiting for them goes now.
-                    let waiting: Vec<u64> =
-                        self.outbox.iter().filter(|entry| entry.line.to.as_bytes() == peer.as_bytes()).map(|e| e.line.id).collect();
+                    let waiting: Vec<u64> = self
+                        .outbox
+                        .iter()
+                        .filter(|entry| entry.line.to.as_bytes() == peer.as_bytes())
+                        .map(|e| e.line.id)
+                        .collect();
                     for id in waiting {
                         self.try_deliver(id);
                     }
@@ -1028,6 +1061,11 @@ impl Node {
                 self.try_deliver(id);
             }
         }
+        // Connection state and addresses change slowly: look twice a second, not every tick.
+        if now.duration_since(self.last_status_check) < Duration::from_millis(500) {
+            return;
+        }
+        self.last_status_check = now;
         let addr = self.endpoint.addr();
         let relay = match self.relays {
             RelayChoice::Disabled => RelayState::Disabled,
@@ -1181,8 +1219,11 @@ impl ProtocolHandler for DirectProtocol {
                 }
                 Ok(bytes) => match decode::<DirectText>(&bytes, self.me.as_bytes()) {
                     Ok(message) if message.author == remote => {
-                        let allowed =
-                            self.limiter.lock().map(|mut limiter| limiter.allow(remote, self.start.elapsed())).unwrap_or(false);
+                        let allowed = self
+                            .limiter
+                            .lock()
+                            .map(|mut limiter| limiter.allow(remote, self.start.elapsed()))
+                            .unwrap_or(false);
                         if allowed {
                             self.stats.count_accepted();
                             let _ = self.internal.send(Internal::DirectIn(message)).await;

@@ -280,7 +280,8 @@ pub fn encode<T: Body>(secret: &SecretKey, scope: &[u8; 32], sequence: u64, body
     body.check()?;
     let author = *secret.public().as_bytes();
     let signature = secret.sign(&signed_bytes(scope, &author, sequence, body)?);
-    let bytes = postcard::to_allocvec(&Envelope { author, sequence, body, signature }).map_err(|_| WireError::Malformed)?;
+    let bytes =
+        postcard::to_allocvec(&Envelope { author, sequence, body, signature }).map_err(|_| WireError::Malformed)?;
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(WireError::TooLarge { len: bytes.len() });
     }
@@ -323,7 +324,12 @@ mod tests {
         SecretKey::from_bytes(&[seed; 32])
     }
 
-    fn encode_presence(secret: &SecretKey, topic: &[u8; 32], sequence: u64, presence: &Presence) -> Result<Vec<u8>, WireError> {
+    fn encode_presence(
+        secret: &SecretKey,
+        topic: &[u8; 32],
+        sequence: u64,
+        presence: &Presence,
+    ) -> Result<Vec<u8>, WireError> {
         encode(secret, topic, sequence, &RegionMessage::Presence(presence.clone()))
     }
 
@@ -387,7 +393,8 @@ mod tests {
         assert_eq!(encode_presence(&secret(1), &TOPIC, 1, &long), Err(WireError::NameTooLong));
         let chat = RegionMessage::Chat { name: "Ada".into(), text: "é".repeat(MAX_TEXT_CHARS + 1) };
         assert_eq!(encode(&secret(1), &TOPIC, 1, &chat), Err(WireError::TextTooLong));
-        let longest = RegionMessage::Chat { name: "é".repeat(MAX_NAME_CHARS), text: "\u{1F600}".repeat(MAX_TEXT_CHARS) };
+        let longest =
+            RegionMessage::Chat { name: "é".repeat(MAX_NAME_CHARS), text: "\u{1F600}".repeat(MAX_TEXT_CHARS) };
         let bytes = encode(&secret(1), &TOPIC, 1, &longest).expect("the longest line still fits a gossip message");
         assert_eq!(decode::<RegionMessage>(&bytes, &TOPIC).expect("verifies").body, longest);
     }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use sanctuary_engine::{PublicKey, RegionId};
 use sanctuary_net::{
-    ChatLine, Delivery, DirectLine, Event, NodeConfig, NodeHandle, PoseFrame, Presence, RelayChoice,
-    StatsSnapshot, Ticket, spawn_node,
+    ChatLine, Delivery, DirectLine, Event, NodeConfig, NodeHandle, PoseFrame, Presence, RelayChoice, StatsSnapshot,
+    Ticket, spawn_node,
 };
 
 /// One node and everything it has heard.

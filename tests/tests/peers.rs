@@ -29,10 +29,11 @@ async fn three_peers_see_each_other_chat_and_whisper() {
     let ids = [ada.id, bo.id, cy.id];
 
     // Everyone sees everyone else's avatar, with its name and pose, within 2 s.
-    let took = wait_until(&mut [&mut ada, &mut bo, &mut cy], Duration::from_secs(2), "everyone sees everyone", |peer| {
-        ids.iter().filter(|id| **id != peer.id).all(|id| peer.pose_of(*id).is_some())
-    })
-    .await;
+    let took =
+        wait_until(&mut [&mut ada, &mut bo, &mut cy], Duration::from_secs(2), "everyone sees everyone", |peer| {
+            ids.iter().filter(|id| **id != peer.id).all(|id| peer.pose_of(*id).is_some())
+        })
+        .await;
     println!("three peers saw each other after {took:?}");
     assert_eq!(bo.presences[&(RegionId::Lobby, ada.id)].name, "Ada");
     assert_eq!(cy.pose_of(bo.id), Some(pose_at(10.0)));
@@ -178,7 +179,8 @@ async fn a_hostile_peer_is_counted_and_ignored() {
     .expect("joins");
     let send = |bytes: Vec<u8>| bytes::Bytes::from(bytes);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_micros() as u64;
-    let presence = |x: f32| RegionMessage::Presence(Presence { name: "Mallory".into(), colour: [0, 0, 0], pose: pose_at(x) });
+    let presence =
+        |x: f32| RegionMessage::Presence(Presence { name: "Mallory".into(), colour: [0, 0, 0], pose: pose_at(x) });
 
     // Garbage and oversized.
     lobby.broadcast(send(vec![0xde, 0xad, 0xbe, 0xef])).await.expect("sends");
@@ -217,7 +219,11 @@ async fn a_hostile_peer_is_counted_and_ignored() {
     let expected = "every kind of hostile message counted";
     wait_until(&mut [&mut ada], Duration::from_secs(5), expected, |peer| {
         let stats = peer.stats();
-        stats.malformed >= 2 && stats.too_large >= 1 && stats.bad_signature >= 2 && stats.replayed >= 1 && stats.flooded >= 100
+        stats.malformed >= 2
+            && stats.too_large >= 1
+            && stats.bad_signature >= 2
+            && stats.replayed >= 1
+            && stats.flooded >= 100
     })
     .await;
     println!("Ada's counters after the attack: {:?}", ada.stats());

@@ -12,7 +12,12 @@ pub fn run(args: &[String]) -> Result<()> {
             let bench = crate::build_executable("frame_bench")?;
             crate::run_command(std::process::Command::new(bench).args(&args[1..]))
         }
-        Some(other) => bail!("unknown benchmark '{other}'; available: frame"),
-        None => bail!("name a benchmark: cargo xtask bench frame"),
+        Some("net") => {
+            setup::run(Needs::Build)?;
+            let bench = crate::build_executable("net_bench")?;
+            crate::run_command(std::process::Command::new(bench).args(&args[1..]))
+        }
+        Some(other) => bail!("unknown benchmark '{other}'; available: frame, net"),
+        None => bail!("name a benchmark: cargo xtask bench frame | net"),
     }
 }

@@ -15,6 +15,7 @@ Commands:
   run [-- ARGS]    build and start the desktop client (ARGS go to `sanctuary`, e.g. -- --help)
   test             run every test CI runs, rendering tests included
   bench frame      median CPU frame time with 100, 1,000 and 10,000 animated avatars (headless)
+  bench net        pose bytes, gossip delivery p50/p95 with 8 and 32 peers, CPU to take in 1,000 avatars
 ";
 
 fn main() -> ExitCode {

@@ -36,6 +36,9 @@ pub fn run() -> Result<()> {
     let bench = crate::build_executable("frame_bench")?;
     crate::run_command(std::process::Command::new(bench).arg("--smoke"))
         .context("the frame benchmark no longer runs: `cargo xtask bench frame` shows the error")?;
+    let bench = crate::build_executable("net_bench")?;
+    crate::run_command(std::process::Command::new(bench).arg("--smoke"))
+        .context("the network benchmark no longer runs: `cargo xtask bench net` shows the error")?;
     Ok(())
 }
 
