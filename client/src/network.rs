@@ -201,19 +201,15 @@ fn handle_event(social: &mut Social, event: Event) {
                 social.notice(format!("{} is here", presence.name));
             }
         }
-        Event::Left { region, author } => {
-            if Some(region) == social.region && social.crowd.get(&author).is_some() {
-                let name = social.name_of(&author);
-                social.crowd.remove(&author);
-                social.notice(format!("{name} left"));
-            }
+        Event::Left { region, author } if Some(region) == social.region && social.crowd.get(&author).is_some() => {
+            let name = social.name_of(&author);
+            social.crowd.remove(&author);
+            social.notice(format!("{name} left"));
         }
         Event::Chat(line) => show_chat(social, line),
-        Event::ChatHistory { region, lines } => {
-            if Some(region) == social.region {
-                for line in lines {
-                    show_chat(social, line);
-                }
+        Event::ChatHistory { region, lines } if Some(region) == social.region => {
+            for line in lines {
+                show_chat(social, line);
             }
         }
         Event::Direct(line) => show_direct(social, line),
