@@ -1250,3 +1250,65 @@ impl ProtocolHandler for DirectProtocol {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pose_rate_falls_as_the_region_fills_and_stays_within_the_budget() {
+        assert_eq!(pose_interval(0, 158), FASTEST_POSE_INTERVAL);
+        assert_eq!(pose_interval(7, 158), FASTEST_POSE_INTERVAL);
+        for others in [31usize, 99, 500, 999] {
+            let interval = pose_interval(others, 158);
+            let down = others as f64 * (158.0 + 64.0) * 8.0 / interval.as_secs_f64();
+            assert!(down <= DOWNLINK_BUDGET_BITS_PER_SECOND as f64, "{others} others: {down} bit/s");
+        }
+        assert_eq!(pose_interval(100_000, 158), POSE_KEEPALIVE);
+    }
+
+    #[test]
+    fn tickets_round_trip_and_junk_is_refused() {
+        let secret = SecretKey::from_bytes(&[4; 32]);
+        let addr = iroh::EndpointAddr::from(secret.public());
+        let ticket = Ticket(EndpointTicket::new(addr));
+        let text = ticket.to_string();
+        // Pasted with line breaks and spaces around it.
+        let pasted = format!("  {}\n{}  ", &text[..20], &text[20..]);
+        assert_eq!(pasted.parse::<Ticket>(), Ok(ticket.clone()));
+        assert_eq!(ticket.id().map(|id| *id.as_bytes()), Some(*secret.public().as_bytes()));
+        assert_eq!("endpoint".parse::<Ticket>(), Err(TicketError));
+        assert_eq!("".parse::<Ticket>(), Err(TicketError));
+    }
+
+    #[test]
+    fn profiles_are_cleaned_and_guests_get_a_name_and_colour() {
+        let profile = Profile::new("  Ada\u{7}\n Lovelace with a very long name indeed, too long  ", [1, 2, 3]);
+        assert!(profile.name.chars().count() <= MAX_NAME_CHARS);
+        assert!(!profile.name.chars().any(char::is_control));
+        assert!(profile.name.starts_with("Ada"));
+        let key = PublicKey::from_secret_seed(&[9; 32]);
+        let guest = Profile::guest(&key);
+        assert!(guest.name.starts_with("Guest "));
+        assert!(guest.colour.iter().any(|&channel| channel > 200), "a bright colour: {:?}", guest.colour);
+    }
+
+    #[test]
+    fn sequences_always_grow() {
+        let clock = SequenceClock::default();
+        let mut last = 0;
+        for _ in 0..10_000 {
+            let next = clock.next();
+            assert!(next > last);
+            last = next;
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever someone pastes as a ticket, parsing never panics.
+        #[test]
+        fn any_text_as_a_ticket_is_handled(text in ".{0,300}") {
+            let _ = text.parse::<Ticket>();
+        }
+    }
+}

@@ -126,6 +126,20 @@ mod tests {
         assert!(none.is_empty());
     }
 
+    proptest::proptest! {
+        /// Whatever bytes a log or an atomic file holds (damage, another program's file),
+        /// reading never panics and never allocates past what the file holds.
+        #[test]
+        fn damaged_files_are_read_without_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)) {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("any.log");
+            fs::write(&path, &bytes).expect("writes");
+            let _ = read_tail::<(u64, String)>(&path, 10);
+            let _ = read_tail::<crate::node::DirectLine>(&path, 10);
+            let _ = read_whole::<Vec<(u64, Vec<u8>)>>(&path);
+        }
+    }
+
     #[test]
     fn atomic_files_round_trip_and_damage_is_reported() {
         let dir = tempfile::tempdir().expect("temp dir");
