@@ -216,6 +216,7 @@ fn pick_avatar(
         }
     }
     if let Some((_, avatar)) = nearest {
+        info!("clicked {} ({})", avatar.name, avatar.key.short());
         menu.0 = Some((avatar.key, avatar.name.clone()));
     }
 }
@@ -347,7 +348,7 @@ fn update_net_status(
             let outbox =
                 if status.outbox > 0 { format!(" | {} waiting to send", status.outbox) } else { String::new() };
             format!(
-                "{name} | {relay}\n{} here | {} peers known | {refused} refused{outbox}\nticket {ticket}  (F3 copies)",
+                "{name} | {relay}\n{} here | {} known | {refused} refused{outbox}\nticket {ticket}  (F3 copies)",
                 social.crowd.len(),
                 status.known_peers,
             )
