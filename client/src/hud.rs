@@ -110,22 +110,51 @@ fn label_new_portals(mut commands: Commands, portals: Query<(Entity, &PortalView
     for (entity, PortalView(portal)) in &portals {
         let [r, g, b] = portal.colour().to_f32();
         commands.spawn((
-            RegionScoped,
             PortalLabel {
                 portal: entity,
                 raised: RegionId::all().position(|region| region == portal.target).unwrap_or(0) % 2 == 1,
             },
-            Text::new(portal.target.title()),
-            TextFont { font_size: FontSize::Px(22.0), ..default() },
-            TextColor(Color::srgb(r, g, b).mix(&Color::WHITE, 0.45)),
-            BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.55)),
-            Node {
-                position_type: PositionType::Absolute,
-                padding: UiRect::axes(Val::Px(8.0), Val::Px(3.0)),
-                ..default()
-            },
-            Visibility::Hidden,
+            floating_label(portal.target.title(), 22.0, Color::srgb(r, g, b).mix(&Color::WHITE, 0.45)),
         ));
+    }
+}
+
+/// A label that floats over a point of the world (see [`place_label`]); it goes with the region.
+pub(crate) fn floating_label(text: impl Into<String>, size: f32, colour: Color) -> impl Bundle {
+    (
+        RegionScoped,
+        Text::new(text),
+        TextFont { font_size: FontSize::Px(size), ..default() },
+        TextColor(colour),
+        BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.55)),
+        Node {
+            position_type: PositionType::Absolute,
+            padding: UiRect::axes(Val::Px(size * 0.35), Val::Px(size * 0.12)),
+            ..default()
+        },
+        Visibility::Hidden,
+    )
+}
+
+/// Centres a floating label just above `point` on screen; hides it when `point` is out of view
+/// or farther than `max_distance` metres from the eye.
+pub(crate) fn place_label(
+    (camera, eye): (&Camera, &GlobalTransform),
+    point: Vec3,
+    max_distance: f32,
+    node: &mut Node,
+    visibility: &mut Visibility,
+    computed: &ComputedNode,
+) {
+    let near = eye.translation().distance(point) < max_distance;
+    match camera.world_to_viewport(eye, point) {
+        Ok(on_screen) if near => {
+            let size = computed.size() * computed.inverse_scale_factor();
+            node.left = Val::Px(on_screen.x - size.x * 0.5);
+            node.top = Val::Px(on_screen.y - size.y);
+            *visibility = Visibility::Inherited;
+        }
+        _ => *visibility = Visibility::Hidden,
     }
 }
 
@@ -135,7 +164,7 @@ fn place_portal_labels(
     portals: Query<(&PortalView, &GlobalTransform)>,
     mut labels: Query<(&PortalLabel, &mut Node, &mut Visibility, &ComputedNode)>,
 ) {
-    let Ok((camera, eye)) = cameras.single() else { return };
+    let Ok(view) = cameras.single() else { return };
     for (label, mut node, mut visibility, computed) in &mut labels {
         let Ok((PortalView(portal), at)) = portals.get(label.portal) else {
             *visibility = Visibility::Hidden;
@@ -143,15 +172,6 @@ fn place_portal_labels(
         };
         let lift = if label.raised { 1.9 } else { 0.8 };
         let above = at.translation() + Vec3::Y * (portal.radius + lift);
-        let near = eye.translation().distance(above) < LABEL_DISTANCE;
-        match camera.world_to_viewport(eye, above) {
-            Ok(point) if near => {
-                let size = computed.size() * computed.inverse_scale_factor();
-                node.left = Val::Px(point.x - size.x * 0.5);
-                node.top = Val::Px(point.y - size.y);
-                *visibility = Visibility::Inherited;
-            }
-            _ => *visibility = Visibility::Hidden,
-        }
+        place_label(view, above, LABEL_DISTANCE, &mut node, &mut visibility, computed);
     }
 }

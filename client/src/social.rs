@@ -5,15 +5,14 @@ use bevy::clipboard::{Clipboard, ClipboardRead};
 use bevy::input::ButtonState;
 use bevy::input::keyboard::{Key, KeyboardInput};
 use bevy::prelude::*;
-use bevy::text::FontSize;
 use bevy::window::PrimaryWindow;
 use sanctuary_engine::PublicKey;
 use sanctuary_net::{MAX_TEXT_CHARS, RelayState};
 
 use crate::Frame;
+use crate::hud::{floating_label, place_label};
 use crate::network::{ChatInput, ChatKind, NetLink, RemoteAvatarView, Social, submit_chat};
 use crate::player::{Player, PointerLock};
-use crate::world::RegionScoped;
 
 /// Chat lines shown at once.
 const SHOWN_LINES: usize = 9;
@@ -277,20 +276,8 @@ fn copy_ticket(
 fn label_new_avatars(mut commands: Commands, avatars: Query<(Entity, &RemoteAvatarView), Added<RemoteAvatarView>>) {
     for (entity, avatar) in &avatars {
         let [r, g, b] = avatar.colour.map(|channel| f32::from(channel) / 255.0);
-        commands.spawn((
-            RegionScoped,
-            NameLabel { avatar: entity },
-            Text::new(avatar.name.clone()),
-            TextFont { font_size: FontSize::Px(20.0), ..default() },
-            TextColor(Color::srgb(r, g, b).mix(&Color::WHITE, 0.5)),
-            BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.55)),
-            Node {
-                position_type: PositionType::Absolute,
-                padding: UiRect::axes(Val::Px(6.0), Val::Px(2.0)),
-                ..default()
-            },
-            Visibility::Hidden,
-        ));
+        let colour = Color::srgb(r, g, b).mix(&Color::WHITE, 0.5);
+        commands.spawn((NameLabel { avatar: entity }, floating_label(avatar.name.clone(), 20.0, colour)));
     }
 }
 
@@ -302,7 +289,7 @@ fn place_name_labels(
     avatars: Query<(&RemoteAvatarView, &GlobalTransform)>,
     mut labels: Query<(Entity, &NameLabel, &mut Text, &mut Node, &mut Visibility, &ComputedNode)>,
 ) {
-    let Ok((camera, eye)) = cameras.single() else { return };
+    let Ok(view) = cameras.single() else { return };
     for (entity, label, mut text, mut node, mut visibility, computed) in &mut labels {
         let Ok((avatar, at)) = avatars.get(label.avatar) else {
             commands.entity(entity).despawn();
@@ -312,16 +299,7 @@ fn place_name_labels(
             text.0.clone_from(&avatar.name);
         }
         let above = at.translation() + Vec3::Y * 0.45;
-        let near = eye.translation().distance(above) < NAME_DISTANCE;
-        match camera.world_to_viewport(eye, above) {
-            Ok(point) if near => {
-                let size = computed.size() * computed.inverse_scale_factor();
-                node.left = Val::Px(point.x - size.x * 0.5);
-                node.top = Val::Px(point.y - size.y);
-                *visibility = Visibility::Inherited;
-            }
-            _ => *visibility = Visibility::Hidden,
-        }
+        place_label(view, above, NAME_DISTANCE, &mut node, &mut visibility, computed);
     }
 }
 

@@ -84,14 +84,21 @@ async fn three_peers_see_each_other_chat_and_whisper() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_peer_keeps_its_identity_and_rejoins() {
-    let (ada_dir, bo_dir) = (tempfile::tempdir().expect("temp dir"), tempfile::tempdir().expect("temp dir"));
+/// Ada, and Bo who joins her by ticket, stands somewhere, and is seen by her.
+async fn ada_sees_bo(ada_dir: &tempfile::TempDir, bo_dir: &tempfile::TempDir) -> (Peer, Peer) {
     let mut ada = Peer::start(offline_config(ada_dir.path(), "Ada", None)).await;
     let bo = Peer::start(offline_config(bo_dir.path(), "Bo", Some(&ada.ticket))).await;
     let bo_id = bo.id;
     bo.handle.send(Command::Pose(pose_at(1.0)));
     wait_until(&mut [&mut ada], Duration::from_secs(3), "Ada sees Bo", |peer| peer.pose_of(bo_id).is_some()).await;
+    (ada, bo)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_peer_keeps_its_identity_and_rejoins() {
+    let (ada_dir, bo_dir) = (tempfile::tempdir().expect("temp dir"), tempfile::tempdir().expect("temp dir"));
+    let (mut ada, bo) = ada_sees_bo(&ada_dir, &bo_dir).await;
+    let bo_id = bo.id;
     bo.handle.send(Command::Chat("before the restart".into()));
     wait_until(&mut [&mut ada], Duration::from_secs(3), "Ada hears Bo", |peer| !peer.chat.is_empty()).await;
 
@@ -149,11 +156,8 @@ async fn a_private_message_waits_in_the_outbox_until_its_recipient_is_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_peer_is_counted_and_ignored() {
     let (ada_dir, bo_dir) = (tempfile::tempdir().expect("temp dir"), tempfile::tempdir().expect("temp dir"));
-    let mut ada = Peer::start(offline_config(ada_dir.path(), "Ada", None)).await;
-    let bo = Peer::start(offline_config(bo_dir.path(), "Bo", Some(&ada.ticket))).await;
+    let (mut ada, bo) = ada_sees_bo(&ada_dir, &bo_dir).await;
     let bo_id = bo.id;
-    bo.handle.send(Command::Pose(pose_at(1.0)));
-    wait_until(&mut [&mut ada], Duration::from_secs(3), "Ada sees Bo", |peer| peer.pose_of(bo_id).is_some()).await;
 
     // The hostile node: plain iroh and iroh-gossip, no Sanctuary rules.
     let secret = iroh::SecretKey::generate();
