@@ -23,6 +23,7 @@ const KEY_HELP: &str = "\
 W A S D / arrows  walk and turn
 Space / E  float up     C / Q  float down
 Shift  faster           mouse  look (click to capture, Esc releases)
+Enter  chat    click someone  message them    F3  copy your ticket
 Walk into a ring to travel     F1  hide this help";
 
 #[derive(Component, Debug)]
