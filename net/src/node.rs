@@ -530,6 +530,8 @@ struct Node {
     last_status: Option<Status>,
     last_status_check: Instant,
     ticket: String,
+    /// Held while the node runs: the data directory is ours.
+    _lock: std::fs::File,
 }
 
 impl Node {
@@ -540,6 +542,17 @@ impl Node {
     ) -> Result<(Node, Option<impl Stream<Item = DiscoveryEvent> + Unpin>), String> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|error| format!("cannot create the data directory {}: {error}", config.data_dir.display()))?;
+        // One node per data directory: two would share one identity and could not meet.
+        let lock_path = config.data_dir.join("node.lock");
+        let lock = std::fs::File::create(&lock_path)
+            .map_err(|error| format!("cannot create {}: {error}", lock_path.display()))?;
+        if lock.try_lock().is_err() {
+            return Err(format!(
+                "another Sanctuary is already using {} (and its identity); start this one with \
+                 --data-dir OTHER_DIR",
+                config.data_dir.display()
+            ));
+        }
         let secret = load_or_create_identity(&config.data_dir).map_err(|error| error.to_string())?;
         let me = secret.public();
         let me_key =
@@ -644,6 +657,7 @@ impl Node {
             last_status: None,
             last_status_check: long_ago,
             ticket: ticket.clone(),
+            _lock: lock,
         };
         node.emit(Event::Started { id: me_key, ticket, profile: node.profile.clone() }).await;
         node.emit(Event::DirectHistory(history)).await;
@@ -1302,6 +1316,45 @@ mod tests {
             assert!(next > last);
             last = next;
         }
+    }
+
+    #[tokio::test]
+    async fn a_second_node_on_the_same_data_directory_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = NodeConfig::new(dir.path());
+        config.relays = RelayChoice::Disabled;
+        config.lan_discovery = false;
+        let mut first = spawn_node(&tokio::runtime::Handle::current(), config.clone());
+        loop {
+            match first.next_event().await {
+                Some(Event::Started { .. }) => break,
+                Some(Event::Failed(error)) => panic!("the first node failed: {error}"),
+                Some(_) => {}
+                None => panic!("the first node stopped"),
+            }
+        }
+        let mut second = spawn_node(&tokio::runtime::Handle::current(), config.clone());
+        let failure = loop {
+            match second.next_event().await {
+                Some(Event::Failed(error)) => break error,
+                Some(Event::Started { .. }) => panic!("two nodes on one data directory"),
+                Some(_) => {}
+                None => panic!("no failure reported"),
+            }
+        };
+        assert!(failure.contains("--data-dir"), "{failure}");
+        first.shutdown().await;
+        // Once the first has stopped, the directory is free again.
+        let mut third = spawn_node(&tokio::runtime::Handle::current(), config);
+        loop {
+            match third.next_event().await {
+                Some(Event::Started { .. }) => break,
+                Some(Event::Failed(error)) => panic!("the directory was not freed: {error}"),
+                Some(_) => {}
+                None => panic!("the third node stopped"),
+            }
+        }
+        third.shutdown().await;
     }
 
     proptest::proptest! {
