@@ -311,8 +311,8 @@ fn place_remote_avatars(
     mut hands: Query<(&HandView, &mut Transform), Without<RemoteAvatarView>>,
 ) {
     let now = now_micros();
-    for gone in social.crowd.expire(now, PRESENCE_TIMEOUT) {
-        social.notice(format!("{} left", gone.short()));
+    for (_, name) in social.crowd.expire(now, PRESENCE_TIMEOUT) {
+        social.notice(format!("{name} left"));
     }
     let mut shown = std::collections::HashSet::new();
     for (entity, mut view, mut transform, children) in &mut avatars {

@@ -162,8 +162,8 @@ impl RemoteCrowd {
         self.avatars.remove(author).is_some()
     }
 
-    /// Removes everyone not heard from for `timeout` and says who they were.
-    pub fn expire(&mut self, now: u64, timeout: Duration) -> Vec<PublicKey> {
+    /// Removes everyone not heard from for `timeout` and says who they were (key and name).
+    pub fn expire(&mut self, now: u64, timeout: Duration) -> Vec<(PublicKey, String)> {
         let timeout = timeout.as_micros() as u64;
         let gone: Vec<PublicKey> = self
             .avatars
@@ -171,10 +171,7 @@ impl RemoteCrowd {
             .filter(|(_, avatar)| now.saturating_sub(avatar.heard) > timeout)
             .map(|(key, _)| *key)
             .collect();
-        for key in &gone {
-            self.avatars.remove(key);
-        }
-        gone
+        gone.into_iter().filter_map(|key| self.avatars.remove(&key).map(|avatar| (key, avatar.name))).collect()
     }
 
     /// One person.
@@ -258,7 +255,7 @@ mod tests {
         let mut crowd = RemoteCrowd::default();
         crowd.insert(key(1), 10, &presence(0.0), 1_000_000);
         crowd.insert(key(2), 10, &presence(0.0), 9_000_000);
-        assert_eq!(crowd.expire(10_000_000, Duration::from_secs(7)), vec![key(1)]);
+        assert_eq!(crowd.expire(10_000_000, Duration::from_secs(7)), vec![(key(1), "Ada".to_owned())]);
         assert!(crowd.remove(&key(2)));
         assert!(crowd.is_empty());
     }
