@@ -823,10 +823,17 @@ impl Node {
         }
     }
 
+    /// Appends a chat line to the region's log on a blocking thread: a synced write takes
+    /// milliseconds, and the node's loop must not wait for the disk while poses stream in.
+    /// (Lines are read back sorted by their author's sequence, so the order of appends does not
+    /// matter.)
     async fn keep_chat(&self, line: &ChatLine) {
-        if let Err(error) = store::append(&self.paths.chat(line.region), line) {
-            self.emit(Event::Notice(format!("chat could not be saved: {error}"))).await;
-        }
+        let (path, line, events) = (self.paths.chat(line.region), line.clone(), self.events.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = store::append(&path, &line) {
+                let _ = events.blocking_send(Event::Notice(format!("chat could not be saved: {error}")));
+            }
+        });
     }
 
     async fn direct(&mut self, to: PublicKey, text: String) {

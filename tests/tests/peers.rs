@@ -51,7 +51,14 @@ async fn three_peers_see_each_other_chat_and_whisper() {
         peer.chat.iter().any(|line| line.author == ids[1] && line.name == "Bo" && line.text == "hello from Bo")
     })
     .await;
-    let log = std::fs::read(dirs[0].path().join("chat").join("lobby.log")).expect("Ada keeps the lobby's chat");
+    // The log is written off the node's loop, a moment after the line is shown.
+    let log_path = dirs[0].path().join("chat").join("lobby.log");
+    let saved = || std::fs::read(&log_path).is_ok_and(|log| log.windows(13).any(|window| window == b"hello from Bo"));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !saved() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = std::fs::read(&log_path).expect("Ada keeps the lobby's chat");
     assert!(log.windows(13).any(|window| window == b"hello from Bo"));
 
     // A private message reaches only its recipient.
