@@ -132,7 +132,7 @@ pub fn home_candidate(key: &PublicKey, attempt: u32) -> ParcelCoord {
 }
 
 /// Who wins a parcel that two keys both ask for: the smaller BLAKE3 of parcel and key.
-fn claim_rank(key: &PublicKey, parcel: ParcelCoord) -> [u8; 32] {
+pub(crate) fn claim_rank(key: &PublicKey, parcel: ParcelCoord) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new_derive_key("sanctuary home parcel rank v1");
     hasher.update(&parcel.x.to_le_bytes());
     hasher.update(&parcel.z.to_le_bytes());

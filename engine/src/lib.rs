@@ -7,6 +7,7 @@ mod layout;
 mod region;
 mod rng;
 mod structure;
+mod world;
 
 pub use city::{
     BLOCK_PARCELS, BLOCK_PITCH, COMMONS_BLOCKS, GENERATED_HEIGHT_LIMIT, HOME_GRID_HALF, HomeError, NEON_COLOURS,
@@ -21,3 +22,7 @@ pub use layout::{
 pub use region::{RegionId, RoomKind, UnknownRegion};
 pub use rng::LayoutRng;
 pub use structure::{Placement, Rgb, Shape, Structure, Surface};
+pub use world::{
+    Change, ChangeId, ChangeSet, Inserted, MAX_CHANGE_BYTES, ModelRef, Object, ObjectId, ObjectKind, Op, ParcelState,
+    Rejection, SignedChange, Verified, Verifier, World, budget, primitive_triangles, snapped, tidy_rotation,
+};
