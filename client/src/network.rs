@@ -186,7 +186,7 @@ fn read_node_events(mut link: ResMut<NetLink>, mut social: ResMut<Social>) {
 
 fn handle_event(social: &mut Social, event: Event) {
     match event {
-        Event::Started { id, ticket, profile } => {
+        Event::Started { id, ticket, profile, .. } => {
             social.me = Some(id);
             social.profile = Some(profile);
             social.ticket = Some(ticket);

@@ -4,6 +4,7 @@
 mod city;
 mod identity;
 mod layout;
+mod model;
 mod region;
 mod rng;
 mod structure;
@@ -19,6 +20,7 @@ pub use layout::{
     Atmosphere, Bounds, CITY_REACH, Drifter, EYE_HEIGHT, LOBBY_DRIFTERS, LOBBY_HEIGHT, LOBBY_RADIUS, Lamp, Portal,
     RegionLayout, WORLD_SEED, region_accent,
 };
+pub use model::{ModelError, ModelLimits, ModelSummary, inspect_model, referenced_files};
 pub use region::{RegionId, RoomKind, UnknownRegion};
 pub use rng::LayoutRng;
 pub use structure::{Placement, Rgb, Shape, Structure, Surface};

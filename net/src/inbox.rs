@@ -169,10 +169,12 @@ impl Limited for crate::wire::RegionMessage {
         match self {
             crate::wire::RegionMessage::Presence(_) | crate::wire::RegionMessage::Leave => 0,
             crate::wire::RegionMessage::Chat { .. } => 1,
+            crate::wire::RegionMessage::Change(_) => 2,
         }
     }
     // Poses: 20 a second with room for jitter. Chat: a burst of ten lines, then two a second.
-    const LANES: &'static [(u32, u32)] = &[(30, 25), (10, 2)];
+    // Building: a burst of 100 changes (a pasted group), then 20 a second.
+    const LANES: &'static [(u32, u32)] = &[(30, 25), (10, 2), (100, 20)];
 }
 
 impl Limited for crate::wire::WorldMessage {

@@ -6,13 +6,16 @@
 //! Every byte from the network goes through [`Inbox`]: size, shape and signature
 //! ([`wire::decode`]), then rate and replay checks, each refusal counted in [`NetStats`].
 
+pub mod assets;
 pub mod crowd;
 mod identity;
 pub mod inbox;
 mod node;
+pub mod replica;
 mod store;
 pub mod wire;
 
+pub use assets::{AssetError, AssetStore, Bundle, BundleFile, model_limits};
 pub use crowd::{Joint, Pose, RemoteAvatar, RemoteCrowd};
 pub use identity::{IDENTITY_FILE, IdentityError, load_or_create_identity};
 pub use inbox::{Inbox, NetStats, StatsSnapshot};
@@ -21,6 +24,7 @@ pub use node::{
     NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, Profile, RelayChoice, RelayState, Status, Ticket,
     TicketError, pose_interval, spawn_node, world_topic,
 };
+pub use replica::{Applied, AuthorError, OpenReport, Replica, SharedReplica, SyncReport, WorldLog};
 pub use wire::{MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_TEXT_CHARS, PoseFrame, Presence, QuantisedTransform};
 
 use iroh_gossip::TopicId;
@@ -35,6 +39,8 @@ pub mod alpn {
     pub const BLOBS: &[u8] = iroh_blobs::ALPN;
     /// Private messages between two people over a direct connection.
     pub const DIRECT: &[u8] = b"sanctuary/direct/1";
+    /// Comparing and exchanging world changes with a peer (see [`crate::replica`]).
+    pub const WORLD: &[u8] = b"sanctuary/world/1";
 }
 
 /// The gossip topic that carries a region's live state. Every peer derives the same id from the
@@ -68,7 +74,7 @@ mod tests {
 
     #[test]
     fn protocols_have_distinct_alpns() {
-        let alpns: HashSet<&[u8]> = [alpn::GOSSIP, alpn::BLOBS, alpn::DIRECT].into_iter().collect();
-        assert_eq!(alpns.len(), 3);
+        let alpns: HashSet<&[u8]> = [alpn::GOSSIP, alpn::BLOBS, alpn::DIRECT, alpn::WORLD].into_iter().collect();
+        assert_eq!(alpns.len(), 4);
     }
 }

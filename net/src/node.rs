@@ -18,12 +18,14 @@ use iroh_gossip::api::{Event as GossipEvent, GossipReceiver, GossipSender};
 use iroh_gossip::{Gossip, TopicId};
 use iroh_mdns_address_lookup::{DiscoveryEvent, MdnsAddressLookup};
 use iroh_tickets::endpoint::EndpointTicket;
-use sanctuary_engine::{PublicKey, RegionId};
+use sanctuary_engine::{ModelRef, ModelSummary, Op, ParcelCoord, PublicKey, RegionId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::assets::AssetStore;
 use crate::inbox::{Inbox, Limited, NetStats, RateLimiter, StatsSnapshot};
+use crate::replica::{Applied, AuthorError, SharedReplica, SyncProtocol, SyncReport, sync_with};
 use crate::store::{self, Paths};
 use crate::wire::{
     DirectText, MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_REGIONS_PER_PEER, MAX_TEXT_CHARS, PoseFrame, Presence,
@@ -57,6 +59,10 @@ const CHAT_HISTORY: usize = 200;
 const POSE_OVERHEAD_BYTES: u64 = 64;
 /// The service name under which peers announce themselves on the local network.
 const MDNS_SERVICE: &str = "sanctuary";
+/// How often the world is compared with a neighbour's, to heal changes gossip dropped.
+const ANTI_ENTROPY_INTERVAL: Duration = Duration::from_secs(60);
+/// How many peers are asked for an asset.
+const MAX_PROVIDERS: usize = 8;
 
 /// The time between two poses when `others` people share the region and a pose message is
 /// `message_bytes` long: 20 a second while the crowd is small, slower as it grows, so that
@@ -194,6 +200,20 @@ pub enum Command {
     Join(Ticket),
     /// Change name or colour.
     Profile(Profile),
+    /// Make a change to the world (signed with our key and a fresh sequence number), if the
+    /// rules allow it; stored before it is acknowledged, then passed to the region.
+    Build(Op),
+    /// Import a `.glb` or `.gltf` (and the files it names) into the asset store.
+    Import(PathBuf),
+    /// Fetch a model from whoever has it: `hint` (its placer, say) first, then neighbours.
+    Fetch {
+        /// The model.
+        model: ModelRef,
+        /// A peer likely to have it.
+        hint: Option<PublicKey>,
+    },
+    /// Compare the world with this peer now.
+    Sync(PublicKey),
     /// Leave every region, say goodbye and stop.
     Shutdown,
 }
@@ -276,6 +296,57 @@ pub enum Event {
         ticket: String,
         /// Our name and colour.
         profile: Profile,
+        /// The world as we hold it (shared with the node, read by the program).
+        world: SharedReplica,
+        /// The asset store (the program's asset reader serves models from it).
+        assets: AssetStore,
+    },
+    /// The state of these parcels may have changed.
+    WorldChanged(Vec<ParcelCoord>),
+    /// Our change is made, stored and sent.
+    Built(Op),
+    /// Our change was refused (not our land, over budget, the disk failed), and why.
+    BuildRefused {
+        /// The change.
+        op: Op,
+        /// Why.
+        reason: String,
+    },
+    /// A sync with a peer finished.
+    Synced {
+        /// Who.
+        peer: PublicKey,
+        /// Changes we took.
+        received: usize,
+        /// Changes we gave.
+        sent: usize,
+    },
+    /// A model was imported: place it with this reference.
+    Imported {
+        /// The reference structures use.
+        model: ModelRef,
+        /// The file's name.
+        name: String,
+        /// What the checks found.
+        summary: ModelSummary,
+    },
+    /// A model is on its way.
+    AssetProgress {
+        /// The model.
+        hash: [u8; 32],
+        /// Bytes here so far.
+        done: u64,
+        /// Bytes in all.
+        total: u64,
+    },
+    /// A model is here, checked, and can be loaded.
+    AssetReady([u8; 32]),
+    /// A model could not be had or failed its checks; show a placeholder.
+    AssetFailed {
+        /// The model (all zeros for an import that failed).
+        hash: [u8; 32],
+        /// Why.
+        reason: String,
     },
     /// Our addresses changed; this is the new ticket.
     Ticket(String),
@@ -473,6 +544,9 @@ enum Internal {
     Ended(Option<RegionId>),
     DirectIn(Signed<DirectText>),
     DirectDone { id: u64, result: Result<(), String> },
+    Built { op: Op, result: Result<Vec<u8>, AuthorError> },
+    Applied(Applied),
+    Synced { peer: iroh::PublicKey, result: Result<SyncReport, String> },
 }
 
 struct Subscription {
@@ -530,6 +604,13 @@ struct Node {
     last_status: Option<Status>,
     last_status_check: Instant,
     ticket: String,
+    replica: SharedReplica,
+    assets: AssetStore,
+    sync_rx: mpsc::Receiver<SyncReport>,
+    /// Peers we have compared the world with since we started.
+    synced_with: HashSet<iroh::PublicKey>,
+    last_anti_entropy: Instant,
+    fetching: HashSet<[u8; 32]>,
     /// Held while the node runs: the data directory is ours.
     _lock: std::fs::File,
 }
@@ -592,8 +673,28 @@ impl Node {
             limiter: Arc::new(Mutex::new(RateLimiter::new(10, 2))),
             start: Instant::now(),
         };
-        let router =
-            Router::builder(endpoint.clone()).accept(alpn::GOSSIP, gossip.clone()).accept(alpn::DIRECT, direct).spawn();
+        let (replica, opened) = SharedReplica::open(&config.data_dir)
+            .map_err(|error| format!("cannot open the world store in {}: {error}", config.data_dir.display()))?;
+        if opened.cut_bytes > 0 {
+            let _ = events
+                .send(Event::Notice(format!(
+                    "the world store ended in a half-written change ({} bytes, from a crash); it was cut off",
+                    opened.cut_bytes
+                )))
+                .await;
+        }
+        let assets = AssetStore::open(&config.data_dir.join("blobs"))
+            .await
+            .map_err(|error| format!("cannot open the asset store: {error}"))?;
+        let (sync_tx, sync_rx) = mpsc::channel(64);
+        let sync = SyncProtocol { replica: replica.clone(), arrivals: sync_tx };
+        let blobs = iroh_blobs::BlobsProtocol::new(assets.store(), None);
+        let router = Router::builder(endpoint.clone())
+            .accept(alpn::GOSSIP, gossip.clone())
+            .accept(alpn::DIRECT, direct)
+            .accept(alpn::WORLD, sync)
+            .accept(alpn::BLOBS, blobs)
+            .spawn();
 
         for ticket in &config.join {
             memory.add_endpoint_info(ticket.0.endpoint_addr().clone());
@@ -657,9 +758,15 @@ impl Node {
             last_status: None,
             last_status_check: long_ago,
             ticket: ticket.clone(),
+            replica: replica.clone(),
+            assets: assets.clone(),
+            sync_rx,
+            synced_with: HashSet::new(),
+            last_anti_entropy: Instant::now(),
+            fetching: HashSet::new(),
             _lock: lock,
         };
-        node.emit(Event::Started { id: me_key, ticket, profile: node.profile.clone() }).await;
+        node.emit(Event::Started { id: me_key, ticket, profile: node.profile.clone(), world: replica, assets }).await;
         node.emit(Event::DirectHistory(history)).await;
         node.set_regions(config.regions).await;
         // The peers of the tickets are asked straight into our regions too, without waiting to
@@ -684,6 +791,11 @@ impl Node {
                     Some(command) => self.command(command).await,
                 },
                 Some(internal) = self.internal_rx.recv() => self.internal(internal).await,
+                Some(report) = self.sync_rx.recv() => {
+                    if !report.parcels.is_empty() {
+                        self.emit(Event::WorldChanged(report.parcels)).await;
+                    }
+                }
                 Some(found) = next_discovery(&mut mdns) => self.discovered(found).await,
                 _ = tick.tick() => self.tick().await,
             }
@@ -727,8 +839,103 @@ impl Node {
                 self.sent_pose = None;
                 self.announce().await;
             }
+            Command::Build(op) => self.build(op),
+            Command::Import(path) => self.import(path),
+            Command::Fetch { model, hint } => self.fetch(model, hint),
+            Command::Sync(peer) => {
+                if let Ok(peer) = iroh::PublicKey::from_bytes(peer.as_bytes()) {
+                    self.sync(peer);
+                }
+            }
             Command::Shutdown => {}
         }
+    }
+
+    /// Makes our change on a blocking thread: storing it waits for the disk.
+    fn build(&mut self, op: Op) {
+        let (replica, seed, seq, internal) =
+            (self.replica.clone(), self.secret.to_bytes(), self.clock_next(), self.internal_tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = replica.lock().author(&seed, seq, op).map(|signed| signed.to_bytes());
+            let _ = internal.blocking_send(Internal::Built { op, result });
+        });
+    }
+
+    fn import(&self, path: PathBuf) {
+        let (assets, events) = (self.assets.clone(), self.events.clone());
+        tokio::spawn(async move {
+            let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+            let event = match assets.import(&path).await {
+                Ok((model, summary)) => Event::Imported { model, name, summary },
+                Err(error) => Event::AssetFailed { hash: [0; 32], reason: format!("{name}: {error}") },
+            };
+            let _ = events.send(event).await;
+        });
+    }
+
+    /// Fetches a model from the hinted peer and whoever is near, unless it is here already.
+    fn fetch(&mut self, model: ModelRef, hint: Option<PublicKey>) {
+        if !self.fetching.insert(model.hash) {
+            return;
+        }
+        let mut providers: Vec<iroh::PublicKey> =
+            hint.and_then(|key| iroh::PublicKey::from_bytes(key.as_bytes()).ok()).into_iter().collect();
+        for subscription in &self.regions {
+            providers.extend(subscription.neighbours.iter().copied());
+        }
+        providers.extend(self.directory.keys().copied());
+        let mut seen = HashSet::new();
+        providers.retain(|peer| *peer != self.me && seen.insert(*peer));
+        providers.truncate(MAX_PROVIDERS);
+        let (assets, endpoint, events) = (self.assets.clone(), self.endpoint.clone(), self.events.clone());
+        tokio::spawn(async move {
+            let hash = model.hash;
+            if assets.has_model(hash).await {
+                let _ = events.send(Event::AssetReady(hash)).await;
+                return;
+            }
+            let progress_events = events.clone();
+            let result = assets
+                .fetch(&endpoint, hash, providers, move |done, total| {
+                    let _ = progress_events.try_send(Event::AssetProgress { hash, done, total });
+                })
+                .await;
+            let event = match result {
+                Ok(summary) if summary.triangles > u64::from(model.triangles) => Event::AssetFailed {
+                    hash,
+                    reason: format!(
+                        "it draws {} triangles but its placer declared {}",
+                        summary.triangles, model.triangles
+                    ),
+                },
+                Ok(_) => Event::AssetReady(hash),
+                Err(error) => Event::AssetFailed { hash, reason: error.to_string() },
+            };
+            let _ = events.send(event).await;
+        });
+    }
+
+    /// Compares the world with `peer` in the background.
+    fn sync(&mut self, peer: iroh::PublicKey) {
+        if peer == self.me {
+            return;
+        }
+        self.synced_with.insert(peer);
+        let (replica, endpoint, internal) = (self.replica.clone(), self.endpoint.clone(), self.internal_tx.clone());
+        tokio::spawn(async move {
+            let result = async {
+                let connection = endpoint.connect(peer, alpn::WORLD).await.map_err(|error| error.to_string())?;
+                let report = sync_with(&replica, &connection).await.map_err(|error| error.to_string());
+                connection.close(0u32.into(), b"synced");
+                report
+            }
+            .await;
+            let _ = internal.send(Internal::Synced { peer, result }).await;
+        });
+    }
+
+    fn city(&self) -> Option<&Subscription> {
+        self.regions.iter().find(|subscription| subscription.region == RegionId::City)
     }
 
     async fn set_regions(&mut self, mut wanted: Vec<RegionId>) {
@@ -905,6 +1112,10 @@ impl Node {
             Internal::World(message) => self.heard_in_world(message).await,
             Internal::Region(region, message) => self.heard_in_region(region, message).await,
             Internal::Neighbour { region, peer, up } => {
+                // A new neighbour in the city: compare worlds (once per peer while we run).
+                if up && region == Some(RegionId::City) && !self.synced_with.contains(&peer) {
+                    self.sync(peer);
+                }
                 if let Some(subscription) = self.regions.iter_mut().find(|sub| Some(sub.region) == region) {
                     if up {
                         subscription.neighbours.insert(peer);
@@ -964,6 +1175,36 @@ impl Node {
                 }
                 self.emit(Event::Direct(line)).await;
             }
+            Internal::Built { op, result } => match result {
+                Ok(bytes) => {
+                    if let Some(sender) = self.city().map(|city| city.sender.clone()) {
+                        self.broadcast(&sender, RegionId::City, &RegionMessage::Change(bytes)).await;
+                    }
+                    self.emit(Event::WorldChanged(vec![op.parcel()])).await;
+                    self.emit(Event::Built(op)).await;
+                }
+                Err(error) => self.emit(Event::BuildRefused { op, reason: error.to_string() }).await,
+            },
+            Internal::Applied(applied) => {
+                if !applied.parcels.is_empty() {
+                    self.emit(Event::WorldChanged(applied.parcels)).await;
+                }
+            }
+            Internal::Synced { peer, result } => match result {
+                Ok(report) => {
+                    if !report.parcels.is_empty() {
+                        self.emit(Event::WorldChanged(report.parcels)).await;
+                    }
+                    if let Ok(peer) = PublicKey::from_bytes(*peer.as_bytes()) {
+                        let (received, sent) = (report.received, report.sent);
+                        self.emit(Event::Synced { peer, received, sent }).await;
+                    }
+                }
+                // Not reachable now (or not a Sanctuary peer): may be tried again when next met.
+                Err(_) => {
+                    self.synced_with.remove(&peer);
+                }
+            },
             Internal::DirectDone { id, result } => {
                 self.in_flight.remove(&id);
                 let Some(at) = self.outbox.iter().position(|entry| entry.line.id == id) else { return };
@@ -1035,6 +1276,19 @@ impl Node {
                 self.emit(Event::Chat(line)).await;
             }
             RegionMessage::Leave => self.emit(Event::Left { region, author }).await,
+            RegionMessage::Change(bytes) => {
+                let (replica, internal, events) = (self.replica.clone(), self.internal_tx.clone(), self.events.clone());
+                tokio::task::spawn_blocking(move || match replica.apply_bytes(&[bytes], 1) {
+                    Ok(applied) => {
+                        let _ = internal.blocking_send(Internal::Applied(applied));
+                    }
+                    // Not stored means not taken: the next sync brings it again.
+                    Err(error) => {
+                        let _ =
+                            events.blocking_send(Event::Notice(format!("a world change could not be saved: {error}")));
+                    }
+                });
+            }
         }
     }
 
@@ -1074,6 +1328,15 @@ impl Node {
         if now.duration_since(self.last_announce) >= ANNOUNCE_INTERVAL {
             self.announce().await;
             self.directory.retain(|_, known| now.duration_since(known.heard) < DIRECTORY_TIMEOUT);
+        }
+        if now.duration_since(self.last_anti_entropy) >= ANTI_ENTROPY_INTERVAL {
+            self.last_anti_entropy = now;
+            let neighbours: Vec<iroh::PublicKey> =
+                self.city().map(|city| city.neighbours.iter().copied().collect()).unwrap_or_default();
+            if !neighbours.is_empty() {
+                let pick = neighbours[(wall_micros() as usize / 1000) % neighbours.len()];
+                self.sync(pick);
+            }
         }
         if now.duration_since(self.last_outbox_try) >= OUTBOX_RETRY {
             self.last_outbox_try = now;

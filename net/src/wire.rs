@@ -138,6 +138,9 @@ pub enum RegionMessage {
     },
     /// The author leaves the region.
     Leave,
+    /// A signed world change (see `sanctuary_engine::SignedChange`), passed on as its author
+    /// made it: every receiver checks its own signature and the rules before taking it.
+    Change(Vec<u8>),
 }
 
 /// What travels on the world topic that every peer joins: who is where, so that peers find the
@@ -190,6 +193,10 @@ impl Body for RegionMessage {
             RegionMessage::Presence(presence) => check_name(&presence.name),
             RegionMessage::Chat { name, text } => check_name(name).and(check_text(text)),
             RegionMessage::Leave => Ok(()),
+            RegionMessage::Change(bytes) if bytes.len() > sanctuary_engine::MAX_CHANGE_BYTES => {
+                Err(WireError::TooLarge { len: bytes.len() })
+            }
+            RegionMessage::Change(_) => Ok(()),
         }
     }
 }

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sanctuary_engine::{PublicKey, RegionId};
+use sanctuary_engine::{ModelRef, Op, PublicKey, RegionId};
 use sanctuary_net::{
-    ChatLine, Delivery, DirectLine, Event, NodeConfig, NodeHandle, PoseFrame, Presence, RelayChoice, StatsSnapshot,
-    Ticket, spawn_node,
+    AssetStore, ChatLine, Delivery, DirectLine, Event, NodeConfig, NodeHandle, PoseFrame, Presence, RelayChoice,
+    SharedReplica, StatsSnapshot, Ticket, spawn_node,
 };
 
 /// One node and everything it has heard.
@@ -34,6 +34,26 @@ pub struct Peer {
     pub direct: Vec<DirectLine>,
     /// What became of private messages sent.
     pub outcomes: Vec<(u64, Delivery)>,
+    /// The world it holds.
+    pub world: SharedReplica,
+    /// Its asset store.
+    pub assets: AssetStore,
+    /// Its own changes made.
+    pub built: Vec<Op>,
+    /// Its own changes refused, and why.
+    pub refused: Vec<(Op, String)>,
+    /// Syncs finished: with whom, changes received, changes sent.
+    pub synced: Vec<(PublicKey, usize, usize)>,
+    /// Models imported.
+    pub imported: Vec<ModelRef>,
+    /// Models fetched and checked.
+    pub ready: Vec<[u8; 32]>,
+    /// Models that failed, and why.
+    pub failed: Vec<([u8; 32], String)>,
+    /// Progress reports of model fetches: (done, total).
+    pub progress: Vec<(u64, u64)>,
+    /// Notices.
+    pub notices: Vec<String>,
 }
 
 /// An offline node configuration (relays disabled, no LAN discovery) keeping its files in `dir`.
@@ -59,7 +79,7 @@ impl Peer {
                 .expect("the node starts within 20 s")
                 .expect("the node runs");
             match event {
-                Event::Started { id, ticket, .. } => {
+                Event::Started { id, ticket, world, assets, .. } => {
                     let ticket = ticket.parse().expect("the node's own ticket parses");
                     return Peer {
                         handle,
@@ -72,6 +92,16 @@ impl Peer {
                         history: Vec::new(),
                         direct: Vec::new(),
                         outcomes: Vec::new(),
+                        world,
+                        assets,
+                        built: Vec::new(),
+                        refused: Vec::new(),
+                        synced: Vec::new(),
+                        imported: Vec::new(),
+                        ready: Vec::new(),
+                        failed: Vec::new(),
+                        progress: Vec::new(),
+                        notices: Vec::new(),
                     };
                 }
                 Event::Failed(error) => panic!("the node failed to start: {error}"),
@@ -93,6 +123,14 @@ impl Peer {
                 Event::Direct(line) => self.direct.push(line),
                 Event::DirectOutcome { id, outcome, .. } => self.outcomes.push((id, outcome)),
                 Event::Failed(error) => panic!("node failed: {error}"),
+                Event::Built(op) => self.built.push(op),
+                Event::BuildRefused { op, reason } => self.refused.push((op, reason)),
+                Event::Synced { peer, received, sent } => self.synced.push((peer, received, sent)),
+                Event::Imported { model, .. } => self.imported.push(model),
+                Event::AssetReady(hash) => self.ready.push(hash),
+                Event::AssetFailed { hash, reason } => self.failed.push((hash, reason)),
+                Event::AssetProgress { done, total, .. } => self.progress.push((done, total)),
+                Event::Notice(notice) => self.notices.push(notice),
                 _ => {}
             }
         }

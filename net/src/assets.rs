@@ -1,0 +1,269 @@
+//! Content-addressed assets: imported models kept in an iroh-blobs store on disk, fetched from
+//! any peer that has them, verified chunk by chunk (BLAKE3) as they stream in.
+//!
+//! A model is a *bundle*: its main `.glb` or `.gltf` file and the files it names (buffers,
+//! textures), each a blob, listed in a small manifest that is a blob too. Structures name the
+//! manifest's hash ([`sanctuary_engine::ModelRef`]); a peer that sees one fetches the manifest,
+//! checks the sizes it declares against the budget, fetches the files, and checks the model
+//! ([`sanctuary_engine::inspect_model`]) before anything decodes it.
+
+use std::path::Path;
+
+use futures_util::StreamExt;
+use iroh::Endpoint;
+use iroh_blobs::Hash;
+use iroh_blobs::api::downloader::{DownloadProgressItem, Downloader};
+use iroh_blobs::store::fs::FsStore;
+use sanctuary_engine::{ModelLimits, ModelRef, ModelSummary, budget, inspect_model, referenced_files};
+use serde::{Deserialize, Serialize};
+
+/// The largest manifest read: a few dozen file names.
+const MAX_MANIFEST_BYTES: usize = 16 * 1024;
+
+/// One file of a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleFile {
+    /// Its path relative to the main file, as the main file names it.
+    pub name: String,
+    /// BLAKE3 of its bytes.
+    pub hash: [u8; 32],
+    /// Its size.
+    pub size: u64,
+}
+
+/// The manifest of a model: which file is the model and which files come with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bundle {
+    /// The main file's name (`scene.glb`, `model.gltf`).
+    pub main: String,
+    /// Every file, the main one first.
+    pub files: Vec<BundleFile>,
+}
+
+impl Bundle {
+    /// Bytes of all files together.
+    pub fn total_size(&self) -> u64 {
+        self.files.iter().map(|file| file.size).sum()
+    }
+
+    fn file(&self, name: &str) -> Option<&BundleFile> {
+        self.files.iter().find(|file| file.name == name)
+    }
+}
+
+/// The limits every model must fit: one model may fill a parcel's budget, no more.
+pub fn model_limits() -> ModelLimits {
+    ModelLimits { max_bytes: budget::MODEL_BYTES, max_triangles: budget::TRIANGLES, ..ModelLimits::default() }
+}
+
+/// Why an asset could not be had.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AssetError {
+    /// The file could not be read from disk.
+    #[error("cannot read {path}: {reason}")]
+    Read {
+        /// Which file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The model breaks a rule or a budget, or is malformed.
+    #[error("{0}")]
+    Model(String),
+    /// The store failed.
+    #[error("the asset store failed: {0}")]
+    Store(String),
+    /// No peer could provide it.
+    #[error("no peer could provide it: {0}")]
+    Unavailable(String),
+}
+
+/// The blob store, shared by the node, the importer and the program's asset reader.
+#[derive(Debug, Clone)]
+pub struct AssetStore {
+    store: FsStore,
+}
+
+impl AssetStore {
+    /// Opens (or creates) the store in `dir`.
+    pub async fn open(dir: &Path) -> Result<Self, AssetError> {
+        let store = FsStore::load(dir).await.map_err(|error| AssetError::Store(error.to_string()))?;
+        Ok(Self { store })
+    }
+
+    /// The iroh-blobs store, for the router and the downloader.
+    pub fn store(&self) -> &FsStore {
+        &self.store
+    }
+
+    /// Imports a `.glb` or `.gltf` and the files it names from disk, after checking them all
+    /// against the budget. Sizes are checked before anything is read whole.
+    pub async fn import(&self, path: &Path) -> Result<(ModelRef, ModelSummary), AssetError> {
+        let limits = model_limits();
+        let read = |path: &Path, left: u64| -> Result<Vec<u8>, AssetError> {
+            let failed = |reason: String| AssetError::Read { path: path.display().to_string(), reason };
+            let size = std::fs::metadata(path).map_err(|error| failed(error.to_string()))?.len();
+            if size > left {
+                return Err(AssetError::Model(format!(
+                    "{} is {size} bytes; a model may have {} bytes in all",
+                    path.display(),
+                    limits.max_bytes
+                )));
+            }
+            std::fs::read(path).map_err(|error| failed(error.to_string()))
+        };
+        let main = read(path, limits.max_bytes)?;
+        let main_name = path.file_name().and_then(|name| name.to_str()).unwrap_or("model.glb").to_owned();
+        let names = referenced_files(&main, &limits).map_err(|error| AssetError::Model(error.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut left = limits.max_bytes.saturating_sub(main.len() as u64);
+        let mut files = vec![(main_name.clone(), main)];
+        for name in names {
+            if files.iter().any(|(known, _)| *known == name) {
+                continue;
+            }
+            let bytes = read(&base.join(&name), left)?;
+            left = left.saturating_sub(bytes.len() as u64);
+            files.push((name, bytes));
+        }
+        let summary = check_files(&files, &limits)?;
+        let mut bundle = Bundle { main: main_name, files: Vec::new() };
+        for (name, bytes) in files {
+            let size = bytes.len() as u64;
+            let tag = self.store.add_bytes(bytes).await.map_err(|error| AssetError::Store(error.to_string()))?;
+            bundle.files.push(BundleFile { name, hash: *tag.hash.as_bytes(), size });
+        }
+        let manifest = postcard::to_allocvec(&bundle).map_err(|error| AssetError::Store(error.to_string()))?;
+        let tag = self.store.add_bytes(manifest).await.map_err(|error| AssetError::Store(error.to_string()))?;
+        let model = ModelRef {
+            hash: *tag.hash.as_bytes(),
+            bytes: bundle.total_size(),
+            triangles: u32::try_from(summary.triangles).unwrap_or(u32::MAX),
+        };
+        Ok((model, summary))
+    }
+
+    /// The manifest of a bundle held here, if it is complete and sane.
+    pub async fn bundle(&self, hash: [u8; 32]) -> Option<Bundle> {
+        let bytes = self.complete_bytes(hash, MAX_MANIFEST_BYTES as u64).await?;
+        let bundle: Bundle = postcard::from_bytes(&bytes).ok()?;
+        (bundle.files.len() <= model_limits().max_files && !bundle.files.is_empty()).then_some(bundle)
+    }
+
+    /// The bytes of a blob held here in full and no larger than `limit`.
+    async fn complete_bytes(&self, hash: [u8; 32], limit: u64) -> Option<Vec<u8>> {
+        use iroh_blobs::api::blobs::BlobStatus;
+        match self.store.status(Hash::from_bytes(hash)).await.ok()? {
+            BlobStatus::Complete { size } if size <= limit => {}
+            _ => return None,
+        }
+        self.store.get_bytes(Hash::from_bytes(hash)).await.ok().map(|bytes| bytes.to_vec())
+    }
+
+    /// One file of a bundle held here, by the name the main file gives it (or the main file's
+    /// own name). This is what the program's asset reader serves.
+    pub async fn read_file(&self, bundle_hash: [u8; 32], name: &str) -> Option<Vec<u8>> {
+        let bundle = self.bundle(bundle_hash).await?;
+        let file = bundle.file(name)?;
+        self.complete_bytes(file.hash, file.size).await
+    }
+
+    /// Whether a whole bundle is here and has passed its checks.
+    pub async fn has_model(&self, hash: [u8; 32]) -> bool {
+        self.checked_model(hash).await.is_ok()
+    }
+
+    /// Reads a whole bundle held here and checks the model.
+    pub async fn checked_model(&self, hash: [u8; 32]) -> Result<(Bundle, ModelSummary), AssetError> {
+        let bundle = self.bundle(hash).await.ok_or_else(|| AssetError::Unavailable("not here yet".into()))?;
+        let limits = model_limits();
+        if bundle.total_size() > limits.max_bytes {
+            return Err(AssetError::Model(format!(
+                "the model is {} bytes; at most {}",
+                bundle.total_size(),
+                limits.max_bytes
+            )));
+        }
+        let mut files = Vec::new();
+        for file in &bundle.files {
+            let bytes = self
+                .complete_bytes(file.hash, file.size)
+                .await
+                .ok_or_else(|| AssetError::Unavailable(format!("{} is not here yet", file.name)))?;
+            files.push((file.name.clone(), bytes));
+        }
+        // The main file is listed first.
+        let summary = check_files(&files, &limits)?;
+        Ok((bundle, summary))
+    }
+
+    /// Fetches a bundle from `providers` (tried in turn), reporting the bytes received so far
+    /// and the total, then checks it. Parts already here are not fetched again.
+    pub async fn fetch(
+        &self,
+        endpoint: &Endpoint,
+        hash: [u8; 32],
+        providers: Vec<iroh::PublicKey>,
+        mut progress: impl FnMut(u64, u64) + Send,
+    ) -> Result<ModelSummary, AssetError> {
+        if providers.is_empty() {
+            return Err(AssetError::Unavailable("nobody who might have it is around".into()));
+        }
+        let downloader = Downloader::new(&self.store, endpoint);
+        download(&downloader, Hash::from_bytes(hash), providers.clone(), &mut |_| {}).await?;
+        let bundle = self.bundle(hash).await.ok_or_else(|| AssetError::Model("its manifest is damaged".into()))?;
+        let total = bundle.total_size();
+        if total > model_limits().max_bytes {
+            return Err(AssetError::Model(format!(
+                "the model is {total} bytes; a parcel allows {}",
+                model_limits().max_bytes
+            )));
+        }
+        progress(0, total);
+        let mut done = 0;
+        for file in &bundle.files {
+            let before = done;
+            download(&downloader, Hash::from_bytes(file.hash), providers.clone(), &mut |bytes| {
+                progress(before + bytes.min(file.size), total)
+            })
+            .await?;
+            done += file.size;
+            progress(done, total);
+        }
+        self.checked_model(hash).await.map(|(_, summary)| summary)
+    }
+}
+
+/// Downloads one blob, reporting its bytes as they come.
+async fn download(
+    downloader: &Downloader,
+    hash: Hash,
+    providers: Vec<iroh::PublicKey>,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<(), AssetError> {
+    let mut stream = downloader
+        .download(hash, providers)
+        .stream()
+        .await
+        .map_err(|error| AssetError::Unavailable(error.to_string()))?;
+    let mut failed = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            DownloadProgressItem::Progress(bytes) => progress(bytes),
+            DownloadProgressItem::Error(error) => failed = Some(error.to_string()),
+            DownloadProgressItem::DownloadError => failed = Some("every provider failed".to_owned()),
+            _ => {}
+        }
+    }
+    match failed {
+        Some(reason) => Err(AssetError::Unavailable(reason)),
+        None => Ok(()),
+    }
+}
+
+/// Checks a model's files (the main one first) against the limits.
+fn check_files(files: &[(String, Vec<u8>)], limits: &ModelLimits) -> Result<ModelSummary, AssetError> {
+    let Some((_, main)) = files.first() else { return Err(AssetError::Model("an empty bundle".into())) };
+    let resource = |name: &str| files.iter().find(|(known, _)| known == name).map(|(_, bytes)| bytes.clone());
+    inspect_model(main, &resource, limits).map_err(|error| AssetError::Model(error.to_string()))
+}

@@ -1,0 +1,583 @@
+//! The world as this peer holds it: every signed change it has taken, kept in an append-only log
+//! on disk, and the sync protocol that hands a late joiner the changes it lacks.
+//!
+//! **The log** (`world/changes.log`): one record per change, a little-endian `u32` length, the
+//! change's bytes, and the first 8 bytes of their BLAKE3 as a checksum. A change is acknowledged
+//! (to the builder, to gossip) only after its record is synced to disk. Opening the log reads
+//! records up to the first one that is incomplete or fails its checksum (a write torn by a crash
+//! or power loss) and cuts the file there, so the next append follows the last good record.
+//!
+//! **Sync** (`sanctuary/world/1`): the asking peer sends a summary of what it holds (for each
+//! of 256 buckets by the first byte of change ids, a count and the XOR of the ids). The answering
+//! peer sends, for every bucket that differs, either all its changes of that bucket (when the
+//! asker has none there) or the ids it holds there. The asker replies with the ids it wants and
+//! the changes it has that the other lacks; the answerer sends what was wanted. Every change is
+//! verified and checked by the rules on arrival, whoever sent it: sync moves bytes, it never
+//! vouches for them.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use iroh::endpoint::{Connection, RecvStream, SendStream};
+use iroh::protocol::{AcceptError, ProtocolHandler};
+use sanctuary_engine::{
+    Change, ChangeId, Inserted, MAX_CHANGE_BYTES, Op, ParcelCoord, ParcelState, PublicKey, Rejection, SignedChange,
+    Verified, Verifier, World,
+};
+use serde::{Deserialize, Serialize};
+
+/// The append-only, crash-safe log of changes.
+#[derive(Debug)]
+pub struct WorldLog {
+    path: PathBuf,
+    file: File,
+}
+
+/// Checksum of a record: the first 8 bytes of BLAKE3 of the change's bytes.
+fn checksum(bytes: &[u8]) -> [u8; 8] {
+    let hash = blake3::hash(bytes);
+    let mut sum = [0u8; 8];
+    sum.copy_from_slice(&hash.as_bytes()[..8]);
+    sum
+}
+
+impl WorldLog {
+    /// Opens (or creates) the log at `path` and reads back every intact record. A torn tail is
+    /// cut off; the records before it are kept.
+    pub fn open(path: &Path) -> io::Result<(Self, Vec<Vec<u8>>, OpenReport)> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let mut records = Vec::new();
+        let mut at = 0usize;
+        while bytes.len() - at >= 4 {
+            let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+            if len > MAX_CHANGE_BYTES || bytes.len() - at < 4 + len + 8 {
+                break;
+            }
+            let body = &bytes[at + 4..at + 4 + len];
+            if bytes[at + 4 + len..at + 4 + len + 8] != checksum(body) {
+                break;
+            }
+            records.push(body.to_vec());
+            at += 4 + len + 8;
+        }
+        let cut = (bytes.len() - at) as u64;
+        if cut > 0 {
+            file.set_len(at as u64)?;
+            file.sync_all()?;
+            file.seek(SeekFrom::End(0))?;
+        }
+        Ok((Self { path: path.to_owned(), file }, records, OpenReport { records: 0, cut_bytes: cut }))
+    }
+
+    /// Appends changes and syncs them to disk: when this returns `Ok`, they survive a crash.
+    pub fn append(&mut self, changes: &[Vec<u8>]) -> io::Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut buffer = Vec::with_capacity(changes.iter().map(|bytes| bytes.len() + 12).sum());
+        for bytes in changes {
+            buffer.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            buffer.extend_from_slice(bytes);
+            buffer.extend_from_slice(&checksum(bytes));
+        }
+        self.file.write_all(&buffer)?;
+        self.file.sync_data()
+    }
+
+    /// Where the log is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// What opening a replica found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenReport {
+    /// Changes read back.
+    pub records: usize,
+    /// Bytes of a torn tail cut off (0 after a clean stop).
+    pub cut_bytes: u64,
+}
+
+/// What applying a batch of changes from the network did.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// Changes taken and stored, as bytes (to pass on).
+    pub new: Vec<Vec<u8>>,
+    /// Parcels whose state may have changed.
+    pub parcels: Vec<ParcelCoord>,
+    /// Changes already held.
+    pub duplicates: usize,
+    /// Changes refused (bad bytes, bad signature, or the rules).
+    pub refused: usize,
+}
+
+/// The world, its log and a signature checker, behind one lock.
+#[derive(Debug)]
+pub struct Replica {
+    world: World,
+    log: WorldLog,
+}
+
+/// A replica shared between the node's loop, the sync protocol and the program.
+#[derive(Debug, Clone)]
+pub struct SharedReplica(Arc<Mutex<Replica>>);
+
+impl Replica {
+    /// Opens the replica kept under `data_dir`. Changes read back from our own log were
+    /// verified before they were written; their checksums guard against damage.
+    pub fn open(data_dir: &Path) -> io::Result<(Self, OpenReport)> {
+        let (log, records, mut report) = WorldLog::open(&data_dir.join("world").join("changes.log"))?;
+        let mut world = World::new();
+        for bytes in &records {
+            // A record that no longer decodes (written by another version) is skipped, not fatal.
+            if let Ok(signed) = SignedChange::decode(bytes) {
+                let _ = world.insert(Verified { signed, id: signed.id() });
+            }
+        }
+        report.records = records.len();
+        Ok((Self { world, log }, report))
+    }
+
+    /// The world.
+    pub fn world(&mut self) -> &mut World {
+        &mut self.world
+    }
+
+    /// Takes changes verified elsewhere (off the lock), stores the new ones, and says what
+    /// happened. The log is synced once for the whole batch.
+    pub fn apply_verified(&mut self, verified: Vec<Verified>) -> io::Result<Applied> {
+        let mut applied = Applied::default();
+        let mut parcels = HashSet::new();
+        for change in verified {
+            match self.world.insert(change) {
+                Ok(Inserted::New) => {
+                    applied.new.push(change.signed.to_bytes());
+                    parcels.insert(change.signed.change.op.parcel());
+                }
+                Ok(Inserted::Duplicate) => applied.duplicates += 1,
+                Err(_) => applied.refused += 1,
+            }
+        }
+        self.log.append(&applied.new)?;
+        applied.parcels = parcels.into_iter().collect();
+        applied.parcels.sort();
+        Ok(applied)
+    }
+
+    /// Makes, signs, stores and returns our own change, if the rules allow it.
+    pub fn author(&mut self, secret_seed: &[u8; 32], seq: u64, op: Op) -> Result<SignedChange, AuthorError> {
+        let author = PublicKey::from_secret_seed(secret_seed);
+        self.world.check(author, &op).map_err(AuthorError::Refused)?;
+        let signed = Change { author, seq, op }.sign(secret_seed);
+        let verified = Verified { signed, id: signed.id() };
+        self.world.insert(verified).map_err(AuthorError::Refused)?;
+        self.log.append(&[signed.to_bytes()]).map_err(|error| AuthorError::Disk(error.to_string()))?;
+        Ok(signed)
+    }
+
+    /// The summary that starts a sync.
+    pub fn summary(&self) -> Vec<(u32, [u8; 32])> {
+        let mut buckets = vec![(0u32, [0u8; 32]); 256];
+        for id in self.world.changes() {
+            let bucket = &mut buckets[usize::from(id.0[0])];
+            bucket.0 += 1;
+            for (into, byte) in bucket.1.iter_mut().zip(id.0) {
+                *into ^= byte;
+            }
+        }
+        buckets
+    }
+
+    /// The ids held, by bucket (the first byte of the id).
+    fn buckets(&self) -> Vec<Vec<ChangeId>> {
+        let mut buckets = vec![Vec::new(); 256];
+        for id in self.world.changes() {
+            buckets[usize::from(id.0[0])].push(id);
+        }
+        buckets
+    }
+
+    /// The bytes of held changes.
+    fn bytes_of(&self, ids: impl IntoIterator<Item = ChangeId>) -> Vec<Vec<u8>> {
+        ids.into_iter().filter_map(|id| self.world.get(&id).map(SignedChange::to_bytes)).collect()
+    }
+}
+
+/// Why our own change was not made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AuthorError {
+    /// The rules refuse it (not our land, over budget…).
+    #[error("{0}")]
+    Refused(Rejection),
+    /// It could not be stored, so it was not made.
+    #[error("it could not be saved: {0}")]
+    Disk(String),
+}
+
+impl SharedReplica {
+    /// Opens the replica under `data_dir`.
+    pub fn open(data_dir: &Path) -> io::Result<(Self, OpenReport)> {
+        let (replica, report) = Replica::open(data_dir)?;
+        Ok((Self(Arc::new(Mutex::new(replica))), report))
+    }
+
+    /// The replica, locked. A panic elsewhere while it was held does not poison it for good:
+    /// the world's state is rebuilt from its changes on every settle.
+    pub fn lock(&self) -> MutexGuard<'_, Replica> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The settled state of one parcel.
+    pub fn parcel(&self, parcel: ParcelCoord) -> ParcelState {
+        self.lock().world.parcel(parcel)
+    }
+
+    /// Whether `author` may make `op` now.
+    pub fn check(&self, author: PublicKey, op: &Op) -> Result<(), Rejection> {
+        self.lock().world.check(author, op)
+    }
+
+    /// The hash of the whole applied state.
+    pub fn state_hash(&self) -> [u8; 32] {
+        self.lock().world.state_hash()
+    }
+
+    /// How many changes are held.
+    pub fn len(&self) -> usize {
+        self.lock().world.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Verifies raw changes on up to `threads` threads (signature checks are the costly part
+    /// and need no lock), then applies and stores them under the lock.
+    pub fn apply_bytes(&self, changes: &[Vec<u8>], threads: usize) -> io::Result<Applied> {
+        let threads = threads.clamp(1, 8);
+        let chunk = changes.len().div_ceil(threads).max(1);
+        let mut refused = 0;
+        let mut verified = Vec::with_capacity(changes.len());
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = changes
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        let mut verifier = Verifier::default();
+                        part.iter().map(|bytes| verifier.verify(bytes)).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for worker in workers {
+                for outcome in worker.join().unwrap_or_default() {
+                    match outcome {
+                        Ok(change) => verified.push(change),
+                        Err(_) => refused += 1,
+                    }
+                }
+            }
+        });
+        let mut applied = self.lock().apply_verified(verified)?;
+        applied.refused += refused;
+        Ok(applied)
+    }
+}
+
+/// One frame of the sync protocol.
+#[derive(Debug, Serialize, Deserialize)]
+enum Frame {
+    /// What the asker holds: (count, XOR of ids) for each of 256 buckets.
+    Summary(Vec<(u32, [u8; 32])>),
+    /// The ids the answerer holds in one bucket.
+    Ids(Vec<ChangeId>),
+    /// The answerer has listed every differing bucket.
+    IdsDone,
+    /// Ids the asker wants.
+    Want(Vec<ChangeId>),
+    /// Changes, as bytes.
+    Changes(Vec<Vec<u8>>),
+    /// This side has sent everything.
+    Done,
+}
+
+/// The largest frame: a few thousand changes or ids.
+const MAX_FRAME: usize = 4 * 1024 * 1024;
+/// Changes per `Changes` frame.
+const CHANGES_PER_FRAME: usize = 2_000;
+/// Ids per `Ids` or `Want` frame.
+const IDS_PER_FRAME: usize = 20_000;
+/// The most frames one sync may take, whatever the peer sends.
+const MAX_FRAMES: usize = 100_000;
+
+async fn write_frame(send: &mut SendStream, frame: &Frame) -> io::Result<()> {
+    let body = postcard::to_allocvec(frame).map_err(io::Error::other)?;
+    send.write_all(&(body.len() as u32).to_le_bytes()).await.map_err(io::Error::other)?;
+    send.write_all(&body).await.map_err(io::Error::other)
+}
+
+async fn read_frame(recv: &mut RecvStream) -> io::Result<Frame> {
+    let mut len = [0u8; 4];
+    recv.read_exact(&mut len).await.map_err(io::Error::other)?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a sync frame of {len} bytes")));
+    }
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body).await.map_err(io::Error::other)?;
+    postcard::from_bytes(&body).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))
+}
+
+async fn send_changes(send: &mut SendStream, changes: Vec<Vec<u8>>) -> io::Result<()> {
+    for part in changes.chunks(CHANGES_PER_FRAME) {
+        write_frame(send, &Frame::Changes(part.to_vec())).await?;
+    }
+    Ok(())
+}
+
+/// Verifies and applies received changes off the async threads.
+async fn take_changes(replica: &SharedReplica, changes: Vec<Vec<u8>>, report: &mut SyncReport) -> io::Result<()> {
+    let replica = replica.clone();
+    let applied =
+        tokio::task::spawn_blocking(move || replica.apply_bytes(&changes, 2)).await.map_err(io::Error::other)??;
+    report.received += applied.new.len();
+    report.refused += applied.refused;
+    report.parcels.extend(applied.parcels);
+    report.new.extend(applied.new);
+    Ok(())
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    /// Changes we took that we did not hold.
+    pub received: usize,
+    /// Changes we sent the other side.
+    pub sent: usize,
+    /// Changes refused on arrival.
+    pub refused: usize,
+    /// Parcels that may have changed.
+    pub parcels: Vec<ParcelCoord>,
+    /// The new changes' bytes.
+    pub new: Vec<Vec<u8>>,
+}
+
+/// Syncs with the peer at the other end of `connection`: we ask, they answer.
+pub async fn sync_with(replica: &SharedReplica, connection: &Connection) -> io::Result<SyncReport> {
+    let (mut send, mut recv) = connection.open_bi().await.map_err(io::Error::other)?;
+    let summary = replica.lock().summary();
+    write_frame(&mut send, &Frame::Summary(summary.clone())).await?;
+    let mut report = SyncReport::default();
+    let Frame::Summary(their_summary) = read_frame(&mut recv).await? else {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "a sync answer starts with a summary"));
+    };
+    // Buckets they hold nothing of: everything we hold there goes to them.
+    let mut buckets_listed: HashSet<u8> = (0..=255u8)
+        .filter(|bucket| their_summary.get(usize::from(*bucket)).is_some_and(|(count, _)| *count == 0))
+        .filter(|bucket| summary[usize::from(*bucket)].0 > 0)
+        .collect();
+    let mut theirs: HashSet<ChangeId> = HashSet::new();
+    for _ in 0..MAX_FRAMES {
+        match read_frame(&mut recv).await? {
+            Frame::Changes(changes) => take_changes(replica, changes, &mut report).await?,
+            Frame::Ids(ids) => {
+                for id in ids {
+                    buckets_listed.insert(id.0[0]);
+                    theirs.insert(id);
+                }
+            }
+            Frame::IdsDone => break,
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "unexpected sync frame")),
+        }
+    }
+    // What they listed and we lack, we want; what we hold in those buckets and they lack, we give.
+    let (want, give) = {
+        let replica = replica.lock();
+        let want: Vec<ChangeId> = theirs.iter().filter(|id| !replica.world.contains(id)).copied().collect();
+        let mut buckets = replica.buckets();
+        let give: Vec<ChangeId> = buckets_listed
+            .iter()
+            .flat_map(|bucket| std::mem::take(&mut buckets[usize::from(*bucket)]))
+            .filter(|id| !theirs.contains(id))
+            .collect();
+        (want, replica.bytes_of(give))
+    };
+    for part in want.chunks(IDS_PER_FRAME) {
+        write_frame(&mut send, &Frame::Want(part.to_vec())).await?;
+    }
+    report.sent += give.len();
+    send_changes(&mut send, give).await?;
+    write_frame(&mut send, &Frame::Done).await?;
+    for _ in 0..MAX_FRAMES {
+        match read_frame(&mut recv).await? {
+            Frame::Changes(changes) => take_changes(replica, changes, &mut report).await?,
+            Frame::Done => break,
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "unexpected sync frame")),
+        }
+    }
+    let _ = send.finish();
+    Ok(report)
+}
+
+/// Answers one sync request on a stream pair.
+async fn answer(replica: &SharedReplica, mut send: SendStream, mut recv: RecvStream) -> io::Result<SyncReport> {
+    let Frame::Summary(their_summary) = read_frame(&mut recv).await? else {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "a sync starts with a summary"));
+    };
+    if their_summary.len() != 256 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "a summary has 256 buckets"));
+    }
+    let (ours, full, listed) = {
+        let replica = replica.lock();
+        let ours = replica.summary();
+        let mut buckets = replica.buckets();
+        let mut full = Vec::new();
+        let mut listed = Vec::new();
+        for (bucket, (mine, theirs)) in ours.iter().zip(&their_summary).enumerate() {
+            if mine == theirs || mine.0 == 0 {
+                continue;
+            }
+            let ids = std::mem::take(&mut buckets[bucket]);
+            if theirs.0 == 0 { full.extend(replica.bytes_of(ids)) } else { listed.extend(ids) }
+        }
+        (ours, full, listed)
+    };
+    write_frame(&mut send, &Frame::Summary(ours)).await?;
+    let mut report = SyncReport { sent: full.len(), ..SyncReport::default() };
+    send_changes(&mut send, full).await?;
+    for part in listed.chunks(IDS_PER_FRAME) {
+        write_frame(&mut send, &Frame::Ids(part.to_vec())).await?;
+    }
+    write_frame(&mut send, &Frame::IdsDone).await?;
+    let mut wanted = Vec::new();
+    for _ in 0..MAX_FRAMES {
+        match read_frame(&mut recv).await? {
+            Frame::Want(ids) => wanted.extend(ids),
+            Frame::Changes(changes) => take_changes(replica, changes, &mut report).await?,
+            Frame::Done => break,
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "unexpected sync frame")),
+        }
+    }
+    let give = replica.lock().bytes_of(wanted);
+    report.sent += give.len();
+    send_changes(&mut send, give).await?;
+    write_frame(&mut send, &Frame::Done).await?;
+    let _ = send.finish();
+    // Wait for the asker to read everything before the connection may close.
+    let _ = recv.read_to_end(16).await;
+    Ok(report)
+}
+
+/// The sync protocol's handler on the router. Changes that arrive through it are reported on
+/// `arrivals` so the node can tell the program and pass them on.
+#[derive(Debug, Clone)]
+pub struct SyncProtocol {
+    /// The replica answered from.
+    pub replica: SharedReplica,
+    /// Where reports of answered syncs go.
+    pub arrivals: tokio::sync::mpsc::Sender<SyncReport>,
+}
+
+impl ProtocolHandler for SyncProtocol {
+    async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        while let Ok((send, recv)) = connection.accept_bi().await {
+            match answer(&self.replica, send, recv).await {
+                Ok(report) if report.received > 0 => {
+                    let _ = self.arrivals.send(report).await;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glam::Vec3;
+    use sanctuary_engine::{Object, ObjectKind, Placement, Rgb, Shape, home_parcel};
+
+    fn build_op(seed: &[u8; 32], id: u64) -> Op {
+        let parcel = home_parcel(&PublicKey::from_secret_seed(seed));
+        let centre = parcel.bounds().center();
+        let base = Vec3::new(centre.x + (id % 10) as f32 - 5.0, 0.0, centre.y);
+        Op::Put {
+            parcel,
+            epoch: 0,
+            id,
+            object: Object {
+                kind: ObjectKind::Primitive(Shape::Cuboid),
+                placement: Placement::standing(base, Vec3::ONE),
+                colour: Rgb::new(1, 2, 3),
+            },
+        }
+    }
+
+    #[test]
+    fn changes_survive_a_restart_and_a_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let seed = [4u8; 32];
+        let hash = {
+            let (mut replica, report) = Replica::open(dir.path()).expect("opens");
+            assert_eq!(report, OpenReport::default());
+            let parcel = home_parcel(&PublicKey::from_secret_seed(&seed));
+            replica.author(&seed, 1, Op::Claim { parcel }).expect("claim");
+            for id in 0..5 {
+                replica.author(&seed, 2 + id, build_op(&seed, id)).expect("build");
+            }
+            replica.world().state_hash()
+        };
+        // A crash in the middle of a record.
+        let path = dir.path().join("world").join("changes.log");
+        let mut file = OpenOptions::new().append(true).open(&path).expect("opens");
+        file.write_all(&[90, 0, 0, 0, 1, 2, 3]).expect("writes");
+        drop(file);
+        let length_before = fs::metadata(&path).expect("exists").len();
+        let (mut replica, report) = Replica::open(dir.path()).expect("opens after the crash");
+        assert_eq!(report.records, 6);
+        assert_eq!(report.cut_bytes, 7);
+        assert_eq!(fs::metadata(&path).expect("exists").len(), length_before - 7);
+        assert_eq!(replica.world().state_hash(), hash);
+        // New changes follow the last good record and are read back too.
+        replica.author(&seed, 20, build_op(&seed, 9)).expect("build");
+        drop(replica);
+        let (replica, report) = Replica::open(dir.path()).expect("opens");
+        assert_eq!(report.records, 7);
+        assert_eq!(report.cut_bytes, 0);
+        drop(replica);
+    }
+
+    #[test]
+    fn our_own_changes_obey_the_rules() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut replica, _) = Replica::open(dir.path()).expect("opens");
+        let seed = [4u8; 32];
+        let theirs = build_op(&[5u8; 32], 1);
+        assert!(matches!(replica.author(&seed, 1, theirs), Err(AuthorError::Refused(Rejection::Unclaimed))));
+        assert!(replica.world().is_empty());
+    }
+
+    proptest::proptest! {
+        /// Whatever bytes the log holds, opening it never panics and keeps only whole records.
+        #[test]
+        fn any_log_opens(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..4096)) {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("world").join("changes.log");
+            fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+            fs::write(&path, &bytes).expect("writes");
+            let (_, report) = Replica::open(dir.path()).expect("opens");
+            proptest::prop_assert!(report.cut_bytes <= bytes.len() as u64);
+        }
+    }
+}
