@@ -64,7 +64,7 @@ fn run_home_node(args: &NodeArgs) -> ExitCode {
             tokio::select! {
                 _ = stopped.recv() => return None,
                 event = node.next_event() => match event {
-                    Some(Event::Started { id, ticket, profile }) => {
+                    Some(Event::Started { id, ticket, profile, .. }) => {
                         println!("home node {id} ({}) keeping {}", profile.name, data_dir.display());
                         println!("regions: {}", names.join(", "));
                         println!("ticket: {ticket}");

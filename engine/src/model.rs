@@ -60,7 +60,7 @@ impl Default for ModelLimits {
 }
 
 /// What a checked model holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelSummary {
     /// The triangles all mesh primitives draw (a mesh used by several nodes counts once).
     pub triangles: u64,
@@ -72,6 +72,41 @@ pub struct ModelSummary {
     pub textures: Vec<(u32, u32)>,
     /// The number of meshes.
     pub meshes: usize,
+    /// The smallest and largest corner of the box around every mesh's `POSITION` bounds (the
+    /// `min` and `max` glTF requires of them), in the model's own metres; node transforms are
+    /// not applied. `None` when no primitive declares finite bounds.
+    pub bounds: Option<([f32; 3], [f32; 3])>,
+}
+
+/// The union of the declared `POSITION` bounds of every mesh primitive.
+fn position_bounds(root: &json::Root) -> Option<([f32; 3], [f32; 3])> {
+    let corner = |value: &Option<json::Value>| -> Option<[f32; 3]> {
+        let array = value.as_ref()?.as_array()?;
+        if array.len() != 3 {
+            return None;
+        }
+        let mut corner = [0.0f32; 3];
+        for (into, value) in corner.iter_mut().zip(array) {
+            *into = value.as_f64()? as f32;
+        }
+        corner.iter().all(|value| value.is_finite()).then_some(corner)
+    };
+    let mut bounds: Option<([f32; 3], [f32; 3])> = None;
+    for mesh in &root.meshes {
+        for primitive in &mesh.primitives {
+            let Some(index) = primitive.attributes.get(&Checked::Valid(Semantic::Positions)) else { continue };
+            let Some(accessor) = root.accessors.get(index.value()) else { continue };
+            let (Some(low), Some(high)) = (corner(&accessor.min), corner(&accessor.max)) else { continue };
+            bounds = Some(match bounds {
+                None => (low, high),
+                Some((min, max)) => (
+                    [min[0].min(low[0]), min[1].min(low[1]), min[2].min(low[2])],
+                    [max[0].max(high[0]), max[1].max(high[1]), max[2].max(high[2])],
+                ),
+            });
+        }
+    }
+    bounds
 }
 
 /// Why a model was refused. Each names the offending part so a creator can fix the file.
@@ -259,7 +294,9 @@ pub fn referenced_files(main: &[u8], limits: &ModelLimits) -> Result<Vec<String>
 ///    its last element inside its buffer view.
 /// 7. Every mesh primitive has a `POSITION` of three floats, every attribute (and morph target)
 ///    as many elements as `POSITION`, indices of unsigned scalars that each name an existing
-///    vertex, and the triangles and vertices of all primitives fit the limits.
+///    vertex, and the triangles and vertices of all primitives fit the limits. Each index
+///    accessor is read once, and all of them together at most as many values as one accessor
+///    may hold.
 /// 8. Skins and animations use accessors of the types the loader reads them as.
 /// 9. Every image is a PNG or JPEG whose header gives a size within `max_texture_side`; no pixel
 ///    is decoded.
@@ -294,14 +331,16 @@ pub fn inspect_model(
         bytes: store.total_bytes,
         textures,
         meshes: root.meshes.len(),
+        bounds: position_bounds(&root),
     })
 }
 
-/// The bytes of a GLB header: magic, version and total length.
-const GLB_HEADER_BYTES: usize = 12;
-
 /// The PNG file signature.
 const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+
+/// The most segments and fill bytes read while looking for a JPEG's frame header. Real files
+/// reach it within a few dozen; the bound keeps many images that alias one huge buffer cheap.
+const MAX_JPEG_STEPS: u32 = 4096;
 
 /// The media types glTF allows for a buffer's `data:` URI.
 const BUFFER_MEDIA_TYPES: [&str; 2] = ["application/octet-stream", "application/gltf-buffer"];
@@ -434,7 +473,7 @@ fn check_glb_header(main: &[u8]) -> Result<(), ModelError> {
     if version != 2 {
         return Err(ModelError::NotGltf(format!("GLB version {version} is not supported; only version 2 is")));
     }
-    if u64::from(declared) != main.len() as u64 || main.len() < GLB_HEADER_BYTES {
+    if u64::from(declared) != main.len() as u64 {
         return Err(ModelError::NotGltf(format!(
             "the GLB header says the file is {declared} bytes, but it is {} bytes",
             main.len()
@@ -658,7 +697,7 @@ fn check_accessors(
     views: &[ViewRange],
     limits: &ModelLimits,
 ) -> Result<Vec<AccessorLayout>, ModelError> {
-    let count_limit = limits.max_vertices.max(limits.max_triangles).saturating_mul(3);
+    let count_limit = accessor_count_limit(limits);
     let mut layouts = Vec::with_capacity(root.accessors.len());
     for (index, accessor) in root.accessors.iter().enumerate() {
         let bad_accessor = |reason: String| ModelError::BadAccessor { index, reason };
@@ -715,6 +754,12 @@ fn check_accessors(
     Ok(layouts)
 }
 
+/// The most elements one accessor may have, and the most index values read in all: three per
+/// vertex or triangle allowed, whichever is more.
+fn accessor_count_limit(limits: &ModelLimits) -> u64 {
+    limits.max_vertices.max(limits.max_triangles).saturating_mul(3)
+}
+
 /// The bytes of one element; matrix columns start on 4-byte boundaries, as glTF requires.
 fn element_size(component: ComponentType, dimensions: Type) -> u64 {
     let component_size = component_size(component);
@@ -751,6 +796,9 @@ fn check_meshes(
     limits: &ModelLimits,
 ) -> Result<Geometry, ModelError> {
     let mut geometry = Geometry { triangles: 0, vertices: 0 };
+    let mut largest_index: HashMap<usize, u32> = HashMap::new();
+    let mut indices_read: u64 = 0;
+    let read_limit = accessor_count_limit(limits);
     for (mesh_index, mesh) in root.meshes.iter().enumerate() {
         for primitive in &mesh.primitives {
             let position_index = primitive
@@ -834,27 +882,48 @@ fn check_meshes(
             }
 
             if let Some((accessor_index, layout)) = indices {
-                check_index_values(mesh_index, accessor_index, &layout, buffers, vertex_count)?;
+                // Each index accessor is read once however many primitives share it, and all reads
+                // together stay within one budget, so aliased accessors cannot multiply the work.
+                let largest = match largest_index.get(&accessor_index) {
+                    Some(&largest) => largest,
+                    None => {
+                        indices_read = indices_read.saturating_add(layout.count);
+                        if indices_read > read_limit {
+                            return Err(ModelError::BadAccessor {
+                                index: accessor_index,
+                                reason: format!("the indices of all primitives add up to over {read_limit} values"),
+                            });
+                        }
+                        let largest = largest_index_value(accessor_index, &layout, buffers)?;
+                        largest_index.insert(accessor_index, largest);
+                        largest
+                    }
+                };
+                if u64::from(largest) >= vertex_count {
+                    return Err(ModelError::IndexOutOfRange {
+                        mesh: mesh_index,
+                        index_value: largest,
+                        vertices: vertex_count,
+                    });
+                }
             }
         }
     }
     Ok(geometry)
 }
 
-/// Reads every index (honouring the stride) and checks it names an existing vertex.
-fn check_index_values(
-    mesh_index: usize,
+/// Reads every index (honouring the stride) and returns the largest.
+fn largest_index_value(
     accessor_index: usize,
     layout: &AccessorLayout,
     buffers: &[Rc<[u8]>],
-    vertex_count: u64,
-) -> Result<(), ModelError> {
+) -> Result<u32, ModelError> {
     let unreadable = || ModelError::BadAccessor {
         index: accessor_index,
         reason: "its indices cannot be read from the buffer".into(),
     };
     let bytes = buffers.get(layout.buffer).ok_or_else(unreadable)?;
-    let size = component_size(layout.component);
+    let mut largest = 0;
     for element in 0..layout.count {
         // The whole range was checked against the buffer in `check_accessors`; the lookups below
         // still fail softly rather than trust that.
@@ -863,17 +932,15 @@ fn check_index_values(
             .and_then(|offset| offset.checked_add(layout.start))
             .and_then(|at| usize::try_from(at).ok())
             .ok_or_else(unreadable)?;
-        let value = match size {
-            1 => bytes.get(at).copied().map(u32::from),
-            2 => bytes.get(at..at + 2).map(|pair| u32::from(u16::from_le_bytes([pair[0], pair[1]]))),
+        let value = match layout.component {
+            ComponentType::U8 => bytes.get(at).copied().map(u32::from),
+            ComponentType::U16 => read_u16_le(bytes, at).map(u32::from),
             _ => read_u32_le(bytes, at),
         }
         .ok_or_else(unreadable)?;
-        if u64::from(value) >= vertex_count {
-            return Err(ModelError::IndexOutOfRange { mesh: mesh_index, index_value: value, vertices: vertex_count });
-        }
+        largest = largest.max(value);
     }
-    Ok(())
+    Ok(largest)
 }
 
 /// Skins and animations use accessors of the types the `gltf` readers expect (a mismatch trips
@@ -1003,13 +1070,22 @@ fn jpeg_size(bytes: &[u8]) -> Option<(u32, u32)> {
         return None;
     }
     let mut at = 2usize;
+    let mut steps = 0;
     loop {
+        steps += 1;
+        if steps > MAX_JPEG_STEPS {
+            return None;
+        }
         if *bytes.get(at)? != 0xFF {
             return None;
         }
         // A marker may be preceded by any number of 0xFF fill bytes.
         while *bytes.get(at)? == 0xFF {
             at += 1;
+            steps += 1;
+            if steps > MAX_JPEG_STEPS {
+                return None;
+            }
         }
         let marker = *bytes.get(at)?;
         at += 1;
@@ -1101,6 +1177,11 @@ fn read_u32_be(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([quad[0], quad[1], quad[2], quad[3]]))
 }
 
+fn read_u16_le(bytes: &[u8], at: usize) -> Option<u16> {
+    let pair = bytes.get(at..at.checked_add(2)?)?;
+    Some(u16::from_le_bytes([pair[0], pair[1]]))
+}
+
 fn read_u32_le(bytes: &[u8], at: usize) -> Option<u32> {
     let quad = bytes.get(at..at.checked_add(4)?)?;
     Some(u32::from_le_bytes([quad[0], quad[1], quad[2], quad[3]]))
@@ -1171,6 +1252,18 @@ mod tests {
         let huffman_only = [0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0x07, 0x08, 0x01, 0x2C, 0x00, 0xC8, 0xFF, 0xD9];
         assert_eq!(image_size(&huffman_only), None);
         assert_eq!(image_size(b"GIF89a...."), None);
+        // Thousands of empty segments before the frame header are given up on, not walked.
+        let mut padded = vec![0xFF, 0xD8];
+        for _ in 0..5000 {
+            padded.extend_from_slice(&[0xFF, 0xE1, 0x00, 0x02]);
+        }
+        padded.extend_from_slice(&jpeg[8..]);
+        assert_eq!(image_size(&padded), None);
+        assert_eq!(image_size(&padded[..2 + 4 * 100]), None);
+        let mut few = jpeg[..2].to_vec();
+        few.extend_from_slice(&padded[2..2 + 4 * 100]);
+        few.extend_from_slice(&jpeg[8..]);
+        assert_eq!(image_size(&few), Some((200, 300)));
     }
 
     #[test]

@@ -63,7 +63,7 @@ impl fmt::Debug for ChangeId {
 /// An imported model, named by the BLAKE3 hash of its asset bundle, with the size its author
 /// declared. Budgets count the declared figures; a peer that fetches the model refuses to show
 /// it when the real figures are larger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ModelRef {
     /// BLAKE3 of the bundle (the manifest blob that lists the model's files).
     pub hash: [u8; 32],
@@ -71,7 +71,14 @@ pub struct ModelRef {
     pub bytes: u64,
     /// Triangles the model draws.
     pub triangles: u32,
+    /// The smallest corner of the box around the model, in its own metres.
+    pub min: [f32; 3],
+    /// The largest corner of that box.
+    pub max: [f32; 3],
 }
+
+/// The largest a model may be along any axis before scaling, in metres.
+pub const MAX_MODEL_EXTENT: f32 = 256.0;
 
 /// What an object is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -105,6 +112,26 @@ pub fn primitive_triangles(shape: Shape) -> u64 {
 }
 
 impl Object {
+    /// The smallest and largest corners of the axis-aligned box around the placed object: a
+    /// primitive is a unit shape around its placement's point, a model its declared box scaled
+    /// and turned about its own origin at that point.
+    pub fn aabb(&self) -> (Vec3, Vec3) {
+        let (low, high) = match self.kind {
+            ObjectKind::Primitive(_) => (Vec3::splat(-0.5), Vec3::splat(0.5)),
+            ObjectKind::Model(model) => (Vec3::from(model.min), Vec3::from(model.max)),
+        };
+        let placement = &self.placement;
+        (0..8)
+            .map(|corner| {
+                let pick = |bit: u32, axis: usize| if corner & bit == 0 { low[axis] } else { high[axis] };
+                let local = Vec3::new(pick(1, 0), pick(2, 1), pick(4, 2)) * placement.scale;
+                placement.translation + placement.rotation * local
+            })
+            .fold((Vec3::splat(f32::MAX), Vec3::splat(f32::MIN)), |(low, high), corner| {
+                (low.min(corner), high.max(corner))
+            })
+    }
+
     /// Triangles this object draws.
     pub fn triangles(&self) -> u64 {
         match self.kind {
@@ -323,12 +350,24 @@ impl SignedChange {
     }
 }
 
-/// Checks the shape of an object: finite numbers, a real rotation, a real size.
-fn check_placement(placement: &Placement) -> Result<(), Rejection> {
-    let Placement { translation, rotation, scale } = *placement;
+/// Checks the shape of an object: finite numbers, a real rotation, a real size, and for a model
+/// a real box no larger than [`MAX_MODEL_EXTENT`].
+fn check_object(object: &Object) -> Result<(), Rejection> {
+    let Placement { translation, rotation, scale } = object.placement;
     let finite = translation.is_finite() && rotation.is_finite() && scale.is_finite();
     if !finite || (rotation.length() - 1.0).abs() > 1e-3 || scale.min_element() <= 0.0 {
         return Err(Rejection::BadPlacement);
+    }
+    if let ObjectKind::Model(model) = object.kind {
+        let (low, high) = (Vec3::from(model.min), Vec3::from(model.max));
+        let extent = high - low;
+        if !low.is_finite()
+            || !high.is_finite()
+            || extent.min_element() < 0.0
+            || extent.max_element() > MAX_MODEL_EXTENT
+        {
+            return Err(Rejection::BadPlacement);
+        }
     }
     Ok(())
 }
@@ -350,16 +389,34 @@ pub struct Verifier {
 
 impl Verifier {
     /// Decodes `bytes` and checks the signature and the change's own well-formedness.
+    ///
+    /// The bytes must be the canonical encoding of the change (what [`SignedChange::to_bytes`]
+    /// gives), so that a change has one id and every peer passes on bytes that verify.
     pub fn verify(&mut self, bytes: &[u8]) -> Result<Verified, Rejection> {
         let signed = SignedChange::decode(bytes)?;
-        self.verify_signed(signed)
+        let canonical = signed.to_bytes();
+        if canonical != bytes {
+            return Err(Rejection::Malformed);
+        }
+        // The change's bytes are the encoding's start; the signature (a length and 64 bytes)
+        // its end.
+        let mut message = Vec::with_capacity(SIGNING_CONTEXT.len() + bytes.len());
+        message.extend_from_slice(SIGNING_CONTEXT);
+        message.extend_from_slice(&bytes[..bytes.len() - 65]);
+        self.check_signature(&signed, &message)?;
+        Ok(Verified { signed, id: ChangeId(*blake3::hash(bytes).as_bytes()) })
     }
 
     /// Checks the signature and well-formedness of a decoded change.
     pub fn verify_signed(&mut self, signed: SignedChange) -> Result<Verified, Rejection> {
+        self.check_signature(&signed, &signed.change.signing_bytes())?;
+        Ok(Verified { signed, id: signed.id() })
+    }
+
+    fn check_signature(&mut self, signed: &SignedChange, message: &[u8]) -> Result<(), Rejection> {
         let change = signed.change;
         if let Op::Put { object, .. } = &change.op {
-            check_placement(&object.placement)?;
+            check_object(object)?;
         }
         let author = change.author;
         let key = match self.keys.get(&author) {
@@ -375,8 +432,7 @@ impl Verifier {
             }
         };
         let signature = ed25519_dalek::Signature::from_bytes(&signed.signature);
-        key.verify_strict(&change.signing_bytes(), &signature).map_err(|_| Rejection::BadSignature)?;
-        Ok(Verified { signed, id: signed.id() })
+        key.verify_strict(message, &signature).map_err(|_| Rejection::BadSignature)
     }
 }
 
@@ -410,7 +466,7 @@ impl ParcelState {
     fn apply(&mut self, parcel: ParcelCoord, op: &Op) -> Result<(), Rejection> {
         match *op {
             Op::Put { id, object, .. } => {
-                let (low, high) = object.placement.aabb();
+                let (low, high) = object.aabb();
                 let bounds = parcel.bounds();
                 let inside = |point: Vec2| point.cmpge(bounds.min).all() && point.cmple(bounds.max).all();
                 if !inside(Vec2::new(low.x, low.z)) || !inside(Vec2::new(high.x, high.z)) {
@@ -694,7 +750,7 @@ impl World {
         let parcel = op.parcel();
         let mut state = self.parcel(parcel);
         if let Op::Put { object, .. } = op {
-            check_placement(&object.placement)?;
+            check_object(object)?;
         }
         match op {
             Op::Claim { parcel } => {

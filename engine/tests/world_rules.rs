@@ -182,12 +182,24 @@ fn budgets_and_borders_hold() {
 
     // A model that declares more triangles than the parcel allows.
     let heavy = Object {
-        kind: ObjectKind::Model(ModelRef { hash: [7; 32], bytes: 1000, triangles: 20_000 }),
+        kind: ObjectKind::Model(ModelRef {
+            hash: [7; 32],
+            bytes: 1000,
+            triangles: 20_000,
+            min: [-0.5; 3],
+            max: [0.5; 3],
+        }),
         ..block(parcel, Vec3::ZERO)
     };
     assert!(matches!(world.check(ada.key, &put(parcel, 0, 5, heavy)), Err(Rejection::TooManyTriangles { .. })));
     let huge = Object {
-        kind: ObjectKind::Model(ModelRef { hash: [7; 32], bytes: budget::BYTES + 1, triangles: 10 }),
+        kind: ObjectKind::Model(ModelRef {
+            hash: [7; 32],
+            bytes: budget::BYTES + 1,
+            triangles: 10,
+            min: [-0.5; 3],
+            max: [0.5; 3],
+        }),
         ..block(parcel, Vec3::ZERO)
     };
     assert!(matches!(world.check(ada.key, &put(parcel, 0, 5, huge)), Err(Rejection::TooManyBytes { .. })));

@@ -135,10 +135,14 @@ impl AssetStore {
         }
         let manifest = postcard::to_allocvec(&bundle).map_err(|error| AssetError::Store(error.to_string()))?;
         let tag = self.store.add_bytes(manifest).await.map_err(|error| AssetError::Store(error.to_string()))?;
+        let (min, max) =
+            summary.bounds.ok_or_else(|| AssetError::Model("the model declares no bounds for its meshes".into()))?;
         let model = ModelRef {
             hash: *tag.hash.as_bytes(),
             bytes: bundle.total_size(),
             triangles: u32::try_from(summary.triangles).unwrap_or(u32::MAX),
+            min,
+            max,
         };
         Ok((model, summary))
     }
@@ -166,11 +170,6 @@ impl AssetStore {
         let bundle = self.bundle(bundle_hash).await?;
         let file = bundle.file(name)?;
         self.complete_bytes(file.hash, file.size).await
-    }
-
-    /// Whether a whole bundle is here and has passed its checks.
-    pub async fn has_model(&self, hash: [u8; 32]) -> bool {
-        self.checked_model(hash).await.is_ok()
     }
 
     /// Reads a whole bundle held here and checks the model.

@@ -340,7 +340,12 @@ pub enum Event {
         total: u64,
     },
     /// A model is here, checked, and can be loaded.
-    AssetReady([u8; 32]),
+    AssetReady {
+        /// The model.
+        hash: [u8; 32],
+        /// What the checks found.
+        summary: ModelSummary,
+    },
     /// A model could not be had or failed its checks; show a placeholder.
     AssetFailed {
         /// The model (all zeros for an import that failed).
@@ -610,7 +615,8 @@ struct Node {
     /// Peers we have compared the world with since we started.
     synced_with: HashSet<iroh::PublicKey>,
     last_anti_entropy: Instant,
-    fetching: HashSet<[u8; 32]>,
+    /// Models being fetched now.
+    fetching: Arc<Mutex<HashSet<[u8; 32]>>>,
     /// Held while the node runs: the data directory is ours.
     _lock: std::fs::File,
 }
@@ -763,7 +769,7 @@ impl Node {
             sync_rx,
             synced_with: HashSet::new(),
             last_anti_entropy: Instant::now(),
-            fetching: HashSet::new(),
+            fetching: Arc::new(Mutex::new(HashSet::new())),
             _lock: lock,
         };
         node.emit(Event::Started { id: me_key, ticket, profile: node.profile.clone(), world: replica, assets }).await;
@@ -792,9 +798,11 @@ impl Node {
                 },
                 Some(internal) = self.internal_rx.recv() => self.internal(internal).await,
                 Some(report) = self.sync_rx.recv() => {
-                    if !report.parcels.is_empty() {
-                        self.emit(Event::WorldChanged(report.parcels)).await;
+                    // A sync another peer asked of us.
+                    if let Some(peer) = report.peer {
+                        self.synced_with.insert(peer);
                     }
+                    self.synced(report).await;
                 }
                 Some(found) = next_discovery(&mut mdns) => self.discovered(found).await,
                 _ = tick.tick() => self.tick().await,
@@ -875,7 +883,8 @@ impl Node {
 
     /// Fetches a model from the hinted peer and whoever is near, unless it is here already.
     fn fetch(&mut self, model: ModelRef, hint: Option<PublicKey>) {
-        if !self.fetching.insert(model.hash) {
+        let fetching = self.fetching.clone();
+        if !fetching.lock().is_ok_and(|mut set| set.insert(model.hash)) {
             return;
         }
         let mut providers: Vec<iroh::PublicKey> =
@@ -890,8 +899,9 @@ impl Node {
         let (assets, endpoint, events) = (self.assets.clone(), self.endpoint.clone(), self.events.clone());
         tokio::spawn(async move {
             let hash = model.hash;
-            if assets.has_model(hash).await {
-                let _ = events.send(Event::AssetReady(hash)).await;
+            if let Ok((_, summary)) = assets.checked_model(hash).await {
+                fetching.lock().map(|mut set| set.remove(&hash)).ok();
+                let _ = events.send(Event::AssetReady { hash, summary }).await;
                 return;
             }
             let progress_events = events.clone();
@@ -908,9 +918,14 @@ impl Node {
                         summary.triangles, model.triangles
                     ),
                 },
-                Ok(_) => Event::AssetReady(hash),
+                Ok(summary) if !fits_within(summary.bounds, model.min, model.max) => {
+                    Event::AssetFailed { hash, reason: "it is larger than its placer declared".to_owned() }
+                }
+                Ok(summary) => Event::AssetReady { hash, summary },
                 Err(error) => Event::AssetFailed { hash, reason: error.to_string() },
             };
+            // Done, either way: a later request may try again.
+            fetching.lock().map(|mut set| set.remove(&hash)).ok();
             let _ = events.send(event).await;
         });
     }
@@ -932,6 +947,16 @@ impl Node {
             .await;
             let _ = internal.send(Internal::Synced { peer, result }).await;
         });
+    }
+
+    async fn synced(&mut self, report: SyncReport) {
+        if !report.parcels.is_empty() {
+            self.emit(Event::WorldChanged(report.parcels)).await;
+        }
+        if let Some(peer) = report.peer.and_then(|peer| PublicKey::from_bytes(*peer.as_bytes()).ok()) {
+            let (received, sent) = (report.received, report.sent);
+            self.emit(Event::Synced { peer, received, sent }).await;
+        }
     }
 
     fn city(&self) -> Option<&Subscription> {
@@ -1112,8 +1137,10 @@ impl Node {
             Internal::World(message) => self.heard_in_world(message).await,
             Internal::Region(region, message) => self.heard_in_region(region, message).await,
             Internal::Neighbour { region, peer, up } => {
-                // A new neighbour in the city: compare worlds (once per peer while we run).
-                if up && region == Some(RegionId::City) && !self.synced_with.contains(&peer) {
+                // A new neighbour in the city: compare worlds, once per pair while we run. Both
+                // sides see the neighbour arrive; the one with the smaller id asks, so that the
+                // changes cross once, not twice at the same time.
+                if up && region == Some(RegionId::City) && !self.synced_with.contains(&peer) && self.me < peer {
                     self.sync(peer);
                 }
                 if let Some(subscription) = self.regions.iter_mut().find(|sub| Some(sub.region) == region) {
@@ -1191,15 +1218,7 @@ impl Node {
                 }
             }
             Internal::Synced { peer, result } => match result {
-                Ok(report) => {
-                    if !report.parcels.is_empty() {
-                        self.emit(Event::WorldChanged(report.parcels)).await;
-                    }
-                    if let Ok(peer) = PublicKey::from_bytes(*peer.as_bytes()) {
-                        let (received, sent) = (report.received, report.sent);
-                        self.emit(Event::Synced { peer, received, sent }).await;
-                    }
-                }
+                Ok(report) => self.synced(SyncReport { peer: Some(peer), ..report }).await,
                 // Not reachable now (or not a Sanctuary peer): may be tried again when next met.
                 Err(_) => {
                     self.synced_with.remove(&peer);
@@ -1395,6 +1414,12 @@ async fn next_discovery(stream: &mut Option<impl Stream<Item = DiscoveryEvent> +
         Some(stream) => stream.next().await,
         None => std::future::pending().await,
     }
+}
+
+/// Whether a model's real bounds lie within the box its placer declared (to a millimetre).
+fn fits_within(bounds: Option<([f32; 3], [f32; 3])>, min: [f32; 3], max: [f32; 3]) -> bool {
+    let Some((low, high)) = bounds else { return false };
+    (0..3).all(|axis| low[axis] >= min[axis] - 1e-3 && high[axis] <= max[axis] + 1e-3)
 }
 
 /// Joins a gossip topic and starts the task that checks what arrives on it.

@@ -359,6 +359,8 @@ async fn take_changes(replica: &SharedReplica, changes: Vec<Vec<u8>>, report: &m
 /// What one sync did.
 #[derive(Debug, Clone, Default)]
 pub struct SyncReport {
+    /// The other side (set for syncs we answered).
+    pub peer: Option<iroh::PublicKey>,
     /// Changes we took that we did not hold.
     pub received: usize,
     /// Changes we sent the other side.
@@ -489,12 +491,12 @@ pub struct SyncProtocol {
 
 impl ProtocolHandler for SyncProtocol {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        let peer = connection.remote_id();
         while let Ok((send, recv)) = connection.accept_bi().await {
             match answer(&self.replica, send, recv).await {
-                Ok(report) if report.received > 0 => {
-                    let _ = self.arrivals.send(report).await;
+                Ok(report) => {
+                    let _ = self.arrivals.send(SyncReport { peer: Some(peer), ..report }).await;
                 }
-                Ok(_) => {}
                 Err(_) => break,
             }
         }

@@ -127,7 +127,7 @@ impl Peer {
                 Event::BuildRefused { op, reason } => self.refused.push((op, reason)),
                 Event::Synced { peer, received, sent } => self.synced.push((peer, received, sent)),
                 Event::Imported { model, .. } => self.imported.push(model),
-                Event::AssetReady(hash) => self.ready.push(hash),
+                Event::AssetReady { hash, .. } => self.ready.push(hash),
                 Event::AssetFailed { hash, reason } => self.failed.push((hash, reason)),
                 Event::AssetProgress { done, total, .. } => self.progress.push((done, total)),
                 Event::Notice(notice) => self.notices.push(notice),

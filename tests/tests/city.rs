@@ -135,7 +135,7 @@ async fn an_imported_model_travels_by_hash() {
     assert!(texture.starts_with(b"\x89PNG"));
 
     // A model nobody has fails cleanly.
-    let missing = ModelRef { hash: [3; 32], bytes: 10, triangles: 1 };
+    let missing = ModelRef { hash: [3; 32], bytes: 10, triangles: 1, min: [0.0; 3], max: [1.0; 3] };
     bo.handle.send(Command::Fetch { model: missing, hint: Some(ada.id) });
     wait_until(&mut [&mut bo], Duration::from_secs(20), "the missing model fails", |peer| {
         peer.failed.iter().any(|(hash, _)| *hash == missing.hash)

@@ -17,7 +17,12 @@ pub fn run(args: &[String]) -> Result<()> {
             let bench = crate::build_executable("net_bench")?;
             crate::run_command(std::process::Command::new(bench).args(&args[1..]))
         }
-        Some(other) => bail!("unknown benchmark '{other}'; available: frame, net"),
-        None => bail!("name a benchmark: cargo xtask bench frame | net"),
+        Some("world") => {
+            setup::run(Needs::Build)?;
+            let bench = crate::build_executable("world_bench")?;
+            crate::run_command(std::process::Command::new(bench).args(&args[1..]))
+        }
+        Some(other) => bail!("unknown benchmark '{other}'; available: frame, net, world"),
+        None => bail!("name a benchmark: cargo xtask bench frame | net | world"),
     }
 }

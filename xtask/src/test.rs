@@ -39,6 +39,9 @@ pub fn run() -> Result<()> {
     let bench = crate::build_executable("net_bench")?;
     crate::run_command(std::process::Command::new(bench).arg("--smoke"))
         .context("the network benchmark no longer runs: `cargo xtask bench net` shows the error")?;
+    let bench = crate::build_executable("world_bench")?;
+    crate::run_command(std::process::Command::new(bench).arg("--smoke"))
+        .context("the world benchmark no longer runs: `cargo xtask bench world` shows the error")?;
     Ok(())
 }
 
