@@ -17,6 +17,7 @@ pub(crate) fn capture_pointer(
     mouse: Res<ButtonInput<MouseButton>>,
     chat: Option<Res<crate::network::ChatInput>>,
     menu: Option<Res<crate::social::AvatarMenu>>,
+    build: Option<Res<crate::build::BuildMode>>,
     keys: Res<ButtonInput<KeyCode>>,
     mut window: Query<(&Window, &mut CursorOptions), With<PrimaryWindow>>,
     mut lock: ResMut<PointerLock>,
@@ -28,6 +29,17 @@ pub(crate) fn capture_pointer(
     }
     // The chat box and the avatar menu keep the pointer free for clicking.
     if chat.is_some_and(|chat| chat.open) || menu.is_some_and(|menu| menu.0.is_some()) {
+        return;
+    }
+    // Build mode points at the world with a free pointer.
+    if build.is_some_and(|build| build.on) {
+        if lock.locked
+            && let Ok((_, mut cursor)) = window.single_mut()
+        {
+            lock.locked = false;
+            cursor.visible = true;
+            cursor.grab_mode = CursorGrabMode::None;
+        }
         return;
     }
     let Ok((window, mut cursor)) = window.single_mut() else { return };

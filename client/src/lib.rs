@@ -4,6 +4,8 @@
 //! The logic plugins (movement, portals, regions, the crowd) run on a bare `App` in tests; the
 //! presentation plugins (scenery, HUD, pointer capture, screenshots) need a window and a renderer.
 
+mod blobs;
+mod build;
 pub mod cli;
 mod crowd;
 mod cursor;
@@ -23,6 +25,7 @@ use bevy::diagnostic::FrameTimeDiagnosticsPlugin;
 use bevy::prelude::*;
 use bevy::window::{PresentMode, WindowResolution};
 
+pub use build::{BuildMode, CityWorld};
 pub use crowd::drift;
 pub use network::{ChatInput, NetLink, Social};
 pub use player::{MoveIntent, Player, PointerLock};
@@ -65,6 +68,7 @@ pub fn logic_plugin(app: &mut App) {
         world::plugin,
         crowd::plugin,
         network::plugin,
+        build::logic,
     ));
 }
 
@@ -78,12 +82,15 @@ pub fn presentation_plugin(app: &mut App) {
         cursor::plugin,
         screenshot::plugin,
         social::plugin,
+        build::presentation,
     ));
 }
 
 /// The desktop app for the command line `args`, ready to run.
 pub fn desktop_app(args: &cli::Args) -> App {
     let mut app = App::new();
+    // Models are read from the node's blob store; the source must exist before the asset plugin.
+    blobs::register(&mut app);
     let title = format!("Sanctuary — {}", args.region.title());
     app.add_plugins(DefaultPlugins.set(WindowPlugin {
         primary_window: Some(Window {

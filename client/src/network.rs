@@ -55,6 +55,14 @@ impl NetLink {
         self.handle.send(command)
     }
 
+    /// The runtime the node runs on, for work that must run there (reading blobs).
+    pub fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        match &self._runtime {
+            Some(runtime) => Some(runtime.handle().clone()),
+            None => tokio::runtime::Handle::try_current().ok(),
+        }
+    }
+
     /// What the node received and refused.
     pub fn stats(&self) -> StatsSnapshot {
         self.handle.stats()
@@ -172,14 +180,26 @@ fn now_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_micros() as u64).unwrap_or(0)
 }
 
-fn read_node_events(mut link: ResMut<NetLink>, mut social: ResMut<Social>) {
+fn read_node_events(
+    mut link: ResMut<NetLink>,
+    mut social: ResMut<Social>,
+    mut city: ResMut<crate::build::CityWorld>,
+    slot: Option<Res<crate::blobs::BlobSlot>>,
+) {
     // A bounded number per frame, so that a burst never stalls a frame.
     for _ in 0..4096 {
         let Some(event) = link.handle.try_event() else { break };
-        if let Event::Started { id, ticket, .. } = &event {
+        if let Event::Started { id, ticket, assets, .. } = &event {
             // In the terminal too, to copy from there.
+            let home = sanctuary_engine::home_parcel(id);
+            let centre = home.bounds().center();
             println!("you are {id}\nyour ticket: {ticket}");
+            println!("your home parcel: ({}, {}), centre at x {} z {}", home.x, home.z, centre.x, centre.y);
+            if let (Some(slot), Some(runtime)) = (&slot, link.runtime()) {
+                let _ = slot.0.set((assets.clone(), runtime));
+            }
         }
+        city.take(&event);
         handle_event(&mut social, event);
     }
 }
@@ -371,6 +391,14 @@ pub fn submit_chat(link: &NetLink, social: &mut Social, input: &mut ChatInput) {
                 link.send(Command::Join(ticket));
             }
             Err(error) => social.notice(error.to_string()),
+        }
+    } else if let Some(path) = text.strip_prefix("/import") {
+        let path = path.trim();
+        if path.is_empty() {
+            social.notice("usage: /import PATH/TO/MODEL.glb (or .gltf)".into());
+        } else {
+            social.notice(format!("importing {path}…"));
+            link.send(Command::Import(path.into()));
         }
     } else if let Some(name) = text.strip_prefix("/name") {
         let colour = social.profile.as_ref().map_or([120, 200, 255], |profile| profile.colour);

@@ -103,7 +103,7 @@ pub struct ParcelView(pub ParcelCoord);
 
 /// Which city parcels are built now, and around which block.
 #[derive(Resource, Debug, Default)]
-struct CityStreaming {
+pub(crate) struct CityStreaming {
     centre_block: Option<(i32, i32)>,
     built: HashSet<ParcelCoord>,
 }
@@ -187,7 +187,7 @@ pub fn structure_transform(structure: &Structure) -> Transform {
 
 /// Keeps the city built for `city_radius_blocks` around the person: parcels that come into
 /// range are generated, parcels that fall out of range are dropped. The city has no edge.
-fn stream_city(
+pub(crate) fn stream_city(
     mut commands: Commands,
     current: Option<Res<CurrentRegion>>,
     settings: Res<WorldSettings>,

@@ -81,7 +81,7 @@ impl Mesh {
         for index in 0..count as u16 {
             bin.extend_from_slice(&index.to_le_bytes());
         }
-        while bin.len() % 4 != 0 {
+        while !bin.len().is_multiple_of(4) {
             bin.push(0);
         }
         let (mut min, mut max) = ([f32::MAX; 3], [f32::MIN; 3]);
@@ -133,7 +133,7 @@ fn document(views_and_accessors: &str, buffer: &str, material: &str, extra: &str
 /// Packs a JSON document and a binary buffer into a `.glb`.
 pub fn pack_glb(json: &str, bin: &[u8]) -> Vec<u8> {
     let mut json = json.as_bytes().to_vec();
-    while json.len() % 4 != 0 {
+    while !json.len().is_multiple_of(4) {
         json.push(b' ');
     }
     let total = 12 + 8 + json.len() + 8 + bin.len();
