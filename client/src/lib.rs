@@ -30,7 +30,9 @@ pub use crowd::drift;
 pub use network::{ChatInput, NetLink, Social};
 pub use player::{MoveIntent, Player, PointerLock};
 pub use screenshot::{ScreenshotPathError, ScreenshotPlan};
-pub use world::{CurrentRegion, DrifterView, EnterRegion, PortalView, RegionScoped, StructureView, WorldSettings};
+pub use world::{
+    CurrentRegion, DrifterView, EnterRegion, ParcelView, PortalView, RegionScoped, StructureView, WorldSettings,
+};
 
 /// The steps of a frame, in order. Every system of the client goes into one of them; this enum
 /// and [`order_frame`] are the one place that decides what runs before what.

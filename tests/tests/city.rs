@@ -144,3 +144,62 @@ async fn an_imported_model_travels_by_hash() {
     ada.handle.shutdown().await;
     bo.handle.shutdown().await;
 }
+
+/// A second peer's client, headless, draws Ada's built parcel from the changes it synced:
+/// her objects replace the generated city there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_client_draws_a_built_parcel() {
+    use bevy::prelude::{Children, Entity, Transform, With};
+    use sanctuary::{NetLink, ParcelView, Player, StructureView};
+
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let mut ada = Peer::start(in_city(offline_config(dirs[0].path(), "Ada", None))).await;
+    let ada_home = home_parcel(&ada.id);
+    ada.handle.send(Command::Build(Op::Claim { parcel: ada_home }));
+    wait_until(&mut [&mut ada], Duration::from_secs(5), "claimed", |peer| peer.built.len() == 1).await;
+    for id in 0..2 {
+        ada.handle.send(Command::Build(put(ada_home, id, boxed(ada_home, id as f32 * 3.0, 2.0))));
+    }
+    wait_until(&mut [&mut ada], Duration::from_secs(5), "built", |peer| peer.built.len() == 3).await;
+
+    let bo = sanctuary_net::spawn_node(
+        &tokio::runtime::Handle::current(),
+        in_city(offline_config(dirs[1].path(), "Bo", Some(&ada.ticket))),
+    );
+    let mut app = sanctuary::testing::logic_app(RegionId::City);
+    app.insert_resource(NetLink::from_handle(bo));
+    let centre = ada_home.bounds().center();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let built_colour = Rgb::new(255, 80, 20);
+    loop {
+        {
+            let world = app.world_mut();
+            let mut players = world.query_filtered::<&mut Transform, With<Player>>();
+            for mut transform in players.iter_mut(world) {
+                transform.translation = Vec3::new(centre.x, 1.7, centre.y - 7.0);
+            }
+        }
+        app.update();
+        let world = app.world_mut();
+        let mut parcels = world.query::<(&ParcelView, &Children)>();
+        let shown: Vec<Entity> = parcels
+            .iter(world)
+            .filter(|(view, _)| view.0 == ada_home)
+            .flat_map(|(_, children)| children.iter().copied().collect::<Vec<_>>())
+            .collect();
+        let ours = shown
+            .iter()
+            .filter(|child| world.get::<StructureView>(**child).is_some_and(|view| view.0.colour == built_colour))
+            .count();
+        if ours == 2 && shown.len() == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Bo's client shows {ours} of Ada's 2 objects among {} children",
+            shown.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ada.handle.shutdown().await;
+}
