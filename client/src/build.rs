@@ -315,8 +315,8 @@ fn show_built_parcels(
         });
         if let Some(link) = &link {
             for model in fetch {
-                if !world.models.contains_key(&model.hash) {
-                    world.models.insert(model.hash, ModelState::Fetching { done: 0, total: model.bytes });
+                if let std::collections::hash_map::Entry::Vacant(entry) = world.models.entry(model.hash) {
+                    entry.insert(ModelState::Fetching { done: 0, total: model.bytes });
                     link.send(Command::Fetch { model, hint: state.owner() });
                 }
             }

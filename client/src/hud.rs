@@ -24,7 +24,7 @@ W A S D / arrows  walk and turn
 Space / E  float up     C / Q  float down
 Shift  faster           mouse  look (click to capture, Esc releases)
 Enter  chat    click someone  message them    F3  copy your ticket
-Walk into a ring to travel     F1  hide this help";
+Walk into a ring to travel     B  build (in the city)     F1  hide this help";
 
 #[derive(Component, Debug)]
 struct StatusText;

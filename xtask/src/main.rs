@@ -16,7 +16,19 @@ Commands:
   test             run every test CI runs, rendering tests included
   bench frame      median CPU frame time with 100, 1,000 and 10,000 animated avatars (headless)
   bench net        pose bytes, gossip delivery p50/p95 with 8 and 32 peers, CPU to take in 1,000 avatars
+  bench world      64 MiB blob vs TCP, a late joiner on 100,000 changes, changes verified per second
+  soak [KILLS]     kill -9 the world store's writer KILLS times (default 200); no acknowledged change lost
 ";
+
+/// The crash test at soak length: `kill -9` the writer `kills` times.
+fn soak(kills: Option<&str>) -> anyhow::Result<()> {
+    let kills: u32 = kills.unwrap_or("200").parse().map_err(|_| anyhow::anyhow!("soak takes a number of kills"))?;
+    run_command(
+        cargo()
+            .args(["test", "--workspace", "--test", "crash", "--", "--nocapture"])
+            .env("SANCTUARY_CRASH_KILLS", kills.to_string()),
+    )
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,6 +37,7 @@ fn main() -> ExitCode {
         Some("run") => run::run(&args[1..]),
         Some("test") => test::run(),
         Some("bench") => bench::run(&args[1..]),
+        Some("soak") => soak(args.get(1).map(String::as_str)),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())
