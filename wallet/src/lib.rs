@@ -1,9 +1,15 @@
-//! Sanctuary's self-custodial Bitcoin wallet on bdk. This first part decides which Bitcoin
-//! network a wallet uses: signet unless the person chooses otherwise, and mainnet only when they
-//! say so explicitly. Keys, sync and payments join in their own release (see ARCHITECTURE.md).
+//! Sanctuary's self-custodial Bitcoin wallet on bdk. So far: which Bitcoin network a wallet uses
+//! (signet unless the person chooses otherwise, mainnet only when they say so explicitly), and
+//! the seed: a BIP39 mnemonic with an optional passphrase, sealed at rest with Argon2id and
+//! XChaCha20-Poly1305, giving BIP84 descriptors ([`Seed`], [`SealedSeed`]). Sync, payments and
+//! trade join in their own steps (see ARCHITECTURE.md).
+
+mod seed;
 
 use std::fmt;
 use std::str::FromStr;
+
+pub use seed::{SealedSeed, Seed, SeedError};
 
 pub use bdk_wallet::bitcoin::Network;
 
