@@ -25,7 +25,6 @@ pub use region::{RegionId, RoomKind, UnknownRegion};
 pub use rng::LayoutRng;
 pub use structure::{Placement, Rgb, Shape, Structure, Surface};
 pub use world::{
-    Change, ChangeId, ChangeSet, Inserted, MAX_CHANGE_BYTES, MAX_MODEL_EXTENT, ModelRef, Object, ObjectId, ObjectKind,
-    Op, ParcelState, Rejection, SignedChange, Verified, Verifier, World, budget, primitive_triangles, snapped,
-    tidy_rotation,
+    Change, ChangeId, Inserted, MAX_CHANGE_BYTES, MAX_MODEL_EXTENT, ModelRef, Object, ObjectId, ObjectKind, Op,
+    ParcelState, Rejection, SignedChange, Verified, Verifier, World, budget, primitive_triangles,
 };

@@ -19,10 +19,10 @@
 //! that hold the same set hold byte-identical state, whatever order the changes came in, with
 //! duplicates, after drops healed by sync. [`World::state_hash`] proves it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use glam::{Quat, Vec2, Vec3};
+use glam::{Vec2, Vec3};
 use serde::{Deserialize, Serialize};
 
 use crate::city::{ParcelCoord, claim_rank, home_parcel};
@@ -805,29 +805,3 @@ impl World {
         *blake3::hash(&self.state_bytes()).as_bytes()
     }
 }
-
-/// The unit rotation nearest to `rotation`, for building tools that accumulate turns.
-pub fn tidy_rotation(rotation: Quat) -> Quat {
-    let normalised = rotation.normalize();
-    if normalised.is_finite() { normalised } else { Quat::IDENTITY }
-}
-
-/// A placement snapped to a grid of `step` metres and to whole `angle_step` radians of yaw.
-pub fn snapped(placement: Placement, step: f32, angle_step: f32) -> Placement {
-    let snap = |value: f32| (value / step).round() * step;
-    let (axis, angle) = placement.rotation.to_axis_angle();
-    let yaw = if axis.y < 0.0 { -angle } else { angle };
-    let yaw = (yaw / angle_step).round() * angle_step;
-    Placement {
-        translation: Vec3::new(
-            snap(placement.translation.x),
-            snap(placement.translation.y),
-            snap(placement.translation.z),
-        ),
-        rotation: Quat::from_rotation_y(yaw),
-        scale: placement.scale.map(|size| snap(size).max(step)),
-    }
-}
-
-/// The set of change ids, as sync exchanges them.
-pub type ChangeSet = BTreeSet<ChangeId>;

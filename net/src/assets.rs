@@ -91,6 +91,12 @@ impl AssetStore {
         Ok(Self { store })
     }
 
+    /// A downloader that fetches into this store over `endpoint`; keep one and reuse it (it
+    /// pools its connections).
+    pub fn downloader(&self, endpoint: &Endpoint) -> Downloader {
+        Downloader::new(&self.store, endpoint)
+    }
+
     /// The iroh-blobs store, for the router and the downloader.
     pub fn store(&self) -> &FsStore {
         &self.store
@@ -200,7 +206,7 @@ impl AssetStore {
     /// and the total, then checks it. Parts already here are not fetched again.
     pub async fn fetch(
         &self,
-        endpoint: &Endpoint,
+        downloader: &Downloader,
         hash: [u8; 32],
         providers: Vec<iroh::PublicKey>,
         mut progress: impl FnMut(u64, u64) + Send,
@@ -208,8 +214,7 @@ impl AssetStore {
         if providers.is_empty() {
             return Err(AssetError::Unavailable("nobody who might have it is around".into()));
         }
-        let downloader = Downloader::new(&self.store, endpoint);
-        download(&downloader, Hash::from_bytes(hash), providers.clone(), &mut |_| {}).await?;
+        download(downloader, Hash::from_bytes(hash), providers.clone(), &mut |_| {}).await?;
         let bundle = self.bundle(hash).await.ok_or_else(|| AssetError::Model("its manifest is damaged".into()))?;
         let total = bundle.total_size();
         if total > model_limits().max_bytes {
@@ -222,7 +227,7 @@ impl AssetStore {
         let mut done = 0;
         for file in &bundle.files {
             let before = done;
-            download(&downloader, Hash::from_bytes(file.hash), providers.clone(), &mut |bytes| {
+            download(downloader, Hash::from_bytes(file.hash), providers.clone(), &mut |bytes| {
                 progress(before + bytes.min(file.size), total)
             })
             .await?;

@@ -212,8 +212,6 @@ pub enum Command {
         /// A peer likely to have it.
         hint: Option<PublicKey>,
     },
-    /// Compare the world with this peer now.
-    Sync(PublicKey),
     /// Leave every region, say goodbye and stop.
     Shutdown,
 }
@@ -611,6 +609,8 @@ struct Node {
     ticket: String,
     replica: SharedReplica,
     assets: AssetStore,
+    /// Fetches models into `assets`, pooling its connections across fetches.
+    downloader: iroh_blobs::api::downloader::Downloader,
     sync_rx: mpsc::Receiver<SyncReport>,
     /// Peers we have compared the world with since we started.
     synced_with: HashSet<iroh::PublicKey>,
@@ -733,6 +733,7 @@ impl Node {
         }
         let ticket = EndpointTicket::new(endpoint.addr()).to_string();
         let long_ago = Instant::now().checked_sub(Duration::from_secs(60)).unwrap_or_else(Instant::now);
+        let downloader = assets.downloader(&endpoint);
         let mut node = Node {
             secret,
             me,
@@ -765,6 +766,7 @@ impl Node {
             last_status_check: long_ago,
             ticket: ticket.clone(),
             replica: replica.clone(),
+            downloader,
             assets: assets.clone(),
             sync_rx,
             synced_with: HashSet::new(),
@@ -850,11 +852,6 @@ impl Node {
             Command::Build(op) => self.build(op),
             Command::Import(path) => self.import(path),
             Command::Fetch { model, hint } => self.fetch(model, hint),
-            Command::Sync(peer) => {
-                if let Ok(peer) = iroh::PublicKey::from_bytes(peer.as_bytes()) {
-                    self.sync(peer);
-                }
-            }
             Command::Shutdown => {}
         }
     }
@@ -896,7 +893,7 @@ impl Node {
         let mut seen = HashSet::new();
         providers.retain(|peer| *peer != self.me && seen.insert(*peer));
         providers.truncate(MAX_PROVIDERS);
-        let (assets, endpoint, events) = (self.assets.clone(), self.endpoint.clone(), self.events.clone());
+        let (assets, downloader, events) = (self.assets.clone(), self.downloader.clone(), self.events.clone());
         tokio::spawn(async move {
             let hash = model.hash;
             if let Ok((_, summary)) = assets.checked_model(hash).await {
@@ -906,7 +903,7 @@ impl Node {
             }
             let progress_events = events.clone();
             let result = assets
-                .fetch(&endpoint, hash, providers, move |done, total| {
+                .fetch(&downloader, hash, providers, move |done, total| {
                     let _ = progress_events.try_send(Event::AssetProgress { hash, done, total });
                 })
                 .await;

@@ -46,8 +46,8 @@ fn checksum(bytes: &[u8]) -> [u8; 8] {
 
 impl WorldLog {
     /// Opens (or creates) the log at `path` and reads back every intact record. A torn tail is
-    /// cut off; the records before it are kept.
-    pub fn open(path: &Path) -> io::Result<(Self, Vec<Vec<u8>>, OpenReport)> {
+    /// cut off; the records before it are kept. Returns the log, the records and the bytes cut.
+    pub fn open(path: &Path) -> io::Result<(Self, Vec<Vec<u8>>, u64)> {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
@@ -74,7 +74,7 @@ impl WorldLog {
             file.sync_all()?;
             file.seek(SeekFrom::End(0))?;
         }
-        Ok((Self { path: path.to_owned(), file }, records, OpenReport { records: 0, cut_bytes: cut }))
+        Ok((Self { path: path.to_owned(), file }, records, cut))
     }
 
     /// Appends changes and syncs them to disk: when this returns `Ok`, they survive a crash.
@@ -135,7 +135,7 @@ impl Replica {
     /// Opens the replica kept under `data_dir`. Changes read back from our own log were
     /// verified before they were written; their checksums guard against damage.
     pub fn open(data_dir: &Path) -> io::Result<(Self, OpenReport)> {
-        let (log, records, mut report) = WorldLog::open(&data_dir.join("world").join("changes.log"))?;
+        let (log, records, cut_bytes) = WorldLog::open(&data_dir.join("world").join("changes.log"))?;
         let mut world = World::new();
         for bytes in &records {
             // A record that no longer decodes (written by another version) is skipped, not fatal.
@@ -143,8 +143,7 @@ impl Replica {
                 let _ = world.insert(Verified { signed, id: signed.id() });
             }
         }
-        report.records = records.len();
-        Ok((Self { world, log }, report))
+        Ok((Self { world, log }, OpenReport { records: records.len(), cut_bytes }))
     }
 
     /// The world.
@@ -268,6 +267,19 @@ impl SharedReplica {
         let chunk = changes.len().div_ceil(threads).max(1);
         let mut refused = 0;
         let mut verified = Vec::with_capacity(changes.len());
+        if threads == 1 || changes.len() < 64 {
+            // A change or a few from gossip: not worth starting threads for.
+            let mut verifier = Verifier::default();
+            for bytes in changes {
+                match verifier.verify(bytes) {
+                    Ok(change) => verified.push(change),
+                    Err(_) => refused += 1,
+                }
+            }
+            let mut applied = self.lock().apply_verified(verified)?;
+            applied.refused += refused;
+            return Ok(applied);
+        }
         std::thread::scope(|scope| {
             let workers: Vec<_> = changes
                 .chunks(chunk)
