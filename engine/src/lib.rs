@@ -8,6 +8,7 @@ mod model;
 mod region;
 mod rng;
 mod structure;
+pub mod trade;
 mod world;
 
 pub use city::{

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::city::{ParcelCoord, claim_rank, home_parcel};
 use crate::identity::PublicKey;
 use crate::structure::{Placement, Rgb, Shape};
+use crate::trade::{Claim, Listing, ListingError, ListingView, TxId};
 
 /// What one parcel may hold. Decentraland's per-parcel caps are the reference.
 pub mod budget {
@@ -189,22 +190,56 @@ pub enum Op {
         /// The object's number.
         id: ObjectId,
     },
+    /// Offers an item for sale (see [`crate::trade`]); `parcel` is where its stall stands.
+    List {
+        /// The parcel of the stall.
+        parcel: ParcelCoord,
+        /// What is offered, for how much, paid where.
+        listing: Listing,
+    },
+    /// The seller withdraws a listing: payments confirmed above `at_height` are owed refunds.
+    Withdraw {
+        /// The listing's parcel.
+        parcel: ParcelCoord,
+        /// The listing.
+        listing: ChangeId,
+        /// The seller's chain tip when withdrawing.
+        at_height: u32,
+    },
+    /// A buyer claims the item: `txid` paid for it, committing to the listing and the buyer.
+    Buy {
+        /// The listing's parcel.
+        parcel: ParcelCoord,
+        /// The listing.
+        listing: ChangeId,
+        /// The payment.
+        txid: TxId,
+    },
 }
 
 impl Op {
     /// The parcel the change touches.
     pub fn parcel(&self) -> ParcelCoord {
         match *self {
-            Op::Claim { parcel } | Op::Transfer { parcel, .. } | Op::Put { parcel, .. } | Op::Remove { parcel, .. } => {
-                parcel
-            }
+            Op::Claim { parcel }
+            | Op::Transfer { parcel, .. }
+            | Op::Put { parcel, .. }
+            | Op::Remove { parcel, .. }
+            | Op::List { parcel, .. }
+            | Op::Withdraw { parcel, .. }
+            | Op::Buy { parcel, .. } => parcel,
         }
+    }
+
+    /// Whether the change is a trade record rather than an edit of the parcel.
+    pub fn is_trade(&self) -> bool {
+        matches!(self, Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. })
     }
 
     /// The ownership epoch the change is made in (claims make epoch 0).
     fn epoch(&self) -> u32 {
         match *self {
-            Op::Claim { .. } => 0,
+            Op::Claim { .. } | Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } => 0,
             Op::Transfer { epoch, .. } | Op::Put { epoch, .. } | Op::Remove { epoch, .. } => epoch,
         }
     }
@@ -305,6 +340,12 @@ pub enum Rejection {
     /// Removing an object that is not there.
     #[error("there is no such object")]
     NoSuchObject,
+    /// A listing that is not well formed.
+    #[error("{0}")]
+    BadListing(#[from] ListingError),
+    /// A withdrawal by someone other than the seller.
+    #[error("only the seller can withdraw a listing")]
+    NotSeller,
 }
 
 impl Change {
@@ -418,6 +459,9 @@ impl Verifier {
         if let Op::Put { object, .. } = &change.op {
             check_object(object)?;
         }
+        if let Op::List { listing, .. } = &change.op {
+            listing.check()?;
+        }
         let author = change.author;
         let key = match self.keys.get(&author) {
             Some(key) => *key,
@@ -498,7 +542,7 @@ impl ParcelState {
                 self.bytes -= object.bytes();
                 Ok(())
             }
-            Op::Claim { .. } | Op::Transfer { .. } => Ok(()),
+            Op::Claim { .. } | Op::Transfer { .. } | Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } => Ok(()),
         }
     }
 }
@@ -631,6 +675,8 @@ pub enum Inserted {
 pub struct World {
     parcels: BTreeMap<ParcelCoord, ParcelLog>,
     held: HashMap<ChangeId, SignedChange>,
+    /// Trade records (listings, withdrawals, claims), apart from the parcels' edits.
+    trade: BTreeMap<ChangeId, Change>,
     verifier: Verifier,
 }
 
@@ -674,6 +720,17 @@ impl World {
         }
         let change = signed.change;
         let parcel = change.op.parcel();
+        if change.op.is_trade() {
+            if let Op::Withdraw { listing, .. } = change.op
+                && let Some(listed) = self.trade.get(&listing)
+                && (listed.author != change.author || !matches!(listed.op, Op::List { .. }))
+            {
+                return Err(Rejection::NotSeller);
+            }
+            self.trade.insert(id, change);
+            self.held.insert(id, signed);
+            return Ok(Inserted::New);
+        }
         if let Op::Claim { parcel } = change.op {
             let home = home_parcel(&change.author);
             if home != parcel {
@@ -686,6 +743,8 @@ impl World {
         }
         let key: OrderKey = (change.op.epoch(), change.seq, id);
         match change.op {
+            // Trade records were taken above.
+            Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } => {}
             Op::Claim { .. } => {
                 log.claims.insert(claim_rank(&change.author, parcel), (change.author, id));
                 log.chain_dirty = true;
@@ -753,6 +812,12 @@ impl World {
             check_object(object)?;
         }
         match op {
+            Op::List { listing, .. } => Ok(listing.check()?),
+            Op::Withdraw { listing, .. } => match self.trade.get(listing) {
+                Some(listed) if listed.author == author && matches!(listed.op, Op::List { .. }) => Ok(()),
+                _ => Err(Rejection::NotSeller),
+            },
+            Op::Buy { .. } => Ok(()),
             Op::Claim { parcel } => {
                 let home = home_parcel(&author);
                 if home != *parcel {
@@ -797,7 +862,45 @@ impl World {
             let entry = (parcel, &log.state.owners, &log.state.objects);
             bytes.extend(postcard::to_allocvec(&entry).unwrap_or_default());
         }
+        // Trade records are a set: their ids in order (the sale itself depends on the chain).
+        for id in self.trade.keys() {
+            bytes.extend_from_slice(&id.0);
+        }
         bytes
+    }
+
+    /// Every listing held, with its seller's withdrawals and the buyers' claims, in id order.
+    /// Withdrawals by anyone but the seller and claims for unknown listings are left out.
+    pub fn listings(&self) -> Vec<ListingView> {
+        let mut views: BTreeMap<ChangeId, ListingView> = BTreeMap::new();
+        for (id, change) in &self.trade {
+            if let Op::List { listing, .. } = change.op {
+                let view =
+                    ListingView { id: *id, seller: change.author, listing, withdrawn_at: None, claims: Vec::new() };
+                views.insert(*id, view);
+            }
+        }
+        // Claims in a deterministic order: by the author's sequence, then change id.
+        let mut records: Vec<(&ChangeId, &Change)> = self.trade.iter().collect();
+        records.sort_by_key(|(id, change)| (change.seq, **id));
+        for (_, change) in records {
+            match change.op {
+                Op::Withdraw { listing, at_height, .. } => {
+                    if let Some(view) = views.get_mut(&listing)
+                        && view.seller == change.author
+                    {
+                        view.withdrawn_at = Some(view.withdrawn_at.map_or(at_height, |at| at.min(at_height)));
+                    }
+                }
+                Op::Buy { listing, txid, .. } => {
+                    if let Some(view) = views.get_mut(&listing) {
+                        view.claims.push(Claim { buyer: change.author, txid });
+                    }
+                }
+                _ => {}
+            }
+        }
+        views.into_values().collect()
     }
 
     /// BLAKE3 of [`World::state_bytes`].
