@@ -114,6 +114,9 @@ impl CityWorld {
                     Op::Transfer { .. } => "parcel handed on",
                     Op::Put { .. } => "placed and saved",
                     Op::Remove { .. } => "removed",
+                    Op::List { .. } => "listed for sale",
+                    Op::Withdraw { .. } => "listing withdrawn",
+                    Op::Buy { .. } => "purchase claimed",
                 };
                 self.feedback = Some((what.to_owned(), true));
             }

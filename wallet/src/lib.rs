@@ -4,11 +4,17 @@
 //! XChaCha20-Poly1305, giving BIP84 descriptors ([`Seed`], [`SealedSeed`]). Sync, payments and
 //! trade join in their own steps (see ARCHITECTURE.md).
 
+mod account;
 mod seed;
+pub mod store;
 
 use std::fmt;
 use std::str::FromStr;
 
+pub use account::{
+    Account, Balances, Chain, Draft, HistoryEntry, PayRequest, PayTarget, QrMatrix, Receive, SyncProgress, SyncReport,
+    TxState, WalletError, merkle_root, utc_date,
+};
 pub use seed::{SealedSeed, Seed, SeedError};
 
 pub use bdk_wallet::bitcoin::Network;
