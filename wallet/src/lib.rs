@@ -6,6 +6,7 @@
 
 mod account;
 mod seed;
+mod service;
 pub mod store;
 
 use std::fmt;
@@ -16,6 +17,8 @@ pub use account::{
     TxState, WalletError, merkle_root, utc_date,
 };
 pub use seed::{SealedSeed, Seed, SeedError};
+pub use service::{ServiceConfig, WalletCommand, WalletEvent, WalletService, WalletStatus, trade_txid};
+pub use zeroize::Zeroizing;
 
 pub use bdk_wallet::bitcoin::Network;
 
