@@ -2,9 +2,12 @@
 //! (signet unless the person chooses otherwise, mainnet only when they say so explicitly), and
 //! the seed: a BIP39 mnemonic with an optional passphrase, sealed at rest with Argon2id and
 //! XChaCha20-Poly1305, giving BIP84 descriptors ([`Seed`], [`SealedSeed`]). Sync, payments and
-//! trade join in their own steps (see ARCHITECTURE.md).
+//! trade join in their own steps (see ARCHITECTURE.md). With the `test-chain` feature,
+//! `testchain` serves an in-process regtest chain over Esplora's HTTP API for tests.
 
 mod seed;
+#[cfg(feature = "test-chain")]
+pub mod testchain;
 
 use std::fmt;
 use std::str::FromStr;
