@@ -1,13 +1,22 @@
-//! Sanctuary's self-custodial Bitcoin wallet on bdk. So far: which Bitcoin network a wallet uses
-//! (signet unless the person chooses otherwise, mainnet only when they say so explicitly), and
-//! the seed: a BIP39 mnemonic with an optional passphrase, sealed at rest with Argon2id and
-//! XChaCha20-Poly1305, giving BIP84 descriptors ([`Seed`], [`SealedSeed`]). Sync, payments and
-//! trade join in their own steps (see ARCHITECTURE.md).
+//! Sanctuary's self-custodial Bitcoin wallet on bdk.
+//!
+//! - The network ([`WalletNetwork`]): signet unless the person chooses otherwise, mainnet only
+//!   when they say so explicitly.
+//! - The seed ([`Seed`], [`SealedSeed`]): a BIP39 mnemonic with an optional passphrase, sealed
+//!   at rest with Argon2id and XChaCha20-Poly1305, giving BIP84 descriptors.
+//! - The wallet ([`Account`]): bdk persisted in a crash-safe changeset log ([`store`]), chain
+//!   data from an Esplora server ([`Chain`]), sends recorded before they are broadcast, the
+//!   history and its CSV export, and the chain facts of trade payments.
+//! - The wallet thread ([`WalletService`]) the client talks to.
+//! - With the `test-chain` feature, `testchain` serves an in-process regtest chain over
+//!   Esplora's HTTP API, for tests only.
 
 mod account;
 mod seed;
 mod service;
 pub mod store;
+#[cfg(feature = "test-chain")]
+pub mod testchain;
 
 use std::fmt;
 use std::str::FromStr;
