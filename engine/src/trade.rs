@@ -336,7 +336,7 @@ pub enum ClaimError {
         /// The price.
         price: u64,
     },
-    /// The same transaction was claimed before (by this or another claim).
+    /// The same payment was already claimed by an earlier claim of its buyer.
     #[error("this payment was already claimed")]
     Replayed,
 }
@@ -368,11 +368,11 @@ pub fn settle(view: &ListingView, payments: &HashMap<TxId, PaymentSeen>, tip_hei
     let mut verdicts: Vec<(Claim, Verdict)> = Vec::with_capacity(view.claims.len());
     // Valid payments ordered by the rule: confirmed ones by position, then unconfirmed by txid.
     let mut candidates: BTreeMap<(u8, Option<ChainPosition>, TxId), usize> = BTreeMap::new();
-    let mut seen: HashMap<TxId, ()> = HashMap::new();
+    // Payments already counted: a second claim of one (only its own buyer can make one that is
+    // bound) is a replay.
+    let mut counted: HashMap<TxId, ()> = HashMap::new();
     for claim in &view.claims {
-        let verdict = if seen.insert(claim.txid, ()).is_some() {
-            Some(ClaimError::Replayed)
-        } else {
+        let verdict = {
             match payments.get(&claim.txid) {
                 None => Some(ClaimError::NotOnChain),
                 Some(payment) if !payment.commitments.contains(&payment_commitment(&view.id, &claim.buyer)) => {
@@ -381,6 +381,7 @@ pub fn settle(view: &ListingView, payments: &HashMap<TxId, PaymentSeen>, tip_hei
                 Some(payment) if payment.paid_sats < listing.price_sats => {
                     Some(ClaimError::TooLittle { paid: payment.paid_sats, price: listing.price_sats })
                 }
+                Some(_) if counted.insert(claim.txid, ()).is_some() => Some(ClaimError::Replayed),
                 Some(payment) => {
                     let late = match (view.withdrawn_at, payment.confirmed) {
                         (None, _) => false,

@@ -548,15 +548,14 @@ impl Account {
             .collect();
         let mut sent = 0;
         for tx in pending {
-            let seen = chain.client.get_tx_status(&tx.compute_txid()).map_err(chain_error)?;
-            if seen.confirmed || chain.client.get_tx(&tx.compute_txid()).map_err(chain_error)?.is_some() {
+            if chain.client.get_tx(&tx.compute_txid()).map_err(chain_error)?.is_some() {
                 continue;
             }
             match chain.broadcast(&tx) {
                 Ok(()) => sent += 1,
                 Err(WalletError::Rejected(_)) => {
                     // The network will not take it (its coins were spent otherwise): stop
-                    // counting it, but keep it in the history.
+                    // counting it.
                     self.wallet.apply_evicted_txs([(tx.compute_txid(), now_s())]);
                     self.persist()?;
                 }
@@ -629,8 +628,8 @@ impl Account {
     }
 
     /// Sends a prepared payment: records it, then broadcasts it. If the network refuses it, it
-    /// stops counting (it stays in the history); if the server cannot be reached, it is sent
-    /// again on the next sync.
+    /// stops counting (and leaves the history); if the server cannot be reached, it stays
+    /// pending and is sent again on the next sync.
     pub fn send(&mut self, chain: &Chain, txid: Txid) -> Result<Txid, WalletError> {
         let tx = self.record(txid)?;
         match chain.broadcast(&tx) {
@@ -644,7 +643,7 @@ impl Account {
         }
     }
 
-    /// Whether the wallet knows a transaction (sent, received, pending or evicted).
+    /// Whether the wallet counts a transaction (sent or received, confirmed or pending).
     pub fn knows(&self, txid: Txid) -> bool {
         self.wallet.tx_details(txid).is_some()
     }

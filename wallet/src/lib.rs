@@ -29,6 +29,9 @@ pub use seed::{SealedSeed, Seed, SeedError};
 pub use service::{ServiceConfig, WalletCommand, WalletEvent, WalletService, WalletStatus, trade_txid};
 pub use zeroize::Zeroizing;
 
+/// A bitcoin transaction id, for callers that do not depend on the bitcoin crate themselves.
+pub use bdk_wallet::bitcoin::Txid as WalletTxid;
+
 pub use bdk_wallet::bitcoin::Network;
 
 /// The Bitcoin network a person's wallet runs on.
