@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use sanctuary_engine::{LOBBY_DRIFTERS, RegionId};
 use sanctuary_net::{NodeConfig, RelayChoice, Ticket};
+use sanctuary_wallet::{MainnetConsent, ServiceConfig, WalletNetwork};
 
 /// Sanctuary: a peer-to-peer virtual world. Starts the desktop client in the lobby.
 #[derive(Debug, Clone, Parser)]
@@ -46,6 +47,10 @@ pub struct Args {
     /// How to reach other people.
     #[command(flatten)]
     pub network: NetworkArgs,
+
+    /// The Bitcoin wallet.
+    #[command(flatten)]
+    pub wallet: WalletArgs,
 
     /// Run something else than the desktop client.
     #[command(subcommand)]
@@ -120,6 +125,61 @@ impl NetworkArgs {
         config.name = self.name.clone();
         config.regions = regions;
         Ok(Some(config))
+    }
+}
+
+/// Wallet options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WalletArgs {
+    /// The Bitcoin network of the wallet: signet (test coins, the default), testnet, regtest, or
+    /// mainnet (real money; needs --mainnet-i-understand too).
+    #[arg(long, default_value = "signet", value_name = "NETWORK")]
+    pub bitcoin_network: String,
+
+    /// Confirms that you mean to use real bitcoin with --bitcoin-network mainnet.
+    #[arg(long)]
+    pub mainnet_i_understand: bool,
+
+    /// The Esplora server the wallet reads the chain from. Default: mempool.space for signet and
+    /// testnet, blockstream.info for mainnet; regtest needs one.
+    #[arg(long, value_name = "URL")]
+    pub esplora: Option<String>,
+
+    /// Seconds between wallet syncs while it is unlocked.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub wallet_sync_s: u64,
+}
+
+impl Default for WalletArgs {
+    fn default() -> Self {
+        Self { bitcoin_network: "signet".into(), mainnet_i_understand: false, esplora: None, wallet_sync_s: 30 }
+    }
+}
+
+impl WalletArgs {
+    /// The wallet thread's settings; the wallet lives in `<data dir>/wallet/<network>`.
+    pub fn service_config(&self, data_dir: Option<PathBuf>) -> Result<ServiceConfig, String> {
+        let consent = if self.mainnet_i_understand { MainnetConsent::Given } else { MainnetConsent::NotGiven };
+        let network = WalletNetwork::choose(&self.bitcoin_network, consent).map_err(|error| error.to_string())?;
+        let esplora_url = match (&self.esplora, network) {
+            (Some(url), _) => url.clone(),
+            (None, WalletNetwork::Signet) => "https://mempool.space/signet/api".into(),
+            (None, WalletNetwork::Testnet) => "https://mempool.space/testnet/api".into(),
+            (None, WalletNetwork::Mainnet) => "https://blockstream.info/api".into(),
+            (None, WalletNetwork::Regtest) => return Err("a regtest wallet needs --esplora URL".into()),
+        };
+        let data_dir = data_dir
+            .or_else(default_data_dir)
+            .ok_or("there is no home directory to keep the wallet in; pass --data-dir DIR")?;
+        if network.is_real_money() {
+            eprintln!("WARNING: the wallet is on Bitcoin mainnet: payments move real money.");
+        }
+        Ok(ServiceConfig {
+            dir: data_dir.join("wallet").join(network.to_string()),
+            network,
+            esplora_url,
+            sync_every: std::time::Duration::from_secs(self.wallet_sync_s),
+        })
     }
 }
 

@@ -10,8 +10,10 @@ pub mod cli;
 mod crowd;
 mod cursor;
 mod hud;
+mod market;
 mod materials;
 pub mod network;
+pub mod panels;
 mod player;
 mod portal;
 mod scenery;
@@ -27,6 +29,7 @@ use bevy::window::{PresentMode, WindowResolution};
 
 pub use build::{BuildMode, CityWorld};
 pub use crowd::drift;
+pub use market::{Market, WalletLink, WalletUi, confirm_panel, stall_panel, wallet_panel};
 pub use network::{ChatInput, NetLink, Social};
 pub use player::{MoveIntent, Player, PointerLock};
 pub use screenshot::{ScreenshotPathError, ScreenshotPlan};
@@ -85,6 +88,8 @@ pub fn presentation_plugin(app: &mut App) {
         screenshot::plugin,
         social::plugin,
         build::presentation,
+        panels::plugin,
+        market::plugin,
     ));
 }
 
@@ -117,6 +122,15 @@ pub fn desktop_app(args: &cli::Args) -> App {
         },
         Ok(None) => {}
         Err(error) => warn!("{error}; running single-player"),
+    }
+    match args.wallet.service_config(args.network.data_dir.clone()) {
+        Ok(config) => match WalletLink::start(config) {
+            Ok(link) => {
+                app.insert_resource(link);
+            }
+            Err(error) => warn!("the wallet could not start ({error})"),
+        },
+        Err(error) => warn!("wallet: {error}"),
     }
     app.world_mut().write_message(EnterRegion(args.region));
     if let Some(at) = args.at {

@@ -153,6 +153,19 @@ pub struct ChatInput {
     pub text: String,
     /// A private message to this person, or `None` for the region's chat.
     pub to: Option<(PublicKey, String)>,
+    /// Wallet and trade commands typed (`/wallet`, `/send`, `/sell`, ...), for the wallet to
+    /// take; they never go out as chat.
+    pub wallet_commands: Vec<String>,
+}
+
+/// The chat commands that belong to the wallet: they may carry passphrases, so they are neither
+/// sent nor shown.
+pub const WALLET_COMMANDS: [&str; 7] = ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync"];
+
+/// Whether typed text is a wallet command.
+pub fn is_wallet_command(text: &str) -> bool {
+    let word = text.split_whitespace().next().unwrap_or("");
+    WALLET_COMMANDS.contains(&word)
 }
 
 /// A remote person's avatar; its transform is their head. Its children are their hands.
@@ -385,7 +398,9 @@ pub fn submit_chat(link: &NetLink, social: &mut Social, input: &mut ChatInput) {
         input.to = None;
         return;
     }
-    if let Some(ticket) = text.strip_prefix("/join") {
+    if is_wallet_command(text) {
+        input.wallet_commands.push(text.to_owned());
+    } else if let Some(ticket) = text.strip_prefix("/join") {
         match ticket.parse::<Ticket>() {
             Ok(ticket) => {
                 link.send(Command::Join(ticket));

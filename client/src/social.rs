@@ -367,6 +367,14 @@ fn update_chat_panel(
             let count = input.text.chars().count();
             input.text.chars().skip(count.saturating_sub(60)).collect()
         };
+        // Passphrases and recovery words are never shown: only the command word is.
+        let typed = match input.text.split_once(' ') {
+            Some((command, rest)) if command == "/wallet" => {
+                let (verb, secret) = rest.split_once(' ').unwrap_or((rest, ""));
+                format!("{command} {verb} {}", "*".repeat(secret.chars().count()))
+            }
+            _ => typed,
+        };
         shown.push_str(&format!("{to} > {typed}_"));
     } else {
         shown.push_str("Enter: chat   click someone: message them");

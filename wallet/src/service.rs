@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -163,7 +164,8 @@ pub struct ServiceConfig {
 #[derive(Debug)]
 pub struct WalletService {
     commands: Sender<WalletCommand>,
-    events: Receiver<WalletEvent>,
+    // Behind a mutex so the handle can be shared (Bevy resources must be `Sync`).
+    events: Mutex<Receiver<WalletEvent>>,
 }
 
 impl WalletService {
@@ -172,7 +174,7 @@ impl WalletService {
         let (commands, command_queue) = mpsc::channel();
         let (event_sink, events) = mpsc::channel();
         thread::Builder::new().name("wallet".into()).spawn(move || run(config, command_queue, event_sink))?;
-        Ok(WalletService { commands, events })
+        Ok(WalletService { commands, events: Mutex::new(events) })
     }
 
     /// Sends a command (ignored if the thread has stopped).
@@ -182,12 +184,12 @@ impl WalletService {
 
     /// The events that have arrived, without waiting.
     pub fn drain(&self) -> Vec<WalletEvent> {
-        self.events.try_iter().collect()
+        self.events.lock().map(|events| events.try_iter().collect()).unwrap_or_default()
     }
 
     /// Waits up to `timeout` for the next event (for tests and tools).
     pub fn next_event(&self, timeout: Duration) -> Option<WalletEvent> {
-        self.events.recv_timeout(timeout).ok()
+        self.events.lock().ok()?.recv_timeout(timeout).ok()
     }
 }
 

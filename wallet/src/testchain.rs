@@ -179,7 +179,12 @@ impl TestChain {
     /// Starts a chain at the regtest genesis block (height 0) and its server on a free port of
     /// `127.0.0.1`.
     pub fn start() -> io::Result<TestChain> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        Self::start_on(0)
+    }
+
+    /// Starts a chain whose server listens on `port` of `127.0.0.1` (0 for any free port).
+    pub fn start_on(port: u16) -> io::Result<TestChain> {
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
         let address = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::new()));
         let shutdown = Arc::new(AtomicBool::new(false));
