@@ -759,7 +759,7 @@ fn update_build_panel(
     for (hash, state) in &world.models {
         if let ModelState::Fetching { done, total } = state {
             let percent = if *total > 0 { done * 100 / total } else { 0 };
-            lines.push(format!("fetching model {:02x}{:02x}…: {percent} %", hash[0], hash[1]));
+            lines.push(format!("fetching model {:02x}{:02x}...: {percent} %", hash[0], hash[1]));
         }
     }
     if let Some((feedback, ok)) = &world.feedback {
@@ -794,7 +794,7 @@ fn place_model_labels(
             Some(ModelState::Fetching { done, total }) if *total > 0 => {
                 format!("model arriving: {} %", done * 100 / total)
             }
-            Some(ModelState::Fetching { .. }) | None => "model arriving…".to_owned(),
+            Some(ModelState::Fetching { .. }) | None => "model arriving...".to_owned(),
             Some(ModelState::Failed(reason)) => format!("model unavailable: {reason}"),
             Some(ModelState::Ready) => {
                 commands.entity(label).despawn();
@@ -809,7 +809,7 @@ fn place_model_labels(
     }
     for (entity, view, _) in &models {
         if !labelled.contains(&entity) && world.models.get(&view.model.hash) != Some(&ModelState::Ready) {
-            commands.spawn((ModelLabel(entity), crate::hud::floating_label("model arriving…", 14.0, Color::WHITE)));
+            commands.spawn((ModelLabel(entity), crate::hud::floating_label("model arriving...", 14.0, Color::WHITE)));
         }
     }
 }

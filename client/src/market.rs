@@ -3,7 +3,7 @@
 //! The wallet runs on its own thread ([`sanctuary_wallet::WalletService`]); this module sends it
 //! commands and shows what it reports. `P` opens the wallet panel anywhere. Wallet commands are
 //! typed in the chat box and never sent as chat: `/wallet create PASSPHRASE`, `/wallet restore
-//! PASSPHRASE WORDS…`, `/wallet unlock PASSPHRASE`, `/wallet lock`, `/receive`, `/sync`,
+//! PASSPHRASE WORDS...`, `/wallet unlock PASSPHRASE`, `/wallet lock`, `/receive`, `/sync`,
 //! `/send ADDRESS SATS [SAT/VB]`, `/export [PATH]`, and for sellers `/sell SATS [CONFIRMATIONS]
 //! TITLE` (sells the model imported last, from a stall where the seller stands) and `/withdraw`.
 //!
@@ -293,8 +293,9 @@ fn wallet_commands(
             ui.say("the wallet is not running", false);
             continue;
         };
-        let position = players.single().map(|player| player.translation).unwrap_or(Vec3::ZERO);
-        match wallet_command(&text, &mut ui, &world, position, link) {
+        let player = players.single().copied().unwrap_or_default();
+        let position = player.translation;
+        match wallet_command(&text, &mut ui, &world, player, link) {
             Ok(Some(command)) => link.send(command),
             Ok(None) => {}
             Err(problem) => ui.say(problem, false),
@@ -311,9 +312,10 @@ fn wallet_command(
     text: &str,
     ui: &mut WalletUi,
     world: &CityWorld,
-    position: Vec3,
+    player: Transform,
     link: &WalletLink,
 ) -> Result<Option<WalletCommand>, String> {
+    let position = player.translation;
     let mut words = text.split_whitespace();
     let command = words.next().unwrap_or("");
     let rest: Vec<&str> = words.collect();
@@ -333,7 +335,7 @@ fn wallet_command(
         ("/wallet", Some("restore")) => {
             let unlock = passphrase(&rest[1..])?;
             if rest.len() < 14 {
-                return Err("usage: /wallet restore PASSPHRASE WORD1 … WORD12 (or 24)".into());
+                return Err("usage: /wallet restore PASSPHRASE WORD1 ... WORD12 (or 24)".into());
             }
             Ok(Some(WalletCommand::Create {
                 words: Some(Zeroizing::new(rest[2..].join(" "))),
@@ -389,7 +391,12 @@ fn wallet_command(
                     "this parcel belongs to someone else: set up your stall on your own or unclaimed land".into()
                 );
             }
-            let spot = Vec3::new(position.x, 0.0, position.z);
+            // The stall stands a few steps ahead, on the same parcel (else where the seller is).
+            let ahead = player.forward().with_y(0.0).normalize_or_zero() * 3.0;
+            let spot = [position + ahead, position]
+                .into_iter()
+                .find(|spot| ParcelCoord::containing(*spot) == Some(parcel))
+                .map_or(Vec3::new(position.x, 0.0, position.z), |spot| Vec3::new(spot.x, 0.0, spot.z));
             let listing = Listing {
                 item: *item,
                 title,
@@ -443,7 +450,7 @@ fn wallet_keys(
         if keys.just_pressed(KeyCode::KeyY) {
             link.send(WalletCommand::Confirm(draft.txid));
             ui.draft = None;
-            ui.say("sending…", true);
+            ui.say("sending...", true);
         } else if keys.any_just_pressed([KeyCode::KeyN, KeyCode::Escape]) {
             link.send(WalletCommand::Cancel(draft.txid));
             ui.to_claim.remove(&draft.txid);
@@ -486,7 +493,7 @@ fn wallet_keys(
         let parcel = ParcelCoord::containing(view.listing.spot).unwrap_or(ParcelCoord { x: 0, z: 0 });
         let tag = ui.tag(Purpose::Buy { listing: view.id, parcel, title });
         link.send(WalletCommand::Prepare { request, tag });
-        ui.say("preparing the payment…", true);
+        ui.say("preparing the payment...", true);
     }
 }
 
@@ -553,7 +560,7 @@ fn stall_sign(view: &ListingView, settlement: Option<&Settlement>, me: Option<Pu
         Some(SaleState::Withdrawn) => "withdrawn".to_owned(),
         Some(SaleState::Open) | None => "for sale".to_owned(),
     };
-    format!("{title}\n{} · {state}", sats(view.listing.price_sats))
+    format!("{title}\n{} | {state}", sats(view.listing.price_sats))
 }
 
 fn show_stalls(
@@ -664,19 +671,19 @@ pub fn wallet_panel(ui: &WalletUi, link: Option<&WalletLink>, market: &Market, m
         spec.line(Tone::Warn, "the wallet is not running (see the terminal)");
         return spec;
     };
-    let mut spec = PanelSpec::new(format!("WALLET · {} (P closes)", link.network));
+    let mut spec = PanelSpec::new(format!("WALLET | {} (P closes)", link.network));
     if link.network.is_real_money() {
         spec.line(Tone::Warn, "MAINNET: real money");
     }
     spec.line(Tone::Hint, format!("chain source: {}", link.esplora));
     match ui.status {
         None => {
-            spec.line(Tone::Plain, "starting…");
+            spec.line(Tone::Plain, "starting...");
         }
         Some(WalletStatus::None) => {
             spec.line(Tone::Plain, "No wallet yet. In chat (Enter), type:");
             spec.line(Tone::Hint, "  /wallet create PASSPHRASE   (a new wallet)");
-            spec.line(Tone::Hint, "  /wallet restore PASSPHRASE WORDS…   (from a recovery phrase)");
+            spec.line(Tone::Hint, "  /wallet restore PASSPHRASE WORDS...   (from a recovery phrase)");
         }
         Some(WalletStatus::Locked) => {
             spec.line(Tone::Plain, "Locked. In chat (Enter), type:");
@@ -693,7 +700,7 @@ pub fn wallet_panel(ui: &WalletUi, link: Option<&WalletLink>, market: &Market, m
                     spec.line(Tone::Plain, format!("syncing: {} addresses checked{of}", progress.done));
                 }
                 (None, None) => {
-                    spec.line(Tone::Plain, "waiting for the first sync…");
+                    spec.line(Tone::Plain, "waiting for the first sync...");
                 }
                 _ => {}
             }
@@ -714,26 +721,26 @@ pub fn wallet_panel(ui: &WalletUi, link: Option<&WalletLink>, market: &Market, m
             }
             if !ui.history.is_empty() {
                 spec.line(Tone::Plain, "history:");
-                for entry in ui.history.iter().take(5) {
+                for entry in ui.history.iter().take(3) {
                     let when = match entry.state {
                         TxState::Confirmed { height, .. } => format!("block {height}"),
                         TxState::Pending => "pending".to_owned(),
                     };
                     let txid = entry.txid.to_string();
-                    spec.line(Tone::Plain, format!("  {:+} sats  {when}  {}…", entry.delta_sats, &txid[..10]));
+                    spec.line(Tone::Plain, format!("  {:+} sats  {when}  {}...", entry.delta_sats, &txid[..10]));
                 }
             }
             let mine: Vec<&ListingView> =
                 market.listings.iter().filter(|view| Some(view.seller) == me && view.withdrawn_at.is_none()).collect();
             for view in mine {
                 let settled = market.settled.get(&view.id);
-                spec.line(Tone::Plain, format!("your stall: {}", stall_sign(view, settled, me).replace('\n', " · ")));
+                spec.line(Tone::Plain, format!("your stall: {}", stall_sign(view, settled, me).replace('\n', " | ")));
                 for (claim, reason) in settled.into_iter().flat_map(Settlement::refunds) {
                     spec.line(Tone::Warn, format!("  refund owed to {}: {reason}", claim.buyer.short()));
                 }
             }
-            spec.line(Tone::Hint, "/send ADDRESS SATS [SAT/VB] · /receive · /sync · /export · /wallet lock");
-            spec.line(Tone::Hint, "/sell SATS [CONFIRMATIONS] TITLE · /withdraw");
+            spec.line(Tone::Hint, "/send ADDRESS SATS [SAT/VB] | /receive | /sync | /export | /wallet lock");
+            spec.line(Tone::Hint, "/sell SATS [CONFIRMATIONS] TITLE | /withdraw");
         }
     }
     if let Some((message, ok)) = &ui.message {
@@ -745,7 +752,7 @@ pub fn wallet_panel(ui: &WalletUi, link: Option<&WalletLink>, market: &Market, m
 /// A stall's offer, for the person standing at it.
 pub fn stall_panel(view: &ListingView, settlement: Option<&Settlement>, me: Option<PublicKey>) -> PanelSpec {
     let title = view.listing.title.text().unwrap_or("item");
-    let mut spec = PanelSpec::new(format!("STALL · {title}"));
+    let mut spec = PanelSpec::new(format!("STALL | {title}"));
     spec.line(Tone::Good, format!("price {}", sats(view.listing.price_sats)));
     spec.line(Tone::Plain, format!("seller {}", view.seller.short()));
     let needed = match view.listing.confirmations {
@@ -753,7 +760,7 @@ pub fn stall_panel(view: &ListingView, settlement: Option<&Settlement>, me: Opti
         1 => "owned after 1 confirmation".to_owned(),
         n => format!("owned after {n} confirmations"),
     };
-    spec.line(Tone::Plain, format!("{} triangles · {needed}", view.listing.item.triangles));
+    spec.line(Tone::Plain, format!("{} triangles | {needed}", view.listing.item.triangles));
     let mine = settlement.and_then(|settled| settled.verdicts.iter().find(|(claim, _)| Some(claim.buyer) == me));
     match settlement.map(|settled| settled.state) {
         Some(SaleState::Owned { buyer, confirmations, .. }) if Some(buyer) == me => {
@@ -771,7 +778,7 @@ pub fn stall_panel(view: &ListingView, settlement: Option<&Settlement>, me: Opti
             spec.line(Tone::Warn, "withdrawn by the seller");
         }
         Some(SaleState::Open) | None if Some(view.seller) == me => {
-            spec.line(Tone::Hint, "your own stall · /withdraw takes it down");
+            spec.line(Tone::Hint, "your own stall | /withdraw takes it down");
         }
         Some(SaleState::Open) | None => {
             spec.line(Tone::Hint, "F: buy");
@@ -791,7 +798,7 @@ pub fn stall_panel(view: &ListingView, settlement: Option<&Settlement>, me: Opti
 
 /// The confirmation of a payment.
 pub fn confirm_panel(draft: &PendingDraft) -> PanelSpec {
-    let mut spec = PanelSpec::new(format!("CONFIRM PAYMENT · {}", draft.purpose_text));
+    let mut spec = PanelSpec::new(format!("CONFIRM PAYMENT | {}", draft.purpose_text));
     spec.line(Tone::Plain, format!("amount       {}", sats(draft.amount_sats)));
     spec.line(Tone::Plain, format!("network fee  {} ({:.1} sat/vB)", sats(draft.fee_sats), draft.fee_rate));
     spec.line(Tone::Good, format!("total        {}", sats(draft.amount_sats + draft.fee_sats)));
@@ -812,7 +819,10 @@ fn fill_panels(
     let position = players.single().map(|player| player.translation).ok();
     for (slot, mut content) in &mut panels {
         let spec = match slot {
-            PanelSlot::Wallet => ui.open.then(|| wallet_panel(&ui, link.as_deref(), &market, world.me)),
+            // The confirmation is modal: nothing else shows while it waits.
+            PanelSlot::Wallet => {
+                (ui.open && ui.draft.is_none()).then(|| wallet_panel(&ui, link.as_deref(), &market, world.me))
+            }
             PanelSlot::Stall => position
                 .filter(|_| in_city && ui.draft.is_none())
                 .and_then(|position| stall_in_reach(&market, position))
@@ -828,6 +838,55 @@ fn fill_panels(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn listing_view(seller: PublicKey) -> ListingView {
+        ListingView {
+            id: ChangeId([7; 32]),
+            seller,
+            listing: Listing {
+                item: ModelRef { hash: [1; 32], bytes: 100, triangles: 60, min: [0.0; 3], max: [1.0; 3] },
+                title: Title::new("Crystal lamp").expect("title"),
+                price_sats: 20_000,
+                pay_to: PayTo::new(&[0; 22]).expect("script"),
+                confirmations: 1,
+                spot: Vec3::ZERO,
+            },
+            withdrawn_at: None,
+            claims: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_stall_panel_offers_then_shows_pending_and_owned() {
+        let (ada, bo) = (PublicKey::from_secret_seed(&[1; 32]), PublicKey::from_secret_seed(&[2; 32]));
+        let view = listing_view(ada);
+        let open = stall_panel(&view, None, Some(bo)).text();
+        assert!(open.contains("price 20,000 sats") && open.contains("F: buy"), "{open}");
+        assert!(stall_panel(&view, None, Some(ada)).text().contains("/withdraw"), "the seller cannot buy");
+        let txid = TxId([3; 32]);
+        let pending = Settlement {
+            state: SaleState::Pending { buyer: bo, txid, confirmations: 0, needed: 1 },
+            verdicts: Vec::new(),
+        };
+        assert!(stall_panel(&view, Some(&pending), Some(bo)).text().contains("your payment has 0 of 1"));
+        let owned = Settlement { state: SaleState::Owned { buyer: bo, txid, confirmations: 1 }, verdicts: Vec::new() };
+        assert!(stall_panel(&view, Some(&owned), Some(bo)).text().contains("OWNED"));
+        assert!(stall_sign(&view, Some(&owned), Some(ada)).contains("SOLD"));
+    }
+
+    #[test]
+    fn the_confirmation_shows_amount_fee_and_total() {
+        let draft = PendingDraft {
+            purpose_text: "Buy \"Crystal lamp\"".into(),
+            txid: "ab".repeat(32).parse().expect("a txid"),
+            amount_sats: 20_000,
+            fee_sats: 184,
+            fee_rate: 1.3,
+        };
+        let text = confirm_panel(&draft).text();
+        assert!(text.contains("20,000 sats") && text.contains("184 sats") && text.contains("20,184 sats"), "{text}");
+        assert!(text.contains("Y: pay"));
+    }
 
     #[test]
     fn sats_are_grouped() {

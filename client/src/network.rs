@@ -412,7 +412,7 @@ pub fn submit_chat(link: &NetLink, social: &mut Social, input: &mut ChatInput) {
         if path.is_empty() {
             social.notice("usage: /import PATH/TO/MODEL.glb (or .gltf)".into());
         } else {
-            social.notice(format!("importing {path}…"));
+            social.notice(format!("importing {path}..."));
             link.send(Command::Import(path.into()));
         }
     } else if let Some(name) = text.strip_prefix("/name") {

@@ -88,14 +88,11 @@ pub(super) fn plugin(app: &mut App) {
 fn spawn_panels(mut commands: Commands) {
     for slot in [PanelSlot::Wallet, PanelSlot::Stall, PanelSlot::Confirm] {
         let at = match slot {
-            PanelSlot::Wallet => Node { left: Val::Px(12.0), top: Val::Px(96.0), width: Val::Px(430.0), ..default() },
-            PanelSlot::Stall => Node {
-                left: Val::Percent(50.0),
-                bottom: Val::Px(150.0),
-                margin: UiRect::left(Val::Px(-200.0)),
-                width: Val::Px(400.0),
-                ..default()
-            },
+            PanelSlot::Wallet => {
+                Node { left: Val::Px(12.0), top: Val::Px(90.0), max_width: Val::Px(570.0), ..default() }
+            }
+            // Right, under the network status: beside the wallet panel, never over it.
+            PanelSlot::Stall => Node { right: Val::Px(10.0), top: Val::Px(84.0), width: Val::Px(360.0), ..default() },
             PanelSlot::Confirm => Node {
                 left: Val::Percent(50.0),
                 top: Val::Percent(30.0),
@@ -115,28 +112,31 @@ fn spawn_panels(mut commands: Commands) {
                 Drawn::default(),
                 Node {
                     position_type: PositionType::Absolute,
-                    flex_direction: FlexDirection::Column,
-                    padding: UiRect::all(Val::Px(12.0)),
-                    row_gap: Val::Px(8.0),
+                    // Text on the left, a QR code (when there is one) on the right.
+                    flex_direction: FlexDirection::Row,
+                    align_items: AlignItems::FlexStart,
+                    padding: UiRect::all(Val::Px(10.0)),
+                    column_gap: Val::Px(12.0),
                     border: UiRect::all(Val::Px(2.0)),
                     ..at
                 },
                 BorderColor::all(border),
-                BackgroundColor(Color::srgba(0.01, 0.02, 0.07, 0.88)),
+                BackgroundColor(Color::srgba(0.01, 0.02, 0.07, 0.92)),
+                // Above the labels that float over the world.
+                GlobalZIndex(10),
                 Visibility::Hidden,
             ))
             .with_children(|panel| {
                 panel.spawn((
                     PanelBody,
                     Text::new(""),
-                    TextFont { font_size: FontSize::Px(15.0), ..default() },
+                    TextFont { font_size: FontSize::Px(14.0), ..default() },
                     TextColor(Color::srgb(0.9, 0.95, 1.0)),
                 ));
                 panel.spawn((
                     PanelQr,
                     ImageNode::default(),
-                    Node { width: Val::Px(164.0), height: Val::Px(164.0), ..default() },
-                    Visibility::Hidden,
+                    Node { width: Val::Px(150.0), height: Val::Px(150.0), display: Display::None, ..default() },
                 ));
             });
     }
@@ -155,7 +155,7 @@ fn draw_panels(
     mut commands: Commands,
     mut panels: Query<(&PanelContent, &mut Drawn, &mut Visibility, &Children), Without<PanelQr>>,
     bodies: Query<Entity, With<PanelBody>>,
-    mut qrs: Query<(&mut ImageNode, &mut Visibility), With<PanelQr>>,
+    mut qrs: Query<(&mut ImageNode, &mut Node), With<PanelQr>>,
     mut images: ResMut<Assets<Image>>,
 ) {
     for (content, mut drawn, mut visibility, children) in &mut panels {
@@ -179,19 +179,19 @@ fn draw_panels(
                     for (tone, line) in &spec.lines {
                         spans.spawn((
                             TextSpan::new(format!("\n{line}")),
-                            TextFont { font_size: FontSize::Px(15.0), ..default() },
+                            TextFont { font_size: FontSize::Px(14.0), ..default() },
                             TextColor(tone_colour(*tone)),
                         ));
                     }
                 });
             }
-            if let Ok((mut image, mut shown)) = qrs.get_mut(child) {
+            if let Ok((mut image, mut node)) = qrs.get_mut(child) {
                 match &spec.qr {
                     Some(qr) => {
                         image.image = images.add(qr_image(qr));
-                        *shown = Visibility::Inherited;
+                        node.display = Display::Flex;
                     }
-                    None => *shown = Visibility::Hidden,
+                    None => node.display = Display::None,
                 }
             }
         }
