@@ -103,7 +103,7 @@ fn list(seller: &mut Peer, peers: &mut [&mut Peer], title: &str, price_sats: u64
     };
     let bytes = seller.sign(Op::List { parcel: PARCEL, listing });
     seller.world.insert_bytes(&bytes).expect("own listing");
-    deliver(peers, &[bytes.clone()]);
+    deliver(peers, std::slice::from_ref(&bytes));
     seller.world.listings().into_iter().find(|view| view.listing.title == listing.title).expect("listed").id
 }
 
@@ -189,7 +189,7 @@ fn wrong_amounts_unconfirmed_payments_double_spends_double_purchases_and_replays
     let slow = list(&mut seller, &mut [&mut ada, &mut bo], "Slow", 30_000, 2);
     let txid = ada.pay(&esplora, &view_of(&ada, slow), 30_000, ada.key());
     let claim = ada.sign(Op::Buy { parcel: PARCEL, listing: slow, txid: trade_txid(txid) });
-    deliver(&mut [&mut seller, &mut ada, &mut bo], &[claim.clone()]);
+    deliver(&mut [&mut seller, &mut ada, &mut bo], std::slice::from_ref(&claim));
     chain.mine(1, &ScriptBuf::new_op_return([2u8; 4]));
     assert!(matches!(decide(&seller, &esplora, slow).state, SaleState::Pending { confirmations: 1, needed: 2, .. }));
     chain.mine(1, &ScriptBuf::new_op_return([3u8; 4]));
