@@ -152,6 +152,8 @@ pub struct Market {
     pub missing: HashSet<TxId>,
     /// The chain's height at the last look.
     pub tip: Option<u32>,
+    /// Listings whose stall may stand: open, on the seller's land or unclaimed land.
+    pub standing: HashSet<ChangeId>,
     watched: Vec<(TxId, Vec<u8>)>,
     since_refresh: f32,
 }
@@ -427,9 +429,8 @@ fn withdraw(ui: &mut WalletUi, market: &Market, world: &CityWorld, net: Option<&
         ui.say("you have no open listing to withdraw", false);
         return;
     };
-    let parcel = ParcelCoord::containing(view.listing.spot).unwrap_or(ParcelCoord { x: 0, z: 0 });
     let at_height = market.tip.or(ui.tip).unwrap_or(0);
-    net.send(Command::Build(Op::Withdraw { parcel, listing: view.id, at_height }));
+    net.send(Command::Build(Op::Withdraw { parcel: view.parcel, listing: view.id, at_height }));
     ui.say(format!("withdrawing {}", view.listing.title.text().unwrap_or("the listing")), true);
 }
 
@@ -490,8 +491,7 @@ fn wallet_keys(
             fee_rate_sat_vb: 0.0,
             commitment: Some(trade::payment_commitment(&view.id, &me)),
         };
-        let parcel = ParcelCoord::containing(view.listing.spot).unwrap_or(ParcelCoord { x: 0, z: 0 });
-        let tag = ui.tag(Purpose::Buy { listing: view.id, parcel, title });
+        let tag = ui.tag(Purpose::Buy { listing: view.id, parcel: view.parcel, title });
         link.send(WalletCommand::Prepare { request, tag });
         ui.say("preparing the payment...", true);
     }
@@ -510,6 +510,15 @@ fn refresh_market(
     market.since_refresh = 0.0;
     let Some(replica) = world.replica.clone() else { return };
     market.listings = replica.lock().world().listings();
+    // On the seller's land or unclaimed land only: nobody sets up shop on another's.
+    market.standing = market
+        .listings
+        .iter()
+        .filter(|view| view.withdrawn_at.is_none())
+        .filter(|view| ParcelCoord::containing(view.listing.spot) == Some(view.parcel))
+        .filter(|view| replica.parcel(view.parcel).owner().is_none_or(|owner| owner == view.seller))
+        .map(|view| view.id)
+        .collect();
     let mut watched: Vec<(TxId, Vec<u8>)> = market
         .listings
         .iter()
@@ -566,7 +575,6 @@ fn stall_sign(view: &ListingView, settlement: Option<&Settlement>, me: Option<Pu
 fn show_stalls(
     mut commands: Commands,
     market: Res<Market>,
-    world: Res<CityWorld>,
     region: Option<Res<CurrentRegion>>,
     stalls: Query<(Entity, &StallView)>,
     players: Query<&Transform, With<Player>>,
@@ -576,11 +584,7 @@ fn show_stalls(
     let mut wanted: HashMap<ChangeId, &ListingView> = HashMap::new();
     if in_city {
         for view in &market.listings {
-            let Some(parcel) = ParcelCoord::containing(view.listing.spot) else { continue };
-            // On the seller's land or unclaimed land only: nobody sets up shop on another's.
-            let owner = world.replica.as_ref().and_then(|replica| replica.parcel(parcel).owner());
-            let allowed = owner.is_none_or(|owner| owner == view.seller);
-            if allowed && view.withdrawn_at.is_none() && view.listing.spot.distance(position) < STALL_VIEW {
+            if market.standing.contains(&view.id) && view.listing.spot.distance(position) < STALL_VIEW {
                 wanted.insert(view.id, view);
             }
         }
@@ -843,6 +847,7 @@ mod tests {
         ListingView {
             id: ChangeId([7; 32]),
             seller,
+            parcel: ParcelCoord { x: 0, z: 0 },
             listing: Listing {
                 item: ModelRef { hash: [1; 32], bytes: 100, triangles: 60, min: [0.0; 3], max: [1.0; 3] },
                 title: Title::new("Crystal lamp").expect("title"),

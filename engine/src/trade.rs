@@ -24,12 +24,13 @@
 //! This module knows nothing of bitcoin: scripts are bytes and transaction ids are 32 bytes; the
 //! wallet turns chain data into [`PaymentSeen`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use glam::Vec3;
 use serde::{Deserialize, Serialize};
 
+use crate::city::ParcelCoord;
 use crate::identity::PublicKey;
 use crate::world::{ChangeId, ModelRef};
 
@@ -254,6 +255,8 @@ pub struct ListingView {
     pub id: ChangeId,
     /// Who listed it.
     pub seller: PublicKey,
+    /// The parcel its stall was listed on (withdrawals and claims name it too).
+    pub parcel: ParcelCoord,
     /// The listing.
     pub listing: Listing,
     /// The chain height the seller withdrew it at, if they did (the lowest, if several).
@@ -370,38 +373,28 @@ pub fn settle(view: &ListingView, payments: &HashMap<TxId, PaymentSeen>, tip_hei
     let mut candidates: BTreeMap<(u8, Option<ChainPosition>, TxId), usize> = BTreeMap::new();
     // Payments already counted: a second claim of one (only its own buyer can make one that is
     // bound) is a replay.
-    let mut counted: HashMap<TxId, ()> = HashMap::new();
+    let mut counted: HashSet<TxId> = HashSet::new();
     for claim in &view.claims {
-        let verdict = {
-            match payments.get(&claim.txid) {
-                None => Some(ClaimError::NotOnChain),
-                Some(payment) if !payment.commitments.contains(&payment_commitment(&view.id, &claim.buyer)) => {
-                    Some(ClaimError::NotBound)
-                }
-                Some(payment) if payment.paid_sats < listing.price_sats => {
-                    Some(ClaimError::TooLittle { paid: payment.paid_sats, price: listing.price_sats })
-                }
-                Some(_) if counted.insert(claim.txid, ()).is_some() => Some(ClaimError::Replayed),
-                Some(payment) => {
-                    let late = match (view.withdrawn_at, payment.confirmed) {
-                        (None, _) => false,
-                        (Some(_), None) => true,
-                        (Some(at), Some(position)) => position.height > at,
-                    };
-                    if late {
-                        verdicts.push((*claim, Verdict::Refund(RefundReason::Withdrawn)));
-                        continue;
-                    }
-                    let rank = (u8::from(payment.confirmed.is_none()), payment.confirmed, claim.txid);
-                    candidates.insert(rank, verdicts.len());
-                    verdicts.push((*claim, Verdict::Queued));
-                    continue;
-                }
+        let verdict = match payments.get(&claim.txid) {
+            None => Verdict::Rejected(ClaimError::NotOnChain),
+            Some(payment) if !payment.commitments.contains(&payment_commitment(&view.id, &claim.buyer)) => {
+                Verdict::Rejected(ClaimError::NotBound)
+            }
+            Some(payment) if payment.paid_sats < listing.price_sats => {
+                Verdict::Rejected(ClaimError::TooLittle { paid: payment.paid_sats, price: listing.price_sats })
+            }
+            Some(_) if !counted.insert(claim.txid) => Verdict::Rejected(ClaimError::Replayed),
+            // Confirmed after the withdrawal (or not yet confirmed when it came): owed back.
+            Some(payment) if view.withdrawn_at.is_some_and(|at| payment.confirmed.is_none_or(|p| p.height > at)) => {
+                Verdict::Refund(RefundReason::Withdrawn)
+            }
+            Some(payment) => {
+                let rank = (u8::from(payment.confirmed.is_none()), payment.confirmed, claim.txid);
+                candidates.insert(rank, verdicts.len());
+                Verdict::Queued
             }
         };
-        if let Some(error) = verdict {
-            verdicts.push((*claim, Verdict::Rejected(error)));
-        }
+        verdicts.push((*claim, verdict));
     }
 
     let needed = u32::from(listing.confirmations);
@@ -441,6 +434,7 @@ mod tests {
         ListingView {
             id: ChangeId([7; 32]),
             seller: key(1),
+            parcel: ParcelCoord { x: 0, z: 0 },
             listing: Listing {
                 item: ModelRef { hash: [3; 32], bytes: 1000, triangles: 12, min: [0.0; 3], max: [1.0; 3] },
                 title: Title::new("Crystal lamp").expect("title"),

@@ -874,9 +874,15 @@ impl World {
     pub fn listings(&self) -> Vec<ListingView> {
         let mut views: BTreeMap<ChangeId, ListingView> = BTreeMap::new();
         for (id, change) in &self.trade {
-            if let Op::List { listing, .. } = change.op {
-                let view =
-                    ListingView { id: *id, seller: change.author, listing, withdrawn_at: None, claims: Vec::new() };
+            if let Op::List { parcel, listing } = change.op {
+                let view = ListingView {
+                    id: *id,
+                    seller: change.author,
+                    parcel,
+                    listing,
+                    withdrawn_at: None,
+                    claims: Vec::new(),
+                };
                 views.insert(*id, view);
             }
         }
