@@ -147,7 +147,7 @@ impl CityWorld {
         }
     }
 
-    fn parcel(&self, parcel: ParcelCoord) -> ParcelState {
+    pub(crate) fn parcel(&self, parcel: ParcelCoord) -> ParcelState {
         self.replica.as_ref().map(|replica| replica.parcel(parcel)).unwrap_or_default()
     }
 }

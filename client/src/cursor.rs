@@ -10,7 +10,7 @@ use crate::screenshot::ScreenshotPlan;
 
 pub(super) fn plugin(app: &mut App) {
     // Capture first, so that the frame's mouse motion is read with this frame's lock state.
-    app.add_systems(Update, capture_pointer.in_set(Frame::Input).before(crate::player::read_desktop_input));
+    app.add_systems(Update, capture_pointer.in_set(Frame::Input).before(crate::actions::ReadDevices));
 }
 
 pub(crate) fn capture_pointer(

@@ -4,12 +4,14 @@
 //! The logic plugins (movement, portals, regions, the crowd) run on a bare `App` in tests; the
 //! presentation plugins (scenery, HUD, pointer capture, screenshots) need a window and a renderer.
 
+pub mod actions;
 mod blobs;
 mod build;
 pub mod cli;
 mod crowd;
 mod cursor;
 mod hud;
+pub mod locomotion;
 mod market;
 mod materials;
 pub mod network;
@@ -27,11 +29,12 @@ use bevy::diagnostic::FrameTimeDiagnosticsPlugin;
 use bevy::prelude::*;
 use bevy::window::{PresentMode, WindowResolution};
 
+pub use actions::{Actions, Comfort, Controller, Controllers, InputMode, Rig};
 pub use build::{BuildMode, CityWorld};
 pub use crowd::drift;
 pub use market::{Market, WalletLink, WalletUi, confirm_panel, stall_panel, wallet_panel};
 pub use network::{ChatInput, NetLink, Social};
-pub use player::{MoveIntent, Player, PointerLock};
+pub use player::{Player, PointerLock};
 pub use screenshot::{ScreenshotPathError, ScreenshotPlan};
 pub use world::{
     CurrentRegion, DrifterView, EnterRegion, ParcelView, PortalView, RegionScoped, StructureView, WorldSettings,
@@ -41,7 +44,7 @@ pub use world::{
 /// and [`order_frame`] are the one place that decides what runs before what.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Frame {
-    /// Pointer capture, then devices become intent: keys, mouse, (later) controllers and network
+    /// Pointer capture, then devices become actions: keys, mouse, XR controllers and network
     /// messages.
     Input,
     /// The person moves by their intent.
@@ -68,7 +71,9 @@ pub fn order_frame(app: &mut App) {
 pub fn logic_plugin(app: &mut App) {
     order_frame(app);
     app.init_resource::<WorldSettings>().add_plugins((
+        actions::plugin,
         player::plugin,
+        locomotion::plugin,
         portal::plugin,
         world::plugin,
         crowd::plugin,

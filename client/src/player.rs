@@ -2,30 +2,19 @@
 
 use std::f32::consts::FRAC_PI_2;
 
-use bevy::input::mouse::AccumulatedMouseMotion;
 use bevy::prelude::*;
 
 use crate::Frame;
+use crate::actions::{Actions, FAST_FACTOR, FLOAT_SPEED, InputMode, WALK_SPEED};
+use crate::locomotion::Locomote;
 use crate::world::CurrentRegion;
 
 pub(super) fn plugin(app: &mut App) {
-    app.init_resource::<MoveIntent>()
-        .init_resource::<PointerLock>()
-        .add_systems(Startup, spawn_player)
-        .add_systems(Update, read_desktop_input.in_set(Frame::Input))
-        .add_systems(Update, apply_movement.in_set(Frame::Move));
+    app.init_resource::<PointerLock>().add_systems(Startup, spawn_player).add_systems(
+        Update,
+        apply_movement.run_if(resource_equals(InputMode::Flat)).in_set(Frame::Move).in_set(Locomote),
+    );
 }
-
-/// Walking speed, metres per second.
-pub const WALK_SPEED: f32 = 6.0;
-/// Floating speed up and down, metres per second.
-pub const FLOAT_SPEED: f32 = 5.0;
-/// How much faster everything goes with Shift held.
-pub const FAST_FACTOR: f32 = 6.0;
-/// Radians of turn per pixel of mouse motion.
-pub const MOUSE_SENSITIVITY: f32 = 0.0025;
-/// Radians per second that the arrow keys turn.
-pub const KEY_TURN_SPEED: f32 = 1.8;
 
 /// The person this copy of the program is driving. Its `Transform` is where the eyes are.
 #[derive(Component, Debug, Default, Clone, Copy)]
@@ -51,20 +40,6 @@ impl Player {
     }
 }
 
-/// What the person wants to do this frame, whatever the input device. Desktop input fills it
-/// now; XR controllers will fill the same intent.
-#[derive(Resource, Debug, Default, Clone, Copy, PartialEq)]
-pub struct MoveIntent {
-    /// Walk: x to the right, y forward, each in `[-1, 1]`.
-    pub walk: Vec2,
-    /// Float: up positive, in `[-1, 1]`.
-    pub rise: f32,
-    /// Turn this frame: x yaw to the left, y pitch up, in radians.
-    pub look: Vec2,
-    /// Go faster.
-    pub fast: bool,
-}
-
 /// Whether the mouse is captured for looking around. The cursor plugin keeps it true while the
 /// window holds the pointer.
 #[derive(Resource, Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -77,40 +52,9 @@ fn spawn_player(mut commands: Commands) {
     commands.spawn((Player::default(), Transform::default(), Visibility::default()));
 }
 
-/// Turns keys and mouse motion into a [`MoveIntent`].
-pub(crate) fn read_desktop_input(
-    keys: Option<Res<ButtonInput<KeyCode>>>,
-    mouse: Option<Res<AccumulatedMouseMotion>>,
-    lock: Res<PointerLock>,
-    time: Res<Time>,
-    chat: Option<Res<crate::network::ChatInput>>,
-    mut intent: ResMut<MoveIntent>,
-) {
-    *intent = MoveIntent::default();
-    let Some(keys) = keys else { return };
-    // Keys type into the chat box while it is open.
-    if chat.is_some_and(|chat| chat.open) {
-        return;
-    }
-    let axis = |positive: &[KeyCode], negative: &[KeyCode]| {
-        f32::from(u8::from(keys.any_pressed(positive.iter().copied())))
-            - f32::from(u8::from(keys.any_pressed(negative.iter().copied())))
-    };
-    intent.walk = Vec2::new(
-        axis(&[KeyCode::KeyD], &[KeyCode::KeyA]),
-        axis(&[KeyCode::KeyW, KeyCode::ArrowUp], &[KeyCode::KeyS, KeyCode::ArrowDown]),
-    );
-    intent.rise = axis(&[KeyCode::Space, KeyCode::KeyE], &[KeyCode::KeyC, KeyCode::KeyQ]);
-    intent.fast = keys.any_pressed([KeyCode::ShiftLeft, KeyCode::ShiftRight]);
-    intent.look.x = axis(&[KeyCode::ArrowLeft], &[KeyCode::ArrowRight]) * KEY_TURN_SPEED * time.delta_secs();
-    if let Some(mouse) = mouse.filter(|_| lock.locked) {
-        intent.look -= mouse.delta * MOUSE_SENSITIVITY;
-    }
-}
-
-/// Moves and turns the person by the frame's intent, kept inside the region's bounds.
+/// Moves and turns the person by the frame's actions, kept inside the region's bounds.
 fn apply_movement(
-    intent: Res<MoveIntent>,
+    intent: Res<Actions>,
     time: Res<Time>,
     region: Option<Res<CurrentRegion>>,
     mut players: Query<(&mut Transform, &mut Player)>,
@@ -138,7 +82,9 @@ fn apply_movement(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actions::MOUSE_SENSITIVITY;
     use crate::testing::{logic_app, player_transform};
+    use bevy::input::mouse::AccumulatedMouseMotion;
     use sanctuary_engine::RegionId;
 
     fn hold(app: &mut App, key: KeyCode, frames: usize) {

@@ -27,7 +27,7 @@ pub(super) fn plugin(app: &mut App) {
                 .chain()
                 .in_set(Frame::Input)
                 .before(crate::cursor::capture_pointer)
-                .before(crate::player::read_desktop_input)
+                .before(crate::actions::ReadDevices)
                 .run_if(resource_exists::<NetLink>),
             (label_new_avatars, place_name_labels, update_net_status, update_chat_panel, show_avatar_menu)
                 .chain()
