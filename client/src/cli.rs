@@ -44,6 +44,10 @@ pub struct Args {
     #[arg(long)]
     pub flat: bool,
 
+    /// VR comfort.
+    #[command(flatten)]
+    pub comfort: ComfortArgs,
+
     /// How to reach other people.
     #[command(flatten)]
     pub network: NetworkArgs,
@@ -125,6 +129,46 @@ impl NetworkArgs {
         config.name = self.name.clone();
         config.regions = regions;
         Ok(Some(config))
+    }
+}
+
+/// VR comfort options; the menu panel in the headset changes them too.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ComfortArgs {
+    /// Turn smoothly with the stick instead of in snaps.
+    #[arg(long)]
+    pub smooth_turn: bool,
+
+    /// Degrees per snap turn.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(5..=90))]
+    pub snap_degrees: u16,
+
+    /// No darkened edges while moving smoothly.
+    #[arg(long)]
+    pub no_vignette: bool,
+
+    /// Play seated: the eyes are lifted to standing height.
+    #[arg(long)]
+    pub seated: bool,
+
+    /// Point, grab and teleport with the left hand; walk with the right.
+    #[arg(long)]
+    pub left_handed: bool,
+}
+
+impl From<&ComfortArgs> for crate::actions::Comfort {
+    fn from(args: &ComfortArgs) -> Self {
+        use crate::actions::{SEATED_LIFT, SMOOTH_TURN, Side, Stance, Turning};
+        Self {
+            turning: if args.smooth_turn {
+                Turning::Smooth(SMOOTH_TURN)
+            } else {
+                Turning::Snap(f32::from(args.snap_degrees).to_radians())
+            },
+            vignette: !args.no_vignette,
+            stance: if args.seated { Stance::Seated(SEATED_LIFT) } else { Stance::Standing },
+            dominant: if args.left_handed { Side::Left } else { Side::Right },
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub mod testing;
 mod world;
 pub mod xr;
 
+use bevy::app::PluginGroupBuilder;
 use bevy::diagnostic::FrameTimeDiagnosticsPlugin;
 use bevy::prelude::*;
 use bevy::window::{PresentMode, WindowResolution};
@@ -98,13 +99,27 @@ pub fn presentation_plugin(app: &mut App) {
     ));
 }
 
-/// The desktop app for the command line `args`, ready to run.
-pub fn desktop_app(args: &cli::Args) -> App {
+/// Bevy's default plugins, with OpenXR's around the renderer when a headset is to be used.
+/// Should OpenXR still fail to start, `bevy_mod_openxr` falls back to the window's renderer and
+/// the client stays in flat mode.
+fn add_default_plugins(app: &mut App, plugins: PluginGroupBuilder, headset: bool) {
+    #[cfg(feature = "xr")]
+    if headset {
+        app.add_plugins(bevy_mod_openxr::add_xr_plugins(plugins)).add_plugins(xr::session::plugin);
+        return;
+    }
+    let _ = headset;
+    app.add_plugins(plugins);
+}
+
+/// The client for the command line `args`, ready to run: in the headset when `headset` is set
+/// (and this build has the `xr` feature), on the desktop otherwise.
+pub fn client_app(args: &cli::Args, headset: bool) -> App {
     let mut app = App::new();
     // Models are read from the node's blob store; the source must exist before the asset plugin.
     blobs::register(&mut app);
     let title = format!("Sanctuary — {}", args.region.title());
-    app.add_plugins(DefaultPlugins.set(WindowPlugin {
+    let plugins = DefaultPlugins.set(WindowPlugin {
         primary_window: Some(Window {
             title,
             resolution: WindowResolution::new(args.width, args.height),
@@ -112,9 +127,11 @@ pub fn desktop_app(args: &cli::Args) -> App {
             ..default()
         }),
         ..default()
-    }))
-    .insert_resource(WorldSettings { n_drifters: args.avatars, ..WorldSettings::default() })
-    .add_plugins((logic_plugin, presentation_plugin));
+    });
+    add_default_plugins(&mut app, plugins, headset);
+    app.insert_resource(Comfort::from(&args.comfort))
+        .insert_resource(WorldSettings { n_drifters: args.avatars, ..WorldSettings::default() })
+        .add_plugins((logic_plugin, presentation_plugin));
     if let Some(path) = &args.screenshot {
         app.insert_resource(ScreenshotPlan::new(path.clone(), args.frames));
     }

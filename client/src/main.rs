@@ -22,8 +22,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     explain_device_failures();
-    println!("{}", sanctuary::xr::startup_message(args.flat));
-    match sanctuary::desktop_app(&args).run() {
+    let vr = sanctuary::xr::probe(args.flat);
+    println!("{}", sanctuary::xr::describe(&vr));
+    match sanctuary::client_app(&args, vr.use_headset()).run() {
         AppExit::Success => ExitCode::SUCCESS,
         AppExit::Error(code) => ExitCode::from(code.get()),
     }
