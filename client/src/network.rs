@@ -12,6 +12,7 @@ use sanctuary_net::{
 };
 
 use crate::Frame;
+use crate::actions::{Controllers, InputMode, Rig};
 use crate::player::Player;
 use crate::world::{CurrentRegion, RegionScoped};
 
@@ -312,24 +313,42 @@ fn follow_region(
     link.send(Command::Regions(vec![region.id()]));
 }
 
-/// The person's head and hands as the network sends them. Without tracked hands (the desktop),
-/// the hands hang at the sides, turned with the body.
-pub fn pose_of(transform: &Transform, player: &Player) -> PoseFrame {
+/// The person's head and hands as the network sends them. In a headset the tracked hands (their
+/// grips, placed by the rig) are sent; a hand that is not tracked, and both hands on the
+/// desktop, hang at the sides, turned with the body.
+pub fn pose_of(transform: &Transform, player: &Player, tracked: Option<(&Controllers, &Rig)>) -> PoseFrame {
     let body = Quat::from_rotation_y(player.yaw);
-    let hand =
-        |side: f32| QuantisedTransform::new(transform.translation + body * Vec3::new(side * 0.28, -0.62, -0.12), body);
+    // Facing +z at yaw 0, the person's left is +x.
+    let hanging =
+        |left: f32| QuantisedTransform::new(transform.translation + body * Vec3::new(left * 0.28, -0.62, -0.12), body);
+    let hand = |grip: Option<Transform>, left: f32| match (grip, tracked) {
+        (Some(grip), Some((_, rig))) => {
+            let world = rig.to_world(grip);
+            QuantisedTransform::new(world.translation, world.rotation)
+        }
+        _ => hanging(left),
+    };
+    let grips = tracked.map_or((None, None), |(controllers, _)| (controllers.left.grip, controllers.right.grip));
     PoseFrame {
         head: QuantisedTransform::new(transform.translation, transform.rotation),
-        left_hand: hand(-1.0),
-        right_hand: hand(1.0),
+        left_hand: hand(grips.0, 1.0),
+        right_hand: hand(grips.1, -1.0),
     }
 }
 
 /// Sends the pose when it changed (after quantising: a still person sends nothing; the node
 /// adds the keepalive and the rate limit).
-fn send_pose(link: Res<NetLink>, players: Query<(&Transform, &Player)>, mut last: Local<Option<PoseFrame>>) {
+fn send_pose(
+    link: Res<NetLink>,
+    players: Query<(&Transform, &Player)>,
+    mode: Res<InputMode>,
+    controllers: Res<Controllers>,
+    rig: Res<Rig>,
+    mut last: Local<Option<PoseFrame>>,
+) {
     let Ok((transform, player)) = players.single() else { return };
-    let pose = pose_of(transform, player);
+    let tracked = (*mode == InputMode::Vr).then_some((&*controllers, &*rig));
+    let pose = pose_of(transform, player, tracked);
     if *last != Some(pose) {
         *last = Some(pose);
         link.send(Command::Pose(pose));
@@ -484,8 +503,29 @@ mod tests {
     fn the_desktop_pose_puts_hands_at_the_sides() {
         let player = Player { yaw: 0.0, ..Player::default() };
         let transform = Transform::from_xyz(0.0, 1.7, 0.0);
-        let pose = pose_of(&transform, &player);
-        assert!(pose.left_hand.position().x < 0.0 && pose.right_hand.position().x > 0.0);
+        let pose = pose_of(&transform, &player, None);
+        // Facing +z, the left hand is toward +x.
+        assert!(pose.left_hand.position().x > 0.0 && pose.right_hand.position().x < 0.0);
         assert!(pose.left_hand.position().y < 1.7);
+    }
+
+    #[test]
+    fn in_a_headset_the_tracked_hands_are_sent() {
+        let mut app = crate::testing::vr_app(RegionId::Lobby);
+        crate::testing::run_frames(&mut app, 3);
+        // Raise the right hand above the head.
+        crate::testing::controllers(&mut app).right.grip = Some(Transform::from_xyz(0.1, 2.1, -0.2));
+        crate::testing::controllers(&mut app).left.grip = None;
+        crate::testing::run_frames(&mut app, 1);
+        let transform = crate::testing::player_transform(&mut app);
+        let player = *app.world_mut().query::<&Player>().single(app.world()).expect("player");
+        let controllers = *app.world().resource::<Controllers>();
+        let rig = *app.world().resource::<Rig>();
+        let pose = pose_of(&transform, &player, Some((&controllers, &rig)));
+        let raised = pose.right_hand.position();
+        assert!((raised - rig.to_world(Transform::from_xyz(0.1, 2.1, -0.2)).translation).length() < 0.01);
+        assert!(raised.y > transform.translation.y, "the raised hand is above the eyes");
+        // The untracked left hand hangs at the side, as on the desktop.
+        assert_eq!(pose.left_hand, pose_of(&transform, &player, None).left_hand);
     }
 }
