@@ -13,7 +13,8 @@ use crate::Frame;
 use crate::player::PointerLock;
 
 pub(super) fn plugin(app: &mut App) {
-    app.init_resource::<Actions>()
+    app.add_message::<crate::panels::PanelPressed>()
+        .init_resource::<Actions>()
         .init_resource::<Controllers>()
         .init_resource::<InputMode>()
         .init_resource::<Comfort>()

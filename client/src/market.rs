@@ -30,7 +30,7 @@ use sanctuary_wallet::{
 use crate::Frame;
 use crate::build::CityWorld;
 use crate::network::{ChatInput, NetLink};
-use crate::panels::{PanelContent, PanelSlot, PanelSpec, Tone};
+use crate::panels::{PanelAction, PanelContent, PanelPressed, PanelSlot, PanelSpec, Tone};
 use crate::player::Player;
 use crate::world::{CurrentRegion, RegionScoped, StructureView, structure_transform};
 
@@ -45,7 +45,7 @@ pub(super) fn plugin(app: &mut App) {
     app.init_resource::<WalletUi>().init_resource::<Market>().add_systems(
         Update,
         (
-            (read_wallet_events, wallet_commands, wallet_keys).chain().in_set(Frame::Input),
+            (read_wallet_events, wallet_keys, wallet_commands).chain().in_set(Frame::Input),
             (refresh_market, show_stalls, place_stall_labels, fill_panels).chain().in_set(Frame::Present),
         ),
     );
@@ -436,23 +436,33 @@ fn withdraw(ui: &mut WalletUi, market: &Market, world: &CityWorld, net: Option<&
 
 fn wallet_keys(
     keys: Res<ButtonInput<KeyCode>>,
-    input: Res<ChatInput>,
+    mut pressed: MessageReader<PanelPressed>,
+    mut input: ResMut<ChatInput>,
     link: Option<Res<WalletLink>>,
     mut ui: ResMut<WalletUi>,
     market: Res<Market>,
     world: Res<CityWorld>,
     players: Query<&Transform, With<Player>>,
 ) {
-    if input.open {
-        return;
+    let buttons: Vec<PanelAction> = pressed.read().map(|PanelPressed(action)| *action).collect();
+    let button = |action: PanelAction| buttons.contains(&action);
+    // The panel's wallet buttons are its typed commands.
+    for (action, command) in
+        [(PanelAction::Sync, "/sync"), (PanelAction::Receive, "/receive"), (PanelAction::Lock, "/wallet lock")]
+    {
+        if button(action) {
+            input.wallet_commands.push(command.to_owned());
+        }
     }
+    let typing = input.open;
+    let key = |code: KeyCode| !typing && keys.just_pressed(code);
     let Some(link) = link else { return };
     if let Some(draft) = ui.draft.clone() {
-        if keys.just_pressed(KeyCode::KeyY) {
+        if key(KeyCode::KeyY) || button(PanelAction::Pay) {
             link.send(WalletCommand::Confirm(draft.txid));
             ui.draft = None;
             ui.say("sending...", true);
-        } else if keys.any_just_pressed([KeyCode::KeyN, KeyCode::Escape]) {
+        } else if key(KeyCode::KeyN) || key(KeyCode::Escape) || button(PanelAction::Cancel) {
             link.send(WalletCommand::Cancel(draft.txid));
             ui.to_claim.remove(&draft.txid);
             ui.draft = None;
@@ -460,13 +470,13 @@ fn wallet_keys(
         }
         return;
     }
-    if keys.just_pressed(KeyCode::KeyP) {
+    if key(KeyCode::KeyP) || button(PanelAction::ToggleWallet) {
         ui.open = !ui.open;
         if !ui.open {
             ui.words = None;
         }
     }
-    if keys.just_pressed(KeyCode::KeyF) {
+    if key(KeyCode::KeyF) || button(PanelAction::Buy) {
         let Ok(player) = players.single() else { return };
         let Some(view) = stall_in_reach(&market, player.translation) else { return };
         let Some(me) = world.me else { return };
@@ -750,6 +760,12 @@ pub fn wallet_panel(ui: &WalletUi, link: Option<&WalletLink>, market: &Market, m
     if let Some((message, ok)) = &ui.message {
         spec.line(if *ok { Tone::Good } else { Tone::Warn }, message.clone());
     }
+    if ui.status == Some(WalletStatus::Unlocked) {
+        spec.button("Sync", PanelAction::Sync)
+            .button("Receive", PanelAction::Receive)
+            .button("Lock", PanelAction::Lock);
+    }
+    spec.button("Close", PanelAction::ToggleWallet);
     spec
 }
 
@@ -786,6 +802,7 @@ pub fn stall_panel(view: &ListingView, settlement: Option<&Settlement>, me: Opti
         }
         Some(SaleState::Open) | None => {
             spec.line(Tone::Hint, "F: buy");
+            spec.button(format!("Buy for {}", sats(view.listing.price_sats)), PanelAction::Buy);
         }
     }
     match mine.map(|(_, verdict)| *verdict) {
@@ -807,6 +824,7 @@ pub fn confirm_panel(draft: &PendingDraft) -> PanelSpec {
     spec.line(Tone::Plain, format!("network fee  {} ({:.1} sat/vB)", sats(draft.fee_sats), draft.fee_rate));
     spec.line(Tone::Good, format!("total        {}", sats(draft.amount_sats + draft.fee_sats)));
     spec.line(Tone::Hint, "Y: pay    N: cancel");
+    spec.button("Pay", PanelAction::Pay).button("Cancel", PanelAction::Cancel);
     spec
 }
 
@@ -867,7 +885,9 @@ mod tests {
         let view = listing_view(ada);
         let open = stall_panel(&view, None, Some(bo)).text();
         assert!(open.contains("price 20,000 sats") && open.contains("F: buy"), "{open}");
+        assert!(stall_panel(&view, None, Some(bo)).offers(PanelAction::Buy));
         assert!(stall_panel(&view, None, Some(ada)).text().contains("/withdraw"), "the seller cannot buy");
+        assert!(!stall_panel(&view, None, Some(ada)).offers(PanelAction::Buy));
         let txid = TxId([3; 32]);
         let pending = Settlement {
             state: SaleState::Pending { buyer: bo, txid, confirmations: 0, needed: 1 },
@@ -876,6 +896,7 @@ mod tests {
         assert!(stall_panel(&view, Some(&pending), Some(bo)).text().contains("your payment has 0 of 1"));
         let owned = Settlement { state: SaleState::Owned { buyer: bo, txid, confirmations: 1 }, verdicts: Vec::new() };
         assert!(stall_panel(&view, Some(&owned), Some(bo)).text().contains("OWNED"));
+        assert!(!stall_panel(&view, Some(&owned), Some(bo)).offers(PanelAction::Buy), "nothing left to buy");
         assert!(stall_sign(&view, Some(&owned), Some(ada)).contains("SOLD"));
     }
 
@@ -891,6 +912,8 @@ mod tests {
         let text = confirm_panel(&draft).text();
         assert!(text.contains("20,000 sats") && text.contains("184 sats") && text.contains("20,184 sats"), "{text}");
         assert!(text.contains("Y: pay"));
+        let spec = confirm_panel(&draft);
+        assert!(spec.offers(PanelAction::Pay) && spec.offers(PanelAction::Cancel), "the laser needs buttons");
     }
 
     #[test]

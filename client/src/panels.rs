@@ -5,6 +5,7 @@
 
 use bevy::asset::RenderAssetUsages;
 use bevy::image::ImageSampler;
+use bevy::picking::hover::PickingInteraction;
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use sanctuary_wallet::QrMatrix;
@@ -22,6 +23,44 @@ pub enum Tone {
     Hint,
 }
 
+/// What a panel's button does. Clicked with the mouse or the VR laser, it becomes a
+/// [`PanelPressed`] message that the owning plugin carries out, exactly as its key would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PanelAction {
+    /// Open or close the wallet panel (P).
+    ToggleWallet,
+    /// Sync the wallet now (`/sync`).
+    Sync,
+    /// Show a fresh receive address (`/receive`).
+    Receive,
+    /// Lock the wallet (`/wallet lock`).
+    Lock,
+    /// Buy at the stall in reach (F).
+    Buy,
+    /// Pay the payment being confirmed (Y).
+    Pay,
+    /// Cancel the payment being confirmed (N).
+    Cancel,
+    /// Build mode on or off (B).
+    ToggleBuild,
+    /// Undo the last build edit (Ctrl+Z).
+    Undo,
+    /// Snap or smooth turning.
+    ToggleTurning,
+    /// The comfort vignette on or off.
+    ToggleVignette,
+    /// Standing or seated.
+    ToggleStance,
+    /// Point with the other hand.
+    SwapHands,
+    /// Close the VR menu.
+    CloseMenu,
+}
+
+/// A panel button was clicked.
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PanelPressed(pub PanelAction);
+
 /// One panel's content.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PanelSpec {
@@ -31,12 +70,25 @@ pub struct PanelSpec {
     pub lines: Vec<(Tone, String)>,
     /// A QR code to show under the lines.
     pub qr: Option<QrMatrix>,
+    /// Buttons under the lines, left to right.
+    pub buttons: Vec<(String, PanelAction)>,
 }
 
 impl PanelSpec {
     /// An empty panel with a heading.
     pub fn new(title: impl Into<String>) -> Self {
-        Self { title: title.into(), lines: Vec::new(), qr: None }
+        Self { title: title.into(), lines: Vec::new(), qr: None, buttons: Vec::new() }
+    }
+
+    /// Adds a button.
+    pub fn button(&mut self, label: impl Into<String>, action: PanelAction) -> &mut Self {
+        self.buttons.push((label.into(), action));
+        self
+    }
+
+    /// Whether the panel has a button for `action`.
+    pub fn offers(&self, action: PanelAction) -> bool {
+        self.buttons.iter().any(|(_, offered)| *offered == action)
     }
 
     /// Adds a line.
@@ -71,18 +123,36 @@ pub enum PanelSlot {
 #[derive(Component, Debug, Default)]
 pub struct PanelContent(pub Option<PanelSpec>);
 
-#[derive(Component, Debug)]
-struct PanelBody;
-
-#[derive(Component, Debug)]
-struct PanelQr;
-
 /// The drawn spec, to redraw only on change.
 #[derive(Component, Debug, Default)]
 struct Drawn(Option<PanelSpec>);
 
+/// A drawn button: clicking it (mouse or laser) sends its action.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PanelButton(pub PanelAction);
+
 pub(super) fn plugin(app: &mut App) {
-    app.add_systems(Startup, spawn_panels).add_systems(Update, draw_panels.in_set(crate::Frame::Present));
+    app.add_systems(Startup, spawn_panels)
+        .add_systems(Update, (draw_panels, light_buttons).in_set(crate::Frame::Present))
+        .add_observer(click_button);
+}
+
+/// A click on a panel button becomes its action. The mouse counts only while it is free: with
+/// the pointer captured for looking around, the hidden cursor must not press a button (above
+/// all not "pay").
+fn click_button(
+    click: On<Pointer<Click>>,
+    buttons: Query<&PanelButton>,
+    lock: Res<crate::player::PointerLock>,
+    mut pressed: MessageWriter<PanelPressed>,
+) {
+    let Ok(PanelButton(action)) = buttons.get(click.entity) else { return };
+    if click.pointer_id == bevy::picking::pointer::PointerId::Mouse && lock.locked {
+        return;
+    }
+    if click.button == PointerButton::Primary {
+        pressed.write(PanelPressed(*action));
+    }
 }
 
 fn spawn_panels(mut commands: Commands) {
@@ -105,40 +175,26 @@ fn spawn_panels(mut commands: Commands) {
             PanelSlot::Confirm => Color::srgb(1.0, 0.75, 0.2),
             _ => Color::srgb(0.3, 0.9, 1.0),
         };
-        commands
-            .spawn((
-                slot,
-                PanelContent::default(),
-                Drawn::default(),
-                Node {
-                    position_type: PositionType::Absolute,
-                    // Text on the left, a QR code (when there is one) on the right.
-                    flex_direction: FlexDirection::Row,
-                    align_items: AlignItems::FlexStart,
-                    padding: UiRect::all(Val::Px(10.0)),
-                    column_gap: Val::Px(12.0),
-                    border: UiRect::all(Val::Px(2.0)),
-                    ..at
-                },
-                BorderColor::all(border),
-                BackgroundColor(Color::srgba(0.01, 0.02, 0.07, 0.92)),
-                // Above the labels that float over the world.
-                GlobalZIndex(10),
-                Visibility::Hidden,
-            ))
-            .with_children(|panel| {
-                panel.spawn((
-                    PanelBody,
-                    Text::new(""),
-                    TextFont { font_size: FontSize::Px(14.0), ..default() },
-                    TextColor(Color::srgb(0.9, 0.95, 1.0)),
-                ));
-                panel.spawn((
-                    PanelQr,
-                    ImageNode::default(),
-                    Node { width: Val::Px(150.0), height: Val::Px(150.0), display: Display::None, ..default() },
-                ));
-            });
+        commands.spawn((
+            slot,
+            PanelContent::default(),
+            Drawn::default(),
+            Node {
+                position_type: PositionType::Absolute,
+                // Text on the left, a QR code (when there is one) on the right.
+                flex_direction: FlexDirection::Row,
+                align_items: AlignItems::FlexStart,
+                padding: UiRect::all(Val::Px(10.0)),
+                column_gap: Val::Px(12.0),
+                border: UiRect::all(Val::Px(2.0)),
+                ..at
+            },
+            BorderColor::all(border),
+            BackgroundColor(Color::srgba(0.01, 0.02, 0.07, 0.92)),
+            // Above the labels that float over the world.
+            GlobalZIndex(10),
+            Visibility::Hidden,
+        ));
     }
 }
 
@@ -153,48 +209,98 @@ fn tone_colour(tone: Tone) -> Color {
 
 fn draw_panels(
     mut commands: Commands,
-    mut panels: Query<(&PanelContent, &mut Drawn, &mut Visibility, &Children), Without<PanelQr>>,
-    bodies: Query<Entity, With<PanelBody>>,
-    mut qrs: Query<(&mut ImageNode, &mut Node), With<PanelQr>>,
+    mut panels: Query<(Entity, &PanelContent, &mut Drawn, &mut Visibility)>,
     mut images: ResMut<Assets<Image>>,
 ) {
-    for (content, mut drawn, mut visibility, children) in &mut panels {
+    for (entity, content, mut drawn, mut visibility) in &mut panels {
         if content.0 == drawn.0 {
             continue;
         }
         drawn.0 = content.0.clone();
+        commands.entity(entity).despawn_children();
         let Some(spec) = &content.0 else {
             *visibility = Visibility::Hidden;
             continue;
         };
         *visibility = Visibility::Inherited;
-        for child in children.iter() {
-            if let Ok(body) = bodies.get(child) {
-                // The heading, then one span per line in its tone.
-                let mut body = commands.entity(body);
-                body.despawn_children();
-                body.insert(Text::new(spec.title.clone()));
-                body.insert(TextColor(Color::WHITE));
-                body.with_children(|spans| {
+        commands.entity(entity).with_children(|panel| draw_spec(panel, spec, 14.0, &mut images));
+    }
+}
+
+/// Draws a spec into `panel` (a UI node laid out as a row): the heading and lines in their tones
+/// with the buttons under them, and the QR code on the right. The desktop overlays and the VR
+/// panel both draw with this, at their own text size.
+pub fn draw_spec(panel: &mut ChildSpawnerCommands<'_>, spec: &PanelSpec, size: f32, images: &mut Assets<Image>) {
+    panel
+        .spawn(Node { flex_direction: FlexDirection::Column, row_gap: Val::Px(size * 0.6), ..default() })
+        .with_children(|column| {
+            column
+                .spawn((
+                    Text::new(spec.title.clone()),
+                    TextFont { font_size: FontSize::Px(size), ..default() },
+                    TextColor(Color::WHITE),
+                ))
+                .with_children(|spans| {
                     for (tone, line) in &spec.lines {
                         spans.spawn((
                             TextSpan::new(format!("\n{line}")),
-                            TextFont { font_size: FontSize::Px(14.0), ..default() },
+                            TextFont { font_size: FontSize::Px(size), ..default() },
                             TextColor(tone_colour(*tone)),
                         ));
                     }
                 });
+            if spec.buttons.is_empty() {
+                return;
             }
-            if let Ok((mut image, mut node)) = qrs.get_mut(child) {
-                match &spec.qr {
-                    Some(qr) => {
-                        image.image = images.add(qr_image(qr));
-                        node.display = Display::Flex;
+            column
+                .spawn(Node {
+                    flex_direction: FlexDirection::Row,
+                    flex_wrap: FlexWrap::Wrap,
+                    column_gap: Val::Px(size * 0.6),
+                    row_gap: Val::Px(size * 0.6),
+                    ..default()
+                })
+                .with_children(|row| {
+                    for (label, action) in &spec.buttons {
+                        row.spawn((
+                            PanelButton(*action),
+                            Button,
+                            PickingInteraction::default(),
+                            Node {
+                                padding: UiRect::axes(Val::Px(size * 0.9), Val::Px(size * 0.45)),
+                                border: UiRect::all(Val::Px(2.0)),
+                                ..default()
+                            },
+                            BorderColor::all(Color::srgb(0.3, 0.9, 1.0)),
+                            BackgroundColor(Color::srgb(0.04, 0.12, 0.22)),
+                        ))
+                        .with_child((
+                            Text::new(label.clone()),
+                            TextFont { font_size: FontSize::Px(size), ..default() },
+                            TextColor(Color::WHITE),
+                            Pickable::IGNORE,
+                        ));
                     }
-                    None => node.display = Display::None,
-                }
-            }
-        }
+                });
+        });
+    if let Some(qr) = &spec.qr {
+        panel.spawn((
+            ImageNode::new(images.add(qr_image(qr))),
+            Node { width: Val::Px(size * 10.7), height: Val::Px(size * 10.7), ..default() },
+        ));
+    }
+}
+
+/// Buttons light up under the mouse or the laser.
+fn light_buttons(
+    mut buttons: Query<(&PickingInteraction, &mut BackgroundColor), (With<PanelButton>, Changed<PickingInteraction>)>,
+) {
+    for (interaction, mut background) in &mut buttons {
+        background.0 = match interaction {
+            PickingInteraction::Pressed => Color::srgb(0.2, 0.55, 0.75),
+            PickingInteraction::Hovered => Color::srgb(0.08, 0.3, 0.45),
+            PickingInteraction::None => Color::srgb(0.04, 0.12, 0.22),
+        };
     }
 }
 
