@@ -10,18 +10,84 @@ use bevy::input::mouse::AccumulatedMouseMotion;
 use bevy::prelude::*;
 
 use crate::Frame;
+use crate::panels::{PanelAction, PanelPressed};
 use crate::player::PointerLock;
 
 pub(super) fn plugin(app: &mut App) {
-    app.add_message::<crate::panels::PanelPressed>()
+    app.add_message::<PanelPressed>()
         .init_resource::<Actions>()
         .init_resource::<Controllers>()
         .init_resource::<InputMode>()
         .init_resource::<Comfort>()
+        .init_resource::<VrMenu>()
+        .init_resource::<LaserOnPanel>()
         .add_systems(
             Update,
             (read_desktop_input, read_controllers.run_if(in_vr)).chain().in_set(Frame::Input).in_set(ReadDevices),
-        );
+        )
+        .add_systems(Update, (open_menu, comfort_buttons).in_set(Frame::Input).after(ReadDevices));
+}
+
+/// The VR menu panel: open or closed.
+#[derive(Resource, Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VrMenu {
+    /// Shown in front of the person.
+    pub open: bool,
+}
+
+/// Whether the laser is on a panel this frame: a trigger pull then clicks the panel, not the
+/// world.
+#[derive(Resource, Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LaserOnPanel(pub bool);
+
+/// The menu button opens and closes the VR menu, its Close button closes it, and it opens by
+/// itself when the person enters VR, to show what the controllers do.
+fn open_menu(
+    actions: Res<Actions>,
+    mode: Res<InputMode>,
+    mut pressed: MessageReader<PanelPressed>,
+    mut menu: ResMut<VrMenu>,
+    mut was: Local<InputMode>,
+) {
+    if *mode != *was {
+        *was = *mode;
+        menu.open = *mode == InputMode::Vr;
+    }
+    if *mode == InputMode::Vr && actions.menu.pressed {
+        menu.open = !menu.open;
+    }
+    if pressed.read().any(|PanelPressed(action)| *action == PanelAction::CloseMenu) {
+        menu.open = false;
+    }
+}
+
+/// The comfort buttons of the VR menu.
+fn comfort_buttons(mut pressed: MessageReader<PanelPressed>, mut comfort: ResMut<Comfort>) {
+    for PanelPressed(action) in pressed.read() {
+        match action {
+            PanelAction::ToggleTurning => {
+                comfort.turning = match comfort.turning {
+                    Turning::Snap(_) => Turning::Smooth(SMOOTH_TURN),
+                    Turning::Smooth(_) => Turning::Snap(SNAP_TURN),
+                };
+            }
+            PanelAction::ToggleVignette => comfort.vignette = !comfort.vignette,
+            PanelAction::ToggleStance => {
+                comfort.stance = match comfort.stance {
+                    Stance::Standing => Stance::Seated(SEATED_LIFT),
+                    Stance::Seated(_) => Stance::Standing,
+                };
+            }
+            PanelAction::SwapHands => {
+                comfort.dominant = match comfort.dominant {
+                    Side::Left => Side::Right,
+                    Side::Right => Side::Left,
+                };
+            }
+            _ => continue,
+        }
+        info!("VR comfort: {}", comfort.describe());
+    }
 }
 
 /// The systems that turn devices into [`Actions`]; what needs this frame's actions runs after.
@@ -182,6 +248,24 @@ impl Default for Comfort {
 }
 
 impl Comfort {
+    /// The settings in words, for the menu and the log.
+    pub fn describe(&self) -> String {
+        let turning = match self.turning {
+            Turning::Snap(angle) => format!("snap turn {:.0} degrees", angle.to_degrees()),
+            Turning::Smooth(rate) => format!("smooth turn {:.0} degrees/s", rate.to_degrees()),
+        };
+        let vignette = if self.vignette { "vignette on" } else { "vignette off" };
+        let stance = match self.stance {
+            Stance::Standing => "standing",
+            Stance::Seated(_) => "seated",
+        };
+        let hand = match self.dominant {
+            Side::Right => "right hand points",
+            Side::Left => "left hand points",
+        };
+        format!("{turning} | {vignette} | {stance} | {hand}")
+    }
+
     /// The lift applied to the tracked head.
     pub fn lift(&self) -> f32 {
         match self.stance {
@@ -227,7 +311,22 @@ pub struct Controllers {
     pub right: Controller,
 }
 
+/// The height of a resting simulated headset: a person of average height standing.
+pub const HEAD_HEIGHT: f32 = 1.6;
+
 impl Controllers {
+    /// A head standing in the middle of the play area looking ahead, both hands tracked in
+    /// front of the chest and pointing ahead and a little down, every button and stick at rest:
+    /// how tests, benchmarks and `--vr-preview` start.
+    pub fn resting() -> Self {
+        let hand = |side: f32| {
+            let grip = Transform::from_xyz(side * 0.2, HEAD_HEIGHT - 0.45, -0.3);
+            let aim = grip.with_rotation(Quat::from_rotation_x(-0.35));
+            Controller { grip: Some(grip), aim: Some(aim), ..Controller::default() }
+        };
+        Self { head: Some(Transform::from_xyz(0.0, HEAD_HEIGHT, 0.0)), left: hand(-1.0), right: hand(1.0) }
+    }
+
     /// The pointing hand and the other one.
     pub fn by_role(&self, dominant: Side) -> (&Controller, &Controller) {
         match dominant {
@@ -557,6 +656,28 @@ mod tests {
         let now = actions(&app);
         assert_eq!(now.look, Vec2::ZERO);
         assert_eq!(now.walk, Vec2::Y);
+    }
+
+    #[test]
+    fn the_menu_opens_on_entering_vr_and_its_buttons_change_comfort() {
+        let mut app = vr_app(RegionId::Lobby);
+        run_frames(&mut app, 2);
+        assert!(app.world().resource::<VrMenu>().open, "the menu greets a person entering VR");
+        for action in [PanelAction::ToggleTurning, PanelAction::ToggleStance, PanelAction::SwapHands] {
+            app.world_mut().write_message(PanelPressed(action));
+        }
+        app.world_mut().write_message(PanelPressed(PanelAction::CloseMenu));
+        run_frames(&mut app, 1);
+        let comfort = *app.world().resource::<Comfort>();
+        assert_eq!(comfort.turning, Turning::Smooth(SMOOTH_TURN));
+        assert_eq!(comfort.stance, Stance::Seated(SEATED_LIFT));
+        assert_eq!(comfort.dominant, Side::Left);
+        assert!(comfort.describe().contains("smooth turn 90"));
+        assert!(!app.world().resource::<VrMenu>().open);
+        // The menu button, now on the right hand (the left points), opens it again.
+        controllers(&mut app).right.menu = true;
+        run_frames(&mut app, 1);
+        assert!(app.world().resource::<VrMenu>().open);
     }
 
     #[test]

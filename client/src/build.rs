@@ -1,6 +1,9 @@
-//! Building in the city: built parcels drawn from the world the node holds, and the desktop
-//! build mode (B) with its palette, ghost preview, selection, grid-snapped moves, colours,
-//! delete, undo and redo, parcel borders and plain feedback when a change is refused.
+//! Building in the city: built parcels drawn from the world the node holds, and the build mode
+//! (B, or A on the pointing controller) with its palette, ghost preview, selection, grid-snapped
+//! moves, colours, delete, undo and redo, parcel borders and plain feedback when a change is
+//! refused. In VR the laser aims and the trigger places; the grip grabs a piece and moves and
+//! turns it with the hand, snapped to the grid and to 15-degree steps, until it is let go. On the
+//! desktop the right mouse button drags a piece over the ground the same way.
 //!
 //! Every edit is a command to the node, which checks it by the same rules every peer applies,
 //! signs it, stores it and passes it on; this module only shows the result.
@@ -17,7 +20,9 @@ use sanctuary_engine::{
 use sanctuary_net::{Command, Event, SharedReplica};
 
 use crate::Frame;
+use crate::actions::{Actions, LaserOnPanel};
 use crate::network::{ChatInput, NetLink};
+use crate::panels::{PanelAction, PanelPressed};
 use crate::player::Player;
 use crate::world::{CurrentRegion, ParcelView, StructureView, structure_transform};
 
@@ -47,7 +52,10 @@ pub(super) fn presentation(app: &mut App) {
     app.add_systems(Startup, spawn_build_panel).add_systems(
         Update,
         (
-            (toggle_build_mode, aim_ghost, build_keys, click_to_build).chain().in_set(Frame::Input),
+            (toggle_build_mode, aim_ghost, build_keys, click_to_build, grab_to_build)
+                .chain()
+                .in_set(Frame::Input)
+                .after(crate::actions::ReadDevices),
             (load_ready_models, draw_build_gizmos, update_build_panel, place_model_labels).in_set(Frame::Present),
         ),
     );
@@ -193,6 +201,36 @@ pub struct BuildMode {
     pub undo: Vec<Edit>,
     /// Edits undone, to redo.
     pub redo: Vec<Edit>,
+    /// The piece held by the hand (or dragged by the mouse).
+    pub held: Option<Held>,
+}
+
+/// A piece being moved by a hand: where it and the hand were when it was grabbed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Held {
+    /// Its parcel.
+    pub parcel: ParcelCoord,
+    /// Its id.
+    pub id: ObjectId,
+    /// The piece as it was.
+    pub before: Object,
+    /// The hand (or the point under the mouse) when it grabbed.
+    pub grip: Transform,
+}
+
+/// Where a held piece goes when the hand that grabbed it at `grip` is now at `hand`: it keeps
+/// its offset from the hand, turns with the hand's turn about the vertical in [`TURN`] steps,
+/// and snaps to the grid. It never goes under the ground.
+pub fn held_placement(before: Placement, grip: Transform, hand: Transform) -> Placement {
+    let (turn, _, _) = (hand.rotation * grip.rotation.inverse()).to_euler(EulerRot::YXZ);
+    let steps = (turn / TURN).round();
+    let turned = Quat::from_rotation_y(steps * TURN);
+    let offset = before.translation - grip.translation;
+    let mut translation = snap(hand.translation + turned * offset);
+    // The lowest point stays on or above the ground.
+    let half_height = (before.translation.y - before.aabb().0.y).max(0.0);
+    translation.y = translation.y.max(half_height);
+    Placement { translation, rotation: (turned * before.rotation).normalize(), scale: before.scale }
 }
 
 /// The palette: the primitives, then the imported models.
@@ -353,19 +391,23 @@ fn typing(chat: &Option<Res<ChatInput>>) -> bool {
 }
 
 /// B turns build mode on and off; H (in build mode) goes to your home parcel.
+#[allow(clippy::too_many_arguments)]
 fn toggle_build_mode(
     keys: Res<ButtonInput<KeyCode>>,
+    actions: Res<Actions>,
+    mut pressed: MessageReader<PanelPressed>,
     chat: Option<Res<ChatInput>>,
     region: Option<Res<CurrentRegion>>,
     world: Res<CityWorld>,
     mut mode: ResMut<BuildMode>,
     mut players: Query<(&mut Transform, &mut Player)>,
 ) {
+    let button = pressed.read().any(|PanelPressed(action)| *action == PanelAction::ToggleBuild);
     if typing(&chat) {
         return;
     }
     let in_city = region.is_some_and(|region| region.id() == sanctuary_engine::RegionId::City);
-    if keys.just_pressed(KeyCode::KeyB) {
+    if actions.build.pressed || button {
         mode.on = !mode.on && in_city;
         mode.selected = None;
         info!("build mode {}", if mode.on { "on" } else { "off" });
@@ -431,14 +473,17 @@ fn may_put(
 
 /// Follows the pointer with the ghost of what a click would place.
 fn aim_ghost(
+    actions: Res<Actions>,
+    on_panel: Res<LaserOnPanel>,
     mut mode: ResMut<BuildMode>,
     world: Res<CityWorld>,
     windows: Query<&Window, With<PrimaryWindow>>,
     cameras: Query<(&Camera, &GlobalTransform), With<Player>>,
 ) {
     mode.ghost = None;
-    let (true, Some(me)) = (mode.on, world.me) else { return };
-    let Some(point) = pointer_ray(&windows, &cameras).and_then(ground_hit) else { return };
+    let (true, Some(me), false) = (mode.on, world.me, on_panel.0) else { return };
+    let ray = actions.point.or_else(|| pointer_ray(&windows, &cameras));
+    let Some(point) = ray.and_then(ground_hit) else { return };
     let Some(parcel) = ParcelCoord::containing(point) else { return };
     let items = palette(&world);
     let item = &items[mode.palette.min(items.len() - 1)];
@@ -466,14 +511,18 @@ fn send_edit(link: &NetLink, world: &CityWorld, me: PublicKey, edit: &Edit) {
 }
 
 /// The build keys: palette, colour, turn, move, scale, delete, undo and redo.
+#[allow(clippy::too_many_arguments)]
 fn build_keys(
     keys: Res<ButtonInput<KeyCode>>,
+    actions: Res<Actions>,
+    mut pressed: MessageReader<PanelPressed>,
     chat: Option<Res<ChatInput>>,
     link: Option<Res<NetLink>>,
     mut world: ResMut<CityWorld>,
     mut mode: ResMut<BuildMode>,
     players: Query<&Player>,
 ) {
+    let undo_button = pressed.read().any(|PanelPressed(action)| *action == PanelAction::Undo);
     let (false, true, Some(link), Some(me)) = (typing(&chat), mode.on, link, world.me) else { return };
     let items = palette(&world).len();
     if keys.just_pressed(KeyCode::Tab) {
@@ -494,7 +543,7 @@ fn build_keys(
     }
     let ctrl = keys.any_pressed([KeyCode::ControlLeft, KeyCode::ControlRight]);
     let shift = keys.any_pressed([KeyCode::ShiftLeft, KeyCode::ShiftRight]);
-    if ctrl && keys.just_pressed(KeyCode::KeyZ) {
+    if ctrl && keys.just_pressed(KeyCode::KeyZ) || undo_button {
         if let Some(edit) = mode.undo.pop() {
             let reverse = Edit { before: edit.after, after: edit.before, ..edit.clone() };
             send_edit(&link, &world, me, &reverse);
@@ -511,7 +560,7 @@ fn build_keys(
         }
         return;
     }
-    if keys.just_pressed(KeyCode::KeyR) && mode.selected.is_none() {
+    if actions.rotate.pressed && mode.selected.is_none() {
         mode.turns += if shift { -1 } else { 1 };
     }
     if keys.just_pressed(KeyCode::Escape) {
@@ -550,7 +599,7 @@ fn build_keys(
         moved -= Vec3::Y;
     }
     after.placement.translation = snap(after.placement.translation + moved * GRID);
-    if step(KeyCode::KeyR) {
+    if actions.rotate.pressed {
         let turn = if shift { -TURN } else { TURN };
         after.placement.rotation = (Quat::from_rotation_y(turn) * after.placement.rotation).normalize();
     }
@@ -583,8 +632,10 @@ fn build_keys(
 }
 
 /// A click in build mode selects the object under the pointer, or places the ghost.
+#[allow(clippy::too_many_arguments)]
 fn click_to_build(
-    mouse: Res<ButtonInput<MouseButton>>,
+    actions: Res<Actions>,
+    on_panel: Res<LaserOnPanel>,
     chat: Option<Res<ChatInput>>,
     link: Option<Res<NetLink>>,
     mut world: ResMut<CityWorld>,
@@ -593,13 +644,14 @@ fn click_to_build(
     cameras: Query<(&Camera, &GlobalTransform), With<Player>>,
     buttons: Query<&Interaction, With<Button>>,
 ) {
-    if !mode.on || typing(&chat) || !mouse.just_pressed(MouseButton::Left) {
+    if !mode.on || typing(&chat) || !actions.select.pressed || on_panel.0 {
         return;
     }
     if buttons.iter().any(|interaction| *interaction != Interaction::None) {
         return;
     }
-    let (Some(link), Some(me), Some(ray)) = (link, world.me, pointer_ray(&windows, &cameras)) else { return };
+    let ray = actions.point.or_else(|| pointer_ray(&windows, &cameras));
+    let (Some(link), Some(me), Some(ray)) = (link, world.me, ray) else { return };
     // The nearest built object under the pointer, on the parcel under it or the ghost's.
     let mut nearest: Option<(f32, ParcelCoord, ObjectId)> = None;
     let mut parcels: Vec<ParcelCoord> = mode.ghost.iter().map(|(parcel, _, _)| *parcel).collect();
@@ -628,6 +680,84 @@ fn click_to_build(
     }
     let id = rand_id();
     let edit = Edit { parcel, id, before: None, after: Some(object) };
+    send_edit(&link, &world, me, &edit);
+    mode.undo.push(edit);
+    mode.redo.clear();
+}
+
+/// Grabbing: the grip (or the right mouse button) takes the piece the hand is in, or else the one
+/// the pointer is on; while held it follows the hand, shown as the ghost with the rules'
+/// verdict; letting go moves it there if the rules allow, else it stays where it was.
+#[allow(clippy::too_many_arguments)]
+fn grab_to_build(
+    actions: Res<Actions>,
+    on_panel: Res<LaserOnPanel>,
+    chat: Option<Res<ChatInput>>,
+    link: Option<Res<NetLink>>,
+    mut world: ResMut<CityWorld>,
+    mut mode: ResMut<BuildMode>,
+    windows: Query<&Window, With<PrimaryWindow>>,
+    cameras: Query<(&Camera, &GlobalTransform), With<Player>>,
+) {
+    if !mode.on || typing(&chat) {
+        mode.held = None;
+        return;
+    }
+    let Some(me) = world.me else { return };
+    let ray = actions.point.or_else(|| pointer_ray(&windows, &cameras));
+    // The hand in VR; on the desktop, the point of the ground under the pointer.
+    let holder = actions.hand.or_else(|| ray.and_then(ground_hit).map(Transform::from_translation));
+    if actions.grab.pressed && !on_panel.0 {
+        let mut parcels: Vec<ParcelCoord> = mode.ghost.iter().map(|(parcel, _, _)| *parcel).collect();
+        parcels.extend(holder.and_then(|holder| ParcelCoord::containing(holder.translation)));
+        parcels.push(home_parcel(&me));
+        let mut nearest: Option<(f32, ParcelCoord, ObjectId, Object)> = None;
+        for parcel in parcels {
+            for (id, object) in world.parcel(parcel).objects {
+                let (low, high) = object.aabb();
+                // In the hand first, then along the pointer.
+                let in_hand = actions.hand.filter(|hand| {
+                    hand.translation.cmpge(low - Vec3::splat(0.1)).all()
+                        && hand.translation.cmple(high + Vec3::splat(0.1)).all()
+                });
+                let distance = in_hand.map(|_| 0.0).or_else(|| ray.and_then(|ray| ray_box(ray, (low, high))));
+                if let Some(distance) = distance
+                    && nearest.is_none_or(|(best, ..)| distance < best)
+                {
+                    nearest = Some((distance, parcel, id, object));
+                }
+            }
+        }
+        if let (Some((_, parcel, id, before)), Some(grip)) = (nearest, holder) {
+            mode.held = Some(Held { parcel, id, before, grip });
+            mode.selected = Some((parcel, id));
+        }
+    }
+    let Some(held) = mode.held else { return };
+    let Some(hand) = holder else {
+        // The hand lost tracking or the pointer left the ground: nothing moves.
+        if actions.grab.released {
+            mode.held = None;
+        }
+        return;
+    };
+    let mut after = held.before;
+    after.placement = held_placement(held.before.placement, held.grip, hand);
+    let verdict = may_put(&world, me, held.parcel, held.id, after);
+    mode.ghost = Some((held.parcel, after, verdict.clone()));
+    if !actions.grab.released {
+        return;
+    }
+    mode.held = None;
+    if after == held.before {
+        return;
+    }
+    let Some(link) = link else { return };
+    if let Err(rejection) = verdict {
+        world.feedback = Some((format!("cannot move it there: {rejection}"), false));
+        return;
+    }
+    let edit = Edit { parcel: held.parcel, id: held.id, before: Some(held.before), after: Some(after) };
     send_edit(&link, &world, me, &edit);
     mode.undo.push(edit);
     mode.redo.clear();
@@ -833,6 +963,26 @@ mod tests {
         assert_eq!(ray_box(ray, (Vec3::new(-1.0, -1.0, -6.0), Vec3::new(1.0, 1.0, -4.0))), Some(4.0));
         assert_eq!(ray_box(ray, (Vec3::new(-1.0, -1.0, 4.0), Vec3::new(1.0, 1.0, 6.0))), None);
         assert_eq!(ray_box(ray, (Vec3::new(2.0, -1.0, -6.0), Vec3::new(3.0, 1.0, -4.0))), None);
+    }
+
+    #[test]
+    fn a_held_piece_follows_the_hand_on_the_grid_and_turns_in_steps() {
+        let piece = object_at(&PaletteItem::Shape(Shape::Cuboid), Vec3::new(2.0, 0.0, 3.0), 0, COLOURS[0]).placement;
+        let grip = Transform::from_xyz(2.0, 1.0, 2.2);
+        // The hand moves 1.3 m along x and 0.1 m up: the piece moves by the grid, 1.5 m and 0.
+        let moved = held_placement(piece, grip, grip.with_translation(Vec3::new(3.3, 1.1, 2.2)));
+        assert_eq!(moved.translation, Vec3::new(3.5, piece.translation.y, 3.0));
+        assert_eq!(moved.rotation, piece.rotation);
+        // A wrist turn of 50 degrees turns it 45 (three 15-degree steps) about the hand.
+        let turned = grip.with_rotation(Quat::from_rotation_y(50f32.to_radians()));
+        let placed = held_placement(piece, grip, turned);
+        let (yaw, _, _) = placed.rotation.to_euler(EulerRot::YXZ);
+        assert!((yaw - 45f32.to_radians()).abs() < 1e-4, "{}", yaw.to_degrees());
+        let offset = Quat::from_rotation_y(45f32.to_radians()) * (piece.translation - grip.translation);
+        assert_eq!(placed.translation, snap(grip.translation + offset).max(Vec3::new(f32::MIN, 0.5, f32::MIN)));
+        // Pushed into the ground, it stops standing on it.
+        let low = held_placement(piece, grip, grip.with_translation(Vec3::new(2.0, -3.0, 2.2)));
+        assert!((low.aabb().0.y).abs() < 1e-5, "{:?}", low.aabb());
     }
 
     #[test]

@@ -44,6 +44,11 @@ pub struct Args {
     #[arg(long)]
     pub flat: bool,
 
+    /// Show the VR view in the window without a headset: the head stands still, the mouse aims
+    /// the right hand's laser, left click is the trigger and right click the grip.
+    #[arg(long)]
+    pub vr_preview: bool,
+
     /// VR comfort.
     #[command(flatten)]
     pub comfort: ComfortArgs,

@@ -22,6 +22,7 @@ mod scenery;
 mod screenshot;
 mod social;
 pub mod testing;
+mod vr_view;
 mod world;
 pub mod xr;
 
@@ -96,6 +97,7 @@ pub fn presentation_plugin(app: &mut App) {
         build::presentation,
         panels::plugin,
         market::plugin,
+        vr_view::plugin,
     ));
 }
 
@@ -128,7 +130,10 @@ pub fn client_app(args: &cli::Args, headset: bool) -> App {
         }),
         ..default()
     });
-    add_default_plugins(&mut app, plugins, headset);
+    add_default_plugins(&mut app, plugins, headset && !args.vr_preview);
+    if args.vr_preview {
+        app.insert_resource(vr_view::VrPreview).insert_resource(InputMode::Vr);
+    }
     app.insert_resource(Comfort::from(&args.comfort))
         .insert_resource(WorldSettings { n_drifters: args.avatars, ..WorldSettings::default() })
         .add_plugins((logic_plugin, presentation_plugin));

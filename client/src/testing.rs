@@ -7,7 +7,7 @@ use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use sanctuary_engine::RegionId;
 
-use crate::actions::{Controller, Controllers, InputMode};
+use crate::actions::{Controllers, InputMode};
 use crate::player::Player;
 use crate::world::{EnterRegion, WorldSettings};
 
@@ -32,8 +32,7 @@ pub fn logic_app_with(start: RegionId, settings: WorldSettings) -> App {
     app
 }
 
-/// The height of the simulated headset: a person of average height standing.
-pub const HEAD_HEIGHT: f32 = 1.6;
+pub use crate::actions::HEAD_HEIGHT;
 
 /// [`logic_app`] in VR mode with simulated controllers: the head standing in the middle of the
 /// play area looking ahead, both hands tracked in front of the chest and pointing ahead and a
@@ -41,18 +40,8 @@ pub const HEAD_HEIGHT: f32 = 1.6;
 pub fn vr_app(start: RegionId) -> App {
     let mut app = logic_app(start);
     app.insert_resource(InputMode::Vr);
-    *app.world_mut().resource_mut::<Controllers>() = resting_controllers();
+    *app.world_mut().resource_mut::<Controllers>() = Controllers::resting();
     app
-}
-
-/// Controllers at rest, as [`vr_app`] starts them.
-pub fn resting_controllers() -> Controllers {
-    let hand = |side: f32| {
-        let grip = Transform::from_xyz(side * 0.2, HEAD_HEIGHT - 0.45, -0.3);
-        let aim = grip.with_rotation(Quat::from_rotation_x(-0.35));
-        Controller { grip: Some(grip), aim: Some(aim), ..Controller::default() }
-    };
-    Controllers { head: Some(Transform::from_xyz(0.0, HEAD_HEIGHT, 0.0)), left: hand(-1.0), right: hand(1.0) }
 }
 
 /// Changes the simulated controllers.
