@@ -44,6 +44,11 @@ pub struct Args {
     #[arg(long)]
     pub flat: bool,
 
+    /// Start OpenXR even when no headset was found at start (a runtime that connects the
+    /// headset later, as WiVRn does); should OpenXR not start, the window is used.
+    #[arg(long, conflicts_with = "flat")]
+    pub force_xr: bool,
+
     /// Show the VR view in the window without a headset: the head stands still, the mouse aims
     /// the right hand's laser, left click is the trigger and right click the grip.
     #[arg(long)]

@@ -24,7 +24,10 @@ fn main() -> ExitCode {
     explain_device_failures();
     let vr = sanctuary::xr::probe(args.flat);
     println!("{}", sanctuary::xr::describe(&vr));
-    match sanctuary::client_app(&args, vr.use_headset()).run() {
+    if args.force_xr && !vr.use_headset() {
+        println!("--force-xr: starting OpenXR anyway");
+    }
+    match sanctuary::client_app(&args, vr.use_headset() || args.force_xr).run() {
         AppExit::Success => ExitCode::SUCCESS,
         AppExit::Error(code) => ExitCode::from(code.get()),
     }

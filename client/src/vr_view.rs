@@ -496,7 +496,7 @@ fn simulate_controllers(
         (Some(cursor), Ok((camera, eye))) => camera.viewport_to_world(eye, cursor).ok().map(|ray| ray.get_point(3.0)),
         _ => panels.single().ok().filter(|(_, visibility)| **visibility != Visibility::Hidden).map(|(panel, _)| {
             // The first button sits near the left edge, under the menu's lines.
-            panel.transform_point(Vec3::new(-PANEL_SIZE.x * 0.42, PANEL_SIZE.y * 0.2, 0.0))
+            panel.transform_point(Vec3::new(-PANEL_SIZE.x * 0.42, PANEL_SIZE.y * 0.08, 0.0))
         }),
     };
     if let Some(target) = aim_at {

@@ -288,7 +288,12 @@ pub mod session {
         state: Option<Res<XrState>>,
         mut mode: ResMut<InputMode>,
         mut controllers: ResMut<Controllers>,
+        mut told: Local<bool>,
     ) {
+        if !*told && state.as_deref().is_none_or(|state| *state == XrState::Unavailable) {
+            *told = true;
+            warn!("VR: OpenXR did not start (the error above says why); the window is used, in flat mode");
+        }
         let running = state.is_some_and(|state| *state == XrState::Running);
         let wanted = if running { InputMode::Vr } else { InputMode::Flat };
         if *mode != wanted {

@@ -30,9 +30,15 @@ fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
-/// Runs the client to take a picture of `region`; returns the picture.
+/// Runs the client in flat mode to take a picture of `region`; returns the picture.
 fn render(region: RegionId) -> Result<image::RgbImage, String> {
-    let path = screenshot_dir().join(format!("{}.png", region.slug()));
+    run_client(region, region.slug(), &["--flat"]).map(|(picture, _)| picture)
+}
+
+/// Runs the client with `options` to take a picture of `region` named `name`; returns the
+/// picture and what the client printed.
+fn run_client(region: RegionId, name: &str, options: &[&str]) -> Result<(image::RgbImage, String), String> {
+    let path = screenshot_dir().join(format!("{name}.png"));
     let _ = std::fs::remove_file(&path);
     let client = env!("CARGO_BIN_EXE_sanctuary");
     let mut command = if on_path("xvfb-run") {
@@ -52,11 +58,12 @@ fn render(region: RegionId) -> Result<image::RgbImage, String> {
         );
     };
     command
-        .args(["--flat", "--no-network", "--region", region.slug(), "--frames", "45"])
+        .args(options)
+        .args(["--no-network", "--region", region.slug(), "--frames", "45"])
         .args(["--width", &WIDTH.to_string(), "--height", &HEIGHT.to_string()])
         .arg("--screenshot")
         .arg(&path)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let started = Instant::now();
     let mut child = command.spawn().map_err(|error| format!("could not start the client: {error}"))?;
@@ -75,6 +82,10 @@ fn render(region: RegionId) -> Result<image::RgbImage, String> {
     if let Some(mut stderr) = child.stderr.take() {
         let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
     }
+    let mut printed = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut printed);
+    }
     if !status.success() {
         let tail: String =
             log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
@@ -89,7 +100,45 @@ fn render(region: RegionId) -> Result<image::RgbImage, String> {
     }
     eprintln!("rendered {region} in {:.1} s", started.elapsed().as_secs_f32());
     let picture = image::open(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    Ok(picture.to_rgb8())
+    Ok((picture.to_rgb8(), printed))
+}
+
+/// The mean brightness and the share of bright pixels in a box of the picture.
+fn brightness_in(picture: &image::RgbImage, (x, y, width, height): (u32, u32, u32, u32)) -> (f32, f32) {
+    let values: Vec<f32> = (y..y + height)
+        .flat_map(|row| (x..x + width).map(move |column| (column, row)))
+        .map(|(column, row)| hsv(picture.get_pixel(column, row).0).2)
+        .collect();
+    let mean = values.iter().sum::<f32>() / values.len() as f32;
+    let bright = values.iter().filter(|value| **value > 0.6).count() as f32 / values.len() as f32;
+    (mean, bright)
+}
+
+/// With the `xr` feature and no OpenXR runtime (as on CI), the client says so, and even when
+/// told to start OpenXR anyway it falls back to the window and draws the lobby: no panic.
+#[test]
+fn without_a_runtime_the_client_says_so_and_draws_in_the_window() {
+    std::fs::create_dir_all(screenshot_dir()).expect("the target directory is writable");
+    let (picture, printed) =
+        run_client(RegionId::Lobby, "force-xr-fallback", &["--force-xr"]).expect("the client falls back");
+    assert!(printed.contains("Flat mode") || printed.contains("VR mode"), "the VR line is printed: {printed}");
+    check_not_blank(&picture).expect("a picture of the lobby");
+    assert!(vivid_share(&picture, (290.0, 335.0)) > 0.003, "the lobby's magenta neon shows");
+}
+
+/// `--vr-preview` draws the VR view in the window: the menu panel floats ahead of the eyes,
+/// dark with light text, where the flat view shows the lobby's bright beam.
+#[test]
+fn the_vr_preview_shows_the_menu_panel_in_the_world() {
+    std::fs::create_dir_all(screenshot_dir()).expect("the target directory is writable");
+    let (picture, _) =
+        run_client(RegionId::Lobby, "vr-preview", &["--flat", "--vr-preview"]).expect("the preview renders");
+    check_not_blank(&picture).expect("a picture");
+    // The panel's middle, under the menu's text and buttons.
+    let (mean, bright) = brightness_in(&picture, (WIDTH / 2 - 120, HEIGHT / 2 - 50, 240, 110));
+    eprintln!("vr preview: panel area mean brightness {mean:.3}, bright share {:.3}", bright);
+    assert!(mean < 0.3, "the panel's dark face fills the middle of the view (mean brightness {mean:.3})");
+    assert!(bright > 0.005, "the panel's text and buttons are drawn on it (bright share {bright:.4})");
 }
 
 /// Hue (degrees), saturation and value of a pixel.

@@ -22,7 +22,11 @@ pub fn run(args: &[String]) -> Result<()> {
             let bench = crate::build_executable("world_bench")?;
             crate::run_command(std::process::Command::new(bench).args(&args[1..]))
         }
-        Some(other) => bail!("unknown benchmark '{other}'; available: frame, net, world"),
-        None => bail!("name a benchmark: cargo xtask bench frame | net | world"),
+        Some("xr") => {
+            let bench = crate::build_executable("xr_bench")?;
+            crate::run_command(std::process::Command::new(bench).args(&args[1..]))
+        }
+        Some(other) => bail!("unknown benchmark '{other}'; available: frame, net, world, xr"),
+        None => bail!("name a benchmark: cargo xtask bench frame | net | world | xr"),
     }
 }

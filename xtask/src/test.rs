@@ -23,19 +23,31 @@ pub fn run() -> Result<()> {
         eprintln!("note: rustfmt is not installed, so formatting is not checked (rustup component add rustfmt)");
     }
     if setup::command_exists("cargo-clippy") {
-        crate::run_command(crate::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
-            .context(
-                "clippy found problems: fix the lints above (`cargo clippy --fix --workspace` does the simple ones)",
-            )?;
+        crate::run_command(crate::cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--features",
+            "sanctuary/xr",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+        .context(
+            "clippy found problems: fix the lints above (`cargo clippy --fix --workspace` does the simple ones)",
+        )?;
     } else {
         eprintln!("note: clippy is not installed, so lints are not checked (rustup component add clippy)");
     }
-    crate::run_command(crate::cargo().args(["test", "--workspace", "--no-fail-fast"]))
+    crate::run_command(crate::cargo().args(["test", "--workspace", "--features", "sanctuary/xr", "--no-fail-fast"]))
         .context("some tests failed: the output above names them")?;
     // The example the frame benchmark runs must keep building and running.
     let bench = crate::build_executable("frame_bench")?;
     crate::run_command(std::process::Command::new(bench).arg("--smoke"))
         .context("the frame benchmark no longer runs: `cargo xtask bench frame` shows the error")?;
+    let bench = crate::build_executable("xr_bench")?;
+    crate::run_command(std::process::Command::new(bench).arg("--smoke"))
+        .context("the VR frame benchmark no longer runs: `cargo xtask bench xr` shows the error")?;
     let bench = crate::build_executable("net_bench")?;
     crate::run_command(std::process::Command::new(bench).arg("--smoke"))
         .context("the network benchmark no longer runs: `cargo xtask bench net` shows the error")?;
