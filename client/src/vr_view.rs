@@ -482,10 +482,8 @@ fn simulate_controllers(
     let mut simulated = Controllers::resting();
     // Hands held up where the window's narrower view shows them.
     for hand in [&mut simulated.left, &mut simulated.right] {
-        for pose in [&mut hand.grip, &mut hand.aim] {
-            if let Some(pose) = pose {
-                pose.translation += Vec3::new(0.0, 0.2, -0.25);
-            }
+        for pose in [&mut hand.grip, &mut hand.aim].into_iter().flatten() {
+            pose.translation += Vec3::new(0.0, 0.2, -0.25);
         }
     }
     let grip = simulated.right.grip.unwrap_or_default();
