@@ -363,9 +363,9 @@ impl Rig {
     }
 }
 
-/// The keyboard's and mouse's buttons as presses.
+/// One device's buttons as presses, each carrying its own history from frame to frame.
 #[derive(Debug, Default)]
-pub(crate) struct DesktopPresses {
+pub(crate) struct Presses {
     teleport: Press,
     select: Press,
     grab: Press,
@@ -374,18 +374,24 @@ pub(crate) struct DesktopPresses {
     rotate: Press,
 }
 
-/// The controllers' buttons as presses, with the hysteresis of sticks and triggers: a snap
-/// turn fires once per flick, and a trigger wobbling at the edge neither clicks twice nor lets
-/// go.
+impl Presses {
+    /// Adds this device's presses to the frame's actions.
+    fn add_to(&self, actions: &mut Actions) {
+        actions.teleport = actions.teleport.or(self.teleport);
+        actions.select = actions.select.or(self.select);
+        actions.grab = actions.grab.or(self.grab);
+        actions.menu = actions.menu.or(self.menu);
+        actions.build = actions.build.or(self.build);
+        actions.rotate = actions.rotate.or(self.rotate);
+    }
+}
+
+/// The controllers' presses, with the hysteresis of sticks and triggers: a snap turn fires once
+/// per flick, and a trigger wobbling at the edge neither clicks twice nor lets go.
 #[derive(Debug, Default)]
 pub(crate) struct ControllerPresses {
     turned: bool,
-    teleport: Press,
-    select: Press,
-    grab: Press,
-    menu: Press,
-    build: Press,
-    rotate: Press,
+    buttons: Presses,
 }
 
 /// Keys and mouse into [`Actions`]. Runs first and starts the frame's actions afresh.
@@ -397,7 +403,7 @@ pub(crate) fn read_desktop_input(
     mode: Res<InputMode>,
     time: Res<Time>,
     chat: Option<Res<crate::network::ChatInput>>,
-    mut presses: Local<DesktopPresses>,
+    mut presses: Local<Presses>,
     mut actions: ResMut<Actions>,
 ) {
     let typing = chat.is_some_and(|chat| chat.open);
@@ -411,15 +417,8 @@ pub(crate) fn read_desktop_input(
     presses.build.set(key(KeyCode::KeyB));
     presses.rotate.set(key(KeyCode::KeyR));
     // Everything starts afresh each frame; the buttons carry their own history.
-    *actions = Actions {
-        teleport: presses.teleport,
-        select: presses.select,
-        grab: presses.grab,
-        menu: presses.menu,
-        build: presses.build,
-        rotate: presses.rotate,
-        ..Actions::default()
-    };
+    *actions = Actions::default();
+    presses.add_to(&mut actions);
     // Keys type into the chat box while it is open.
     if typing {
         return;
@@ -496,21 +495,17 @@ pub(crate) fn read_controllers(
     }
     // Teleport: the stick pushed forward aims and letting it back jumps. Aiming holds until
     // the stick comes back under the re-arm line, so a wobble at the edge does not jump.
-    let aiming = if presses.teleport.held { main.stick.y > STICK_REARM } else { main.stick.y >= STICK_FIRE };
-    presses.teleport.set(aiming);
-    let trigger = if presses.select.held { main.trigger > TRIGGER_RELEASE } else { main.trigger >= TRIGGER_PRESS };
-    presses.select.set(trigger);
-    let squeeze = if presses.grab.held { main.squeeze > TRIGGER_RELEASE } else { main.squeeze >= TRIGGER_PRESS };
-    presses.grab.set(squeeze);
-    presses.build.set(main.primary);
-    presses.rotate.set(main.secondary);
-    presses.menu.set(off.menu);
-    actions.teleport = actions.teleport.or(presses.teleport);
-    actions.select = actions.select.or(presses.select);
-    actions.grab = actions.grab.or(presses.grab);
-    actions.build = actions.build.or(presses.build);
-    actions.rotate = actions.rotate.or(presses.rotate);
-    actions.menu = actions.menu.or(presses.menu);
+    let buttons = &mut presses.buttons;
+    let aiming = if buttons.teleport.held { main.stick.y > STICK_REARM } else { main.stick.y >= STICK_FIRE };
+    buttons.teleport.set(aiming);
+    let trigger = if buttons.select.held { main.trigger > TRIGGER_RELEASE } else { main.trigger >= TRIGGER_PRESS };
+    buttons.select.set(trigger);
+    let squeeze = if buttons.grab.held { main.squeeze > TRIGGER_RELEASE } else { main.squeeze >= TRIGGER_PRESS };
+    buttons.grab.set(squeeze);
+    buttons.build.set(main.primary);
+    buttons.rotate.set(main.secondary);
+    buttons.menu.set(off.menu);
+    buttons.add_to(&mut actions);
     if let Some(aim) = main.aim {
         let aim = rig.to_world(aim);
         if let Ok(direction) = Dir3::new(aim.forward().as_vec3()) {

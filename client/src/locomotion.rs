@@ -226,12 +226,10 @@ fn move_in_vr(
     }
     // Something else moved the person (arrival, a portal, going home): the rig follows.
     if !sync.started || transform.translation.distance(sync.eyes) > 1e-4 || player.yaw != sync.yaw {
-        rig.yaw = player.yaw - head_angles(&sync.head).0;
-        rig.origin = transform.translation - rig.rotation() * sync.head.translation;
-        if !sync.started {
-            rig.yaw = player.yaw - head_angles(&head).0;
-            rig.origin = transform.translation - rig.rotation() * head.translation;
-        }
+        // The head the eyes were put at: last frame's, or this frame's at the start.
+        let placed = if sync.started { sync.head } else { head };
+        rig.yaw = player.yaw - head_angles(&placed).0;
+        rig.origin = transform.translation - rig.rotation() * placed.translation;
         // Arriving at standing height puts the feet on the floor, whatever the person's height.
         if (transform.translation.y - EYE_HEIGHT - floor).abs() < 0.5 {
             rig.origin.y = floor;
