@@ -652,20 +652,10 @@ fn click_to_build(
     }
     let ray = actions.point.or_else(|| pointer_ray(&windows, &cameras));
     let (Some(link), Some(me), Some(ray)) = (link, world.me, ray) else { return };
-    // The nearest built object under the pointer, on the parcel under it or the ghost's.
-    let mut nearest: Option<(f32, ParcelCoord, ObjectId)> = None;
+    // The nearest built object under the pointer, on the ghost's parcel or home.
     let mut parcels: Vec<ParcelCoord> = mode.ghost.iter().map(|(parcel, _, _)| *parcel).collect();
     parcels.push(home_parcel(&me));
-    for parcel in parcels {
-        for (id, object) in world.parcel(parcel).objects {
-            if let Some(distance) = ray_box(ray, object.aabb())
-                && nearest.is_none_or(|(best, _, _)| distance < best)
-            {
-                nearest = Some((distance, parcel, id));
-            }
-        }
-    }
-    if let Some((_, parcel, id)) = nearest {
+    if let Some((parcel, id, _)) = nearest_object(&world, &parcels, Some(ray), None) {
         mode.selected = Some((parcel, id));
         return;
     }
@@ -711,24 +701,8 @@ fn grab_to_build(
         let mut parcels: Vec<ParcelCoord> = mode.ghost.iter().map(|(parcel, _, _)| *parcel).collect();
         parcels.extend(holder.and_then(|holder| ParcelCoord::containing(holder.translation)));
         parcels.push(home_parcel(&me));
-        let mut nearest: Option<(f32, ParcelCoord, ObjectId, Object)> = None;
-        for parcel in parcels {
-            for (id, object) in world.parcel(parcel).objects {
-                let (low, high) = object.aabb();
-                // In the hand first, then along the pointer.
-                let in_hand = actions.hand.filter(|hand| {
-                    hand.translation.cmpge(low - Vec3::splat(0.1)).all()
-                        && hand.translation.cmple(high + Vec3::splat(0.1)).all()
-                });
-                let distance = in_hand.map(|_| 0.0).or_else(|| ray.and_then(|ray| ray_box(ray, (low, high))));
-                if let Some(distance) = distance
-                    && nearest.is_none_or(|(best, ..)| distance < best)
-                {
-                    nearest = Some((distance, parcel, id, object));
-                }
-            }
-        }
-        if let (Some((_, parcel, id, before)), Some(grip)) = (nearest, holder) {
+        let hand = actions.hand.map(|hand| hand.translation);
+        if let (Some((parcel, id, before)), Some(grip)) = (nearest_object(&world, &parcels, ray, hand), holder) {
             mode.held = Some(Held { parcel, id, before, grip });
             mode.selected = Some((parcel, id));
         }
@@ -761,6 +735,31 @@ fn grab_to_build(
     send_edit(&link, &world, me, &edit);
     mode.undo.push(edit);
     mode.redo.clear();
+}
+
+/// The built object on `parcels` that a hand at `hand` is in (within 10 cm) or else that `ray`
+/// meets first.
+fn nearest_object(
+    world: &CityWorld,
+    parcels: &[ParcelCoord],
+    ray: Option<Ray3d>,
+    hand: Option<Vec3>,
+) -> Option<(ParcelCoord, ObjectId, Object)> {
+    let mut nearest: Option<(f32, ParcelCoord, ObjectId, Object)> = None;
+    for &parcel in parcels {
+        for (id, object) in world.parcel(parcel).objects {
+            let (low, high) = object.aabb();
+            let in_hand = hand
+                .filter(|hand| hand.cmpge(low - Vec3::splat(0.1)).all() && hand.cmple(high + Vec3::splat(0.1)).all());
+            let distance = in_hand.map(|_| 0.0).or_else(|| ray.and_then(|ray| ray_box(ray, (low, high))));
+            if let Some(distance) = distance
+                && nearest.is_none_or(|(best, ..)| distance < best)
+            {
+                nearest = Some((distance, parcel, id, object));
+            }
+        }
+    }
+    nearest.map(|(_, parcel, id, object)| (parcel, id, object))
 }
 
 /// A fresh object id: the clock's microseconds mixed, unique enough on one parcel.
