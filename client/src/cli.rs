@@ -86,6 +86,11 @@ pub struct NodeArgs {
     #[arg(long = "region", value_parser = parse_region)]
     pub regions: Vec<RegionId>,
 
+    /// Keep the models that the world places, up to this many MiB in all, so that they stay
+    /// reachable while their builders are away (0 keeps none).
+    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    pub model_quota_mib: u64,
+
     /// How to reach other peers.
     #[command(flatten)]
     pub network: NetworkArgs,

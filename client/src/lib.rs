@@ -7,6 +7,7 @@
 pub mod actions;
 mod blobs;
 mod build;
+mod chat_command;
 pub mod cli;
 mod crowd;
 mod cursor;

@@ -47,6 +47,10 @@ fn run_home_node(args: &NodeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut config = config;
+    if args.model_quota_mib > 0 {
+        config.keep_models = Some(args.model_quota_mib.saturating_mul(1024 * 1024));
+    }
     let data_dir = config.data_dir.clone();
     let runtime = match NetRuntime::new() {
         Ok(runtime) => runtime,

@@ -146,15 +146,13 @@ pub struct Market {
     pub listings: Vec<ListingView>,
     /// Each listing's sale.
     pub settled: HashMap<ChangeId, Settlement>,
-    /// What the chain source said about claimed payments.
-    pub payments: HashMap<TxId, PaymentSeen>,
-    /// Claimed payments the chain source did not know at the last look.
-    pub missing: HashSet<TxId>,
+    /// What the chain source said about the payments to each listing's address.
+    pub payments: HashMap<ChangeId, HashMap<TxId, PaymentSeen>>,
     /// The chain's height at the last look.
     pub tip: Option<u32>,
     /// Listings whose stall may stand: open, on the seller's land or unclaimed land.
     pub standing: HashSet<ChangeId>,
-    watched: Vec<(TxId, Vec<u8>)>,
+    watched: Vec<ListingView>,
     since_refresh: f32,
 }
 
@@ -251,12 +249,7 @@ fn read_wallet_events(
             WalletEvent::Exported(path) => ui.say(format!("ledger written to {}", path.display()), true),
             WalletEvent::Payments { tip_height, seen } => {
                 market.tip = Some(tip_height);
-                market.missing = market.watched.iter().map(|(txid, _)| *txid).collect();
-                market.payments.clear();
-                for payment in seen {
-                    market.missing.remove(&payment.txid);
-                    market.payments.insert(payment.txid, payment);
-                }
+                market.payments = seen;
                 market.since_refresh = MARKET_REFRESH_S;
             }
             WalletEvent::Failed { action, error } => {
@@ -490,7 +483,7 @@ fn wallet_keys(
             return;
         }
         let state = market.settled.get(&view.id).map(|settled| settled.state);
-        if matches!(state, Some(SaleState::Owned { .. } | SaleState::Pending { .. })) {
+        if matches!(state, Some(SaleState::Owned { .. } | SaleState::Pending { .. } | SaleState::Unclaimed { .. })) {
             ui.say("this item is already sold or being paid for", false);
             return;
         }
@@ -519,7 +512,7 @@ fn refresh_market(
     }
     market.since_refresh = 0.0;
     let Some(replica) = world.replica.clone() else { return };
-    market.listings = replica.lock().world().listings();
+    market.listings = replica.listings();
     // On the seller's land or unclaimed land only: nobody sets up shop on another's.
     market.standing = market
         .listings
@@ -529,22 +522,20 @@ fn refresh_market(
         .filter(|view| replica.parcel(view.parcel).owner().is_none_or(|owner| owner == view.seller))
         .map(|view| view.id)
         .collect();
-    let mut watched: Vec<(TxId, Vec<u8>)> = market
-        .listings
-        .iter()
-        .flat_map(|view| view.claims.iter().map(|claim| (claim.txid, view.listing.pay_to.script())))
-        .collect();
-    watched.sort();
-    watched.dedup_by_key(|(txid, _)| *txid);
-    if watched != market.watched {
-        market.watched = watched.clone();
+    // The wallet thread decides what to ask the chain source about, within its budgets.
+    if market.listings != market.watched {
+        market.watched = market.listings.clone();
         if let Some(link) = &link {
-            link.send(WalletCommand::Watch(watched));
+            link.send(WalletCommand::Watch { listings: market.listings.clone(), me: world.me });
         }
     }
     let tip = market.tip.unwrap_or(0);
-    let settled: HashMap<ChangeId, Settlement> =
-        market.listings.iter().map(|view| (view.id, trade::settle(view, &market.payments, tip))).collect();
+    let no_payments = HashMap::new();
+    let settled: HashMap<ChangeId, Settlement> = market
+        .listings
+        .iter()
+        .map(|view| (view.id, trade::settle(view, market.payments.get(&view.id).unwrap_or(&no_payments), tip)))
+        .collect();
     // Items bought by this person join the build palette.
     if let Some(me) = world.me {
         for view in &market.listings {
@@ -576,6 +567,7 @@ fn stall_sign(view: &ListingView, settlement: Option<&Settlement>, me: Option<Pu
         Some(SaleState::Owned { buyer, .. }) if Some(buyer) == me => "OWNED by you".to_owned(),
         Some(SaleState::Owned { .. }) => "SOLD".to_owned(),
         Some(SaleState::Pending { confirmations, needed, .. }) => format!("pending {confirmations}/{needed}"),
+        Some(SaleState::Unclaimed { .. }) => "paid, awaiting claim".to_owned(),
         Some(SaleState::Withdrawn) => "withdrawn".to_owned(),
         Some(SaleState::Open) | None => "for sale".to_owned(),
     };
@@ -793,6 +785,9 @@ pub fn stall_panel(view: &ListingView, settlement: Option<&Settlement>, me: Opti
         Some(SaleState::Pending { buyer, confirmations, needed, .. }) => {
             let whose = if Some(buyer) == me { "your payment" } else { "someone's payment" };
             spec.line(Tone::Plain, format!("PENDING: {whose} has {confirmations} of {needed} confirmations"));
+        }
+        Some(SaleState::Unclaimed { confirmations, .. }) => {
+            spec.line(Tone::Warn, format!("paid ({confirmations} confirmations); waiting for the buyer's claim"));
         }
         Some(SaleState::Withdrawn) => {
             spec.line(Tone::Warn, "withdrawn by the seller");

@@ -2,6 +2,7 @@
 //! the person's pose and region become commands. Nothing here waits on the network: the node
 //! runs on its own runtime and the two sides only exchange messages through channels.
 
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bevy::prelude::*;
@@ -13,6 +14,8 @@ use sanctuary_net::{
 
 use crate::Frame;
 use crate::actions::{Controllers, InputMode, Rig};
+use crate::chat_command::{self, ChatCommand};
+pub use crate::chat_command::{WALLET_COMMANDS, is_wallet_command};
 use crate::player::Player;
 use crate::world::{CurrentRegion, RegionScoped};
 
@@ -157,16 +160,9 @@ pub struct ChatInput {
     /// Wallet and trade commands typed (`/wallet`, `/send`, `/sell`, ...), for the wallet to
     /// take; they never go out as chat.
     pub wallet_commands: Vec<String>,
-}
-
-/// The chat commands that belong to the wallet: they may carry passphrases, so they are neither
-/// sent nor shown.
-pub const WALLET_COMMANDS: [&str; 7] = ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync"];
-
-/// Whether typed text is a wallet command.
-pub fn is_wallet_command(text: &str) -> bool {
-    let word = text.split_whitespace().next().unwrap_or("");
-    WALLET_COMMANDS.contains(&word)
+    /// A fingerprint of the text (and recipient) held back last time because it looked like a
+    /// secret: Enter on the very same text sends it.
+    pub held_back: Option<u64>,
 }
 
 /// A remote person's avatar; its transform is their head. Its children are their hands.
@@ -407,47 +403,84 @@ fn place_remote_avatars(
     }
 }
 
-/// Parses what was typed into the chat box and sends it: a line for the region, a private
-/// message, or one of the commands `/join TICKET`, `/name NAME`.
+/// Reads what was typed into the chat box and sends it: a line for the region, a private
+/// message, or a command (see [`chat_command`]). Unknown commands and lines that look like
+/// secrets are not sent; see [`submission`].
 pub fn submit_chat(link: &NetLink, social: &mut Social, input: &mut ChatInput) {
-    let text = std::mem::take(&mut input.text);
-    let text = text.trim();
+    if let Some(command) = submission(social, input) {
+        link.send(command);
+    }
+}
+
+/// What the node is to be sent for the text in the chat box, if anything; notices, wallet
+/// commands and the box itself are updated on the way.
+///
+/// An unknown command stays in the box, to be corrected, and goes nowhere. A line, message or
+/// name that looks like a secret stays in the box with a notice that says why; Enter again on
+/// the very same text (to the same person) sends it. Neither is ever echoed into the chat.
+fn submission(social: &mut Social, input: &mut ChatInput) -> Option<Command> {
+    let typed = std::mem::take(&mut input.text);
+    let command = chat_command::parse(&typed, input.to.is_some());
+    if let Some(secret) = command.outgoing().and_then(chat_command::secret_in) {
+        let fingerprint = fingerprint(typed.trim(), input.to.as_ref().map(|(key, _)| key));
+        if input.held_back != Some(fingerprint) {
+            input.held_back = Some(fingerprint);
+            input.text = typed;
+            social.notice(secret.notice());
+            return None;
+        }
+    }
+    input.held_back = None;
+    if let ChatCommand::Unknown { command, suggestion } = &command {
+        social.notice(chat_command::unknown_notice(command, *suggestion));
+        input.text = typed;
+        return None;
+    }
     input.open = false;
-    if text.is_empty() {
-        input.to = None;
-        return;
-    }
-    if is_wallet_command(text) {
-        input.wallet_commands.push(text.to_owned());
-    } else if let Some(ticket) = text.strip_prefix("/join") {
-        match ticket.parse::<Ticket>() {
-            Ok(ticket) => {
-                link.send(Command::Join(ticket));
+    let to = input.to.take();
+    match command {
+        ChatCommand::Empty | ChatCommand::Unknown { .. } => None,
+        ChatCommand::Say(text) => Some(Command::Chat(text)),
+        ChatCommand::Private(text) => to.map(|(to, _)| Command::Direct { to, text }),
+        ChatCommand::Join(ticket) => match ticket.parse::<Ticket>() {
+            Ok(ticket) => Some(Command::Join(ticket)),
+            Err(error) => {
+                social.notice(error.to_string());
+                None
             }
-            Err(error) => social.notice(error.to_string()),
-        }
-    } else if let Some(path) = text.strip_prefix("/import") {
-        let path = path.trim();
-        if path.is_empty() {
-            social.notice("usage: /import PATH/TO/MODEL.glb (or .gltf)".into());
-        } else {
+        },
+        ChatCommand::Import(path) => {
             social.notice(format!("importing {path}..."));
-            link.send(Command::Import(path.into()));
+            Some(Command::Import(path.into()))
         }
-    } else if let Some(name) = text.strip_prefix("/name") {
-        let colour = social.profile.as_ref().map_or([120, 200, 255], |profile| profile.colour);
-        let profile = Profile::new(name, colour);
-        if profile.name.is_empty() {
-            social.notice("usage: /name YOUR NAME".into());
-        } else {
+        ChatCommand::Name(name) => {
+            let colour = social.profile.as_ref().map_or([120, 200, 255], |profile| profile.colour);
+            let profile = Profile::new(&name, colour);
+            if profile.name.is_empty() {
+                social.notice("usage: /name YOUR NAME".into());
+                return None;
+            }
             social.profile = Some(profile.clone());
-            link.send(Command::Profile(profile));
+            Some(Command::Profile(profile))
         }
-    } else if let Some((to, _)) = input.to.take() {
-        link.send(Command::Direct { to, text: text.to_owned() });
-    } else {
-        link.send(Command::Chat(text.to_owned()));
+        ChatCommand::Wallet(line) => {
+            input.wallet_commands.push(line);
+            None
+        }
+        ChatCommand::Usage(usage) => {
+            social.notice(usage.into());
+            None
+        }
     }
+}
+
+/// Names a held-back text and its recipient without keeping the text: it stays in memory only,
+/// to tell whether Enter was pressed again on the same thing.
+fn fingerprint(text: &str, to: Option<&PublicKey>) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    text.hash(&mut hasher);
+    to.map(PublicKey::as_bytes).hash(&mut hasher);
+    hasher.finish()
 }
 
 #[cfg(test)]
@@ -458,6 +491,139 @@ mod tests {
     fn presence(name: &str) -> Presence {
         let at = QuantisedTransform::new(Vec3::new(1.0, 1.7, 2.0), Quat::IDENTITY);
         Presence { name: name.into(), colour: [1, 2, 3], pose: PoseFrame { head: at, left_hand: at, right_hand: at } }
+    }
+
+    /// A valid 24-word BIP39 phrase (from the BIP39 test vectors).
+    const PHRASE: &str = "legal winner thank year wave sausage worth useful legal winner thank year wave sausage \
+                          worth useful legal winner thank year wave sausage worth title";
+
+    /// The chat box, open, with `text` typed, addressed to Bo when `private`.
+    fn typed(text: &str, private: bool) -> ChatInput {
+        let to = private.then(|| (PublicKey::from_secret_seed(&[2; 32]), "Bo".to_owned()));
+        ChatInput { open: true, text: text.into(), to, ..ChatInput::default() }
+    }
+
+    /// Everything the chat panel would show, one line each.
+    fn panel(social: &Social) -> String {
+        social.chat.iter().map(|entry| format!("{}\n", entry.text)).collect()
+    }
+
+    #[test]
+    fn a_mistyped_wallet_command_is_neither_sent_nor_shown() {
+        let mut social = Social::default();
+        let secret = format!("/walet restore hunter2hunter2 {PHRASE}");
+        let mut input = typed(&secret, false);
+        let sent = submission(&mut social, &mut input);
+        assert!(sent.is_none(), "an unknown command never leaves the machine: {sent:?}");
+        assert!(input.wallet_commands.is_empty(), "nor does it reach the wallet misspelt");
+        let shown = panel(&social);
+        assert!(!shown.contains("hunter2hunter2") && !shown.contains("sausage"), "no secret on screen: {shown}");
+        assert!(shown.contains("unknown command /walet") && shown.contains("/wallet"), "a notice with a hint: {shown}");
+        // The same typo in a private message is no different.
+        let mut input = typed(&secret, true);
+        assert!(submission(&mut social, &mut input).is_none());
+        assert!(!panel(&social).contains("hunter2hunter2"));
+    }
+
+    #[test]
+    fn a_recovery_phrase_said_aloud_is_held_until_confirmed() {
+        let mut social = Social::default();
+        let mut input = typed(PHRASE, false);
+        let sent = submission(&mut social, &mut input);
+        assert!(sent.is_none(), "held back: {sent:?}");
+        assert_eq!(input.text, PHRASE, "the text stays in the box, so Enter again can send it");
+        assert!(input.open);
+        let shown = panel(&social);
+        assert!(!shown.contains("sausage"), "never echoed: {shown}");
+        assert!(shown.contains("recovery phrase") && shown.contains("Enter again"), "says why and how: {shown}");
+        // Enter again on the same text sends it, unchanged.
+        let sent = submission(&mut social, &mut input);
+        assert!(matches!(&sent, Some(Command::Chat(text)) if text == PHRASE), "confirmed: {sent:?}");
+        assert!(!input.open && input.text.is_empty());
+    }
+
+    #[test]
+    fn a_recovery_phrase_in_a_private_message_is_held_until_confirmed() {
+        let mut social = Social::default();
+        let mut input = typed(PHRASE, true);
+        assert!(submission(&mut social, &mut input).is_none(), "held back");
+        assert!(input.to.is_some(), "still addressed to Bo");
+        assert!(!panel(&social).contains("sausage"));
+        let sent = submission(&mut social, &mut input);
+        assert!(
+            matches!(&sent, Some(Command::Direct { to, text }) if text == PHRASE && *to == PublicKey::from_secret_seed(&[2; 32])),
+            "confirmed: {sent:?}"
+        );
+    }
+
+    #[test]
+    fn a_changed_line_needs_its_own_confirmation() {
+        let mut social = Social::default();
+        let mut input = typed(PHRASE, false);
+        assert!(submission(&mut social, &mut input).is_none());
+        input.text.push_str(" zoo");
+        assert!(submission(&mut social, &mut input).is_none(), "a different text is held again");
+        // Cleared with Esc, then typed again from scratch: held again.
+        input.held_back = None;
+        input.text = PHRASE.to_owned();
+        assert!(submission(&mut social, &mut input).is_none());
+    }
+
+    #[test]
+    fn a_wallet_command_without_its_slash_is_held() {
+        for line in ["wallet unlock correcthorse", "\\wallet restore correcthorse", "walet unlock correcthorse"] {
+            let mut social = Social::default();
+            let mut input = typed(line, false);
+            assert!(submission(&mut social, &mut input).is_none(), "{line} is held back");
+            let shown = panel(&social);
+            assert!(!shown.contains("correcthorse") && shown.contains("passphrase"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn ordinary_chat_is_sent_unchanged() {
+        for line in [
+            "the cat is on the table",
+            "hello, is anyone around? the fountain in the lobby is lovely tonight",
+            "I lost my wallet in the city",
+            "https://example.com/a/b is a good page",
+        ] {
+            let mut social = Social::default();
+            let sent = submission(&mut social, &mut typed(line, false));
+            assert!(matches!(&sent, Some(Command::Chat(text)) if text == line), "{line}: {sent:?}");
+            let sent = submission(&mut social, &mut typed(line, true));
+            assert!(matches!(&sent, Some(Command::Direct { text, .. }) if text == line), "{line}: {sent:?}");
+            assert!(social.chat.is_empty(), "no notice for an ordinary line");
+        }
+    }
+
+    #[test]
+    fn a_double_slash_sends_a_line_that_starts_with_a_slash() {
+        let mut social = Social::default();
+        let sent = submission(&mut social, &mut typed("//hello", false));
+        assert!(matches!(&sent, Some(Command::Chat(text)) if text == "/hello"), "{sent:?}");
+        let sent = submission(&mut social, &mut typed("//shrug", true));
+        assert!(matches!(&sent, Some(Command::Direct { text, .. }) if text == "/shrug"), "{sent:?}");
+    }
+
+    #[test]
+    fn commands_go_where_they_belong() {
+        let mut social = Social::default();
+        for line in ["/wallet unlock correcthorse", "/receive", "/sync", "/send tb1qxyz 1000", "/withdraw"] {
+            let mut input = typed(line, false);
+            assert!(submission(&mut social, &mut input).is_none(), "{line} is not sent");
+            assert_eq!(input.wallet_commands, vec![line.to_owned()], "{line} goes to the wallet");
+        }
+        let sent = submission(&mut social, &mut typed("/name Ada Lovelace", false));
+        assert!(matches!(&sent, Some(Command::Profile(profile)) if profile.name == "Ada Lovelace"), "{sent:?}");
+        let sent = submission(&mut social, &mut typed("/import /tmp/chair.glb", true));
+        assert!(matches!(&sent, Some(Command::Import(path)) if path.as_os_str() == "/tmp/chair.glb"), "{sent:?}");
+        let sent = submission(&mut social, &mut typed("/join not-a-ticket", false));
+        assert!(sent.is_none(), "a bad ticket is refused here: {sent:?}");
+        // Commands are whole words: `/names` is not `/name`.
+        let sent = submission(&mut social, &mut typed("/names", false));
+        assert!(sent.is_none(), "{sent:?}");
+        assert!(panel(&social).contains("unknown command /names"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use sanctuary_engine::PublicKey;
 use sanctuary_net::{MAX_TEXT_CHARS, RelayState};
 
 use crate::Frame;
+use crate::chat_command::masked;
 use crate::hud::{floating_label, place_label};
 use crate::network::{ChatInput, ChatKind, NetLink, RemoteAvatarView, Social, submit_chat};
 use crate::player::{Player, PointerLock};
@@ -147,6 +148,7 @@ fn type_into_chat(
                 input.open = false;
                 input.text.clear();
                 input.to = None;
+                input.held_back = None;
             }
             Key::Backspace => {
                 input.text.pop();
@@ -244,6 +246,7 @@ fn use_avatar_menu(
     if keys.just_pressed(KeyCode::KeyM) || pressed(MenuButton::Message) {
         input.open = true;
         input.text.clear();
+        input.held_back = None;
         input.to = Some((key, name));
         menu.0 = None;
     } else if keys.just_pressed(KeyCode::Escape) || pressed(MenuButton::Close) {
@@ -363,18 +366,11 @@ fn update_chat_panel(
     }
     if input.open {
         let to = input.to.as_ref().map_or_else(|| "say".to_owned(), |(_, name)| format!("to {name}"));
-        let typed: String = {
-            let count = input.text.chars().count();
-            input.text.chars().skip(count.saturating_sub(60)).collect()
-        };
-        // Passphrases and recovery words are never shown: only the command word is.
-        let typed = match input.text.split_once(' ') {
-            Some((command, rest)) if command == "/wallet" => {
-                let (verb, secret) = rest.split_once(' ').unwrap_or((rest, ""));
-                format!("{command} {verb} {}", "*".repeat(secret.chars().count()))
-            }
-            _ => typed,
-        };
+        // Passphrases and recovery phrases are never shown, only a wallet command's word and
+        // verb; then the last 60 letters.
+        let masked = masked(&input.text);
+        let count = masked.chars().count();
+        let typed: String = masked.chars().skip(count.saturating_sub(60)).collect();
         shown.push_str(&format!("{to} > {typed}_"));
     } else {
         shown.push_str("Enter: chat   click someone: message them");

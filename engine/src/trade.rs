@@ -8,23 +8,49 @@
 //! cannot claim the item with it, and a payment for one listing cannot be replayed for another.
 //!
 //! Every peer that can see the chain decides the sale the same way with [`settle`], from the
-//! signed records (see [`ListingView`]) and what its chain source says about the named
-//! transactions ([`PaymentSeen`]); it needs neither the seller's node nor anyone's word:
+//! signed records (see [`ListingView`]) and what its chain source says about the payments to the
+//! listing's address ([`PaymentSeen`]); it needs neither the seller's node nor anyone's word:
 //!
-//! - A claim counts only if its transaction is on the chain (confirmed or in the mempool), pays
-//!   the listing's address at least the price, and commits to this listing and this buyer.
-//! - Among the claims that count, the payment confirmed first (by block height, then position in
-//!   the block) wins; unconfirmed payments queue behind confirmed ones, in txid order.
-//! - The winner owns the item once its payment has the listing's confirmations. A listing may ask
-//!   for none only up to [`ZERO_CONF_MAX_SATS`]; such a purchase is owned at once but shown as
-//!   pending until it confirms. A payment that is double-spent away stops counting.
-//! - Every other valid payment is flagged for refund once the item is sold, and so is a payment
-//!   that confirms after the seller withdrew the listing.
+//! - A payment *qualifies* if it pays the listing's address at least the price and carries a
+//!   commitment: its first 32-byte `OP_RETURN` payload ([`PaymentSeen::commitment`]).
+//! - The chain orders qualifying payments: confirmed ones by block height, then position in the
+//!   block; unconfirmed ones after every confirmed one, in txid order. The first one *leads*,
+//!   whether or not its claim has arrived: the winner is decided by the chain, not by which
+//!   claims a peer happens to hold.
+//! - A claim is *bound* to a payment when the payment's commitment is [`payment_commitment`] of
+//!   the listing and the claim's author. The leading payment's bound claim names the buyer: the
+//!   buyer owns the item once the payment has the listing's confirmations. Until its buyer claims
+//!   it, the sale is [`SaleState::Unclaimed`]: the item is reserved for that payment and nobody
+//!   else can buy it.
+//! - A listing may ask for no confirmation only up to [`ZERO_CONF_MAX_SATS`]; such a purchase is
+//!   owned at once but shown as pending until it confirms. A payment that is double-spent away
+//!   stops counting.
+//! - Every other qualifying payment is flagged for refund once the leading payment is *final*:
+//!   confirmed, with at least the listing's confirmations.
+//! - A withdrawal ([`ListingView::withdrawn_at`]) closes the stall: clients stop offering it and
+//!   refuse to pay it, and a listing withdrawn before any qualifying payment shows as
+//!   [`SaleState::Withdrawn`]. It never takes an item from the leading payment, whatever height
+//!   it names.
+//!
+//! **What is final, and why.** A sale is final when its payment leads and has the listing's
+//! confirmations (at least one). Neither signed record can move it afterwards: a withdrawal's
+//! height is only the seller's word, so it cannot be allowed to reach back before a payment the
+//! chain shows (a seller who withdrew received the money anyway, and owes refunds for payments
+//! that lost), and a late claim of an earlier payment changes nothing, because that payment was
+//! already leading as soon as the chain source reported it (the sale showed as unclaimed, not as
+//! owned by anyone else). Claims only reveal who made a payment; the chain alone says which
+//! payment came first, so the same records and the same chain give every peer the same sale, and
+//! more records never change an owned one. Only a reorganisation of the chain deeper than the
+//! listing's confirmations could, as for any bitcoin payment. Because the first qualifying
+//! payment wins even without a claim, a payment with a commitment nobody can claim (paying the
+//! price to the seller) reserves the item forever; that costs the price. All of this holds for
+//! the chain as the peer's chain source reports it: a source that hides the earliest payment can
+//! mislead the peers that ask it (the README says what the wallet checks and what it trusts).
 //!
 //! This module knows nothing of bitcoin: scripts are bytes and transaction ids are 32 bytes; the
 //! wallet turns chain data into [`PaymentSeen`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use glam::Vec3;
@@ -226,17 +252,37 @@ pub struct ChainPosition {
     pub index: u32,
 }
 
-/// What a chain source says about one transaction, reduced to what the rule needs.
+/// What a chain source says about one transaction paying a listing's address, reduced to what
+/// the rule needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentSeen {
     /// The transaction.
     pub txid: TxId,
     /// The sum of its outputs paying the listing's script.
     pub paid_sats: u64,
-    /// Every 32-byte `OP_RETURN` payload it carries.
+    /// Every 32-byte `OP_RETURN` payload it carries, in output order.
     pub commitments: Vec<[u8; 32]>,
     /// Its block and position, or `None` while it waits in the mempool.
     pub confirmed: Option<ChainPosition>,
+}
+
+impl PaymentSeen {
+    /// The payment's commitment: its first 32-byte `OP_RETURN` payload. Only the first counts, so
+    /// one payment binds at most one buyer, whichever claims arrive.
+    pub fn commitment(&self) -> Option<&[u8; 32]> {
+        self.commitments.first()
+    }
+
+    /// Whether the payment takes part in the sale of an item priced `price_sats`: it pays at least
+    /// the price and carries a commitment.
+    pub fn qualifies(&self, price_sats: u64) -> bool {
+        self.paid_sats >= price_sats && self.commitment().is_some()
+    }
+
+    /// Where the rule ranks the payment: confirmed ones by position, then unconfirmed ones by txid.
+    fn rank(&self) -> (bool, Option<ChainPosition>, TxId) {
+        (self.confirmed.is_none(), self.confirmed, self.txid)
+    }
 }
 
 /// A buyer's signed claim that a transaction paid for a listing.
@@ -259,7 +305,8 @@ pub struct ListingView {
     pub parcel: ParcelCoord,
     /// The listing.
     pub listing: Listing,
-    /// The chain height the seller withdrew it at, if they did (the lowest, if several).
+    /// The chain height the seller said when withdrawing it, if they did (the lowest, if several).
+    /// Only the seller's word: it closes the stall, and the rule never uses the height.
     pub withdrawn_at: Option<u32>,
     /// The buyers' claims, in order.
     pub claims: Vec<Claim>,
@@ -291,7 +338,15 @@ pub enum SaleState {
         /// Confirmations it has.
         confirmations: u32,
     },
-    /// The seller withdrew it before anyone's payment counted.
+    /// A qualifying payment leads but no claim bound to it is known yet: the item is reserved
+    /// for whoever made it, and nobody else can buy it.
+    Unclaimed {
+        /// The leading payment.
+        txid: TxId,
+        /// Confirmations it has.
+        confirmations: u32,
+    },
+    /// The seller withdrew it and no qualifying payment is known.
     Withdrawn,
 }
 
@@ -302,8 +357,7 @@ pub enum Verdict {
     Leads,
     /// Valid, but waits behind a leading payment that is not final yet.
     Queued,
-    /// Valid, but the item went to an earlier payment or the listing was withdrawn: the seller
-    /// owes a refund.
+    /// Valid, but the item went to an earlier payment: the seller owes a refund.
     Refund(RefundReason),
     /// Does not count.
     Rejected(ClaimError),
@@ -312,23 +366,20 @@ pub enum Verdict {
 /// Why a valid payment did not buy the item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RefundReason {
-    /// Someone else's payment confirmed first.
+    /// Someone else's payment came first on the chain.
     #[error("the item was sold to an earlier payment; the seller should refund this one")]
     SoldToAnother,
-    /// The payment confirmed after the seller withdrew the listing.
-    #[error("the listing was withdrawn before this payment confirmed; the seller should refund it")]
-    Withdrawn,
 }
 
 /// Why a claim does not count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimError {
-    /// The chain source does not know the transaction (never sent, or replaced by a double
-    /// spend).
-    #[error("the payment is not on the chain (never broadcast, or double-spent away)")]
+    /// The chain source knows no such payment to the listing's address (never sent, replaced
+    /// by a double spend, or paying somewhere else).
+    #[error("the payment is not on the chain (never broadcast, double-spent away, or paying another address)")]
     NotOnChain,
-    /// The transaction does not commit to this listing and this buyer: someone else's payment,
-    /// or one made for another listing.
+    /// The transaction's commitment is not to this listing and this buyer: someone else's
+    /// payment, or one made for another listing.
     #[error("the payment is not bound to this listing and buyer")]
     NotBound,
     /// It pays the listing's address less than the price.
@@ -364,277 +415,61 @@ impl Settlement {
 }
 
 /// Decides a listing's sale from its signed records, what the chain source says about the
-/// claimed transactions, and the chain's tip height. Every peer with the same records and chain
-/// view gets the same answer.
+/// payments to the listing's address (every one it knows, claimed or not, keyed by txid), and the
+/// chain's tip height. Every peer with the same records and chain view gets the same answer, and
+/// more claims never take an owned item from its buyer (see the module's documentation).
 pub fn settle(view: &ListingView, payments: &HashMap<TxId, PaymentSeen>, tip_height: u32) -> Settlement {
     let listing = &view.listing;
+    // The chain decides which payment leads, claimed or not.
+    let leader =
+        payments.values().filter(|payment| payment.qualifies(listing.price_sats)).min_by_key(|payment| payment.rank());
+    let confirmations = |payment: &PaymentSeen| {
+        payment.confirmed.map_or(0, |at| tip_height.saturating_sub(at.height).saturating_add(1))
+    };
+    let needed = u32::from(listing.confirmations);
+    let final_sale = leader.is_some_and(|leader| confirmations(leader) >= needed.max(1));
+
     let mut verdicts: Vec<(Claim, Verdict)> = Vec::with_capacity(view.claims.len());
-    // Valid payments ordered by the rule: confirmed ones by position, then unconfirmed by txid.
-    let mut candidates: BTreeMap<(u8, Option<ChainPosition>, TxId), usize> = BTreeMap::new();
+    let mut buyer = None;
     // Payments already counted: a second claim of one (only its own buyer can make one that is
     // bound) is a replay.
     let mut counted: HashSet<TxId> = HashSet::new();
     for claim in &view.claims {
         let verdict = match payments.get(&claim.txid) {
             None => Verdict::Rejected(ClaimError::NotOnChain),
-            Some(payment) if !payment.commitments.contains(&payment_commitment(&view.id, &claim.buyer)) => {
+            Some(payment) if payment.commitment() != Some(&payment_commitment(&view.id, &claim.buyer)) => {
                 Verdict::Rejected(ClaimError::NotBound)
             }
             Some(payment) if payment.paid_sats < listing.price_sats => {
                 Verdict::Rejected(ClaimError::TooLittle { paid: payment.paid_sats, price: listing.price_sats })
             }
             Some(_) if !counted.insert(claim.txid) => Verdict::Rejected(ClaimError::Replayed),
-            // Confirmed after the withdrawal (or not yet confirmed when it came): owed back.
-            Some(payment) if view.withdrawn_at.is_some_and(|at| payment.confirmed.is_none_or(|p| p.height > at)) => {
-                Verdict::Refund(RefundReason::Withdrawn)
+            Some(payment) if leader.is_some_and(|leader| leader.txid == payment.txid) => {
+                buyer = Some(claim.buyer);
+                Verdict::Leads
             }
-            Some(payment) => {
-                let rank = (u8::from(payment.confirmed.is_none()), payment.confirmed, claim.txid);
-                candidates.insert(rank, verdicts.len());
-                Verdict::Queued
-            }
+            // Once the leader is final (and confirmed, so no double spend can undo it), every
+            // other valid payment is owed a refund; before that they wait their turn.
+            Some(_) if final_sale => Verdict::Refund(RefundReason::SoldToAnother),
+            Some(_) => Verdict::Queued,
         };
         verdicts.push((*claim, verdict));
     }
 
-    let needed = u32::from(listing.confirmations);
-    let mut state = match view.withdrawn_at {
-        Some(_) => SaleState::Withdrawn,
-        None => SaleState::Open,
-    };
-    if let Some((&(_, position, txid), &leader)) = candidates.iter().next() {
-        let confirmations = position.map_or(0, |at| tip_height.saturating_sub(at.height).saturating_add(1));
-        let buyer = verdicts[leader].0.buyer;
-        verdicts[leader].1 = Verdict::Leads;
-        let final_sale = confirmations >= needed;
-        state = match final_sale {
-            true => SaleState::Owned { buyer, txid, confirmations },
-            false => SaleState::Pending { buyer, txid, confirmations, needed },
-        };
-        // Once the sale is final (and confirmed, so no double spend can undo it), every other
-        // valid payment is owed a refund; before that they wait their turn.
-        if final_sale && confirmations > 0 {
-            for (_, &index) in candidates.iter().skip(1) {
-                verdicts[index].1 = Verdict::Refund(RefundReason::SoldToAnother);
+    let state = match (leader, buyer) {
+        (None, _) if view.withdrawn_at.is_some() => SaleState::Withdrawn,
+        (None, _) => SaleState::Open,
+        (Some(leader), None) => SaleState::Unclaimed { txid: leader.txid, confirmations: confirmations(leader) },
+        (Some(leader), Some(buyer)) => {
+            let confirmations = confirmations(leader);
+            match confirmations >= needed {
+                true => SaleState::Owned { buyer, txid: leader.txid, confirmations },
+                false => SaleState::Pending { buyer, txid: leader.txid, confirmations, needed },
             }
         }
-    }
+    };
     Settlement { state, verdicts }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(n: u8) -> PublicKey {
-        PublicKey::from_secret_seed(&[n; 32])
-    }
-
-    fn listing(price: u64, confirmations: u8) -> ListingView {
-        ListingView {
-            id: ChangeId([7; 32]),
-            seller: key(1),
-            parcel: ParcelCoord { x: 0, z: 0 },
-            listing: Listing {
-                item: ModelRef { hash: [3; 32], bytes: 1000, triangles: 12, min: [0.0; 3], max: [1.0; 3] },
-                title: Title::new("Crystal lamp").expect("title"),
-                price_sats: price,
-                pay_to: PayTo::new(&[0, 20, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9])
-                    .expect("script"),
-                confirmations,
-                spot: Vec3::ZERO,
-            },
-            withdrawn_at: None,
-            claims: Vec::new(),
-        }
-    }
-
-    fn pay(view: &ListingView, buyer: PublicKey, txid: u8, sats: u64, at: Option<(u32, u32)>) -> PaymentSeen {
-        PaymentSeen {
-            txid: TxId([txid; 32]),
-            paid_sats: sats,
-            commitments: vec![payment_commitment(&view.id, &buyer)],
-            confirmed: at.map(|(height, index)| ChainPosition { height, index }),
-        }
-    }
-
-    fn seen(payments: &[PaymentSeen]) -> HashMap<TxId, PaymentSeen> {
-        payments.iter().map(|payment| (payment.txid, payment.clone())).collect()
-    }
-
-    #[test]
-    fn a_confirmed_bound_payment_buys_the_item() {
-        let mut view = listing(20_000, 1);
-        let buyer = key(2);
-        view.claims.push(Claim { buyer, txid: TxId([1; 32]) });
-        let payments = seen(&[pay(&view, buyer, 1, 20_000, None)]);
-        let pending = settle(&view, &payments, 100);
-        assert_eq!(
-            pending.state,
-            SaleState::Pending { buyer, txid: TxId([1; 32]), confirmations: 0, needed: 1 },
-            "unconfirmed: pending"
-        );
-        let payments = seen(&[pay(&view, buyer, 1, 20_000, Some((101, 3)))]);
-        let owned = settle(&view, &payments, 101);
-        assert_eq!(owned.state, SaleState::Owned { buyer, txid: TxId([1; 32]), confirmations: 1 });
-        assert_eq!(owned.verdicts, vec![(view.claims[0], Verdict::Leads)]);
-    }
-
-    #[test]
-    fn wrong_amounts_unbound_and_missing_payments_are_rejected() {
-        let mut view = listing(20_000, 1);
-        let (buyer, thief) = (key(2), key(3));
-        view.claims = vec![
-            Claim { buyer, txid: TxId([1; 32]) },
-            Claim { buyer: thief, txid: TxId([2; 32]) },
-            Claim { buyer, txid: TxId([3; 32]) },
-        ];
-        let mut other_listing = view.clone();
-        other_listing.id = ChangeId([8; 32]);
-        let payments = seen(&[
-            pay(&view, buyer, 1, 19_999, Some((50, 1))),
-            // The thief names a payment bound to the real buyer.
-            pay(&view, buyer, 2, 20_000, Some((50, 2))),
-        ]);
-        let settlement = settle(&view, &payments, 60);
-        assert_eq!(settlement.state, SaleState::Open);
-        let verdicts: Vec<Verdict> = settlement.verdicts.iter().map(|(_, verdict)| *verdict).collect();
-        assert_eq!(
-            verdicts,
-            vec![
-                Verdict::Rejected(ClaimError::TooLittle { paid: 19_999, price: 20_000 }),
-                Verdict::Rejected(ClaimError::NotBound),
-                Verdict::Rejected(ClaimError::NotOnChain),
-            ]
-        );
-        // A payment made for another listing does not count here either.
-        let mut replay = view.clone();
-        replay.claims = vec![Claim { buyer, txid: TxId([4; 32]) }];
-        let payments = seen(&[pay(&other_listing, buyer, 4, 20_000, Some((50, 1)))]);
-        assert_eq!(settle(&replay, &payments, 60).verdicts[0].1, Verdict::Rejected(ClaimError::NotBound));
-    }
-
-    #[test]
-    fn the_first_confirmed_payment_wins_and_the_other_is_refunded() {
-        let mut view = listing(20_000, 2);
-        let (ada, bo) = (key(2), key(3));
-        view.claims = vec![Claim { buyer: ada, txid: TxId([1; 32]) }, Claim { buyer: bo, txid: TxId([2; 32]) }];
-        // Both in the mempool: the smaller txid leads, the other waits.
-        let payments = seen(&[pay(&view, ada, 1, 20_000, None), pay(&view, bo, 2, 20_000, None)]);
-        let settlement = settle(&view, &payments, 10);
-        assert!(matches!(settlement.state, SaleState::Pending { buyer, .. } if buyer == ada));
-        assert_eq!(settlement.verdicts[1].1, Verdict::Queued);
-        // Bo's confirms first, in block 11: Bo leads whatever the claim order.
-        let payments = seen(&[pay(&view, ada, 1, 20_000, Some((12, 1))), pay(&view, bo, 2, 20_000, Some((11, 5)))]);
-        let settlement = settle(&view, &payments, 12);
-        assert_eq!(settlement.state, SaleState::Owned { buyer: bo, txid: TxId([2; 32]), confirmations: 2 });
-        assert_eq!(settlement.verdicts[0].1, Verdict::Refund(RefundReason::SoldToAnother));
-        assert_eq!(settlement.refunds().count(), 1);
-        // In the same block, the earlier position wins.
-        let payments = seen(&[pay(&view, ada, 1, 20_000, Some((11, 1))), pay(&view, bo, 2, 20_000, Some((11, 5)))]);
-        assert!(matches!(settle(&view, &payments, 12).state, SaleState::Owned { buyer, .. } if buyer == ada));
-    }
-
-    #[test]
-    fn a_double_purchase_and_a_replayed_claim_do_not_count_twice() {
-        let mut view = listing(20_000, 1);
-        let buyer = key(2);
-        view.claims = vec![
-            Claim { buyer, txid: TxId([1; 32]) },
-            Claim { buyer, txid: TxId([2; 32]) },
-            Claim { buyer, txid: TxId([1; 32]) },
-        ];
-        let payments =
-            seen(&[pay(&view, buyer, 1, 20_000, Some((20, 1))), pay(&view, buyer, 2, 20_000, Some((21, 1)))]);
-        let settlement = settle(&view, &payments, 21);
-        assert_eq!(settlement.state, SaleState::Owned { buyer, txid: TxId([1; 32]), confirmations: 2 });
-        assert_eq!(settlement.verdicts[1].1, Verdict::Refund(RefundReason::SoldToAnother));
-        assert_eq!(settlement.verdicts[2].1, Verdict::Rejected(ClaimError::Replayed));
-    }
-
-    #[test]
-    fn a_double_spent_zero_conf_purchase_stops_counting() {
-        let mut view = listing(5_000, 0);
-        let buyer = key(2);
-        view.claims = vec![Claim { buyer, txid: TxId([1; 32]) }];
-        let payments = seen(&[pay(&view, buyer, 1, 5_000, None)]);
-        assert_eq!(
-            settle(&view, &payments, 5).state,
-            SaleState::Owned { buyer, txid: TxId([1; 32]), confirmations: 0 }
-        );
-        // The buyer double-spends the coins elsewhere: the chain no longer has the payment.
-        let settlement = settle(&view, &HashMap::new(), 6);
-        assert_eq!(settlement.state, SaleState::Open);
-        assert_eq!(settlement.verdicts[0].1, Verdict::Rejected(ClaimError::NotOnChain));
-    }
-
-    #[test]
-    fn withdrawal_refunds_later_payments_but_keeps_earlier_sales() {
-        let mut view = listing(20_000, 1);
-        let (ada, bo) = (key(2), key(3));
-        view.withdrawn_at = Some(30);
-        view.claims = vec![Claim { buyer: ada, txid: TxId([1; 32]) }];
-        let payments = seen(&[pay(&view, ada, 1, 20_000, Some((31, 0)))]);
-        let settlement = settle(&view, &payments, 31);
-        assert_eq!(settlement.state, SaleState::Withdrawn);
-        assert_eq!(settlement.verdicts[0].1, Verdict::Refund(RefundReason::Withdrawn));
-        view.claims.push(Claim { buyer: bo, txid: TxId([2; 32]) });
-        let payments = seen(&[pay(&view, ada, 1, 20_000, Some((31, 0))), pay(&view, bo, 2, 20_000, Some((29, 0)))]);
-        assert!(matches!(settle(&view, &payments, 31).state, SaleState::Owned { buyer, .. } if buyer == bo));
-    }
-
-    #[test]
-    fn trade_records_travel_as_world_changes() {
-        use crate::city::ParcelCoord;
-        use crate::world::{Change, Op, Rejection, World};
-        let parcel = ParcelCoord { x: 3, z: -2 };
-        let (seller, buyer, stranger) = ([1; 32], [2; 32], [3; 32]);
-        let sign = |secret: &[u8; 32], seq: u64, op: Op| {
-            Change { author: PublicKey::from_secret_seed(secret), seq, op }.sign(secret).to_bytes()
-        };
-        let mut world = World::new();
-        let listed = sign(&seller, 1, Op::List { parcel, listing: listing(20_000, 1).listing });
-        assert!(listed.len() <= crate::world::MAX_CHANGE_BYTES, "a listing fits a change: {} bytes", listed.len());
-        let (_, verified) = world.insert_bytes(&listed).expect("listing");
-        let id = verified.id;
-        let claim = Op::Buy { parcel, listing: id, txid: TxId([9; 32]) };
-        world.insert_bytes(&sign(&buyer, 1, claim)).expect("a claim from anyone");
-        let forged = Op::Withdraw { parcel, listing: id, at_height: 5 };
-        assert_eq!(world.insert_bytes(&sign(&stranger, 1, forged)).err(), Some(Rejection::NotSeller));
-        assert_eq!(world.check(PublicKey::from_secret_seed(&stranger), &forged), Err(Rejection::NotSeller));
-        world.insert_bytes(&sign(&seller, 2, Op::Withdraw { parcel, listing: id, at_height: 7 })).expect("withdraw");
-        let views = world.listings();
-        assert_eq!(views.len(), 1);
-        assert_eq!(views[0].seller, PublicKey::from_secret_seed(&seller));
-        assert_eq!(views[0].withdrawn_at, Some(7));
-        assert_eq!(views[0].claims, vec![Claim { buyer: PublicKey::from_secret_seed(&buyer), txid: TxId([9; 32]) }]);
-        // A bad listing is refused when verified, before it is held.
-        let bad = sign(&seller, 3, Op::List { parcel, listing: Listing { price_sats: 1, ..listing(1, 1).listing } });
-        assert_eq!(world.insert_bytes(&bad).err(), Some(Rejection::BadListing(ListingError::BadPrice)));
-        // Trade records do not touch the parcel.
-        assert!(world.parcel(parcel).owners.is_empty());
-    }
-
-    #[test]
-    fn listings_are_checked() {
-        let good = listing(20_000, 1).listing;
-        assert_eq!(good.check(), Ok(()));
-        assert_eq!(Listing { price_sats: 10, ..good }.check(), Err(ListingError::BadPrice));
-        assert_eq!(Listing { confirmations: 0, ..good }.check(), Ok(()));
-        assert_eq!(
-            Listing { confirmations: 0, price_sats: ZERO_CONF_MAX_SATS + 1, ..good }.check(),
-            Err(ListingError::BadConfirmations)
-        );
-        assert_eq!(Listing { confirmations: 7, ..good }.check(), Err(ListingError::BadConfirmations));
-        assert_eq!(Listing { spot: Vec3::NAN, ..good }.check(), Err(ListingError::BadSpot));
-        assert_eq!(Listing { title: Title([0xff; 32]), ..good }.check(), Err(ListingError::BadTitle));
-        assert_eq!(Title::new("   "), None);
-        assert_eq!(
-            Title::new("ünïcode lamp that is far too long to fit").map(|t| t.text().map(str::len)),
-            Some(Some(32))
-        );
-        let script: Vec<u8> = (0..34).collect();
-        assert_eq!(PayTo::new(&script).expect("34 bytes").script(), script);
-        assert_eq!(PayTo::new(&[0; 35]), None);
-    }
-}
+mod tests;

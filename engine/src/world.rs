@@ -19,7 +19,7 @@
 //! that hold the same set hold byte-identical state, whatever order the changes came in, with
 //! duplicates, after drops healed by sync. [`World::state_hash`] proves it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use glam::{Vec2, Vec3};
@@ -346,6 +346,12 @@ pub enum Rejection {
     /// A withdrawal by someone other than the seller.
     #[error("only the seller can withdraw a listing")]
     NotSeller,
+    /// A claim naming a listing on another parcel than the listing's.
+    #[error("the claim names another parcel than the listing's")]
+    WrongParcel,
+    /// The author holds as many records of this kind as one key may, all older than this one.
+    #[error("a key may have at most {0} of these held at once")]
+    OverBudget(usize),
 }
 
 impl Change {
@@ -661,6 +667,48 @@ impl ParcelLog {
     }
 }
 
+/// The most trade records (listings, withdrawals, claims) held per author. Past it, the ones
+/// with the lowest sequence numbers are kept, so that every peer keeps the same ones.
+pub const MAX_TRADE_RECORDS_PER_AUTHOR: usize = 256;
+/// The most changes held per author for an epoch of a parcel that has not begun (they wait for
+/// the transfer that would make their author the owner). Past it, more are refused until some
+/// of them can count; sync hands changes on transfers first, so an honest buyer never meets it.
+pub const MAX_WAITING_PER_AUTHOR: usize = 64;
+
+/// Records of one author kept under a budget: the `limit` with the lowest `(sequence, id)`.
+#[derive(Debug, Default)]
+struct Budgeted {
+    records: HashMap<PublicKey, BTreeSet<(u64, ChangeId)>>,
+}
+
+impl Budgeted {
+    /// Makes room for `key` of `author`: `Ok(None)` if it fits, `Ok(Some(highest))` if it fits
+    /// once the author's highest record is dropped (it is forgotten here; the caller drops the
+    /// change), `Err` if it is higher than every record kept.
+    fn admit(
+        &mut self,
+        author: PublicKey,
+        key: (u64, ChangeId),
+        limit: usize,
+    ) -> Result<Option<(u64, ChangeId)>, Rejection> {
+        let Some(kept) = self.records.get_mut(&author) else { return Ok(None) };
+        if kept.len() < limit {
+            return Ok(None);
+        }
+        match kept.last().copied() {
+            Some(highest) if key < highest => {
+                kept.remove(&highest);
+                Ok(Some(highest))
+            }
+            _ => Err(Rejection::OverBudget(limit)),
+        }
+    }
+
+    fn insert(&mut self, author: PublicKey, key: (u64, ChangeId)) {
+        self.records.entry(author).or_default().insert(key);
+    }
+}
+
 /// What happened to a change given to [`World::insert`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inserted {
@@ -677,6 +725,11 @@ pub struct World {
     held: HashMap<ChangeId, SignedChange>,
     /// Trade records (listings, withdrawals, claims), apart from the parcels' edits.
     trade: BTreeMap<ChangeId, Change>,
+    /// Trade records per author, under [`MAX_TRADE_RECORDS_PER_AUTHOR`].
+    trade_budget: Budgeted,
+    /// Changes held while their epoch had not begun, per author (parcel and epoch), under
+    /// [`MAX_WAITING_PER_AUTHOR`]; those whose epoch has begun since no longer count.
+    waiting: HashMap<PublicKey, Vec<(ParcelCoord, u32)>>,
     verifier: Verifier,
 }
 
@@ -721,12 +774,30 @@ impl World {
         let change = signed.change;
         let parcel = change.op.parcel();
         if change.op.is_trade() {
-            if let Op::Withdraw { listing, .. } = change.op
-                && let Some(listed) = self.trade.get(&listing)
-                && (listed.author != change.author || !matches!(listed.op, Op::List { .. }))
-            {
-                return Err(Rejection::NotSeller);
+            match change.op {
+                Op::List { listing, .. } => listing.check()?,
+                Op::Withdraw { listing, .. } => {
+                    if let Some(listed) = self.trade.get(&listing)
+                        && (listed.author != change.author || !matches!(listed.op, Op::List { .. }))
+                    {
+                        return Err(Rejection::NotSeller);
+                    }
+                }
+                Op::Buy { listing, parcel, .. } => {
+                    if let Some(listed) = self.trade.get(&listing)
+                        && !matches!(listed.op, Op::List { parcel: listed_at, .. } if listed_at == parcel)
+                    {
+                        return Err(Rejection::WrongParcel);
+                    }
+                }
+                _ => {}
             }
+            let key = (change.seq, id);
+            if let Some((_, dropped)) = self.trade_budget.admit(change.author, key, MAX_TRADE_RECORDS_PER_AUTHOR)? {
+                self.trade.remove(&dropped);
+                self.held.remove(&dropped);
+            }
+            self.trade_budget.insert(change.author, key);
             self.trade.insert(id, change);
             self.held.insert(id, signed);
             return Ok(Inserted::New);
@@ -742,6 +813,16 @@ impl World {
             log.rebuild_chain();
         }
         let key: OrderKey = (change.op.epoch(), change.seq, id);
+        // A transfer or edit for an epoch that has not begun may become the owner's once the
+        // transfer on its way arrives; until then any key could send them, so each key gets a
+        // budget of them.
+        let waits = matches!(change.op, Op::Transfer { .. } | Op::Put { .. } | Op::Remove { .. })
+            && change.op.epoch() as usize >= log.state.owners.len();
+        if waits {
+            log.may_hold(&change)?;
+            self.admit_waiting(change.author, parcel, change.op.epoch())?;
+        }
+        let log = self.parcels.entry(parcel).or_default();
         match change.op {
             // Trade records were taken above.
             Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } => {}
@@ -774,6 +855,32 @@ impl World {
         }
         self.held.insert(id, signed);
         Ok(Inserted::New)
+    }
+
+    /// Counts a change of `author` waiting for `epoch` of `parcel` against the author's budget,
+    /// or refuses it when the author already has as many waiting.
+    fn admit_waiting(&mut self, author: PublicKey, parcel: ParcelCoord, epoch: u32) -> Result<(), Rejection> {
+        let entries = self.waiting.entry(author).or_default();
+        // Those whose epoch has begun since count no more.
+        let mut begun = Vec::new();
+        for (at, (waiting_parcel, waiting_epoch)) in entries.iter().enumerate() {
+            if let Some(log) = self.parcels.get_mut(waiting_parcel) {
+                if log.chain_dirty {
+                    log.rebuild_chain();
+                }
+                if (*waiting_epoch as usize) < log.state.owners.len() {
+                    begun.push(at);
+                }
+            }
+        }
+        for at in begun.into_iter().rev() {
+            entries.swap_remove(at);
+        }
+        if entries.len() >= MAX_WAITING_PER_AUTHOR {
+            return Err(Rejection::OverBudget(MAX_WAITING_PER_AUTHOR));
+        }
+        entries.push((parcel, epoch));
+        Ok(())
     }
 
     /// Brings every parcel's state up to date with the changes held.

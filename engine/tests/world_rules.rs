@@ -295,6 +295,21 @@ fn sign_history(steps: &[Step]) -> (Vec<SignedChange>, BTreeSet<sanctuary_engine
     (changes, trespasses)
 }
 
+/// The bytes of `ids` held in `world`, in the order the sync protocol sends them.
+fn causal(world: &World, ids: Vec<sanctuary_engine::ChangeId>) -> Vec<Vec<u8>> {
+    let mut changes: Vec<&SignedChange> = ids.iter().filter_map(|id| world.get(id)).collect();
+    changes.sort_by_key(|signed| {
+        let change = &signed.change;
+        match change.op {
+            Op::Claim { .. } => (0, 0, change.seq),
+            Op::Transfer { epoch, .. } => (1, epoch, change.seq),
+            Op::Put { epoch, .. } | Op::Remove { epoch, .. } => (2, epoch, change.seq),
+            _ => (3, 0, change.seq),
+        }
+    });
+    changes.into_iter().map(SignedChange::to_bytes).collect()
+}
+
 /// Feeds `changes` to `replicas` worlds, each in its own random order, with duplicates and
 /// drops, then heals the drops the way sync does (each takes what another holds and it lacks),
 /// and checks that all end byte-identical and that no trespass counts.
@@ -323,19 +338,17 @@ fn converge(changes: &[SignedChange], trespasses: &BTreeSet<sanctuary_engine::Ch
     }
     // Anti-entropy: each replica offers what it holds to the next, round the ring, twice; the
     // authors (the reference, which heard everything) offer theirs to the first.
-    let authored: Vec<Vec<u8>> =
-        reference.changes().filter_map(|id| reference.get(&id).map(SignedChange::to_bytes)).collect();
+    // Like the sync protocol, offers go in causal order (claims, transfers, then edits, by epoch
+    // and sequence), so that no change offered has to wait for the transfer it depends on.
+    let authored: Vec<Vec<u8>> = causal(&reference, reference.changes().collect());
     for bytes in &authored {
         let _ = worlds[0].insert_bytes(bytes);
     }
     for _ in 0..2 {
         for index in 0..replicas {
             let next = (index + 1) % replicas;
-            let offered: Vec<Vec<u8>> = worlds[index]
-                .changes()
-                .filter(|id| !worlds[next].contains(id))
-                .filter_map(|id| worlds[index].get(&id).map(SignedChange::to_bytes))
-                .collect();
+            let lacking = worlds[index].changes().filter(|id| !worlds[next].contains(id)).collect();
+            let offered = causal(&worlds[index], lacking);
             for bytes in offered {
                 let _ = worlds[next].insert_bytes(&bytes);
             }

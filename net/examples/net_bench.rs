@@ -186,7 +186,7 @@ fn receive_frames(avatars: usize, hertz: f64, frames: usize) -> (f64, f64) {
         let local = start_micros + index as u64 * 16_667 + 5_000;
         let started = Instant::now();
         for bytes in messages {
-            if let Some(message) = inbox.accept(bytes, now)
+            if let Some(message) = inbox.accept(bytes, now, local)
                 && let RegionMessage::Presence(presence) = &message.body
                 && let Ok(author) = PublicKey::from_bytes(*message.author.as_bytes())
             {

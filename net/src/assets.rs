@@ -214,39 +214,64 @@ impl AssetStore {
         if providers.is_empty() {
             return Err(AssetError::Unavailable("nobody who might have it is around".into()));
         }
-        download(downloader, Hash::from_bytes(hash), providers.clone(), &mut |_| {}).await?;
+        // The manifest first, and no more of it than a manifest may be.
+        let manifest = Hash::from_bytes(hash);
+        download(downloader, manifest, MAX_MANIFEST_BYTES as u64, providers.clone(), &mut |_| {}).await?;
+        self.expect_complete(manifest, MAX_MANIFEST_BYTES as u64, "its manifest").await?;
         let bundle = self.bundle(hash).await.ok_or_else(|| AssetError::Model("its manifest is damaged".into()))?;
-        let total = bundle.total_size();
-        if total > model_limits().max_bytes {
-            return Err(AssetError::Model(format!(
-                "the model is {total} bytes; a parcel allows {}",
-                model_limits().max_bytes
-            )));
+        // The sizes it declares, before any file is fetched.
+        let limits = model_limits();
+        let total = bundle.files.iter().try_fold(0u64, |sum, file| sum.checked_add(file.size)).unwrap_or(u64::MAX);
+        if total > limits.max_bytes {
+            return Err(AssetError::Model(format!("the model is {total} bytes; a parcel allows {}", limits.max_bytes)));
         }
         progress(0, total);
         let mut done = 0;
         for file in &bundle.files {
             let before = done;
-            download(downloader, Hash::from_bytes(file.hash), providers.clone(), &mut |bytes| {
+            // Each file is asked for up to its declared size only: a provider cannot send more.
+            download(downloader, Hash::from_bytes(file.hash), file.size, providers.clone(), &mut |bytes| {
                 progress(before + bytes.min(file.size), total)
             })
             .await?;
+            self.expect_complete(Hash::from_bytes(file.hash), file.size, &file.name).await?;
             done += file.size;
             progress(done, total);
         }
         self.checked_model(hash).await.map(|(_, summary)| summary)
     }
+
+    /// Fails unless the blob is here whole and at most `limit` bytes: a blob that is larger
+    /// than its declared size is only ever fetched up to that size, and so stays partial.
+    async fn expect_complete(&self, hash: Hash, limit: u64, what: &str) -> Result<(), AssetError> {
+        use iroh_blobs::api::blobs::BlobStatus;
+        match self.store.status(hash).await.map_err(|error| AssetError::Store(error.to_string()))? {
+            BlobStatus::Complete { size } if size <= limit => Ok(()),
+            BlobStatus::Complete { size } => {
+                Err(AssetError::Model(format!("{what} is {size} bytes, more than the {limit} declared")))
+            }
+            BlobStatus::Partial { .. } => {
+                Err(AssetError::Model(format!("{what} is larger than the {limit} bytes declared, or was cut short")))
+            }
+            BlobStatus::NotFound => Err(AssetError::Unavailable(format!("{what} did not arrive"))),
+        }
+    }
 }
 
-/// Downloads one blob, reporting its bytes as they come.
+/// Downloads the first `limit` bytes of one blob (all of it, if it is no larger), reporting its
+/// bytes as they come.
 async fn download(
     downloader: &Downloader,
     hash: Hash,
+    limit: u64,
     providers: Vec<iroh::PublicKey>,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<(), AssetError> {
+    use iroh_blobs::protocol::{ChunkRanges, ChunkRangesExt, GetRequest};
+    // An empty range asks for nothing; the last chunk proves a blob's size (zero included).
+    let ranges = if limit == 0 { ChunkRanges::last_chunk() } else { ChunkRanges::bytes(0..limit) };
     let mut stream = downloader
-        .download(hash, providers)
+        .download(GetRequest::blob_ranges(hash, ranges), providers)
         .stream()
         .await
         .map_err(|error| AssetError::Unavailable(error.to_string()))?;
@@ -270,4 +295,71 @@ fn check_files(files: &[(String, Vec<u8>)], limits: &ModelLimits) -> Result<Mode
     let Some((_, main)) = files.first() else { return Err(AssetError::Model("an empty bundle".into())) };
     let resource = |name: &str| files.iter().find(|(known, _)| known == name).map(|(_, bytes)| bytes.clone());
     inspect_model(main, &resource, limits).map_err(|error| AssetError::Model(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iroh::RelayMode;
+    use iroh::address_lookup::MemoryLookup;
+    use iroh::endpoint::presets;
+    use iroh::protocol::Router;
+
+    /// Bytes under `dir`, all files together.
+    fn disk_use(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|entry| match entry.file_type() {
+                        Ok(kind) if kind.is_dir() => disk_use(&entry.path()),
+                        _ => entry.metadata().map_or(0, |meta| meta.len()),
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// A hostile holder serves bundles that lie: a file four times the size of the whole budget
+    /// declared as 100 bytes, a "manifest" of a megabyte, a manifest declaring more than a
+    /// parcel allows. Each is refused, and none of them is downloaded whole first (the model
+    /// used to be fetched in full before its declared sizes were looked at).
+    #[tokio::test]
+    async fn lying_bundles_are_refused_before_they_are_downloaded() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let holder = AssetStore::open(&dir.path().join("holder")).await.expect("store");
+        let huge = holder.store().add_bytes(vec![7u8; 60 << 20]).await.expect("adds").hash;
+        let lying = Bundle {
+            main: "model.glb".into(),
+            files: vec![BundleFile { name: "model.glb".into(), hash: *huge.as_bytes(), size: 100 }],
+        };
+        let lying = holder.store().add_bytes(postcard::to_allocvec(&lying).expect("encodes")).await.expect("adds");
+        let fat_manifest = holder.store().add_bytes(vec![1u8; 1 << 20]).await.expect("adds");
+        let greedy = Bundle {
+            main: "model.glb".into(),
+            files: vec![BundleFile { name: "model.glb".into(), hash: *huge.as_bytes(), size: 60 << 20 }],
+        };
+        let greedy = holder.store().add_bytes(postcard::to_allocvec(&greedy).expect("encodes")).await.expect("adds");
+        let holder_endpoint =
+            Endpoint::builder(presets::Minimal).relay_mode(RelayMode::Disabled).bind().await.expect("binds");
+        let _router = Router::builder(holder_endpoint.clone())
+            .accept(iroh_blobs::ALPN, iroh_blobs::BlobsProtocol::new(holder.store(), None))
+            .spawn();
+
+        let endpoint = Endpoint::builder(presets::Minimal).relay_mode(RelayMode::Disabled).bind().await.expect("binds");
+        let memory = MemoryLookup::new();
+        endpoint.address_lookup().expect("lookup").add(memory.clone());
+        memory.add_endpoint_info(holder_endpoint.addr());
+        let store_dir = dir.path().join("fetcher");
+        let store = AssetStore::open(&store_dir).await.expect("store");
+        let downloader = store.downloader(&endpoint);
+        let providers = vec![holder_endpoint.id()];
+        for (what, hash) in
+            [("lying sizes", lying.hash), ("fat manifest", fat_manifest.hash), ("over budget", greedy.hash)]
+        {
+            let error = store.fetch(&downloader, *hash.as_bytes(), providers.clone(), |_, _| {}).await;
+            assert!(matches!(error, Err(AssetError::Model(_))), "{what}: {error:?}");
+        }
+        assert!(disk_use(&store_dir) < 4 << 20, "{} bytes were fetched", disk_use(&store_dir));
+    }
 }

@@ -74,8 +74,9 @@ pub struct RemoteAvatar {
     pub colour: [u8; 3],
     /// `(sender's clock in µs, pose)`, oldest first.
     samples: VecDeque<(u64, Pose)>,
-    /// Our clock minus theirs, from the fastest delivery seen (µs).
-    offset: i64,
+    /// Our clock minus theirs, from the fastest delivery seen (µs); `i128` because their clock
+    /// is whatever they say it is.
+    offset: i128,
     /// When we last heard from them, on our clock (µs).
     heard: u64,
 }
@@ -87,22 +88,27 @@ impl RemoteAvatar {
             (Some((before, _)), Some((last, _))) => last.saturating_sub(before),
             _ => 0,
         };
-        (gap + gap / 5 + 50_000).clamp(MIN_DELAY.as_micros() as u64, MAX_DELAY.as_micros() as u64)
+        gap.saturating_add(gap / 5)
+            .saturating_add(50_000)
+            .clamp(MIN_DELAY.as_micros() as u64, MAX_DELAY.as_micros() as u64)
     }
 
     /// The pose to show at `now` (our clock, µs).
+    ///
+    /// Times are the sender's word, so they may be anything a `u64` holds: the arithmetic is
+    /// done in `i128`, where no sum or difference of them can overflow.
     pub fn pose_at(&self, now: u64) -> Option<Pose> {
-        let playback = now as i64 - self.offset - self.delay() as i64;
+        let playback = i128::from(now) - self.offset - i128::from(self.delay());
         let first = self.samples.front()?;
-        if playback <= first.0 as i64 {
+        if playback <= i128::from(first.0) {
             return Some(first.1);
         }
         for pair in self.samples.iter().zip(self.samples.iter().skip(1)) {
             let ((from_time, from), (to_time, to)) = pair;
-            if playback <= *to_time as i64 {
-                let span = (to_time - from_time).max(1) as f32;
-                let t = ((playback - *from_time as i64) as f32 / span).clamp(0.0, 1.0);
-                return Some(from.lerp(*to, t));
+            if playback <= i128::from(*to_time) {
+                let span = (i128::from(*to_time) - i128::from(*from_time)).max(1) as f64;
+                let t = ((playback - i128::from(*from_time)) as f64 / span).clamp(0.0, 1.0);
+                return Some(from.lerp(*to, t as f32));
             }
         }
         self.samples.back().map(|(_, pose)| *pose)
@@ -125,7 +131,7 @@ impl RemoteCrowd {
     /// (their clock in µs), received at `now` on our clock (µs). Returns `true` if the person
     /// is new here.
     pub fn insert(&mut self, author: PublicKey, sequence: u64, presence: &Presence, now: u64) -> bool {
-        let measured = now as i64 - sequence as i64;
+        let measured = i128::from(now) - i128::from(sequence);
         let mut new = false;
         let avatar = self.avatars.entry(author).or_insert_with(|| {
             new = true;
@@ -140,7 +146,7 @@ impl RemoteCrowd {
         // The offset follows the fastest delivery, and creeps up slowly (1 ms a second) so that
         // clock drift or a slower route does not leave the avatar stuck in the past; a jump of
         // more than a second (a clock change) resets it.
-        let relaxed = avatar.offset + (now.saturating_sub(avatar.heard) / 1000) as i64;
+        let relaxed = avatar.offset + i128::from(now.saturating_sub(avatar.heard) / 1000);
         avatar.offset = if measured > avatar.offset + 1_000_000 { measured } else { relaxed.min(measured) };
         avatar.heard = now;
         avatar.name.clone_from(&presence.name);
@@ -164,7 +170,7 @@ impl RemoteCrowd {
 
     /// Removes everyone not heard from for `timeout` and says who they were (key and name).
     pub fn expire(&mut self, now: u64, timeout: Duration) -> Vec<(PublicKey, String)> {
-        let timeout = timeout.as_micros() as u64;
+        let timeout = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
         let gone: Vec<PublicKey> = self
             .avatars
             .iter()
@@ -248,6 +254,26 @@ mod tests {
         let avatar = crowd.get(&ada).expect("Ada is here");
         let xs: Vec<f32> = avatar.samples.iter().map(|(_, pose)| pose.head.position.x).collect();
         assert_eq!(xs, vec![1.0, 2.0, 3.0]);
+    }
+
+    /// A validly signed pose may carry any sequence a `u64` holds: none of them may overflow
+    /// (which panics a debug build, and so every client in the region).
+    #[test]
+    fn extreme_sequences_and_clocks_do_not_overflow() {
+        let mut crowd = RemoteCrowd::default();
+        let extremes = [0, 1, i64::MAX as u64, i64::MAX as u64 + 1, u64::MAX - 1, u64::MAX];
+        for (index, &sequence) in extremes.iter().enumerate() {
+            for &now in &extremes {
+                crowd.insert(key(index as u8), sequence, &presence(1.0), now);
+                crowd.insert(key(index as u8), sequence / 2, &presence(2.0), now);
+                let avatar = crowd.get(&key(index as u8)).expect("here");
+                for &at in &extremes {
+                    assert!(avatar.pose_at(at).is_some());
+                }
+            }
+        }
+        crowd.expire(u64::MAX, Duration::from_secs(7));
+        crowd.expire(0, Duration::MAX);
     }
 
     #[test]

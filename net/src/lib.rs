@@ -8,6 +8,8 @@
 
 pub mod assets;
 pub mod crowd;
+mod direct;
+pub mod fuzz;
 mod identity;
 pub mod inbox;
 mod node;

@@ -3,7 +3,8 @@
 //!
 //! **The log** (`world/changes.log`): one record per change, a little-endian `u32` length, the
 //! change's bytes, and the first 8 bytes of their BLAKE3 as a checksum. A change is acknowledged
-//! (to the builder, to gossip) only after its record is synced to disk. Opening the log reads
+//! (to the builder, to gossip) only after its record is synced to disk, and nobody waits for
+//! that sync while holding the world (see [`SharedReplica`]). Opening the log reads
 //! records up to the first one that is incomplete or fails its checksum (a write torn by a crash
 //! or power loss) and cuts the file there, so the next append follows the last good record.
 //!
@@ -20,14 +21,18 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 use iroh::protocol::{AcceptError, ProtocolHandler};
+use sanctuary_engine::trade::ListingView;
 use sanctuary_engine::{
     Change, ChangeId, Inserted, MAX_CHANGE_BYTES, Op, ParcelCoord, ParcelState, PublicKey, Rejection, SignedChange,
     Verified, Verifier, World,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::inbox::RateLimiter;
 
 /// The append-only, crash-safe log of changes.
 #[derive(Debug)]
@@ -44,6 +49,29 @@ fn checksum(bytes: &[u8]) -> [u8; 8] {
     sum
 }
 
+/// Reads the records of a log's bytes up to the first one that is incomplete, too long or fails
+/// its checksum; returns them and the length of the good part.
+pub fn parse_log(bytes: &[u8]) -> (Vec<Vec<u8>>, usize) {
+    let mut records = Vec::new();
+    let mut at = 0usize;
+    while let Some(header) = bytes.get(at..at + 4) {
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if len > MAX_CHANGE_BYTES {
+            break;
+        }
+        let (Some(body), Some(sum)) = (bytes.get(at + 4..at + 4 + len), bytes.get(at + 4 + len..at + 4 + len + 8))
+        else {
+            break;
+        };
+        if sum != checksum(body) {
+            break;
+        }
+        records.push(body.to_vec());
+        at += 4 + len + 8;
+    }
+    (records, at)
+}
+
 impl WorldLog {
     /// Opens (or creates) the log at `path` and reads back every intact record. A torn tail is
     /// cut off; the records before it are kept. Returns the log, the records and the bytes cut.
@@ -54,20 +82,7 @@ impl WorldLog {
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let mut records = Vec::new();
-        let mut at = 0usize;
-        while bytes.len() - at >= 4 {
-            let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
-            if len > MAX_CHANGE_BYTES || bytes.len() - at < 4 + len + 8 {
-                break;
-            }
-            let body = &bytes[at + 4..at + 4 + len];
-            if bytes[at + 4 + len..at + 4 + len + 8] != checksum(body) {
-                break;
-            }
-            records.push(body.to_vec());
-            at += 4 + len + 8;
-        }
+        let (records, at) = parse_log(&bytes);
         let cut = (bytes.len() - at) as u64;
         if cut > 0 {
             file.set_len(at as u64)?;
@@ -120,7 +135,8 @@ pub struct Applied {
     pub refused: usize,
 }
 
-/// The world, its log and a signature checker, behind one lock.
+/// The world and its log, for one owner (a test, a tool): [`SharedReplica`] is what the node
+/// and the program share.
 #[derive(Debug)]
 pub struct Replica {
     world: World,
@@ -128,8 +144,16 @@ pub struct Replica {
 }
 
 /// A replica shared between the node's loop, the sync protocol and the program.
+///
+/// The world and its log have a lock each, and nobody holds the world's while waiting for the
+/// disk: a change is checked and taken under the world's lock (memory only), then written and
+/// synced under the log's. The program reads parcels and listings under the world's lock
+/// alone, so a slow disk never stalls a frame.
 #[derive(Debug, Clone)]
-pub struct SharedReplica(Arc<Mutex<Replica>>);
+pub struct SharedReplica {
+    world: Arc<Mutex<World>>,
+    log: Arc<Mutex<WorldLog>>,
+}
 
 impl Replica {
     /// Opens the replica kept under `data_dir`. Changes read back from our own log were
@@ -151,63 +175,88 @@ impl Replica {
         &mut self.world
     }
 
-    /// Takes changes verified elsewhere (off the lock), stores the new ones, and says what
-    /// happened. The log is synced once for the whole batch.
+    /// Takes changes verified elsewhere, stores the new ones, and says what happened. The log
+    /// is synced once for the whole batch.
     pub fn apply_verified(&mut self, verified: Vec<Verified>) -> io::Result<Applied> {
-        let mut applied = Applied::default();
-        let mut parcels = HashSet::new();
-        for change in verified {
-            match self.world.insert(change) {
-                Ok(Inserted::New) => {
-                    applied.new.push(change.signed.to_bytes());
-                    parcels.insert(change.signed.change.op.parcel());
-                }
-                Ok(Inserted::Duplicate) => applied.duplicates += 1,
-                Err(_) => applied.refused += 1,
-            }
-        }
+        let applied = insert_all(&mut self.world, verified);
         self.log.append(&applied.new)?;
-        applied.parcels = parcels.into_iter().collect();
-        applied.parcels.sort();
         Ok(applied)
     }
 
     /// Makes, signs, stores and returns our own change, if the rules allow it.
     pub fn author(&mut self, secret_seed: &[u8; 32], seq: u64, op: Op) -> Result<SignedChange, AuthorError> {
-        let author = PublicKey::from_secret_seed(secret_seed);
-        self.world.check(author, &op).map_err(AuthorError::Refused)?;
-        let signed = Change { author, seq, op }.sign(secret_seed);
-        let verified = Verified { signed, id: signed.id() };
-        self.world.insert(verified).map_err(AuthorError::Refused)?;
+        let signed = sign_checked(&mut self.world, secret_seed, seq, op)?;
+        self.world.insert(Verified { signed, id: signed.id() }).map_err(AuthorError::Refused)?;
         self.log.append(&[signed.to_bytes()]).map_err(|error| AuthorError::Disk(error.to_string()))?;
         Ok(signed)
     }
+}
 
-    /// The summary that starts a sync.
-    pub fn summary(&self) -> Vec<(u32, [u8; 32])> {
-        let mut buckets = vec![(0u32, [0u8; 32]); 256];
-        for id in self.world.changes() {
-            let bucket = &mut buckets[usize::from(id.0[0])];
-            bucket.0 += 1;
-            for (into, byte) in bucket.1.iter_mut().zip(id.0) {
-                *into ^= byte;
+/// Takes verified changes into `world` (memory only) and says which are new.
+fn insert_all(world: &mut World, verified: Vec<Verified>) -> Applied {
+    let mut applied = Applied::default();
+    let mut parcels = HashSet::new();
+    for change in verified {
+        match world.insert(change) {
+            Ok(Inserted::New) => {
+                applied.new.push(change.signed.to_bytes());
+                parcels.insert(change.signed.change.op.parcel());
             }
+            Ok(Inserted::Duplicate) => applied.duplicates += 1,
+            Err(_) => applied.refused += 1,
         }
-        buckets
     }
+    applied.parcels = parcels.into_iter().collect();
+    applied.parcels.sort();
+    applied
+}
 
-    /// The ids held, by bucket (the first byte of the id).
-    fn buckets(&self) -> Vec<Vec<ChangeId>> {
-        let mut buckets = vec![Vec::new(); 256];
-        for id in self.world.changes() {
-            buckets[usize::from(id.0[0])].push(id);
+/// Checks our own change against `world` and signs it.
+fn sign_checked(world: &mut World, secret_seed: &[u8; 32], seq: u64, op: Op) -> Result<SignedChange, AuthorError> {
+    let author = PublicKey::from_secret_seed(secret_seed);
+    world.check(author, &op).map_err(AuthorError::Refused)?;
+    Ok(Change { author, seq, op }.sign(secret_seed))
+}
+
+/// The summary that starts a sync.
+fn summary(world: &World) -> Vec<(u32, [u8; 32])> {
+    let mut buckets = vec![(0u32, [0u8; 32]); 256];
+    for id in world.changes() {
+        let bucket = &mut buckets[usize::from(id.0[0])];
+        bucket.0 += 1;
+        for (into, byte) in bucket.1.iter_mut().zip(id.0) {
+            *into ^= byte;
         }
-        buckets
     }
+    buckets
+}
 
-    /// The bytes of held changes.
-    fn bytes_of(&self, ids: impl IntoIterator<Item = ChangeId>) -> Vec<Vec<u8>> {
-        ids.into_iter().filter_map(|id| self.world.get(&id).map(SignedChange::to_bytes)).collect()
+/// The ids held, by bucket (the first byte of the id).
+fn buckets(world: &World) -> Vec<Vec<ChangeId>> {
+    let mut buckets = vec![Vec::new(); 256];
+    for id in world.changes() {
+        buckets[usize::from(id.0[0])].push(id);
+    }
+    buckets
+}
+
+/// The bytes of held changes in causal order: claims, then transfers, then edits (each by epoch
+/// and sequence), then trade records. A receiver then meets every change after the ownership it
+/// depends on, so nothing it is sent has to wait for a transfer (see
+/// `sanctuary_engine::MAX_WAITING_PER_AUTHOR`).
+fn bytes_of(world: &World, ids: impl IntoIterator<Item = ChangeId>) -> Vec<Vec<u8>> {
+    let mut changes: Vec<&SignedChange> = ids.into_iter().filter_map(|id| world.get(&id)).collect();
+    changes.sort_by_key(|signed| causal_rank(&signed.change));
+    changes.into_iter().map(SignedChange::to_bytes).collect()
+}
+
+/// Where a change comes in [`bytes_of`]'s order.
+fn causal_rank(change: &Change) -> (u8, u32, u64) {
+    match change.op {
+        Op::Claim { .. } => (0, 0, change.seq),
+        Op::Transfer { epoch, .. } => (1, epoch, change.seq),
+        Op::Put { epoch, .. } | Op::Remove { epoch, .. } => (2, epoch, change.seq),
+        Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } => (3, 0, change.seq),
     }
 }
 
@@ -225,34 +274,44 @@ pub enum AuthorError {
 impl SharedReplica {
     /// Opens the replica under `data_dir`.
     pub fn open(data_dir: &Path) -> io::Result<(Self, OpenReport)> {
-        let (replica, report) = Replica::open(data_dir)?;
-        Ok((Self(Arc::new(Mutex::new(replica))), report))
+        let (Replica { world, log }, report) = Replica::open(data_dir)?;
+        Ok((Self { world: Arc::new(Mutex::new(world)), log: Arc::new(Mutex::new(log)) }, report))
     }
 
-    /// The replica, locked. A panic elsewhere while it was held does not poison it for good:
-    /// the world's state is rebuilt from its changes on every settle.
-    pub fn lock(&self) -> MutexGuard<'_, Replica> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The world, locked, for reading or for quick work in memory; never hold it across I/O. A
+    /// panic elsewhere while it was held does not poison it for good: the world's state is
+    /// rebuilt from its changes on every settle.
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn log(&self) -> MutexGuard<'_, WorldLog> {
+        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The settled state of one parcel.
     pub fn parcel(&self, parcel: ParcelCoord) -> ParcelState {
-        self.lock().world.parcel(parcel)
+        self.world().parcel(parcel)
     }
 
     /// Whether `author` may make `op` now.
     pub fn check(&self, author: PublicKey, op: &Op) -> Result<(), Rejection> {
-        self.lock().world.check(author, op)
+        self.world().check(author, op)
+    }
+
+    /// Every listing held, with withdrawals and claims.
+    pub fn listings(&self) -> Vec<ListingView> {
+        self.world().listings()
     }
 
     /// The hash of the whole applied state.
     pub fn state_hash(&self) -> [u8; 32] {
-        self.lock().world.state_hash()
+        self.world().state_hash()
     }
 
     /// How many changes are held.
     pub fn len(&self) -> usize {
-        self.lock().world.len()
+        self.world().len()
     }
 
     /// Whether nothing is held.
@@ -260,8 +319,28 @@ impl SharedReplica {
         self.len() == 0
     }
 
+    /// Makes, signs and stores our own change, if the rules allow it: checked under the world's
+    /// lock, written to disk under the log's, then taken into the world. When this returns
+    /// `Ok`, the change survives a crash.
+    pub fn author(&self, secret_seed: &[u8; 32], seq: u64, op: Op) -> Result<SignedChange, AuthorError> {
+        let signed = sign_checked(&mut self.world(), secret_seed, seq, op)?;
+        self.log().append(&[signed.to_bytes()]).map_err(|error| AuthorError::Disk(error.to_string()))?;
+        // Another change may have come in meanwhile and made ours moot; the record on disk is
+        // then refused again when the log is read back, as it is now.
+        self.world().insert(Verified { signed, id: signed.id() }).map_err(AuthorError::Refused)?;
+        Ok(signed)
+    }
+
+    /// Takes verified changes into the world, then stores the new ones (one sync of the log for
+    /// the batch).
+    fn apply_verified(&self, verified: Vec<Verified>) -> io::Result<Applied> {
+        let applied = insert_all(&mut self.world(), verified);
+        self.log().append(&applied.new)?;
+        Ok(applied)
+    }
+
     /// Verifies raw changes on up to `threads` threads (signature checks are the costly part
-    /// and need no lock), then applies and stores them under the lock.
+    /// and need no lock), then applies and stores them.
     pub fn apply_bytes(&self, changes: &[Vec<u8>], threads: usize) -> io::Result<Applied> {
         let threads = threads.clamp(1, 8);
         let chunk = changes.len().div_ceil(threads).max(1);
@@ -276,7 +355,7 @@ impl SharedReplica {
                     Err(_) => refused += 1,
                 }
             }
-            let mut applied = self.lock().apply_verified(verified)?;
+            let mut applied = self.apply_verified(verified)?;
             applied.refused += refused;
             return Ok(applied);
         }
@@ -299,7 +378,7 @@ impl SharedReplica {
                 }
             }
         });
-        let mut applied = self.lock().apply_verified(verified)?;
+        let mut applied = self.apply_verified(verified)?;
         applied.refused += refused;
         Ok(applied)
     }
@@ -307,7 +386,7 @@ impl SharedReplica {
 
 /// One frame of the sync protocol.
 #[derive(Debug, Serialize, Deserialize)]
-enum Frame {
+pub(crate) enum Frame {
     /// What the asker holds: (count, XOR of ids) for each of 256 buckets.
     Summary(Vec<(u32, [u8; 32])>),
     /// The ids the answerer holds in one bucket.
@@ -328,8 +407,18 @@ const MAX_FRAME: usize = 4 * 1024 * 1024;
 const CHANGES_PER_FRAME: usize = 2_000;
 /// Ids per `Ids` or `Want` frame.
 const IDS_PER_FRAME: usize = 20_000;
-/// The most frames one sync may take, whatever the peer sends.
-const MAX_FRAMES: usize = 100_000;
+/// The most frames one phase of a sync may take, whatever the peer sends.
+const MAX_FRAMES: usize = 10_000;
+/// The most change ids one sync takes from the other side, in `Ids` or `Want` frames (32 MB).
+const MAX_SYNC_IDS: usize = 1_000_000;
+/// How long the other side may take to send the next frame.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one whole sync may take.
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(300);
+/// Syncs answered at once, for everyone together; more are turned away.
+const MAX_ANSWERING: usize = 4;
+/// Syncs one peer may ask of us: a few at once, then one a minute.
+const ASKS_PER_PEER: (u32, f64) = (3, 1.0 / 60.0);
 
 async fn write_frame(send: &mut SendStream, frame: &Frame) -> io::Result<()> {
     let body = postcard::to_allocvec(frame).map_err(io::Error::other)?;
@@ -338,6 +427,12 @@ async fn write_frame(send: &mut SendStream, frame: &Frame) -> io::Result<()> {
 }
 
 async fn read_frame(recv: &mut RecvStream) -> io::Result<Frame> {
+    tokio::time::timeout(FRAME_TIMEOUT, read_frame_now(recv))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the other side stopped sending"))?
+}
+
+async fn read_frame_now(recv: &mut RecvStream) -> io::Result<Frame> {
     let mut len = [0u8; 4];
     recv.read_exact(&mut len).await.map_err(io::Error::other)?;
     let len = u32::from_le_bytes(len) as usize;
@@ -346,7 +441,12 @@ async fn read_frame(recv: &mut RecvStream) -> io::Result<Frame> {
     }
     let mut body = vec![0u8; len];
     recv.read_exact(&mut body).await.map_err(io::Error::other)?;
-    postcard::from_bytes(&body).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))
+    decode_frame(&body)
+}
+
+/// Decodes the body of one sync frame (after its length prefix) from untrusted bytes.
+pub(crate) fn decode_frame(body: &[u8]) -> io::Result<Frame> {
+    postcard::from_bytes(body).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))
 }
 
 async fn send_changes(send: &mut SendStream, changes: Vec<Vec<u8>>) -> io::Result<()> {
@@ -385,10 +485,17 @@ pub struct SyncReport {
     pub new: Vec<Vec<u8>>,
 }
 
-/// Syncs with the peer at the other end of `connection`: we ask, they answer.
+/// Syncs with the peer at the other end of `connection`: we ask, they answer. Gives up after
+/// [`SYNC_TIMEOUT`], or when the other side is silent for 20 s.
 pub async fn sync_with(replica: &SharedReplica, connection: &Connection) -> io::Result<SyncReport> {
+    tokio::time::timeout(SYNC_TIMEOUT, ask(replica, connection))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the sync took too long"))?
+}
+
+async fn ask(replica: &SharedReplica, connection: &Connection) -> io::Result<SyncReport> {
     let (mut send, mut recv) = connection.open_bi().await.map_err(io::Error::other)?;
-    let summary = replica.lock().summary();
+    let summary = summary(&replica.world());
     write_frame(&mut send, &Frame::Summary(summary.clone())).await?;
     let mut report = SyncReport::default();
     let Frame::Summary(their_summary) = read_frame(&mut recv).await? else {
@@ -404,6 +511,9 @@ pub async fn sync_with(replica: &SharedReplica, connection: &Connection) -> io::
         match read_frame(&mut recv).await? {
             Frame::Changes(changes) => take_changes(replica, changes, &mut report).await?,
             Frame::Ids(ids) => {
+                if theirs.len().saturating_add(ids.len()) > MAX_SYNC_IDS {
+                    return Err(too_many("ids"));
+                }
                 for id in ids {
                     buckets_listed.insert(id.0[0]);
                     theirs.insert(id);
@@ -415,15 +525,15 @@ pub async fn sync_with(replica: &SharedReplica, connection: &Connection) -> io::
     }
     // What they listed and we lack, we want; what we hold in those buckets and they lack, we give.
     let (want, give) = {
-        let replica = replica.lock();
-        let want: Vec<ChangeId> = theirs.iter().filter(|id| !replica.world.contains(id)).copied().collect();
-        let mut buckets = replica.buckets();
+        let world = replica.world();
+        let want: Vec<ChangeId> = theirs.iter().filter(|id| !world.contains(id)).copied().collect();
+        let mut buckets = buckets(&world);
         let give: Vec<ChangeId> = buckets_listed
             .iter()
             .flat_map(|bucket| std::mem::take(&mut buckets[usize::from(*bucket)]))
             .filter(|id| !theirs.contains(id))
             .collect();
-        (want, replica.bytes_of(give))
+        (want, bytes_of(&world, give))
     };
     for part in want.chunks(IDS_PER_FRAME) {
         write_frame(&mut send, &Frame::Want(part.to_vec())).await?;
@@ -442,6 +552,10 @@ pub async fn sync_with(replica: &SharedReplica, connection: &Connection) -> io::
     Ok(report)
 }
 
+fn too_many(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("the other side sent more than {MAX_SYNC_IDS} {what}"))
+}
+
 /// Answers one sync request on a stream pair.
 async fn answer(replica: &SharedReplica, mut send: SendStream, mut recv: RecvStream) -> io::Result<SyncReport> {
     let Frame::Summary(their_summary) = read_frame(&mut recv).await? else {
@@ -451,9 +565,9 @@ async fn answer(replica: &SharedReplica, mut send: SendStream, mut recv: RecvStr
         return Err(io::Error::new(io::ErrorKind::InvalidData, "a summary has 256 buckets"));
     }
     let (ours, full, listed) = {
-        let replica = replica.lock();
-        let ours = replica.summary();
-        let mut buckets = replica.buckets();
+        let world = replica.world();
+        let ours = summary(&world);
+        let mut buckets = buckets(&world);
         let mut full = Vec::new();
         let mut listed = Vec::new();
         for (bucket, (mine, theirs)) in ours.iter().zip(&their_summary).enumerate() {
@@ -461,7 +575,7 @@ async fn answer(replica: &SharedReplica, mut send: SendStream, mut recv: RecvStr
                 continue;
             }
             let ids = std::mem::take(&mut buckets[bucket]);
-            if theirs.0 == 0 { full.extend(replica.bytes_of(ids)) } else { listed.extend(ids) }
+            if theirs.0 == 0 { full.extend(bytes_of(&world, ids)) } else { listed.extend(ids) }
         }
         (ours, full, listed)
     };
@@ -472,16 +586,23 @@ async fn answer(replica: &SharedReplica, mut send: SendStream, mut recv: RecvStr
         write_frame(&mut send, &Frame::Ids(part.to_vec())).await?;
     }
     write_frame(&mut send, &Frame::IdsDone).await?;
-    let mut wanted = Vec::new();
+    // Only ids we hold count, each once: what we send back is bounded by what we have.
+    let mut wanted = HashSet::new();
     for _ in 0..MAX_FRAMES {
         match read_frame(&mut recv).await? {
-            Frame::Want(ids) => wanted.extend(ids),
+            Frame::Want(ids) => {
+                if wanted.len().saturating_add(ids.len()) > MAX_SYNC_IDS {
+                    return Err(too_many("wanted ids"));
+                }
+                let world = replica.world();
+                wanted.extend(ids.into_iter().filter(|id| world.contains(id)));
+            }
             Frame::Changes(changes) => take_changes(replica, changes, &mut report).await?,
             Frame::Done => break,
             _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "unexpected sync frame")),
         }
     }
-    let give = replica.lock().bytes_of(wanted);
+    let give = bytes_of(&replica.world(), wanted);
     report.sent += give.len();
     send_changes(&mut send, give).await?;
     write_frame(&mut send, &Frame::Done).await?;
@@ -492,24 +613,54 @@ async fn answer(replica: &SharedReplica, mut send: SendStream, mut recv: RecvStr
 }
 
 /// The sync protocol's handler on the router. Changes that arrive through it are reported on
-/// `arrivals` so the node can tell the program and pass them on.
+/// `arrivals` so the node can tell the program and pass them on. At most four syncs are
+/// answered at once, each peer may ask a few times and then once a minute, and each answer
+/// ends after [`SYNC_TIMEOUT`].
 #[derive(Debug, Clone)]
 pub struct SyncProtocol {
-    /// The replica answered from.
-    pub replica: SharedReplica,
-    /// Where reports of answered syncs go.
-    pub arrivals: tokio::sync::mpsc::Sender<SyncReport>,
+    replica: SharedReplica,
+    arrivals: tokio::sync::mpsc::Sender<SyncReport>,
+    answering: Arc<tokio::sync::Semaphore>,
+    asks: Arc<Mutex<RateLimiter<iroh::PublicKey>>>,
+    start: Instant,
+    refused: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SyncProtocol {
+    /// A handler answering from `replica` and reporting on `arrivals`.
+    pub fn new(replica: SharedReplica, arrivals: tokio::sync::mpsc::Sender<SyncReport>) -> Self {
+        Self {
+            replica,
+            arrivals,
+            answering: Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERING)),
+            asks: Arc::new(Mutex::new(RateLimiter::with_rate(ASKS_PER_PEER.0, ASKS_PER_PEER.1))),
+            start: Instant::now(),
+            refused: Arc::default(),
+        }
+    }
+
+    /// Syncs turned away (too many at once, or asked too often).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl ProtocolHandler for SyncProtocol {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
         let peer = connection.remote_id();
         while let Ok((send, recv)) = connection.accept_bi().await {
-            match answer(&self.replica, send, recv).await {
-                Ok(report) => {
+            let allowed = self.asks.lock().is_ok_and(|mut asks| asks.allow(peer, self.start.elapsed()));
+            let permit = if allowed { self.answering.clone().try_acquire_owned().ok() } else { None };
+            let Some(_permit) = permit else {
+                self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                break;
+            };
+            let answered = tokio::time::timeout(SYNC_TIMEOUT, answer(&self.replica, send, recv)).await;
+            match answered {
+                Ok(Ok(report)) => {
                     let _ = self.arrivals.send(SyncReport { peer: Some(peer), ..report }).await;
                 }
-                Err(_) => break,
+                Ok(Err(_)) | Err(_) => break,
             }
         }
         Ok(())
@@ -580,6 +731,41 @@ mod tests {
         let theirs = build_op(&[5u8; 32], 1);
         assert!(matches!(replica.author(&seed, 1, theirs), Err(AuthorError::Refused(Rejection::Unclaimed))));
         assert!(replica.world().is_empty());
+    }
+
+    /// The program reads parcels every frame and listings every second; a change being written
+    /// must not make it wait for the disk. Here the disk is held (the log's lock, as a slow
+    /// `sync_data` holds it) while a change comes in: reads still answer, and show the change.
+    /// (When the world and its log shared one lock, every read waited for the write.)
+    #[test]
+    fn readers_do_not_wait_for_the_disk() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (replica, _) = SharedReplica::open(dir.path()).expect("opens");
+        let seed = [4u8; 32];
+        let me = PublicKey::from_secret_seed(&seed);
+        let parcel = home_parcel(&me);
+        replica.author(&seed, 1, Op::Claim { parcel }).expect("claim");
+        let change = Change { author: me, seq: 2, op: build_op(&seed, 1) }.sign(&seed).to_bytes();
+        let disk = replica.log();
+        let writer = {
+            let replica = replica.clone();
+            std::thread::spawn(move || replica.apply_bytes(&[change], 1))
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while replica.len() < 2 {
+            assert!(Instant::now() < deadline, "the change never reached the world while the disk was busy");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(replica.parcel(parcel).objects.len(), 1);
+        assert!(replica.check(me, &build_op(&seed, 2)).is_ok());
+        assert!(replica.listings().is_empty());
+        assert!(!writer.is_finished(), "the writer is still waiting for the disk");
+        drop(disk);
+        let applied = writer.join().expect("no panic").expect("stored");
+        assert_eq!(applied.new.len(), 1);
+        drop(replica);
+        let (reopened, _) = SharedReplica::open(dir.path()).expect("opens");
+        assert_eq!(reopened.len(), 2, "and it is on disk");
     }
 
     proptest::proptest! {

@@ -27,6 +27,11 @@ pub(crate) fn append<T: Serialize>(path: &Path, record: &T) -> io::Result<()> {
     file.sync_data()
 }
 
+/// The bytes [`append`] writes for `record`.
+pub(crate) fn record_len<T: Serialize>(record: &T) -> u64 {
+    postcard::to_allocvec(record).map_or(0, |body| body.len() as u64 + 4)
+}
+
 /// Reads the last `keep` records of the log at `path`. A missing file is an empty log; a
 /// damaged tail ends the reading there.
 pub(crate) fn read_tail<T: DeserializeOwned>(path: &Path, keep: usize) -> io::Result<Vec<T>> {
@@ -36,11 +41,16 @@ pub(crate) fn read_tail<T: DeserializeOwned>(path: &Path, keep: usize) -> io::Re
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(error) => return Err(error),
     };
+    Ok(parse_tail(&bytes, keep))
+}
+
+/// The last `keep` records of a log's bytes, up to the first damaged one.
+pub(crate) fn parse_tail<T: DeserializeOwned>(bytes: &[u8], keep: usize) -> Vec<T> {
     let mut records = std::collections::VecDeque::with_capacity(keep.min(1024));
-    let mut rest = bytes.as_slice();
+    let mut rest = bytes;
     while rest.len() >= 4 {
         let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        if len > MAX_RECORD || rest.len() < 4 + len {
+        if len > MAX_RECORD || rest.len() - 4 < len {
             break;
         }
         let Ok(record) = postcard::from_bytes::<T>(&rest[4..4 + len]) else { break };
@@ -50,7 +60,7 @@ pub(crate) fn read_tail<T: DeserializeOwned>(path: &Path, keep: usize) -> io::Re
         }
         rest = &rest[4 + len..];
     }
-    Ok(records.into())
+    records.into()
 }
 
 /// Writes `value` to `path` through a synced temporary file and a rename, so that a crash

@@ -176,6 +176,39 @@ pub trait Body: Serialize + DeserializeOwned {
     const CONTEXT: &'static [u8];
     /// Checks the limits a well-formed body keeps.
     fn check(&self) -> Result<(), WireError>;
+    /// Makes remote text safe to show once the signature is checked (see [`clean_text`]).
+    fn clean(&mut self) {}
+}
+
+/// Whether a character may reach a screen, a log or a terminal from someone else's text:
+/// control characters (newlines that fake lines from others, terminal escape sequences) and
+/// the invisible marks that reorder text (bidirectional overrides, isolates and marks, which
+/// can make a name or line read as something else) are not.
+fn is_safe_char(character: char) -> bool {
+    !character.is_control()
+        && !matches!(
+            character,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Remote text made safe to show: control characters and bidirectional controls removed, tabs
+/// and line breaks turned into spaces.
+pub fn clean_text(text: &str) -> String {
+    text.chars()
+        .filter_map(|character| match character {
+            '\t' | '\n' | '\r' => Some(' '),
+            other if is_safe_char(other) => Some(other),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Cleans `text` in place, without allocating when it is clean already (the common case).
+fn clean_in_place(text: &mut String) {
+    if !text.chars().all(is_safe_char) {
+        *text = clean_text(text);
+    }
 }
 
 fn check_name(name: &str) -> Result<(), WireError> {
@@ -199,6 +232,16 @@ impl Body for RegionMessage {
             RegionMessage::Change(_) => Ok(()),
         }
     }
+    fn clean(&mut self) {
+        match self {
+            RegionMessage::Presence(presence) => clean_in_place(&mut presence.name),
+            RegionMessage::Chat { name, text } => {
+                clean_in_place(name);
+                clean_in_place(text);
+            }
+            RegionMessage::Leave | RegionMessage::Change(_) => {}
+        }
+    }
 }
 
 impl Body for WorldMessage {
@@ -214,12 +257,21 @@ impl Body for WorldMessage {
             WorldMessage::Gone => Ok(()),
         }
     }
+    fn clean(&mut self) {
+        if let WorldMessage::Here { name, .. } = self {
+            clean_in_place(name);
+        }
+    }
 }
 
 impl Body for DirectText {
     const CONTEXT: &'static [u8] = b"sanctuary direct v1";
     fn check(&self) -> Result<(), WireError> {
         check_name(&self.name).and(check_text(&self.text))
+    }
+    fn clean(&mut self) {
+        clean_in_place(&mut self.name);
+        clean_in_place(&mut self.text);
     }
 }
 
@@ -298,6 +350,47 @@ pub fn encode<T: Body>(secret: &SecretKey, scope: &[u8; 32], sequence: u64, body
 /// Checks and decodes a message received for `scope`: size first, then shape, limits, author
 /// key and signature.
 pub fn decode<T: Body>(bytes: &[u8], scope: &[u8; 32]) -> Result<Signed<T>, WireError> {
+    open(bytes)?.verify(scope)
+}
+
+/// A message whose size, shape and limits are checked but whose signature is not yet: what a
+/// receiver looks at to decide whether the (costly) signature check is worth making. Nothing in
+/// it may be believed until [`Unverified::verify`] says so.
+#[derive(Debug)]
+pub struct Unverified<T> {
+    envelope: Envelope<T>,
+}
+
+impl<T: Body> Unverified<T> {
+    /// Who the message claims to be from (unproven).
+    pub fn claimed_author(&self) -> [u8; 32] {
+        self.envelope.author
+    }
+
+    /// The sequence it claims (unproven).
+    pub fn claimed_sequence(&self) -> u64 {
+        self.envelope.sequence
+    }
+
+    /// The body it carries (unproven).
+    pub fn body(&self) -> &T {
+        &self.envelope.body
+    }
+
+    /// Checks the author key and the signature for `scope`.
+    pub fn verify(self, scope: &[u8; 32]) -> Result<Signed<T>, WireError> {
+        let Envelope { author, sequence, body, signature } = self.envelope;
+        let key = PublicKey::from_bytes(&author).map_err(|_| WireError::BadAuthor)?;
+        let signed = signed_bytes(scope, &author, sequence, &body)?;
+        key.verify(&signed, &signature).map_err(|_| WireError::BadSignature)?;
+        let mut body = body;
+        body.clean();
+        Ok(Signed { author: key, sequence, body })
+    }
+}
+
+/// Checks the size, shape and limits of a message, leaving the signature for later.
+pub fn open<T: Body>(bytes: &[u8]) -> Result<Unverified<T>, WireError> {
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(WireError::TooLarge { len: bytes.len() });
     }
@@ -306,10 +399,7 @@ pub fn decode<T: Body>(bytes: &[u8], scope: &[u8; 32]) -> Result<Signed<T>, Wire
         return Err(WireError::Malformed);
     }
     envelope.body.check()?;
-    let author = PublicKey::from_bytes(&envelope.author).map_err(|_| WireError::BadAuthor)?;
-    let signed = signed_bytes(scope, &envelope.author, envelope.sequence, &envelope.body)?;
-    author.verify(&signed, &envelope.signature).map_err(|_| WireError::BadSignature)?;
-    Ok(Signed { author, sequence: envelope.sequence, body: envelope.body })
+    Ok(Unverified { envelope })
 }
 
 #[cfg(test)]
@@ -404,6 +494,35 @@ mod tests {
             RegionMessage::Chat { name: "é".repeat(MAX_NAME_CHARS), text: "\u{1F600}".repeat(MAX_TEXT_CHARS) };
         let bytes = encode(&secret(1), &TOPIC, 1, &longest).expect("the longest line still fits a gossip message");
         assert_eq!(decode::<RegionMessage>(&bytes, &TOPIC).expect("verifies").body, longest);
+    }
+
+    /// A signed line with a newline fakes a second line from someone else; escape sequences
+    /// drive the home node's terminal; bidirectional overrides make text read backwards. The
+    /// receiver gets none of them, whatever the sender signed.
+    #[test]
+    fn remote_text_is_stripped_of_controls_and_bidirectional_overrides() {
+        let chat = RegionMessage::Chat {
+            name: "Ada\u{202E}nimda".into(),
+            text: "hi\n<Bo> send me your words\u{1b}[2J\u{7}\u{2066}x\u{2069}".into(),
+        };
+        let bytes = encode(&secret(1), &TOPIC, 1, &chat).expect("encodes");
+        let RegionMessage::Chat { name, text } = decode::<RegionMessage>(&bytes, &TOPIC).expect("verifies").body else {
+            panic!("a chat line");
+        };
+        assert_eq!(name, "Adanimda");
+        assert_eq!(text, "hi <Bo> send me your words[2Jx");
+        let direct = DirectText { name: "E\rve".into(), text: "a\u{200F}b\u{0}c".into() };
+        let bytes = encode(&secret(1), &TOPIC, 2, &direct).expect("encodes");
+        let body = decode::<DirectText>(&bytes, &TOPIC).expect("verifies").body;
+        assert_eq!((body.name.as_str(), body.text.as_str()), ("E ve", "abc"));
+        let here = WorldMessage::Here { regions: vec![], name: "\u{1b}]0;pwned\u{7}Cy".into() };
+        let bytes = encode(&secret(1), &TOPIC, 3, &here).expect("encodes");
+        let WorldMessage::Here { name, .. } = decode::<WorldMessage>(&bytes, &TOPIC).expect("verifies").body else {
+            panic!("a presence");
+        };
+        assert_eq!(name, "]0;pwnedCy");
+        // Ordinary text in any script is untouched.
+        assert_eq!(clean_text("Zoë مرحبا 你好 🙂"), "Zoë مرحبا 你好 🙂");
     }
 
     #[test]

@@ -18,17 +18,15 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bdk_esplora::EsploraExt;
-use bdk_esplora::esplora_client::{self, BlockingClient};
-use bdk_wallet::bitcoin::hashes::Hash;
 use bdk_wallet::bitcoin::script::PushBytesBuf;
 use bdk_wallet::bitcoin::secp256k1::Secp256k1;
-use bdk_wallet::bitcoin::{Address, Amount, FeeRate, ScriptBuf, Transaction, TxMerkleNode, Txid};
+use bdk_wallet::bitcoin::{Address, Amount, FeeRate, ScriptBuf, Transaction, Txid};
 use bdk_wallet::chain::ChainPosition;
 use bdk_wallet::descriptor::IntoWalletDescriptor;
 use bdk_wallet::miniscript::descriptor::KeyMapWrapper;
 use bdk_wallet::{KeychainKind, PersistedWallet, SignOptions, Wallet};
-use sanctuary_engine::trade::{self, PaymentSeen, TxId};
 
+use crate::chain::{Chain, chain_error};
 use crate::store::WalletStore;
 use crate::{SealedSeed, Seed, SeedError, WalletNetwork};
 
@@ -36,8 +34,6 @@ use crate::{SealedSeed, Seed, SeedError, WalletNetwork};
 const STOP_GAP: usize = 20;
 /// Parallel requests to the Esplora server.
 const PARALLEL_REQUESTS: usize = 4;
-/// Seconds before an Esplora request gives up.
-const REQUEST_TIMEOUT_S: u64 = 20;
 
 /// Why a wallet operation failed, in words a person can act on.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +65,10 @@ pub enum WalletError {
     /// The chain source failed or refused.
     #[error("chain source: {0}")]
     Chain(String),
+    /// The chain source's answer does not check out (a forged header, a merkle branch that
+    /// does not fold to the block, another transaction than asked): it is lying or broken.
+    #[error("the chain source's answer does not check out: {0}")]
+    Unproven(String),
     /// The server refused a transaction.
     #[error("the network refused the transaction: {0}")]
     Rejected(String),
@@ -222,127 +222,6 @@ pub struct SyncReport {
     pub transactions: usize,
     /// Pending sends broadcast again (they were recorded but not yet seen by the server).
     pub rebroadcast: usize,
-}
-
-/// An Esplora server.
-pub struct Chain {
-    client: BlockingClient,
-    url: String,
-}
-
-impl fmt::Debug for Chain {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Chain({})", self.url)
-    }
-}
-
-fn chain_error(error: impl fmt::Display) -> WalletError {
-    WalletError::Chain(error.to_string())
-}
-
-impl Chain {
-    /// A client for the Esplora API at `url` (for instance `https://mempool.space/signet/api`).
-    pub fn new(url: &str) -> Result<Chain, WalletError> {
-        let url = url.trim().trim_end_matches('/');
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(WalletError::Chain(format!("'{url}' is not an http(s) URL")));
-        }
-        let client = esplora_client::Builder::new(url).timeout(REQUEST_TIMEOUT_S).build_blocking();
-        Ok(Chain { client, url: url.to_owned() })
-    }
-
-    /// The server's URL.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// The height of the chain's tip.
-    pub fn tip_height(&self) -> Result<u32, WalletError> {
-        self.client.get_height().map_err(chain_error)
-    }
-
-    /// Fee rate estimates in sat/vB by confirmation target (blocks), lowest target first.
-    pub fn fee_estimates(&self) -> Result<Vec<(u16, f64)>, WalletError> {
-        let mut estimates: Vec<(u16, f64)> =
-            self.client.get_fee_estimates().map_err(chain_error)?.into_iter().collect();
-        estimates.sort_by_key(|(target, _)| *target);
-        Ok(estimates)
-    }
-
-    /// What the chain says about a payment to `pay_to`: how much it paid that script, the
-    /// 32-byte `OP_RETURN` payloads it carries, and where it was confirmed. A confirmed
-    /// transaction's position is checked against the block header's merkle root, so a server
-    /// cannot place it in a block it is not in. `None` if the server does not know it.
-    pub fn payment(&self, txid: TxId, pay_to: &[u8]) -> Result<Option<PaymentSeen>, WalletError> {
-        let id = Txid::from_byte_array(txid.0);
-        let Some(tx) = self.client.get_tx(&id).map_err(chain_error)? else {
-            return Ok(None);
-        };
-        if tx.compute_txid() != id {
-            return Err(WalletError::Chain("the server returned another transaction than asked".into()));
-        }
-        let paid_sats = tx
-            .output
-            .iter()
-            .filter(|output| output.script_pubkey.as_bytes() == pay_to)
-            .map(|output| output.value.to_sat())
-            .fold(0u64, u64::saturating_add);
-        let commitments = tx.output.iter().filter_map(|output| op_return_32(&output.script_pubkey)).collect();
-        let status = self.client.get_tx_status(&id).map_err(chain_error)?;
-        let confirmed = match (status.confirmed, status.block_hash) {
-            (true, Some(block_hash)) => {
-                let proof = self
-                    .client
-                    .get_merkle_proof(&id)
-                    .map_err(chain_error)?
-                    .ok_or_else(|| WalletError::Chain("no merkle proof for a confirmed transaction".into()))?;
-                let header = self.client.get_header_by_hash(&block_hash).map_err(chain_error)?;
-                if merkle_root(id, &proof.merkle, proof.pos) != Some(header.merkle_root) {
-                    return Err(WalletError::Chain(format!("the merkle proof for {id} does not match its block")));
-                }
-                let index = u32::try_from(proof.pos).map_err(chain_error)?;
-                Some(trade::ChainPosition { height: proof.block_height, index })
-            }
-            _ => None,
-        };
-        Ok(Some(PaymentSeen { txid, paid_sats, commitments, confirmed }))
-    }
-
-    fn broadcast(&self, tx: &Transaction) -> Result<(), WalletError> {
-        match self.client.broadcast(tx) {
-            Ok(()) => Ok(()),
-            Err(esplora_client::Error::HttpResponse { status, message }) if (400..500).contains(&status) => {
-                Err(WalletError::Rejected(message))
-            }
-            Err(error) => Err(chain_error(error)),
-        }
-    }
-}
-
-/// The payload of an `OP_RETURN <32 bytes>` output.
-fn op_return_32(script: &ScriptBuf) -> Option<[u8; 32]> {
-    let bytes = script.as_bytes();
-    // OP_RETURN, OP_PUSHBYTES_32, then the payload.
-    (bytes.len() == 34 && bytes[0] == 0x6a && bytes[1] == 0x20).then(|| bytes[2..].try_into().ok()).flatten()
-}
-
-/// Folds an electrum-style merkle branch up to the root.
-pub fn merkle_root(txid: Txid, branch: &[Txid], position: usize) -> Option<TxMerkleNode> {
-    if branch.len() > 64 {
-        return None;
-    }
-    let mut node = txid.to_byte_array();
-    let mut index = position;
-    for sibling in branch {
-        let sibling = sibling.to_byte_array();
-        let mut pair = [0u8; 64];
-        let (left, right) = if index & 1 == 0 { (node, sibling) } else { (sibling, node) };
-        pair[..32].copy_from_slice(&left);
-        pair[32..].copy_from_slice(&right);
-        node = bdk_wallet::bitcoin::hashes::sha256d::Hash::hash(&pair).to_byte_array();
-        index >>= 1;
-    }
-    (index == 0).then(|| TxMerkleNode::from_byte_array(node))
 }
 
 /// An unlocked wallet.
@@ -722,35 +601,5 @@ mod tests {
         let qr = QrMatrix::encode("bitcoin:tb1qcr8te4kr609gcawutmrza0j4xv80jy8zeqchgx").expect("fits");
         assert!(qr.width >= 21 && qr.dark.len() == qr.width * qr.width);
         assert!(qr.dark.iter().any(|dark| *dark) && qr.dark.iter().any(|dark| !*dark));
-    }
-
-    #[test]
-    fn merkle_branches_fold_to_the_root_and_bad_positions_fail() {
-        let leaves: Vec<Txid> = (0u8..3).map(|n| Txid::from_byte_array([n; 32])).collect();
-        let pair = |a: [u8; 32], b: [u8; 32]| {
-            let mut both = [0u8; 64];
-            both[..32].copy_from_slice(&a);
-            both[32..].copy_from_slice(&b);
-            bdk_wallet::bitcoin::hashes::sha256d::Hash::hash(&both).to_byte_array()
-        };
-        let [a, b, c] = [leaves[0].to_byte_array(), leaves[1].to_byte_array(), leaves[2].to_byte_array()];
-        // Three leaves: the last is paired with itself.
-        let root = pair(pair(a, b), pair(c, c));
-        let branch = [Txid::from_byte_array(c), Txid::from_byte_array(pair(a, b))];
-        assert_eq!(merkle_root(leaves[2], &branch, 2), Some(TxMerkleNode::from_byte_array(root)));
-        let first = [Txid::from_byte_array(b), Txid::from_byte_array(pair(c, c))];
-        assert_eq!(merkle_root(leaves[0], &first, 0), Some(TxMerkleNode::from_byte_array(root)));
-        assert_ne!(merkle_root(leaves[0], &first, 1), Some(TxMerkleNode::from_byte_array(root)));
-        assert_eq!(merkle_root(leaves[2], &branch, 9), None);
-    }
-
-    #[test]
-    fn op_return_commitments_are_read_and_other_scripts_are_not() {
-        let mut script = vec![0x6a, 0x20];
-        script.extend([5u8; 32]);
-        assert_eq!(op_return_32(&ScriptBuf::from_bytes(script.clone())), Some([5u8; 32]));
-        script[1] = 0x1f;
-        assert_eq!(op_return_32(&ScriptBuf::from_bytes(script)), None);
-        assert_eq!(op_return_32(&ScriptBuf::new()), None);
     }
 }

@@ -4,27 +4,32 @@
 //!   when they say so explicitly.
 //! - The seed ([`Seed`], [`SealedSeed`]): a BIP39 mnemonic with an optional passphrase, sealed
 //!   at rest with Argon2id and XChaCha20-Poly1305, giving BIP84 descriptors.
-//! - The wallet ([`Account`]): bdk persisted in a crash-safe changeset log ([`store`]), chain
-//!   data from an Esplora server ([`Chain`]), sends recorded before they are broadcast, the
-//!   history and its CSV export, and the chain facts of trade payments.
-//! - The wallet thread ([`WalletService`]) the client talks to.
+//! - The wallet ([`Account`]): bdk persisted in a crash-safe changeset log ([`store`]), sends
+//!   recorded before they are broadcast, the history and its CSV export.
+//! - The chain source ([`Chain`]): an Esplora server, with the chain facts of trade payments
+//!   checked against block headers and their proof of work.
+//! - The wallet thread ([`WalletService`]) the client talks to, which also watches trade
+//!   payments within fixed budgets (`watch`).
 //! - With the `test-chain` feature, `testchain` serves an in-process regtest chain over
 //!   Esplora's HTTP API, for tests only.
 
 mod account;
+mod chain;
 mod seed;
 mod service;
 pub mod store;
 #[cfg(feature = "test-chain")]
 pub mod testchain;
+mod watch;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use account::{
-    Account, Balances, Chain, Draft, HistoryEntry, PayRequest, PayTarget, QrMatrix, Receive, SyncProgress, SyncReport,
-    TxState, WalletError, merkle_root, utc_date,
+    Account, Balances, Draft, HistoryEntry, PayRequest, PayTarget, QrMatrix, Receive, SyncProgress, SyncReport,
+    TxState, WalletError, utc_date,
 };
+pub use chain::{Chain, MAX_CHECKED_PAYMENTS, MAX_HISTORY_PAGES, check_header, merkle_root};
 pub use seed::{SealedSeed, Seed, SeedError};
 pub use service::{ServiceConfig, WalletCommand, WalletEvent, WalletService, WalletStatus, trade_txid};
 pub use zeroize::Zeroizing;
@@ -33,6 +38,12 @@ pub use zeroize::Zeroizing;
 pub use bdk_wallet::bitcoin::Txid as WalletTxid;
 
 pub use bdk_wallet::bitcoin::Network;
+
+/// Whether `word` (in any case) is one of the 2,048 words of BIP39's English list, the words
+/// recovery phrases are made of: what the chat box uses to hold back a phrase typed by mistake.
+pub fn is_recovery_word(word: &str) -> bool {
+    bdk_wallet::keys::bip39::Language::English.find_word(&word.to_lowercase()).is_some()
+}
 
 /// The Bitcoin network a person's wallet runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,12 +1,14 @@
 //! The wallet on its own thread: the client sends [`WalletCommand`]s and reads [`WalletEvent`]s,
 //! so no frame ever waits for the chain source, Argon2 or the disk.
 //!
-//! The thread owns the [`Account`] while it is unlocked, syncs it on a timer, and checks the
-//! payments named by trade claims against the chain on every round. Every failure comes back as
-//! [`WalletEvent::Failed`] with a sentence for the person; nothing secret is ever put in an event
-//! except the recovery words, once, when a new wallet is made.
+//! The thread owns the [`Account`] while it is unlocked, syncs it on a timer, and on every round
+//! looks at the payments to the addresses of the listings it watches, within the bounds of
+//! [`crate::watch`]. Every failure comes back as [`WalletEvent::Failed`] with a sentence for the
+//! person; nothing secret is ever put in an event except the recovery words, once, when a new
+//! wallet is made, and neither commands nor events print secrets with `{:?}`.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -15,17 +17,21 @@ use std::time::{Duration, Instant};
 
 use bdk_wallet::bitcoin::Txid;
 use bdk_wallet::bitcoin::hashes::Hash;
-use sanctuary_engine::trade::{PaymentSeen, TxId};
+use sanctuary_engine::trade::{ListingView, PaymentSeen, TxId};
+use sanctuary_engine::{ChangeId, PublicKey};
 use zeroize::Zeroizing;
 
-use crate::account::{Account, Balances, Chain, HistoryEntry, PayRequest, Receive, SyncProgress, WalletError};
+use crate::account::{Account, Balances, HistoryEntry, PayRequest, PayTarget, Receive, SyncProgress, WalletError};
+use crate::chain::Chain;
+use crate::watch::TradeWatch;
 use crate::{Seed, WalletNetwork};
 
 /// The fee rate used when the chain source gives no estimate, in sat/vB.
 const FALLBACK_FEE_RATE: f64 = 1.0;
+/// The shortest time between two rounds, however often commands ask for one.
+const MIN_ROUND_GAP: Duration = Duration::from_secs(2);
 
-/// What the wallet thread is asked to do.
-#[derive(Debug)]
+/// What the wallet thread is asked to do. `{:?}` never shows passphrases or recovery words.
 #[non_exhaustive]
 pub enum WalletCommand {
     /// Make a new wallet (fresh words, or restored from `words`), sealed under `unlock`.
@@ -64,8 +70,44 @@ pub enum WalletCommand {
     Cancel(Txid),
     /// Write the ledger as CSV to this file.
     ExportCsv(PathBuf),
-    /// Check these payments (transaction, the listing's script) on every round.
-    Watch(Vec<(TxId, Vec<u8>)>),
+    /// Watch the payments to these listings' addresses (the world's listings with their
+    /// claims); `me` is the person's key, whose listings and purchases come first.
+    Watch {
+        /// Every listing held.
+        listings: Vec<ListingView>,
+        /// The person's key.
+        me: Option<PublicKey>,
+    },
+}
+
+/// What `{:?}` shows for a secret.
+const REDACTED: &str = "<redacted>";
+
+impl fmt::Debug for WalletCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WalletCommand::Create { words, .. } => f
+                .debug_struct("Create")
+                .field("words", &words.as_ref().map(|_| REDACTED))
+                .field("bip39_passphrase", &REDACTED)
+                .field("unlock", &REDACTED)
+                .finish(),
+            WalletCommand::Unlock(_) => f.debug_tuple("Unlock").field(&REDACTED).finish(),
+            WalletCommand::Lock => f.write_str("Lock"),
+            WalletCommand::Sync => f.write_str("Sync"),
+            WalletCommand::Receive => f.write_str("Receive"),
+            WalletCommand::FreshAddress { tag } => f.debug_struct("FreshAddress").field("tag", tag).finish(),
+            WalletCommand::Prepare { request, tag } => {
+                f.debug_struct("Prepare").field("request", request).field("tag", tag).finish()
+            }
+            WalletCommand::Confirm(txid) => f.debug_tuple("Confirm").field(txid).finish(),
+            WalletCommand::Cancel(txid) => f.debug_tuple("Cancel").field(txid).finish(),
+            WalletCommand::ExportCsv(path) => f.debug_tuple("ExportCsv").field(path).finish(),
+            WalletCommand::Watch { listings, me } => {
+                f.debug_struct("Watch").field("listings", &listings.len()).field("me", me).finish()
+            }
+        }
+    }
 }
 
 /// Whether a wallet exists and is open.
@@ -79,8 +121,8 @@ pub enum WalletStatus {
     Unlocked,
 }
 
-/// What the wallet thread reports.
-#[derive(Debug, Clone)]
+/// What the wallet thread reports. `{:?}` never shows the recovery words.
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum WalletEvent {
     /// The wallet's state changed.
@@ -131,12 +173,13 @@ pub enum WalletEvent {
     Sent(Txid),
     /// The ledger was written.
     Exported(PathBuf),
-    /// What the chain says about watched payments: those it knows, at this tip.
+    /// What the chain says about the watched listings' payments, at this tip.
     Payments {
         /// The chain's height.
         tip_height: u32,
-        /// The payments it knows; watched ones missing here are not on the chain.
-        seen: Vec<PaymentSeen>,
+        /// For each listing looked at so far, every payment to its address the chain source
+        /// knows (what `trade::settle` takes); a listing missing here has none known yet.
+        seen: HashMap<ChangeId, HashMap<TxId, PaymentSeen>>,
     },
     /// Something failed: what was being done, and why.
     Failed {
@@ -145,6 +188,45 @@ pub enum WalletEvent {
         /// Why it failed.
         error: String,
     },
+}
+
+impl fmt::Debug for WalletEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WalletEvent::Status(status) => f.debug_tuple("Status").field(status).finish(),
+            WalletEvent::Created { words } => {
+                f.debug_struct("Created").field("words", &words.as_ref().map(|_| REDACTED)).finish()
+            }
+            WalletEvent::Progress(progress) => f.debug_tuple("Progress").field(progress).finish(),
+            WalletEvent::Synced { tip_height, balances, history, rebroadcast } => f
+                .debug_struct("Synced")
+                .field("tip_height", tip_height)
+                .field("balances", balances)
+                .field("history", &history.len())
+                .field("rebroadcast", rebroadcast)
+                .finish(),
+            WalletEvent::Receive(receive) => f.debug_tuple("Receive").field(receive).finish(),
+            WalletEvent::FreshAddress { tag, address, .. } => {
+                f.debug_struct("FreshAddress").field("tag", tag).field("address", address).finish()
+            }
+            WalletEvent::Prepared { tag, txid, amount_sats, fee_sats, fee_rate_sat_vb } => f
+                .debug_struct("Prepared")
+                .field("tag", tag)
+                .field("txid", txid)
+                .field("amount_sats", amount_sats)
+                .field("fee_sats", fee_sats)
+                .field("fee_rate_sat_vb", fee_rate_sat_vb)
+                .finish(),
+            WalletEvent::Sent(txid) => f.debug_tuple("Sent").field(txid).finish(),
+            WalletEvent::Exported(path) => f.debug_tuple("Exported").field(path).finish(),
+            WalletEvent::Payments { tip_height, seen } => {
+                f.debug_struct("Payments").field("tip_height", tip_height).field("listings", &seen.len()).finish()
+            }
+            WalletEvent::Failed { action, error } => {
+                f.debug_struct("Failed").field("action", action).field("error", error).finish()
+            }
+        }
+    }
 }
 
 /// Settings of the wallet thread.
@@ -198,11 +280,11 @@ struct Worker {
     events: Sender<WalletEvent>,
     account: Option<Account>,
     chain: Option<Chain>,
-    watched: BTreeMap<TxId, Vec<u8>>,
+    watch: TradeWatch,
 }
 
 fn run(config: ServiceConfig, commands: Receiver<WalletCommand>, events: Sender<WalletEvent>) {
-    let chain = match Chain::new(&config.esplora_url) {
+    let chain = match Chain::new(&config.esplora_url, config.network) {
         Ok(chain) => Some(chain),
         Err(error) => {
             let _ =
@@ -212,20 +294,23 @@ fn run(config: ServiceConfig, commands: Receiver<WalletCommand>, events: Sender<
     };
     let status = if Account::exists(&config.dir) { WalletStatus::Locked } else { WalletStatus::None };
     let _ = events.send(WalletEvent::Status(status));
-    let mut worker = Worker { config, events, account: None, chain, watched: BTreeMap::new() };
+    let mut worker = Worker { config, events, account: None, chain, watch: TradeWatch::default() };
     let mut next_round = Instant::now();
+    let mut last_round: Option<Instant> = None;
     loop {
         let wait = next_round.saturating_duration_since(Instant::now());
         match commands.recv_timeout(wait) {
             Ok(command) => {
                 let sync_after = worker.handle(command);
                 if sync_after {
-                    next_round = Instant::now();
+                    let earliest = last_round.and_then(|at| at.checked_add(MIN_ROUND_GAP));
+                    next_round = earliest.map_or_else(Instant::now, |earliest| earliest.max(Instant::now()));
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
                 worker.round();
-                next_round = Instant::now() + worker.config.sync_every;
+                last_round = Some(Instant::now());
+                next_round = Instant::now().checked_add(worker.config.sync_every).unwrap_or_else(Instant::now);
             }
             Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -295,6 +380,10 @@ impl Worker {
                 None => self.fail("make a payment address", WalletError::Load("unlock the wallet first".into())),
             },
             WalletCommand::Prepare { mut request, tag } => {
+                if let Err(error) = self.not_paid_yet(&request) {
+                    self.fail("prepare the payment", error);
+                    return false;
+                }
                 if request.fee_rate_sat_vb <= 0.0 {
                     request.fee_rate_sat_vb = self.estimate();
                 }
@@ -344,11 +433,7 @@ impl Worker {
                 }
                 None => self.fail("export the ledger", WalletError::Load("unlock the wallet first".into())),
             },
-            WalletCommand::Watch(payments) => {
-                let fresh = payments.iter().any(|(txid, _)| !self.watched.contains_key(txid));
-                self.watched = payments.into_iter().collect();
-                return fresh;
-            }
+            WalletCommand::Watch { listings, me } => return self.watch.set(listings, me),
         }
         false
     }
@@ -359,6 +444,18 @@ impl Worker {
                 Ok(receive) => self.emit(WalletEvent::Receive(receive)),
                 Err(error) => self.fail("show a receive address", error),
             }
+        }
+    }
+
+    /// For a trade payment (to a script, with a commitment): refuses if the address already has a
+    /// payment of at least the amount with a commitment, which the trade rule would rank first
+    /// (someone, maybe this wallet, has paid for the item).
+    fn not_paid_yet(&self, request: &PayRequest) -> Result<(), WalletError> {
+        let (Some(_), PayTarget::Script(script)) = (&request.commitment, &request.to) else { return Ok(()) };
+        let paid = self.chain()?.payments_to(script, request.amount_sats)?;
+        match paid.iter().any(|payment| payment.qualifies(request.amount_sats)) {
+            true => Err(WalletError::CannotPay("someone has already paid for this item".into())),
+            false => Ok(()),
         }
     }
 
@@ -396,27 +493,62 @@ impl Worker {
                 }
             }
         }
-        if self.watched.is_empty() {
+        if self.watch.is_empty() {
             return;
         }
-        let Ok(chain) = self.chain() else { return };
-        let checked = chain.tip_height().and_then(|tip_height| {
-            let mut seen = Vec::new();
-            for (txid, script) in &self.watched {
-                if let Some(payment) = chain.payment(*txid, script)? {
-                    seen.push(payment);
-                }
-            }
-            Ok((tip_height, seen))
+        let Some(chain) = self.chain.as_ref() else { return };
+        let tip_height = match chain.tip_height() {
+            Ok(tip_height) => tip_height,
+            Err(error) => return self.fail("check trade payments", error),
+        };
+        let failures = self.watch.round(Instant::now(), tip_height, |view| {
+            chain.payments_to(&view.listing.pay_to.script(), view.listing.price_sats)
         });
-        match checked {
-            Ok((tip_height, seen)) => self.emit(WalletEvent::Payments { tip_height, seen }),
-            Err(error) => self.fail("check trade payments", error),
+        // Others' lookups that fail are only backed off: a hostile listing must not fill the
+        // person's screen with errors.
+        let own_failures: Vec<_> = failures.iter().filter(|failure| failure.mine).collect();
+        if let Some(first) = own_failures.first() {
+            let error = match own_failures.len() {
+                1 => format!("{} (retried later)", first.error),
+                n_failed => format!("{} (and {} more; retried later)", first.error, n_failed.saturating_sub(1)),
+            };
+            self.emit(WalletEvent::Failed { action: "check the payments of your trades", error });
         }
+        self.emit(WalletEvent::Payments { tip_height, seen: self.watch.payments() });
     }
 }
 
 /// A transaction id for the trade rules.
 pub fn trade_txid(txid: Txid) -> TxId {
     TxId(txid.to_byte_array())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_and_events_never_print_secrets() {
+        let words = "legal winner thank year wave sausage worth useful legal winner thank yellow";
+        let commands = [
+            WalletCommand::Create {
+                words: Some(Zeroizing::new(words.to_owned())),
+                bip39_passphrase: Zeroizing::new("bip39-secret-extra".to_owned()),
+                unlock: Zeroizing::new("unlock-secret-phrase".to_owned()),
+            },
+            WalletCommand::Unlock(Zeroizing::new("unlock-secret-phrase".to_owned())),
+        ];
+        let events = [WalletEvent::Created { words: Some(Zeroizing::new(words.to_owned())) }];
+        let printed: Vec<String> = commands
+            .iter()
+            .map(|command| format!("{command:?} {command:#?}"))
+            .chain(events.iter().map(|event| format!("{event:?} {event:#?}")))
+            .collect();
+        for text in &printed {
+            for secret in ["bip39-secret-extra", "unlock-secret-phrase", "legal", "sausage", "yellow"] {
+                assert!(!text.contains(secret), "{secret:?} printed in {text}");
+            }
+        }
+        assert!(printed[0].contains("Create"), "the command is still named: {}", printed[0]);
+    }
 }

@@ -33,6 +33,45 @@ fn checksum(bytes: &[u8]) -> [u8; 8] {
     sum
 }
 
+/// Reads a log's bytes: every intact changeset, merged, and the length of the intact part. A
+/// record with a good checksum that does not decode was written by another version: that is an
+/// error (stop rather than guess, and keep the file as it is).
+pub fn parse_log(bytes: &[u8]) -> Result<(ChangeSet, usize), String> {
+    let mut merged = ChangeSet::default();
+    let mut at = 0usize;
+    while let Some(header) = bytes.get(at..at + 4) {
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if len > MAX_RECORD {
+            break;
+        }
+        let (Some(body), Some(sum)) = (bytes.get(at + 4..at + 4 + len), bytes.get(at + 4 + len..at + 4 + len + 8))
+        else {
+            break;
+        };
+        if sum != checksum(body) {
+            break;
+        }
+        let changeset: ChangeSet = serde_json::from_slice(body)
+            .map_err(|error| format!("the record at byte {at} is not a wallet changeset: {error}"))?;
+        merged.merge(changeset);
+        at += 4 + len + 8;
+    }
+    Ok((merged, at))
+}
+
+/// The bytes of a small log as the wallet writes it (two changesets), for fuzzing and tests.
+pub fn example_log() -> Vec<u8> {
+    let first = ChangeSet { network: Some(bdk_wallet::bitcoin::Network::Regtest), ..ChangeSet::default() };
+    let mut bytes = Vec::new();
+    for changeset in [first, ChangeSet::default()] {
+        let body = serde_json::to_vec(&changeset).unwrap_or_default();
+        bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        bytes.extend_from_slice(&checksum(&body));
+    }
+    bytes
+}
+
 impl WalletStore {
     /// Opens (or creates) the log at `path`.
     pub fn open(path: &Path) -> io::Result<Self> {
@@ -58,28 +97,8 @@ impl WalletStore {
         let mut bytes = Vec::new();
         self.file.seek(SeekFrom::Start(0))?;
         self.file.read_to_end(&mut bytes)?;
-        let mut merged = ChangeSet::default();
-        let mut at = 0usize;
-        while bytes.len() - at >= 4 {
-            let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
-            if len > MAX_RECORD || bytes.len() - at < 4 + len + 8 {
-                break;
-            }
-            let body = &bytes[at + 4..at + 4 + len];
-            if bytes[at + 4 + len..at + 4 + len + 8] != checksum(body) {
-                break;
-            }
-            // A record with a good checksum that does not decode was written by another version:
-            // stop rather than guess, and keep the file as it is.
-            let changeset: ChangeSet = serde_json::from_slice(body).map_err(|error| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{} record at byte {at} is not a wallet changeset: {error}", self.path.display()),
-                )
-            })?;
-            merged.merge(changeset);
-            at += 4 + len + 8;
-        }
+        let (merged, at) = parse_log(&bytes)
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {error}", self.path.display())))?;
         let cut = (bytes.len() - at) as u64;
         if cut > 0 {
             self.file.set_len(at as u64)?;

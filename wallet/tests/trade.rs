@@ -74,15 +74,16 @@ fn deliver(peers: &mut [&mut Peer], changes: &[Vec<u8>]) {
     }
 }
 
-/// What a peer decides about a listing, asking the chain itself.
+/// What a peer decides about a listing, asking the chain itself about every payment to the
+/// listing's address.
 fn decide(peer: &Peer, chain: &Chain, listing: ChangeId) -> Settlement {
     let view = peer.world.listings().into_iter().find(|view| view.id == listing).expect("listing held");
-    let mut payments: HashMap<TxId, PaymentSeen> = HashMap::new();
-    for claim in &view.claims {
-        if let Some(payment) = chain.payment(claim.txid, &view.listing.pay_to.script()).expect("chain") {
-            payments.insert(claim.txid, payment);
-        }
-    }
+    let payments: HashMap<TxId, PaymentSeen> = chain
+        .payments_to(&view.listing.pay_to.script(), view.listing.price_sats)
+        .expect("chain")
+        .into_iter()
+        .map(|payment| (payment.txid, payment))
+        .collect();
     trade::settle(&view, &payments, chain.tip_height().expect("tip"))
 }
 
@@ -122,7 +123,7 @@ fn view_of(peer: &Peer, listing: ChangeId) -> ListingView {
 #[test]
 fn a_purchase_between_two_peers_moves_the_item_by_rule() {
     let chain = TestChain::start().expect("chain");
-    let esplora = Chain::new(&chain.url()).expect("client");
+    let esplora = Chain::new(&chain.url(), WalletNetwork::Regtest).expect("client");
     let dirs = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
     let mut seller = Peer::new(dirs.0.path(), 1);
     let mut buyer = Peer::new(dirs.1.path(), 2);
@@ -166,7 +167,7 @@ fn a_purchase_between_two_peers_moves_the_item_by_rule() {
 #[test]
 fn wrong_amounts_unconfirmed_payments_double_spends_double_purchases_and_replays_are_rejected() {
     let chain = TestChain::start().expect("chain");
-    let esplora = Chain::new(&chain.url()).expect("client");
+    let esplora = Chain::new(&chain.url(), WalletNetwork::Regtest).expect("client");
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("dir")).collect();
     let mut seller = Peer::new(dirs[0].path(), 1);
     let mut ada = Peer::new(dirs[1].path(), 2);
@@ -217,9 +218,10 @@ fn wrong_amounts_unconfirmed_payments_double_spends_double_purchases_and_replays
         ],
         "three claims: the duplicate delivery is one change"
     );
+    // The reused payment does not pay the other listing's address: not a payment for it at all.
     let settled = decide(&seller, &esplora, other);
     assert_eq!(settled.state, SaleState::Open);
-    assert_eq!(settled.verdicts[0].1, Verdict::Rejected(ClaimError::NotBound));
+    assert_eq!(settled.verdicts[0].1, Verdict::Rejected(ClaimError::NotOnChain));
 
     // Double purchase: both pay; Bo's payment is mined first and wins; Ada is owed a refund.
     let contested = list(&mut seller, &mut [&mut ada, &mut bo], "Contested", 40_000, 1);
@@ -250,7 +252,7 @@ fn wrong_amounts_unconfirmed_payments_double_spends_double_purchases_and_replays
 #[test]
 fn a_double_spent_zero_confirmation_purchase_is_undone() {
     let chain = TestChain::start().expect("chain");
-    let esplora = Chain::new(&chain.url()).expect("client");
+    let esplora = Chain::new(&chain.url(), WalletNetwork::Regtest).expect("client");
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
     let mut seller = Peer::new(dirs[0].path(), 1);
     let mut buyer = Peer::new(dirs[1].path(), 2);
@@ -297,7 +299,7 @@ fn a_double_spent_zero_confirmation_purchase_is_undone() {
 #[test]
 fn a_crash_in_the_middle_of_a_send_leaves_the_transaction_known_after_restart() {
     let chain = TestChain::start().expect("chain");
-    let esplora = Chain::new(&chain.url()).expect("client");
+    let esplora = Chain::new(&chain.url(), WalletNetwork::Regtest).expect("client");
     let dir = tempfile::tempdir().expect("dir");
     let mut peer = Peer::new(dir.path(), 1);
     fund(&chain, &esplora, &mut peer);
@@ -329,7 +331,7 @@ fn a_crash_in_the_middle_of_a_send_leaves_the_transaction_known_after_restart() 
 #[test]
 fn a_refused_broadcast_stops_counting() {
     let chain = TestChain::start().expect("chain");
-    let esplora = Chain::new(&chain.url()).expect("client");
+    let esplora = Chain::new(&chain.url(), WalletNetwork::Regtest).expect("client");
     let dir = tempfile::tempdir().expect("dir");
     let mut peer = Peer::new(dir.path(), 1);
     fund(&chain, &esplora, &mut peer);

@@ -15,6 +15,13 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("net") => {
             setup::run(Needs::Build)?;
             let bench = crate::build_executable("net_bench")?;
+            crate::run_command(std::process::Command::new(bench).args(&args[1..]))?;
+            let hostile = crate::build_executable("hostile_bench")?;
+            crate::run_command(std::process::Command::new(hostile).args(&args[1..]))
+        }
+        Some("hostile") => {
+            setup::run(Needs::Build)?;
+            let bench = crate::build_executable("hostile_bench")?;
             crate::run_command(std::process::Command::new(bench).args(&args[1..]))
         }
         Some("world") => {
@@ -26,7 +33,7 @@ pub fn run(args: &[String]) -> Result<()> {
             let bench = crate::build_executable("xr_bench")?;
             crate::run_command(std::process::Command::new(bench).args(&args[1..]))
         }
-        Some(other) => bail!("unknown benchmark '{other}'; available: frame, net, world, xr"),
-        None => bail!("name a benchmark: cargo xtask bench frame | net | world | xr"),
+        Some(other) => bail!("unknown benchmark '{other}'; available: frame, net, hostile, world, xr"),
+        None => bail!("name a benchmark: cargo xtask bench frame | net | hostile | world | xr"),
     }
 }

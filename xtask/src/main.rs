@@ -1,6 +1,7 @@
 //! `cargo xtask`: Sanctuary's automation. One subcommand per file; `test` runs what CI runs.
 
 mod bench;
+mod fuzz;
 mod run;
 mod setup;
 mod test;
@@ -15,10 +16,12 @@ Commands:
   run [-- ARGS]    build and start the desktop client (ARGS go to `sanctuary`, e.g. -- --help)
   test             run every test CI runs, rendering tests included
   bench frame      median CPU frame time with 100, 1,000 and 10,000 animated avatars (headless)
-  bench net        pose bytes, gossip delivery p50/p95 with 8 and 32 peers, CPU to take in 1,000 avatars
+  bench net        pose bytes, gossip delivery p50/p95 with 8 and 32 peers, CPU to take in 1,000 avatars, then bench hostile
+  bench hostile    R6: delivery under a one-key and a 1,000-key flood; R3: time to converge after a partition heals
   bench world      64 MiB blob vs TCP, a late joiner on 100,000 changes, changes verified per second
   bench xr         CPU time of a VR frame with simulated controllers (P9), beside the same frame in flat mode
   soak [KILLS]     kill -9 the world store's writer KILLS times (default 200); no acknowledged change lost
+  fuzz [N]         every decoder of network or disk bytes over N random and mutated inputs (default 100,000)
 ";
 
 /// The crash test at soak length: `kill -9` the writer `kills` times.
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Some("test") => test::run(),
         Some("bench") => bench::run(&args[1..]),
         Some("soak") => soak(args.get(1).map(String::as_str)),
+        Some("fuzz") => fuzz::command(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())

@@ -51,6 +51,11 @@ pub fn run() -> Result<()> {
     let bench = crate::build_executable("net_bench")?;
     crate::run_command(std::process::Command::new(bench).arg("--smoke"))
         .context("the network benchmark no longer runs: `cargo xtask bench net` shows the error")?;
+    // A short pass of the fuzzer over every decoder (`cargo xtask fuzz` runs the long one).
+    crate::fuzz::run(crate::fuzz::CI_INPUTS)?;
+    let bench = crate::build_executable("hostile_bench")?;
+    crate::run_command(std::process::Command::new(bench).arg("--smoke"))
+        .context("the flooding and partition benchmark no longer runs: `cargo xtask bench hostile` shows the error")?;
     let bench = crate::build_executable("world_bench")?;
     crate::run_command(std::process::Command::new(bench).arg("--smoke"))
         .context("the world benchmark no longer runs: `cargo xtask bench world` shows the error")?;

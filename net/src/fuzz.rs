@@ -1,0 +1,261 @@
+//! Every decoder of network or disk bytes in this crate as a plain function of bytes, with seed
+//! inputs that it accepts, for the fuzzer (`cargo xtask fuzz`, `tests/src/bin/fuzz.rs`).
+//!
+//! A decoder returns `Some(digest)` of what it accepted (for a signed format: the author,
+//! sequence and content it believed) or `None`. For a signed format, an accepted input whose
+//! digest is not one of the seeds' is a forgery.
+
+use std::str::FromStr;
+
+use glam::{Quat, Vec3};
+use iroh::SecretKey;
+use serde::Serialize;
+
+use crate::assets::{Bundle, BundleFile, model_limits};
+use crate::node::{ChatLine, DirectLine, OutboxEntry, Profile, Ticket};
+use crate::replica::{decode_frame, parse_log};
+use crate::store::parse_tail;
+use crate::wire::{
+    Body, DirectText, PoseFrame, Presence, QuantisedTransform, RegionMessage, Signed, WorldMessage, decode, encode,
+};
+
+/// One decoder under test.
+#[derive(Debug)]
+pub struct Decoder {
+    /// What it decodes.
+    pub name: &'static str,
+    /// Whether it checks signatures (so that accepting a mutated input would be a forgery).
+    pub signed: bool,
+    /// Inputs it accepts, to mutate.
+    pub seeds: Vec<Vec<u8>>,
+    /// The decoder.
+    pub run: fn(&[u8]) -> Option<[u8; 32]>,
+}
+
+/// The scope (topic or recipient) every signed seed is made for.
+const SCOPE: [u8; 32] = [0x42; 32];
+
+fn digest<T: Serialize>(value: &T) -> [u8; 32] {
+    *blake3::hash(&postcard::to_allocvec(value).unwrap_or_default()).as_bytes()
+}
+
+fn signed_digest<T: Body>(message: Signed<T>) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(message.author.as_bytes());
+    hasher.update(&message.sequence.to_le_bytes());
+    hasher.update(&postcard::to_allocvec(&message.body).unwrap_or_default());
+    *hasher.finalize().as_bytes()
+}
+
+fn pose(x: f32) -> PoseFrame {
+    let at = |dx: f32| QuantisedTransform::new(Vec3::new(x + dx, 1.7, -4.0), Quat::from_rotation_y(x));
+    PoseFrame { head: at(0.0), left_hand: at(-0.3), right_hand: at(0.3) }
+}
+
+fn secret(seed: u8) -> SecretKey {
+    SecretKey::from_bytes(&[seed; 32])
+}
+
+fn key(seed: u8) -> sanctuary_engine::PublicKey {
+    sanctuary_engine::PublicKey::from_secret_seed(&[seed; 32])
+}
+
+/// Length-prefixed records as the chat, private-message and world logs write them.
+fn records<T: Serialize>(values: &[T]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for value in values {
+        let body = postcard::to_allocvec(value).unwrap_or_default();
+        bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&body);
+    }
+    bytes
+}
+
+fn region_seeds() -> Vec<Vec<u8>> {
+    let messages = [
+        RegionMessage::Presence(Presence { name: "Ada".into(), colour: [1, 2, 3], pose: pose(1.0) }),
+        RegionMessage::Chat { name: "Bo".into(), text: "hello there, how is the city?".into() },
+        RegionMessage::Leave,
+        RegionMessage::Change(vec![7; 120]),
+    ];
+    messages
+        .iter()
+        .enumerate()
+        .filter_map(|(at, body)| encode(&secret(1), &SCOPE, 100 + at as u64, body).ok())
+        .collect()
+}
+
+fn world_seeds() -> Vec<Vec<u8>> {
+    let here = WorldMessage::Here { regions: vec![sanctuary_engine::RegionId::Lobby], name: "Cy".into() };
+    [here, WorldMessage::Gone].iter().filter_map(|body| encode(&secret(2), &SCOPE, 7, body).ok()).collect()
+}
+
+fn direct_seeds() -> Vec<Vec<u8>> {
+    let body = DirectText { name: "Ada".into(), text: "only for you".into() };
+    encode(&secret(3), &SCOPE, 9, &body).into_iter().collect()
+}
+
+fn sync_frame_seeds() -> Vec<Vec<u8>> {
+    // Frames as postcard writes them: a variant index, then its contents.
+    let summary: Vec<(u32, [u8; 32])> = vec![(3, [9; 32]); 256];
+    let mut frames = vec![[vec![0u8], postcard::to_allocvec(&summary).unwrap_or_default()].concat()];
+    frames.push([vec![1u8], postcard::to_allocvec(&vec![[5u8; 32]; 4]).unwrap_or_default()].concat());
+    frames.push(vec![2]);
+    frames.push([vec![3u8], postcard::to_allocvec(&vec![[6u8; 32]; 2]).unwrap_or_default()].concat());
+    frames.push([vec![4u8], postcard::to_allocvec(&vec![vec![1u8; 40]; 3]).unwrap_or_default()].concat());
+    frames.push(vec![5]);
+    frames
+}
+
+fn world_log_seed() -> Vec<Vec<u8>> {
+    let mut bytes = Vec::new();
+    for body in [vec![1u8; 100], vec![2u8; 300]] {
+        bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        bytes.extend_from_slice(&blake3::hash(&body).as_bytes()[..8]);
+    }
+    vec![bytes]
+}
+
+fn chat_log_seed() -> Vec<Vec<u8>> {
+    let line = |at: u64| ChatLine {
+        region: sanctuary_engine::RegionId::Lobby,
+        author: key(1),
+        name: "Ada".into(),
+        text: format!("line {at}"),
+        sequence: at,
+    };
+    vec![records(&[line(1), line(2), line(3)])]
+}
+
+fn direct_log_seed() -> Vec<Vec<u8>> {
+    let line = |id: u64| DirectLine { id, from: key(1), to: key(2), name: "Ada".into(), text: format!("note {id}") };
+    vec![records(&[line(1), line(2)])]
+}
+
+fn outbox_seed() -> Vec<Vec<u8>> {
+    let line = DirectLine { id: 5, from: key(1), to: key(2), name: "Ada".into(), text: "later".into() };
+    let entries = vec![OutboxEntry::new(line, direct_seeds().pop().unwrap_or_default())];
+    vec![postcard::to_allocvec(&entries).unwrap_or_default()]
+}
+
+fn manifest_seed() -> Vec<Vec<u8>> {
+    let bundle = Bundle {
+        main: "model.gltf".into(),
+        files: vec![
+            BundleFile { name: "model.gltf".into(), hash: [1; 32], size: 1200 },
+            BundleFile { name: "buffer.bin".into(), hash: [2; 32], size: 4800 },
+        ],
+    };
+    vec![postcard::to_allocvec(&bundle).unwrap_or_default()]
+}
+
+fn ticket_seed() -> Vec<Vec<u8>> {
+    let addr = iroh::EndpointAddr::from(secret(4).public());
+    vec![iroh_tickets::endpoint::EndpointTicket::new(addr).to_string().into_bytes()]
+}
+
+/// Every decoder of this crate, with its seeds.
+pub fn decoders() -> Vec<Decoder> {
+    vec![
+        Decoder {
+            name: "region message (gossip)",
+            signed: true,
+            seeds: region_seeds(),
+            run: |bytes| decode::<RegionMessage>(bytes, &SCOPE).ok().map(signed_digest),
+        },
+        Decoder {
+            name: "world message (gossip)",
+            signed: true,
+            seeds: world_seeds(),
+            run: |bytes| decode::<WorldMessage>(bytes, &SCOPE).ok().map(signed_digest),
+        },
+        Decoder {
+            name: "private message",
+            signed: true,
+            seeds: direct_seeds(),
+            run: |bytes| decode::<DirectText>(bytes, &SCOPE).ok().map(signed_digest),
+        },
+        Decoder {
+            name: "world sync frame",
+            signed: false,
+            seeds: sync_frame_seeds(),
+            run: |bytes| {
+                decode_frame(bytes).ok().map(|frame| *blake3::hash(format!("{frame:?}").as_bytes()).as_bytes())
+            },
+        },
+        Decoder {
+            name: "world log (disk)",
+            signed: false,
+            seeds: world_log_seed(),
+            run: |bytes| {
+                let (records, good) = parse_log(bytes);
+                (good > 0).then(|| digest(&records))
+            },
+        },
+        Decoder {
+            name: "chat log (disk)",
+            signed: false,
+            seeds: chat_log_seed(),
+            run: |bytes| {
+                let lines: Vec<ChatLine> = parse_tail(bytes, 200);
+                (!lines.is_empty()).then(|| digest(&lines))
+            },
+        },
+        Decoder {
+            name: "private-message log (disk)",
+            signed: false,
+            seeds: direct_log_seed(),
+            run: |bytes| {
+                let lines: Vec<DirectLine> = parse_tail(bytes, usize::MAX);
+                (!lines.is_empty()).then(|| digest(&lines))
+            },
+        },
+        Decoder {
+            name: "outbox (disk)",
+            signed: false,
+            seeds: outbox_seed(),
+            run: |bytes| postcard::from_bytes::<Vec<OutboxEntry>>(bytes).ok().map(|entries| digest(&entries)),
+        },
+        Decoder {
+            name: "profile (disk)",
+            signed: false,
+            seeds: vec![postcard::to_allocvec(&Profile::new("Ada", [1, 2, 3])).unwrap_or_default()],
+            run: |bytes| postcard::from_bytes::<Profile>(bytes).ok().map(|profile| digest(&profile)),
+        },
+        Decoder {
+            name: "model manifest (blob)",
+            signed: false,
+            seeds: manifest_seed(),
+            run: |bytes| {
+                let bundle: Bundle = postcard::from_bytes(bytes).ok()?;
+                (bundle.files.len() <= model_limits().max_files).then(|| digest(&bundle))
+            },
+        },
+        Decoder {
+            name: "ticket (pasted text)",
+            signed: false,
+            seeds: ticket_seed(),
+            run: |bytes| {
+                let text = String::from_utf8_lossy(bytes);
+                Ticket::from_str(&text).ok().map(|ticket| *blake3::hash(ticket.to_string().as_bytes()).as_bytes())
+            },
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_decoder_accepts_its_seeds() {
+        for decoder in decoders() {
+            assert!(!decoder.seeds.is_empty(), "{} has seeds", decoder.name);
+            for seed in &decoder.seeds {
+                assert!((decoder.run)(seed).is_some(), "{} accepts its own seed", decoder.name);
+            }
+            assert!((decoder.run)(&[0xff; 3]).is_none(), "{} refuses junk", decoder.name);
+        }
+    }
+}

@@ -1,0 +1,589 @@
+//! The node: an iroh endpoint and router on a tokio runtime of its own, one module per
+//! protocol, and an actor that routes between them. The program talks to it only through a
+//! [`NodeHandle`]: commands in, events out, never a blocking call.
+//!
+//! - `actor`: the task that owns the node: it starts everything, then `select!`s over commands,
+//!   helper tasks, mDNS and a 25 ms tick, and hands each to the module it belongs to.
+//! - `presence`: region topics (poses, chat, leaving, world changes passed on).
+//! - `directory`: the world topic (who is in which region), and asking peers into our regions.
+//! - `outbox`: sending private messages until they are acknowledged
+//!   (receiving them is [`crate::direct`]).
+//! - `world`: our own changes, syncing with neighbours, and fetching and keeping models.
+//!
+//! Each module keeps its own state and its own bounds; ARCHITECTURE.md lists them.
+
+mod actor;
+mod directory;
+mod outbox;
+mod presence;
+mod world;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use iroh_gossip::TopicId;
+use iroh_tickets::endpoint::EndpointTicket;
+use sanctuary_engine::{ModelRef, ModelSummary, Op, ParcelCoord, PublicKey, RegionId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::assets::AssetStore;
+use crate::inbox::{NetStats, StatsSnapshot};
+use crate::replica::SharedReplica;
+use crate::wire::{MAX_NAME_CHARS, PoseFrame, Presence};
+use actor::Node;
+pub(crate) use outbox::OutboxEntry;
+
+/// The most a client receives of other people's poses, whatever the crowd (P2 of TARGETS.md):
+/// senders slow down as the region fills so that the sum stays below it.
+pub const DOWNLINK_BUDGET_BITS_PER_SECOND: u64 = 1_000_000;
+/// The fastest pose rate: 20 a second.
+pub const FASTEST_POSE_INTERVAL: Duration = Duration::from_millis(50);
+/// A pose is sent at least this often even when nothing moved, so that newcomers see everyone
+/// and silence can mean "gone".
+pub const POSE_KEEPALIVE: Duration = Duration::from_secs(2);
+/// Someone not heard from for this long has left.
+pub const PRESENCE_TIMEOUT: Duration = Duration::from_secs(7);
+/// Bytes a pose costs on the wire beyond its message: gossip framing and QUIC/UDP/IP headers.
+const POSE_OVERHEAD_BYTES: u64 = 64;
+
+/// The time between two poses when `others` people share the region and a pose message is
+/// `message_bytes` long: 20 a second while the crowd is small, slower as it grows, so that
+/// everyone's poses together stay within 80 % of [`DOWNLINK_BUDGET_BITS_PER_SECOND`] (the rest is
+/// left for chat and the world topic). Never slower than [`POSE_KEEPALIVE`].
+pub fn pose_interval(others: usize, message_bytes: usize) -> Duration {
+    let bits = (message_bytes as u64 + POSE_OVERHEAD_BYTES) * 8;
+    let share = DOWNLINK_BUDGET_BITS_PER_SECOND * 8 / 10 / (others.max(1) as u64);
+    let interval = Duration::from_secs_f64(bits as f64 / share.max(1) as f64);
+    interval.clamp(FASTEST_POSE_INTERVAL, POSE_KEEPALIVE)
+}
+
+/// Which way the node reaches peers beyond the local network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RelayChoice {
+    /// iroh's public relays and its DNS address lookup: works across the internet.
+    #[default]
+    Public,
+    /// No relays and no lookups over the internet: this machine and the local network only.
+    Disabled,
+}
+
+/// How a person appears to others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// The name above their head (at most [`MAX_NAME_CHARS`] characters; longer is cut).
+    pub name: String,
+    /// Their avatar's colour.
+    pub colour: [u8; 3],
+}
+
+impl Profile {
+    /// A profile with `name` cut to the allowed length and stripped of control characters.
+    pub fn new(name: &str, colour: [u8; 3]) -> Self {
+        let name: String = name.chars().filter(|c| !c.is_control()).take(MAX_NAME_CHARS).collect();
+        Self { name: name.trim().to_owned(), colour }
+    }
+
+    /// A name and a bright colour made from a key, for people who did not choose one.
+    pub fn guest(key: &PublicKey) -> Self {
+        let bytes = key.as_bytes();
+        let hue = f32::from(bytes[0]) / 255.0 * 6.0;
+        let channel = |offset: f32| {
+            let distance = ((hue + offset) % 6.0 - 3.0).abs();
+            ((distance - 1.0).clamp(0.0, 1.0) * 200.0 + 55.0) as u8
+        };
+        Self { name: format!("Guest {}", &key.short()[..4]), colour: [channel(0.0), channel(4.0), channel(2.0)] }
+    }
+}
+
+/// A ticket: how to reach a node (its id and addresses), as text to paste.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket(EndpointTicket);
+
+/// Why text is not a ticket.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a Sanctuary ticket (expected the text that another peer shows as its ticket, starting \"endpoint\")")]
+pub struct TicketError;
+
+impl FromStr for Ticket {
+    type Err = TicketError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        EndpointTicket::from_str(&text).map(Ticket).map_err(|_| TicketError)
+    }
+}
+
+impl fmt::Display for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Ticket {
+    /// The node this ticket reaches.
+    pub fn id(&self) -> Option<PublicKey> {
+        PublicKey::from_bytes(*self.0.endpoint_addr().id.as_bytes()).ok()
+    }
+}
+
+/// How the node starts.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Where the identity key, chat history and outbox live.
+    pub data_dir: PathBuf,
+    /// Relays or not.
+    pub relays: RelayChoice,
+    /// Find peers on the local network by mDNS.
+    pub lan_discovery: bool,
+    /// The name to show; `None` keeps the last one chosen (or a guest name from the key).
+    pub name: Option<String>,
+    /// The avatar's colour; `None` keeps the last one (or one made from the key).
+    pub colour: Option<[u8; 3]>,
+    /// The regions to be in from the start; the first takes poses and chat.
+    pub regions: Vec<RegionId>,
+    /// Peers to meet from the start.
+    pub join: Vec<Ticket>,
+    /// Keep (fetch and hold) every model the world places, up to this many bytes in all: what
+    /// a home node does, so that it serves builders' models while they are away.
+    pub keep_models: Option<u64>,
+}
+
+impl NodeConfig {
+    /// A node keeping its files in `data_dir`, in the lobby, with public relays and LAN
+    /// discovery.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            relays: RelayChoice::Public,
+            lan_discovery: true,
+            name: None,
+            colour: None,
+            regions: vec![RegionId::Lobby],
+            join: Vec::new(),
+            keep_models: None,
+        }
+    }
+}
+
+/// What the program asks of the node.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Command {
+    /// Be in these regions: one for a person (where they are), several for a home node. The
+    /// first takes poses and chat. Others are left, saying goodbye.
+    Regions(Vec<RegionId>),
+    /// Where I am now; sent when it changed, at most 20 times a second.
+    Pose(PoseFrame),
+    /// Say something in the first region.
+    Chat(String),
+    /// A private message.
+    Direct {
+        /// To whom.
+        to: PublicKey,
+        /// What.
+        text: String,
+    },
+    /// Meet the peer of a ticket.
+    Join(Ticket),
+    /// Change name or colour.
+    Profile(Profile),
+    /// Make a change to the world (signed with our key and a fresh sequence number), if the
+    /// rules allow it; stored before it is acknowledged, then passed to the region.
+    Build(Op),
+    /// Import a `.glb` or `.gltf` (and the files it names) into the asset store.
+    Import(PathBuf),
+    /// Fetch a model from whoever has it: `hint` (its placer, say) first, then neighbours.
+    Fetch {
+        /// The model.
+        model: ModelRef,
+        /// A peer likely to have it.
+        hint: Option<PublicKey>,
+    },
+    /// Leave every region, say goodbye and stop.
+    Shutdown,
+}
+
+/// A line of chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatLine {
+    /// Where it was said.
+    pub region: RegionId,
+    /// Who said it.
+    pub author: PublicKey,
+    /// Their name then.
+    pub name: String,
+    /// What.
+    pub text: String,
+    /// The author's sequence (their clock in µs): lines sort by it.
+    pub sequence: u64,
+}
+
+/// A private message, either way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectLine {
+    /// The sender's sequence: with `from`, it names the message.
+    pub id: u64,
+    /// Who wrote it.
+    pub from: PublicKey,
+    /// For whom.
+    pub to: PublicKey,
+    /// The sender's name.
+    pub name: String,
+    /// What.
+    pub text: String,
+}
+
+/// What became of a private message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The recipient's node has it.
+    Delivered,
+    /// They could not be reached; it waits in the outbox and goes when they can be.
+    Queued {
+        /// Why not now.
+        reason: String,
+    },
+}
+
+/// Whether the node reaches a relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayState {
+    /// Offline mode: no relays.
+    Disabled,
+    /// Trying.
+    Connecting,
+    /// Reachable from anywhere through a relay.
+    Connected,
+}
+
+/// The node's connection state, sent when it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Relays.
+    pub relay: RelayState,
+    /// Peers heard on the world topic lately.
+    pub known_peers: usize,
+    /// Gossip neighbours in the first region.
+    pub neighbours: usize,
+    /// Private messages waiting to be delivered.
+    pub outbox: usize,
+}
+
+/// What the node tells the program.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// The node is up.
+    Started {
+        /// Our id (our public key).
+        id: PublicKey,
+        /// Our ticket.
+        ticket: String,
+        /// Our name and colour.
+        profile: Profile,
+        /// The world as we hold it (shared with the node, read by the program).
+        world: SharedReplica,
+        /// The asset store (the program's asset reader serves models from it).
+        assets: AssetStore,
+    },
+    /// The state of these parcels may have changed.
+    WorldChanged(Vec<ParcelCoord>),
+    /// Our change is made, stored and sent.
+    Built(Op),
+    /// Our change was refused (not our land, over budget, the disk failed), and why.
+    BuildRefused {
+        /// The change.
+        op: Op,
+        /// Why.
+        reason: String,
+    },
+    /// A sync with a peer finished.
+    Synced {
+        /// Who.
+        peer: PublicKey,
+        /// Changes we took.
+        received: usize,
+        /// Changes we gave.
+        sent: usize,
+    },
+    /// A model was imported: place it with this reference.
+    Imported {
+        /// The reference structures use.
+        model: ModelRef,
+        /// The file's name.
+        name: String,
+        /// What the checks found.
+        summary: ModelSummary,
+    },
+    /// A model is on its way.
+    AssetProgress {
+        /// The model.
+        hash: [u8; 32],
+        /// Bytes here so far.
+        done: u64,
+        /// Bytes in all.
+        total: u64,
+    },
+    /// A model is here, checked, and can be loaded.
+    AssetReady {
+        /// The model.
+        hash: [u8; 32],
+        /// What the checks found.
+        summary: ModelSummary,
+    },
+    /// A model could not be had or failed its checks; show a placeholder.
+    AssetFailed {
+        /// The model (all zeros for an import that failed).
+        hash: [u8; 32],
+        /// Why.
+        reason: String,
+    },
+    /// Our addresses changed; this is the new ticket.
+    Ticket(String),
+    /// Connection state.
+    Status(Status),
+    /// Someone's presence in a region.
+    Presence {
+        /// Where.
+        region: RegionId,
+        /// Who.
+        author: PublicKey,
+        /// Their sequence (their clock in µs).
+        sequence: u64,
+        /// Name, colour, pose.
+        presence: Presence,
+    },
+    /// Someone left a region.
+    Left {
+        /// Where.
+        region: RegionId,
+        /// Who.
+        author: PublicKey,
+    },
+    /// A line of chat (ours too, once sent).
+    Chat(ChatLine),
+    /// The stored chat of a region just entered, oldest first.
+    ChatHistory {
+        /// Which region.
+        region: RegionId,
+        /// The lines.
+        lines: Vec<ChatLine>,
+    },
+    /// A private message, received or sent by us.
+    Direct(DirectLine),
+    /// Stored private messages, oldest first, at start.
+    DirectHistory(Vec<DirectLine>),
+    /// What became of a private message we sent.
+    DirectOutcome {
+        /// The message's id.
+        id: u64,
+        /// Its recipient.
+        to: PublicKey,
+        /// Delivered or waiting.
+        outcome: Delivery,
+    },
+    /// Something the person should know (a refused command, a disk problem).
+    Notice(String),
+    /// The node could not start or stopped with an error.
+    Failed(String),
+    /// The node has stopped.
+    Stopped,
+}
+
+/// The program's side of a node: send commands, read events. Nothing here blocks.
+#[derive(Debug)]
+pub struct NodeHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    events: mpsc::Receiver<Event>,
+    stats: Arc<NetStats>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl NodeHandle {
+    /// Sends a command; `false` if the node has stopped.
+    pub fn send(&self, command: Command) -> bool {
+        self.commands.send(command).is_ok()
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_event(&mut self) -> Option<Event> {
+        self.events.try_recv().ok()
+    }
+
+    /// Waits for the next event; `None` once the node has stopped and every event was read.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// What was received and refused so far.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Asks the node to stop and waits until it has.
+    pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    /// Asks the node to stop and waits until it has; the handle stays, with no node behind it.
+    pub async fn stop(&mut self) {
+        let _ = self.commands.send(Command::Shutdown);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// A tokio runtime of its own for the node, so that the program's frame loop never waits on it.
+#[derive(Debug)]
+pub struct NetRuntime {
+    runtime: tokio::runtime::Runtime,
+}
+
+impl NetRuntime {
+    /// Two worker threads named `sanctuary-net`.
+    pub fn new() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sanctuary-net")
+            .enable_all()
+            .build()?;
+        Ok(Self { runtime })
+    }
+
+    /// Runs `future` to its end on this runtime, blocking the calling thread (for a program
+    /// whose main thread has nothing else to do, such as the home node).
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// The runtime's handle, to spawn nodes on.
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime.handle()
+    }
+}
+
+/// Starts a node on `runtime`. Errors (a damaged identity file, no network) come back as
+/// [`Event::Failed`].
+pub fn spawn_node(runtime: &tokio::runtime::Handle, config: NodeConfig) -> NodeHandle {
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let (event_tx, events) = mpsc::channel(8192);
+    let stats = Arc::new(NetStats::default());
+    let task = runtime.spawn(run(config, command_rx, event_tx, stats.clone()));
+    NodeHandle { commands, events, stats, task: Some(task) }
+}
+
+async fn run(
+    config: NodeConfig,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::Sender<Event>,
+    stats: Arc<NetStats>,
+) {
+    match Node::start(config, events.clone(), stats).await {
+        Ok((node, mdns)) => node.run(commands, mdns).await,
+        Err(error) => {
+            let _ = events.send(Event::Failed(error)).await;
+        }
+    }
+    let _ = events.send(Event::Stopped).await;
+}
+
+/// The world topic every peer joins, to learn who is in which region.
+pub fn world_topic() -> TopicId {
+    TopicId::from_bytes(*blake3::Hasher::new_derive_key("sanctuary world topic v1").finalize().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iroh::SecretKey;
+
+    #[test]
+    fn pose_rate_falls_as_the_region_fills_and_stays_within_the_budget() {
+        assert_eq!(pose_interval(0, 158), FASTEST_POSE_INTERVAL);
+        assert_eq!(pose_interval(7, 158), FASTEST_POSE_INTERVAL);
+        for others in [31usize, 99, 500, 999] {
+            let interval = pose_interval(others, 158);
+            let down = others as f64 * (158.0 + 64.0) * 8.0 / interval.as_secs_f64();
+            assert!(down <= DOWNLINK_BUDGET_BITS_PER_SECOND as f64, "{others} others: {down} bit/s");
+        }
+        assert_eq!(pose_interval(100_000, 158), POSE_KEEPALIVE);
+    }
+
+    #[test]
+    fn tickets_round_trip_and_junk_is_refused() {
+        let secret = SecretKey::from_bytes(&[4; 32]);
+        let addr = iroh::EndpointAddr::from(secret.public());
+        let ticket = Ticket(EndpointTicket::new(addr));
+        let text = ticket.to_string();
+        // Pasted with line breaks and spaces around it.
+        let pasted = format!("  {}\n{}  ", &text[..20], &text[20..]);
+        assert_eq!(pasted.parse::<Ticket>(), Ok(ticket.clone()));
+        assert_eq!(ticket.id().map(|id| *id.as_bytes()), Some(*secret.public().as_bytes()));
+        assert_eq!("endpoint".parse::<Ticket>(), Err(TicketError));
+        assert_eq!("".parse::<Ticket>(), Err(TicketError));
+    }
+
+    #[test]
+    fn profiles_are_cleaned_and_guests_get_a_name_and_colour() {
+        let profile = Profile::new("  Ada\u{7}\n Lovelace with a very long name indeed, too long  ", [1, 2, 3]);
+        assert!(profile.name.chars().count() <= MAX_NAME_CHARS);
+        assert!(!profile.name.chars().any(char::is_control));
+        assert!(profile.name.starts_with("Ada"));
+        let key = PublicKey::from_secret_seed(&[9; 32]);
+        let guest = Profile::guest(&key);
+        assert!(guest.name.starts_with("Guest "));
+        assert!(guest.colour.iter().any(|&channel| channel > 200), "a bright colour: {:?}", guest.colour);
+    }
+
+    #[tokio::test]
+    async fn a_second_node_on_the_same_data_directory_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = NodeConfig::new(dir.path());
+        config.relays = RelayChoice::Disabled;
+        config.lan_discovery = false;
+        let mut first = spawn_node(&tokio::runtime::Handle::current(), config.clone());
+        loop {
+            match first.next_event().await {
+                Some(Event::Started { .. }) => break,
+                Some(Event::Failed(error)) => panic!("the first node failed: {error}"),
+                Some(_) => {}
+                None => panic!("the first node stopped"),
+            }
+        }
+        let mut second = spawn_node(&tokio::runtime::Handle::current(), config.clone());
+        let failure = loop {
+            match second.next_event().await {
+                Some(Event::Failed(error)) => break error,
+                Some(Event::Started { .. }) => panic!("two nodes on one data directory"),
+                Some(_) => {}
+                None => panic!("no failure reported"),
+            }
+        };
+        assert!(failure.contains("--data-dir"), "{failure}");
+        first.shutdown().await;
+        // Once the first has stopped, the directory is free again.
+        let mut third = spawn_node(&tokio::runtime::Handle::current(), config);
+        loop {
+            match third.next_event().await {
+                Some(Event::Started { .. }) => break,
+                Some(Event::Failed(error)) => panic!("the directory was not freed: {error}"),
+                Some(_) => {}
+                None => panic!("the third node stopped"),
+            }
+        }
+        third.shutdown().await;
+    }
+
+    proptest::proptest! {
+        /// Whatever someone pastes as a ticket, parsing never panics.
+        #[test]
+        fn any_text_as_a_ticket_is_handled(text in ".{0,300}") {
+            let _ = text.parse::<Ticket>();
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! Region topics: our pose and chat out, everyone else's in, through an [`Inbox`] per topic.
+//!
+//! Bounds: what each topic's inbox keeps (see [`crate::inbox`]); a gossip neighbour may pass on
+//! [`RELAYED_BURST`] messages and then [`RELAYED_PER_SECOND`] a second before anything it relays
+//! is looked at; the crowd that sets our pose rate is the people whose poses we took in the last
+//! seven seconds, at most [`MAX_AUTHORS`]; a region's chat log stops taking other people's lines
+//! at [`MAX_CHAT_LOG_BYTES`] (they are still shown).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use iroh_gossip::api::{Event as GossipEvent, GossipReceiver, GossipSender};
+use iroh_gossip::{Gossip, TopicId};
+use sanctuary_engine::{PublicKey, RegionId};
+use tokio::sync::mpsc;
+
+use super::actor::{Internal, Node, TaskGuard, TopicOut, wall_micros};
+use super::{ChatLine, Event, POSE_KEEPALIVE, PRESENCE_TIMEOUT, pose_interval};
+use crate::inbox::{Inbox, Limited, MAX_AUTHORS, NetStats, RateLimiter};
+use crate::region_topic;
+use crate::store;
+use crate::wire::{MAX_REGIONS_PER_PEER, MAX_TEXT_CHARS, PoseFrame, Presence, RegionMessage, Signed, encode};
+
+/// Chat lines handed back on entering a region.
+const CHAT_HISTORY: usize = 200;
+/// The largest a region's chat log grows with other people's lines.
+pub(super) const MAX_CHAT_LOG_BYTES: u64 = 64 * 1024 * 1024;
+/// Messages one gossip neighbour may pass on to us per topic, whoever wrote them: a burst and a
+/// rate well above a full region's traffic, so that only a flood is cut before its signatures
+/// are checked.
+const RELAYED_BURST: u32 = 4_000;
+/// See [`RELAYED_BURST`].
+const RELAYED_PER_SECOND: u32 = 2_000;
+
+/// One region we are in.
+pub(super) struct Subscription {
+    pub(super) region: RegionId,
+    pub(super) sender: GossipSender,
+    pub(super) neighbours: HashSet<iroh::PublicKey>,
+    /// Peers already asked to join us here. Gossip keeps a handful of neighbours per topic and
+    /// spreads messages through them; asking everyone we hear of would churn connections.
+    pub(super) asked: HashSet<iroh::PublicKey>,
+    _task: TaskGuard,
+}
+
+/// The regions we are in and our pose.
+#[derive(Default)]
+pub(super) struct Regions {
+    /// The first takes poses and chat.
+    pub(super) subscriptions: Vec<Subscription>,
+    /// Who sent a pose in the first region lately: the crowd whose poses we receive, which sets
+    /// our pose rate (not who says on the world topic that they are here: keys cost nothing).
+    posing: HashMap<iroh::PublicKey, Instant>,
+    /// Our pose as the program last gave it.
+    pub(super) pose: Option<PoseFrame>,
+    /// What we sent last, and when; `None` sends at the next tick.
+    pub(super) sent_pose: Option<(PoseFrame, Instant)>,
+    /// The size of our last pose message.
+    pose_bytes: usize,
+}
+
+impl Regions {
+    /// The region that takes poses and chat.
+    pub(super) fn current(&self) -> Option<&Subscription> {
+        self.subscriptions.first()
+    }
+
+    /// The city, if we are in it.
+    pub(super) fn city(&self) -> Option<&Subscription> {
+        self.subscriptions.iter().find(|subscription| subscription.region == RegionId::City)
+    }
+}
+
+impl Node {
+    /// Be in `wanted` (the first takes poses and chat): leave the others, saying goodbye, and
+    /// join the new ones, asking the peers heard to be there.
+    pub(super) async fn set_regions(&mut self, mut wanted: Vec<RegionId>) {
+        let mut unique = BTreeSet::new();
+        wanted.retain(|region| unique.insert(*region));
+        wanted.truncate(MAX_REGIONS_PER_PEER);
+        let mut kept = Vec::new();
+        for subscription in std::mem::take(&mut self.regions.subscriptions) {
+            if wanted.contains(&subscription.region) {
+                kept.push(subscription);
+            } else {
+                self.broadcast(&subscription.sender, subscription.region, &RegionMessage::Leave).await;
+            }
+        }
+        for region in wanted {
+            if let Some(at) = kept.iter().position(|subscription| subscription.region == region) {
+                self.regions.subscriptions.push(kept.remove(at));
+                continue;
+            }
+            let bootstrap = self.directory.peers_in(region);
+            match subscribe::<RegionMessage>(
+                &self.gossip,
+                region_topic(region),
+                Some(region),
+                bootstrap,
+                self.me,
+                &self.stats,
+                &self.topic_out,
+            )
+            .await
+            {
+                Ok((sender, task)) => {
+                    self.regions.subscriptions.push(Subscription {
+                        region,
+                        sender,
+                        neighbours: HashSet::new(),
+                        asked: HashSet::new(),
+                        _task: task,
+                    });
+                    let lines = store::read_tail(&self.paths.chat(region), CHAT_HISTORY).unwrap_or_default();
+                    self.emit(Event::ChatHistory { region, lines }).await;
+                }
+                Err(error) => self.emit(Event::Notice(error)).await,
+            }
+        }
+        self.regions.sent_pose = None;
+        self.regions.posing.clear();
+        self.announce().await;
+    }
+
+    /// A subscription fell behind and was closed: join again.
+    pub(super) async fn rejoin_region(&mut self, region: RegionId) {
+        let regions: Vec<RegionId> = self.regions.subscriptions.iter().map(|sub| sub.region).collect();
+        if regions.contains(&region) {
+            self.regions.subscriptions.retain(|sub| sub.region != region);
+            self.set_regions(regions).await;
+        }
+    }
+
+    /// A gossip neighbour came or went in `region`.
+    pub(super) fn region_neighbour(&mut self, region: Option<RegionId>, peer: iroh::PublicKey, up: bool) {
+        let Some(subscription) = self.regions.subscriptions.iter_mut().find(|sub| Some(sub.region) == region) else {
+            return;
+        };
+        if up {
+            subscription.neighbours.insert(peer);
+            // A new neighbour here: let them see us at once, not at the next keepalive.
+            self.regions.sent_pose = None;
+        } else {
+            subscription.neighbours.remove(&peer);
+            if subscription.neighbours.is_empty() {
+                // Alone: anyone heard of may be asked again.
+                subscription.asked.clear();
+            }
+        }
+    }
+
+    /// Signs `message` for `region` with a fresh sequence and sends it; the sequence if sent.
+    pub(super) async fn broadcast(
+        &self,
+        sender: &GossipSender,
+        region: RegionId,
+        message: &RegionMessage,
+    ) -> Option<u64> {
+        let sequence = self.clock_next();
+        match encode(&self.secret, region_topic(region).as_bytes(), sequence, message) {
+            Ok(bytes) => {
+                let _ = sender.broadcast(bytes.into()).await;
+                Some(sequence)
+            }
+            Err(error) => {
+                self.emit(Event::Notice(format!("not sent: {error}"))).await;
+                None
+            }
+        }
+    }
+
+    /// Says `text` in the current region.
+    pub(super) async fn chat(&mut self, text: String) {
+        let text = text.trim().to_owned();
+        if text.is_empty() {
+            return;
+        }
+        if text.chars().count() > MAX_TEXT_CHARS {
+            self.emit(Event::Notice(format!("a chat line is at most {MAX_TEXT_CHARS} characters"))).await;
+            return;
+        }
+        let Some(subscription) = self.regions.current() else {
+            self.emit(Event::Notice("not in a region yet".into())).await;
+            return;
+        };
+        let region = subscription.region;
+        let message = RegionMessage::Chat { name: self.profile.name.clone(), text: text.clone() };
+        if let Some(sequence) = self.broadcast(&subscription.sender, region, &message).await {
+            let line = ChatLine { region, author: self.me_key, name: self.profile.name.clone(), text, sequence };
+            self.keep_chat(&line, true);
+            self.emit(Event::Chat(line)).await;
+        }
+    }
+
+    /// Appends a chat line to the region's log on a blocking thread: a synced write takes
+    /// milliseconds, and the node's loop must not wait for the disk while poses stream in.
+    /// (Lines are read back sorted by their author's sequence, so the order of appends does not
+    /// matter.) Other people's lines stop being kept at [`MAX_CHAT_LOG_BYTES`].
+    fn keep_chat(&self, line: &ChatLine, ours: bool) {
+        let (path, line, events) = (self.paths.chat(line.region), line.clone(), self.events.clone());
+        tokio::task::spawn_blocking(move || {
+            let size = std::fs::metadata(&path).map_or(0, |meta| meta.len());
+            if !ours && size >= MAX_CHAT_LOG_BYTES {
+                return;
+            }
+            if let Err(error) = store::append(&path, &line) {
+                let _ = events.blocking_send(Event::Notice(format!("chat could not be saved: {error}")));
+            }
+        });
+    }
+
+    /// A message believed on a region topic.
+    pub(super) async fn heard_in_region(&mut self, region: RegionId, message: Signed<RegionMessage>) {
+        let Ok(author) = PublicKey::from_bytes(*message.author.as_bytes()) else { return };
+        match message.body {
+            RegionMessage::Presence(presence) => {
+                let posing = &mut self.regions.posing;
+                if self.regions.subscriptions.first().is_some_and(|current| current.region == region)
+                    && (posing.len() < MAX_AUTHORS || posing.contains_key(&message.author))
+                {
+                    posing.insert(message.author, Instant::now());
+                }
+                let event = Event::Presence { region, author, sequence: message.sequence, presence };
+                // Poses come often and the next one replaces this: drop rather than wait.
+                if self.events.try_send(event).is_err() {
+                    self.stats.count_dropped_event();
+                }
+            }
+            RegionMessage::Chat { name, text } => {
+                let line = ChatLine { region, author, name, text, sequence: message.sequence };
+                self.keep_chat(&line, false);
+                self.emit(Event::Chat(line)).await;
+            }
+            RegionMessage::Leave => self.emit(Event::Left { region, author }).await,
+            RegionMessage::Change(bytes) => self.apply_change(bytes),
+        }
+    }
+
+    /// Sends our pose when it is due: when it changed and the crowd's rate allows, or at the
+    /// keepalive. Forgets who has not posed for a while.
+    pub(super) async fn send_pose(&mut self, now: Instant) {
+        self.regions.posing.retain(|_, heard| now.duration_since(*heard) < PRESENCE_TIMEOUT);
+        let (Some(pose), Some(subscription)) = (self.regions.pose, self.regions.current()) else { return };
+        let (region, sender) = (subscription.region, subscription.sender.clone());
+        let interval = pose_interval(self.regions.posing.len(), self.regions.pose_bytes.max(120));
+        let due = match self.regions.sent_pose {
+            None => true,
+            Some((sent, at)) => {
+                let since = now.duration_since(at);
+                (sent != pose && since >= interval) || since >= POSE_KEEPALIVE
+            }
+        };
+        if !due {
+            return;
+        }
+        let presence = Presence { name: self.profile.name.clone(), colour: self.profile.colour, pose };
+        let sequence = self.clock_next();
+        let message = RegionMessage::Presence(presence);
+        if let Ok(bytes) = encode(&self.secret, region_topic(region).as_bytes(), sequence, &message) {
+            self.regions.pose_bytes = bytes.len();
+            let _ = sender.broadcast(bytes.into()).await;
+        }
+        self.regions.sent_pose = Some((pose, now));
+    }
+
+    /// Says goodbye in every region.
+    pub(super) async fn leave_regions(&mut self) {
+        for subscription in std::mem::take(&mut self.regions.subscriptions) {
+            self.broadcast(&subscription.sender, subscription.region, &RegionMessage::Leave).await;
+        }
+    }
+}
+
+/// Joins a gossip topic and starts the task that checks what arrives on it.
+pub(super) async fn subscribe<T>(
+    gossip: &Gossip,
+    topic: TopicId,
+    region: Option<RegionId>,
+    bootstrap: Vec<iroh::PublicKey>,
+    me: iroh::PublicKey,
+    stats: &Arc<NetStats>,
+    out: &TopicOut,
+) -> Result<(GossipSender, TaskGuard), String>
+where
+    T: Limited + Send + 'static,
+    Internal: From<(Option<RegionId>, Signed<T>)>,
+{
+    let topic_handle =
+        gossip.subscribe(topic, bootstrap).await.map_err(|error| format!("cannot join a gossip topic: {error}"))?;
+    let (sender, receiver) = topic_handle.split();
+    let inbox = Inbox::<T>::new(*topic.as_bytes(), me, stats.clone());
+    let task = tokio::spawn(forward(region, receiver, inbox, out.clone()));
+    Ok((sender, TaskGuard(task)))
+}
+
+/// Reads a topic's events, checks each message (see [`Inbox`]) and passes on those believed.
+async fn forward<T>(region: Option<RegionId>, mut receiver: GossipReceiver, mut inbox: Inbox<T>, out: TopicOut)
+where
+    T: Limited + Send + 'static,
+    Internal: From<(Option<RegionId>, Signed<T>)>,
+{
+    let start = Instant::now();
+    let mut tidy = tokio::time::interval(Duration::from_secs(30));
+    // Gossip's last hop, before any signature is checked: a neighbour passes on everyone's
+    // messages, so its budget is generous, but one that floods costs us no signature checks.
+    let mut relays: RateLimiter<iroh::PublicKey> = RateLimiter::new(RELAYED_BURST, RELAYED_PER_SECOND);
+    loop {
+        tokio::select! {
+            event = receiver.next() => {
+                let control = match event {
+                    Some(Ok(GossipEvent::Received(message))) => {
+                        let now = start.elapsed();
+                        if !relays.allow(message.delivered_from, now) {
+                            inbox.count_flooded();
+                            continue;
+                        }
+                        // The checks are written not to panic; should one still do so on some
+                        // input, the message is refused and the topic goes on.
+                        let accepted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            inbox.accept(&message.content, now, wall_micros())
+                        }));
+                        match accepted {
+                            Ok(Some(message)) => match out.messages.try_send(Internal::from((region, message))) {
+                                Ok(()) => continue,
+                                // The node is behind: this one is dropped, not waited for.
+                                Err(mpsc::error::TrySendError::Full(_)) => {
+                                    inbox.count_dropped();
+                                    continue;
+                                }
+                                Err(mpsc::error::TrySendError::Closed(_)) => return,
+                            },
+                            Ok(None) => continue,
+                            Err(_) => {
+                                inbox.count_panicked();
+                                continue;
+                            }
+                        }
+                    }
+                    Some(Ok(GossipEvent::NeighborUp(peer))) => Internal::Neighbour { region, peer, up: true },
+                    Some(Ok(GossipEvent::NeighborDown(peer))) => Internal::Neighbour { region, peer, up: false },
+                    Some(Ok(GossipEvent::Lagged)) => continue,
+                    Some(Err(_)) | None => {
+                        let _ = out.control.send(Internal::Ended(region));
+                        return;
+                    }
+                };
+                if out.control.send(control).is_err() {
+                    return;
+                }
+            }
+            _ = tidy.tick() => {
+                inbox.tidy(start.elapsed(), wall_micros());
+                relays.forget_idle(start.elapsed());
+            }
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! The world: our own changes (checked, signed, stored, then sent on the city topic), changes
+//! from others (verified and applied off the loop), syncing with neighbours
+//! ([`crate::replica`], `sanctuary/world/1`), and models fetched from whoever holds them
+//! ([`crate::assets`], iroh-blobs).
+//!
+//! Bounds: the sync protocol's own (see [`crate::replica`]); at most [`MAX_FETCHES`] models are
+//! fetched at once, each from at most [`MAX_PROVIDERS`] peers, tried [`FETCH_ATTEMPTS`] times
+//! with a doubling back-off; a home node keeps models up to its quota of bytes.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sanctuary_engine::{ModelRef, ObjectKind, Op, PublicKey, RegionId, SignedChange};
+use tokio::sync::mpsc;
+
+use super::Event;
+use super::actor::{Internal, Node, wall_micros};
+use crate::alpn;
+use crate::assets::AssetError;
+use crate::replica::{Applied, AuthorError, SharedReplica, SyncReport, sync_with};
+use crate::wire::RegionMessage;
+
+/// How often the world is compared with a neighbour's, to heal changes gossip dropped.
+const ANTI_ENTROPY_INTERVAL: Duration = Duration::from_secs(60);
+/// How many peers are asked for an asset.
+const MAX_PROVIDERS: usize = 8;
+/// Models fetched at once.
+const MAX_FETCHES: usize = 4;
+/// How often a model nobody could provide is tried.
+const FETCH_ATTEMPTS: u32 = 6;
+/// The wait before the second try; it doubles with each.
+const FETCH_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Syncing and fetching.
+pub(super) struct WorldSync {
+    /// Peers we have compared the world with since they last came (cleared when they go, so a
+    /// returning peer is compared again at once).
+    pub(super) synced_with: HashSet<iroh::PublicKey>,
+    /// Peers we are comparing with now (at most one comparison each; a city's neighbours).
+    syncing: HashSet<iroh::PublicKey>,
+    last_anti_entropy: Instant,
+    /// Models being fetched now (or waiting to be tried again).
+    fetching: Arc<Mutex<HashSet<[u8; 32]>>>,
+    /// Fetches running at once.
+    fetch_slots: Arc<tokio::sync::Semaphore>,
+    /// What a home node keeps of the world's models, when it keeps them.
+    kept: Option<KeptModels>,
+    /// Our own changes to make, in order, on the builder thread.
+    builder: std::sync::mpsc::Sender<(u64, Op)>,
+}
+
+impl WorldSync {
+    /// Keeping models up to `keep_models` bytes, or none; our own changes are made in `replica`
+    /// with `secret`, and reported on `internal`.
+    pub(super) fn new(
+        keep_models: Option<u64>,
+        replica: SharedReplica,
+        secret: [u8; 32],
+        internal: mpsc::Sender<Internal>,
+    ) -> Self {
+        let (builder, orders) = std::sync::mpsc::channel::<(u64, Op)>();
+        // The thread ends when the node (and so this sender) is gone. Should it fail to start,
+        // `orders` is dropped with it and every build is refused with a reason.
+        let _ = std::thread::Builder::new().name("sanctuary-builder".into()).spawn(move || {
+            let secret = zeroize::Zeroizing::new(secret);
+            while let Ok((seq, op)) = orders.recv() {
+                let result = replica.author(&secret, seq, op).map(|signed| signed.to_bytes());
+                if internal.blocking_send(Internal::Built { op, result }).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            synced_with: HashSet::new(),
+            syncing: HashSet::new(),
+            last_anti_entropy: Instant::now(),
+            fetching: Arc::new(Mutex::new(HashSet::new())),
+            fetch_slots: Arc::new(tokio::sync::Semaphore::new(MAX_FETCHES)),
+            kept: keep_models.map(KeptModels::new),
+            builder,
+        }
+    }
+
+    /// Whether models are kept (a home node).
+    pub(super) fn keeps_models(&self) -> bool {
+        self.kept.is_some()
+    }
+}
+
+/// The models a home node keeps, within a quota of bytes.
+#[derive(Debug)]
+struct KeptModels {
+    quota: u64,
+    bytes: u64,
+    hashes: HashSet<[u8; 32]>,
+}
+
+impl KeptModels {
+    fn new(quota: u64) -> Self {
+        Self { quota, bytes: 0, hashes: HashSet::new() }
+    }
+
+    /// Whether `model` is to be kept now (new, and within the quota); if so it is counted.
+    fn take(&mut self, model: ModelRef) -> bool {
+        if self.hashes.contains(&model.hash) {
+            return false;
+        }
+        match self.bytes.checked_add(model.bytes) {
+            Some(bytes) if bytes <= self.quota => {
+                self.bytes = bytes;
+                self.hashes.insert(model.hash);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Node {
+    /// Makes our change on the builder thread: storing it waits for the disk, and our changes
+    /// are made one after another in the order they were asked for (a move then a removal of
+    /// the same object must not swap).
+    pub(super) fn build(&mut self, op: Op) {
+        let seq = self.clock_next();
+        if self.world_sync.builder.send((seq, op)).is_err() {
+            let reason = "the builder thread has stopped".to_owned();
+            let _ = self.events.try_send(Event::BuildRefused { op, reason });
+        }
+    }
+
+    /// Our change is made and stored (or refused): pass it on and tell the program.
+    pub(super) async fn built(&mut self, op: Op, result: Result<Vec<u8>, AuthorError>) {
+        match result {
+            Ok(bytes) => {
+                if let Some(sender) = self.regions.city().map(|city| city.sender.clone()) {
+                    self.broadcast(&sender, RegionId::City, &RegionMessage::Change(bytes)).await;
+                }
+                self.emit(Event::WorldChanged(vec![op.parcel()])).await;
+                self.emit(Event::Built(op)).await;
+            }
+            Err(error) => self.emit(Event::BuildRefused { op, reason: error.to_string() }).await,
+        }
+    }
+
+    /// A change from the city topic: verified, applied and stored off the loop.
+    pub(super) fn apply_change(&self, bytes: Vec<u8>) {
+        let (replica, internal, events) = (self.replica.clone(), self.internal_tx.clone(), self.events.clone());
+        tokio::task::spawn_blocking(move || match replica.apply_bytes(&[bytes], 1) {
+            Ok(applied) => {
+                let _ = internal.blocking_send(Internal::Applied(applied));
+            }
+            // Not stored means not taken: the next sync brings it again.
+            Err(error) => {
+                let _ = events.blocking_send(Event::Notice(format!("a world change could not be saved: {error}")));
+            }
+        });
+    }
+
+    /// Changes were applied: keep their models (a home node) and tell the program.
+    pub(super) async fn applied(&mut self, applied: Applied) {
+        self.keep_models_of(&applied.new);
+        if !applied.parcels.is_empty() {
+            self.emit(Event::WorldChanged(applied.parcels)).await;
+        }
+    }
+
+    /// Imports a model from disk into the asset store.
+    pub(super) fn import(&self, path: PathBuf) {
+        let (assets, events) = (self.assets.clone(), self.events.clone());
+        tokio::spawn(async move {
+            let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+            let event = match assets.import(&path).await {
+                Ok((model, summary)) => Event::Imported { model, name, summary },
+                Err(error) => Event::AssetFailed { hash: [0; 32], reason: format!("{name}: {error}") },
+            };
+            let _ = events.send(event).await;
+        });
+    }
+
+    /// Fetches a model from the hinted peer and whoever is near, unless it is here already.
+    pub(super) fn fetch(&mut self, model: ModelRef, hint: Option<PublicKey>) {
+        if !self.world_sync.fetching.lock().is_ok_and(|mut set| set.insert(model.hash)) {
+            return;
+        }
+        self.fetch_attempt(model, hint, 0);
+    }
+
+    /// One try at fetching a model. When nobody could provide it, it is tried again after a
+    /// back-off (2 s, 4 s, 8 s…), asking whoever is around then, the next holder first.
+    pub(super) fn fetch_attempt(&mut self, model: ModelRef, hint: Option<PublicKey>, attempt: u32) {
+        let mut providers: Vec<iroh::PublicKey> = Vec::new();
+        for subscription in &self.regions.subscriptions {
+            providers.extend(subscription.neighbours.iter().copied());
+        }
+        providers.extend(self.directory.peers());
+        let mut seen = HashSet::new();
+        providers.retain(|peer| *peer != self.me && seen.insert(*peer));
+        if !providers.is_empty() {
+            let turn = attempt as usize % providers.len();
+            providers.rotate_left(turn);
+        }
+        if let Some(hint) = hint.and_then(|key| iroh::PublicKey::from_bytes(key.as_bytes()).ok())
+            && hint != self.me
+        {
+            providers.retain(|peer| *peer != hint);
+            providers.insert(0, hint);
+        }
+        providers.truncate(MAX_PROVIDERS);
+        let fetching = self.world_sync.fetching.clone();
+        let (assets, downloader, events) = (self.assets.clone(), self.downloader.clone(), self.events.clone());
+        let (slots, internal) = (self.world_sync.fetch_slots.clone(), self.internal_tx.clone());
+        tokio::spawn(async move {
+            let hash = model.hash;
+            let Ok(slot) = slots.acquire().await else { return };
+            if let Ok((_, summary)) = assets.checked_model(hash).await {
+                fetching.lock().map(|mut set| set.remove(&hash)).ok();
+                let _ = events.send(Event::AssetReady { hash, summary }).await;
+                return;
+            }
+            let progress_events = events.clone();
+            let result = assets
+                .fetch(&downloader, hash, providers, move |done, total| {
+                    let _ = progress_events.try_send(Event::AssetProgress { hash, done, total });
+                })
+                .await;
+            let event = match result {
+                Err(AssetError::Unavailable(_)) if attempt + 1 < FETCH_ATTEMPTS => {
+                    drop(slot);
+                    tokio::time::sleep(FETCH_BACKOFF.saturating_mul(1 << attempt.min(8))).await;
+                    let _ = internal.send(Internal::Refetch { model, hint, attempt: attempt + 1 }).await;
+                    return;
+                }
+                Ok(summary) if summary.triangles > u64::from(model.triangles) => Event::AssetFailed {
+                    hash,
+                    reason: format!(
+                        "it draws {} triangles but its placer declared {}",
+                        summary.triangles, model.triangles
+                    ),
+                },
+                Ok(summary) if !fits_within(summary.bounds, model.min, model.max) => {
+                    Event::AssetFailed { hash, reason: "it is larger than its placer declared".to_owned() }
+                }
+                Ok(summary) => Event::AssetReady { hash, summary },
+                Err(error) => Event::AssetFailed { hash, reason: error.to_string() },
+            };
+            // Done, either way: a later request may try again.
+            fetching.lock().map(|mut set| set.remove(&hash)).ok();
+            let _ = events.send(event).await;
+        });
+    }
+
+    /// A home node keeps the models that the world it holds places, within its quota, so that
+    /// it can serve them while their builders are away.
+    pub(super) fn keep_models_of(&mut self, changes: &[Vec<u8>]) {
+        let Some(kept) = self.world_sync.kept.as_mut() else { return };
+        let mut wanted = Vec::new();
+        for bytes in changes {
+            let Ok(signed) = SignedChange::decode(bytes) else { continue };
+            if let Op::Put { object, .. } = signed.change.op
+                && let ObjectKind::Model(model) = object.kind
+                && kept.take(model)
+            {
+                wanted.push((model, signed.change.author));
+            }
+        }
+        for (model, author) in wanted {
+            self.fetch(model, Some(author));
+        }
+    }
+
+    /// Keeps every model the world already places (a home node, at start).
+    pub(super) fn keep_held_models(&mut self) {
+        if !self.world_sync.keeps_models() {
+            return;
+        }
+        let held: Vec<Vec<u8>> = {
+            let world = self.replica.world();
+            world.changes().filter_map(|id| world.get(&id).map(SignedChange::to_bytes)).collect()
+        };
+        self.keep_models_of(&held);
+    }
+
+    /// A gossip neighbour came or went: a new one in the city is compared with, once per pair
+    /// while both run (the one with the smaller id asks, so that the changes cross once); one
+    /// that went is compared again when it comes back.
+    pub(super) fn world_neighbour(&mut self, region: Option<RegionId>, peer: iroh::PublicKey, up: bool) {
+        if !up {
+            self.world_sync.synced_with.remove(&peer);
+        } else if region == Some(RegionId::City) && !self.world_sync.synced_with.contains(&peer) && self.me < peer {
+            self.sync(peer);
+        }
+    }
+
+    /// Compares the world with `peer` in the background (unless a comparison with them is
+    /// running already).
+    pub(super) fn sync(&mut self, peer: iroh::PublicKey) {
+        if peer == self.me || !self.world_sync.syncing.insert(peer) {
+            return;
+        }
+        self.world_sync.synced_with.insert(peer);
+        let (replica, endpoint, internal) = (self.replica.clone(), self.endpoint.clone(), self.internal_tx.clone());
+        tokio::spawn(async move {
+            let result = async {
+                let connection = endpoint.connect(peer, alpn::WORLD).await.map_err(|error| error.to_string())?;
+                let report = sync_with(&replica, &connection).await.map_err(|error| error.to_string());
+                connection.close(0u32.into(), b"synced");
+                report
+            }
+            .await;
+            let _ = internal.send(Internal::Synced { peer, result }).await;
+        });
+    }
+
+    /// A sync we asked for ended.
+    pub(super) async fn sync_done(&mut self, peer: iroh::PublicKey, result: Result<SyncReport, String>) {
+        match result {
+            Ok(report) => self.synced(SyncReport { peer: Some(peer), ..report }).await,
+            // Not reachable now (or not a Sanctuary peer): may be tried again when next met.
+            Err(_) => {
+                self.world_sync.syncing.remove(&peer);
+                self.world_sync.synced_with.remove(&peer);
+            }
+        }
+    }
+
+    /// A sync ended, asked by us or by the other side. When it brought changes we lacked (a
+    /// partition healing, a peer back from a journey), our other city neighbours probably lack
+    /// them too: compare with each of them now rather than at the next anti-entropy round.
+    pub(super) async fn synced(&mut self, report: SyncReport) {
+        if let Some(peer) = report.peer {
+            self.world_sync.synced_with.insert(peer);
+            self.world_sync.syncing.remove(&peer);
+        }
+        if report.received > 0 {
+            let others: Vec<iroh::PublicKey> = self
+                .regions
+                .city()
+                .map(|city| city.neighbours.iter().copied().filter(|peer| Some(*peer) != report.peer).collect())
+                .unwrap_or_default();
+            for peer in others {
+                self.sync(peer);
+            }
+        }
+        self.keep_models_of(&report.new);
+        if !report.parcels.is_empty() {
+            self.emit(Event::WorldChanged(report.parcels)).await;
+        }
+        if let Some(peer) = report.peer.and_then(|peer| PublicKey::from_bytes(*peer.as_bytes()).ok()) {
+            let (received, sent) = (report.received, report.sent);
+            self.emit(Event::Synced { peer, received, sent }).await;
+        }
+    }
+
+    /// Every minute, compares the world with a city neighbour (anti-entropy).
+    pub(super) fn world_tick(&mut self, now: Instant) {
+        if now.duration_since(self.world_sync.last_anti_entropy) >= ANTI_ENTROPY_INTERVAL {
+            self.world_sync.last_anti_entropy = now;
+            let neighbours: Vec<iroh::PublicKey> =
+                self.regions.city().map(|city| city.neighbours.iter().copied().collect()).unwrap_or_default();
+            if !neighbours.is_empty() {
+                let pick = neighbours[(wall_micros() as usize / 1000) % neighbours.len()];
+                self.sync(pick);
+            }
+        }
+    }
+}
+
+/// Whether a model's real bounds lie within the box its placer declared (to a millimetre).
+fn fits_within(bounds: Option<([f32; 3], [f32; 3])>, min: [f32; 3], max: [f32; 3]) -> bool {
+    let Some((low, high)) = bounds else { return false };
+    (0..3).all(|axis| low[axis] >= min[axis] - 1e-3 && high[axis] <= max[axis] + 1e-3)
+}
