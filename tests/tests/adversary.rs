@@ -101,7 +101,7 @@ impl Hostile {
 /// A pause now and then, so that the attacker's own send queue (which drops what does not fit)
 /// passes the flood on rather than throwing most of it away.
 async fn pace(sent: u64) {
-    if sent % 50 == 0 {
+    if sent.is_multiple_of(50) {
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
 }

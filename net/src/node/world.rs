@@ -29,9 +29,9 @@ const MAX_PROVIDERS: usize = 8;
 /// Models fetched at once.
 const MAX_FETCHES: usize = 4;
 /// How often a model nobody could provide is tried.
-const FETCH_ATTEMPTS: u32 = 6;
+const FETCH_ATTEMPTS: u32 = 4;
 /// The wait before the second try; it doubles with each.
-const FETCH_BACKOFF: Duration = Duration::from_secs(2);
+const FETCH_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Syncing and fetching.
 pub(super) struct WorldSync {
@@ -188,7 +188,7 @@ impl Node {
     }
 
     /// One try at fetching a model. When nobody could provide it, it is tried again after a
-    /// back-off (2 s, 4 s, 8 s…), asking whoever is around then, the next holder first.
+    /// back-off (1 s, 2 s, 4 s), asking whoever is around then, the next holder first.
     pub(super) fn fetch_attempt(&mut self, model: ModelRef, hint: Option<PublicKey>, attempt: u32) {
         let mut providers: Vec<iroh::PublicKey> = Vec::new();
         for subscription in &self.regions.subscriptions {
