@@ -63,7 +63,12 @@ fn main() {
             (!smoke).then(|| P5_SECONDS / seconds),
             "≤ 5 s",
         ),
-        Err(error) => println!("P5 failed: {error}"),
+        // A late joiner that does not get the whole world is a defect, not a slow figure: the
+        // smoke run in `cargo xtask test` must fail on it.
+        Err(error) => {
+            eprintln!("error: P5 failed: {error}");
+            std::process::exit(1);
+        }
     }
 
     // P4: 64 MiB over iroh-blobs against TCP.

@@ -575,9 +575,10 @@ async fn answer(replica: &SharedReplica, mut send: SendStream, mut recv: RecvStr
                 continue;
             }
             let ids = std::mem::take(&mut buckets[bucket]);
-            if theirs.0 == 0 { full.extend(bytes_of(&world, ids)) } else { listed.extend(ids) }
+            if theirs.0 == 0 { full.extend(ids) } else { listed.extend(ids) }
         }
-        (ours, full, listed)
+        // One causal order across every bucket: a claim must not come after its edits.
+        (ours, bytes_of(&world, full), listed)
     };
     write_frame(&mut send, &Frame::Summary(ours)).await?;
     let mut report = SyncReport { sent: full.len(), ..SyncReport::default() };
