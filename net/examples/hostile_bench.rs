@@ -167,34 +167,7 @@ async fn flooding(smoke: bool) -> Result<(), String> {
         }));
     }
 
-    // The attacker: plain iroh-gossip on the lobby topic, joined through the first peer.
-    let attacker = iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
-        .relay_mode(iroh::RelayMode::Disabled)
-        .bind()
-        .await
-        .map_err(|error| error.to_string())?;
-    let memory = iroh::address_lookup::MemoryLookup::new();
-    attacker.address_lookup().map_err(|error| error.to_string())?.add(memory.clone());
-    let ticket: iroh_tickets::endpoint::EndpointTicket =
-        target_ticket.parse().map_err(|_| "a bad ticket".to_owned())?;
-    memory.add_endpoint_info(ticket.endpoint_addr().clone());
-    let gossip = iroh_gossip::Gossip::builder().max_message_size(2 * MAX_MESSAGE_BYTES).spawn(attacker.clone());
-    let router = iroh::protocol::Router::builder(attacker.clone()).accept(iroh_gossip::ALPN, gossip.clone()).spawn();
     let topic = region_topic(RegionId::Lobby);
-    let joined = tokio::time::timeout(
-        Duration::from_secs(10),
-        gossip.subscribe_and_join(topic, vec![ticket.endpoint_addr().id]),
-    )
-    .await
-    .map_err(|_| "the attacker could not join in time".to_owned())?
-    .map_err(|error| error.to_string())?;
-    let (flood_sender, mut flood_receiver) = joined.split();
-    // Keep the attacker's own receiver drained.
-    let drain = tokio::spawn(async move {
-        use futures_util::StreamExt;
-        while flood_receiver.next().await.is_some() {}
-    });
-
     let floods = [
         None,
         Some(Flood { name: "one key, 10,000 signed poses a second", keys: 1, per_key_per_second: 10_000 }),
@@ -206,17 +179,30 @@ async fn flooding(smoke: bool) -> Result<(), String> {
     ];
     println!("R6 flooding: {peers} honest peers move every 100 ms; p50/p95 of their poses' delivery");
     println!(
-        "{:<44} {:>9} {:>9} {:>9} {:>11} {:>12} {:>9}",
-        "while", "p50 (ms)", "p95 (ms)", "rise", "refused", "flood sent", "RSS MiB"
+        "{:<44} {:>9} {:>9} {:>9} {:>11} {:>8} {:>12} {:>9}",
+        "while", "p50 (ms)", "p95 (ms)", "rise", "refused", "cut off", "flood sent", "RSS MiB"
     );
     let mut quiet_p95 = f64::NAN;
     let mut step = 0.0f32;
     for flood in floods {
-        let before: u64 = stats_handles.lock().map(|all| all.iter().map(StatsSnapshot::rejected).sum()).unwrap_or(0);
+        let counts = || -> (u64, u64) {
+            stats_handles
+                .lock()
+                .map(|all| (all.iter().map(StatsSnapshot::rejected).sum(), all.iter().map(|stats| stats.cut_off).sum()))
+                .unwrap_or((0, 0))
+        };
+        let (before, cut_before) = counts();
         latencies.lock().map(|mut all| all.clear()).ok();
         let attack = flood.as_ref().map(|flood| prepare(flood, seconds, topic.as_bytes()));
+        // Each flood comes from a fresh attacker (the last one was cut off).
+        let attacker = match attack {
+            Some(_) => Some(Attacker::join(&target_ticket, topic).await?),
+            None => None,
+        };
         measuring.store(true, Ordering::Relaxed);
-        let sending = attack.map(|messages| tokio::spawn(send_paced(flood_sender.clone(), messages, seconds)));
+        let sending = attack
+            .zip(attacker.as_ref())
+            .map(|(messages, attacker)| tokio::spawn(send_paced(attacker.sender.clone(), messages, seconds)));
         let end = Instant::now() + Duration::from_secs(seconds);
         while Instant::now() < end {
             step += 1.0;
@@ -230,23 +216,33 @@ async fn flooding(smoke: bool) -> Result<(), String> {
             Some(task) => task.await.unwrap_or(0),
             None => 0,
         };
+        if let Some(attacker) = attacker {
+            attacker.leave().await;
+        }
         // Let what is queued drain before the next phase.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let mut all = latencies.lock().map(|all| all.clone()).unwrap_or_default();
         all.sort_by(f64::total_cmp);
         let (p50, p95) = (percentile(&all, 0.5), percentile(&all, 0.95));
-        let after: u64 = stats_handles.lock().map(|all| all.iter().map(StatsSnapshot::rejected).sum()).unwrap_or(0);
+        let (after, cut_after) = counts();
+        let cut = cut_after - cut_before;
         let rss = resident_mib().map_or_else(|| "?".to_owned(), |mib| mib.to_string());
         match flood {
             None => {
                 quiet_p95 = p95;
-                println!("{:<44} {p50:>9.1} {p95:>9.1} {:>9} {:>11} {:>12} {rss:>9}", "quiet", "", after - before, "");
+                println!(
+                    "{:<44} {p50:>9.1} {p95:>9.1} {:>9} {:>11} {cut:>8} {:>12} {rss:>9}",
+                    "quiet",
+                    "",
+                    after - before,
+                    ""
+                );
             }
             Some(flood) => {
                 let rise = p95 - quiet_p95;
                 let verdict = if rise <= R6_RISE_MS { "met" } else { "MISSED" };
                 println!(
-                    "{:<44} {p50:>9.1} {p95:>9.1} {:>+6.1} {verdict:<2} {:>11} {:>12} {rss:>9}",
+                    "{:<44} {p50:>9.1} {p95:>9.1} {:>+6.1} {verdict:<2} {:>11} {cut:>8} {:>12} {rss:>9}",
                     flood.name,
                     rise,
                     after - before,
@@ -256,19 +252,61 @@ async fn flooding(smoke: bool) -> Result<(), String> {
         }
     }
     println!(
-        "  (target R6: p95 rises by at most {R6_RISE_MS} ms; RSS is the whole process: every honest peer and the attacker)"
+        "  (target R6: p95 rises by at most {R6_RISE_MS} ms; \"cut off\": attackers disconnected and refused by an honest peer;\n   RSS is the whole process: every honest peer and the attacker)"
     );
     let final_stats = stats_handles.lock().map(|all| all.clone()).unwrap_or_default();
     if let Some(first) = final_stats.first() {
         println!("  the first peer's counters: {first:?}");
     }
-    drain.abort();
-    let _ = router.shutdown().await;
     drop(senders);
     for reader in readers {
         let _ = reader.await;
     }
     Ok(())
+}
+
+/// A hostile peer: plain iroh-gossip on the lobby topic, joined through the first honest peer.
+struct Attacker {
+    sender: GossipSender,
+    drain: tokio::task::JoinHandle<()>,
+    router: iroh::protocol::Router,
+}
+
+impl Attacker {
+    async fn join(target_ticket: &str, topic: iroh_gossip::TopicId) -> Result<Self, String> {
+        let endpoint = iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
+            .relay_mode(iroh::RelayMode::Disabled)
+            .bind()
+            .await
+            .map_err(|error| error.to_string())?;
+        let memory = iroh::address_lookup::MemoryLookup::new();
+        endpoint.address_lookup().map_err(|error| error.to_string())?.add(memory.clone());
+        let ticket: iroh_tickets::endpoint::EndpointTicket =
+            target_ticket.parse().map_err(|_| "a bad ticket".to_owned())?;
+        memory.add_endpoint_info(ticket.endpoint_addr().clone());
+        let gossip = iroh_gossip::Gossip::builder().max_message_size(2 * MAX_MESSAGE_BYTES).spawn(endpoint.clone());
+        let router =
+            iroh::protocol::Router::builder(endpoint.clone()).accept(iroh_gossip::ALPN, gossip.clone()).spawn();
+        let joined = tokio::time::timeout(
+            Duration::from_secs(10),
+            gossip.subscribe_and_join(topic, vec![ticket.endpoint_addr().id]),
+        )
+        .await
+        .map_err(|_| "the attacker could not join in time".to_owned())?
+        .map_err(|error| error.to_string())?;
+        let (sender, mut receiver) = joined.split();
+        // Keep the attacker's own receiver drained.
+        let drain = tokio::spawn(async move {
+            use futures_util::StreamExt;
+            while receiver.next().await.is_some() {}
+        });
+        Ok(Self { sender, drain, router })
+    }
+
+    async fn leave(self) {
+        self.drain.abort();
+        let _ = self.router.shutdown().await;
+    }
 }
 
 /// Signs the flood beforehand (signing is the attacker's cost, not the honest peers'): for each

@@ -28,6 +28,7 @@ pub struct NetStats {
     bad_clock: AtomicU64,
     panicked: AtomicU64,
     dropped_events: AtomicU64,
+    cut_off: AtomicU64,
 }
 
 /// A copy of [`NetStats`] at one moment.
@@ -51,6 +52,9 @@ pub struct StatsSnapshot {
     pub panicked: u64,
     /// Accepted, but dropped because the program was not reading events fast enough.
     pub dropped_events: u64,
+    /// Gossip neighbours disconnected and refused for a while, because most of what they passed
+    /// on was refused (see `node::gate`).
+    pub cut_off: u64,
 }
 
 impl StatsSnapshot {
@@ -80,6 +84,7 @@ impl NetStats {
             bad_clock: load(&self.bad_clock),
             panicked: load(&self.panicked),
             dropped_events: load(&self.dropped_events),
+            cut_off: load(&self.cut_off),
         }
     }
 
@@ -104,6 +109,10 @@ impl NetStats {
         self.replayed.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn count_cut_off(&self) {
+        self.cut_off.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn count_dropped_event(&self) {
         self.dropped_events.fetch_add(1, Ordering::Relaxed);
     }
@@ -124,6 +133,20 @@ const SEEN_PER_AUTHOR: usize = 128;
 /// New authors an inbox takes in: a whole lobby at once, then 200 a second, so that a flood of
 /// fresh keys cannot churn out the people already here faster than that.
 const NEWCOMERS: (u32, u32) = (MAX_AUTHORS as u32, 200);
+
+/// Why [`Inbox::check`] refused a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Too large, not well formed, or not signed by its author: a sender that passes such bytes
+    /// on is broken or hostile (honest peers check before they relay).
+    Malformed,
+    /// Over the author's rate or the budget of new authors.
+    Flooded,
+    /// Seen before, older than the author's window, or our own.
+    Replayed,
+    /// Dated too far from our clock (ours may be the wrong one).
+    BadClock,
+}
 
 /// Why [`ReplayGuard::accept`] refused a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -381,11 +404,16 @@ impl<T: Limited> Inbox<T> {
     /// Checks `bytes` that arrived at `now` (a monotonic clock) and `wall_micros` (this
     /// machine's clock, µs since 1970); `Some` if they are believed.
     pub fn accept(&mut self, bytes: &[u8], now: Duration, wall_micros: u64) -> Option<Signed<T>> {
+        self.check(bytes, now, wall_micros).ok()
+    }
+
+    /// [`Inbox::accept`], saying why a message was refused (each refusal is also counted).
+    pub fn check(&mut self, bytes: &[u8], now: Duration, wall_micros: u64) -> Result<Signed<T>, Refusal> {
         let unverified = match open::<T>(bytes) {
             Ok(message) => message,
             Err(error) => {
                 self.stats.count_error(&error);
-                return None;
+                return Err(Refusal::Malformed);
             }
         };
         self.fit_crowd_lane(now);
@@ -394,40 +422,40 @@ impl<T: Limited> Inbox<T> {
             && !self.limiters[lane].would_allow(&claimed, now)
         {
             self.stats.count_flooded();
-            return None;
+            return Err(Refusal::Flooded);
         }
         let message = match unverified.verify(&self.scope) {
             Ok(message) => message,
             Err(error) => {
                 self.stats.count_error(&error);
-                return None;
+                return Err(Refusal::Malformed);
             }
         };
         if message.author == self.me {
             self.stats.replayed.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return Err(Refusal::Replayed);
         }
         if !self.replays.knows(&message.author) && !self.newcomers.allow((), now) {
             self.stats.count_flooded();
-            return None;
+            return Err(Refusal::Flooded);
         }
         if !self.limiters[lane].allow(message.author, now) {
             self.stats.count_flooded();
-            return None;
+            return Err(Refusal::Flooded);
         }
         match self.replays.accept(message.author, message.sequence, now, wall_micros) {
             Ok(()) => {}
             Err(Stale::Replayed) => {
                 self.stats.replayed.fetch_add(1, Ordering::Relaxed);
-                return None;
+                return Err(Refusal::Replayed);
             }
             Err(Stale::BadClock) => {
                 self.stats.bad_clock.fetch_add(1, Ordering::Relaxed);
-                return None;
+                return Err(Refusal::BadClock);
             }
         }
         self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        Some(message)
+        Ok(message)
     }
 
     /// Fits the crowd lane's rate to the crowd (see [`crowd_rate`]) once a second, and at once

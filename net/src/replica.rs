@@ -781,4 +781,55 @@ mod tests {
             proptest::prop_assert!(report.cut_bytes <= bytes.len() as u64);
         }
     }
+
+    /// An answerer that lists more ids than any world holds, for ever.
+    #[derive(Debug, Clone)]
+    struct Liar;
+
+    impl ProtocolHandler for Liar {
+        async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+            let Ok((mut send, mut recv)) = connection.accept_bi().await else { return Ok(()) };
+            let _ = read_frame(&mut recv).await;
+            let _ = write_frame(&mut send, &Frame::Summary(vec![(1, [7; 32]); 256])).await;
+            let mut next = 0u64;
+            for _ in 0..(MAX_SYNC_IDS / IDS_PER_FRAME + 10) {
+                let ids = (0..IDS_PER_FRAME)
+                    .map(|_| {
+                        next += 1;
+                        let mut id = [0u8; 32];
+                        id[..8].copy_from_slice(&next.to_le_bytes());
+                        ChangeId(id)
+                    })
+                    .collect();
+                if write_frame(&mut send, &Frame::Ids(ids)).await.is_err() {
+                    break;
+                }
+            }
+            let _ = write_frame(&mut send, &Frame::IdsDone).await;
+            connection.closed().await;
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_answerer_listing_endless_ids_is_cut_off_at_the_cap() {
+        use iroh::address_lookup::MemoryLookup;
+        use iroh::endpoint::presets;
+        use iroh::protocol::Router;
+        use iroh::{Endpoint, RelayMode};
+
+        let liar = Endpoint::builder(presets::Minimal).relay_mode(RelayMode::Disabled).bind().await.expect("binds");
+        let _router = Router::builder(liar.clone()).accept(crate::alpn::WORLD, Liar).spawn();
+        let asker = Endpoint::builder(presets::Minimal).relay_mode(RelayMode::Disabled).bind().await.expect("binds");
+        let memory = MemoryLookup::new();
+        asker.address_lookup().expect("lookup").add(memory.clone());
+        memory.add_endpoint_info(liar.addr());
+        let connection = asker.connect(liar.id(), crate::alpn::WORLD).await.expect("connects");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (replica, _) = SharedReplica::open(dir.path()).expect("opens");
+        let error = sync_with(&replica, &connection).await.expect_err("an endless list is refused");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
+        assert!(error.to_string().contains("more than 1000000 ids"), "{error}");
+        assert_eq!(replica.len(), 0);
+    }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use sanctuary_engine::{ModelRef, Op, PublicKey, RegionId};
 use sanctuary_net::{
     AssetStore, ChatLine, Delivery, DirectLine, Event, NodeConfig, NodeHandle, PoseFrame, Presence, RelayChoice,
-    SharedReplica, StatsSnapshot, Ticket, spawn_node,
+    SharedReplica, StatsSnapshot, Status, Ticket, spawn_node,
 };
 
 /// One node and everything it has heard.
@@ -54,6 +54,8 @@ pub struct Peer {
     pub progress: Vec<(u64, u64)>,
     /// Notices.
     pub notices: Vec<String>,
+    /// The newest status.
+    pub status: Option<Status>,
 }
 
 /// An offline node configuration (relays disabled, no LAN discovery) keeping its files in `dir`.
@@ -102,6 +104,7 @@ impl Peer {
                         failed: Vec::new(),
                         progress: Vec::new(),
                         notices: Vec::new(),
+                        status: None,
                     };
                 }
                 Event::Failed(error) => panic!("the node failed to start: {error}"),
@@ -131,6 +134,7 @@ impl Peer {
                 Event::AssetFailed { hash, reason } => self.failed.push((hash, reason)),
                 Event::AssetProgress { done, total, .. } => self.progress.push((done, total)),
                 Event::Notice(notice) => self.notices.push(notice),
+                Event::Status(status) => self.status = Some(status),
                 _ => {}
             }
         }

@@ -128,7 +128,7 @@ async fn a_hostile_peer_on_every_protocol_harms_no_one() {
     let mallory = Hostile::new(&ada).await;
     let topic = region_topic(RegionId::Lobby);
     let mut lobby = mallory.join(topic).await;
-    let mut world = mallory.join(world_topic()).await;
+    let _world = mallory.join(world_topic()).await;
     let now = wall_micros();
     let signed = |sequence: u64, body: &RegionMessage| encode(&mallory.secret, topic.as_bytes(), sequence, body);
 
@@ -151,27 +151,56 @@ async fn a_hostile_peer_on_every_protocol_harms_no_one() {
     // A chat line that would fake a line from Bo and clear a terminal.
     let spoof = RegionMessage::Chat { name: "Mallory".into(), text: "hi\n<Bo> my words are\u{1b}[2J".into() };
     broadcast(&mut lobby, signed(now + 2, &spoof).expect("encodes")).await;
+    // A line recorded a minute before the last one, played now (its own chat lane is not spent).
+    let recorded = RegionMessage::Chat { name: "Mallory".into(), text: "said a minute ago".into() };
+    broadcast(&mut lobby, signed(now - 60_000_000, &recorded).expect("encodes")).await;
     println!("attack: one-key flood");
-    // A flood of correctly signed poses from one key.
+    // A flood of correctly signed poses from one key: refused before gossip relays it, and
+    // Mallory is cut off.
     for index in 0..2_000u64 {
         broadcast(&mut lobby, signed(now + 10 + index, &presence(index as f32)).expect("encodes")).await;
         pace(index).await;
     }
-    // A line recorded a minute before the flood, played now (its own chat lane is not spent).
-    let recorded = RegionMessage::Chat { name: "Mallory".into(), text: "said a minute ago".into() };
-    broadcast(&mut lobby, signed(now - 60_000_000, &recorded).expect("encodes")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ada.stats().cut_off == 0 {
+        assert!(Instant::now() < deadline, "the flooder was not cut off: {:?}", ada.stats());
+        ada.pump();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rejoined = tokio::time::timeout(
+        Duration::from_secs(3),
+        mallory.gossip.subscribe_and_join(region_topic(RegionId::City), vec![mallory.target.id]),
+    )
+    .await;
+    assert!(!matches!(rejoined, Ok(Ok(_))), "a neighbour cut off came back at once");
     println!("attack: 1,000 fresh keys");
-    // A thousand fresh keys, each announcing itself on the world topic and posing.
+    // A thousand fresh keys, each announcing itself on the world topic and posing, through a
+    // fresh endpoint (the last one is cut off).
+    let sybils = Hostile::new(&ada).await;
+    let mut lobby = sybils.join(topic).await;
+    let mut world = sybils.join(world_topic()).await;
     for index in 0..1_000u64 {
         let key = fresh(index);
         let here = WorldMessage::Here { regions: vec![RegionId::Lobby], name: format!("sybil {index}") };
         broadcast(&mut world, encode(&key, world_topic().as_bytes(), now + index, &here).expect("encodes")).await;
+        pace(index).await;
+    }
+    // Keys that only say they are here do not make Ada slow her poses down: the crowd that sets
+    // her pose rate is the people whose poses she took (Bo, and Mallory before the flood).
+    wait_until(&mut [&mut ada], Duration::from_secs(10), "Ada hears the sybils", |peer| {
+        peer.status.as_ref().is_some_and(|status| status.known_peers >= 500)
+    })
+    .await;
+    let status = ada.status.clone().expect("a status");
+    assert!(status.crowd <= 2, "sybils that never posed count in the crowd: {status:?}");
+    for index in 0..1_000u64 {
+        let key = fresh(index);
         for step in 0..3u64 {
             let bytes =
                 encode(&key, topic.as_bytes(), now + index * 10 + step, &presence(step as f32)).expect("encodes");
             broadcast(&mut lobby, bytes).await;
         }
-        pace(index * 4).await;
+        pace(index * 3).await;
     }
 
     println!("attack: private messages");
@@ -278,6 +307,7 @@ async fn a_hostile_peer_on_every_protocol_harms_no_one() {
     drop(stalled);
     let _ = cy.router.shutdown().await;
     let _ = mallory.router.shutdown().await;
+    let _ = sybils.router.shutdown().await;
     ada.handle.shutdown().await;
     bo.handle.shutdown().await;
 }

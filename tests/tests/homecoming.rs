@@ -110,3 +110,59 @@ async fn a_home_node_serves_a_builders_model_while_she_is_away() {
     home.handle.shutdown().await;
     cy.handle.shutdown().await;
 }
+
+/// A holder of a model that fails (it has nothing, or it is gone) is passed over for another
+/// that has it; with no good holder the fetch fails with a clear reason (and the node tries
+/// again later, see `node/world.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_comes_from_another_holder_when_one_fails() {
+    use iroh::address_lookup::MemoryLookup;
+    use iroh::endpoint::presets;
+    use iroh::protocol::Router;
+    use iroh::{Endpoint, RelayMode};
+    use sanctuary_net::{AssetError, AssetStore};
+
+    async fn holder(dir: &std::path::Path) -> (AssetStore, Endpoint, Router) {
+        let store = AssetStore::open(dir).await.expect("store");
+        let endpoint = Endpoint::builder(presets::Minimal).relay_mode(RelayMode::Disabled).bind().await.expect("binds");
+        let router = Router::builder(endpoint.clone())
+            .accept(iroh_blobs::ALPN, iroh_blobs::BlobsProtocol::new(store.store(), None))
+            .spawn();
+        (store, endpoint, router)
+    }
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_empty, empty, _empty_router) = holder(&dir.path().join("empty")).await;
+    let (_gone, gone, gone_router) = holder(&dir.path().join("gone")).await;
+    let (good, good_endpoint, _good_router) = holder(&dir.path().join("good")).await;
+    let path = dir.path().join("crystal.glb");
+    std::fs::write(&path, crystal_glb().0).expect("writes");
+    let (model, _) = good.import(&path).await.expect("imports");
+    let gone_addr = gone.addr();
+    gone_router.shutdown().await.expect("shuts down");
+
+    let fetcher = AssetStore::open(&dir.path().join("fetcher")).await.expect("store");
+    let endpoint = Endpoint::builder(presets::Minimal).relay_mode(RelayMode::Disabled).bind().await.expect("binds");
+    let memory = MemoryLookup::new();
+    endpoint.address_lookup().expect("lookup").add(memory.clone());
+    for addr in [empty.addr(), gone_addr, good_endpoint.addr()] {
+        memory.add_endpoint_info(addr);
+    }
+    let downloader = fetcher.downloader(&endpoint);
+    let without = tokio::time::timeout(
+        Duration::from_secs(60),
+        fetcher.fetch(&downloader, model.hash, vec![empty.id(), gone.id()], |_, _| {}),
+    )
+    .await
+    .expect("fails in time");
+    assert!(matches!(without, Err(AssetError::Unavailable(_))), "{without:?}");
+    let summary = tokio::time::timeout(
+        Duration::from_secs(60),
+        fetcher.fetch(&downloader, model.hash, vec![empty.id(), gone.id(), good_endpoint.id()], |_, _| {}),
+    )
+    .await
+    .expect("arrives in time")
+    .expect("the good holder serves it");
+    assert!(summary.triangles > 0);
+    assert!(fetcher.checked_model(model.hash).await.is_ok());
+}

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::directory::Directory;
+use super::gate::Gate;
 use super::outbox::{Outbox, OutboxEntry};
 use super::presence::{Regions, subscribe};
 use super::world::WorldSync;
@@ -114,6 +115,7 @@ pub(super) struct Node {
     pub(super) endpoint: Endpoint,
     router: Router,
     pub(super) gossip: Gossip,
+    pub(super) gate: Arc<Gate>,
     memory: MemoryLookup,
     pub(super) profile: Profile,
     pub(super) paths: Paths,
@@ -196,7 +198,12 @@ impl Node {
         }
         // Gossip itself carries up to twice our limit, so that oversized messages reach the inbox
         // and are counted there instead of vanishing inside gossip.
-        let gossip = Gossip::builder().max_message_size(2 * MAX_MESSAGE_BYTES).spawn(endpoint.clone());
+        // The gate checks every message before gossip relays it.
+        let gate = Gate::new(stats.clone());
+        let gossip = Gossip::builder()
+            .max_message_size(2 * MAX_MESSAGE_BYTES)
+            .message_filter(gate.clone())
+            .spawn(endpoint.clone());
         let (internal_tx, internal_rx) = mpsc::channel(4096);
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let topic_out = TopicOut { messages: internal_tx.clone(), control: control_tx };
@@ -233,7 +240,7 @@ impl Node {
         let bootstrap: Vec<iroh::PublicKey> = config.join.iter().map(|ticket| ticket.0.endpoint_addr().id).collect();
         let bootstrap_peers = bootstrap.clone();
         let (world, world_task) =
-            subscribe::<WorldMessage>(&gossip, world_topic(), None, bootstrap, me, &stats, &topic_out).await?;
+            subscribe::<WorldMessage>(&gossip, &gate, world_topic(), None, bootstrap, me, &topic_out).await?;
 
         let outbox: Vec<OutboxEntry> = match store::read_whole(&paths.outbox()) {
             Ok(outbox) => outbox.unwrap_or_default(),
@@ -265,6 +272,7 @@ impl Node {
             endpoint,
             router,
             gossip,
+            gate,
             memory,
             profile,
             paths,
@@ -412,6 +420,7 @@ impl Node {
             relay,
             known_peers: self.directory.len(),
             neighbours: self.regions.current().map_or(0, |sub| sub.neighbours.len()),
+            crowd: self.regions.crowd(),
             outbox: self.outbox.len(),
         };
         if self.last_status.as_ref() != Some(&status) {

@@ -143,7 +143,7 @@ impl Node {
     /// The world topic's subscription ended: join it again through the peers we know.
     pub(super) async fn rejoin_world(&mut self) {
         let peers: Vec<iroh::PublicKey> = self.directory.peers().collect();
-        match subscribe::<WorldMessage>(&self.gossip, world_topic(), None, peers, self.me, &self.stats, &self.topic_out)
+        match subscribe::<WorldMessage>(&self.gossip, &self.gate, world_topic(), None, peers, self.me, &self.topic_out)
             .await
         {
             Ok((sender, task)) => {

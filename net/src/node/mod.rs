@@ -14,6 +14,7 @@
 
 mod actor;
 mod directory;
+mod gate;
 mod outbox;
 mod presence;
 mod world;
@@ -269,6 +270,9 @@ pub struct Status {
     pub known_peers: usize,
     /// Gossip neighbours in the first region.
     pub neighbours: usize,
+    /// The crowd that sets our pose rate: people whose poses we took in the first region in the
+    /// last 7 s (keys that only say they are here do not count).
+    pub crowd: usize,
     /// Private messages waiting to be delivered.
     pub outbox: usize,
 }

@@ -1,8 +1,7 @@
 //! Region topics: our pose and chat out, everyone else's in, through an [`Inbox`] per topic.
 //!
-//! Bounds: what each topic's inbox keeps (see [`crate::inbox`]); a gossip neighbour may pass on
-//! [`RELAYED_BURST`] messages and then [`RELAYED_PER_SECOND`] a second before anything it relays
-//! is looked at; the crowd that sets our pose rate is the people whose poses we took in the last
+//! Bounds: what each topic's inbox keeps (see [`crate::inbox`]) and what the gate keeps (see
+//! [`super::gate`]); the crowd that sets our pose rate is the people whose poses we took in the last
 //! seven seconds, at most [`MAX_AUTHORS`]; a region's chat log stops taking other people's lines
 //! at [`MAX_CHAT_LOG_BYTES`] (they are still shown).
 
@@ -14,11 +13,11 @@ use futures_util::StreamExt;
 use iroh_gossip::api::{Event as GossipEvent, GossipReceiver, GossipSender};
 use iroh_gossip::{Gossip, TopicId};
 use sanctuary_engine::{PublicKey, RegionId};
-use tokio::sync::mpsc;
 
-use super::actor::{Internal, Node, TaskGuard, TopicOut, wall_micros};
+use super::actor::{Internal, Node, TaskGuard, TopicOut};
+use super::gate::{Gate, TopicGate};
 use super::{ChatLine, Event, POSE_KEEPALIVE, PRESENCE_TIMEOUT, pose_interval};
-use crate::inbox::{Inbox, Limited, MAX_AUTHORS, NetStats, RateLimiter};
+use crate::inbox::{Limited, MAX_AUTHORS};
 use crate::region_topic;
 use crate::store;
 use crate::wire::{MAX_REGIONS_PER_PEER, MAX_TEXT_CHARS, PoseFrame, Presence, RegionMessage, Signed, encode};
@@ -27,13 +26,6 @@ use crate::wire::{MAX_REGIONS_PER_PEER, MAX_TEXT_CHARS, PoseFrame, Presence, Reg
 const CHAT_HISTORY: usize = 200;
 /// The largest a region's chat log grows with other people's lines.
 pub(super) const MAX_CHAT_LOG_BYTES: u64 = 64 * 1024 * 1024;
-/// Messages one gossip neighbour may pass on to us per topic, whoever wrote them: a burst and a
-/// rate well above a full region's traffic, so that only a flood is cut before its signatures
-/// are checked.
-const RELAYED_BURST: u32 = 4_000;
-/// See [`RELAYED_BURST`].
-const RELAYED_PER_SECOND: u32 = 2_000;
-
 /// One region we are in.
 pub(super) struct Subscription {
     pub(super) region: RegionId,
@@ -71,6 +63,12 @@ impl Regions {
     pub(super) fn city(&self) -> Option<&Subscription> {
         self.subscriptions.iter().find(|subscription| subscription.region == RegionId::City)
     }
+
+    /// The people whose poses we took in the first region lately: the crowd that sets our pose
+    /// rate.
+    pub(super) fn crowd(&self) -> usize {
+        self.posing.values().filter(|heard| heard.elapsed() < PRESENCE_TIMEOUT).count()
+    }
 }
 
 impl Node {
@@ -96,11 +94,11 @@ impl Node {
             let bootstrap = self.directory.peers_in(region);
             match subscribe::<RegionMessage>(
                 &self.gossip,
+                &self.gate,
                 region_topic(region),
                 Some(region),
                 bootstrap,
                 self.me,
-                &self.stats,
                 &self.topic_out,
             )
             .await
@@ -273,74 +271,47 @@ impl Node {
     }
 }
 
-/// Joins a gossip topic and starts the task that checks what arrives on it.
+/// Joins a gossip topic, opens it at the gate (which checks what arrives, see [`super::gate`])
+/// and starts the task that passes on its neighbour events.
 pub(super) async fn subscribe<T>(
     gossip: &Gossip,
+    gate: &Gate,
     topic: TopicId,
     region: Option<RegionId>,
     bootstrap: Vec<iroh::PublicKey>,
     me: iroh::PublicKey,
-    stats: &Arc<NetStats>,
     out: &TopicOut,
 ) -> Result<(GossipSender, TaskGuard), String>
 where
     T: Limited + Send + 'static,
     Internal: From<(Option<RegionId>, Signed<T>)>,
 {
+    // Open at the gate first, so that nothing arrives unchecked.
+    let checks = gate.open::<T>(topic, region, me, out.clone());
     let topic_handle =
         gossip.subscribe(topic, bootstrap).await.map_err(|error| format!("cannot join a gossip topic: {error}"))?;
     let (sender, receiver) = topic_handle.split();
-    let inbox = Inbox::<T>::new(*topic.as_bytes(), me, stats.clone());
-    let task = tokio::spawn(forward(region, receiver, inbox, out.clone()));
+    let task = tokio::spawn(forward(region, receiver, checks, out.clone()));
     Ok((sender, TaskGuard(task)))
 }
 
-/// Reads a topic's events, checks each message (see [`Inbox`]) and passes on those believed.
-async fn forward<T>(region: Option<RegionId>, mut receiver: GossipReceiver, mut inbox: Inbox<T>, out: TopicOut)
-where
-    T: Limited + Send + 'static,
-    Internal: From<(Option<RegionId>, Signed<T>)>,
-{
-    let start = Instant::now();
+/// Reads a topic's events and passes on its neighbours coming and going. Messages were checked
+/// and passed on at the gate already; the topic stays open there while this task holds
+/// `checks`.
+async fn forward<T: Limited>(
+    region: Option<RegionId>,
+    mut receiver: GossipReceiver,
+    checks: Arc<TopicGate<T>>,
+    out: TopicOut,
+) {
     let mut tidy = tokio::time::interval(Duration::from_secs(30));
-    // Gossip's last hop, before any signature is checked: a neighbour passes on everyone's
-    // messages, so its budget is generous, but one that floods costs us no signature checks.
-    let mut relays: RateLimiter<iroh::PublicKey> = RateLimiter::new(RELAYED_BURST, RELAYED_PER_SECOND);
     loop {
         tokio::select! {
             event = receiver.next() => {
                 let control = match event {
-                    Some(Ok(GossipEvent::Received(message))) => {
-                        let now = start.elapsed();
-                        if !relays.allow(message.delivered_from, now) {
-                            inbox.count_flooded();
-                            continue;
-                        }
-                        // The checks are written not to panic; should one still do so on some
-                        // input, the message is refused and the topic goes on.
-                        let accepted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            inbox.accept(&message.content, now, wall_micros())
-                        }));
-                        match accepted {
-                            Ok(Some(message)) => match out.messages.try_send(Internal::from((region, message))) {
-                                Ok(()) => continue,
-                                // The node is behind: this one is dropped, not waited for.
-                                Err(mpsc::error::TrySendError::Full(_)) => {
-                                    inbox.count_dropped();
-                                    continue;
-                                }
-                                Err(mpsc::error::TrySendError::Closed(_)) => return,
-                            },
-                            Ok(None) => continue,
-                            Err(_) => {
-                                inbox.count_panicked();
-                                continue;
-                            }
-                        }
-                    }
+                    Some(Ok(GossipEvent::Received(_))) | Some(Ok(GossipEvent::Lagged)) => continue,
                     Some(Ok(GossipEvent::NeighborUp(peer))) => Internal::Neighbour { region, peer, up: true },
                     Some(Ok(GossipEvent::NeighborDown(peer))) => Internal::Neighbour { region, peer, up: false },
-                    Some(Ok(GossipEvent::Lagged)) => continue,
                     Some(Err(_)) | None => {
                         let _ = out.control.send(Internal::Ended(region));
                         return;
@@ -350,10 +321,7 @@ where
                     return;
                 }
             }
-            _ = tidy.tick() => {
-                inbox.tidy(start.elapsed(), wall_micros());
-                relays.forget_idle(start.elapsed());
-            }
+            _ = tidy.tick() => checks.tidy(),
         }
     }
 }

@@ -58,6 +58,38 @@ pub type ProtoEvent = proto::Event<PublicKey>;
 /// Commands for the gossip protocol
 pub type ProtoCommand = proto::Command<PublicKey>;
 
+/// What a [`MessageFilter`] decides about a data message a neighbour sent.
+///
+/// Sanctuary patch (see `vendor/README.md`): upstream has no such hook, so every message is
+/// relayed before the application can refuse it, and a flood reaches every peer of the swarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Handed to the gossip actor: delivered (unless a duplicate) and relayed.
+    Pass,
+    /// Neither delivered nor relayed.
+    Drop,
+    /// Dropped, and the connection to the neighbour is closed.
+    Disconnect,
+}
+
+/// Looks at every data message a neighbour sends, on that neighbour's connection task and
+/// before the gossip actor sees it (Sanctuary patch).
+pub trait MessageFilter: Send + Sync + std::fmt::Debug + 'static {
+    /// Decides about `content`, sent by the neighbour `from` on `topic`.
+    fn admit(&self, topic: TopicId, from: EndpointId, content: &Bytes) -> Admission;
+
+    /// Whether `peer` may be connected to at all (asked for accepted and dialled connections).
+    fn allows(&self, _peer: EndpointId) -> bool {
+        true
+    }
+}
+
+/// The filter as the actor and the connection tasks hold it.
+type SharedFilter = Option<Arc<dyn MessageFilter>>;
+
+/// The QUIC error code a connection is closed with when its peer is refused.
+const REFUSED_CODE: u32 = 403;
+
 type InEvent = proto::InEvent<PublicKey>;
 type OutEvent = proto::OutEvent<PublicKey>;
 type Timer = proto::Timer<PublicKey>;
@@ -146,6 +178,7 @@ impl ProtocolHandler for Gossip {
 pub struct Builder {
     config: proto::Config,
     alpn: Option<Bytes>,
+    filter: SharedFilter,
 }
 
 impl Builder {
@@ -180,6 +213,13 @@ impl Builder {
         self
     }
 
+    /// Sets the filter every data message from a neighbour passes before the actor sees it
+    /// (Sanctuary patch).
+    pub fn message_filter(mut self, filter: Arc<dyn MessageFilter>) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
     /// Spawn a gossip actor and get a handle for it
     pub fn spawn(self, endpoint: Endpoint) -> Gossip {
         let metrics = Arc::new(Metrics::default());
@@ -200,6 +240,8 @@ impl Builder {
             self.alpn,
             address_lookup,
         );
+        let mut actor = actor;
+        actor.filter = self.filter;
         let me = actor.endpoint.id().fmt_short();
         let max_message_size = actor.state.max_message_size();
 
@@ -226,6 +268,7 @@ impl Gossip {
         Builder {
             config: Default::default(),
             alpn: None,
+            filter: None,
         }
     }
 
@@ -302,6 +345,8 @@ struct Actor {
     metrics: Arc<Metrics>,
     topic_event_forwarders: JoinSet<TopicId>,
     address_lookup: GossipAddressLookup,
+    /// Sanctuary patch: see [`MessageFilter`].
+    filter: SharedFilter,
 }
 
 impl Actor {
@@ -346,6 +391,7 @@ impl Actor {
             local_rx,
             topic_event_forwarders: Default::default(),
             address_lookup,
+            filter: None,
         };
 
         (actor, rpc_tx, local_tx)
@@ -427,6 +473,15 @@ impl Actor {
                 trace!(?i, "tick: dialer");
                 self.metrics.actor_tick_dialer.inc();
                 match res {
+                    Some(Ok(conn)) if !self.allows(peer_id) => {
+                        conn.close(REFUSED_CODE.into(), b"refused");
+                        let peer_state = self.peers.get(&peer_id);
+                        let is_active = matches!(peer_state, Some(PeerState::Active { .. }));
+                        if !is_active {
+                            self.handle_in_event(InEvent::PeerDisconnected(peer_id), Instant::now())
+                                .await;
+                        }
+                    }
                     Some(Ok(conn)) => {
                         debug!(peer = %peer_id.fmt_short(), "dial successful");
                         self.metrics.actor_tick_dialer_success.inc();
@@ -522,7 +577,19 @@ impl Actor {
         }
     }
 
+    /// Whether the filter lets `peer` connect (Sanctuary patch).
+    fn allows(&self, peer: EndpointId) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|filter| filter.allows(peer))
+    }
+
     fn handle_connection(&mut self, peer_id: EndpointId, origin: ConnOrigin, conn: Connection) {
+        if !self.allows(peer_id) {
+            debug!(peer = %peer_id.fmt_short(), "refused by the filter");
+            conn.close(REFUSED_CODE.into(), b"refused");
+            return;
+        }
         let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE_CAP);
         let conn_id = conn.stable_id();
 
@@ -540,6 +607,7 @@ impl Actor {
 
         let max_message_size = self.state.max_message_size();
         let in_event_tx = self.in_event_tx.clone();
+        let filter = self.filter.clone();
 
         // Spawn a task for this connection
         self.connection_tasks.spawn(
@@ -552,6 +620,7 @@ impl Actor {
                     in_event_tx,
                     max_message_size,
                     queue,
+                    filter,
                 )
                 .await;
                 (peer_id, conn, res)
@@ -888,6 +957,7 @@ impl<T> From<mpsc::error::SendError<T>> for ConnectionLoopError {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn connection_loop(
     from: PublicKey,
     conn: Connection,
@@ -896,11 +966,12 @@ async fn connection_loop(
     in_event_tx: mpsc::Sender<InEvent>,
     max_message_size: usize,
     queue: Vec<ProtoMessage>,
+    filter: SharedFilter,
 ) -> Result<(), ConnectionLoopError> {
     debug!(?origin, "connection established");
 
     let mut send_loop = SendLoop::new(conn.clone(), send_rx, max_message_size);
-    let mut recv_loop = RecvLoop::new(from, conn, in_event_tx, max_message_size);
+    let mut recv_loop = RecvLoop::new(from, conn, in_event_tx, max_message_size, filter);
 
     let send_fut = send_loop.run(queue).instrument(error_span!("send"));
     let recv_fut = recv_loop.run().instrument(error_span!("recv"));

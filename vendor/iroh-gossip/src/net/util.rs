@@ -24,7 +24,7 @@ use tokio::{
 };
 use tracing::{debug, trace, Instrument};
 
-use super::{InEvent, ProtoMessage};
+use super::{Admission, InEvent, ProtoMessage, SharedFilter, REFUSED_CODE};
 use crate::proto::{util::TimerMap, TopicId};
 
 /// Errors related to message writing
@@ -93,6 +93,7 @@ pub(crate) struct RecvLoop {
     conn: Connection,
     max_message_size: usize,
     in_event_tx: mpsc::Sender<InEvent>,
+    filter: SharedFilter,
 }
 
 impl RecvLoop {
@@ -101,12 +102,25 @@ impl RecvLoop {
         conn: Connection,
         in_event_tx: mpsc::Sender<InEvent>,
         max_message_size: usize,
+        filter: SharedFilter,
     ) -> Self {
         Self {
             remote_endpoint_id,
             conn,
             max_message_size,
             in_event_tx,
+            filter,
+        }
+    }
+
+    /// What the filter makes of `message` (Sanctuary patch): only data messages are looked at.
+    fn admission(&self, message: &ProtoMessage) -> Admission {
+        let Some(filter) = &self.filter else {
+            return Admission::Pass;
+        };
+        match message.message.data_content() {
+            Some(content) => filter.admit(message.topic, self.remote_endpoint_id, content),
+            None => Admission::Pass,
         }
     }
 
@@ -143,6 +157,19 @@ impl RecvLoop {
                     match msg {
                         None => debug!(topic=%state.header.topic_id.fmt_short(), "stream closed"),
                         Some(msg) => {
+                            match self.admission(&msg) {
+                                Admission::Pass => {}
+                                Admission::Drop => {
+                                    read_futures.push(state.next());
+                                    continue;
+                                }
+                                Admission::Disconnect => {
+                                    debug!("closing: refused by the filter");
+                                    self.conn.close(REFUSED_CODE.into(), b"refused");
+                                    conn_is_closed = true;
+                                    continue;
+                                }
+                            }
                             if self.in_event_tx.send(InEvent::RecvMessage(self.remote_endpoint_id, msg)).await.is_err() {
                                 debug!("stop recv loop: actor closed");
                                 break;

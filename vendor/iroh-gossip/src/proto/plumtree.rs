@@ -161,6 +161,11 @@ pub struct Gossip {
 }
 
 impl Gossip {
+    /// The message's contents (Sanctuary patch: read by the message filter).
+    pub(crate) fn content(&self) -> &Bytes {
+        &self.content
+    }
+
     fn round(&self) -> Option<Round> {
         match self.scope {
             DeliveryScope::Swarm(round) => Some(round),

@@ -97,6 +97,15 @@ pub enum Message<PI> {
 }
 
 impl<PI> Message<PI> {
+    /// The contents of a data message, `None` for control messages (Sanctuary patch: read by the
+    /// message filter).
+    pub(crate) fn data_content(&self) -> Option<&bytes::Bytes> {
+        match self {
+            Message::Gossip(plumtree::Message::Gossip(gossip)) => Some(gossip.content()),
+            _ => None,
+        }
+    }
+
     /// Get the kind of this message
     pub fn kind(&self) -> MessageKind {
         match self {
