@@ -9,6 +9,7 @@
 
 pub mod codec;
 pub mod jitter;
+pub mod lab;
 pub mod packet;
 pub mod stream;
 pub mod wav;
