@@ -26,6 +26,10 @@ pub use node::{
     NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, Profile, RelayChoice, RelayState, Status, Ticket,
     TicketError, pose_interval, spawn_node, world_topic,
 };
+pub use node::{
+    DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, MAX_LISTENERS, MAX_SPEAKERS, MAX_VOICE_DATAGRAM, VOICE_QUEUE, VoiceDatagram,
+    VoiceSender,
+};
 pub use replica::{Applied, AuthorError, OpenReport, Replica, SharedReplica, SyncReport, WorldLog};
 pub use wire::{MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_TEXT_CHARS, PoseFrame, Presence, QuantisedTransform};
 
@@ -43,6 +47,8 @@ pub mod alpn {
     pub const DIRECT: &[u8] = b"sanctuary/direct/1";
     /// Comparing and exchanging world changes with a peer (see [`crate::replica`]).
     pub const WORLD: &[u8] = b"sanctuary/world/1";
+    /// Voice: QUIC datagrams on a direct connection (see `node::voice`).
+    pub const VOICE: &[u8] = b"sanctuary/voice/1";
 }
 
 /// The gossip topic that carries a region's live state. Every peer derives the same id from the

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::directory::Directory;
 use super::gate::Gate;
+use super::voice::{Audible, Voice, VoiceDatagram, VoiceProtocol, VoiceSender};
 use super::outbox::{Outbox, OutboxEntry};
 use super::presence::{Regions, subscribe};
 use super::world::WorldSync;
@@ -80,6 +81,7 @@ pub(super) enum Internal {
     Applied(Applied),
     Synced { peer: iroh::PublicKey, result: Result<SyncReport, String> },
     Refetch { model: ModelRef, hint: Option<PublicKey>, attempt: u32 },
+    VoiceDialled { peer: iroh::PublicKey, result: Result<iroh::endpoint::Connection, String> },
 }
 
 impl From<(Option<RegionId>, Signed<WorldMessage>)> for Internal {
@@ -116,6 +118,7 @@ pub(super) struct Node {
     router: Router,
     pub(super) gossip: Gossip,
     pub(super) gate: Arc<Gate>,
+    pub(super) voice: Voice,
     memory: MemoryLookup,
     pub(super) profile: Profile,
     pub(super) paths: Paths,
@@ -154,6 +157,8 @@ impl Node {
         config: NodeConfig,
         events: mpsc::Sender<Event>,
         stats: Arc<NetStats>,
+        voice_out: mpsc::Sender<VoiceDatagram>,
+        voice_sender: VoiceSender,
     ) -> Result<(Node, Option<impl Stream<Item = DiscoveryEvent> + Unpin>), String> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|error| format!("cannot create the data directory {}: {error}", config.data_dir.display()))?;
@@ -225,6 +230,7 @@ impl Node {
             .await
             .map_err(|error| format!("cannot open the asset store: {error}"))?;
         let (sync_tx, sync_rx) = mpsc::channel(64);
+        let audible = Audible::default();
         let sync = SyncProtocol::new(replica.clone(), sync_tx);
         let blobs = iroh_blobs::BlobsProtocol::new(assets.store(), None);
         let router = Router::builder(endpoint.clone())
@@ -232,6 +238,7 @@ impl Node {
             .accept(alpn::DIRECT, direct)
             .accept(alpn::WORLD, sync)
             .accept(alpn::BLOBS, blobs)
+            .accept(alpn::VOICE, VoiceProtocol::new(audible.clone(), gate.clone(), voice_out, stats.clone()))
             .spawn();
 
         for ticket in &config.join {
@@ -290,6 +297,7 @@ impl Node {
             direct_rx,
             sync_rx,
             regions: Regions::default(),
+            voice: Voice::new(audible, voice_sender),
             directory: Directory::new(world, world_task),
             outbox: Outbox::new(outbox),
             world_sync,
@@ -396,6 +404,7 @@ impl Node {
             Internal::Applied(applied) => self.applied(applied).await,
             Internal::Synced { peer, result } => self.sync_done(peer, result).await,
             Internal::Refetch { model, hint, attempt } => self.fetch_attempt(model, hint, attempt),
+            Internal::VoiceDialled { peer, result } => self.voice_dialled(peer, result),
         }
     }
 
@@ -405,6 +414,7 @@ impl Node {
         self.directory_tick(now).await;
         self.world_tick(now);
         self.outbox_tick(now);
+        self.voice_tick(now);
         // Connection state and addresses change slowly: look twice a second, not every tick.
         if now.duration_since(self.last_status_check) < Duration::from_millis(500) {
             return;
@@ -421,6 +431,7 @@ impl Node {
             known_peers: self.directory.len(),
             neighbours: self.regions.current().map_or(0, |sub| sub.neighbours.len()),
             crowd: self.regions.crowd(),
+            voice_listeners: self.voice.sender.listeners(),
             outbox: self.outbox.len(),
         };
         if self.last_status.as_ref() != Some(&status) {

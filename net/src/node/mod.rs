@@ -17,6 +17,12 @@ mod directory;
 mod gate;
 mod outbox;
 mod presence;
+mod voice;
+
+pub use voice::{
+    DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, MAX_LISTENERS, MAX_SPEAKERS, MAX_VOICE_DATAGRAM, VOICE_QUEUE, VoiceDatagram,
+    VoiceSender,
+};
 mod world;
 
 use std::fmt;
@@ -273,6 +279,8 @@ pub struct Status {
     /// The crowd that sets our pose rate: people whose poses we took in the first region in the
     /// last 7 s (keys that only say they are here do not count).
     pub crowd: usize,
+    /// The people our voice goes to now (those in hearing range we are connected to).
+    pub voice_listeners: usize,
     /// Private messages waiting to be delivered.
     pub outbox: usize,
 }
@@ -403,11 +411,25 @@ pub enum Event {
 pub struct NodeHandle {
     commands: mpsc::UnboundedSender<Command>,
     events: mpsc::Receiver<Event>,
+    voice: Option<mpsc::Receiver<VoiceDatagram>>,
+    voice_sender: VoiceSender,
     stats: Arc<NetStats>,
     task: Option<JoinHandle<()>>,
 }
 
 impl NodeHandle {
+    /// The voice datagrams that arrive from people in hearing range, for the program's audio
+    /// side to take once (later calls get `None`). Until taken they wait, up to
+    /// [`voice::VOICE_QUEUE`]; past that new ones are dropped and counted.
+    pub fn take_voice(&mut self) -> Option<mpsc::Receiver<VoiceDatagram>> {
+        self.voice.take()
+    }
+
+    /// Sends our voice to the people in hearing range (see [`VoiceSender`]).
+    pub fn voice_sender(&self) -> VoiceSender {
+        self.voice_sender.clone()
+    }
+
     /// Sends a command; `false` if the node has stopped.
     pub fn send(&self, command: Command) -> bool {
         self.commands.send(command).is_ok()
@@ -477,8 +499,10 @@ pub fn spawn_node(runtime: &tokio::runtime::Handle, config: NodeConfig) -> NodeH
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (event_tx, events) = mpsc::channel(8192);
     let stats = Arc::new(NetStats::default());
-    let task = runtime.spawn(run(config, command_rx, event_tx, stats.clone()));
-    NodeHandle { commands, events, stats, task: Some(task) }
+    let (voice_tx, voice) = mpsc::channel(VOICE_QUEUE);
+    let voice_sender = VoiceSender::default();
+    let task = runtime.spawn(run(config, command_rx, event_tx, stats.clone(), voice_tx, voice_sender.clone()));
+    NodeHandle { commands, events, voice: Some(voice), voice_sender, stats, task: Some(task) }
 }
 
 async fn run(
@@ -486,8 +510,10 @@ async fn run(
     commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::Sender<Event>,
     stats: Arc<NetStats>,
+    voice_out: mpsc::Sender<VoiceDatagram>,
+    voice_sender: VoiceSender,
 ) {
-    match Node::start(config, events.clone(), stats).await {
+    match Node::start(config, events.clone(), stats, voice_out, voice_sender).await {
         Ok((node, mdns)) => node.run(commands, mdns).await,
         Err(error) => {
             let _ = events.send(Event::Failed(error)).await;

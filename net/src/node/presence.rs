@@ -214,6 +214,7 @@ impl Node {
         let Ok(author) = PublicKey::from_bytes(*message.author.as_bytes()) else { return };
         match message.body {
             RegionMessage::Presence(presence) => {
+                self.voice.heard(message.author, region, presence.pose.head.position());
                 let posing = &mut self.regions.posing;
                 if self.regions.subscriptions.first().is_some_and(|current| current.region == region)
                     && (posing.len() < MAX_AUTHORS || posing.contains_key(&message.author))

@@ -1,0 +1,311 @@
+//! Voice between people within hearing range, as QUIC datagrams on direct connections
+//! (`alpn::VOICE`): end to end encrypted and authenticated by iroh, so a datagram's speaker is
+//! the connection's peer and nothing is signed.
+//!
+//! Who hears whom: the [`MAX_LISTENERS`] nearest people in our region whose heads are within
+//! [`HEARING_DISTANCE`] of ours (as their poses say). We keep a connection to each of them and
+//! the program's capture thread sends each 20 ms frame to all of them at once through a
+//! [`VoiceSender`] (sending a datagram never waits); nobody else gets a datagram. The same rule
+//! decides whose voice we take in: a datagram from anyone else is dropped on arrival.
+//!
+//! Bounds: datagrams of at most [`MAX_VOICE_DATAGRAM`] bytes; per speaker a burst of
+//! [`DATAGRAMS_PER_SPEAKER`].0 and then .1 a second (a voice sends 50); at most [`MAX_SPEAKERS`]
+//! voice connections taken at once, none from a neighbour the gate cut off; what the program
+//! has not read yet waits in a queue of [`VOICE_QUEUE`] datagrams, past which new ones are
+//! dropped (and counted); positions of at most [`MAX_AUTHORS`] people.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use glam::Vec3;
+use iroh::endpoint::Connection;
+use iroh::protocol::{AcceptError, ProtocolHandler};
+use sanctuary_engine::{PublicKey, RegionId};
+use tokio::sync::mpsc;
+
+use super::actor::{Internal, Node};
+use super::gate::Gate;
+use super::PRESENCE_TIMEOUT;
+use crate::alpn;
+use crate::inbox::{MAX_AUTHORS, NetStats, RateLimiter};
+
+/// How far a voice carries, in metres (head to head).
+pub const HEARING_DISTANCE: f32 = 20.0;
+/// The most people our voice goes to at once (the nearest within hearing distance): the up-link
+/// budget is this many streams of about 25 kbit/s.
+pub const MAX_LISTENERS: usize = 16;
+/// The most voice connections taken in at once.
+pub const MAX_SPEAKERS: usize = 64;
+/// The largest voice datagram taken or sent.
+pub const MAX_VOICE_DATAGRAM: usize = 512;
+/// Datagrams one speaker may send: a burst, then a rate (a voice sends 50 a second).
+pub const DATAGRAMS_PER_SPEAKER: (u32, u32) = (25, 60);
+/// Datagrams waiting for the program.
+pub const VOICE_QUEUE: usize = 1024;
+/// How long a connection to someone who walked out of range is kept (they may come back).
+const LINGER: Duration = Duration::from_secs(5);
+/// How long after a failed dial the same person is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// How long a dial may take.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often who is in range is worked out again.
+const PICK_EVERY: Duration = Duration::from_millis(250);
+
+/// A voice datagram as it arrived.
+#[derive(Debug, Clone)]
+pub struct VoiceDatagram {
+    /// Who spoke (the connection's peer).
+    pub from: PublicKey,
+    /// The datagram (see `sanctuary_voice::packet`).
+    pub bytes: Bytes,
+    /// When it arrived.
+    pub arrival: Instant,
+}
+
+/// Sends our voice to everyone in hearing range; cheap to clone, and it never waits, so the
+/// program's capture thread calls it directly.
+#[derive(Debug, Clone, Default)]
+pub struct VoiceSender {
+    listeners: Arc<RwLock<Vec<(iroh::PublicKey, Connection)>>>,
+    sent_bytes: Arc<AtomicU64>,
+}
+
+impl VoiceSender {
+    /// Sends one datagram to everyone in range; returns how many it went to. Larger than
+    /// [`MAX_VOICE_DATAGRAM`] goes to nobody.
+    pub fn send(&self, datagram: &[u8]) -> usize {
+        if datagram.len() > MAX_VOICE_DATAGRAM {
+            return 0;
+        }
+        let bytes = Bytes::copy_from_slice(datagram);
+        let listeners = self.listeners.read().unwrap_or_else(PoisonError::into_inner);
+        let reached = listeners.iter().filter(|(_, connection)| connection.send_datagram(bytes.clone()).is_ok()).count();
+        self.sent_bytes.fetch_add((reached * datagram.len()) as u64, Ordering::Relaxed);
+        reached
+    }
+
+    /// How many people our voice goes to now.
+    pub fn listeners(&self) -> usize {
+        self.listeners.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Who our voice goes to now.
+    pub fn listener_ids(&self) -> Vec<PublicKey> {
+        let listeners = self.listeners.read().unwrap_or_else(PoisonError::into_inner);
+        listeners.iter().filter_map(|(peer, _)| PublicKey::from_bytes(*peer.as_bytes()).ok()).collect()
+    }
+
+    /// Voice bytes sent so far, all listeners together.
+    pub fn sent_bytes(&self) -> u64 {
+        self.sent_bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// Whose voice we take in: the people in hearing range, shared with the protocol handler.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Audible(Arc<RwLock<HashSet<iroh::PublicKey>>>);
+
+impl Audible {
+    fn contains(&self, peer: &iroh::PublicKey) -> bool {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).contains(peer)
+    }
+
+    fn set(&self, peers: HashSet<iroh::PublicKey>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = peers;
+    }
+}
+
+/// Takes voice connections: datagrams from people in range go to the program.
+#[derive(Debug, Clone)]
+pub(crate) struct VoiceProtocol {
+    audible: Audible,
+    gate: Arc<Gate>,
+    out: mpsc::Sender<VoiceDatagram>,
+    open: Arc<AtomicUsize>,
+    stats: Arc<NetStats>,
+}
+
+impl VoiceProtocol {
+    pub(crate) fn new(
+        audible: Audible,
+        gate: Arc<Gate>,
+        out: mpsc::Sender<VoiceDatagram>,
+        stats: Arc<NetStats>,
+    ) -> Self {
+        Self { audible, gate, out, open: Arc::new(AtomicUsize::new(0)), stats }
+    }
+}
+
+/// Gives a connection's place back when its task ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl ProtocolHandler for VoiceProtocol {
+    async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        let remote = connection.remote_id();
+        let Ok(from) = PublicKey::from_bytes(*remote.as_bytes()) else { return Ok(()) };
+        if !iroh_gossip::net::MessageFilter::allows(&*self.gate, remote) {
+            connection.close(403u32.into(), b"refused");
+            return Ok(());
+        }
+        if self.open.fetch_add(1, Ordering::Relaxed) >= MAX_SPEAKERS {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            connection.close(503u32.into(), b"busy");
+            return Ok(());
+        }
+        let _slot = Slot(self.open.clone());
+        let start = Instant::now();
+        let mut budget: RateLimiter<()> = RateLimiter::new(DATAGRAMS_PER_SPEAKER.0, DATAGRAMS_PER_SPEAKER.1);
+        while let Ok(bytes) = connection.read_datagram().await {
+            if bytes.len() > MAX_VOICE_DATAGRAM || !budget.allow((), start.elapsed()) || !self.audible.contains(&remote)
+            {
+                self.stats.count_flooded();
+                continue;
+            }
+            let datagram = VoiceDatagram { from, bytes, arrival: Instant::now() };
+            match self.out.try_send(datagram) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => self.stats.count_dropped_event(),
+                Err(mpsc::error::TrySendError::Closed(_)) => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A person our voice goes to, or should.
+enum Listener {
+    Dialling,
+    Open { connection: Connection, out_of_range_since: Option<Instant> },
+    Failed { until: Instant },
+}
+
+/// The node's side of voice: where people are, and our connections to those in range.
+#[derive(Default)]
+pub(super) struct Voice {
+    /// Where each person's head was last, in which region, and when.
+    heard: HashMap<iroh::PublicKey, (RegionId, Vec3, Instant)>,
+    listeners: HashMap<iroh::PublicKey, Listener>,
+    pub(super) audible: Audible,
+    pub(super) sender: VoiceSender,
+    last_pick: Option<Instant>,
+    /// Dials under way (aborted with the node).
+    dials: tokio::task::JoinSet<()>,
+}
+
+impl Voice {
+    pub(super) fn new(audible: Audible, sender: VoiceSender) -> Self {
+        Self { audible, sender, ..Self::default() }
+    }
+
+    /// Notes where `author`'s head is.
+    pub(super) fn heard(&mut self, author: iroh::PublicKey, region: RegionId, head: Vec3) {
+        if self.heard.len() >= MAX_AUTHORS && !self.heard.contains_key(&author) {
+            let now = Instant::now();
+            self.heard.retain(|_, (_, _, at)| now.duration_since(*at) < PRESENCE_TIMEOUT);
+            if self.heard.len() >= MAX_AUTHORS {
+                return;
+            }
+        }
+        self.heard.insert(author, (region, head, Instant::now()));
+    }
+
+    /// The people in hearing range of `me` in `region`, nearest first.
+    fn in_range(&self, region: RegionId, me: Vec3, now: Instant) -> Vec<iroh::PublicKey> {
+        let mut near: Vec<(f32, iroh::PublicKey)> = self
+            .heard
+            .iter()
+            .filter(|(_, (their_region, _, at))| *their_region == region && now.duration_since(*at) < PRESENCE_TIMEOUT)
+            .map(|(peer, (_, head, _))| (head.distance(me), *peer))
+            .filter(|(distance, _)| distance.is_finite() && *distance <= HEARING_DISTANCE)
+            .collect();
+        near.sort_by(|a, b| a.0.total_cmp(&b.0));
+        near.into_iter().take(MAX_LISTENERS).map(|(_, peer)| peer).collect()
+    }
+
+    /// Shares the open connections of people in range with the sender.
+    fn publish(&self) {
+        let open: Vec<(iroh::PublicKey, Connection)> = self
+            .listeners
+            .iter()
+            .filter_map(|(peer, listener)| match listener {
+                Listener::Open { connection, out_of_range_since: None } => Some((*peer, connection.clone())),
+                _ => None,
+            })
+            .collect();
+        *self.sender.listeners.write().unwrap_or_else(PoisonError::into_inner) = open;
+    }
+}
+
+impl Node {
+    /// Works out who is in hearing range, dials those we have no connection to, and lets go
+    /// of those gone for a while.
+    pub(super) fn voice_tick(&mut self, now: Instant) {
+        if self.voice.last_pick.is_some_and(|last| now.duration_since(last) < PICK_EVERY) {
+            return;
+        }
+        self.voice.last_pick = Some(now);
+        while self.voice.dials.try_join_next().is_some() {}
+        let here = self.regions.current().map(|subscription| subscription.region).zip(self.regions.pose);
+        let in_range: Vec<iroh::PublicKey> =
+            here.map(|(region, pose)| self.voice.in_range(region, pose.head.position(), now)).unwrap_or_default();
+        let wanted: HashSet<iroh::PublicKey> = in_range.iter().copied().collect();
+        self.voice.audible.set(wanted.clone());
+        for peer in &in_range {
+            let dial = match self.voice.listeners.get_mut(peer) {
+                None => true,
+                Some(Listener::Failed { until }) => *until <= now,
+                Some(Listener::Open { connection, out_of_range_since }) => {
+                    *out_of_range_since = None;
+                    connection.close_reason().is_some()
+                }
+                Some(Listener::Dialling) => false,
+            };
+            if dial {
+                self.voice.listeners.insert(*peer, Listener::Dialling);
+                let (endpoint, peer, control) = (self.endpoint.clone(), *peer, self.topic_out.control.clone());
+                self.voice.dials.spawn(async move {
+                    let result = match tokio::time::timeout(DIAL_TIMEOUT, endpoint.connect(peer, alpn::VOICE)).await {
+                        Ok(Ok(connection)) => Ok(connection),
+                        Ok(Err(error)) => Err(error.to_string()),
+                        Err(_) => Err("timed out".to_owned()),
+                    };
+                    let _ = control.send(Internal::VoiceDialled { peer, result });
+                });
+            }
+        }
+        self.voice.listeners.retain(|peer, listener| match listener {
+            Listener::Open { connection, out_of_range_since } if !wanted.contains(peer) => {
+                let since = *out_of_range_since.get_or_insert(now);
+                let keep = now.duration_since(since) < LINGER && connection.close_reason().is_none();
+                if !keep {
+                    connection.close(0u32.into(), b"out of range");
+                }
+                keep
+            }
+            Listener::Open { connection, .. } => connection.close_reason().is_none(),
+            Listener::Failed { until } => *until > now || wanted.contains(peer),
+            Listener::Dialling => true,
+        });
+        self.voice.heard.retain(|_, (_, _, at)| now.duration_since(*at) < PRESENCE_TIMEOUT);
+        self.voice.publish();
+    }
+
+    /// A dial for voice ended.
+    pub(super) fn voice_dialled(&mut self, peer: iroh::PublicKey, result: Result<Connection, String>) {
+        let listener = match result {
+            Ok(connection) => Listener::Open { connection, out_of_range_since: None },
+            Err(_) => Listener::Failed { until: Instant::now() + RETRY_AFTER },
+        };
+        self.voice.listeners.insert(peer, listener);
+        self.voice.publish();
+    }
+}

@@ -1,0 +1,107 @@
+//! Voice between peers in one process: Ada speaks (a sentence from espeak-ng, encoded frame by
+//! frame and sent every 20 ms as datagrams), Bo stands 5 m away and hears it, Cy stands 60 m
+//! away and gets nothing. Bo's playback is compared with what Ada said.
+
+use std::time::{Duration, Instant};
+
+use glam::{Quat, Vec3};
+use sanctuary_net::{Command, PoseFrame, QuantisedTransform};
+use sanctuary_tests::peers::{Peer, offline_config, wait_until};
+use sanctuary_voice::codec::VoiceEncoder;
+use sanctuary_voice::lab::{align, speak};
+use sanctuary_voice::packet::VoicePacket;
+use sanctuary_voice::stream::{FrameKind, Speaker, frames};
+use sanctuary_voice::{FRAME, FRAME_SAMPLES, SAMPLE_RATE, wav};
+
+fn standing_at(x: f32) -> PoseFrame {
+    let at = |dx: f32| QuantisedTransform::new(Vec3::new(x + dx, 1.7, -30.0), Quat::IDENTITY);
+    PoseFrame { head: at(0.0), left_hand: at(-0.3), right_hand: at(0.3) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speech_reaches_who_is_near_and_nobody_else() {
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let mut ada = Peer::start(offline_config(dirs[0].path(), "Ada", None)).await;
+    let mut bo = Peer::start(offline_config(dirs[1].path(), "Bo", Some(&ada.ticket))).await;
+    let mut cy = Peer::start(offline_config(dirs[2].path(), "Cy", Some(&ada.ticket))).await;
+    let mut bo_voice = bo.handle.take_voice().expect("Bo's voice");
+    let mut cy_voice = cy.handle.take_voice().expect("Cy's voice");
+    assert!(bo.handle.take_voice().is_none(), "voice is taken once");
+    let (ada_id, bo_id, cy_id) = (ada.id, bo.id, cy.id);
+    for (peer, x) in [(&ada, 0.0), (&bo, 5.0), (&cy, 60.0)] {
+        peer.handle.send(Command::Pose(standing_at(x)));
+    }
+    let sender = ada.handle.voice_sender();
+    wait_until(&mut [&mut ada, &mut bo, &mut cy], Duration::from_secs(20), "Ada's voice reaches Bo", |_| {
+        sender.listener_ids() == vec![bo_id]
+    })
+    .await;
+    assert!(ada.pose_of(cy_id).is_some(), "Ada sees Cy, far away");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let speech = wav::read_mono(&speak(dir.path(), "Hello Bo. Can you hear me from over here?").expect("speech"))
+        .expect("reads the speech");
+    // Ada speaks in real time; one datagram in ten is dropped on the way (a lossy link).
+    let mut encoder = VoiceEncoder::new().expect("encoder");
+    let start = Instant::now();
+    let mut sent_at = Vec::new();
+    let mut sequence = 0u32;
+    for (index, frame) in frames(&speech).iter().enumerate() {
+        tokio::time::sleep_until((start + FRAME * index as u32).into()).await;
+        let Some(payload) = encoder.encode(frame).expect("encodes") else { continue };
+        let packet = VoicePacket { sequence, timestamp: (index * FRAME_SAMPLES) as u32, payload };
+        sequence += 1;
+        sent_at.push(Instant::now());
+        if sequence % 10 != 7 {
+            assert_eq!(sender.send(&packet.to_bytes()), 1, "to Bo only");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Bo plays what arrived, at the times it arrived, 20 ms at a time.
+    let mut arrived = Vec::new();
+    while let Ok(datagram) = bo_voice.try_recv() {
+        assert_eq!(datagram.from, ada_id);
+        arrived.push(datagram);
+    }
+    assert!(arrived.len() * 10 >= sent_at.len() * 8, "{} of {} datagrams arrived", arrived.len(), sent_at.len());
+    let mut transit: Vec<f64> = arrived
+        .iter()
+        .filter_map(|datagram| {
+            let packet = VoicePacket::parse(&datagram.bytes).ok()?;
+            let sent = sent_at.get(packet.sequence as usize)?;
+            Some(datagram.arrival.duration_since(*sent).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    transit.sort_by(f64::total_cmp);
+    let mut speaker = Speaker::new().expect("speaker");
+    let mut pending = arrived.into_iter().peekable();
+    let mut heard = Vec::new();
+    let mut voiced = 0;
+    for tick in 0..frames(&speech).len() + 50 {
+        let now = start + FRAME * tick as u32;
+        while let Some(datagram) = pending.next_if(|datagram| datagram.arrival <= now) {
+            speaker.push_datagram(&datagram.bytes, datagram.arrival.duration_since(start)).expect("well formed");
+        }
+        let mut out = [0.0; FRAME_SAMPLES];
+        if speaker.next_frame(now.duration_since(start), &mut out) != FrameKind::Silent {
+            voiced += 1;
+        }
+        heard.extend_from_slice(&out);
+    }
+    let (lag, correlation) = align(&speech, &heard);
+    println!(
+        "Bo heard Ada: network p50 {:.2} ms, p95 {:.2} ms; mouth to ear {:.1} ms (jitter buffer {:?}); waveform correlation {correlation:.3}",
+        transit[transit.len() / 2],
+        transit[transit.len() * 95 / 100],
+        lag as f64 * 1000.0 / f64::from(SAMPLE_RATE),
+        speaker.target_delay(),
+    );
+    assert!(voiced > 0);
+    assert!(correlation >= 0.5, "Bo's playback correlates {correlation:.3} with what Ada said");
+    assert!(cy_voice.try_recv().is_err(), "Cy, 60 m away, got a voice datagram");
+
+    for peer in [ada, bo, cy] {
+        peer.handle.shutdown().await;
+    }
+}
