@@ -97,9 +97,8 @@ impl VoiceDecoder {
     fn run(&mut self, payload: &[u8], out: &mut Frame, mode: DecodeMode) -> Result<(), CodecError> {
         // The port is fuzzed upstream and here (`cargo xtask fuzz`); should it still panic on
         // some packet, that packet is refused instead of taking the audio thread down.
-        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.decoder.decode_float(payload, out, mode)
-        }));
+        let decoded =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.decoder.decode_float(payload, out, mode)));
         match decoded {
             Ok(Ok(samples)) if samples == FRAME_SAMPLES => Ok(()),
             Ok(Ok(samples)) => {

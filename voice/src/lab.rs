@@ -20,8 +20,7 @@ pub fn speak(dir: &Path, text: &str) -> Result<PathBuf, String> {
     if !spoke.is_ok_and(|status| status.success()) {
         return Err("espeak-ng did not speak: `cargo xtask setup` installs it".into());
     }
-    let converted =
-        Command::new("sox").arg(&raw).args(["-r", "48000", "-c", "1", "-b", "16"]).arg(&speech).status();
+    let converted = Command::new("sox").arg(&raw).args(["-r", "48000", "-c", "1", "-b", "16"]).arg(&speech).status();
     if !converted.is_ok_and(|status| status.success()) {
         return Err("sox did not convert the speech: `cargo xtask setup` installs it".into());
     }
@@ -77,11 +76,8 @@ pub fn send(speech: &[f32], link: &Link, seed: u64) -> Result<Heard, CodecError>
     let input = frames(speech);
     for (index, frame) in input.iter().enumerate() {
         let Some(payload) = encoder.encode(frame)? else { continue };
-        let packet = VoicePacket {
-            sequence,
-            timestamp: start_timestamp.wrapping_add((index * FRAME_SAMPLES) as u32),
-            payload,
-        };
+        let packet =
+            VoicePacket { sequence, timestamp: start_timestamp.wrapping_add((index * FRAME_SAMPLES) as u32), payload };
         sequence += 1;
         let bytes = packet.to_bytes();
         sent_bytes += bytes.len();
@@ -134,14 +130,15 @@ pub fn envelope(samples: &[f32]) -> Vec<f32> {
 pub fn align(sent: &[f32], received: &[f32]) -> (usize, f64) {
     let (sent_envelope, received_envelope) = (envelope(sent), envelope(received));
     let coarse = (0..30).max_by(|a, b| {
-        correlation(&sent_envelope, &received_envelope, *a)
-            .total_cmp(&correlation(&sent_envelope, &received_envelope, *b))
+        correlation(&sent_envelope, &received_envelope, *a).total_cmp(&correlation(
+            &sent_envelope,
+            &received_envelope,
+            *b,
+        ))
     });
     let coarse = coarse.unwrap_or(0) * 480;
     let lags = coarse.saturating_sub(960)..coarse + 960;
-    lags.map(|lag| (lag, correlation(sent, received, lag)))
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .unwrap_or((0, 0.0))
+    lags.map(|lag| (lag, correlation(sent, received, lag))).max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((0, 0.0))
 }
 
 /// The longest run of frames without voice (concealed or silent) where the speaker was
@@ -164,4 +161,3 @@ pub fn longest_gap(sent: &[f32], heard: &Heard, lag: usize) -> usize {
     }
     longest
 }
-

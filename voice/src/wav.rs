@@ -77,8 +77,12 @@ pub fn read_mono(path: &Path) -> Result<Vec<f32>, WavError> {
 pub fn write_stereo(path: &Path, samples: &[[f32; 2]]) -> Result<(), WavError> {
     let name = path.display().to_string();
     let failed = |error: hound::Error| WavError::Write { path: name.clone(), reason: error.to_string() };
-    let spec =
-        hound::WavSpec { channels: 2, sample_rate: SAMPLE_RATE, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: SAMPLE_RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut writer = hound::WavWriter::create(path, spec).map_err(failed)?;
     for frame in samples {
         for sample in frame {
@@ -105,7 +109,12 @@ mod tests {
         assert!(matches!(read_mono(&garbage), Err(WavError::Unreadable { .. })));
         assert!(matches!(read_mono(&dir.path().join("missing.wav")), Err(WavError::Unreadable { .. })));
         let slow = dir.path().join("slow.wav");
-        let spec = hound::WavSpec { channels: 1, sample_rate: 22_050, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 22_050,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         hound::WavWriter::create(&slow, spec).expect("creates").finalize().expect("writes");
         assert!(matches!(read_mono(&slow), Err(WavError::Rate { rate: 22_050, .. })));
     }

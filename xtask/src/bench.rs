@@ -29,11 +29,17 @@ pub fn run(args: &[String]) -> Result<()> {
             let bench = crate::build_executable("world_bench")?;
             crate::run_command(std::process::Command::new(bench).args(&args[1..]))
         }
+        Some("voice") => {
+            // espeak-ng and sox make the speech.
+            setup::run(Needs::All)?;
+            let bench = crate::build_executable("voice_bench")?;
+            crate::run_command(std::process::Command::new(bench).args(&args[1..]))
+        }
         Some("xr") => {
             let bench = crate::build_executable("xr_bench")?;
             crate::run_command(std::process::Command::new(bench).args(&args[1..]))
         }
-        Some(other) => bail!("unknown benchmark '{other}'; available: frame, net, hostile, world, xr"),
-        None => bail!("name a benchmark: cargo xtask bench frame | net | hostile | world | xr"),
+        Some(other) => bail!("unknown benchmark '{other}'; available: frame, net, hostile, world, voice, xr"),
+        None => bail!("name a benchmark: cargo xtask bench frame | net | hostile | world | voice | xr"),
     }
 }

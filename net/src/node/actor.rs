@@ -19,9 +19,9 @@ use tokio::task::JoinHandle;
 
 use super::directory::Directory;
 use super::gate::Gate;
-use super::voice::{Audible, Voice, VoiceDatagram, VoiceProtocol, VoiceSender};
 use super::outbox::{Outbox, OutboxEntry};
 use super::presence::{Regions, subscribe};
+use super::voice::{Audible, Voice, VoiceDatagram, VoiceProtocol, VoiceSender};
 use super::world::WorldSync;
 use super::{Command, DirectLine, Event, NodeConfig, Profile, RelayChoice, RelayState, Status, world_topic};
 use crate::assets::AssetStore;

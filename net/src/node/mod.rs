@@ -20,8 +20,8 @@ mod presence;
 mod voice;
 
 pub use voice::{
-    DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, MAX_LISTENERS, MAX_SPEAKERS, MAX_VOICE_DATAGRAM, VOICE_QUEUE, VoiceDatagram,
-    VoiceSender,
+    DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, MAX_LISTENERS, MAX_SPEAKERS, MAX_VOICE_DATAGRAM, VOICE_QUEUE,
+    VoiceDatagram, VoiceSender,
 };
 mod world;
 

@@ -26,9 +26,9 @@ use iroh::protocol::{AcceptError, ProtocolHandler};
 use sanctuary_engine::{PublicKey, RegionId};
 use tokio::sync::mpsc;
 
+use super::PRESENCE_TIMEOUT;
 use super::actor::{Internal, Node};
 use super::gate::Gate;
-use super::PRESENCE_TIMEOUT;
 use crate::alpn;
 use crate::inbox::{MAX_AUTHORS, NetStats, RateLimiter};
 
@@ -82,7 +82,8 @@ impl VoiceSender {
         }
         let bytes = Bytes::copy_from_slice(datagram);
         let listeners = self.listeners.read().unwrap_or_else(PoisonError::into_inner);
-        let reached = listeners.iter().filter(|(_, connection)| connection.send_datagram(bytes.clone()).is_ok()).count();
+        let reached =
+            listeners.iter().filter(|(_, connection)| connection.send_datagram(bytes.clone()).is_ok()).count();
         self.sent_bytes.fetch_add((reached * datagram.len()) as u64, Ordering::Relaxed);
         reached
     }

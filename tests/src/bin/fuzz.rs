@@ -96,8 +96,22 @@ fn input(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
     bytes
 }
 
+/// A voice datagram and the Opus frame inside it, as a listener's decoder sees them.
+fn voice_seeds() -> Vec<Vec<u8>> {
+    use sanctuary_voice::{FRAME_SAMPLES, codec::VoiceEncoder, packet::VoicePacket};
+    let Ok(mut encoder) = VoiceEncoder::new() else { return Vec::new() };
+    (0..20)
+        .filter_map(|index| {
+            let frame: [f32; FRAME_SAMPLES] =
+                std::array::from_fn(|sample| 0.3 * ((index * FRAME_SAMPLES + sample) as f32 * 0.0576).sin());
+            let payload = encoder.encode(&frame).ok()??;
+            Some(VoicePacket { sequence: index as u32, timestamp: (index * FRAME_SAMPLES) as u32, payload }.to_bytes())
+        })
+        .collect()
+}
+
 /// The decoders outside `net`: world changes and the model inspector (engine), the wallet's log
-/// and its sealed seed.
+/// and its sealed seed, voice datagrams and Opus (voice).
 fn other_decoders() -> Vec<Decoder> {
     let seed = [7u8; 32];
     let author = PublicKey::from_secret_seed(&seed);
@@ -113,7 +127,35 @@ fn other_decoders() -> Vec<Decoder> {
     .map(|sealed| sealed.to_bytes())
     .into_iter()
     .collect();
+    let voice = voice_seeds();
     vec![
+        Decoder {
+            name: "voice datagram",
+            signed: false,
+            seeds: voice.clone(),
+            run: |bytes| {
+                let packet = sanctuary_voice::packet::VoicePacket::parse(bytes).ok()?;
+                Some(*blake3::hash(&packet.to_bytes()).as_bytes())
+            },
+        },
+        Decoder {
+            // The port itself, unguarded (the program catches a panic in it; here it counts).
+            name: "voice frame (Opus, ropus)",
+            signed: false,
+            seeds: voice.iter().map(|datagram| datagram[sanctuary_voice::packet::HEADER_BYTES..].to_vec()).collect(),
+            run: |bytes| {
+                let mut decoder = ropus::Decoder::new(48_000, ropus::Channels::Mono).ok()?;
+                let mut out = [0.0f32; sanctuary_voice::FRAME_SAMPLES];
+                let mode = if bytes.first().is_some_and(|byte| byte & 1 == 1) {
+                    ropus::DecodeMode::Fec
+                } else {
+                    ropus::DecodeMode::Normal
+                };
+                decoder.decode_float(bytes, &mut out, mode).ok()?;
+                let pcm: Vec<u8> = out.iter().flat_map(|sample| sample.to_le_bytes()).collect();
+                Some(*blake3::hash(&pcm).as_bytes())
+            },
+        },
         Decoder {
             name: "world change (signed)",
             signed: true,
