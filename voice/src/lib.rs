@@ -10,7 +10,9 @@
 pub mod codec;
 pub mod jitter;
 pub mod lab;
+pub mod output;
 pub mod packet;
+pub mod playback;
 pub mod stream;
 pub mod wav;
 

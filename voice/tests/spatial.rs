@@ -1,0 +1,104 @@
+//! Spatial playback through kira, rendered without a sound card: a speaker to the listener's
+//! left is heard louder on the left, one to the right on the right, a near one louder than a
+//! far one, and what is heard is what was said.
+
+use std::time::{Duration, Instant};
+
+use sanctuary_voice::codec::VoiceEncoder;
+use sanctuary_voice::lab::{align, speak};
+use sanctuary_voice::output::CaptureBackend;
+use sanctuary_voice::packet::VoicePacket;
+use sanctuary_voice::playback::VoiceMixer;
+use sanctuary_voice::stream::frames;
+use sanctuary_voice::{FRAME, FRAME_SAMPLES, wav};
+
+/// Plays `speech` from a speaker at `position` to a listener at the origin facing −Z (right is
+/// +X); returns what the listener heard.
+fn heard_from(speech: &[f32], position: [f32; 3]) -> Vec<[f32; 2]> {
+    let mut mixer = VoiceMixer::<CaptureBackend>::new(()).expect("playback starts");
+    mixer.set_listener([0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]);
+    let mut encoder = VoiceEncoder::new().expect("encoder");
+    let speaker = [7u8; 32];
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let mut sequence = 0;
+    for (index, frame) in frames(speech).iter().enumerate() {
+        if let Some(payload) = encoder.encode(frame).expect("encodes") {
+            let packet = VoicePacket { sequence, timestamp: (index * FRAME_SAMPLES) as u32, payload };
+            sequence += 1;
+            mixer.heard(speaker, position, &packet.to_bytes(), start + FRAME * index as u32).expect("plays");
+        }
+        out.extend(mixer.backend_mut().render(FRAME_SAMPLES));
+    }
+    out.extend(mixer.backend_mut().render(24_000));
+    assert!(mixer.level(&speaker) >= 0.0);
+    out
+}
+
+fn rms(samples: impl Iterator<Item = f32>) -> f64 {
+    let (sum, count) =
+        samples.fold((0.0f64, 0usize), |(sum, count), sample| (sum + f64::from(sample).powi(2), count + 1));
+    (sum / count.max(1) as f64).sqrt()
+}
+
+fn decibels(a: f64, b: f64) -> f64 {
+    20.0 * (a / b.max(1e-12)).log10()
+}
+
+#[test]
+fn voices_come_from_where_people_stand() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let speech =
+        wav::read_mono(&speak(dir.path(), "I am over here, on this side of you.").expect("speech")).expect("reads");
+
+    let left = heard_from(&speech, [-3.0, 0.0, 0.0]);
+    let right = heard_from(&speech, [3.0, 0.0, 0.0]);
+    let far = heard_from(&speech, [-15.0, 0.0, 0.0]);
+    let (left_l, left_r) = (rms(left.iter().map(|s| s[0])), rms(left.iter().map(|s| s[1])));
+    let (right_l, right_r) = (rms(right.iter().map(|s| s[0])), rms(right.iter().map(|s| s[1])));
+    let far_l = rms(far.iter().map(|s| s[0]));
+    println!(
+        "speaker 3 m left: left {:.1} dB over right; 3 m right: right {:.1} dB over left; 15 m left is {:.1} dB below 3 m left",
+        decibels(left_l, left_r),
+        decibels(right_r, right_l),
+        decibels(left_l, far_l)
+    );
+    assert!(decibels(left_l, left_r) >= 3.0, "a speaker on the left is not louder on the left");
+    assert!(decibels(right_r, right_l) >= 3.0, "a speaker on the right is not louder on the right");
+    assert!(decibels(left_l, far_l) >= 6.0, "a far speaker is not quieter than a near one");
+
+    // What the listener heard is what was said.
+    let mono: Vec<f32> = left.iter().map(|sample| sample[0] + sample[1]).collect();
+    let (lag, correlation) = align(&speech, &mono);
+    println!("heard {:.1} ms after it was said, waveform correlation {correlation:.3}", lag as f64 / 48.0);
+    assert!(correlation >= 0.7, "the voice played correlates only {correlation:.3} with the speech");
+    assert!(Duration::from_secs_f64(lag as f64 / 48_000.0) <= Duration::from_millis(150));
+}
+
+#[test]
+fn a_wav_file_stands_in_for_the_speakers() {
+    use sanctuary_voice::output::{WavFileBackend, WavFileSettings};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("heard.wav");
+    let tone: Vec<f32> = (0..48_000 / 2).map(|index| 0.4 * (index as f32 * 0.0576).sin()).collect();
+    {
+        let mut mixer =
+            VoiceMixer::<WavFileBackend>::new(WavFileSettings { path: path.clone() }).expect("the file opens");
+        let mut encoder = VoiceEncoder::new().expect("encoder");
+        let start = Instant::now();
+        for (index, frame) in frames(&tone).iter().enumerate() {
+            std::thread::sleep((start + FRAME * index as u32).saturating_duration_since(Instant::now()));
+            if let Some(payload) = encoder.encode(frame).expect("encodes") {
+                let packet = VoicePacket { sequence: index as u32, timestamp: (index * FRAME_SAMPLES) as u32, payload };
+                mixer.heard([1; 32], [2.0, 0.0, 0.0], &packet.to_bytes(), Instant::now()).expect("plays");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let written = wav::read_mono(&path).expect("a WAV file was written");
+    assert!(written.len() >= 48_000 / 2, "{} samples written", written.len());
+    let loud = written.iter().filter(|sample| sample.abs() > 0.05).count();
+    assert!(loud > 48_000 / 10, "the tone is not in the file ({loud} loud samples)");
+    let bad = VoiceMixer::<WavFileBackend>::new(WavFileSettings { path: dir.path().join("missing/dir/x.wav") });
+    assert!(bad.is_err(), "an output file that cannot be made is an error");
+}
