@@ -538,7 +538,8 @@ fn build_keys(
     if keys.just_pressed(KeyCode::Digit6) && items > Shape::ALL.len() {
         mode.palette = items - 1;
     }
-    if keys.just_pressed(KeyCode::KeyV) {
+    // G: V is push-to-talk.
+    if keys.just_pressed(KeyCode::KeyG) {
         mode.colour = (mode.colour + 1) % COLOURS.len();
     }
     let ctrl = keys.any_pressed([KeyCode::ControlLeft, KeyCode::ControlRight]);
@@ -610,7 +611,7 @@ fn build_keys(
     if step(KeyCode::Minus) || step(KeyCode::NumpadSubtract) {
         after.placement.scale = grow(after.placement.scale, 1.0 / 1.5);
     }
-    if step(KeyCode::KeyV) && matches!(after.kind, ObjectKind::Primitive(_)) {
+    if step(KeyCode::KeyG) && matches!(after.kind, ObjectKind::Primitive(_)) {
         after.colour = COLOURS[mode.colour % COLOURS.len()];
     }
     let delete = step(KeyCode::Delete) || step(KeyCode::KeyX) || step(KeyCode::Backspace);
@@ -880,7 +881,7 @@ fn update_build_panel(
     }
     if let Some((parcel, id)) = mode.selected {
         lines.push(format!("selected #{} on ({}, {}):", id % 10_000, parcel.x, parcel.z));
-        lines.push("  I/K J/L move, U/O up/down, R turn, +/- size, V colour, X delete, Esc".into());
+        lines.push("  I/K J/L move, U/O up/down, R turn, +/- size, G colour, X delete, Esc".into());
     } else {
         lines.push("click an object to select it; Tab or 1-6 palette".into());
     }

@@ -66,6 +66,10 @@ pub struct Args {
     #[command(flatten)]
     pub wallet: WalletArgs,
 
+    /// Voice.
+    #[command(flatten)]
+    pub voice: VoiceArgs,
+
     /// Run something else than the desktop client.
     #[command(subcommand)]
     pub mode: Option<Mode>,
@@ -94,6 +98,38 @@ pub struct NodeArgs {
     /// How to reach other peers.
     #[command(flatten)]
     pub network: NetworkArgs,
+}
+
+/// Voice options.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct VoiceArgs {
+    /// Use this 48 kHz WAV file as the microphone, played over and over (instead of the sound
+    /// card's input).
+    #[arg(long, value_name = "PATH")]
+    pub voice_input: Option<PathBuf>,
+
+    /// Write what the speakers would play into this WAV file (instead of the sound card).
+    #[arg(long, value_name = "PATH")]
+    pub voice_output: Option<PathBuf>,
+
+    /// Start with the open microphone (sends whenever you speak) instead of push-to-talk (`V`).
+    #[arg(long)]
+    pub open_mic: bool,
+
+    /// No voice at all: open neither microphone nor speakers.
+    #[arg(long)]
+    pub no_voice: bool,
+}
+
+impl VoiceArgs {
+    /// The voice options, or `None` for no voice.
+    pub fn options(&self) -> Option<crate::voice::VoiceOptions> {
+        (!self.no_voice).then(|| crate::voice::VoiceOptions {
+            input: self.voice_input.clone(),
+            output: self.voice_output.clone(),
+            open_mic: self.open_mic,
+        })
+    }
 }
 
 /// Network options, shared by the client and the home node.

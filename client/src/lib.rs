@@ -23,6 +23,7 @@ mod scenery;
 mod screenshot;
 mod social;
 pub mod testing;
+pub mod voice;
 mod vr_view;
 mod world;
 pub mod xr;
@@ -143,7 +144,10 @@ pub fn client_app(args: &cli::Args, headset: bool) -> App {
     }
     match args.network.node_config(vec![args.region]) {
         Ok(Some(config)) => match NetLink::start(config) {
-            Ok(link) => {
+            Ok(mut link) => {
+                if let Some(options) = args.voice.options() {
+                    voice::start(&mut app, &options, &mut link);
+                }
                 app.insert_resource(link);
             }
             Err(error) => warn!("the network could not start ({error}); running single-player"),

@@ -67,6 +67,17 @@ impl NetLink {
         }
     }
 
+    /// Voice datagrams from the people in hearing range, taken once (see
+    /// [`NodeHandle::take_voice`]).
+    pub fn take_voice(&mut self) -> Option<tokio::sync::mpsc::Receiver<sanctuary_net::VoiceDatagram>> {
+        self.handle.take_voice()
+    }
+
+    /// Sends our voice to the people in hearing range.
+    pub fn voice_sender(&self) -> sanctuary_net::VoiceSender {
+        self.handle.voice_sender()
+    }
+
     /// What the node received and refused.
     pub fn stats(&self) -> StatsSnapshot {
         self.handle.stats()

@@ -309,6 +309,7 @@ fn place_name_labels(
 fn update_net_status(
     social: Res<Social>,
     link: Option<Res<NetLink>>,
+    voice: Option<Res<crate::voice::VoiceState>>,
     mut status: Query<&mut Text, With<NetStatusText>>,
 ) {
     let Ok(mut text) = status.single_mut() else { return };
@@ -335,6 +336,10 @@ fn update_net_status(
             )
         }
         (Some(_), None, None) => "network: starting".to_owned(),
+    };
+    let shown = match &voice {
+        Some(voice) => format!("{shown}\n{}", voice.summary()),
+        None => shown,
     };
     if text.0 != shown {
         text.0 = shown;

@@ -105,3 +105,94 @@ async fn speech_reaches_who_is_near_and_nobody_else() {
         peer.handle.shutdown().await;
     }
 }
+
+/// Bo's client (headless, no microphone on this machine, its speakers a WAV file) hears Ada, who
+/// stands 3 m to Bo's left and speaks: the recording holds her speech, louder on the left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_plays_a_voice_from_the_side_the_speaker_stands_on() {
+    use sanctuary::voice::{VoiceOptions, VoiceState};
+    use sanctuary::{NetLink, testing};
+
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let mut ada = Peer::start(offline_config(dirs[0].path(), "Ada", None)).await;
+    let bo = sanctuary_net::spawn_node(
+        &tokio::runtime::Handle::current(),
+        offline_config(dirs[1].path(), "Bo", Some(&ada.ticket)),
+    );
+    let recording = dirs[2].path().join("bo-hears.wav");
+    let speech_path = speak(dirs[2].path(), "Bo, I am standing on your left.").expect("speech");
+    let speech = wav::read_mono(&speech_path).expect("reads");
+    let mut app = testing::logic_app(sanctuary_engine::RegionId::Lobby);
+    let mut link = NetLink::from_handle(bo);
+    // No input file: this machine has no microphone, which the client must take calmly.
+    let options = VoiceOptions { input: None, output: Some(recording.clone()), open_mic: false };
+    sanctuary::voice::start(&mut app, &options, &mut link);
+    app.insert_resource(link);
+    testing::run_frames(&mut app, 10);
+    let bo_head = testing::player_transform(&mut app);
+    let left = bo_head.translation + bo_head.rotation * Vec3::NEG_X * 3.0;
+    let ada_pose = PoseFrame {
+        head: QuantisedTransform::new(left, Quat::IDENTITY),
+        left_hand: QuantisedTransform::new(left, Quat::IDENTITY),
+        right_hand: QuantisedTransform::new(left, Quat::IDENTITY),
+    };
+    ada.handle.send(Command::Pose(ada_pose));
+    let sender = ada.handle.voice_sender();
+    // Frames at 60 Hz while Ada's node finds Bo in range.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sender.listeners() == 0 {
+        assert!(Instant::now() < deadline, "Ada's voice never reached Bo");
+        app.update();
+        ada.pump();
+        tokio::time::sleep(Duration::from_millis(16)).await;
+    }
+    {
+        let state = app.world().resource::<VoiceState>();
+        assert!(state.microphone.is_err(), "a microphone on a machine without a sound card?");
+        assert!(state.summary().contains("no microphone"), "{}", state.summary());
+    }
+    // Ada speaks in real time while Bo's client runs.
+    let mut encoder = VoiceEncoder::new().expect("encoder");
+    let start = Instant::now();
+    let mut sequence = 0;
+    let input = frames(&speech);
+    let mut next_frame = 0;
+    while next_frame < input.len() + 25 {
+        if next_frame < input.len() && Instant::now() >= start + FRAME * next_frame as u32 {
+            if let Some(payload) = encoder.encode(&input[next_frame]).expect("encodes") {
+                let packet = VoicePacket { sequence, timestamp: (next_frame * FRAME_SAMPLES) as u32, payload };
+                sequence += 1;
+                sender.send(&packet.to_bytes());
+            }
+            next_frame += 1;
+        } else if next_frame >= input.len() && Instant::now() >= start + FRAME * next_frame as u32 {
+            next_frame += 1;
+        }
+        app.update();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let speaking = app.world().resource::<VoiceState>().levels.len();
+    drop(app);
+    let heard = read_stereo(&recording);
+    let loud: Vec<[f32; 2]> = heard.iter().copied().filter(|[l, r]| l.abs() + r.abs() > 0.02).collect();
+    assert!(loud.len() > 48_000 / 2, "the recording holds {} loud samples: Ada's speech is missing", loud.len());
+    let rms = |channel: usize| {
+        (loud.iter().map(|pair| f64::from(pair[channel]).powi(2)).sum::<f64>() / loud.len() as f64).sqrt()
+    };
+    let (left_level, right_level) = (rms(0), rms(1));
+    let decibels = 20.0 * (left_level / right_level).log10();
+    println!(
+        "Bo's recording: {} loud samples, left {decibels:.1} dB over right; {speaking} speaker(s) shown",
+        loud.len()
+    );
+    assert!(decibels >= 3.0, "Ada on Bo's left is not louder on the left ({decibels:.1} dB)");
+    ada.handle.shutdown().await;
+}
+
+/// A 16-bit stereo WAV file as (left, right) pairs.
+fn read_stereo(path: &std::path::Path) -> Vec<[f32; 2]> {
+    let mut reader = hound::WavReader::open(path).expect("the recording opens");
+    let samples: Vec<f32> =
+        reader.samples::<i16>().map(|sample| f32::from(sample.expect("reads")) / f32::from(i16::MAX)).collect();
+    samples.chunks(2).filter(|pair| pair.len() == 2).map(|pair| [pair[0], pair[1]]).collect()
+}

@@ -7,12 +7,14 @@
 //!
 //! Audio is 48 kHz mono, in frames of 20 ms ([`FRAME_SAMPLES`] samples), as `f32` in −1..1.
 
+pub mod capture;
 pub mod codec;
 pub mod jitter;
 pub mod lab;
 pub mod output;
 pub mod packet;
 pub mod playback;
+pub mod resample;
 pub mod stream;
 pub mod wav;
 

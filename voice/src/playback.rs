@@ -283,3 +283,57 @@ impl<B: Backend> VoiceMixer<B> {
         self.manager.backend_mut()
     }
 }
+
+/// A [`VoiceMixer`] whatever its output, for a program that picks the output at run time.
+pub trait Mix {
+    /// See [`VoiceMixer::set_listener`].
+    fn set_listener(&mut self, position: [f32; 3], orientation: [f32; 4]);
+    /// See [`VoiceMixer::heard`].
+    fn heard(
+        &mut self,
+        speaker: [u8; 32],
+        position: [f32; 3],
+        datagram: &[u8],
+        arrival: Instant,
+    ) -> Result<(), PlaybackError>;
+    /// See [`VoiceMixer::place`].
+    fn place(&mut self, speaker: &[u8; 32], position: [f32; 3]);
+    /// See [`VoiceMixer::level`].
+    fn level(&self, speaker: &[u8; 32]) -> f32;
+    /// The speakers being played.
+    fn speaker_ids(&self) -> Vec<[u8; 32]>;
+    /// See [`VoiceMixer::forget_quiet`].
+    fn forget_quiet(&mut self);
+}
+
+impl<B: Backend> Mix for VoiceMixer<B> {
+    fn set_listener(&mut self, position: [f32; 3], orientation: [f32; 4]) {
+        VoiceMixer::set_listener(self, position, orientation);
+    }
+
+    fn heard(
+        &mut self,
+        speaker: [u8; 32],
+        position: [f32; 3],
+        datagram: &[u8],
+        arrival: Instant,
+    ) -> Result<(), PlaybackError> {
+        VoiceMixer::heard(self, speaker, position, datagram, arrival)
+    }
+
+    fn place(&mut self, speaker: &[u8; 32], position: [f32; 3]) {
+        VoiceMixer::place(self, speaker, position);
+    }
+
+    fn level(&self, speaker: &[u8; 32]) -> f32 {
+        VoiceMixer::level(self, speaker)
+    }
+
+    fn speaker_ids(&self) -> Vec<[u8; 32]> {
+        self.speakers().copied().collect()
+    }
+
+    fn forget_quiet(&mut self) {
+        VoiceMixer::forget_quiet(self);
+    }
+}
