@@ -193,10 +193,12 @@ async fn flooding(smoke: bool) -> Result<(), String> {
         };
         let (before, cut_before) = counts();
         latencies.lock().map(|mut all| all.clear()).ok();
-        let attack = flood.as_ref().map(|flood| prepare(flood, seconds, topic.as_bytes()));
-        // Each flood comes from a fresh attacker (the last one was cut off).
+        // Each flood comes from a fresh attacker (the last one may have been cut off). One key
+        // floods with the attacker's own key; the thousand keys are others it passes on.
+        let attacker_key = SecretKey::generate();
+        let attack = flood.as_ref().map(|flood| prepare(flood, seconds, topic.as_bytes(), &attacker_key));
         let attacker = match attack {
-            Some(_) => Some(Attacker::join(&target_ticket, topic).await?),
+            Some(_) => Some(Attacker::join(&target_ticket, topic, attacker_key.clone()).await?),
             None => None,
         };
         measuring.store(true, Ordering::Relaxed);
@@ -273,9 +275,10 @@ struct Attacker {
 }
 
 impl Attacker {
-    async fn join(target_ticket: &str, topic: iroh_gossip::TopicId) -> Result<Self, String> {
+    async fn join(target_ticket: &str, topic: iroh_gossip::TopicId, secret: SecretKey) -> Result<Self, String> {
         let endpoint = iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
             .relay_mode(iroh::RelayMode::Disabled)
+            .secret_key(secret)
             .bind()
             .await
             .map_err(|error| error.to_string())?;
@@ -311,8 +314,8 @@ impl Attacker {
 
 /// Signs the flood beforehand (signing is the attacker's cost, not the honest peers'): for each
 /// second, each key's messages, dated when they will be sent.
-fn prepare(flood: &Flood, seconds: u64, topic: &[u8; 32]) -> Vec<Vec<Vec<u8>>> {
-    let keys: Vec<SecretKey> = (0..flood.keys).map(fresh).collect();
+fn prepare(flood: &Flood, seconds: u64, topic: &[u8; 32], own: &SecretKey) -> Vec<Vec<Vec<u8>>> {
+    let keys: Vec<SecretKey> = if flood.keys == 1 { vec![own.clone()] } else { (0..flood.keys).map(fresh).collect() };
     let start = wall_micros() + 200_000;
     let per_tick = (flood.keys * flood.per_key_per_second / 100).max(1);
     let ticks = seconds * 100;

@@ -130,6 +130,12 @@ pub const MAX_AUTHORS: usize = 16_384;
 /// Sequence numbers remembered per author: at 20 poses a second, six seconds of reordering.
 /// Older ones than the oldest kept are refused as replays.
 const SEEN_PER_AUTHOR: usize = 128;
+/// What an inbox believes on one topic, all authors together: a burst, then a rate a second.
+/// Well above a full region (poses are fitted to stay within a downlink of 1 Mbit/s, about 900
+/// a second at most), and below what a gossip neighbour may pass on to us
+/// (`node::gate::RELAYED_PER_SECOND`): since a peer relays only what it believed, an honest
+/// neighbour never passes on more than its neighbours take, however many keys a flood uses.
+pub const TOPIC_BUDGET: (u32, u32) = (6_000, 3_000);
 /// New authors an inbox takes in: a whole lobby at once, then 200 a second, so that a flood of
 /// fresh keys cannot churn out the people already here faster than that.
 const NEWCOMERS: (u32, u32) = (MAX_AUTHORS as u32, 200);
@@ -140,8 +146,8 @@ pub enum Refusal {
     /// Too large, not well formed, or not signed by its author: a sender that passes such bytes
     /// on is broken or hostile (honest peers check before they relay).
     Malformed,
-    /// Over the author's rate or the budget of new authors.
-    Flooded,
+    /// Over the author's rate or the budget of new authors; the author it claims.
+    Flooded(Option<PublicKey>),
     /// Seen before, older than the author's window, or our own.
     Replayed,
     /// Dated too far from our clock (ours may be the wrong one).
@@ -380,6 +386,8 @@ pub struct Inbox<T> {
     replays: ReplayGuard,
     limiters: Vec<RateLimiter>,
     newcomers: RateLimiter<()>,
+    /// Everything believed on the topic, all authors together (see [`TOPIC_BUDGET`]).
+    believed: RateLimiter<()>,
     /// When the crowd lane's rate was last fitted to the crowd, and to how many authors.
     crowd_fitted: Option<(Duration, usize)>,
     stats: Arc<NetStats>,
@@ -396,6 +404,7 @@ impl<T: Limited> Inbox<T> {
             limiters: T::LANES.iter().map(|&(burst, rate)| RateLimiter::new(burst, rate)).collect(),
             newcomers: RateLimiter::new(NEWCOMERS.0, NEWCOMERS.1),
             crowd_fitted: None,
+            believed: RateLimiter::new(TOPIC_BUDGET.0, TOPIC_BUDGET.1),
             stats,
             _kind: std::marker::PhantomData,
         }
@@ -422,7 +431,7 @@ impl<T: Limited> Inbox<T> {
             && !self.limiters[lane].would_allow(&claimed, now)
         {
             self.stats.count_flooded();
-            return Err(Refusal::Flooded);
+            return Err(Refusal::Flooded(Some(claimed)));
         }
         let message = match unverified.verify(&self.scope) {
             Ok(message) => message,
@@ -437,11 +446,15 @@ impl<T: Limited> Inbox<T> {
         }
         if !self.replays.knows(&message.author) && !self.newcomers.allow((), now) {
             self.stats.count_flooded();
-            return Err(Refusal::Flooded);
+            return Err(Refusal::Flooded(Some(message.author)));
+        }
+        if !self.believed.would_allow(&(), now) {
+            self.stats.count_flooded();
+            return Err(Refusal::Flooded(Some(message.author)));
         }
         if !self.limiters[lane].allow(message.author, now) {
             self.stats.count_flooded();
-            return Err(Refusal::Flooded);
+            return Err(Refusal::Flooded(Some(message.author)));
         }
         match self.replays.accept(message.author, message.sequence, now, wall_micros) {
             Ok(()) => {}
@@ -454,6 +467,7 @@ impl<T: Limited> Inbox<T> {
                 return Err(Refusal::BadClock);
             }
         }
+        self.believed.allow((), now);
         self.stats.accepted.fetch_add(1, Ordering::Relaxed);
         Ok(message)
     }

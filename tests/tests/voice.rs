@@ -24,6 +24,7 @@ async fn speech_reaches_who_is_near_and_nobody_else() {
     let mut ada = Peer::start(offline_config(dirs[0].path(), "Ada", None)).await;
     let mut bo = Peer::start(offline_config(dirs[1].path(), "Bo", Some(&ada.ticket))).await;
     let mut cy = Peer::start(offline_config(dirs[2].path(), "Cy", Some(&ada.ticket))).await;
+    let mut ada_voice = ada.handle.take_voice().expect("Ada's voice");
     let mut bo_voice = bo.handle.take_voice().expect("Bo's voice");
     let mut cy_voice = cy.handle.take_voice().expect("Cy's voice");
     assert!(bo.handle.take_voice().is_none(), "voice is taken once");
@@ -32,8 +33,11 @@ async fn speech_reaches_who_is_near_and_nobody_else() {
         peer.handle.send(Command::Pose(standing_at(x)));
     }
     let sender = ada.handle.voice_sender();
+    // Both ways: Ada's node dialled Bo, and Bo's node counts Ada in range (else he drops her
+    // first datagrams while he works that out).
+    let bo_sender = bo.handle.voice_sender();
     wait_until(&mut [&mut ada, &mut bo, &mut cy], Duration::from_secs(20), "Ada's voice reaches Bo", |_| {
-        sender.listener_ids() == vec![bo_id]
+        sender.listener_ids() == vec![bo_id] && bo_sender.listener_ids() == vec![ada_id]
     })
     .await;
     assert!(ada.pose_of(cy_id).is_some(), "Ada sees Cy, far away");
@@ -100,6 +104,28 @@ async fn speech_reaches_who_is_near_and_nobody_else() {
     assert!(voiced > 0);
     assert!(correlation >= 0.5, "Bo's playback correlates {correlation:.3} with what Ada said");
     assert!(cy_voice.try_recv().is_err(), "Cy, 60 m away, got a voice datagram");
+
+    // A stranger (a key nobody saw in the region) dials Ada's voice directly: turned away, and
+    // nothing it sends reaches her.
+    let stranger = iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
+        .relay_mode(iroh::RelayMode::Disabled)
+        .bind()
+        .await
+        .expect("binds");
+    let memory = iroh::address_lookup::MemoryLookup::new();
+    stranger.address_lookup().expect("lookup").add(memory.clone());
+    let ticket: iroh_tickets::endpoint::EndpointTicket = ada.ticket.to_string().parse().expect("ticket");
+    memory.add_endpoint_info(ticket.endpoint_addr().clone());
+    if let Ok(connection) = stranger.connect(ticket.endpoint_addr().clone(), sanctuary_net::alpn::VOICE).await {
+        for sequence in 0..20u32 {
+            let packet = VoicePacket { sequence, timestamp: sequence * FRAME_SAMPLES as u32, payload: vec![0xf8; 60] };
+            let _ = connection.send_datagram(packet.to_bytes().into());
+        }
+        let closed = tokio::time::timeout(Duration::from_secs(5), connection.closed()).await;
+        assert!(closed.is_ok(), "Ada kept a voice connection from a stranger open");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(ada_voice.try_recv().is_err(), "a stranger's voice reached Ada");
 
     for peer in [ada, bo, cy] {
         peer.handle.shutdown().await;

@@ -82,7 +82,10 @@ impl Transmitter {
     pub fn push(&mut self, mut samples: &[f32], send: &mut impl FnMut(&[u8])) {
         while !samples.is_empty() {
             let take = (FRAME_SAMPLES - self.filled).min(samples.len());
-            self.frame[self.filled..self.filled + take].copy_from_slice(&samples[..take]);
+            // A driver's NaN or infinity becomes silence, and nothing leaves −1..1.
+            for (slot, sample) in self.frame[self.filled..self.filled + take].iter_mut().zip(&samples[..take]) {
+                *slot = if sample.is_finite() { sample.clamp(-1.0, 1.0) } else { 0.0 };
+            }
             self.filled += take;
             samples = &samples[take..];
             if self.filled == FRAME_SAMPLES {
@@ -193,6 +196,18 @@ mod tests {
             transmitter.push(chunk, &mut |bytes| packets.push(VoicePacket::parse(bytes).expect("well formed")));
         }
         packets
+    }
+
+    #[test]
+    fn samples_that_are_not_numbers_become_silence() {
+        let control = Arc::new(MicControl::default());
+        control.talking.store(true, Ordering::Relaxed);
+        let mut samples = speech_like(0.2);
+        samples[100] = f32::NAN;
+        samples[200] = f32::INFINITY;
+        samples[300] = 7.0;
+        assert!(!sent(&control, &samples).is_empty());
+        assert!(control.level().is_finite() && control.level() <= 1.0);
     }
 
     #[test]

@@ -135,13 +135,23 @@ impl JitterBuffer {
         if self.state == State::Idle {
             self.anchor = None;
         }
-        let position = self.position(packet.timestamp);
+        let mut position = self.position(packet.timestamp);
         self.last_arrival = self.last_arrival.max(arrival);
+        // Far ahead of what plays, or far behind it (the sender's clock jumped, or ran for half
+        // a day and wrapped past the anchor): a new stream, counted from this packet.
+        let jumped = self.state != State::Idle
+            && (position >= self.next.saturating_add(MAX_AHEAD_FRAMES)
+                || position < self.next.saturating_sub(MAX_AHEAD_FRAMES));
+        if jumped {
+            self.anchor = Some(packet.timestamp);
+            self.transits.clear();
+            position = 0;
+        }
         self.measure(position, arrival);
         let starved_long = matches!(self.state, State::Playing { starved } if starved >= self.target);
         let restart = match self.state {
             State::Idle => true,
-            _ if position >= self.next.saturating_add(MAX_AHEAD_FRAMES) => true,
+            _ if jumped => true,
             // The first packet after silence (or a long loss): a new talk spurt.
             State::Playing { .. } if starved_long && self.packets.is_empty() && position > self.next => true,
             _ => false,
@@ -354,5 +364,17 @@ mod tests {
         buffer.push(VoicePacket { sequence: 9, timestamp: far, payload: vec![9] }, ms(200));
         assert_eq!(buffer.stats().restarts, 1);
         assert!(buffer.packets.len() <= 1);
+        // A clock that jumped back (a restarted sender) starts anew too, instead of every
+        // packet being refused as late.
+        for index in 0..5u32 {
+            let back = start.wrapping_sub(9_000 * FRAME_SAMPLES as u32).wrapping_add(index * FRAME_SAMPLES as u32);
+            buffer.push(
+                VoicePacket { sequence: 20 + index, timestamp: back, payload: vec![20 + index as u8] },
+                ms(300 + 20 * u64::from(index)),
+            );
+        }
+        assert_eq!(buffer.stats().restarts, 2);
+        assert_eq!(buffer.stats().late, 0);
+        assert_eq!(buffer.pop(ms(500)), Playout::Packet(vec![20]));
     }
 }

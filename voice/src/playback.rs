@@ -32,6 +32,8 @@ pub const DATAGRAM_RING: usize = 50;
 pub const NEAR: f32 = 1.0;
 /// At this distance (m) a voice is silent.
 pub const FAR: f32 = 25.0;
+/// How far the output's clock may fall behind the wall clock before it is caught up.
+const STALL: Duration = Duration::from_millis(200);
 /// How quickly a speaker's position follows their avatar.
 const GLIDE: Duration = Duration::from_millis(50);
 
@@ -64,6 +66,8 @@ pub struct SpeakerSound {
     /// When the sound's clock started: playout time is this plus the samples rendered.
     origin: Instant,
     rendered: u64,
+    /// Time added to the output's clock to catch up with the wall clock after stalls.
+    caught_up: Duration,
     frame: Frame,
     /// The next sample of `frame` to read.
     read: usize,
@@ -90,7 +94,16 @@ impl SpeakerSound {
             while let Ok((bytes, arrival)) = self.datagrams.pop() {
                 let _ = self.speaker.push_datagram(&bytes, arrival.saturating_duration_since(self.origin));
             }
-            let now = Duration::from_secs_f64(self.rendered as f64 / f64::from(SAMPLE_RATE));
+            // Playout follows the output's clock (the samples it took), caught up with the
+            // wall clock (on which arrivals are stamped) whenever the output fell behind it, as
+            // after a stall; an output that runs ahead (rendering faster than real time in a
+            // test) keeps its own clock.
+            let card = Duration::from_secs_f64(self.rendered as f64 / f64::from(SAMPLE_RATE)) + self.caught_up;
+            let wall = self.origin.elapsed();
+            if wall > card + STALL {
+                self.caught_up += wall - card;
+            }
+            let now = Duration::from_secs_f64(self.rendered as f64 / f64::from(SAMPLE_RATE)) + self.caught_up;
             let kind = self.speaker.next_frame(now, &mut self.frame);
             let level = match kind {
                 FrameKind::Silent => 0.0,
@@ -233,6 +246,7 @@ impl<B: Backend> VoiceMixer<B> {
             datagrams: consumer,
             origin: Instant::now(),
             rendered: 0,
+            caught_up: Duration::ZERO,
             frame: [0.0; FRAME_SAMPLES],
             read: FRAME_SAMPLES,
             phase: 0.0,

@@ -2,10 +2,12 @@
 //! [`Inbox`] on that neighbour's connection task, before the gossip actor sees it (the hook is
 //! Sanctuary's patch of iroh-gossip, see `vendor/README.md`). What is refused is neither
 //! delivered nor relayed, so a flood stops at the first honest peer it reaches instead of
-//! crossing the swarm; a neighbour that passes on mostly refused messages is disconnected and
-//! refused for [`CUT_OFF_FOR`]. Honest peers relay only what they believed, so an honest
-//! neighbour's messages are refused only at the edges of rate limits (or by a wrong clock, which
-//! does not count against it).
+//! crossing the swarm. A neighbour is disconnected and refused for [`CUT_OFF_FOR`] when what it
+//! passes on is mostly refused as malformed or forged (honest peers check signatures before they
+//! relay, so they never pass such on), as over the rate of its own key (a flood it signed
+//! itself), or as over its relay budget (more than any honest peer believes on a topic, see
+//! `inbox::TOPIC_BUDGET`, and so relays). Messages of other authors refused for their rates never
+//! count against it: it may only be relaying them, and our view of their rates may differ.
 //!
 //! Bounds, per topic: a neighbour may pass on [`RELAYED_BURST`] messages and then
 //! [`RELAYED_PER_SECOND`] a second before anything it relays is looked at; the ids of believed
@@ -30,11 +32,12 @@ use crate::inbox::{Inbox, Limited, NetStats, RateLimiter, Refusal};
 use crate::wire::Signed;
 
 /// Messages one gossip neighbour may pass on to us per topic, whoever wrote them: a burst and a
-/// rate well above a full region's traffic, so that only a flood is cut before its signatures
-/// are checked.
-pub(super) const RELAYED_BURST: u32 = 4_000;
+/// rate above what any honest peer believes on a topic (`inbox::TOPIC_BUDGET`) and so relays,
+/// so that only a flood is cut before its signatures are checked, and going over them is held
+/// against the neighbour.
+pub(super) const RELAYED_BURST: u32 = 8_000;
 /// See [`RELAYED_BURST`].
-pub(super) const RELAYED_PER_SECOND: u32 = 2_000;
+pub(super) const RELAYED_PER_SECOND: u32 = 4_000;
 /// How long the ids of believed messages are kept (duplicates arrive within a second or two).
 pub(super) const SEEN_FOR: Duration = Duration::from_secs(30);
 /// The most ids of believed messages kept per topic (the inbox's budgets let far fewer through
@@ -42,8 +45,8 @@ pub(super) const SEEN_FOR: Duration = Duration::from_secs(30);
 pub(super) const MAX_SEEN: usize = 65_536;
 /// The window a neighbour's conduct is counted over.
 const CONDUCT_WINDOW: Duration = Duration::from_secs(5);
-/// Refused messages (malformed, forged or over a rate) within one window, making up at least
-/// four in five of what the neighbour passed on, that get it cut off.
+/// Refused messages (malformed, forged, or over the rate of the neighbour's own key) within one
+/// window, making up at least four in five of what the neighbour passed on, that get it cut off.
 pub(super) const CUT_OFF_REFUSED: u32 = 1_000;
 /// How long a neighbour that was cut off stays refused.
 pub(super) const CUT_OFF_FOR: Duration = Duration::from_secs(600);
@@ -181,7 +184,21 @@ struct GateState<T> {
 struct Conduct {
     since: Duration,
     passed_on: u32,
+    /// Refused as what an honest peer never relays (malformed, forged, its own key's flood).
     refused: u32,
+    /// Over its relay budget: more than an honest peer relays at all.
+    overflow: u32,
+}
+
+/// How one message a neighbour passed on counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Taken, or refused for reasons that say nothing about the neighbour.
+    Fine,
+    /// Refused as something an honest peer never relays.
+    Misconduct,
+    /// Over the neighbour's relay budget.
+    Overflow,
 }
 
 impl<T: Limited> TopicGate<T> {
@@ -197,24 +214,35 @@ impl<T: Limited> TopicGate<T> {
 }
 
 impl<T> GateState<T> {
-    /// Counts one message `from` passed on; `true` once it should be cut off.
-    fn record(&mut self, from: iroh::PublicKey, now: Duration, refused: bool) -> bool {
+    /// Counts one message `from` passed on; `true` once it should be cut off: when
+    /// [`CUT_OFF_REFUSED`] of its messages in a window were over its relay budget (no honest
+    /// peer goes there), or were otherwise held against it and made up four in five of all.
+    fn record(&mut self, from: iroh::PublicKey, now: Duration, verdict: Verdict) -> bool {
         if !self.conduct.contains_key(&from) && self.conduct.len() >= MAX_NEIGHBOURS {
             self.conduct.retain(|_, conduct| now.saturating_sub(conduct.since) < CONDUCT_WINDOW);
-            if self.conduct.len() >= MAX_NEIGHBOURS {
-                // Only a crowd of short-lived connections gets here: they go uncounted.
-                return false;
+            // Still full (a crowd of short-lived connections): the oldest count goes, so that
+            // nobody new passes uncounted.
+            if self.conduct.len() >= MAX_NEIGHBOURS
+                && let Some(oldest) =
+                    self.conduct.iter().min_by_key(|(_, conduct)| conduct.since).map(|(peer, _)| *peer)
+            {
+                self.conduct.remove(&oldest);
             }
         }
-        let conduct = self.conduct.entry(from).or_insert(Conduct { since: now, passed_on: 0, refused: 0 });
+        let fresh = Conduct { since: now, passed_on: 0, refused: 0, overflow: 0 };
+        let conduct = self.conduct.entry(from).or_insert(fresh);
         if now.saturating_sub(conduct.since) >= CONDUCT_WINDOW {
-            *conduct = Conduct { since: now, passed_on: 0, refused: 0 };
+            *conduct = fresh;
         }
         conduct.passed_on = conduct.passed_on.saturating_add(1);
-        if refused {
-            conduct.refused = conduct.refused.saturating_add(1);
+        match verdict {
+            Verdict::Fine => {}
+            Verdict::Misconduct => conduct.refused = conduct.refused.saturating_add(1),
+            Verdict::Overflow => conduct.overflow = conduct.overflow.saturating_add(1),
         }
-        conduct.refused >= CUT_OFF_REFUSED && u64::from(conduct.refused) * 5 >= u64::from(conduct.passed_on) * 4
+        conduct.overflow >= CUT_OFF_REFUSED
+            || (conduct.refused >= CUT_OFF_REFUSED
+                && u64::from(conduct.refused) * 5 >= u64::from(conduct.passed_on) * 4)
     }
 }
 
@@ -227,39 +255,43 @@ where
         let now = self.start.elapsed();
         let mut state = lock(&self.state);
         let state = &mut *state;
-        let refused = if !state.relays.allow(from, now) {
-            state.inbox.count_flooded();
-            true
-        } else if state.seen.contains(content) {
+        if state.seen.contains(content) {
             // A copy of a message believed already: gossip drops it and prunes its tree.
+            state.record(from, now, Verdict::Fine);
             return Admission::Pass;
-        } else {
-            // The checks are written not to panic; should one still do so on some input, the
-            // message is refused and the topic goes on.
-            let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                state.inbox.check(content, now, wall_micros())
-            }));
-            match checked {
-                Ok(Ok(message)) => {
-                    state.seen.insert(content, now);
-                    match self.out.messages.try_send(Internal::from((self.region, message))) {
-                        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-                        // The node is behind: this one is dropped for us, not waited for (it is
-                        // still relayed: others may keep up).
-                        Err(mpsc::error::TrySendError::Full(_)) => state.inbox.count_dropped(),
-                    }
-                    state.record(from, now, false);
-                    return Admission::Pass;
+        }
+        if !state.relays.allow(from, now) {
+            // More than an honest peer believes, and so relays: held against the neighbour.
+            state.inbox.count_flooded();
+            return if state.record(from, now, Verdict::Overflow) { Admission::Disconnect } else { Admission::Drop };
+        }
+        // The checks are written not to panic; should one still do so on some input, the
+        // message is refused and the topic goes on.
+        let checked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.inbox.check(content, now, wall_micros())));
+        let misconduct = match checked {
+            Ok(Ok(message)) => {
+                state.seen.insert(content, now);
+                match self.out.messages.try_send(Internal::from((self.region, message))) {
+                    Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+                    // The node is behind: this one is dropped for us, not waited for (it is
+                    // still relayed: others may keep up).
+                    Err(mpsc::error::TrySendError::Full(_)) => state.inbox.count_dropped(),
                 }
-                Ok(Err(Refusal::Malformed | Refusal::Flooded)) => true,
-                Ok(Err(Refusal::Replayed | Refusal::BadClock)) => false,
-                Err(_) => {
-                    state.inbox.count_panicked();
-                    false
-                }
+                state.record(from, now, Verdict::Fine);
+                return Admission::Pass;
+            }
+            Ok(Err(Refusal::Malformed)) => true,
+            // A flood the neighbour signed itself; others' floods it may only be relaying.
+            Ok(Err(Refusal::Flooded(author))) => author.is_some_and(|author| author == from),
+            Ok(Err(Refusal::Replayed | Refusal::BadClock)) => false,
+            Err(_) => {
+                state.inbox.count_panicked();
+                false
             }
         };
-        if state.record(from, now, refused) { Admission::Disconnect } else { Admission::Drop }
+        let verdict = if misconduct { Verdict::Misconduct } else { Verdict::Fine };
+        if state.record(from, now, verdict) { Admission::Disconnect } else { Admission::Drop }
     }
 }
 
@@ -418,6 +450,45 @@ mod tests {
         assert!(refused > 0, "the test must reach the edge of the rates");
         assert!(gate.allows(relay));
         assert_eq!(stats.snapshot().cut_off, 0);
+    }
+
+    /// A neighbour relaying others' messages that we refuse for their authors' rates (or over
+    /// its own relay budget) is an honest relay as far as we can tell: never cut off. (An
+    /// attacker could otherwise make honest peers relay a crowd of valid keys and get them cut
+    /// off by everyone.)
+    #[test]
+    fn a_relay_of_other_authors_over_their_rates_is_never_cut_off() {
+        let (gate, _checks, _received, stats, topic) = lobby();
+        let relay = secret(20).public();
+        let start = wall_micros();
+        let loud = secret(21);
+        for index in 0..6_000u64 {
+            let admission = gate.admit(topic, relay, &pose(&loud, topic, start + index));
+            assert_ne!(admission, Admission::Disconnect, "an honest relay was cut off at message {index}");
+        }
+        assert!(stats.snapshot().flooded > 5_000);
+        assert!(gate.allows(relay));
+    }
+
+    /// A thousand keys, each within its rate, passed on by one neighbour faster than any honest
+    /// peer believes (and so relays): over its relay budget, held against it, cut off.
+    #[test]
+    fn a_neighbour_passing_on_more_than_any_honest_peer_believes_is_cut_off() {
+        let (gate, _checks, _received, _stats, topic) = lobby();
+        let neighbour = secret(30).public();
+        let start = wall_micros();
+        let authors: Vec<SecretKey> = (0..1_000u32)
+            .map(|index| {
+                let mut seed = [0x31u8; 32];
+                seed[..4].copy_from_slice(&index.to_le_bytes());
+                SecretKey::from_bytes(&seed)
+            })
+            .collect();
+        let messages: Vec<Bytes> =
+            (0..50_000u64).map(|index| pose(&authors[(index % 1_000) as usize], topic, start + index)).collect();
+        let cut = messages.iter().position(|message| gate.admit(topic, neighbour, message) == Admission::Disconnect);
+        assert!(cut.is_some(), "a neighbour passing on 50,000 messages at once was never cut off");
+        assert!(!gate.allows(neighbour));
     }
 
     #[test]

@@ -9,8 +9,11 @@
 //! decides whose voice we take in: a datagram from anyone else is dropped on arrival.
 //!
 //! Bounds: datagrams of at most [`MAX_VOICE_DATAGRAM`] bytes; per speaker a burst of
-//! [`DATAGRAMS_PER_SPEAKER`].0 and then .1 a second (a voice sends 50); at most [`MAX_SPEAKERS`]
-//! voice connections taken at once, none from a neighbour the gate cut off; what the program
+//! [`DATAGRAMS_PER_SPEAKER`].0 and then .1 a second (a voice sends 50); voice connections taken
+//! only from people in range, one per person (a new one replaces the old), closed once they
+//! have been out of range for a while, at most [`MAX_SPEAKERS`] at once, none from a neighbour
+//! the gate cut off; [`MAX_DIALS`] dials at once, and a person whose connection failed or was
+//! closed is dialled again only after a pause; what the program
 //! has not read yet waits in a queue of [`VOICE_QUEUE`] datagrams, past which new ones are
 //! dropped (and counted); positions of at most [`MAX_AUTHORS`] people.
 
@@ -49,10 +52,18 @@ pub const VOICE_QUEUE: usize = 1024;
 const LINGER: Duration = Duration::from_secs(5);
 /// How long after a failed dial the same person is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// How long after they closed our connection (busy, or we were not in their range yet) the
+/// same person is dialled again.
+const REDIAL_AFTER: Duration = Duration::from_secs(1);
+/// How long a voice connection from someone not (yet) in our range is held before it is turned
+/// away.
+const ADMIT_GRACE: Duration = Duration::from_secs(2);
 /// How long a dial may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often who is in range is worked out again.
 const PICK_EVERY: Duration = Duration::from_millis(250);
+/// Voice dials under way at once: people walking into range are dialled a few at a time.
+const MAX_DIALS: usize = 4;
 
 /// A voice datagram as it arrived.
 #[derive(Debug, Clone)]
@@ -126,6 +137,8 @@ pub(crate) struct VoiceProtocol {
     gate: Arc<Gate>,
     out: mpsc::Sender<VoiceDatagram>,
     open: Arc<AtomicUsize>,
+    /// Each speaker's connection (its stable id): one per person.
+    speakers: Arc<std::sync::Mutex<HashMap<iroh::PublicKey, Connection>>>,
     stats: Arc<NetStats>,
 }
 
@@ -136,7 +149,7 @@ impl VoiceProtocol {
         out: mpsc::Sender<VoiceDatagram>,
         stats: Arc<NetStats>,
     ) -> Self {
-        Self { audible, gate, out, open: Arc::new(AtomicUsize::new(0)), stats }
+        Self { audible, gate, out, open: Arc::new(AtomicUsize::new(0)), speakers: Arc::default(), stats }
     }
 }
 
@@ -157,6 +170,12 @@ impl ProtocolHandler for VoiceProtocol {
             connection.close(403u32.into(), b"refused");
             return Ok(());
         }
+        // One connection per person: a new one replaces the old.
+        let replaced = self.speakers.lock().unwrap_or_else(PoisonError::into_inner).insert(remote, connection.clone());
+        if let Some(old) = replaced {
+            old.close(0u32.into(), b"replaced");
+        }
+        let _forget = Forget { speakers: self.speakers.clone(), peer: remote, id: connection.stable_id() };
         if self.open.fetch_add(1, Ordering::Relaxed) >= MAX_SPEAKERS {
             self.open.fetch_sub(1, Ordering::Relaxed);
             connection.close(503u32.into(), b"busy");
@@ -165,9 +184,31 @@ impl ProtocolHandler for VoiceProtocol {
         let _slot = Slot(self.open.clone());
         let start = Instant::now();
         let mut budget: RateLimiter<()> = RateLimiter::new(DATAGRAMS_PER_SPEAKER.0, DATAGRAMS_PER_SPEAKER.1);
-        while let Ok(bytes) = connection.read_datagram().await {
-            if bytes.len() > MAX_VOICE_DATAGRAM || !budget.allow((), start.elapsed()) || !self.audible.contains(&remote)
-            {
+        // Someone who just walked into range may dial before we worked out that they are in it
+        // (we do every 250 ms): their datagrams are dropped meanwhile, and if they are not in
+        // range after a moment's grace they are turned away. Later, someone out of range for a
+        // while is let go.
+        let mut heard_in_range = false;
+        let mut out_of_range_since: Option<Instant> = None;
+        loop {
+            let read = tokio::time::timeout(PICK_EVERY, connection.read_datagram()).await;
+            let in_range = self.audible.contains(&remote);
+            if in_range {
+                heard_in_range = true;
+                out_of_range_since = None;
+            } else if !heard_in_range && start.elapsed() > ADMIT_GRACE {
+                connection.close(403u32.into(), b"not in hearing range");
+                break;
+            } else if heard_in_range && out_of_range_since.get_or_insert_with(Instant::now).elapsed() > LINGER {
+                connection.close(0u32.into(), b"out of range");
+                break;
+            }
+            let bytes = match read {
+                Ok(Ok(bytes)) => bytes,
+                Ok(Err(_)) => break,
+                Err(_) => continue,
+            };
+            if bytes.len() > MAX_VOICE_DATAGRAM || !budget.allow((), start.elapsed()) || !in_range {
                 self.stats.count_flooded();
                 continue;
             }
@@ -179,6 +220,22 @@ impl ProtocolHandler for VoiceProtocol {
             }
         }
         Ok(())
+    }
+}
+
+/// Forgets a speaker's connection when its task ends, unless a newer one replaced it.
+struct Forget {
+    speakers: Arc<std::sync::Mutex<HashMap<iroh::PublicKey, Connection>>>,
+    peer: iroh::PublicKey,
+    id: usize,
+}
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        let mut speakers = self.speakers.lock().unwrap_or_else(PoisonError::into_inner);
+        if speakers.get(&self.peer).is_some_and(|connection| connection.stable_id() == self.id) {
+            speakers.remove(&self.peer);
+        }
     }
 }
 
@@ -260,17 +317,29 @@ impl Node {
             here.map(|(region, pose)| self.voice.in_range(region, pose.head.position(), now)).unwrap_or_default();
         let wanted: HashSet<iroh::PublicKey> = in_range.iter().copied().collect();
         self.voice.audible.set(wanted.clone());
+        // A connection the other side closed (busy, out of its range, gone) is tried again
+        // only after a pause.
+        for listener in self.voice.listeners.values_mut() {
+            if let Listener::Open { connection, .. } = listener
+                && connection.close_reason().is_some()
+            {
+                *listener = Listener::Failed { until: now + REDIAL_AFTER };
+            }
+        }
+        let mut dialling =
+            self.voice.listeners.values().filter(|listener| matches!(listener, Listener::Dialling)).count();
         for peer in &in_range {
             let dial = match self.voice.listeners.get_mut(peer) {
                 None => true,
                 Some(Listener::Failed { until }) => *until <= now,
-                Some(Listener::Open { connection, out_of_range_since }) => {
+                Some(Listener::Open { out_of_range_since, .. }) => {
                     *out_of_range_since = None;
-                    connection.close_reason().is_some()
+                    false
                 }
                 Some(Listener::Dialling) => false,
             };
-            if dial {
+            if dial && dialling < MAX_DIALS {
+                dialling += 1;
                 self.voice.listeners.insert(*peer, Listener::Dialling);
                 let (endpoint, peer, control) = (self.endpoint.clone(), *peer, self.topic_out.control.clone());
                 self.voice.dials.spawn(async move {
