@@ -28,6 +28,7 @@ pub(super) fn plugin(app: &mut App) {
             dress_portals,
             dress_drifters,
             dress_remote_avatars,
+            show_speaking,
             light_lamps,
             lay_city_ground,
         )
@@ -281,8 +282,12 @@ fn dress_drifters(
     }
 }
 
+/// The ring that glows above someone's head while they speak.
+#[derive(Component, Debug, Clone, Copy)]
+pub struct SpeakingRing;
+
 /// Another person: a body and head in their colour, glowing a little so they stand out from
-/// the drifters, and two small hands.
+/// the drifters, two small hands, and a ring above the head that shows while they speak.
 fn dress_remote_avatars(
     mut commands: Commands,
     avatars: Query<(Entity, &RemoteAvatarView), Added<RemoteAvatarView>>,
@@ -290,6 +295,7 @@ fn dress_remote_avatars(
     mut palette: ResMut<Palette>,
     mut meshes: ResMut<Assets<Mesh>>,
     mut standard: ResMut<Assets<StandardMaterial>>,
+    mut ring: Local<Option<Handle<Mesh>>>,
 ) {
     if avatars.is_empty() && hands.is_empty() {
         return;
@@ -297,6 +303,8 @@ fn dress_remote_avatars(
     let body = palette.mesh(&mut meshes, MeshKey::Body);
     let head = palette.mesh(&mut meshes, MeshKey::Head);
     let skin = palette.standard(&mut standard, Rgb::new(245, 235, 225), 0.6);
+    let ring = ring.get_or_insert_with(|| meshes.add(Torus::new(0.2, 0.24))).clone();
+    let glow = palette.standard(&mut standard, Rgb::new(120, 255, 240), 6.0);
     for (entity, avatar) in &avatars {
         let [r, g, b] = avatar.colour;
         let colour = palette.standard(&mut standard, Rgb::new(r, g, b), 2.5);
@@ -304,6 +312,13 @@ fn dress_remote_avatars(
             // The body stays upright under the head whichever way the head turns.
             children.spawn((Mesh3d(body.clone()), MeshMaterial3d(colour), Transform::from_xyz(0.0, -0.75, 0.0)));
             children.spawn((Mesh3d(head.clone()), MeshMaterial3d(skin.clone()), Transform::default()));
+            children.spawn((
+                SpeakingRing,
+                Mesh3d(ring.clone()),
+                MeshMaterial3d(glow.clone()),
+                Transform::from_xyz(0.0, 0.32, 0.0),
+                Visibility::Hidden,
+            ));
         });
     }
     for entity in &hands {
@@ -312,6 +327,26 @@ fn dress_remote_avatars(
             MeshMaterial3d(skin.clone()),
             Transform::from_scale(Vec3::splat(0.45)),
         ));
+    }
+}
+
+/// Shows the ring above the heads of the people speaking now.
+fn show_speaking(
+    voice: Option<Res<crate::voice::VoiceState>>,
+    avatars: Query<(&RemoteAvatarView, &Children)>,
+    mut rings: Query<&mut Visibility, With<SpeakingRing>>,
+) {
+    let Some(voice) = voice else { return };
+    for (avatar, children) in &avatars {
+        let speaking = voice.levels.get(&avatar.key).is_some_and(|level| *level > crate::voice::SPEAKING_LEVEL);
+        let wanted = if speaking { Visibility::Inherited } else { Visibility::Hidden };
+        for child in children.iter() {
+            if let Ok(mut visibility) = rings.get_mut(child)
+                && *visibility != wanted
+            {
+                *visibility = wanted;
+            }
+        }
     }
 }
 
