@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use kira::backend::{Backend, Renderer};
 
 use crate::SAMPLE_RATE;
-use crate::wav::WavError;
+use crate::wav::{self, WavError};
 
 /// An output rendered when asked ([`CaptureBackend::render`]), at 48 kHz.
 #[derive(Default)]
@@ -87,15 +87,7 @@ impl Backend for WavFileBackend {
     }
 
     fn start(&mut self, mut renderer: Renderer) -> Result<(), Self::Error> {
-        let name = self.path.display().to_string();
-        let failed = |error: hound::Error| WavError::Write { path: name.clone(), reason: error.to_string() };
-        let spec = hound::WavSpec {
-            channels: 2,
-            sample_rate: SAMPLE_RATE,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut writer = hound::WavWriter::create(&self.path, spec).map_err(failed)?;
+        let mut writer = wav::create_stereo(&self.path)?;
         let stop = self.stop.clone();
         self.thread = Some(std::thread::spawn(move || {
             let chunk = SAMPLE_RATE as usize / 100;
@@ -113,7 +105,7 @@ impl Backend for WavFileBackend {
                     renderer.process(part, 2);
                 }
                 for sample in &buffer {
-                    if writer.write_sample((sample.clamp(-1.0, 1.0) * f32::from(i16::MAX)) as i16).is_err() {
+                    if writer.write_sample(wav::to_i16(*sample)).is_err() {
                         return;
                     }
                 }

@@ -73,20 +73,32 @@ pub fn read_mono(path: &Path) -> Result<Vec<f32>, WavError> {
     Ok(interleaved.chunks(channels).map(|frame| frame.iter().sum::<f32>() / frame.len() as f32).collect())
 }
 
-/// Writes stereo samples (left, right) in −1..1 as a 16-bit 48 kHz WAV file.
-pub fn write_stereo(path: &Path, samples: &[[f32; 2]]) -> Result<(), WavError> {
-    let name = path.display().to_string();
-    let failed = |error: hound::Error| WavError::Write { path: name.clone(), reason: error.to_string() };
+/// Starts a 16-bit 48 kHz stereo WAV file at `path` (what [`write_stereo`] and the WAV output
+/// write).
+pub fn create_stereo(path: &Path) -> Result<hound::WavWriter<std::io::BufWriter<std::fs::File>>, WavError> {
     let spec = hound::WavSpec {
         channels: 2,
         sample_rate: SAMPLE_RATE,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let mut writer = hound::WavWriter::create(path, spec).map_err(failed)?;
+    hound::WavWriter::create(path, spec)
+        .map_err(|error| WavError::Write { path: path.display().to_string(), reason: error.to_string() })
+}
+
+/// A sample in −1..1 as 16 bits (louder is clipped).
+pub fn to_i16(sample: f32) -> i16 {
+    (sample.clamp(-1.0, 1.0) * f32::from(i16::MAX)) as i16
+}
+
+/// Writes stereo samples (left, right) in −1..1 as a 16-bit 48 kHz WAV file.
+pub fn write_stereo(path: &Path, samples: &[[f32; 2]]) -> Result<(), WavError> {
+    let name = path.display().to_string();
+    let failed = |error: hound::Error| WavError::Write { path: name.clone(), reason: error.to_string() };
+    let mut writer = create_stereo(path)?;
     for frame in samples {
         for sample in frame {
-            writer.write_sample((sample.clamp(-1.0, 1.0) * f32::from(i16::MAX)) as i16).map_err(failed)?;
+            writer.write_sample(to_i16(*sample)).map_err(failed)?;
         }
     }
     writer.finalize().map_err(failed)
