@@ -12,6 +12,9 @@ pub const WALLET_COMMANDS: [&str; 7] = ["/wallet", "/send", "/sell", "/withdraw"
 /// The commands the chat box handles itself.
 const CHAT_COMMANDS: [&str; 3] = ["/join", "/import", "/name"];
 
+/// The commands that choose the microphone and the speakers (see `crate::voice`).
+pub const AUDIO_COMMANDS: [&str; 2] = ["/mic", "/speaker"];
+
 /// The `/wallet` verbs followed by an unlock passphrase (and, for `restore`, the recovery words).
 const SECRET_VERBS: [&str; 3] = ["create", "restore", "unlock"];
 
@@ -49,6 +52,8 @@ pub enum ChatCommand {
     Name(String),
     /// A wallet or trade command, the whole line, for the wallet to take.
     Wallet(String),
+    /// `/mic` or `/speaker`, the whole line, for the voice settings to take.
+    Audio(String),
     /// A command without what it needs: how to use it.
     Usage(&'static str),
     /// A slash command nobody knows; it goes nowhere.
@@ -127,6 +132,7 @@ pub fn parse(text: &str, private: bool) -> ChatCommand {
     };
     match word {
         word if WALLET_COMMANDS.contains(&word) => ChatCommand::Wallet(text.to_owned()),
+        word if AUDIO_COMMANDS.contains(&word) => ChatCommand::Audio(text.to_owned()),
         "/join" => needs("usage: /join TICKET (Ctrl+V pastes it)", ChatCommand::Join),
         "/import" => needs("usage: /import PATH/TO/MODEL.glb (or .gltf)", ChatCommand::Import),
         "/name" => needs("usage: /name YOUR NAME", ChatCommand::Name),
@@ -236,6 +242,7 @@ fn suggest(word: &str) -> Option<&'static str> {
     CHAT_COMMANDS
         .into_iter()
         .chain(WALLET_COMMANDS)
+        .chain(AUDIO_COMMANDS)
         .map(|known| (distance(&bare, known.trim_start_matches('/')), known))
         .filter(|(typos, _)| *typos <= 2)
         .min_by_key(|(typos, _)| *typos)
@@ -297,6 +304,9 @@ mod tests {
             assert_eq!(parse(command, true), ChatCommand::Wallet(command.to_owned()), "commands win over messages");
         }
         assert_eq!(parse("  /join  TICKET ", false), ChatCommand::Join("TICKET".into()));
+        assert_eq!(parse("/mic 2", true), ChatCommand::Audio("/mic 2".into()), "never a private message");
+        assert_eq!(parse("/speaker", false), ChatCommand::Audio("/speaker".into()));
+        assert!(matches!(parse("/speakr", false), ChatCommand::Unknown { suggestion: Some("/speaker"), .. }));
         assert_eq!(parse("/import /tmp/a chair.glb", false), ChatCommand::Import("/tmp/a chair.glb".into()));
         assert_eq!(parse("/name Ada Lovelace", true), ChatCommand::Name("Ada Lovelace".into()));
         assert!(matches!(parse("/name", false), ChatCommand::Usage(usage) if usage.contains("/name")));

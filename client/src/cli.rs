@@ -112,6 +112,15 @@ pub struct VoiceArgs {
     #[arg(long, value_name = "PATH")]
     pub voice_output: Option<PathBuf>,
 
+    /// The microphone to use, by name or by its number in `/mic`'s list (the system's default
+    /// otherwise).
+    #[arg(long, value_name = "NAME")]
+    pub mic: Option<String>,
+
+    /// The speakers or headphones to use, by name or number (the system's default otherwise).
+    #[arg(long, value_name = "NAME")]
+    pub speaker: Option<String>,
+
     /// Start with the open microphone (sends whenever you speak) instead of push-to-talk (`V`).
     #[arg(long)]
     pub open_mic: bool,
@@ -127,6 +136,8 @@ impl VoiceArgs {
         (!self.no_voice).then(|| crate::voice::VoiceOptions {
             input: self.voice_input.clone(),
             output: self.voice_output.clone(),
+            microphone: self.mic.clone(),
+            speaker: self.speaker.clone(),
             open_mic: self.open_mic,
         })
     }

@@ -24,6 +24,7 @@ mod screenshot;
 mod social;
 pub mod testing;
 pub mod voice;
+pub mod voice_devices;
 mod vr_view;
 mod world;
 pub mod xr;

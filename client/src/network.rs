@@ -2,14 +2,15 @@
 //! the person's pose and region become commands. Nothing here waits on the network: the node
 //! runs on its own runtime and the two sides only exchange messages through channels.
 
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bevy::prelude::*;
 use sanctuary_engine::{PublicKey, RegionId};
 use sanctuary_net::{
-    ChatLine, Command, Delivery, DirectLine, Event, NetRuntime, NodeConfig, NodeHandle, PRESENCE_TIMEOUT, PoseFrame,
-    Profile, QuantisedTransform, RemoteCrowd, StatsSnapshot, Status, Ticket, spawn_node,
+    ChatLine, Command, Delivery, DirectLine, Event, MicState, NetRuntime, NodeConfig, NodeHandle, PRESENCE_TIMEOUT,
+    PoseFrame, Profile, QuantisedTransform, RemoteCrowd, StatsSnapshot, Status, Ticket, spawn_node,
 };
 
 use crate::Frame;
@@ -21,6 +22,8 @@ use crate::world::{CurrentRegion, RegionScoped};
 
 /// Chat lines kept for the panel.
 const CHAT_KEPT: usize = 200;
+/// Microphone states kept (one per person here; a state may arrive before its person's pose).
+const MICS_KEPT: usize = 1_024;
 
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Social>().init_resource::<ChatInput>().add_systems(
@@ -134,6 +137,8 @@ pub struct Social {
     pub region: Option<RegionId>,
     /// The people in this region.
     pub crowd: RemoteCrowd,
+    /// How the people here set their microphones (those who said).
+    pub mics: HashMap<PublicKey, MicState>,
     /// The chat panel's lines, oldest first.
     pub chat: Vec<ChatEntry>,
     /// The node failed: why.
@@ -150,7 +155,7 @@ impl Social {
         }
     }
 
-    fn notice(&mut self, text: String) {
+    pub(crate) fn notice(&mut self, text: String) {
         self.push(ChatKind::Notice, text, now_micros());
     }
 
@@ -171,6 +176,8 @@ pub struct ChatInput {
     /// Wallet and trade commands typed (`/wallet`, `/send`, `/sell`, ...), for the wallet to
     /// take; they never go out as chat.
     pub wallet_commands: Vec<String>,
+    /// `/mic` and `/speaker` lines, for the voice settings to take.
+    pub audio_commands: Vec<String>,
     /// A fingerprint of the text (and recipient) held back last time because it looked like a
     /// secret: Enter on the very same text sends it.
     pub held_back: Option<u64>,
@@ -245,7 +252,18 @@ fn handle_event(social: &mut Social, event: Event) {
         Event::Left { region, author } if Some(region) == social.region && social.crowd.get(&author).is_some() => {
             let name = social.name_of(&author);
             social.crowd.remove(&author);
+            social.mics.remove(&author);
             social.notice(format!("{name} left"));
+        }
+        Event::Mic { region, author, state } if Some(region) == social.region => {
+            if social.mics.len() >= MICS_KEPT {
+                // Full of keys that never showed themselves here: keep only the people here.
+                let crowd = &social.crowd;
+                social.mics.retain(|key, _| crowd.get(key).is_some());
+            }
+            if social.mics.len() < MICS_KEPT || social.mics.contains_key(&author) {
+                social.mics.insert(author, state);
+            }
         }
         Event::Chat(line) => show_chat(social, line),
         Event::ChatHistory { region, lines } if Some(region) == social.region => {
@@ -313,6 +331,7 @@ fn follow_region(
     }
     social.region = Some(region.id());
     social.crowd.clear();
+    social.mics.clear();
     social.chat.retain(|entry| entry.kind == ChatKind::Private);
     for entity in &avatars {
         commands.entity(entity).despawn();
@@ -476,6 +495,10 @@ fn submission(social: &mut Social, input: &mut ChatInput) -> Option<Command> {
         }
         ChatCommand::Wallet(line) => {
             input.wallet_commands.push(line);
+            None
+        }
+        ChatCommand::Audio(line) => {
+            input.audio_commands.push(line);
             None
         }
         ChatCommand::Usage(usage) => {

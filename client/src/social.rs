@@ -7,7 +7,7 @@ use bevy::input::keyboard::{Key, KeyboardInput};
 use bevy::prelude::*;
 use bevy::window::PrimaryWindow;
 use sanctuary_engine::PublicKey;
-use sanctuary_net::{MAX_TEXT_CHARS, RelayState};
+use sanctuary_net::{MAX_TEXT_CHARS, MicState, RelayState};
 
 use crate::Frame;
 use crate::chat_command::masked;
@@ -53,9 +53,14 @@ struct MenuPanel;
 #[derive(Component, Debug)]
 struct MenuTitle;
 
+#[derive(Component, Debug)]
+struct MenuVolume;
+
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
 enum MenuButton {
     Message,
+    Quieter,
+    Louder,
     Close,
 }
 
@@ -105,7 +110,18 @@ fn spawn_panels(mut commands: Commands) {
         ))
         .with_children(|menu| {
             menu.spawn((MenuTitle, Text::new(""), TextFont::from_font_size(18.0), TextColor(Color::WHITE)));
-            for (button, label) in [(MenuButton::Message, "Message (M)"), (MenuButton::Close, "Close (Esc)")] {
+            menu.spawn((
+                MenuVolume,
+                Text::new(""),
+                TextFont::from_font_size(15.0),
+                TextColor(Color::srgb(0.8, 0.9, 1.0)),
+            ));
+            for (button, label) in [
+                (MenuButton::Message, "Message (M)"),
+                (MenuButton::Quieter, "Quieter (-)"),
+                (MenuButton::Louder, "Louder (+)"),
+                (MenuButton::Close, "Close (Esc)"),
+            ] {
                 menu.spawn((
                     button,
                     Button,
@@ -222,11 +238,14 @@ fn pick_avatar(
     }
 }
 
-/// The menu's buttons and keys: M (or the button) opens a private message, Esc closes.
+/// The menu's buttons and keys: M (or the button) opens a private message, - and + turn their
+/// voice down and up, Esc closes.
+#[allow(clippy::too_many_arguments)]
 fn use_avatar_menu(
     keys: Res<ButtonInput<KeyCode>>,
     buttons: Query<(&Interaction, &MenuButton), Changed<Interaction>>,
     mut menu: ResMut<AvatarMenu>,
+    voice: Option<ResMut<crate::voice::VoiceState>>,
     mut input: ResMut<ChatInput>,
     mut lock: ResMut<PointerLock>,
     mut cursor: Query<&mut bevy::window::CursorOptions, With<PrimaryWindow>>,
@@ -243,6 +262,21 @@ fn use_avatar_menu(
     let pressed = |which: MenuButton| {
         buttons.iter().any(|(interaction, button)| *interaction == Interaction::Pressed && *button == which)
     };
+    let step = if keys.any_just_pressed([KeyCode::Minus, KeyCode::NumpadSubtract]) || pressed(MenuButton::Quieter) {
+        -crate::voice::VOLUME_STEP
+    } else if keys.any_just_pressed([KeyCode::Equal, KeyCode::NumpadAdd]) || pressed(MenuButton::Louder) {
+        crate::voice::VOLUME_STEP
+    } else {
+        0.0
+    };
+    if step != 0.0
+        && let Some(mut voice) = voice
+    {
+        let volume = voice.volume(&key) + step;
+        voice.set_volume(key, volume);
+        // The menu shows the new volume.
+        menu.set_changed();
+    }
     if keys.just_pressed(KeyCode::KeyM) || pressed(MenuButton::Message) {
         input.open = true;
         input.text.clear();
@@ -285,9 +319,10 @@ fn label_new_avatars(mut commands: Commands, avatars: Query<(Entity, &RemoteAvat
 }
 
 /// Puts each name above its head on screen, or hides it out of view; removes names of people
-/// who left.
+/// who left. Someone who muted their microphone is shown so.
 fn place_name_labels(
     mut commands: Commands,
+    social: Res<Social>,
     cameras: Query<(&Camera, &GlobalTransform), With<Player>>,
     avatars: Query<(&RemoteAvatarView, &GlobalTransform)>,
     mut labels: Query<(Entity, &NameLabel, &mut Text, &mut Node, &mut Visibility, &ComputedNode)>,
@@ -298,11 +333,25 @@ fn place_name_labels(
             commands.entity(entity).despawn();
             continue;
         };
-        if text.0 != avatar.name {
-            text.0.clone_from(&avatar.name);
+        let shown = name_shown(&avatar.name, social.mics.get(&avatar.key).copied());
+        if text.0 != shown {
+            text.0 = shown;
         }
         let above = at.translation() + Vec3::Y * 0.45;
         place_label(view, above, NAME_DISTANCE, &mut node, &mut visibility, computed);
+    }
+}
+
+/// The avatar menu's line for how loud someone is played.
+fn volume_line(volume: f32) -> String {
+    if volume <= 0.0 { "voice: silenced".to_owned() } else { format!("voice: {:.0} %", volume * 100.0) }
+}
+
+/// The label above someone: their name, and whether they muted themselves.
+fn name_shown(name: &str, mic: Option<MicState>) -> String {
+    match mic {
+        Some(MicState::Muted) => format!("{name} [muted]"),
+        _ => name.to_owned(),
     }
 }
 
@@ -388,8 +437,10 @@ fn update_chat_panel(
 
 fn show_avatar_menu(
     menu: Res<AvatarMenu>,
+    voice: Option<Res<crate::voice::VoiceState>>,
     mut panel: Query<&mut Visibility, With<MenuPanel>>,
-    mut title: Query<&mut Text, With<MenuTitle>>,
+    mut title: Query<&mut Text, (With<MenuTitle>, Without<MenuVolume>)>,
+    mut volume: Query<&mut Text, With<MenuVolume>>,
 ) {
     if !menu.is_changed() {
         return;
@@ -399,5 +450,11 @@ fn show_avatar_menu(
     }
     if let (Some((_, name)), Ok(mut title)) = (&menu.0, title.single_mut()) {
         title.0.clone_from(name);
+    }
+    if let (Some((key, _)), Ok(mut line)) = (&menu.0, volume.single_mut()) {
+        line.0 = match &voice {
+            Some(voice) => volume_line(voice.volume(key)),
+            None => "voice off".to_owned(),
+        };
     }
 }

@@ -1,43 +1,34 @@
-//! Voice in the client: the microphone (or a WAV file) through a transmitter to the people in
-//! hearing range, and their voices played where they stand, through the sound card (or into a
-//! WAV file). Push-to-talk is `V` (not while typing); `F4` mutes, `F5` switches between
-//! push-to-talk and the open microphone. Without a microphone or an output the client says why
-//! and goes on: text chat needs neither. The home node never opens audio.
+//! Voice in the client: the microphone (or a WAV file) through echo cancellation, noise
+//! suppression and gain control to the people in hearing range, and their voices played where
+//! they stand, each as loud as the listener set them, through the sound card (or into a WAV
+//! file). Push-to-talk is `V` (not while typing); `F4` mutes, `F5` switches between
+//! push-to-talk and the open microphone; the others see who is muted. `/mic` and `/speaker`
+//! list and choose devices. Without a microphone or an output (or when one is unplugged) the
+//! client says why and goes on: text chat needs neither. The home node never opens audio.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use bevy::prelude::*;
 use sanctuary_engine::PublicKey;
-use sanctuary_net::{VoiceDatagram, VoiceSender};
-use sanctuary_voice::capture::{MicControl, Transmitter, WavMicrophone};
-use sanctuary_voice::output::{WavFileBackend, WavFileSettings};
-use sanctuary_voice::playback::{Mix, VoiceMixer};
-use sanctuary_voice::resample::ToVoiceRate;
+use sanctuary_net::{Command, MicState, VoiceDatagram, VoiceSender};
+use sanctuary_voice::capture::MicControl;
+use sanctuary_voice::playback::{MAX_VOLUMES, Mix};
 use tokio::sync::mpsc;
 
 use crate::Frame;
-use crate::network::{ChatInput, NetLink, RemoteAvatarView};
+use crate::network::{ChatInput, NetLink, RemoteAvatarView, Social};
 use crate::player::Player;
+pub use crate::voice_devices::VoiceOptions;
+use crate::voice_devices::{Direction, Microphone, list, open_microphone, open_output, pick};
 
 /// Voice datagrams played per frame at most (a burst never stalls a frame).
 const PER_FRAME: usize = 512;
 /// A speaker louder than this (RMS) is shown speaking.
 pub const SPEAKING_LEVEL: f32 = 0.01;
-
-/// Where voice comes from and goes to (the command line's `--voice-input`, `--voice-output`,
-/// `--open-mic`).
-#[derive(Debug, Clone, Default)]
-pub struct VoiceOptions {
-    /// A 48 kHz WAV file played as the microphone, over and over.
-    pub input: Option<PathBuf>,
-    /// A WAV file to write what would come out of the speakers into.
-    pub output: Option<PathBuf>,
-    /// Start with the open microphone instead of push-to-talk.
-    pub open_mic: bool,
-}
+/// One step of the avatar menu's volume buttons.
+pub const VOLUME_STEP: f32 = 0.25;
 
 /// What the person and the HUD know about voice.
 #[derive(Resource, Debug)]
@@ -48,20 +39,30 @@ pub struct VoiceState {
     pub microphone: Result<String, String>,
     /// The output in use, or why there is none.
     pub output: Result<String, String>,
+    /// Why the microphone stopped while in use (unplugged), set by its stream.
+    pub lost: Arc<Mutex<Option<String>>>,
     /// How loud each person we hear is right now.
     pub levels: HashMap<PublicKey, f32>,
+    /// How loud the person chose to hear each other person (1.0 unless changed).
+    volumes: HashMap<PublicKey, f32>,
+    /// Volumes changed since playback last took them.
+    volumes_changed: Vec<PublicKey>,
+    /// The devices chosen.
+    pub options: VoiceOptions,
 }
 
 impl VoiceState {
     /// One line for the HUD.
     pub fn summary(&self) -> String {
         let control = &self.control;
-        let mic = match &self.microphone {
-            Err(why) => format!("no microphone ({why})"),
-            Ok(_) if control.muted.load(Ordering::Relaxed) => "muted (F4)".to_owned(),
-            Ok(_) if control.sending() => "speaking".to_owned(),
-            Ok(_) if control.open.load(Ordering::Relaxed) => "open mic (F5: push-to-talk)".to_owned(),
-            Ok(_) => "hold V to talk (F5: open mic)".to_owned(),
+        let lost = self.lost.lock().ok().and_then(|lost| lost.clone());
+        let mic = match (&self.microphone, lost) {
+            (Err(why), _) => format!("no microphone ({why})"),
+            (Ok(_), Some(why)) => format!("microphone lost ({why}); /mic chooses another"),
+            (Ok(_), None) if control.muted.load(Ordering::Relaxed) => "muted (F4)".to_owned(),
+            (Ok(_), None) if control.sending() => "speaking".to_owned(),
+            (Ok(_), None) if control.open.load(Ordering::Relaxed) => "open mic (F5: push-to-talk)".to_owned(),
+            (Ok(_), None) => "hold V to talk (F5: open mic)".to_owned(),
         };
         let output = match &self.output {
             Ok(_) => String::new(),
@@ -71,19 +72,50 @@ impl VoiceState {
         let others = if speaking > 0 { format!(" | {speaking} speaking") } else { String::new() };
         format!("voice: {mic}{output}{others}")
     }
-}
 
-/// The microphone's stream or file player; dropping it stops capturing.
-enum Microphone {
-    File(#[allow(dead_code)] WavMicrophone),
-    Device(#[allow(dead_code)] cpal::Stream),
+    /// What the others are told of our microphone.
+    pub fn mic_state(&self) -> MicState {
+        let lost = self.lost.lock().map_or(true, |lost| lost.is_some());
+        match &self.microphone {
+            Err(_) => MicState::Off,
+            Ok(_) if lost => MicState::Off,
+            Ok(_) if self.control.muted.load(Ordering::Relaxed) => MicState::Muted,
+            Ok(_) => MicState::Live,
+        }
+    }
+
+    /// How loud `person` is played (1.0 unless changed).
+    pub fn volume(&self, person: &PublicKey) -> f32 {
+        self.volumes.get(person).copied().unwrap_or(1.0)
+    }
+
+    /// Plays `person` at `volume` (0 to [`sanctuary_voice::playback::MAX_VOLUME`]) from now
+    /// on.
+    pub fn set_volume(&mut self, person: PublicKey, volume: f32) {
+        let volume = volume.clamp(0.0, sanctuary_voice::playback::MAX_VOLUME);
+        if self.volumes.len() >= MAX_VOLUMES && !self.volumes.contains_key(&person) {
+            // The person at normal volume is the one to forget first.
+            let normal = self.volumes.iter().find(|(_, volume)| **volume == 1.0).map(|(key, _)| *key);
+            match normal {
+                Some(key) => {
+                    self.volumes.remove(&key);
+                }
+                None => return,
+            }
+        }
+        self.volumes.insert(person, volume);
+        if !self.volumes_changed.contains(&person) {
+            self.volumes_changed.push(person);
+        }
+    }
 }
 
 /// The audio side, on the main thread (sound card streams need not be `Send`).
 struct VoiceIo {
     mixer: Option<Box<dyn Mix>>,
-    _microphone: Option<Microphone>,
+    microphone: Option<Microphone>,
     arrivals: Option<mpsc::Receiver<VoiceDatagram>>,
+    sender: VoiceSender,
 }
 
 /// Opens voice for the node behind `link`: called once by the windowed client, never by the
@@ -91,77 +123,62 @@ struct VoiceIo {
 pub fn start(app: &mut App, options: &VoiceOptions, link: &mut NetLink) {
     let control = Arc::new(MicControl::default());
     control.open.store(options.open_mic, Ordering::Relaxed);
-    let sender = link.voice_sender();
-    let (microphone, microphone_state) = match open_microphone(options, control.clone(), sender) {
-        Ok((microphone, name)) => (Some(microphone), Ok(name)),
-        Err(why) => {
-            warn!("voice: no microphone: {why}; text chat goes on");
-            (None, Err(why))
-        }
+    let mut state = VoiceState {
+        control,
+        microphone: Err("not opened yet".into()),
+        output: Err("not opened yet".into()),
+        lost: Arc::default(),
+        levels: HashMap::new(),
+        volumes: HashMap::new(),
+        volumes_changed: Vec::new(),
+        options: options.clone(),
     };
-    let (mixer, output_state) = match open_output(options) {
-        Ok((mixer, name)) => (Some(mixer), Ok(name)),
-        Err(why) => {
-            warn!("voice: no sound output: {why}; others' voices are not played");
-            (None, Err(why))
-        }
-    };
-    app.insert_non_send(VoiceIo { mixer, _microphone: microphone, arrivals: link.take_voice() })
-        .insert_resource(VoiceState {
-            control,
-            microphone: microphone_state,
-            output: output_state,
-            levels: HashMap::new(),
-        })
-        .add_systems(Update, (talk_keys.in_set(Frame::Input), play_voices.in_set(Frame::Animate)));
+    let mut io = VoiceIo { mixer: None, microphone: None, arrivals: link.take_voice(), sender: link.voice_sender() };
+    reopen(&mut io, &mut state, true, true);
+    app.insert_non_send(io).insert_resource(state).add_systems(
+        Update,
+        ((talk_keys, audio_commands).in_set(Frame::Input), (play_voices, tell_mic_state).in_set(Frame::Animate)),
+    );
 }
 
-fn open_microphone(
-    options: &VoiceOptions,
-    control: Arc<MicControl>,
-    sender: VoiceSender,
-) -> Result<(Microphone, String), String> {
-    if let Some(path) = &options.input {
-        let microphone = WavMicrophone::start(path, control, move |datagram| {
-            sender.send(datagram);
-        })
-        .map_err(|error| error.to_string())?;
-        return Ok((Microphone::File(microphone), path.display().to_string()));
+/// (Re)opens the output and/or the microphone as `state.options` say. A new output needs a
+/// new microphone too: the echo canceller listens to the output.
+fn reopen(io: &mut VoiceIo, state: &mut VoiceState, output: bool, microphone: bool) {
+    if output {
+        io.mixer = None;
+        match open_output(&state.options) {
+            Ok((mut mixer, name)) => {
+                for (person, volume) in &state.volumes {
+                    mixer.set_volume(*person.as_bytes(), *volume);
+                }
+                io.mixer = Some(mixer);
+                state.output = Ok(name);
+            }
+            Err(why) => {
+                warn!("voice: no sound output: {why}; others' voices are not played");
+                state.output = Err(why);
+            }
+        }
     }
-    use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
-    let device = cpal::default_host().default_input_device().ok_or("this machine has no microphone")?;
-    let name = device.description().map(|description| description.to_string()).unwrap_or_else(|_| "microphone".into());
-    let config = device.default_input_config().map_err(|error| error.to_string())?;
-    let mut converter = ToVoiceRate::new(config.sample_rate(), config.channels());
-    let mut transmitter = Transmitter::new(control).map_err(|error| error.to_string())?;
-    let mut converted = Vec::new();
-    let stream = device
-        .build_input_stream::<f32, _, _>(
-            config.config(),
-            move |samples: &[f32], _: &cpal::InputCallbackInfo| {
-                converted.clear();
-                converter.push(samples, &mut converted);
-                transmitter.push(&converted, &mut |datagram| {
-                    sender.send(datagram);
-                });
-            },
-            |error| warn!("voice: the microphone failed: {error}"),
-            None,
-        )
-        .map_err(|error| error.to_string())?;
-    stream.play().map_err(|error| error.to_string())?;
-    Ok((Microphone::Device(stream), name))
-}
-
-fn open_output(options: &VoiceOptions) -> Result<(Box<dyn Mix>, String), String> {
-    if let Some(path) = &options.output {
-        let mixer = VoiceMixer::<WavFileBackend>::new(WavFileSettings { path: path.clone() })
-            .map_err(|error| error.to_string())?;
-        return Ok((Box::new(mixer), path.display().to_string()));
+    if output || microphone {
+        io.microphone = None;
+        if let Ok(mut lost) = state.lost.lock() {
+            *lost = None;
+        }
+        let echo = io.mixer.as_mut().and_then(|mixer| mixer.take_echo_reference());
+        let opened =
+            open_microphone(&state.options, state.control.clone(), io.sender.clone(), echo, state.lost.clone());
+        match opened {
+            Ok((stream, name)) => {
+                io.microphone = Some(stream);
+                state.microphone = Ok(name);
+            }
+            Err(why) => {
+                warn!("voice: no microphone: {why}; text chat goes on");
+                state.microphone = Err(why);
+            }
+        }
     }
-    let mixer =
-        VoiceMixer::<kira::backend::cpal::CpalBackend>::new(Default::default()).map_err(|error| error.to_string())?;
-    Ok((Box::new(mixer), "the default output".to_owned()))
 }
 
 /// `V` held talks (unless the chat box has the keys); `F4` mutes; `F5` switches the open
@@ -178,6 +195,83 @@ fn talk_keys(keys: Res<ButtonInput<KeyCode>>, chat: Option<Res<ChatInput>>, stat
     }
 }
 
+/// `/mic` and `/speaker`: with nothing after, list the devices; with a number or a name, use
+/// that one; `default` goes back to the system's choice.
+fn audio_commands(
+    mut input: ResMut<ChatInput>,
+    mut social: ResMut<Social>,
+    mut state: ResMut<VoiceState>,
+    mut io: NonSendMut<VoiceIo>,
+) {
+    for line in std::mem::take(&mut input.audio_commands) {
+        let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((&line, ""));
+        let direction = if word == "/speaker" { Direction::Output } else { Direction::Input };
+        let notice = device_command(&mut io, &mut state, direction, rest.trim());
+        social.notice(notice);
+    }
+}
+
+/// Carries out one `/mic` or `/speaker`; returns what to tell the person.
+fn device_command(io: &mut VoiceIo, state: &mut VoiceState, direction: Direction, wanted: &str) -> String {
+    let (word, current) = match direction {
+        Direction::Input => ("/mic", &state.microphone),
+        Direction::Output => ("/speaker", &state.output),
+    };
+    let current = match current {
+        Ok(name) => format!("using {name}"),
+        Err(why) => format!("none open ({why})"),
+    };
+    let names = match list(direction) {
+        Ok(names) => names,
+        Err(why) => return format!("{word}: the devices cannot be listed ({why}); {current}"),
+    };
+    if wanted.is_empty() {
+        let listed: Vec<String> =
+            names.iter().enumerate().map(|(index, name)| format!("{}. {name}", index + 1)).collect();
+        let listed = if listed.is_empty() { "none found".to_owned() } else { listed.join(", ") };
+        return format!(
+            "{word}: {current}. Devices: {listed}. {word} NUMBER or NAME chooses, {word} default the system's"
+        );
+    }
+    let chosen = if wanted.eq_ignore_ascii_case("default") {
+        None
+    } else {
+        match pick(&names, wanted) {
+            Some(name) => Some(name.to_owned()),
+            None => return format!("{word}: no device matches \"{wanted}\"; {word} lists them"),
+        }
+    };
+    match direction {
+        Direction::Input => {
+            state.options.input = None;
+            state.options.microphone = chosen;
+            reopen(io, state, false, true);
+        }
+        Direction::Output => {
+            state.options.output = None;
+            state.options.speaker = chosen;
+            reopen(io, state, true, false);
+        }
+    }
+    let result = match direction {
+        Direction::Input => &state.microphone,
+        Direction::Output => &state.output,
+    };
+    match result {
+        Ok(name) => format!("{word}: now using {name}"),
+        Err(why) => format!("{word}: could not open it ({why})"),
+    }
+}
+
+/// Tells the others when our microphone goes on, off, or mute.
+fn tell_mic_state(state: Res<VoiceState>, link: Option<Res<NetLink>>, mut told: Local<Option<MicState>>) {
+    let Some(link) = link else { return };
+    let now = state.mic_state();
+    if *told != Some(now) && link.send(Command::Mic(now)) {
+        *told = Some(now);
+    }
+}
+
 /// Plays what arrived from where each speaker's head is, with the listener at ours.
 fn play_voices(
     mut io: NonSendMut<VoiceIo>,
@@ -189,6 +283,9 @@ fn play_voices(
     let heads: HashMap<[u8; 32], [f32; 3]> =
         avatars.iter().map(|(view, at)| (*view.key.as_bytes(), at.translation().to_array())).collect();
     let (Some(mixer), Some(arrivals)) = (&mut io.mixer, &mut io.arrivals) else { return };
+    for person in std::mem::take(&mut state.volumes_changed) {
+        mixer.set_volume(*person.as_bytes(), state.volume(&person));
+    }
     if let Ok(head) = player.single() {
         let (_, rotation, translation) = head.to_scale_rotation_translation();
         mixer.set_listener(translation.to_array(), rotation.to_array());
@@ -210,4 +307,55 @@ fn play_voices(
         }
     }
     mixer.forget_quiet();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> VoiceState {
+        VoiceState {
+            control: Arc::default(),
+            microphone: Ok("test microphone".into()),
+            output: Ok("test output".into()),
+            lost: Arc::default(),
+            levels: HashMap::new(),
+            volumes: HashMap::new(),
+            volumes_changed: Vec::new(),
+            options: VoiceOptions::default(),
+        }
+    }
+
+    #[test]
+    fn the_others_are_told_live_muted_or_off() {
+        let mut state = state();
+        assert_eq!(state.mic_state(), MicState::Live);
+        state.control.muted.store(true, Ordering::Relaxed);
+        assert_eq!(state.mic_state(), MicState::Muted);
+        assert!(state.summary().contains("muted"));
+        *state.lost.lock().expect("lock") = Some("USB Headset: the device is no longer available".into());
+        assert_eq!(state.mic_state(), MicState::Off, "an unplugged microphone is off");
+        assert!(state.summary().contains("microphone lost (USB Headset"), "{}", state.summary());
+        state.microphone = Err("this machine has no microphone".into());
+        assert_eq!(state.mic_state(), MicState::Off);
+    }
+
+    #[test]
+    fn volumes_are_bounded_and_remembered() {
+        let mut state = state();
+        let ada = PublicKey::from_secret_seed(&[1; 32]);
+        assert_eq!(state.volume(&ada), 1.0);
+        state.set_volume(ada, 9.0);
+        assert_eq!(state.volume(&ada), sanctuary_voice::playback::MAX_VOLUME);
+        state.set_volume(ada, -1.0);
+        assert_eq!(state.volume(&ada), 0.0);
+        assert_eq!(state.volumes_changed, vec![ada], "one change to apply, however many steps");
+        for seed in 0..MAX_VOLUMES + 10 {
+            let mut bytes = [0u8; 32];
+            bytes[..8].copy_from_slice(&(seed as u64 + 10).to_le_bytes());
+            state.set_volume(PublicKey::from_secret_seed(&bytes), 0.5);
+        }
+        assert!(state.volumes.len() <= MAX_VOLUMES);
+        assert_eq!(state.volume(&ada), 0.0, "a setting made earlier is not pushed out by strangers");
+    }
 }

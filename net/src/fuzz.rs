@@ -77,6 +77,7 @@ fn region_seeds() -> Vec<Vec<u8>> {
         RegionMessage::Chat { name: "Bo".into(), text: "hello there, how is the city?".into() },
         RegionMessage::Leave,
         RegionMessage::Change(vec![7; 120]),
+        RegionMessage::Mic(crate::MicState::Muted),
     ];
     messages
         .iter()

@@ -22,16 +22,16 @@ pub use crowd::{Joint, Pose, RemoteAvatar, RemoteCrowd};
 pub use identity::{IDENTITY_FILE, IdentityError, load_or_create_identity};
 pub use inbox::{Inbox, NetStats, StatsSnapshot};
 pub use node::{
-    ChatLine, Command, DOWNLINK_BUDGET_BITS_PER_SECOND, Delivery, DirectLine, Event, FASTEST_POSE_INTERVAL, NetRuntime,
-    NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, Profile, RelayChoice, RelayState, Status, Ticket,
-    TicketError, pose_interval, spawn_node, world_topic,
+    ChatLine, Command, DOWNLINK_BUDGET_BITS_PER_SECOND, Delivery, DirectLine, Event, FASTEST_POSE_INTERVAL,
+    MIC_KEEPALIVE, NetRuntime, NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, Profile, RelayChoice,
+    RelayState, Status, Ticket, TicketError, pose_interval, spawn_node, world_topic,
 };
 pub use node::{
     DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, MAX_LISTENERS, MAX_SPEAKERS, MAX_VOICE_DATAGRAM, VOICE_QUEUE,
     VoiceDatagram, VoiceSender,
 };
 pub use replica::{Applied, AuthorError, OpenReport, Replica, SharedReplica, SyncReport, WorldLog};
-pub use wire::{MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_TEXT_CHARS, PoseFrame, Presence, QuantisedTransform};
+pub use wire::{MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_TEXT_CHARS, MicState, PoseFrame, Presence, QuantisedTransform};
 
 use iroh_gossip::TopicId;
 use sanctuary_engine::RegionId;

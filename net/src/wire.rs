@@ -141,6 +141,21 @@ pub enum RegionMessage {
     /// A signed world change (see `sanctuary_engine::SignedChange`), passed on as its author
     /// made it: every receiver checks its own signature and the rules before taking it.
     Change(Vec<u8>),
+    /// The author's microphone: sent when it changes, to newcomers, and every
+    /// [`crate::MIC_KEEPALIVE`]. (Last of the variants, so that older peers still read every
+    /// other message.)
+    Mic(MicState),
+}
+
+/// Whether a person can be heard, shown to the others beside their name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MicState {
+    /// No microphone, or voice turned off.
+    Off,
+    /// The microphone is on (push-to-talk or the open microphone).
+    Live,
+    /// Muted by its owner.
+    Muted,
 }
 
 /// What travels on the world topic that every peer joins: who is where, so that peers find the
@@ -229,7 +244,7 @@ impl Body for RegionMessage {
             RegionMessage::Change(bytes) if bytes.len() > sanctuary_engine::MAX_CHANGE_BYTES => {
                 Err(WireError::TooLarge { len: bytes.len() })
             }
-            RegionMessage::Change(_) => Ok(()),
+            RegionMessage::Change(_) | RegionMessage::Mic(_) => Ok(()),
         }
     }
     fn clean(&mut self) {
@@ -239,7 +254,7 @@ impl Body for RegionMessage {
                 clean_in_place(name);
                 clean_in_place(text);
             }
-            RegionMessage::Leave | RegionMessage::Change(_) => {}
+            RegionMessage::Leave | RegionMessage::Change(_) | RegionMessage::Mic(_) => {}
         }
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use sanctuary_engine::{ModelRef, Op, PublicKey, RegionId};
 use sanctuary_net::{
-    AssetStore, ChatLine, Delivery, DirectLine, Event, NodeConfig, NodeHandle, PoseFrame, Presence, RelayChoice,
-    SharedReplica, StatsSnapshot, Status, Ticket, spawn_node,
+    AssetStore, ChatLine, Delivery, DirectLine, Event, MicState, NodeConfig, NodeHandle, PoseFrame, Presence,
+    RelayChoice, SharedReplica, StatsSnapshot, Status, Ticket, spawn_node,
 };
 
 /// One node and everything it has heard.
@@ -26,6 +26,8 @@ pub struct Peer {
     pub presences: HashMap<(RegionId, PublicKey), Presence>,
     /// Who left.
     pub left: Vec<PublicKey>,
+    /// Microphone states heard, in order: who, and how it was set.
+    pub mics: Vec<(PublicKey, MicState)>,
     /// Chat lines heard (and said).
     pub chat: Vec<ChatLine>,
     /// Stored chat handed back on entering regions.
@@ -90,6 +92,7 @@ impl Peer {
                         dir,
                         presences: HashMap::new(),
                         left: Vec::new(),
+                        mics: Vec::new(),
                         chat: Vec::new(),
                         history: Vec::new(),
                         direct: Vec::new(),
@@ -121,6 +124,7 @@ impl Peer {
                     self.presences.insert((region, author), presence);
                 }
                 Event::Left { author, .. } => self.left.push(author),
+                Event::Mic { author, state, .. } => self.mics.push((author, state)),
                 Event::Chat(line) => self.chat.push(line),
                 Event::ChatHistory { lines, .. } => self.history.extend(lines),
                 Event::Direct(line) => self.direct.push(line),

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use glam::{Quat, Vec3};
-use sanctuary_net::{Command, PoseFrame, QuantisedTransform};
+use sanctuary_net::{Command, MicState, PoseFrame, QuantisedTransform};
 use sanctuary_tests::peers::{Peer, offline_config, wait_until};
 use sanctuary_voice::codec::VoiceEncoder;
 use sanctuary_voice::lab::{align, speak};
@@ -151,7 +151,7 @@ async fn a_client_plays_a_voice_from_the_side_the_speaker_stands_on() {
     let mut app = testing::logic_app(sanctuary_engine::RegionId::Lobby);
     let mut link = NetLink::from_handle(bo);
     // No input file: this machine has no microphone, which the client must take calmly.
-    let options = VoiceOptions { input: None, output: Some(recording.clone()), open_mic: false };
+    let options = VoiceOptions { output: Some(recording.clone()), ..VoiceOptions::default() };
     sanctuary::voice::start(&mut app, &options, &mut link);
     app.insert_resource(link);
     testing::run_frames(&mut app, 10);
@@ -221,4 +221,39 @@ fn read_stereo(path: &std::path::Path) -> Vec<[f32; 2]> {
     let samples: Vec<f32> =
         reader.samples::<i16>().map(|sample| f32::from(sample.expect("reads")) / f32::from(i16::MAX)).collect();
     samples.chunks(2).filter(|pair| pair.len() == 2).map(|pair| [pair[0], pair[1]]).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everyone_sees_who_is_muted() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let mut ada = Peer::start(offline_config(dirs[0].path(), "Ada", None)).await;
+    let mut bo = Peer::start(offline_config(dirs[1].path(), "Bo", Some(&ada.ticket))).await;
+    let (ada_id, bo_id) = (ada.id, bo.id);
+    for (peer, x) in [(&ada, 0.0), (&bo, 5.0)] {
+        peer.handle.send(Command::Pose(standing_at(x)));
+    }
+    ada.handle.send(Command::Mic(MicState::Live));
+    // What `peer` last heard of Ada's microphone (Ada herself is not asked).
+    let sees = move |peer: &Peer, wanted: MicState| {
+        peer.id == ada_id
+            || peer.mics.iter().rev().find(|(who, _)| *who == ada_id).map(|(_, state)| *state) == Some(wanted)
+    };
+    wait_until(&mut [&mut ada, &mut bo], Duration::from_secs(20), "Bo hears that Ada's microphone is on", |peer| {
+        sees(peer, MicState::Live)
+    })
+    .await;
+    ada.handle.send(Command::Mic(MicState::Muted));
+    wait_until(&mut [&mut ada, &mut bo], Duration::from_secs(10), "Bo sees Ada mute herself", |peer| {
+        sees(peer, MicState::Muted)
+    })
+    .await;
+    // Someone who arrives later learns it too, without Ada touching anything.
+    let mut cy = Peer::start(offline_config(dirs[2].path(), "Cy", Some(&ada.ticket))).await;
+    cy.handle.send(Command::Pose(standing_at(-5.0)));
+    let limit = Duration::from_secs(20);
+    wait_until(&mut [&mut ada, &mut bo, &mut cy], limit, "Cy, arriving later, sees Ada muted", |peer| {
+        peer.id == bo_id || sees(peer, MicState::Muted)
+    })
+    .await;
+    assert!(bo.mics.iter().all(|(who, _)| *who == ada_id), "only Ada said anything of her microphone");
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::codec::{CodecError, VoiceEncoder};
 use crate::packet::VoicePacket;
+use crate::processing::VoiceProcessor;
 use crate::wav::{self, WavError};
 use crate::{FRAME, FRAME_SAMPLES, Frame};
 
@@ -35,6 +36,9 @@ pub struct MicControl {
     level: AtomicU32,
     /// Whether the last frame was sent.
     sending: AtomicBool,
+    /// Whether the last frame went through echo cancellation, noise suppression and gain
+    /// control.
+    processed: AtomicBool,
 }
 
 impl MicControl {
@@ -46,6 +50,11 @@ impl MicControl {
     /// Whether our voice is going out right now.
     pub fn sending(&self) -> bool {
         self.sending.load(Ordering::Relaxed)
+    }
+
+    /// Whether the microphone is cleaned (echo, noise, gain) before it is sent.
+    pub fn processed(&self) -> bool {
+        self.processed.load(Ordering::Relaxed)
     }
 }
 
@@ -61,6 +70,8 @@ pub struct Transmitter {
     sequence: u32,
     /// The open microphone last heard a voice at this frame.
     voice_at: Option<u32>,
+    /// Echo cancellation, noise suppression and gain control, when set.
+    processor: Option<VoiceProcessor>,
 }
 
 impl Transmitter {
@@ -74,7 +85,14 @@ impl Transmitter {
             frames: 0,
             sequence: 0,
             voice_at: None,
+            processor: None,
         })
+    }
+
+    /// Cleans every frame with `processor` before it is judged and encoded.
+    pub fn with_processor(mut self, processor: VoiceProcessor) -> Self {
+        self.processor = Some(processor);
+        self
     }
 
     /// Takes 48 kHz mono samples; each whole frame that is to be sent is encoded and given to
@@ -98,6 +116,11 @@ impl Transmitter {
     fn frame_done(&mut self, send: &mut impl FnMut(&[u8])) {
         let index = self.frames;
         self.frames = self.frames.wrapping_add(1);
+        let processed = self.processor.as_mut().is_some_and(|processor| {
+            processor.process(&mut self.frame);
+            processor.running()
+        });
+        self.control.processed.store(processed, Ordering::Relaxed);
         let level = (self.frame.iter().map(|sample| sample * sample).sum::<f32>() / FRAME_SAMPLES as f32).sqrt();
         self.control.level.store(level.to_bits(), Ordering::Relaxed);
         if level >= VOICE_LEVEL {
@@ -132,17 +155,21 @@ pub struct WavMicrophone {
 }
 
 impl WavMicrophone {
-    /// Starts playing `path` (48 kHz) into a [`Transmitter`] following `control`; each datagram
-    /// goes to `send`.
+    /// Starts playing `path` (48 kHz) into a [`Transmitter`] following `control` (cleaned by
+    /// `processor`, as a real microphone is); each datagram goes to `send`.
     pub fn start(
         path: &Path,
         control: Arc<MicControl>,
+        processor: Option<VoiceProcessor>,
         mut send: impl FnMut(&[u8]) + Send + 'static,
     ) -> Result<Self, WavError> {
         let mut samples = wav::read_mono(path)?;
         samples.extend(std::iter::repeat_n(0.0, crate::SAMPLE_RATE as usize));
         let mut transmitter = Transmitter::new(control)
             .map_err(|error| WavError::Unreadable { path: path.display().to_string(), reason: error.to_string() })?;
+        if let Some(processor) = processor {
+            transmitter = transmitter.with_processor(processor);
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::spawn(move || {

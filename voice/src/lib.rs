@@ -14,6 +14,7 @@ pub mod lab;
 pub mod output;
 pub mod packet;
 pub mod playback;
+pub mod processing;
 pub mod resample;
 pub mod stream;
 pub mod wav;

@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 
 use kira::backend::Backend;
 use kira::sound::{Sound, SoundData};
-use kira::track::{SpatialTrackBuilder, SpatialTrackHandle};
-use kira::{AudioManager, AudioManagerSettings, Easing, Frame as KiraFrame, Tween};
+use kira::track::{MainTrackBuilder, SpatialTrackBuilder, SpatialTrackHandle};
+use kira::{AudioManager, AudioManagerSettings, Decibels, Easing, Frame as KiraFrame, Tween};
 
+use crate::processing::{EchoReference, echo_tap};
 use crate::stream::{FrameKind, Speaker};
 use crate::{FRAME_SAMPLES, Frame, SAMPLE_RATE};
 
@@ -36,6 +37,15 @@ pub const FAR: f32 = 25.0;
 const STALL: Duration = Duration::from_millis(200);
 /// How quickly a speaker's position follows their avatar.
 const GLIDE: Duration = Duration::from_millis(50);
+/// The loudest a person can be turned up: twice as loud as they speak (+6 dB).
+pub const MAX_VOLUME: f32 = 2.0;
+/// People whose volume is remembered.
+pub const MAX_VOLUMES: usize = 4_096;
+
+/// A gain (0 silent, 1 unchanged) in kira's decibels.
+fn decibels(gain: f32) -> Decibels {
+    if gain <= 0.001 { Decibels::SILENCE } else { Decibels(20.0 * gain.log10()) }
+}
 
 /// Why playback could not start or a voice could not be played.
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +176,10 @@ pub struct VoiceMixer<B: Backend> {
     manager: AudioManager<B>,
     listener: kira::listener::ListenerHandle,
     voices: HashMap<[u8; 32], Voice>,
+    /// Each person's volume as the listener set it (1.0 when not set).
+    volumes: HashMap<[u8; 32], f32>,
+    /// What the speakers play, for the microphone's echo canceller, until taken.
+    echo: Option<EchoReference>,
     dropped: u64,
 }
 
@@ -181,9 +195,10 @@ where
 {
     /// Opens the output `settings` describe, with the listener at the origin facing −Z.
     pub fn new(settings: B::Settings) -> Result<Self, PlaybackError> {
+        let (tap, echo) = echo_tap();
         let settings = AudioManagerSettings::<B> {
             capacities: Default::default(),
-            main_track_builder: Default::default(),
+            main_track_builder: MainTrackBuilder::new().with_effect(tap),
             internal_buffer_size: 128,
             backend_settings: settings,
         };
@@ -191,7 +206,7 @@ where
         let listener = manager
             .add_listener(vector([0.0; 3]), mint::Quaternion::from([0.0, 0.0, 0.0, 1.0]))
             .map_err(|error| PlaybackError::Full(error.to_string()))?;
-        Ok(Self { manager, listener, voices: HashMap::new(), dropped: 0 })
+        Ok(Self { manager, listener, voices: HashMap::new(), volumes: HashMap::new(), echo: Some(echo), dropped: 0 })
     }
 }
 
@@ -218,7 +233,10 @@ impl<B: Backend> VoiceMixer<B> {
                 self.dropped += 1;
                 return Err(PlaybackError::Full(format!("{MAX_VOICES} voices are playing")));
             }
-            let voice = self.add_voice(position)?;
+            let mut voice = self.add_voice(position)?;
+            if let Some(volume) = self.volumes.get(&speaker) {
+                voice.track.set_volume(decibels(*volume), Tween::default());
+            }
             self.voices.insert(speaker, voice);
         }
         let Some(voice) = self.voices.get_mut(&speaker) else { return Ok(()) };
@@ -264,6 +282,37 @@ impl<B: Backend> VoiceMixer<B> {
         if let Some(voice) = self.voices.get_mut(speaker) {
             voice.track.set_position(vector(position), Tween { duration: GLIDE, ..Default::default() });
         }
+    }
+
+    /// Sets how loud `speaker` is played, from 0 (silent) through 1 (as they speak) to
+    /// [`MAX_VOLUME`]; kept for when they speak next. At most [`MAX_VOLUMES`] people are
+    /// remembered (the oldest setting for someone not playing makes room).
+    pub fn set_volume(&mut self, speaker: [u8; 32], volume: f32) {
+        let volume = if volume.is_finite() { volume.clamp(0.0, MAX_VOLUME) } else { 1.0 };
+        if let Some(voice) = self.voices.get_mut(&speaker) {
+            voice.track.set_volume(decibels(volume), Tween { duration: GLIDE, ..Default::default() });
+        }
+        if self.volumes.len() >= MAX_VOLUMES && !self.volumes.contains_key(&speaker) {
+            let spare = self.volumes.keys().find(|key| !self.voices.contains_key(*key)).copied();
+            match spare {
+                Some(spare) => {
+                    self.volumes.remove(&spare);
+                }
+                None => return,
+            }
+        }
+        self.volumes.insert(speaker, volume);
+    }
+
+    /// How loud `speaker` is set to be played (1.0 unless changed).
+    pub fn volume(&self, speaker: &[u8; 32]) -> f32 {
+        self.volumes.get(speaker).copied().unwrap_or(1.0)
+    }
+
+    /// What the speakers play, for the microphone's [`crate::processing::VoiceProcessor`]
+    /// (once: the first caller takes it).
+    pub fn take_echo_reference(&mut self) -> Option<EchoReference> {
+        self.echo.take()
     }
 
     /// How loud `speaker` is right now (RMS of their last 20 ms, 0 when quiet or unknown).
@@ -318,6 +367,12 @@ pub trait Mix {
     fn speaker_ids(&self) -> Vec<[u8; 32]>;
     /// See [`VoiceMixer::forget_quiet`].
     fn forget_quiet(&mut self);
+    /// See [`VoiceMixer::set_volume`].
+    fn set_volume(&mut self, speaker: [u8; 32], volume: f32);
+    /// See [`VoiceMixer::volume`].
+    fn volume(&self, speaker: &[u8; 32]) -> f32;
+    /// See [`VoiceMixer::take_echo_reference`].
+    fn take_echo_reference(&mut self) -> Option<EchoReference>;
 }
 
 impl<B: Backend> Mix for VoiceMixer<B> {
@@ -349,5 +404,17 @@ impl<B: Backend> Mix for VoiceMixer<B> {
 
     fn forget_quiet(&mut self) {
         VoiceMixer::forget_quiet(self);
+    }
+
+    fn set_volume(&mut self, speaker: [u8; 32], volume: f32) {
+        VoiceMixer::set_volume(self, speaker, volume);
+    }
+
+    fn volume(&self, speaker: &[u8; 32]) -> f32 {
+        VoiceMixer::volume(self, speaker)
+    }
+
+    fn take_echo_reference(&mut self) -> Option<EchoReference> {
+        VoiceMixer::take_echo_reference(self)
     }
 }

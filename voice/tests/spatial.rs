@@ -9,16 +9,28 @@ use sanctuary_voice::lab::{align, speak};
 use sanctuary_voice::output::CaptureBackend;
 use sanctuary_voice::packet::VoicePacket;
 use sanctuary_voice::playback::VoiceMixer;
+use sanctuary_voice::processing::VoiceProcessor;
 use sanctuary_voice::stream::frames;
 use sanctuary_voice::{FRAME, FRAME_SAMPLES, wav};
 
 /// Plays `speech` from a speaker at `position` to a listener at the origin facing −Z (right is
 /// +X); returns what the listener heard.
 fn heard_from(speech: &[f32], position: [f32; 3]) -> Vec<[f32; 2]> {
+    heard_at_volume(speech, position, None)
+}
+
+/// As [`heard_from`], with the speaker's volume set to `volume` first, and a microphone's
+/// processor draining the echo tap as a client's does.
+fn heard_at_volume(speech: &[f32], position: [f32; 3], volume: Option<f32>) -> Vec<[f32; 2]> {
     let mut mixer = VoiceMixer::<CaptureBackend>::new(()).expect("playback starts");
     mixer.set_listener([0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]);
     let mut encoder = VoiceEncoder::new().expect("encoder");
     let speaker = [7u8; 32];
+    if let Some(volume) = volume {
+        mixer.set_volume(speaker, volume);
+    }
+    let mut processor = VoiceProcessor::new(mixer.take_echo_reference());
+    assert!(mixer.take_echo_reference().is_none(), "one tap, taken once");
     let start = Instant::now();
     let mut out = Vec::new();
     let mut sequence = 0;
@@ -29,6 +41,8 @@ fn heard_from(speech: &[f32], position: [f32; 3]) -> Vec<[f32; 2]> {
             mixer.heard(speaker, position, &packet.to_bytes(), start + FRAME * index as u32).expect("plays");
         }
         out.extend(mixer.backend_mut().render(FRAME_SAMPLES));
+        // The microphone's processor drains the tap as it cleans each frame.
+        processor.process(&mut [0.0; FRAME_SAMPLES]);
     }
     out.extend(mixer.backend_mut().render(24_000));
     assert!(mixer.level(&speaker) >= 0.0);
@@ -101,4 +115,24 @@ fn a_wav_file_stands_in_for_the_speakers() {
     assert!(loud > 48_000 / 10, "the tone is not in the file ({loud} loud samples)");
     let bad = VoiceMixer::<WavFileBackend>::new(WavFileSettings { path: dir.path().join("missing/dir/x.wav") });
     assert!(bad.is_err(), "an output file that cannot be made is an error");
+}
+
+#[test]
+fn a_person_can_be_turned_down_and_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let speech = wav::read_mono(&speak(dir.path(), "Turn me down if I am too loud.").expect("speech")).expect("reads");
+    let level = |volume| {
+        let out = heard_at_volume(&speech, [0.0, 0.0, -2.0], volume);
+        rms(out.iter().map(|sample| sample[0] + sample[1]))
+    };
+    let (normal, half, louder, silent) = (level(None), level(Some(0.5)), level(Some(2.0)), level(Some(0.0)));
+    println!(
+        "half volume {:.1} dB, double {:.1} dB, off {:.1} dB",
+        decibels(half, normal),
+        decibels(louder, normal),
+        decibels(silent, normal)
+    );
+    assert!((decibels(half, normal) + 6.0).abs() < 1.5, "half volume is {:.1} dB", decibels(half, normal));
+    assert!(decibels(louder, normal) > 3.0, "double volume is {:.1} dB", decibels(louder, normal));
+    assert!(decibels(silent, normal) < -40.0, "volume 0 still plays at {:.1} dB", decibels(silent, normal));
 }

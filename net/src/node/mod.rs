@@ -41,7 +41,7 @@ use tokio::task::JoinHandle;
 use crate::assets::AssetStore;
 use crate::inbox::{NetStats, StatsSnapshot};
 use crate::replica::SharedReplica;
-use crate::wire::{MAX_NAME_CHARS, PoseFrame, Presence};
+use crate::wire::{MAX_NAME_CHARS, MicState, PoseFrame, Presence};
 use actor::Node;
 pub(crate) use outbox::OutboxEntry;
 
@@ -53,6 +53,9 @@ pub const FASTEST_POSE_INTERVAL: Duration = Duration::from_millis(50);
 /// A pose is sent at least this often even when nothing moved, so that newcomers see everyone
 /// and silence can mean "gone".
 pub const POSE_KEEPALIVE: Duration = Duration::from_secs(2);
+/// How often our microphone's state is said again though it did not change (for anyone who
+/// missed it).
+pub const MIC_KEEPALIVE: Duration = Duration::from_secs(10);
 /// Someone not heard from for this long has left.
 pub const PRESENCE_TIMEOUT: Duration = Duration::from_secs(7);
 /// Bytes a pose costs on the wire beyond its message: gossip framing and QUIC/UDP/IP headers.
@@ -187,6 +190,8 @@ pub enum Command {
     Pose(PoseFrame),
     /// Say something in the first region.
     Chat(String),
+    /// How our microphone is set, for the others to show (said in the first region).
+    Mic(MicState),
     /// A private message.
     Direct {
         /// To whom.
@@ -368,6 +373,15 @@ pub enum Event {
         sequence: u64,
         /// Name, colour, pose.
         presence: Presence,
+    },
+    /// How someone's microphone is set.
+    Mic {
+        /// Where.
+        region: RegionId,
+        /// Who.
+        author: PublicKey,
+        /// Off, live or muted.
+        state: MicState,
     },
     /// Someone left a region.
     Left {

@@ -16,11 +16,11 @@ use sanctuary_engine::{PublicKey, RegionId};
 
 use super::actor::{Internal, Node, TaskGuard, TopicOut};
 use super::gate::{Gate, TopicGate};
-use super::{ChatLine, Event, POSE_KEEPALIVE, PRESENCE_TIMEOUT, pose_interval};
+use super::{ChatLine, Event, MIC_KEEPALIVE, POSE_KEEPALIVE, PRESENCE_TIMEOUT, pose_interval};
 use crate::inbox::{Limited, MAX_AUTHORS};
 use crate::region_topic;
 use crate::store;
-use crate::wire::{MAX_REGIONS_PER_PEER, MAX_TEXT_CHARS, PoseFrame, Presence, RegionMessage, Signed, encode};
+use crate::wire::{MAX_REGIONS_PER_PEER, MAX_TEXT_CHARS, MicState, PoseFrame, Presence, RegionMessage, Signed, encode};
 
 /// Chat lines handed back on entering a region.
 const CHAT_HISTORY: usize = 200;
@@ -51,6 +51,10 @@ pub(super) struct Regions {
     pub(super) sent_pose: Option<(PoseFrame, Instant)>,
     /// The size of our last pose message.
     pose_bytes: usize,
+    /// Our microphone as the program last gave it (`None`: never said, as on a home node).
+    pub(super) mic: Option<MicState>,
+    /// What we said of it last, and when.
+    sent_mic: Option<(MicState, Instant)>,
 }
 
 impl Regions {
@@ -234,6 +238,7 @@ impl Node {
             }
             RegionMessage::Leave => self.emit(Event::Left { region, author }).await,
             RegionMessage::Change(bytes) => self.apply_change(bytes),
+            RegionMessage::Mic(state) => self.emit(Event::Mic { region, author, state }).await,
         }
     }
 
@@ -244,6 +249,7 @@ impl Node {
         let (Some(pose), Some(subscription)) = (self.regions.pose, self.regions.current()) else { return };
         let (region, sender) = (subscription.region, subscription.sender.clone());
         let interval = pose_interval(self.regions.posing.len(), self.regions.pose_bytes.max(120));
+        let newcomers = self.regions.sent_pose.is_none();
         let due = match self.regions.sent_pose {
             None => true,
             Some((sent, at)) => {
@@ -251,17 +257,34 @@ impl Node {
                 (sent != pose && since >= interval) || since >= POSE_KEEPALIVE
             }
         };
+        if due {
+            let presence = Presence { name: self.profile.name.clone(), colour: self.profile.colour, pose };
+            let sequence = self.clock_next();
+            let message = RegionMessage::Presence(presence);
+            if let Ok(bytes) = encode(&self.secret, region_topic(region).as_bytes(), sequence, &message) {
+                self.regions.pose_bytes = bytes.len();
+                let _ = sender.broadcast(bytes.into()).await;
+            }
+            self.regions.sent_pose = Some((pose, now));
+        }
+        // After the pose, so that whoever is new knows who the microphone belongs to.
+        self.send_mic(now, newcomers).await;
+    }
+
+    /// Says how our microphone is set when it changed, when someone new may not know it
+    /// (`newcomers`: a new neighbour, a new region), and every [`MIC_KEEPALIVE`].
+    async fn send_mic(&mut self, now: Instant, newcomers: bool) {
+        let (Some(mic), Some(subscription)) = (self.regions.mic, self.regions.current()) else { return };
+        let due = match self.regions.sent_mic {
+            None => true,
+            Some((sent, at)) => newcomers || sent != mic || now.duration_since(at) >= MIC_KEEPALIVE,
+        };
         if !due {
             return;
         }
-        let presence = Presence { name: self.profile.name.clone(), colour: self.profile.colour, pose };
-        let sequence = self.clock_next();
-        let message = RegionMessage::Presence(presence);
-        if let Ok(bytes) = encode(&self.secret, region_topic(region).as_bytes(), sequence, &message) {
-            self.regions.pose_bytes = bytes.len();
-            let _ = sender.broadcast(bytes.into()).await;
-        }
-        self.regions.sent_pose = Some((pose, now));
+        let (region, sender) = (subscription.region, subscription.sender.clone());
+        self.broadcast(&sender, region, &RegionMessage::Mic(mic)).await;
+        self.regions.sent_mic = Some((mic, now));
     }
 
     /// Says goodbye in every region.

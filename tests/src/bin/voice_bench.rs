@@ -18,6 +18,7 @@ use sanctuary_net::{Command, Event, NodeConfig, NodeHandle, PoseFrame, Quantised
 use sanctuary_voice::codec::VoiceEncoder;
 use sanctuary_voice::lab::{align, envelope, speak};
 use sanctuary_voice::packet::VoicePacket;
+use sanctuary_voice::processing::VoiceProcessor;
 use sanctuary_voice::stream::{Speaker, frames};
 use sanctuary_voice::{FRAME, FRAME_SAMPLES, Frame, SAMPLE_RATE, wav};
 
@@ -75,6 +76,18 @@ fn run(smoke: bool) -> Result<(), String> {
                 payload,
             });
         }
+    }
+    // Cleaning the microphone (echo cancellation against the speakers, noise suppression, gain
+    // control), per frame, with the far end playing the same speech.
+    let mut processor = VoiceProcessor::new(None);
+    let mut process_us = Vec::new();
+    for frame in &input {
+        let mut microphone = *frame;
+        let started = Instant::now();
+        processor.far_end(frame);
+        processor.process(&mut microphone);
+        process_us.push(started.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(&microphone);
     }
     let seconds = speech.len() as f64 / f64::from(SAMPLE_RATE);
     let payload_kbit = packets.iter().map(|packet| packet.payload.len()).sum::<usize>() as f64 * 8.0 / seconds / 1000.0;
@@ -151,6 +164,12 @@ fn run(smoke: bool) -> Result<(), String> {
         "  of which the network (datagram sent → arrived)",
         format!("{:.2} ms", median(&mut network)),
         format!("{:.2} ms", percentile(&mut network, 0.95)),
+        String::new(),
+    );
+    row(
+        "clean one frame of microphone (echo, noise, gain)",
+        format!("{:.0} µs", median(&mut process_us)),
+        format!("{:.0} µs", percentile(&mut process_us, 0.95)),
         String::new(),
     );
     row(
