@@ -190,6 +190,8 @@ pub struct Actions {
     pub rotate: Press,
     /// The pointing hand's grip, in world space, when a hand is tracked.
     pub hand: Option<Transform>,
+    /// Push-to-talk held: `V`, or the other hand's trigger.
+    pub talk: bool,
 }
 
 /// Which hand points, grabs and teleports; the other walks and holds the menu.
@@ -391,6 +393,8 @@ impl Presses {
 #[derive(Debug, Default)]
 pub(crate) struct ControllerPresses {
     turned: bool,
+    /// The other hand's trigger holds push-to-talk.
+    talking: bool,
     buttons: Presses,
 }
 
@@ -419,6 +423,7 @@ pub(crate) fn read_desktop_input(
     // Everything starts afresh each frame; the buttons carry their own history.
     *actions = Actions::default();
     presses.add_to(&mut actions);
+    actions.talk = key(KeyCode::KeyV);
     // Keys type into the chat box while it is open.
     if typing {
         return;
@@ -454,7 +459,7 @@ pub fn deadzone(stick: Vec2) -> Vec2 {
 /// XR controllers into [`Actions`], on top of what the keyboard said. The pointing hand:
 /// trigger selects, grip grabs, stick turns (sideways) and aims a teleport (forward), A toggles
 /// build mode and B turns what is being placed. The other hand: stick walks (pressed in: fast),
-/// Y floats up and X down, menu opens the menu.
+/// Y floats up and X down, trigger held talks, menu opens the menu.
 pub(crate) fn read_controllers(
     controllers: Res<Controllers>,
     comfort: Res<Comfort>,
@@ -506,6 +511,8 @@ pub(crate) fn read_controllers(
     buttons.rotate.set(main.secondary);
     buttons.menu.set(off.menu);
     buttons.add_to(&mut actions);
+    presses.talking = if presses.talking { off.trigger > TRIGGER_RELEASE } else { off.trigger >= TRIGGER_PRESS };
+    actions.talk |= presses.talking;
     if let Some(aim) = main.aim {
         let aim = rig.to_world(aim);
         if let Ok(direction) = Dir3::new(aim.forward().as_vec3()) {
@@ -603,6 +610,26 @@ mod tests {
     }
 
     #[test]
+    fn the_other_hands_trigger_talks_while_held() {
+        let mut app = vr_app(RegionId::Lobby);
+        run_frames(&mut app, 1);
+        assert!(!actions(&app).talk);
+        controllers(&mut app).left.trigger = 0.8;
+        run_frames(&mut app, 1);
+        assert!(actions(&app).talk, "the left trigger talks for a right-handed person");
+        assert!(!actions(&app).select.held, "and clicks nothing");
+        controllers(&mut app).left.trigger = 0.5;
+        run_frames(&mut app, 1);
+        assert!(actions(&app).talk, "a trigger easing off a little still talks");
+        controllers(&mut app).left.trigger = 0.1;
+        run_frames(&mut app, 1);
+        assert!(!actions(&app).talk, "let go, it stops");
+        app.world_mut().resource_mut::<ButtonInput<KeyCode>>().press(KeyCode::KeyV);
+        run_frames(&mut app, 1);
+        assert!(actions(&app).talk, "V talks too");
+    }
+
+    #[test]
     fn the_pointing_hand_gives_the_laser_in_world_space() {
         let mut app = vr_app(RegionId::Lobby);
         run_frames(&mut app, 3);
@@ -633,6 +660,7 @@ mod tests {
         run_frames(&mut app, 1);
         let now = actions(&app);
         assert!(now.select.pressed);
+        assert!(!now.talk, "the pointing hand's trigger clicks; it does not talk");
         assert!((now.walk.y - 1.0).abs() < 1e-6);
         assert!(!now.teleport.held, "the walking stick never aims a teleport");
         let eyes = player_transform(&mut app);

@@ -7,7 +7,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bevy::prelude::*;
-use sanctuary_engine::{PublicKey, RegionId};
+use sanctuary_engine::{Op, PublicKey, RegionId};
 use sanctuary_net::{
     ChatLine, Command, Delivery, DirectLine, Event, MicState, NetRuntime, NodeConfig, NodeHandle, PRESENCE_TIMEOUT,
     PoseFrame, Profile, QuantisedTransform, RemoteCrowd, StatsSnapshot, Status, Ticket, spawn_node,
@@ -17,6 +17,7 @@ use crate::Frame;
 use crate::actions::{Controllers, InputMode, Rig};
 use crate::chat_command::{self, ChatCommand};
 pub use crate::chat_command::{WALLET_COMMANDS, is_wallet_command};
+use crate::cues::SoundCue;
 use crate::player::Player;
 use crate::world::{CurrentRegion, RegionScoped};
 
@@ -26,7 +27,7 @@ const CHAT_KEPT: usize = 200;
 const MICS_KEPT: usize = 1_024;
 
 pub(super) fn plugin(app: &mut App) {
-    app.init_resource::<Social>().init_resource::<ChatInput>().add_systems(
+    app.init_resource::<Social>().init_resource::<ChatInput>().add_message::<SoundCue>().add_systems(
         Update,
         (
             read_node_events.in_set(Frame::Input),
@@ -213,6 +214,7 @@ fn read_node_events(
     mut social: ResMut<Social>,
     mut city: ResMut<crate::build::CityWorld>,
     slot: Option<Res<crate::blobs::BlobSlot>>,
+    mut cues: MessageWriter<SoundCue>,
 ) {
     // A bounded number per frame, so that a burst never stalls a frame.
     for _ in 0..4096 {
@@ -226,6 +228,9 @@ fn read_node_events(
             if let (Some(slot), Some(runtime)) = (&slot, link.runtime()) {
                 let _ = slot.0.set((assets.clone(), runtime));
             }
+        }
+        if let Event::Built(Op::Put { .. }) = &event {
+            cues.write(SoundCue::Placed);
         }
         city.take(&event);
         handle_event(&mut social, event);

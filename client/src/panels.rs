@@ -53,6 +53,10 @@ pub enum PanelAction {
     ToggleStance,
     /// Point with the other hand.
     SwapHands,
+    /// Mute or unmute the microphone (F4).
+    ToggleMute,
+    /// The open microphone or push-to-talk (F5).
+    ToggleOpenMic,
     /// Close the VR menu.
     CloseMenu,
 }

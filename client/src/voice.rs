@@ -18,8 +18,11 @@ use sanctuary_voice::playback::{MAX_VOLUMES, Mix};
 use tokio::sync::mpsc;
 
 use crate::Frame;
+use crate::actions::Actions;
 use crate::network::{ChatInput, NetLink, RemoteAvatarView, Social};
+use crate::panels::{PanelAction, PanelPressed};
 use crate::player::Player;
+use crate::sounds::{WorldSounds, play_world_sounds};
 pub use crate::voice_devices::VoiceOptions;
 use crate::voice_devices::{Direction, Microphone, list, open_microphone, open_output, pick};
 
@@ -84,6 +87,21 @@ impl VoiceState {
         }
     }
 
+    /// The microphone as the VR menu shows it; `talk` names what to hold to talk.
+    pub fn menu(&self, talk: &str) -> MicMenu {
+        let lost = self.lost.lock().map_or(true, |lost| lost.is_some());
+        let muted = self.control.muted.load(Ordering::Relaxed);
+        let open = self.control.open.load(Ordering::Relaxed);
+        let line = match &self.microphone {
+            Err(why) => format!("no microphone ({why})"),
+            Ok(name) if lost => format!("microphone lost ({name}); /mic chooses another"),
+            Ok(_) if muted => "microphone muted".to_owned(),
+            Ok(_) if open => "open microphone: it sends when you speak".to_owned(),
+            Ok(_) => format!("hold {talk} to talk"),
+        };
+        MicMenu { line, muted, open, usable: self.microphone.is_ok() && !lost }
+    }
+
     /// How loud `person` is played (1.0 unless changed).
     pub fn volume(&self, person: &PublicKey) -> f32 {
         self.volumes.get(person).copied().unwrap_or(1.0)
@@ -110,12 +128,34 @@ impl VoiceState {
     }
 }
 
+/// The microphone as the VR menu shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MicMenu {
+    /// What it is doing, or why there is none.
+    pub line: String,
+    /// Muted.
+    pub muted: bool,
+    /// The open microphone (otherwise push-to-talk).
+    pub open: bool,
+    /// There is a microphone to mute or open.
+    pub usable: bool,
+}
+
 /// The audio side, on the main thread (sound card streams need not be `Send`).
-struct VoiceIo {
-    mixer: Option<Box<dyn Mix>>,
+pub(crate) struct VoiceIo {
+    /// Everyone's voices and the world's sounds, when there is an output.
+    pub(crate) mixer: Option<Box<dyn Mix>>,
     microphone: Option<Microphone>,
     arrivals: Option<mpsc::Receiver<VoiceDatagram>>,
     sender: VoiceSender,
+}
+
+impl VoiceIo {
+    /// Audio with this output and no microphone or network (tests).
+    #[cfg(test)]
+    pub(crate) fn with_mixer(mixer: Box<dyn Mix>) -> Self {
+        Self { mixer: Some(mixer), microphone: None, arrivals: None, sender: VoiceSender::default() }
+    }
 }
 
 /// Opens voice for the node behind `link`: called once by the windowed client, never by the
@@ -139,6 +179,12 @@ pub fn start(app: &mut App, options: &VoiceOptions, link: &mut NetLink) {
         Update,
         ((talk_keys, audio_commands).in_set(Frame::Input), (play_voices, tell_mic_state).in_set(Frame::Animate)),
     );
+    match WorldSounds::load() {
+        Ok(sounds) => {
+            app.insert_non_send(sounds).add_systems(Update, play_world_sounds.in_set(Frame::Animate));
+        }
+        Err(why) => warn!("the world's sounds could not be read: {why}"),
+    }
 }
 
 /// (Re)opens the output and/or the microphone as `state.options` say. A new output needs a
@@ -181,16 +227,22 @@ fn reopen(io: &mut VoiceIo, state: &mut VoiceState, output: bool, microphone: bo
     }
 }
 
-/// `V` held talks (unless the chat box has the keys); `F4` mutes; `F5` switches the open
-/// microphone on and off.
-fn talk_keys(keys: Res<ButtonInput<KeyCode>>, chat: Option<Res<ChatInput>>, state: Res<VoiceState>) {
-    let typing = chat.is_some_and(|chat| chat.open);
+/// Push-to-talk held (`V` unless the chat box has the keys, or the other hand's trigger) talks;
+/// `F4` or the VR menu's button mutes; `F5` or its button switches the open microphone on and
+/// off.
+fn talk_keys(
+    keys: Res<ButtonInput<KeyCode>>,
+    actions: Res<Actions>,
+    mut pressed: MessageReader<PanelPressed>,
+    state: Res<VoiceState>,
+) {
     let control = &state.control;
-    control.talking.store(!typing && keys.pressed(KeyCode::KeyV), Ordering::Relaxed);
-    if keys.just_pressed(KeyCode::F4) {
+    control.talking.store(actions.talk, Ordering::Relaxed);
+    let buttons: Vec<PanelAction> = pressed.read().map(|PanelPressed(action)| *action).collect();
+    if keys.just_pressed(KeyCode::F4) || buttons.contains(&PanelAction::ToggleMute) {
         control.muted.fetch_xor(true, Ordering::Relaxed);
     }
-    if keys.just_pressed(KeyCode::F5) {
+    if keys.just_pressed(KeyCode::F5) || buttons.contains(&PanelAction::ToggleOpenMic) {
         control.open.fetch_xor(true, Ordering::Relaxed);
     }
 }
@@ -309,21 +361,27 @@ fn play_voices(
     mixer.forget_quiet();
 }
 
+/// A voice state with a working microphone and output, for tests.
+#[cfg(test)]
+pub(crate) fn test_state() -> VoiceState {
+    VoiceState {
+        control: Arc::default(),
+        microphone: Ok("test microphone".into()),
+        output: Ok("test output".into()),
+        lost: Arc::default(),
+        levels: HashMap::new(),
+        volumes: HashMap::new(),
+        volumes_changed: Vec::new(),
+        options: VoiceOptions::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn state() -> VoiceState {
-        VoiceState {
-            control: Arc::default(),
-            microphone: Ok("test microphone".into()),
-            output: Ok("test output".into()),
-            lost: Arc::default(),
-            levels: HashMap::new(),
-            volumes: HashMap::new(),
-            volumes_changed: Vec::new(),
-            options: VoiceOptions::default(),
-        }
+        test_state()
     }
 
     #[test]

@@ -25,6 +25,7 @@ use crate::build::BuildMode;
 use crate::locomotion::{Teleport, Vignette};
 use crate::panels::{PanelAction, PanelContent, PanelSlot, PanelSpec, Tone, draw_spec};
 use crate::player::Player;
+use crate::voice::VoiceState;
 use crate::world::CurrentRegion;
 
 /// The menu panel's texture, pixels.
@@ -60,8 +61,9 @@ pub(super) fn plugin(app: &mut App) {
         );
 }
 
-/// The VR menu's own panel: what the controllers do, and the comfort settings as buttons.
-pub fn menu_spec(comfort: &Comfort, build_on: bool, in_city: bool) -> PanelSpec {
+/// The VR menu's own panel: what the controllers do, the microphone (when voice is on), and
+/// the comfort settings as buttons.
+pub fn menu_spec(comfort: &Comfort, build_on: bool, in_city: bool, mic: Option<&VoiceState>) -> PanelSpec {
     let mut spec = PanelSpec::new("MENU");
     let (point, walk) = match comfort.dominant {
         Side::Right => ("right", "left"),
@@ -70,7 +72,16 @@ pub fn menu_spec(comfort: &Comfort, build_on: bool, in_city: bool) -> PanelSpec 
     spec.line(Tone::Hint, format!("{walk} stick: walk (press in: fast) | Y up, X down"));
     spec.line(Tone::Hint, format!("{point} stick: turn, push forward to aim a teleport, let go to jump"));
     spec.line(Tone::Hint, format!("{point} trigger: click | grip: grab | A: build mode | B: turn piece"));
+    spec.line(Tone::Hint, format!("{walk} trigger: hold to talk"));
     spec.line(Tone::Plain, comfort.describe());
+    if let Some(voice) = mic {
+        let mic = voice.menu(&format!("the {walk} trigger"));
+        spec.line(if mic.usable && !mic.muted { Tone::Good } else { Tone::Warn }, mic.line);
+        if mic.usable {
+            spec.button(if mic.muted { "Unmute" } else { "Mute" }, PanelAction::ToggleMute);
+            spec.button(if mic.open { "Push-to-talk" } else { "Open mic" }, PanelAction::ToggleOpenMic);
+        }
+    }
     spec.button("Wallet", PanelAction::ToggleWallet);
     if in_city {
         spec.button(if build_on { "Stop building" } else { "Build" }, PanelAction::ToggleBuild);
@@ -295,8 +306,8 @@ fn spawn_menu_panel(
 fn menu_panel_specs(
     menu: &VrMenu,
     comfort: &Comfort,
-    build_on: bool,
-    in_city: bool,
+    (build_on, in_city): (bool, bool),
+    voice: Option<&VoiceState>,
     slots: &[(PanelSlot, Option<&PanelSpec>)],
 ) -> Vec<PanelSpec> {
     let slot = |wanted: PanelSlot| slots.iter().find(|(slot, _)| *slot == wanted).and_then(|(_, spec)| spec.cloned());
@@ -305,7 +316,7 @@ fn menu_panel_specs(
     }
     let mut specs = Vec::new();
     if menu.open {
-        specs.push(menu_spec(comfort, build_on, in_city));
+        specs.push(menu_spec(comfort, build_on, in_city, voice));
     }
     specs.extend(slot(PanelSlot::Stall));
     specs.extend(slot(PanelSlot::Wallet));
@@ -320,6 +331,7 @@ fn fill_menu_panel(
     comfort: Res<Comfort>,
     build: Res<BuildMode>,
     region: Option<Res<CurrentRegion>>,
+    voice: Option<Res<VoiceState>>,
     slots: Query<(&PanelSlot, &PanelContent)>,
     mut panels: Query<(&mut MenuPanel, &mut Visibility)>,
     mut cameras: Query<&mut Camera>,
@@ -329,8 +341,11 @@ fn fill_menu_panel(
     let in_city = region.is_some_and(|region| region.id() == sanctuary_engine::RegionId::City);
     let slots: Vec<(PanelSlot, Option<&PanelSpec>)> =
         slots.iter().map(|(slot, content)| (*slot, content.0.as_ref())).collect();
-    let specs =
-        if *mode == InputMode::Vr { menu_panel_specs(&menu, &comfort, build.on, in_city, &slots) } else { Vec::new() };
+    let specs = if *mode == InputMode::Vr {
+        menu_panel_specs(&menu, &comfort, (build.on, in_city), voice.as_deref(), &slots)
+    } else {
+        Vec::new()
+    };
     let shown = !specs.is_empty();
     if let Ok(mut camera) = cameras.get_mut(panel.camera)
         && camera.is_active != shown
@@ -552,11 +567,30 @@ mod tests {
         confirm.button("Pay", PanelAction::Pay);
         let stall = PanelSpec::new("STALL");
         let slots = [(PanelSlot::Stall, Some(&stall)), (PanelSlot::Confirm, Some(&confirm)), (PanelSlot::Wallet, None)];
-        assert_eq!(menu_panel_specs(&menu, &comfort, false, true, &slots), vec![confirm.clone()]);
+        assert_eq!(menu_panel_specs(&menu, &comfort, (false, true), None, &slots), vec![confirm.clone()]);
         let slots = [(PanelSlot::Stall, Some(&stall)), (PanelSlot::Confirm, None)];
-        let shown = menu_panel_specs(&menu, &comfort, false, true, &slots);
+        let shown = menu_panel_specs(&menu, &comfort, (false, true), None, &slots);
         assert_eq!(shown.iter().map(|spec| spec.title.as_str()).collect::<Vec<_>>(), ["MENU", "STALL"]);
         assert!(shown[0].offers(PanelAction::ToggleBuild), "in the city the menu offers building");
-        assert!(menu_panel_specs(&VrMenu { open: false }, &comfort, false, false, &[]).is_empty());
+        assert!(menu_panel_specs(&VrMenu { open: false }, &comfort, (false, false), None, &[]).is_empty());
+    }
+
+    #[test]
+    fn the_menu_shows_the_microphone_and_mutes_it() {
+        let comfort = Comfort::default();
+        let voice = crate::voice::test_state();
+        let spec = menu_spec(&comfort, false, false, Some(&voice));
+        assert!(spec.text().contains("hold the left trigger to talk"), "{}", spec.text());
+        assert!(spec.offers(PanelAction::ToggleMute) && spec.offers(PanelAction::ToggleOpenMic));
+        voice.control.muted.store(true, std::sync::atomic::Ordering::Relaxed);
+        let spec = menu_spec(&comfort, false, false, Some(&voice));
+        assert!(spec.text().contains("microphone muted"), "{}", spec.text());
+        assert!(spec.buttons.contains(&("Unmute".to_owned(), PanelAction::ToggleMute)), "{:?}", spec.buttons);
+        let mut none = crate::voice::test_state();
+        none.microphone = Err("this machine has no microphone".into());
+        let spec = menu_spec(&comfort, false, false, Some(&none));
+        assert!(spec.text().contains("no microphone (this machine has no microphone)"), "{}", spec.text());
+        assert!(!spec.offers(PanelAction::ToggleMute), "nothing to mute");
+        assert!(!menu_spec(&comfort, false, false, None).text().contains("microphone"), "voice off: no line");
     }
 }

@@ -8,6 +8,7 @@
 //! Audio is 48 kHz mono, in frames of 20 ms ([`FRAME_SAMPLES`] samples), as `f32` in −1..1.
 
 pub mod capture;
+pub mod clip;
 pub mod codec;
 pub mod jitter;
 pub mod lab;

@@ -17,10 +17,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use kira::backend::Backend;
+use kira::sound::static_sound::StaticSoundHandle;
 use kira::sound::{Sound, SoundData};
 use kira::track::{MainTrackBuilder, SpatialTrackBuilder, SpatialTrackHandle};
 use kira::{AudioManager, AudioManagerSettings, Decibels, Easing, Frame as KiraFrame, Tween};
 
+use crate::clip::Clip;
 use crate::processing::{EchoReference, echo_tap};
 use crate::stream::{FrameKind, Speaker};
 use crate::{FRAME_SAMPLES, Frame, SAMPLE_RATE};
@@ -41,6 +43,8 @@ const GLIDE: Duration = Duration::from_millis(50);
 pub const MAX_VOLUME: f32 = 2.0;
 /// People whose volume is remembered.
 pub const MAX_VOLUMES: usize = 4_096;
+/// How long one region's ambience takes to fade into the next.
+pub const AMBIENCE_FADE: Duration = Duration::from_millis(1_500);
 
 /// A gain (0 silent, 1 unchanged) in kira's decibels.
 fn decibels(gain: f32) -> Decibels {
@@ -180,6 +184,8 @@ pub struct VoiceMixer<B: Backend> {
     volumes: HashMap<[u8; 32], f32>,
     /// What the speakers play, for the microphone's echo canceller, until taken.
     echo: Option<EchoReference>,
+    /// The region's ambience playing now.
+    ambience: Option<StaticSoundHandle>,
     dropped: u64,
 }
 
@@ -206,7 +212,15 @@ where
         let listener = manager
             .add_listener(vector([0.0; 3]), mint::Quaternion::from([0.0, 0.0, 0.0, 1.0]))
             .map_err(|error| PlaybackError::Full(error.to_string()))?;
-        Ok(Self { manager, listener, voices: HashMap::new(), volumes: HashMap::new(), echo: Some(echo), dropped: 0 })
+        Ok(Self {
+            manager,
+            listener,
+            voices: HashMap::new(),
+            volumes: HashMap::new(),
+            echo: Some(echo),
+            ambience: None,
+            dropped: 0,
+        })
     }
 }
 
@@ -309,6 +323,26 @@ impl<B: Backend> VoiceMixer<B> {
         self.volumes.get(speaker).copied().unwrap_or(1.0)
     }
 
+    /// Plays `clip` once, at `volume` (1.0 as made), not placed anywhere (the person's own
+    /// doings: a portal taken, a build placed, a payment sent).
+    pub fn play_clip(&mut self, clip: &Clip, volume: f32) -> Result<(), PlaybackError> {
+        let data = clip.data().volume(decibels(volume));
+        self.manager.play(data).map(|_| ()).map_err(|error| PlaybackError::Full(error.to_string()))
+    }
+
+    /// Fades out the ambience playing and fades in `clip` (looped, see [`Clip::looped`]) at
+    /// `volume`; `None` leaves silence.
+    pub fn set_ambience(&mut self, clip: Option<&Clip>, volume: f32) {
+        let fade = Tween { duration: AMBIENCE_FADE, ..Default::default() };
+        if let Some(mut playing) = self.ambience.take() {
+            playing.stop(fade);
+        }
+        if let Some(clip) = clip {
+            let data = clip.data().volume(decibels(volume)).fade_in_tween(fade);
+            self.ambience = self.manager.play(data).ok();
+        }
+    }
+
     /// What the speakers play, for the microphone's [`crate::processing::VoiceProcessor`]
     /// (once: the first caller takes it).
     pub fn take_echo_reference(&mut self) -> Option<EchoReference> {
@@ -373,6 +407,10 @@ pub trait Mix {
     fn volume(&self, speaker: &[u8; 32]) -> f32;
     /// See [`VoiceMixer::take_echo_reference`].
     fn take_echo_reference(&mut self) -> Option<EchoReference>;
+    /// See [`VoiceMixer::play_clip`].
+    fn play_clip(&mut self, clip: &Clip, volume: f32) -> Result<(), PlaybackError>;
+    /// See [`VoiceMixer::set_ambience`].
+    fn set_ambience(&mut self, clip: Option<&Clip>, volume: f32);
 }
 
 impl<B: Backend> Mix for VoiceMixer<B> {
@@ -416,5 +454,13 @@ impl<B: Backend> Mix for VoiceMixer<B> {
 
     fn take_echo_reference(&mut self) -> Option<EchoReference> {
         VoiceMixer::take_echo_reference(self)
+    }
+
+    fn play_clip(&mut self, clip: &Clip, volume: f32) -> Result<(), PlaybackError> {
+        VoiceMixer::play_clip(self, clip, volume)
+    }
+
+    fn set_ambience(&mut self, clip: Option<&Clip>, volume: f32) {
+        VoiceMixer::set_ambience(self, clip, volume);
     }
 }

@@ -136,3 +136,43 @@ fn a_person_can_be_turned_down_and_up() {
     assert!(decibels(louder, normal) > 3.0, "double volume is {:.1} dB", decibels(louder, normal));
     assert!(decibels(silent, normal) < -40.0, "volume 0 still plays at {:.1} dB", decibels(silent, normal));
 }
+
+#[test]
+fn sounds_play_once_and_ambience_loops_until_faded_out() {
+    use sanctuary_voice::clip::Clip;
+    let wav_bytes = |seconds: f32, frequency: f32| {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 24_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut writer = hound::WavWriter::new(&mut bytes, spec).expect("writer");
+        for index in 0..(seconds * 24_000.0) as usize {
+            let sample = (index as f32 / 24_000.0 * frequency * std::f32::consts::TAU).sin() * 0.5;
+            writer.write_sample((sample * 32_767.0) as i16).expect("writes");
+        }
+        writer.finalize().expect("finishes");
+        bytes.into_inner()
+    };
+    let level = |frames: &[[f32; 2]]| rms(frames.iter().map(|sample| sample[0]));
+    let cue = Clip::from_wav("cue", &wav_bytes(0.2, 440.0)).expect("decodes");
+    let bed = Clip::from_wav("bed", &wav_bytes(1.0, 220.0)).expect("decodes").looped(Duration::from_millis(100));
+
+    let mut mixer = VoiceMixer::<CaptureBackend>::new(()).expect("playback starts");
+    mixer.play_clip(&cue, 1.0).expect("plays");
+    let first = mixer.backend_mut().render(4_800);
+    let after = mixer.backend_mut().render(48_000);
+    assert!(level(&first) > 0.1, "the cue is heard ({:.3})", level(&first));
+    assert!(level(&after[24_000..]) < 1e-4, "and only once ({:.5})", level(&after[24_000..]));
+
+    mixer.set_ambience(Some(&bed), 1.0);
+    mixer.backend_mut().render(48_000 * 2); // the fade-in
+    let later = mixer.backend_mut().render(48_000 * 3);
+    assert!(level(&later[48_000 * 2..]) > 0.1, "the ambience still plays after three times its length");
+    mixer.set_ambience(None, 1.0);
+    mixer.backend_mut().render(48_000 * 2); // the fade-out
+    let silence = mixer.backend_mut().render(48_000);
+    assert!(level(&silence) < 1e-4, "the ambience faded out ({:.5})", level(&silence));
+}
