@@ -125,6 +125,10 @@ pub struct VoiceArgs {
     #[arg(long)]
     pub open_mic: bool,
 
+    /// Start with the microphone muted (`F4` unmutes); the others see "[muted]".
+    #[arg(long)]
+    pub muted: bool,
+
     /// No voice at all: open neither microphone nor speakers.
     #[arg(long)]
     pub no_voice: bool,
@@ -139,6 +143,7 @@ impl VoiceArgs {
             microphone: self.mic.clone(),
             speaker: self.speaker.clone(),
             open_mic: self.open_mic,
+            muted: self.muted,
         })
     }
 }

@@ -57,6 +57,10 @@ pub enum PanelAction {
     ToggleMute,
     /// The open microphone or push-to-talk (F5).
     ToggleOpenMic,
+    /// The next microphone this machine has (`/mic`).
+    NextMicrophone,
+    /// The next output this machine has (`/speaker`).
+    NextOutput,
     /// Close the VR menu.
     CloseMenu,
 }

@@ -99,7 +99,9 @@ impl VoiceState {
             Ok(_) if open => "open microphone: it sends when you speak".to_owned(),
             Ok(_) => format!("hold {talk} to talk"),
         };
-        MicMenu { line, muted, open, usable: self.microphone.is_ok() && !lost }
+        let name = |device: &Result<String, String>| device.as_deref().unwrap_or("none").to_owned();
+        let devices = format!("microphone: {} | output: {}", name(&self.microphone), name(&self.output));
+        MicMenu { line, muted, open, usable: self.microphone.is_ok() && !lost, devices }
     }
 
     /// How loud `person` is played (1.0 unless changed).
@@ -139,6 +141,8 @@ pub struct MicMenu {
     pub open: bool,
     /// There is a microphone to mute or open.
     pub usable: bool,
+    /// The microphone and output in use.
+    pub devices: String,
 }
 
 /// The audio side, on the main thread (sound card streams need not be `Send`).
@@ -163,6 +167,7 @@ impl VoiceIo {
 pub fn start(app: &mut App, options: &VoiceOptions, link: &mut NetLink) {
     let control = Arc::new(MicControl::default());
     control.open.store(options.open_mic, Ordering::Relaxed);
+    control.muted.store(options.muted, Ordering::Relaxed);
     let mut state = VoiceState {
         control,
         microphone: Err("not opened yet".into()),
@@ -248,12 +253,14 @@ fn talk_keys(
 }
 
 /// `/mic` and `/speaker`: with nothing after, list the devices; with a number or a name, use
-/// that one; `default` goes back to the system's choice.
+/// that one; `default` goes back to the system's choice. The VR menu's Next microphone and
+/// Next output take the next one listed.
 fn audio_commands(
     mut input: ResMut<ChatInput>,
     mut social: ResMut<Social>,
     mut state: ResMut<VoiceState>,
     mut io: NonSendMut<VoiceIo>,
+    mut pressed: MessageReader<PanelPressed>,
 ) {
     for line in std::mem::take(&mut input.audio_commands) {
         let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((&line, ""));
@@ -261,6 +268,32 @@ fn audio_commands(
         let notice = device_command(&mut io, &mut state, direction, rest.trim());
         social.notice(notice);
     }
+    for PanelPressed(action) in pressed.read() {
+        let direction = match action {
+            PanelAction::NextMicrophone => Direction::Input,
+            PanelAction::NextOutput => Direction::Output,
+            _ => continue,
+        };
+        let current = match direction {
+            Direction::Input => state.microphone.as_ref().ok(),
+            Direction::Output => state.output.as_ref().ok(),
+        };
+        let notice = match list(direction) {
+            Ok(names) if names.is_empty() => "no devices found".to_owned(),
+            Ok(names) => {
+                let next = next_device(&names, current.map(String::as_str));
+                device_command(&mut io, &mut state, direction, &next.to_string())
+            }
+            Err(why) => format!("the devices cannot be listed ({why})"),
+        };
+        social.notice(notice);
+    }
+}
+
+/// The number (from 1) of the device after `current` in `names`, round to the first.
+fn next_device(names: &[String], current: Option<&str>) -> usize {
+    let at = current.and_then(|current| names.iter().position(|name| name == current));
+    at.map_or(0, |at| (at + 1) % names.len().max(1)) + 1
 }
 
 /// Carries out one `/mic` or `/speaker`; returns what to tell the person.
@@ -382,6 +415,15 @@ mod tests {
 
     fn state() -> VoiceState {
         test_state()
+    }
+
+    #[test]
+    fn next_goes_round_the_devices() {
+        let names: Vec<String> = ["Built-in", "USB Headset", "HDMI"].map(String::from).into();
+        assert_eq!(next_device(&names, Some("Built-in")), 2);
+        assert_eq!(next_device(&names, Some("HDMI")), 1, "round to the first");
+        assert_eq!(next_device(&names, None), 1, "nothing open: the first");
+        assert_eq!(next_device(&names, Some("a file")), 1);
     }
 
     #[test]

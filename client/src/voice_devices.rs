@@ -16,6 +16,9 @@ use sanctuary_voice::resample::ToVoiceRate;
 
 /// Devices listed at most (a machine with more shows the first ones).
 pub const MAX_LISTED: usize = 32;
+/// Datagrams waiting between the audio thread and the thread that sends them (a second of
+/// voice); when full, new ones are dropped.
+const RELAY_QUEUE: usize = 50;
 
 /// Where voice comes from and goes to (the command line's `--voice-input`, `--voice-output`,
 /// `--mic`, `--speaker`, `--open-mic`; `/mic` and `/speaker` change the devices).
@@ -31,6 +34,8 @@ pub struct VoiceOptions {
     pub speaker: Option<String>,
     /// Start with the open microphone instead of push-to-talk.
     pub open_mic: bool,
+    /// Start muted.
+    pub muted: bool,
 }
 
 /// Microphones or speakers.
@@ -160,6 +165,7 @@ pub fn open_microphone(
     let mut converter = ToVoiceRate::new(config.sample_rate(), config.channels());
     let mut transmitter = Transmitter::new(control).map_err(|error| error.to_string())?.with_processor(processor);
     let mut converted = Vec::new();
+    let mut send = relay(sender);
     let failed_name = name.clone();
     let stream = device
         .build_input_stream::<f32, _, _>(
@@ -167,9 +173,7 @@ pub fn open_microphone(
             move |samples: &[f32], _: &cpal::InputCallbackInfo| {
                 converted.clear();
                 converter.push(samples, &mut converted);
-                transmitter.push(&converted, &mut |datagram| {
-                    sender.send(datagram);
-                });
+                transmitter.push(&converted, &mut send);
             },
             move |error| {
                 if let Ok(mut lost) = lost.lock() {
@@ -181,6 +185,28 @@ pub fn open_microphone(
         .map_err(|error| error.to_string())?;
     stream.play().map_err(|error| error.to_string())?;
     Ok((Microphone::Device(stream), name))
+}
+
+/// Hands datagrams from the audio thread to a thread of their own that sends them: sending
+/// takes each connection's lock, which a sound card's callback must never wait on. The thread
+/// ends when the returned function is dropped (with the stream). Should no thread start, the
+/// datagrams are sent from the callback as before.
+fn relay(sender: VoiceSender) -> impl FnMut(&[u8]) + Send + 'static {
+    let (queue, datagrams) = std::sync::mpsc::sync_channel::<Vec<u8>>(RELAY_QUEUE);
+    let thread_sender = sender.clone();
+    let started = std::thread::Builder::new().name("voice send".into()).spawn(move || {
+        while let Ok(datagram) = datagrams.recv() {
+            thread_sender.send(&datagram);
+        }
+    });
+    let relayed = started.is_ok();
+    move |datagram: &[u8]| {
+        if relayed {
+            let _ = queue.try_send(datagram.to_vec());
+        } else {
+            sender.send(datagram);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -81,6 +81,9 @@ pub fn menu_spec(comfort: &Comfort, build_on: bool, in_city: bool, mic: Option<&
             spec.button(if mic.muted { "Unmute" } else { "Mute" }, PanelAction::ToggleMute);
             spec.button(if mic.open { "Push-to-talk" } else { "Open mic" }, PanelAction::ToggleOpenMic);
         }
+        spec.line(Tone::Plain, mic.devices);
+        spec.button("Next microphone", PanelAction::NextMicrophone);
+        spec.button("Next output", PanelAction::NextOutput);
     }
     spec.button("Wallet", PanelAction::ToggleWallet);
     if in_city {

@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use glam::{Quat, Vec3};
-use sanctuary_net::{Command, MicState, PoseFrame, QuantisedTransform};
+use sanctuary_engine::{PublicKey, RegionId, RoomKind};
+use sanctuary_net::{Command, Hearing, MicState, PoseFrame, QuantisedTransform, VoiceDatagram, VoiceSender};
 use sanctuary_tests::peers::{Peer, offline_config, wait_until};
 use sanctuary_voice::codec::VoiceEncoder;
 use sanctuary_voice::lab::{align, speak};
@@ -148,7 +149,7 @@ async fn a_client_plays_a_voice_from_the_side_the_speaker_stands_on() {
     let recording = dirs[2].path().join("bo-hears.wav");
     let speech_path = speak(dirs[2].path(), "Bo, I am standing on your left.").expect("speech");
     let speech = wav::read_mono(&speech_path).expect("reads");
-    let mut app = testing::logic_app(sanctuary_engine::RegionId::Lobby);
+    let mut app = testing::logic_app(RegionId::Lobby);
     let mut link = NetLink::from_handle(bo);
     // No input file: this machine has no microphone, which the client must take calmly.
     let options = VoiceOptions { output: Some(recording.clone()), ..VoiceOptions::default() };
@@ -256,4 +257,123 @@ async fn everyone_sees_who_is_muted() {
     })
     .await;
     assert!(bo.mics.iter().all(|(who, _)| *who == ada_id), "only Ada said anything of her microphone");
+}
+
+/// Puts every peer in `region` standing at its `x`, and waits until all see each other there.
+async fn gather(peers: &mut [&mut Peer], region: RegionId, at: &[f32]) {
+    let ids: Vec<PublicKey> = peers.iter().map(|peer| peer.id).collect();
+    for (peer, x) in peers.iter().zip(at) {
+        peer.handle.send(Command::Regions(vec![region]));
+        peer.handle.send(Command::Pose(standing_at(*x)));
+    }
+    wait_until(peers, Duration::from_secs(30), "everyone sees everyone in the room", |peer| {
+        ids.iter().all(|id| *id == peer.id || peer.presences.contains_key(&(region, *id)))
+    })
+    .await;
+}
+
+/// Sends a few datagrams from `sender` and returns who received any, after a moment.
+async fn who_hears(
+    sender: &VoiceSender,
+    receivers: &mut [(PublicKey, &mut tokio::sync::mpsc::Receiver<VoiceDatagram>)],
+) -> Vec<PublicKey> {
+    for sequence in 0..25u32 {
+        let packet =
+            VoicePacket { sequence, timestamp: sequence * FRAME_SAMPLES as u32, payload: vec![0xf8, 0xff, 0xfe] };
+        sender.send(&packet.to_bytes());
+        tokio::time::sleep(FRAME).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut heard = Vec::new();
+    for (id, receiver) in receivers.iter_mut() {
+        let mut any = false;
+        while receiver.try_recv().is_ok() {
+            any = true;
+        }
+        if any {
+            heard.push(*id);
+        }
+    }
+    heard
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_rooms_voice_reaches_only_its_members() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let mut ada = Peer::start(offline_config(dirs[0].path(), "Ada", None)).await;
+    let mut bo = Peer::start(offline_config(dirs[1].path(), "Bo", Some(&ada.ticket))).await;
+    let mut cy = Peer::start(offline_config(dirs[2].path(), "Cy", Some(&ada.ticket))).await;
+    let room = RegionId::Room(RoomKind::Private);
+    gather(&mut [&mut ada, &mut bo, &mut cy], room, &[0.0, 2.0, 4.0]).await;
+    let (ada_id, bo_id, cy_id) = (ada.id, bo.id, cy.id);
+    let (mut ada_in, mut bo_in, mut cy_in) = (
+        ada.handle.take_voice().expect("voice"),
+        bo.handle.take_voice().expect("voice"),
+        cy.handle.take_voice().expect("voice"),
+    );
+    // Ada and Bo keep the room's rule; Cy, not a member, ignores it (as an intruder would).
+    let members = Hearing::Members([ada_id, bo_id].into_iter().collect());
+    for peer in [&ada, &bo] {
+        peer.handle.send(Command::Hearing { region: room, hearing: members.clone() });
+    }
+    let (ada_out, bo_out, cy_out) = (ada.handle.voice_sender(), bo.handle.voice_sender(), cy.handle.voice_sender());
+    wait_until(&mut [&mut ada, &mut bo, &mut cy], Duration::from_secs(20), "Ada and Bo reach each other", |_| {
+        ada_out.listener_ids() == vec![bo_id] && bo_out.listener_ids() == vec![ada_id]
+    })
+    .await;
+    assert_eq!(
+        who_hears(&ada_out, &mut [(bo_id, &mut bo_in), (cy_id, &mut cy_in)]).await,
+        vec![bo_id],
+        "Ada reaches Bo only"
+    );
+    assert_eq!(who_hears(&bo_out, &mut [(ada_id, &mut ada_in), (cy_id, &mut cy_in)]).await, vec![ada_id]);
+    // Cy dials them both (he thinks everyone near hears him), but neither takes his voice in.
+    wait_until(&mut [&mut ada, &mut bo, &mut cy], Duration::from_secs(20), "Cy dials both", |_| {
+        cy_out.listener_ids().len() == 2
+    })
+    .await;
+    assert!(
+        who_hears(&cy_out, &mut [(ada_id, &mut ada_in), (bo_id, &mut bo_in)]).await.is_empty(),
+        "an outsider reaches no member"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_presenter_reaches_the_whole_hall() {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let mut ada = Peer::start(offline_config(dirs[0].path(), "Ada", None)).await;
+    let mut bo = Peer::start(offline_config(dirs[1].path(), "Bo", Some(&ada.ticket))).await;
+    let mut dee = Peer::start(offline_config(dirs[2].path(), "Dee", Some(&ada.ticket))).await;
+    let hall = RegionId::Room(RoomKind::LectureHall);
+    // Ada on the stage, Bo in the front row, Dee at the back, 40 m away: beyond a voice's reach.
+    gather(&mut [&mut ada, &mut bo, &mut dee], hall, &[0.0, 5.0, 40.0]).await;
+    let (ada_id, bo_id, dee_id) = (ada.id, bo.id, dee.id);
+    let (mut ada_in, mut bo_in, mut dee_in) = (
+        ada.handle.take_voice().expect("voice"),
+        bo.handle.take_voice().expect("voice"),
+        dee.handle.take_voice().expect("voice"),
+    );
+    let (ada_out, dee_out) = (ada.handle.voice_sender(), dee.handle.voice_sender());
+    let near_only = Duration::from_secs(3);
+    tokio::time::sleep(near_only).await;
+    assert_eq!(ada_out.listener_ids(), vec![bo_id], "before the stage, only the near hear Ada");
+    for peer in [&ada, &bo, &dee] {
+        peer.handle.send(Command::Hearing { region: hall, hearing: Hearing::Stage(ada_id) });
+    }
+    wait_until(&mut [&mut ada, &mut bo, &mut dee], Duration::from_secs(20), "Ada's voice reaches the back", |_| {
+        let mut reached = ada_out.listener_ids();
+        reached.sort_by_key(|key| *key.as_bytes());
+        let mut wanted = vec![bo_id, dee_id];
+        wanted.sort_by_key(|key| *key.as_bytes());
+        reached == wanted
+    })
+    .await;
+    let mut heard = who_hears(&ada_out, &mut [(bo_id, &mut bo_in), (dee_id, &mut dee_in)]).await;
+    heard.sort_by_key(|key| *key.as_bytes());
+    let mut wanted = vec![bo_id, dee_id];
+    wanted.sort_by_key(|key| *key.as_bytes());
+    assert_eq!(heard, wanted, "the presenter reaches the front and the back");
+    // Dee, far at the back, still reaches nobody: the stage is Ada's alone.
+    assert!(dee_out.listener_ids().is_empty());
+    assert!(who_hears(&dee_out, &mut [(ada_id, &mut ada_in), (bo_id, &mut bo_in)]).await.is_empty());
 }

@@ -359,6 +359,7 @@ impl Node {
             Command::Regions(regions) => self.set_regions(regions).await,
             Command::Pose(pose) => self.regions.pose = Some(pose),
             Command::Mic(state) => self.regions.mic = Some(state),
+            Command::Hearing { region, hearing } => self.voice.set_rule(region, hearing),
             Command::Chat(text) => self.chat(text).await,
             Command::Direct { to, text } => self.direct(to, text).await,
             Command::Join(ticket) => {

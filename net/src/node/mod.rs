@@ -20,8 +20,8 @@ mod presence;
 mod voice;
 
 pub use voice::{
-    DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, MAX_LISTENERS, MAX_SPEAKERS, MAX_VOICE_DATAGRAM, VOICE_QUEUE,
-    VoiceDatagram, VoiceSender,
+    DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, Hearing, MAX_LISTENERS, MAX_MEMBERS, MAX_SPEAKERS, MAX_STAGE_LISTENERS,
+    MAX_VOICE_DATAGRAM, VOICE_QUEUE, VoiceDatagram, VoiceSender,
 };
 mod world;
 
@@ -192,6 +192,14 @@ pub enum Command {
     Chat(String),
     /// How our microphone is set, for the others to show (said in the first region).
     Mic(MicState),
+    /// Who hears whom in a region (a room's rule, from its own state); `Hearing::Near`
+    /// undoes it.
+    Hearing {
+        /// Where.
+        region: RegionId,
+        /// The rule.
+        hearing: Hearing,
+    },
     /// A private message.
     Direct {
         /// To whom.

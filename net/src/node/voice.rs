@@ -8,6 +8,12 @@
 //! [`VoiceSender`] (sending a datagram never waits); nobody else gets a datagram. The same rule
 //! decides whose voice we take in: a datagram from anyone else is dropped on arrival.
 //!
+//! A region may ask for other rules ([`Hearing`], given by the program from the room's own
+//! state): in a private room only its members hear and are heard; on a stage the presenter's
+//! voice reaches everyone in the region (the [`MAX_STAGE_LISTENERS`] nearest), wherever they
+//! stand, while the others still hear only those near. Each side applies the rules to both what
+//! it sends and what it takes in, so a peer that ignores them reaches nobody who keeps them.
+//!
 //! Bounds: datagrams of at most [`MAX_VOICE_DATAGRAM`] bytes; per speaker a burst of
 //! [`DATAGRAMS_PER_SPEAKER`].0 and then .1 a second (a voice sends 50); voice connections taken
 //! only from people in range, one per person (a new one replaces the old), closed once they
@@ -17,7 +23,7 @@
 //! has not read yet waits in a queue of [`VOICE_QUEUE`] datagrams, past which new ones are
 //! dropped (and counted); positions of at most [`MAX_AUTHORS`] people.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -48,6 +54,40 @@ pub const MAX_VOICE_DATAGRAM: usize = 512;
 pub const DATAGRAMS_PER_SPEAKER: (u32, u32) = (25, 60);
 /// Datagrams waiting for the program.
 pub const VOICE_QUEUE: usize = 1024;
+/// The most people a presenter's voice goes to at once (the up-link budget of a stage: this
+/// many streams of about 25 kbit/s, 1.6 Mbit/s).
+pub const MAX_STAGE_LISTENERS: usize = 64;
+/// The most members a private room's rule names.
+pub const MAX_MEMBERS: usize = 256;
+
+/// Who hears whom in a region, beyond nearness: what a room asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Hearing {
+    /// The nearest [`MAX_LISTENERS`] within [`HEARING_DISTANCE`] (the lobby, the city, most
+    /// rooms).
+    #[default]
+    Near,
+    /// Only these people hear and are heard, each by the nearest of the others (a private
+    /// room's members; at most [`MAX_MEMBERS`], more are not taken). Someone not on the list
+    /// hears nobody and nobody hears them.
+    Members(BTreeSet<PublicKey>),
+    /// This person's voice reaches everyone in the region (the nearest
+    /// [`MAX_STAGE_LISTENERS`]) wherever they stand, and everyone takes it in; the rest is as
+    /// [`Hearing::Near`] (a lecture hall's presenter).
+    Stage(PublicKey),
+}
+
+impl Hearing {
+    /// The rule within its bounds: a list of members cut to [`MAX_MEMBERS`].
+    fn bounded(self) -> Self {
+        match self {
+            Hearing::Members(members) if members.len() > MAX_MEMBERS => {
+                Hearing::Members(members.into_iter().take(MAX_MEMBERS).collect())
+            }
+            other => other,
+        }
+    }
+}
 /// How long a connection to someone who walked out of range is kept (they may come back).
 const LINGER: Duration = Duration::from_secs(5);
 /// How long after a failed dial the same person is tried again.
@@ -255,6 +295,8 @@ pub(super) struct Voice {
     pub(super) audible: Audible,
     pub(super) sender: VoiceSender,
     last_pick: Option<Instant>,
+    /// Each region's rule where it is not [`Hearing::Near`] (one per region: a handful).
+    rules: HashMap<RegionId, Hearing>,
     /// Dials under way (aborted with the node).
     dials: tokio::task::JoinSet<()>,
 }
@@ -276,17 +318,78 @@ impl Voice {
         self.heard.insert(author, (region, head, Instant::now()));
     }
 
-    /// The people in hearing range of `me` in `region`, nearest first.
-    fn in_range(&self, region: RegionId, me: Vec3, now: Instant) -> Vec<iroh::PublicKey> {
-        let mut near: Vec<(f32, iroh::PublicKey)> = self
+    /// Sets `region`'s rule.
+    pub(super) fn set_rule(&mut self, region: RegionId, hearing: Hearing) {
+        match hearing.bounded() {
+            Hearing::Near => {
+                self.rules.remove(&region);
+            }
+            hearing => {
+                self.rules.insert(region, hearing);
+            }
+        }
+    }
+
+    /// Everyone posing in `region` (but `me`), with their distance from `at`, nearest first.
+    fn around(&self, region: RegionId, at: Vec3, me: &iroh::PublicKey, now: Instant) -> Vec<(f32, iroh::PublicKey)> {
+        let mut around: Vec<(f32, iroh::PublicKey)> = self
             .heard
             .iter()
-            .filter(|(_, (their_region, _, at))| *their_region == region && now.duration_since(*at) < PRESENCE_TIMEOUT)
-            .map(|(peer, (_, head, _))| (head.distance(me), *peer))
-            .filter(|(distance, _)| distance.is_finite() && *distance <= HEARING_DISTANCE)
+            .filter(|(peer, (their_region, _, heard))| {
+                *peer != me && *their_region == region && now.duration_since(*heard) < PRESENCE_TIMEOUT
+            })
+            .map(|(peer, (_, head, _))| (head.distance(at), *peer))
+            .filter(|(distance, _)| distance.is_finite())
             .collect();
-        near.sort_by(|a, b| a.0.total_cmp(&b.0));
-        near.into_iter().take(MAX_LISTENERS).map(|(_, peer)| peer).collect()
+        around.sort_by(|a, b| a.0.total_cmp(&b.0));
+        around
+    }
+
+    /// Whom our voice goes to, nearest first, and whose we take in, for `me` standing at `at`
+    /// in `region` under its rule.
+    fn in_range(
+        &self,
+        region: RegionId,
+        at: Vec3,
+        me: &iroh::PublicKey,
+        now: Instant,
+    ) -> (Vec<iroh::PublicKey>, HashSet<iroh::PublicKey>) {
+        let around = self.around(region, at, me, now);
+        let near = |allowed: &dyn Fn(&iroh::PublicKey) -> bool| -> Vec<iroh::PublicKey> {
+            around
+                .iter()
+                .filter(|(distance, peer)| *distance <= HEARING_DISTANCE && allowed(peer))
+                .take(MAX_LISTENERS)
+                .map(|(_, peer)| *peer)
+                .collect()
+        };
+        match self.rules.get(&region) {
+            None | Some(Hearing::Near) => {
+                let near = near(&|_| true);
+                let audible = near.iter().copied().collect();
+                (near, audible)
+            }
+            Some(Hearing::Members(members)) => {
+                let member = |peer: &iroh::PublicKey| members.iter().any(|key| key.as_bytes() == peer.as_bytes());
+                if !member(me) {
+                    return (Vec::new(), HashSet::new());
+                }
+                let near = near(&member);
+                let audible = near.iter().copied().collect();
+                (near, audible)
+            }
+            Some(Hearing::Stage(presenter)) => {
+                let on_stage = |peer: &iroh::PublicKey| peer.as_bytes() == presenter.as_bytes();
+                if on_stage(me) {
+                    let hall = around.iter().take(MAX_STAGE_LISTENERS).map(|(_, peer)| *peer).collect();
+                    return (hall, near(&|_| true).into_iter().collect());
+                }
+                let near = near(&|_| true);
+                let mut audible: HashSet<iroh::PublicKey> = near.iter().copied().collect();
+                audible.extend(around.iter().map(|(_, peer)| *peer).filter(|peer| on_stage(peer)));
+                (near, audible)
+            }
+        }
     }
 
     /// Shares the open connections of people in range with the sender.
@@ -313,10 +416,11 @@ impl Node {
         self.voice.last_pick = Some(now);
         while self.voice.dials.try_join_next().is_some() {}
         let here = self.regions.current().map(|subscription| subscription.region).zip(self.regions.pose);
-        let in_range: Vec<iroh::PublicKey> =
-            here.map(|(region, pose)| self.voice.in_range(region, pose.head.position(), now)).unwrap_or_default();
+        let me = self.endpoint.id();
+        let (in_range, audible) =
+            here.map(|(region, pose)| self.voice.in_range(region, pose.head.position(), &me, now)).unwrap_or_default();
         let wanted: HashSet<iroh::PublicKey> = in_range.iter().copied().collect();
-        self.voice.audible.set(wanted.clone());
+        self.voice.audible.set(audible);
         // A connection the other side closed (busy, out of its range, gone) is tried again
         // only after a pause.
         for listener in self.voice.listeners.values_mut() {
@@ -377,5 +481,80 @@ impl Node {
         };
         self.voice.listeners.insert(peer, listener);
         self.voice.publish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: u8) -> iroh::PublicKey {
+        iroh::SecretKey::from_bytes(&[seed; 32]).public()
+    }
+
+    fn engine_key(seed: u8) -> PublicKey {
+        PublicKey::from_bytes(*key(seed).as_bytes()).expect("a valid key")
+    }
+
+    /// People 1..=n standing along x at `spacing` metres from the origin, in `region`.
+    fn crowd(region: RegionId, n: u8, spacing: f32) -> Voice {
+        let mut voice = Voice::default();
+        for seed in 1..=n {
+            voice.heard(key(seed), region, Vec3::new(f32::from(seed) * spacing, 1.7, 0.0));
+        }
+        voice
+    }
+
+    #[test]
+    fn the_near_hear_each_other_and_nobody_else() {
+        let region = RegionId::Lobby;
+        let voice = crowd(region, 30, 1.0);
+        let me = key(0);
+        let (to, from) = voice.in_range(region, Vec3::new(0.0, 1.7, 0.0), &me, Instant::now());
+        assert_eq!(to.len(), MAX_LISTENERS, "the nearest sixteen");
+        assert_eq!(to[0], key(1), "nearest first");
+        assert_eq!(from, to.iter().copied().collect(), "heard from whom we speak to");
+        let (to, _) = voice.in_range(RegionId::City, Vec3::ZERO, &me, Instant::now());
+        assert!(to.is_empty(), "nobody from another region");
+    }
+
+    #[test]
+    fn a_private_room_hears_only_its_members() {
+        let region = RegionId::Room(sanctuary_engine::RoomKind::Private);
+        let mut voice = crowd(region, 5, 1.0);
+        let members: BTreeSet<PublicKey> = [engine_key(0), engine_key(2), engine_key(4)].into_iter().collect();
+        voice.set_rule(region, Hearing::Members(members));
+        let now = Instant::now();
+        let (to, from) = voice.in_range(region, Vec3::new(0.0, 1.7, 0.0), &key(0), now);
+        assert_eq!(to, vec![key(2), key(4)], "members only, nearest first");
+        assert_eq!(from, [key(2), key(4)].into_iter().collect());
+        let (to, from) = voice.in_range(region, Vec3::new(1.0, 1.7, 0.0), &key(1), now);
+        assert!(to.is_empty() && from.is_empty(), "an outsider hears and reaches nobody");
+        voice.set_rule(region, Hearing::Near);
+        assert_eq!(voice.in_range(region, Vec3::new(1.0, 1.7, 0.0), &key(1), now).0.len(), 4, "the rule undone");
+        let many: BTreeSet<PublicKey> = (0..=255).map(engine_key).chain((0..100).map(|_| engine_key(9))).collect();
+        voice.set_rule(region, Hearing::Members(many));
+        assert!(matches!(voice.rules.get(&region), Some(Hearing::Members(kept)) if kept.len() <= MAX_MEMBERS));
+    }
+
+    #[test]
+    fn the_presenter_reaches_the_hall_and_the_hall_hears_the_presenter() {
+        let region = RegionId::Room(sanctuary_engine::RoomKind::LectureHall);
+        // 100 people, 0.5 m apart: the far ones 50 m away, beyond any voice's reach.
+        let mut voice = crowd(region, 100, 0.5);
+        voice.heard(key(200), region, Vec3::new(0.0, 1.7, 0.0));
+        voice.set_rule(region, Hearing::Stage(engine_key(200)));
+        let now = Instant::now();
+        // The presenter, at the origin.
+        let (to, from) = voice.in_range(region, Vec3::new(0.0, 1.7, 0.0), &key(200), now);
+        assert_eq!(to.len(), MAX_STAGE_LISTENERS, "the presenter reaches the nearest 64, however far");
+        assert!(to.contains(&key(64)), "32 m away");
+        assert_eq!(from.len(), MAX_LISTENERS, "but hears only those near");
+        // Someone at the back, 50 m from the stage.
+        let back = Vec3::new(50.0, 1.7, 0.0);
+        let (to, from) = voice.in_range(region, back, &key(100), now);
+        assert!(from.contains(&key(200)), "the back row takes the presenter's voice in");
+        assert!(!to.contains(&key(200)), "but does not reach the presenter");
+        assert!(to.len() <= MAX_LISTENERS);
     }
 }
