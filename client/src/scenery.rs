@@ -338,7 +338,7 @@ fn show_speaking(
 ) {
     let Some(voice) = voice else { return };
     for (avatar, children) in &avatars {
-        let speaking = voice.levels.get(&avatar.key).is_some_and(|level| *level > crate::voice::SPEAKING_LEVEL);
+        let speaking = voice.speaking(&avatar.key);
         let wanted = if speaking { Visibility::Inherited } else { Visibility::Hidden };
         for child in children.iter() {
             if let Ok(mut visibility) = rings.get_mut(child)

@@ -143,7 +143,7 @@ mod tests {
             Ok(())
         }
         fn place(&mut self, _: &[u8; 32], _: [f32; 3]) {}
-        fn level(&self, _: &[u8; 32]) -> f32 {
+        fn take_level(&self, _: &[u8; 32]) -> f32 {
             0.0
         }
         fn speaker_ids(&self) -> Vec<[u8; 32]> {

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use sanctuary_engine::PublicKey;
@@ -30,6 +31,9 @@ use crate::voice_devices::{Direction, Microphone, list, open_microphone, open_ou
 const PER_FRAME: usize = 512;
 /// A speaker louder than this (RMS) is shown speaking.
 pub const SPEAKING_LEVEL: f32 = 0.01;
+/// How long someone is shown speaking after their voice was last loud (so that the ring does
+/// not flicker between words).
+pub const SPEAKING_HOLD: Duration = Duration::from_millis(400);
 /// One step of the avatar menu's volume buttons.
 pub const VOLUME_STEP: f32 = 0.25;
 
@@ -44,8 +48,10 @@ pub struct VoiceState {
     pub output: Result<String, String>,
     /// Why the microphone stopped while in use (unplugged), set by its stream.
     pub lost: Arc<Mutex<Option<String>>>,
-    /// How loud each person we hear is right now.
+    /// How loud each person we hear was over the last frame (their loudest 20 ms).
     pub levels: HashMap<PublicKey, f32>,
+    /// When each person we hear was last loud enough to be shown speaking.
+    loud_at: HashMap<PublicKey, Instant>,
     /// How loud the person chose to hear each other person (1.0 unless changed).
     volumes: HashMap<PublicKey, f32>,
     /// Volumes changed since playback last took them.
@@ -71,9 +77,14 @@ impl VoiceState {
             Ok(_) => String::new(),
             Err(why) => format!(" | no sound ({why})"),
         };
-        let speaking = self.levels.values().filter(|level| **level > SPEAKING_LEVEL).count();
+        let speaking = self.loud_at.keys().filter(|person| self.speaking(person)).count();
         let others = if speaking > 0 { format!(" | {speaking} speaking") } else { String::new() };
         format!("voice: {mic}{output}{others}")
+    }
+
+    /// Whether `person` is speaking (was loud within [`SPEAKING_HOLD`]).
+    pub fn speaking(&self, person: &PublicKey) -> bool {
+        self.loud_at.get(person).is_some_and(|at| at.elapsed() < SPEAKING_HOLD)
     }
 
     /// What the others are told of our microphone.
@@ -174,6 +185,7 @@ pub fn start(app: &mut App, options: &VoiceOptions, link: &mut NetLink) {
         output: Err("not opened yet".into()),
         lost: Arc::default(),
         levels: HashMap::new(),
+        loud_at: HashMap::new(),
         volumes: HashMap::new(),
         volumes_changed: Vec::new(),
         options: options.clone(),
@@ -383,14 +395,22 @@ fn play_voices(
         let _ = mixer.heard(*datagram.from.as_bytes(), *position, &datagram.bytes, arrival);
     }
     state.levels.clear();
+    let now = Instant::now();
     for speaker in mixer.speaker_ids() {
         if let Some(position) = heads.get(&speaker) {
             mixer.place(&speaker, *position);
         }
         if let Ok(key) = PublicKey::from_bytes(speaker) {
-            state.levels.insert(key, mixer.level(&speaker));
+            let level = mixer.take_level(&speaker);
+            if level > SPEAKING_LEVEL {
+                state.loud_at.insert(key, now);
+            }
+            state.levels.insert(key, level);
         }
     }
+    // Only the people being played (at most the mixer's voices) are remembered.
+    let VoiceState { levels, loud_at, .. } = &mut *state;
+    loud_at.retain(|key, _| levels.contains_key(key));
     mixer.forget_quiet();
 }
 
@@ -403,6 +423,7 @@ pub(crate) fn test_state() -> VoiceState {
         output: Ok("test output".into()),
         lost: Arc::default(),
         levels: HashMap::new(),
+        loud_at: HashMap::new(),
         volumes: HashMap::new(),
         volumes_changed: Vec::new(),
         options: VoiceOptions::default(),

@@ -9,6 +9,7 @@ mod region;
 mod rng;
 mod structure;
 pub mod trade;
+pub mod trust;
 mod world;
 
 pub use city::{

@@ -184,6 +184,8 @@ async fn a_client_plays_a_voice_from_the_side_the_speaker_stands_on() {
     let mut sequence = 0;
     let input = frames(&speech);
     let mut next_frame = 0;
+    let mut loudest = 0.0f32;
+    let mut shown_speaking = false;
     while next_frame < input.len() + 25 {
         if next_frame < input.len() && Instant::now() >= start + FRAME * next_frame as u32 {
             if let Some(payload) = encoder.encode(&input[next_frame]).expect("encodes") {
@@ -196,9 +198,17 @@ async fn a_client_plays_a_voice_from_the_side_the_speaker_stands_on() {
             next_frame += 1;
         }
         app.update();
+        let state = app.world().resource::<VoiceState>();
+        loudest = loudest.max(state.levels.get(&ada.id).copied().unwrap_or(0.0));
+        shown_speaking |= state.speaking(&ada.id) && state.summary().contains("1 speaking");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let speaking = app.world().resource::<VoiceState>().levels.len();
+    assert!(
+        loudest > sanctuary::voice::SPEAKING_LEVEL,
+        "Ada was never shown speaking (loudest level {loudest}): no ring, no \"1 speaking\""
+    );
+    assert!(shown_speaking, "Ada's level was {loudest}, yet she was never shown speaking");
     drop(app);
     let heard = read_stereo(&recording);
     let loud: Vec<[f32; 2]> = heard.iter().copied().filter(|[l, r]| l.abs() + r.abs() > 0.02).collect();

@@ -123,7 +123,9 @@ impl SpeakerSound {
                 FrameKind::Silent => 0.0,
                 _ => (self.frame.iter().map(|sample| sample * sample).sum::<f32>() / FRAME_SAMPLES as f32).sqrt(),
             };
-            self.level.store(level.to_bits(), Ordering::Relaxed);
+            // The loudest frame since the level was last taken (levels are never negative, so
+            // their bits order as they do).
+            self.level.fetch_max(level.to_bits(), Ordering::Relaxed);
             self.read = 0;
         }
         let sample = self.frame[self.read];
@@ -349,9 +351,11 @@ impl<B: Backend> VoiceMixer<B> {
         self.echo.take()
     }
 
-    /// How loud `speaker` is right now (RMS of their last 20 ms, 0 when quiet or unknown).
-    pub fn level(&self, speaker: &[u8; 32]) -> f32 {
-        self.voices.get(speaker).map_or(0.0, |voice| f32::from_bits(voice.level.load(Ordering::Relaxed)))
+    /// How loud `speaker` was since this was last asked: the RMS of their loudest 20 ms (0
+    /// when quiet or unknown). Taking the loudest, not the last, means a program drawing one
+    /// frame a second still sees everyone who spoke in it.
+    pub fn take_level(&self, speaker: &[u8; 32]) -> f32 {
+        self.voices.get(speaker).map_or(0.0, |voice| f32::from_bits(voice.level.swap(0, Ordering::Relaxed)))
     }
 
     /// The speakers being played.
@@ -395,8 +399,8 @@ pub trait Mix {
     ) -> Result<(), PlaybackError>;
     /// See [`VoiceMixer::place`].
     fn place(&mut self, speaker: &[u8; 32], position: [f32; 3]);
-    /// See [`VoiceMixer::level`].
-    fn level(&self, speaker: &[u8; 32]) -> f32;
+    /// See [`VoiceMixer::take_level`].
+    fn take_level(&self, speaker: &[u8; 32]) -> f32;
     /// The speakers being played.
     fn speaker_ids(&self) -> Vec<[u8; 32]>;
     /// See [`VoiceMixer::forget_quiet`].
@@ -432,8 +436,8 @@ impl<B: Backend> Mix for VoiceMixer<B> {
         VoiceMixer::place(self, speaker, position);
     }
 
-    fn level(&self, speaker: &[u8; 32]) -> f32 {
-        VoiceMixer::level(self, speaker)
+    fn take_level(&self, speaker: &[u8; 32]) -> f32 {
+        VoiceMixer::take_level(self, speaker)
     }
 
     fn speaker_ids(&self) -> Vec<[u8; 32]> {

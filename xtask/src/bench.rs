@@ -35,11 +35,15 @@ pub fn run(args: &[String]) -> Result<()> {
             let bench = crate::build_executable("voice_bench")?;
             crate::run_command(std::process::Command::new(bench).args(&args[1..]))
         }
+        Some("trust") => {
+            let bench = crate::build_executable("trust_bench")?;
+            crate::run_command(std::process::Command::new(bench).args(&args[1..]))
+        }
         Some("xr") => {
             let bench = crate::build_executable("xr_bench")?;
             crate::run_command(std::process::Command::new(bench).args(&args[1..]))
         }
-        Some(other) => bail!("unknown benchmark '{other}'; available: frame, net, hostile, world, voice, xr"),
-        None => bail!("name a benchmark: cargo xtask bench frame | net | hostile | world | voice | xr"),
+        Some(other) => bail!("unknown benchmark '{other}'; available: frame, net, hostile, world, voice, trust, xr"),
+        None => bail!("name a benchmark: cargo xtask bench frame | net | hostile | world | voice | trust | xr"),
     }
 }
