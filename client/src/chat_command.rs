@@ -10,7 +10,7 @@
 pub const WALLET_COMMANDS: [&str; 7] = ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync"];
 
 /// The commands the chat box handles itself.
-const CHAT_COMMANDS: [&str; 3] = ["/join", "/import", "/name"];
+const CHAT_COMMANDS: [&str; 4] = ["/join", "/import", "/name", "/unblock"];
 
 /// The commands that choose the microphone and the speakers (see `crate::voice`).
 pub const AUDIO_COMMANDS: [&str; 2] = ["/mic", "/speaker"];
@@ -50,6 +50,8 @@ pub enum ChatCommand {
     Import(String),
     /// `/name NAME`: a new name.
     Name(String),
+    /// `/unblock`: list whom we block; `/unblock N`: undo the N-th.
+    Unblock(String),
     /// A wallet or trade command, the whole line, for the wallet to take.
     Wallet(String),
     /// `/mic` or `/speaker`, the whole line, for the voice settings to take.
@@ -136,6 +138,7 @@ pub fn parse(text: &str, private: bool) -> ChatCommand {
         "/join" => needs("usage: /join TICKET (Ctrl+V pastes it)", ChatCommand::Join),
         "/import" => needs("usage: /import PATH/TO/MODEL.glb (or .gltf)", ChatCommand::Import),
         "/name" => needs("usage: /name YOUR NAME", ChatCommand::Name),
+        "/unblock" => ChatCommand::Unblock(rest.to_owned()),
         _ => ChatCommand::Unknown { command: echoed(word), suggestion: suggest(word) },
     }
 }
@@ -305,6 +308,8 @@ mod tests {
         }
         assert_eq!(parse("  /join  TICKET ", false), ChatCommand::Join("TICKET".into()));
         assert_eq!(parse("/mic 2", true), ChatCommand::Audio("/mic 2".into()), "never a private message");
+        assert_eq!(parse("/unblock 2", true), ChatCommand::Unblock("2".into()));
+        assert_eq!(parse("/unblock", false), ChatCommand::Unblock(String::new()), "lists");
         assert_eq!(parse("/speaker", false), ChatCommand::Audio("/speaker".into()));
         assert!(matches!(parse("/speakr", false), ChatCommand::Unknown { suggestion: Some("/speaker"), .. }));
         assert_eq!(parse("/import /tmp/a chair.glb", false), ChatCommand::Import("/tmp/a chair.glb".into()));

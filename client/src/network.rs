@@ -140,6 +140,8 @@ pub struct Social {
     pub crowd: RemoteCrowd,
     /// How the people here set their microphones (those who said).
     pub mics: HashMap<PublicKey, MicState>,
+    /// Whom we block, as the node last said.
+    pub blocked: Vec<PublicKey>,
     /// The chat panel's lines, oldest first.
     pub chat: Vec<ChatEntry>,
     /// The node failed: why.
@@ -270,6 +272,7 @@ fn handle_event(social: &mut Social, event: Event) {
                 social.mics.insert(author, state);
             }
         }
+        Event::Blocks(keys) => social.blocked = keys,
         Event::Chat(line) => show_chat(social, line),
         Event::ChatHistory { region, lines } if Some(region) == social.region => {
             for line in lines {
@@ -502,12 +505,49 @@ fn submission(social: &mut Social, input: &mut ChatInput) -> Option<Command> {
             input.wallet_commands.push(line);
             None
         }
+        ChatCommand::Unblock(which) => unblock(social, which.trim()),
         ChatCommand::Audio(line) => {
             input.audio_commands.push(line);
             None
         }
         ChatCommand::Usage(usage) => {
             social.notice(usage.into());
+            None
+        }
+    }
+}
+
+/// `/unblock` lists whom we block, numbered; `/unblock N` undoes the N-th.
+fn unblock(social: &mut Social, which: &str) -> Option<Command> {
+    if social.blocked.is_empty() {
+        social.notice("you block nobody".into());
+        return None;
+    }
+    let listed = || {
+        let keys: Vec<String> = social
+            .blocked
+            .iter()
+            .take(20)
+            .enumerate()
+            .map(|(at, key)| format!("{}. {}", at + 1, key.short()))
+            .collect();
+        let more = social.blocked.len().saturating_sub(20);
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        format!("you block {}{more}; /unblock N undoes one", keys.join(", "))
+    };
+    if which.is_empty() {
+        social.notice(listed());
+        return None;
+    }
+    match which.parse::<usize>().ok().and_then(|at| at.checked_sub(1)).and_then(|at| social.blocked.get(at)) {
+        Some(key) => {
+            let key = *key;
+            social.notice(format!("{} is unblocked", key.short()));
+            Some(Command::Unblock(key))
+        }
+        None => {
+            let notice = format!("no block numbered {which}: {}", listed());
+            social.notice(notice);
             None
         }
     }
@@ -732,5 +772,20 @@ mod tests {
         assert!(raised.y > transform.translation.y, "the raised hand is above the eyes");
         // The untracked left hand hangs at the side, as on the desktop.
         assert_eq!(pose.left_hand, pose_of(&transform, &player, None).left_hand);
+    }
+
+    #[test]
+    fn unblock_lists_and_undoes_by_number() {
+        let mut social = Social::default();
+        assert!(unblock(&mut social, "").is_none());
+        assert!(social.chat.iter().any(|entry| entry.text == "you block nobody"));
+        let (ada, bo) = (PublicKey::from_secret_seed(&[1; 32]), PublicKey::from_secret_seed(&[2; 32]));
+        social.blocked = vec![ada, bo];
+        assert!(unblock(&mut social, "").is_none(), "a list, no command");
+        assert!(social.chat.iter().any(|entry| entry.text.contains(&format!("1. {}", ada.short()))));
+        assert!(matches!(unblock(&mut social, "2"), Some(Command::Unblock(key)) if key == bo));
+        assert!(unblock(&mut social, "3").is_none(), "no third");
+        assert!(unblock(&mut social, "0").is_none());
+        assert!(unblock(&mut social, "ada").is_none());
     }
 }

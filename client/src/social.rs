@@ -7,7 +7,7 @@ use bevy::input::keyboard::{Key, KeyboardInput};
 use bevy::prelude::*;
 use bevy::window::PrimaryWindow;
 use sanctuary_engine::PublicKey;
-use sanctuary_net::{MAX_TEXT_CHARS, MicState, RelayState};
+use sanctuary_net::{Command, MAX_TEXT_CHARS, MicState, RelayState};
 
 use crate::Frame;
 use crate::chat_command::masked;
@@ -61,6 +61,7 @@ enum MenuButton {
     Message,
     Quieter,
     Louder,
+    Block,
     Close,
 }
 
@@ -120,6 +121,7 @@ fn spawn_panels(mut commands: Commands) {
                 (MenuButton::Message, "Message (M)"),
                 (MenuButton::Quieter, "Quieter (-)"),
                 (MenuButton::Louder, "Louder (+)"),
+                (MenuButton::Block, "Block (X)"),
                 (MenuButton::Close, "Close (Esc)"),
             ] {
                 menu.spawn((
@@ -246,6 +248,8 @@ fn use_avatar_menu(
     buttons: Query<(&Interaction, &MenuButton), Changed<Interaction>>,
     mut menu: ResMut<AvatarMenu>,
     voice: Option<ResMut<crate::voice::VoiceState>>,
+    link: Res<NetLink>,
+    mut social: ResMut<Social>,
     mut input: ResMut<ChatInput>,
     mut lock: ResMut<PointerLock>,
     mut cursor: Query<&mut bevy::window::CursorOptions, With<PrimaryWindow>>,
@@ -276,6 +280,12 @@ fn use_avatar_menu(
         voice.set_volume(key, volume);
         // The menu shows the new volume.
         menu.set_changed();
+    }
+    if keys.just_pressed(KeyCode::KeyX) || pressed(MenuButton::Block) {
+        link.send(Command::Block(key));
+        social.notice(format!("{name} is blocked: you no longer see or hear them (/unblock undoes it)"));
+        menu.0 = None;
+        return;
     }
     if keys.just_pressed(KeyCode::KeyM) || pressed(MenuButton::Message) {
         input.open = true;

@@ -121,6 +121,8 @@ pub(crate) struct DirectProtocol {
     per_sender: Arc<Mutex<RateLimiter>>,
     in_total: Arc<Mutex<RateLimiter<()>>>,
     start: Instant,
+    /// Senders we block: their messages are refused unread.
+    blocks: crate::node::Blocks,
 }
 
 impl DirectProtocol {
@@ -130,6 +132,7 @@ impl DirectProtocol {
         store: Arc<DirectStore>,
         arrivals: mpsc::Sender<Result<DirectLine, KeepError>>,
         stats: Arc<NetStats>,
+        blocks: crate::node::Blocks,
     ) -> Self {
         Self {
             me,
@@ -139,11 +142,15 @@ impl DirectProtocol {
             per_sender: Arc::new(Mutex::new(RateLimiter::new(PER_SENDER.0, PER_SENDER.1))),
             in_total: Arc::new(Mutex::new(RateLimiter::new(IN_TOTAL.0, IN_TOTAL.1))),
             start: Instant::now(),
+            blocks,
         }
     }
 
     /// Checks, stores and answers one message from `remote`: `true` means "ok".
     async fn take(&self, remote: iroh::PublicKey, bytes: &[u8]) -> bool {
+        if self.blocks.contains(remote.as_bytes()) {
+            return false;
+        }
         let message = match decode::<DirectText>(bytes, self.me.as_bytes()) {
             Ok(message) if message.author == remote => message,
             Ok(_) => {
@@ -264,14 +271,16 @@ mod tests {
         std::fs::create_dir(&broken).expect("dir");
         let (store, _) = DirectStore::open(broken);
         let (arrivals, mut arrived) = mpsc::channel(8);
-        let protocol = DirectProtocol::new(me.public(), store, arrivals, Arc::new(NetStats::default()));
+        let protocol =
+            DirectProtocol::new(me.public(), store, arrivals, Arc::new(NetStats::default()), Default::default());
         assert!(!protocol.take(sender.public(), &bytes).await, "not stored, so not acknowledged");
         assert!(matches!(arrived.try_recv(), Ok(Err(KeepError::Disk(_)))));
         // A working log: stored and acknowledged once; a copy is acknowledged, not stored again.
         let path = dir.path().join("direct.log");
         let (store, _) = DirectStore::open(path.clone());
         let (arrivals, mut arrived) = mpsc::channel(8);
-        let protocol = DirectProtocol::new(me.public(), store, arrivals, Arc::new(NetStats::default()));
+        let protocol =
+            DirectProtocol::new(me.public(), store, arrivals, Arc::new(NetStats::default()), Default::default());
         assert!(protocol.take(sender.public(), &bytes).await);
         assert!(protocol.take(sender.public(), &bytes).await, "a copy is acknowledged too");
         assert!(matches!(arrived.try_recv(), Ok(Ok(line)) if line.text == "hello"));

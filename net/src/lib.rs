@@ -22,7 +22,7 @@ pub use crowd::{Joint, Pose, RemoteAvatar, RemoteCrowd};
 pub use identity::{IDENTITY_FILE, IdentityError, load_or_create_identity};
 pub use inbox::{Inbox, NetStats, StatsSnapshot};
 pub use node::{
-    ChatLine, Command, DOWNLINK_BUDGET_BITS_PER_SECOND, Delivery, DirectLine, Event, FASTEST_POSE_INTERVAL,
+    ChatLine, Command, DOWNLINK_BUDGET_BITS_PER_SECOND, Delivery, DirectLine, Event, FASTEST_POSE_INTERVAL, MAX_BLOCKS,
     MIC_KEEPALIVE, NetRuntime, NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, Profile, RelayChoice,
     RelayState, Status, Ticket, TicketError, pose_interval, spawn_node, world_topic,
 };

@@ -107,6 +107,10 @@ impl Paths {
         self.root.join("direct.log")
     }
 
+    pub(crate) fn blocks(&self) -> PathBuf {
+        self.root.join("blocks.bin")
+    }
+
     pub(crate) fn profile(&self) -> PathBuf {
         self.root.join("profile.bin")
     }

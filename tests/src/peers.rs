@@ -28,6 +28,8 @@ pub struct Peer {
     pub left: Vec<PublicKey>,
     /// Microphone states heard, in order: who, and how it was set.
     pub mics: Vec<(PublicKey, MicState)>,
+    /// Whom it blocks, as it last said.
+    pub blocks: Vec<PublicKey>,
     /// Chat lines heard (and said).
     pub chat: Vec<ChatLine>,
     /// Stored chat handed back on entering regions.
@@ -93,6 +95,7 @@ impl Peer {
                         presences: HashMap::new(),
                         left: Vec::new(),
                         mics: Vec::new(),
+                        blocks: Vec::new(),
                         chat: Vec::new(),
                         history: Vec::new(),
                         direct: Vec::new(),
@@ -125,6 +128,7 @@ impl Peer {
                 }
                 Event::Left { author, .. } => self.left.push(author),
                 Event::Mic { author, state, .. } => self.mics.push((author, state)),
+                Event::Blocks(keys) => self.blocks = keys,
                 Event::Chat(line) => self.chat.push(line),
                 Event::ChatHistory { lines, .. } => self.history.extend(lines),
                 Event::Direct(line) => self.direct.push(line),

@@ -17,6 +17,7 @@ use sanctuary_engine::{ModelRef, Op, PublicKey, RegionId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::blocks::Blocks;
 use super::directory::Directory;
 use super::gate::Gate;
 use super::outbox::{Outbox, OutboxEntry};
@@ -115,6 +116,8 @@ pub(super) struct Node {
     pub(super) me_key: PublicKey,
     relays: RelayChoice,
     pub(super) endpoint: Endpoint,
+    /// Who we block.
+    pub(super) blocks: Blocks,
     router: Router,
     pub(super) gossip: Gossip,
     pub(super) gate: Arc<Gate>,
@@ -213,9 +216,14 @@ impl Node {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let topic_out = TopicOut { messages: internal_tx.clone(), control: control_tx };
         let paths = Paths::new(&config.data_dir);
-        let (direct_store, history) = DirectStore::open(paths.direct());
+        let (direct_store, mut history) = DirectStore::open(paths.direct());
+        let (blocks, blocks_problem) = Blocks::open(paths.blocks());
+        if let Some(problem) = blocks_problem {
+            let _ = events.send(Event::Notice(problem)).await;
+        }
+        history.retain(|line| !blocks.contains(line.from.as_bytes()));
         let (direct_tx, direct_rx) = mpsc::channel(64);
-        let direct = DirectProtocol::new(me, direct_store.clone(), direct_tx, stats.clone());
+        let direct = DirectProtocol::new(me, direct_store.clone(), direct_tx, stats.clone(), blocks.clone());
         let (replica, opened) = SharedReplica::open(&config.data_dir)
             .map_err(|error| format!("cannot open the world store in {}: {error}", config.data_dir.display()))?;
         if opened.cut_bytes > 0 {
@@ -297,7 +305,8 @@ impl Node {
             direct_rx,
             sync_rx,
             regions: Regions::default(),
-            voice: Voice::new(audible, voice_sender),
+            voice: Voice::new(audible, voice_sender, blocks.clone()),
+            blocks,
             directory: Directory::new(world, world_task),
             outbox: Outbox::new(outbox),
             world_sync,
@@ -308,6 +317,7 @@ impl Node {
         };
         node.emit(Event::Started { id: me_key, ticket, profile: node.profile.clone(), world: replica, assets }).await;
         node.emit(Event::DirectHistory(history)).await;
+        node.emit(Event::Blocks(node.blocks.list())).await;
         node.keep_held_models();
         node.set_regions(config.regions).await;
         // The peers of the tickets are asked straight into our regions too, without waiting to
@@ -359,6 +369,8 @@ impl Node {
             Command::Regions(regions) => self.set_regions(regions).await,
             Command::Pose(pose) => self.regions.pose = Some(pose),
             Command::Mic(state) => self.regions.mic = Some(state),
+            Command::Block(key) => self.block(key, true).await,
+            Command::Unblock(key) => self.block(key, false).await,
             Command::Hearing { region, hearing } => self.voice.set_rule(region, hearing),
             Command::Chat(text) => self.chat(text).await,
             Command::Direct { to, text } => self.direct(to, text).await,

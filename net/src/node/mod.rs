@@ -13,12 +13,14 @@
 //! Each module keeps its own state and its own bounds; ARCHITECTURE.md lists them.
 
 mod actor;
+mod blocks;
 mod directory;
 mod gate;
 mod outbox;
 mod presence;
 mod voice;
 
+pub use blocks::MAX_BLOCKS;
 pub use voice::{
     DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, Hearing, MAX_LISTENERS, MAX_MEMBERS, MAX_SPEAKERS, MAX_STAGE_LISTENERS,
     MAX_VOICE_DATAGRAM, VOICE_QUEUE, VoiceDatagram, VoiceSender,
@@ -43,6 +45,7 @@ use crate::inbox::{NetStats, StatsSnapshot};
 use crate::replica::SharedReplica;
 use crate::wire::{MAX_NAME_CHARS, MicState, PoseFrame, Presence};
 use actor::Node;
+pub(crate) use blocks::Blocks;
 pub(crate) use outbox::OutboxEntry;
 
 /// The most a client receives of other people's poses, whatever the crowd (P2 of TARGETS.md):
@@ -192,6 +195,11 @@ pub enum Command {
     Chat(String),
     /// How our microphone is set, for the others to show (said in the first region).
     Mic(MicState),
+    /// Block someone: their chat, private messages, voice and presence stop reaching us at
+    /// once and after a restart (`Event::Blocks` answers with the list).
+    Block(PublicKey),
+    /// Undo a block.
+    Unblock(PublicKey),
     /// Who hears whom in a region (a room's rule, from its own state); `Hearing::Near`
     /// undoes it.
     Hearing {
@@ -391,6 +399,8 @@ pub enum Event {
         /// Off, live or muted.
         state: MicState,
     },
+    /// Everyone we block (at the start, and after each change).
+    Blocks(Vec<PublicKey>),
     /// Someone left a region.
     Left {
         /// Where.

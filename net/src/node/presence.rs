@@ -115,7 +115,9 @@ impl Node {
                         asked: HashSet::new(),
                         _task: task,
                     });
-                    let lines = store::read_tail(&self.paths.chat(region), CHAT_HISTORY).unwrap_or_default();
+                    let mut lines: Vec<ChatLine> =
+                        store::read_tail(&self.paths.chat(region), CHAT_HISTORY).unwrap_or_default();
+                    lines.retain(|line| !self.blocks.contains(line.author.as_bytes()));
                     self.emit(Event::ChatHistory { region, lines }).await;
                 }
                 Err(error) => self.emit(Event::Notice(error)).await,
@@ -216,6 +218,10 @@ impl Node {
     /// A message believed on a region topic.
     pub(super) async fn heard_in_region(&mut self, region: RegionId, message: Signed<RegionMessage>) {
         let Ok(author) = PublicKey::from_bytes(*message.author.as_bytes()) else { return };
+        // Someone we block is neither seen nor heard; their world changes still count.
+        if self.blocks.contains(author.as_bytes()) && !matches!(message.body, RegionMessage::Change(_)) {
+            return;
+        }
         match message.body {
             RegionMessage::Presence(presence) => {
                 self.voice.heard(message.author, region, presence.pose.head.position());
@@ -285,6 +291,26 @@ impl Node {
         let (region, sender) = (subscription.region, subscription.sender.clone());
         self.broadcast(&sender, region, &RegionMessage::Mic(mic)).await;
         self.regions.sent_mic = Some((mic, now));
+    }
+
+    /// Blocks or unblocks `key`: at once, someone blocked leaves our view (and our voice's
+    /// range at the next pick), and the list is saved.
+    pub(super) async fn block(&mut self, key: PublicKey, blocked: bool) {
+        match self.blocks.set(key, blocked) {
+            Ok(true) => {
+                if blocked {
+                    if let Ok(peer) = iroh::PublicKey::from_bytes(key.as_bytes()) {
+                        self.regions.posing.remove(&peer);
+                    }
+                    if let Some(region) = self.regions.current().map(|subscription| subscription.region) {
+                        self.emit(Event::Left { region, author: key }).await;
+                    }
+                }
+                self.emit(Event::Blocks(self.blocks.list())).await;
+            }
+            Ok(false) => {}
+            Err(why) => self.emit(Event::Notice(why)).await,
+        }
     }
 
     /// Says goodbye in every region.

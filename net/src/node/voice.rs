@@ -297,13 +297,15 @@ pub(super) struct Voice {
     last_pick: Option<Instant>,
     /// Each region's rule where it is not [`Hearing::Near`] (one per region: a handful).
     rules: HashMap<RegionId, Hearing>,
+    /// People we block: neither heard nor spoken to.
+    blocks: super::blocks::Blocks,
     /// Dials under way (aborted with the node).
     dials: tokio::task::JoinSet<()>,
 }
 
 impl Voice {
-    pub(super) fn new(audible: Audible, sender: VoiceSender) -> Self {
-        Self { audible, sender, ..Self::default() }
+    pub(super) fn new(audible: Audible, sender: VoiceSender, blocks: super::blocks::Blocks) -> Self {
+        Self { audible, sender, blocks, ..Self::default() }
     }
 
     /// Notes where `author`'s head is.
@@ -336,7 +338,10 @@ impl Voice {
             .heard
             .iter()
             .filter(|(peer, (their_region, _, heard))| {
-                *peer != me && *their_region == region && now.duration_since(*heard) < PRESENCE_TIMEOUT
+                *peer != me
+                    && *their_region == region
+                    && now.duration_since(*heard) < PRESENCE_TIMEOUT
+                    && !self.blocks.contains(peer.as_bytes())
             })
             .map(|(peer, (_, head, _))| (head.distance(at), *peer))
             .filter(|(distance, _)| distance.is_finite())
