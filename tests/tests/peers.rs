@@ -228,7 +228,7 @@ async fn a_hostile_peer_is_counted_and_ignored() {
     }
 
     let expected = "every kind of hostile message counted";
-    wait_until(&mut [&mut ada], Duration::from_secs(5), expected, |peer| {
+    wait_until(&mut [&mut ada], Duration::from_secs(20), expected, |peer| {
         let stats = peer.stats();
         stats.malformed >= 2
             && stats.too_large >= 1

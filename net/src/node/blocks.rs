@@ -20,7 +20,8 @@ pub const MAX_BLOCKS: usize = 10_000;
 /// The blocked keys, shared by the node and its protocol handlers.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Blocks {
-    keys: Arc<RwLock<BTreeSet<PublicKey>>>,
+    /// As bytes, so that asking (for every message that arrives) is a lookup, not a key check.
+    keys: Arc<RwLock<BTreeSet<[u8; 32]>>>,
     path: Option<PathBuf>,
 }
 
@@ -30,8 +31,8 @@ impl Blocks {
     pub(crate) fn open(path: PathBuf) -> (Self, Option<String>) {
         let (keys, problem) = match store::read_whole::<Vec<[u8; 32]>>(&path) {
             Ok(Some(keys)) => {
-                let valid: BTreeSet<PublicKey> =
-                    keys.into_iter().filter_map(|bytes| PublicKey::from_bytes(bytes).ok()).take(MAX_BLOCKS).collect();
+                let valid: BTreeSet<[u8; 32]> =
+                    keys.into_iter().filter(|bytes| PublicKey::from_bytes(*bytes).is_ok()).take(MAX_BLOCKS).collect();
                 (valid, None)
             }
             Ok(None) => (BTreeSet::new(), None),
@@ -42,8 +43,7 @@ impl Blocks {
 
     /// Whether `key` is blocked.
     pub(crate) fn contains(&self, key: &[u8; 32]) -> bool {
-        PublicKey::from_bytes(*key)
-            .is_ok_and(|key| self.keys.read().unwrap_or_else(PoisonError::into_inner).contains(&key))
+        self.keys.read().unwrap_or_else(PoisonError::into_inner).contains(key)
     }
 
     /// Blocks (`true`) or unblocks `key`, and writes the list down. `Ok(false)` when nothing
@@ -52,17 +52,17 @@ impl Blocks {
         let list = {
             let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
             let changed = if blocked {
-                if keys.len() >= MAX_BLOCKS && !keys.contains(&key) {
+                if keys.len() >= MAX_BLOCKS && !keys.contains(key.as_bytes()) {
                     return Err(format!("{MAX_BLOCKS} people are blocked already; unblock someone first"));
                 }
-                keys.insert(key)
+                keys.insert(*key.as_bytes())
             } else {
-                keys.remove(&key)
+                keys.remove(key.as_bytes())
             };
             if !changed {
                 return Ok(false);
             }
-            keys.iter().map(|key| *key.as_bytes()).collect::<Vec<[u8; 32]>>()
+            keys.iter().copied().collect::<Vec<[u8; 32]>>()
         };
         if let Some(path) = &self.path {
             store::write_atomic(path, &list).map_err(|error| format!("the block list could not be saved: {error}"))?;
@@ -72,7 +72,8 @@ impl Blocks {
 
     /// Everyone blocked, in order.
     pub(crate) fn list(&self) -> Vec<PublicKey> {
-        self.keys.read().unwrap_or_else(PoisonError::into_inner).iter().copied().collect()
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        keys.iter().filter_map(|bytes| PublicKey::from_bytes(*bytes).ok()).collect()
     }
 }
 
