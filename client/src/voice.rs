@@ -61,6 +61,24 @@ pub struct VoiceState {
 }
 
 impl VoiceState {
+    /// Nothing opened yet, the microphone set as `options` say (open, muted).
+    fn new(options: VoiceOptions) -> Self {
+        let control = Arc::new(MicControl::default());
+        control.open.store(options.open_mic, Ordering::Relaxed);
+        control.muted.store(options.muted, Ordering::Relaxed);
+        Self {
+            control,
+            microphone: Err("not opened yet".into()),
+            output: Err("not opened yet".into()),
+            lost: Arc::default(),
+            levels: HashMap::new(),
+            loud_at: HashMap::new(),
+            volumes: HashMap::new(),
+            volumes_changed: Vec::new(),
+            options,
+        }
+    }
+
     /// One line for the HUD.
     pub fn summary(&self) -> String {
         let control = &self.control;
@@ -176,20 +194,7 @@ impl VoiceIo {
 /// Opens voice for the node behind `link`: called once by the windowed client, never by the
 /// home node or the headless tests (which have no sound).
 pub fn start(app: &mut App, options: &VoiceOptions, link: &mut NetLink) {
-    let control = Arc::new(MicControl::default());
-    control.open.store(options.open_mic, Ordering::Relaxed);
-    control.muted.store(options.muted, Ordering::Relaxed);
-    let mut state = VoiceState {
-        control,
-        microphone: Err("not opened yet".into()),
-        output: Err("not opened yet".into()),
-        lost: Arc::default(),
-        levels: HashMap::new(),
-        loud_at: HashMap::new(),
-        volumes: HashMap::new(),
-        volumes_changed: Vec::new(),
-        options: options.clone(),
-    };
+    let mut state = VoiceState::new(options.clone());
     let mut io = VoiceIo { mixer: None, microphone: None, arrivals: link.take_voice(), sender: link.voice_sender() };
     reopen(&mut io, &mut state, true, true);
     app.insert_non_send(io).insert_resource(state).add_systems(
@@ -417,17 +422,10 @@ fn play_voices(
 /// A voice state with a working microphone and output, for tests.
 #[cfg(test)]
 pub(crate) fn test_state() -> VoiceState {
-    VoiceState {
-        control: Arc::default(),
-        microphone: Ok("test microphone".into()),
-        output: Ok("test output".into()),
-        lost: Arc::default(),
-        levels: HashMap::new(),
-        loud_at: HashMap::new(),
-        volumes: HashMap::new(),
-        volumes_changed: Vec::new(),
-        options: VoiceOptions::default(),
-    }
+    let mut state = VoiceState::new(VoiceOptions::default());
+    state.microphone = Ok("test microphone".into());
+    state.output = Ok("test output".into());
+    state
 }
 
 #[cfg(test)]
