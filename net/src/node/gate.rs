@@ -284,7 +284,7 @@ where
             Ok(Err(Refusal::Malformed)) => true,
             // A flood the neighbour signed itself; others' floods it may only be relaying.
             Ok(Err(Refusal::Flooded(author))) => author.is_some_and(|author| author == from),
-            Ok(Err(Refusal::Replayed | Refusal::BadClock)) => false,
+            Ok(Err(Refusal::Replayed | Refusal::BadClock | Refusal::Own)) => false,
             Err(_) => {
                 state.inbox.count_panicked();
                 false
