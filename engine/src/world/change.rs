@@ -1,0 +1,470 @@
+//! Changes as they are signed, travel and are stored: what they do ([`Op`]), their signature
+//! and id, why one is refused ([`Rejection`]), and the checks every change passes before the
+//! rules look at it ([`Verifier`]).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use glam::Vec3;
+use serde::{Deserialize, Serialize};
+
+use crate::city::ParcelCoord;
+use crate::identity::PublicKey;
+use crate::structure::{Placement, Rgb, Shape};
+use crate::trade::{Listing, ListingError, TxId};
+
+/// What one parcel may hold. Decentraland's per-parcel caps are the reference.
+pub mod budget {
+    /// Objects on one parcel.
+    pub const ENTITIES: usize = 200;
+    /// Triangles of all objects on one parcel (primitives count what the renderer draws).
+    pub const TRIANGLES: u64 = 10_000;
+    /// Bytes of all imported models on one parcel.
+    pub const BYTES: u64 = 15 * 1024 * 1024;
+    /// The highest any object may reach, in metres above the ground.
+    pub const HEIGHT: f32 = 64.0;
+    /// The largest a single model may be, in bytes: one model may use the whole parcel.
+    pub const MODEL_BYTES: u64 = BYTES;
+}
+
+/// The largest encoded signed change; anything longer is refused before decoding.
+pub const MAX_CHANGE_BYTES: usize = 512;
+
+/// Domain separation for change signatures.
+const SIGNING_CONTEXT: &[u8] = b"sanctuary world change v1";
+
+/// The BLAKE3 hash of a signed change's bytes: its name everywhere.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ChangeId(pub [u8; 32]);
+
+impl fmt::Debug for ChangeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hex: String = self.0[..4].iter().map(|byte| format!("{byte:02x}")).collect();
+        write!(f, "ChangeId({hex}…)")
+    }
+}
+
+/// An imported model, named by the BLAKE3 hash of its asset bundle, with the size its author
+/// declared. Budgets count the declared figures; a peer that fetches the model refuses to show
+/// it when the real figures are larger.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ModelRef {
+    /// BLAKE3 of the bundle (the manifest blob that lists the model's files).
+    pub hash: [u8; 32],
+    /// Bytes of all the model's files together.
+    pub bytes: u64,
+    /// Triangles the model draws.
+    pub triangles: u32,
+    /// The smallest corner of the box around the model, in its own metres.
+    pub min: [f32; 3],
+    /// The largest corner of that box.
+    pub max: [f32; 3],
+}
+
+/// The largest a model may be along any axis before scaling, in metres.
+pub const MAX_MODEL_EXTENT: f32 = 256.0;
+
+/// What an object is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum ObjectKind {
+    /// One of the unit primitives, scaled by the placement.
+    Primitive(Shape),
+    /// An imported glTF model, scaled by the placement (its own units are metres).
+    Model(ModelRef),
+}
+
+/// A thing a builder placed on a parcel.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Object {
+    /// Primitive or model.
+    pub kind: ObjectKind,
+    /// Where it stands, how it is turned, how big it is.
+    pub placement: Placement,
+    /// Its colour (models are tinted by it; white leaves them as authored).
+    pub colour: Rgb,
+}
+
+/// Triangles the client draws for each primitive (its meshes' resolution).
+pub fn primitive_triangles(shape: Shape) -> u64 {
+    match shape {
+        Shape::Cuboid => 12,
+        Shape::Sphere => 760,
+        Shape::Cylinder => 128,
+        Shape::Cone => 64,
+        Shape::Ring => 512,
+    }
+}
+
+impl Object {
+    /// The smallest and largest corners of the axis-aligned box around the placed object: a
+    /// primitive is a unit shape around its placement's point, a model its declared box scaled
+    /// and turned about its own origin at that point.
+    pub fn aabb(&self) -> (Vec3, Vec3) {
+        let (low, high) = match self.kind {
+            ObjectKind::Primitive(_) => (Vec3::splat(-0.5), Vec3::splat(0.5)),
+            ObjectKind::Model(model) => (Vec3::from(model.min), Vec3::from(model.max)),
+        };
+        let placement = &self.placement;
+        (0..8)
+            .map(|corner| {
+                let pick = |bit: u32, axis: usize| if corner & bit == 0 { low[axis] } else { high[axis] };
+                let local = Vec3::new(pick(1, 0), pick(2, 1), pick(4, 2)) * placement.scale;
+                placement.translation + placement.rotation * local
+            })
+            .fold((Vec3::splat(f32::MAX), Vec3::splat(f32::MIN)), |(low, high), corner| {
+                (low.min(corner), high.max(corner))
+            })
+    }
+
+    /// Triangles this object draws.
+    pub fn triangles(&self) -> u64 {
+        match self.kind {
+            ObjectKind::Primitive(shape) => primitive_triangles(shape),
+            ObjectKind::Model(model) => u64::from(model.triangles),
+        }
+    }
+
+    /// Bytes of asset this object needs.
+    pub fn bytes(&self) -> u64 {
+        match self.kind {
+            ObjectKind::Primitive(_) => 0,
+            ObjectKind::Model(model) => model.bytes,
+        }
+    }
+}
+
+/// An object's number on its parcel, chosen by whoever placed it.
+pub type ObjectId = u64;
+
+/// What a change does.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// The author claims `parcel`, which must be their home parcel.
+    Claim {
+        /// The author's home parcel.
+        parcel: ParcelCoord,
+    },
+    /// The owner of `epoch` hands `parcel` to `to`, starting epoch `epoch + 1`.
+    Transfer {
+        /// The parcel.
+        parcel: ParcelCoord,
+        /// The epoch the author owns and ends.
+        epoch: u32,
+        /// The new owner.
+        to: PublicKey,
+    },
+    /// Places an object, or replaces the object with the same id.
+    Put {
+        /// The parcel.
+        parcel: ParcelCoord,
+        /// The epoch the author owns.
+        epoch: u32,
+        /// The object's number.
+        id: ObjectId,
+        /// The object.
+        object: Object,
+    },
+    /// Removes an object.
+    Remove {
+        /// The parcel.
+        parcel: ParcelCoord,
+        /// The epoch the author owns.
+        epoch: u32,
+        /// The object's number.
+        id: ObjectId,
+    },
+    /// Offers an item for sale (see [`crate::trade`]); `parcel` is where its stall stands.
+    List {
+        /// The parcel of the stall.
+        parcel: ParcelCoord,
+        /// What is offered, for how much, paid where.
+        listing: Listing,
+    },
+    /// The seller withdraws a listing: payments confirmed above `at_height` are owed refunds.
+    Withdraw {
+        /// The listing's parcel.
+        parcel: ParcelCoord,
+        /// The listing.
+        listing: ChangeId,
+        /// The seller's chain tip when withdrawing.
+        at_height: u32,
+    },
+    /// A buyer claims the item: `txid` paid for it, committing to the listing and the buyer.
+    Buy {
+        /// The listing's parcel.
+        parcel: ParcelCoord,
+        /// The listing.
+        listing: ChangeId,
+        /// The payment.
+        txid: TxId,
+    },
+}
+
+impl Op {
+    /// The parcel the change touches.
+    pub fn parcel(&self) -> ParcelCoord {
+        match *self {
+            Op::Claim { parcel }
+            | Op::Transfer { parcel, .. }
+            | Op::Put { parcel, .. }
+            | Op::Remove { parcel, .. }
+            | Op::List { parcel, .. }
+            | Op::Withdraw { parcel, .. }
+            | Op::Buy { parcel, .. } => parcel,
+        }
+    }
+
+    /// Whether the change is a trade record rather than an edit of the parcel.
+    pub fn is_trade(&self) -> bool {
+        matches!(self, Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. })
+    }
+
+    /// The ownership epoch the change is made in (claims make epoch 0).
+    pub(crate) fn epoch(&self) -> u32 {
+        match *self {
+            Op::Claim { .. } | Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } => 0,
+            Op::Transfer { epoch, .. } | Op::Put { epoch, .. } | Op::Remove { epoch, .. } => epoch,
+        }
+    }
+}
+
+/// The signed content of a change.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// Who made it.
+    pub author: PublicKey,
+    /// The author's sequence number: strictly increasing over everything the author signs.
+    pub seq: u64,
+    /// What it does.
+    pub op: Op,
+}
+
+/// A change with its author's signature, as it travels and as it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SignedChange {
+    /// The change.
+    pub change: Change,
+    /// ed25519 over [`SIGNING_CONTEXT`] and the change's postcard bytes.
+    #[serde(with = "signature_bytes")]
+    pub signature: [u8; 64],
+}
+
+mod signature_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8; 64], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 64], D::Error> {
+        let bytes: &[u8] = Deserialize::deserialize(deserializer)?;
+        bytes.try_into().map_err(|_| serde::de::Error::invalid_length(bytes.len(), &"64 bytes"))
+    }
+}
+
+/// Why a change was not taken.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// More bytes than any change has.
+    #[error("a change is at most {MAX_CHANGE_BYTES} bytes; this one is {0}")]
+    TooLarge(usize),
+    /// The bytes are not a change.
+    #[error("not a world change")]
+    Malformed,
+    /// The signature does not match the author and content.
+    #[error("the signature does not match")]
+    BadSignature,
+    /// Numbers that are not numbers, a rotation that is not one, a size of zero.
+    #[error("the object's placement is not finite, turned by a non-rotation, or has no size")]
+    BadPlacement,
+    /// A claim for a parcel that is not the author's home.
+    #[error("a key can only claim its own home parcel ({home:?})")]
+    NotHome {
+        /// The author's home parcel.
+        home: ParcelCoord,
+    },
+    /// Nobody has claimed the parcel.
+    #[error("nobody owns this parcel")]
+    Unclaimed,
+    /// Someone else owns the parcel (in the change's epoch).
+    #[error("this parcel belongs to {owner}")]
+    NotOwner {
+        /// The owner in the change's epoch.
+        owner: PublicKey,
+    },
+    /// The change was made in an epoch that its author had already ended by a transfer.
+    #[error("the parcel was handed on before this change")]
+    AfterTransfer,
+    /// Part of the object lies outside the parcel's land.
+    #[error("part of it lies outside the parcel")]
+    OutsideParcel,
+    /// The object reaches above the height limit or below the ground.
+    #[error("it reaches {top:.1} m; parcels end at {} m (and at the ground)", budget::HEIGHT)]
+    TooHigh {
+        /// How high it would reach.
+        top: f32,
+    },
+    /// The parcel would hold too many objects.
+    #[error("a parcel holds at most {} objects", budget::ENTITIES)]
+    TooManyEntities,
+    /// The parcel's objects would draw too many triangles.
+    #[error("{triangles} triangles; a parcel draws at most {}", budget::TRIANGLES)]
+    TooManyTriangles {
+        /// What the parcel would draw.
+        triangles: u64,
+    },
+    /// The parcel's models would be too large.
+    #[error("{bytes} bytes of models; a parcel holds at most {} MB", budget::BYTES / (1024 * 1024))]
+    TooManyBytes {
+        /// What the parcel would hold.
+        bytes: u64,
+    },
+    /// Removing an object that is not there.
+    #[error("there is no such object")]
+    NoSuchObject,
+    /// A listing that is not well formed.
+    #[error("{0}")]
+    BadListing(#[from] ListingError),
+    /// A withdrawal by someone other than the seller.
+    #[error("only the seller can withdraw a listing")]
+    NotSeller,
+    /// A claim naming a listing on another parcel than the listing's.
+    #[error("the claim names another parcel than the listing's")]
+    WrongParcel,
+    /// The author holds as many records of this kind as one key may, all older than this one.
+    #[error("a key may have at most {0} of these held at once")]
+    OverBudget(usize),
+}
+
+impl Change {
+    /// The bytes the signature covers.
+    fn signing_bytes(&self) -> Vec<u8> {
+        let mut bytes = SIGNING_CONTEXT.to_vec();
+        // Encoding a plain struct into a Vec cannot fail.
+        bytes.extend(postcard::to_allocvec(self).unwrap_or_default());
+        bytes
+    }
+
+    /// Signs the change with the author's secret key seed (the 32 bytes of an ed25519 secret).
+    ///
+    /// The author must be the seed's public key, or every peer will refuse the change.
+    pub fn sign(self, secret_seed: &[u8; 32]) -> SignedChange {
+        use ed25519_dalek::Signer;
+        let key = ed25519_dalek::SigningKey::from_bytes(secret_seed);
+        SignedChange { change: self, signature: key.sign(&self.signing_bytes()).to_bytes() }
+    }
+}
+
+impl SignedChange {
+    /// The bytes that travel and are stored.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// Decodes a change without checking its signature.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Rejection> {
+        if bytes.len() > MAX_CHANGE_BYTES {
+            return Err(Rejection::TooLarge(bytes.len()));
+        }
+        let (change, rest) = postcard::take_from_bytes::<SignedChange>(bytes).map_err(|_| Rejection::Malformed)?;
+        if !rest.is_empty() {
+            return Err(Rejection::Malformed);
+        }
+        Ok(change)
+    }
+
+    /// The change's name: BLAKE3 of its canonical bytes.
+    pub fn id(&self) -> ChangeId {
+        ChangeId(*blake3::hash(&self.to_bytes()).as_bytes())
+    }
+}
+
+/// Checks the shape of an object: finite numbers, a real rotation, a real size, and for a model
+/// a real box no larger than [`MAX_MODEL_EXTENT`].
+pub(crate) fn check_object(object: &Object) -> Result<(), Rejection> {
+    let Placement { translation, rotation, scale } = object.placement;
+    let finite = translation.is_finite() && rotation.is_finite() && scale.is_finite();
+    if !finite || (rotation.length() - 1.0).abs() > 1e-3 || scale.min_element() <= 0.0 {
+        return Err(Rejection::BadPlacement);
+    }
+    if let ObjectKind::Model(model) = object.kind {
+        let (low, high) = (Vec3::from(model.min), Vec3::from(model.max));
+        let extent = high - low;
+        if !low.is_finite()
+            || !high.is_finite()
+            || extent.min_element() < 0.0
+            || extent.max_element() > MAX_MODEL_EXTENT
+        {
+            return Err(Rejection::BadPlacement);
+        }
+    }
+    Ok(())
+}
+
+/// A change that has passed the signature check, with its id.
+#[derive(Debug, Clone, Copy)]
+pub struct Verified {
+    /// The change.
+    pub signed: SignedChange,
+    /// Its id.
+    pub id: ChangeId,
+}
+
+/// Checks signatures, caching each author's decompressed key (the costly part after the first).
+#[derive(Debug, Default)]
+pub struct Verifier {
+    keys: HashMap<PublicKey, ed25519_dalek::VerifyingKey>,
+}
+
+impl Verifier {
+    /// Decodes `bytes` and checks the signature and the change's own well-formedness.
+    ///
+    /// The bytes must be the canonical encoding of the change (what [`SignedChange::to_bytes`]
+    /// gives), so that a change has one id and every peer passes on bytes that verify.
+    pub fn verify(&mut self, bytes: &[u8]) -> Result<Verified, Rejection> {
+        let signed = SignedChange::decode(bytes)?;
+        let canonical = signed.to_bytes();
+        if canonical != bytes {
+            return Err(Rejection::Malformed);
+        }
+        // The change's bytes are the encoding's start; the signature (a length and 64 bytes)
+        // its end.
+        let mut message = Vec::with_capacity(SIGNING_CONTEXT.len() + bytes.len());
+        message.extend_from_slice(SIGNING_CONTEXT);
+        message.extend_from_slice(&bytes[..bytes.len() - 65]);
+        self.check_signature(&signed, &message)?;
+        Ok(Verified { signed, id: ChangeId(*blake3::hash(bytes).as_bytes()) })
+    }
+
+    /// Checks the signature and well-formedness of a decoded change.
+    pub fn verify_signed(&mut self, signed: SignedChange) -> Result<Verified, Rejection> {
+        self.check_signature(&signed, &signed.change.signing_bytes())?;
+        Ok(Verified { signed, id: signed.id() })
+    }
+
+    fn check_signature(&mut self, signed: &SignedChange, message: &[u8]) -> Result<(), Rejection> {
+        let change = signed.change;
+        if let Op::Put { object, .. } = &change.op {
+            check_object(object)?;
+        }
+        if let Op::List { listing, .. } = &change.op {
+            listing.check()?;
+        }
+        let author = change.author;
+        let key = match self.keys.get(&author) {
+            Some(key) => *key,
+            None => {
+                let key =
+                    ed25519_dalek::VerifyingKey::from_bytes(author.as_bytes()).map_err(|_| Rejection::BadSignature)?;
+                if self.keys.len() > 100_000 {
+                    self.keys.clear();
+                }
+                self.keys.insert(author, key);
+                key
+            }
+        };
+        let signature = ed25519_dalek::Signature::from_bytes(&signed.signature);
+        key.verify_strict(message, &signature).map_err(|_| Rejection::BadSignature)
+    }
+}
