@@ -125,6 +125,10 @@ impl CityWorld {
                     Op::List { .. } => "listed for sale",
                     Op::Withdraw { .. } => "listing withdrawn",
                     Op::Buy { .. } => "purchase claimed",
+                    Op::Ban { banned: true, .. } => "kept off your parcel",
+                    Op::Ban { banned: false, .. } => "let back onto your parcel",
+                    // Trust is the social panel's to tell.
+                    Op::Trust { .. } => return,
                 };
                 self.feedback = Some((what.to_owned(), true));
             }

@@ -292,6 +292,7 @@ fn handle_event(social: &mut Social, event: Event) {
                 Delivery::Queued { reason } => {
                     social.notice(format!("{name} cannot be reached ({reason}); it will go when they can be"))
                 }
+                Delivery::Refused { reason } => social.notice(format!("not delivered to {name}: {reason}")),
             }
         }
         Event::Notice(text) => social.notice(text),

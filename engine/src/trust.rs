@@ -147,6 +147,19 @@ impl TrustGraph {
         if previous.is_some_and(|(sequence, _)| sequence >= statement.sequence) {
             return Ok(false);
         }
+        self.set(statement)?;
+        Ok(true)
+    }
+
+    /// Puts `statement` in place of whatever its author said of its subject before, newer or
+    /// not: for a caller that orders statements itself (the world breaks ties of sequence by
+    /// change id).
+    pub fn set(&mut self, statement: Statement) -> Result<(), TrustError> {
+        if statement.author == statement.subject {
+            return Err(TrustError::OfSelf);
+        }
+        let key = (statement.author, statement.subject);
+        let previous = self.statements.get(&statement.context).and_then(|said| said.get(&key)).copied();
         let was_standing = previous.is_some_and(|(_, level)| level.is_some());
         let standing = self.standing.entry((statement.context, statement.author)).or_default();
         match (was_standing, statement.level.is_some()) {
@@ -157,7 +170,31 @@ impl TrustGraph {
         }
         self.statements.entry(statement.context).or_default().insert(key, (statement.sequence, statement.level));
         self.numbered[statement.context as usize] = OnceLock::new();
-        Ok(true)
+        Ok(())
+    }
+
+    /// Who says what of `subject` in `context` (withdrawals left out), in key order.
+    pub fn about(&self, context: TrustContext, subject: &PublicKey) -> Vec<(PublicKey, TrustLevel)> {
+        let Some(said) = self.statements.get(&context) else { return Vec::new() };
+        said.iter()
+            .filter(|((_, of), _)| of == subject)
+            .filter_map(|((author, _), (_, level))| level.map(|level| (*author, level)))
+            .collect()
+    }
+
+    /// What `author` says in `context` (withdrawals left out), in key order.
+    pub fn by(&self, context: TrustContext, author: &PublicKey) -> Vec<(PublicKey, TrustLevel)> {
+        let Some(said) = self.statements.get(&context) else { return Vec::new() };
+        said.iter()
+            .skip_while(|((by, _), _)| by < author)
+            .take_while(|((by, _), _)| by == author)
+            .filter_map(|((_, subject), (_, level))| level.map(|level| (*subject, level)))
+            .collect()
+    }
+
+    /// How many statements `author` has standing (not withdrawn) in `context`.
+    pub fn standing(&self, context: TrustContext, author: &PublicKey) -> usize {
+        self.standing.get(&(context, *author)).copied().unwrap_or(0)
     }
 
     /// Statements kept (withdrawals included).

@@ -98,15 +98,47 @@ impl DirectStore {
     }
 }
 
+/// Why a private message was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Undelivered {
+    /// Not now (unreachable, no answer, refused for now): it is tried again.
+    Later(String),
+    /// Their shield takes private messages only from people they trust more: trying again
+    /// changes nothing.
+    Shielded,
+}
+
+/// The answers a recipient gives.
+const OK: &[u8] = b"ok";
+const NO: &[u8] = b"no";
+const SHIELDED: &[u8] = b"shielded";
+
 /// Sends one private message over a direct connection and waits for the recipient's "ok".
-pub(crate) async fn deliver(endpoint: &Endpoint, to: iroh::PublicKey, bytes: &[u8]) -> Result<(), String> {
-    let connection = endpoint.connect(to, alpn::DIRECT).await.map_err(|error| format!("cannot reach them: {error}"))?;
-    let (mut send, mut recv) = connection.open_bi().await.map_err(|error| error.to_string())?;
-    send.write_all(bytes).await.map_err(|error| error.to_string())?;
-    send.finish().map_err(|error| error.to_string())?;
-    let reply = recv.read_to_end(16).await.map_err(|error| error.to_string())?;
+pub(crate) async fn deliver(endpoint: &Endpoint, to: iroh::PublicKey, bytes: &[u8]) -> Result<(), Undelivered> {
+    let later = |error: String| Undelivered::Later(error);
+    let connection =
+        endpoint.connect(to, alpn::DIRECT).await.map_err(|error| later(format!("cannot reach them: {error}")))?;
+    let (mut send, mut recv) = connection.open_bi().await.map_err(|error| later(error.to_string()))?;
+    send.write_all(bytes).await.map_err(|error| later(error.to_string()))?;
+    send.finish().map_err(|error| later(error.to_string()))?;
+    let reply = recv.read_to_end(16).await.map_err(|error| later(error.to_string()))?;
     connection.close(0u32.into(), b"sent");
-    if reply == b"ok" { Ok(()) } else { Err("their node refused the message".to_owned()) }
+    match reply.as_slice() {
+        OK => Ok(()),
+        SHIELDED => Err(Undelivered::Shielded),
+        _ => Err(later("their node refused the message".to_owned())),
+    }
+}
+
+/// What the recipient answers one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Stored (or a copy of one stored).
+    Ok,
+    /// Not taken: malformed, blocked, over a rate, or not stored.
+    No,
+    /// Below the private-message shield.
+    Shielded,
 }
 
 /// Accepts private messages: one per stream, checked like everything else, from the person
@@ -123,6 +155,8 @@ pub(crate) struct DirectProtocol {
     start: Instant,
     /// Senders we block: their messages are refused unread.
     blocks: crate::node::Blocks,
+    /// The private-message shield.
+    door: crate::node::Door,
 }
 
 impl DirectProtocol {
@@ -133,6 +167,7 @@ impl DirectProtocol {
         arrivals: mpsc::Sender<Result<DirectLine, KeepError>>,
         stats: Arc<NetStats>,
         blocks: crate::node::Blocks,
+        door: crate::node::Door,
     ) -> Self {
         Self {
             me,
@@ -143,23 +178,24 @@ impl DirectProtocol {
             in_total: Arc::new(Mutex::new(RateLimiter::new(IN_TOTAL.0, IN_TOTAL.1))),
             start: Instant::now(),
             blocks,
+            door,
         }
     }
 
-    /// Checks, stores and answers one message from `remote`: `true` means "ok".
-    async fn take(&self, remote: iroh::PublicKey, bytes: &[u8]) -> bool {
+    /// Checks, stores and answers one message from `remote`.
+    async fn take(&self, remote: iroh::PublicKey, bytes: &[u8]) -> Answer {
         if self.blocks.contains(remote.as_bytes()) {
-            return false;
+            return Answer::No;
         }
         let message = match decode::<DirectText>(bytes, self.me.as_bytes()) {
             Ok(message) if message.author == remote => message,
             Ok(_) => {
                 self.stats.count_error(&WireError::BadSignature);
-                return false;
+                return Answer::No;
             }
             Err(error) => {
                 self.stats.count_error(&error);
-                return false;
+                return Answer::No;
             }
         };
         let now = self.start.elapsed();
@@ -167,25 +203,28 @@ impl DirectProtocol {
             && self.in_total.lock().is_ok_and(|mut limiter| limiter.allow((), now));
         if !allowed {
             self.stats.count_flooded();
-            return false;
+            return Answer::No;
         }
-        let Ok(from) = PublicKey::from_bytes(*message.author.as_bytes()) else { return false };
-        let Ok(to) = PublicKey::from_bytes(*self.me.as_bytes()) else { return false };
+        let Ok(from) = PublicKey::from_bytes(*message.author.as_bytes()) else { return Answer::No };
+        let Ok(to) = PublicKey::from_bytes(*self.me.as_bytes()) else { return Answer::No };
+        if !self.door.admits_direct(&from) {
+            return Answer::Shielded;
+        }
         let line = DirectLine { id: message.sequence, from, to, name: message.body.name, text: message.body.text };
         match self.store.keep(&line, false).await {
             Ok(true) => {
                 self.stats.count_accepted();
                 let _ = self.arrivals.send(Ok(line)).await;
-                true
+                Answer::Ok
             }
             // A copy of one we hold: the sender did not hear our "ok" last time.
             Ok(false) => {
                 self.stats.count_replayed();
-                true
+                Answer::Ok
             }
             Err(error) => {
                 let _ = self.arrivals.send(Err(error)).await;
-                false
+                Answer::No
             }
         }
     }
@@ -197,16 +236,14 @@ impl ProtocolHandler for DirectProtocol {
         while let Ok((mut send, mut recv)) = connection.accept_bi().await {
             let read = tokio::time::timeout(STREAM_TIMEOUT, recv.read_to_end(MAX_MESSAGE_BYTES)).await;
             let verdict: &[u8] = match read {
-                Ok(Ok(bytes)) => {
-                    if self.take(remote, &bytes).await {
-                        b"ok"
-                    } else {
-                        b"no"
-                    }
-                }
+                Ok(Ok(bytes)) => match self.take(remote, &bytes).await {
+                    Answer::Ok => OK,
+                    Answer::No => NO,
+                    Answer::Shielded => SHIELDED,
+                },
                 Ok(Err(_)) => {
                     self.stats.count_error(&WireError::TooLarge { len: MAX_MESSAGE_BYTES + 1 });
-                    b"no"
+                    NO
                 }
                 // Too slow: the stream is dropped without an answer.
                 Err(_) => break,
@@ -222,6 +259,13 @@ impl ProtocolHandler for DirectProtocol {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A door open to strangers' private messages.
+    fn open_door() -> crate::node::Door {
+        let mut shields = sanctuary_engine::shields::Shields::default();
+        shields.set(sanctuary_engine::shields::Category::Direct, sanctuary_engine::shields::Reach::Everyone);
+        crate::node::Door::new(shields)
+    }
 
     fn line(from: u8, id: u64) -> DirectLine {
         DirectLine {
@@ -271,23 +315,35 @@ mod tests {
         std::fs::create_dir(&broken).expect("dir");
         let (store, _) = DirectStore::open(broken);
         let (arrivals, mut arrived) = mpsc::channel(8);
-        let protocol =
-            DirectProtocol::new(me.public(), store, arrivals, Arc::new(NetStats::default()), Default::default());
-        assert!(!protocol.take(sender.public(), &bytes).await, "not stored, so not acknowledged");
+        let protocol = DirectProtocol::new(
+            me.public(),
+            store,
+            arrivals,
+            Arc::new(NetStats::default()),
+            Default::default(),
+            open_door(),
+        );
+        assert_eq!(protocol.take(sender.public(), &bytes).await, Answer::No, "not stored, so not acknowledged");
         assert!(matches!(arrived.try_recv(), Ok(Err(KeepError::Disk(_)))));
         // A working log: stored and acknowledged once; a copy is acknowledged, not stored again.
         let path = dir.path().join("direct.log");
         let (store, _) = DirectStore::open(path.clone());
         let (arrivals, mut arrived) = mpsc::channel(8);
-        let protocol =
-            DirectProtocol::new(me.public(), store, arrivals, Arc::new(NetStats::default()), Default::default());
-        assert!(protocol.take(sender.public(), &bytes).await);
-        assert!(protocol.take(sender.public(), &bytes).await, "a copy is acknowledged too");
+        let protocol = DirectProtocol::new(
+            me.public(),
+            store,
+            arrivals,
+            Arc::new(NetStats::default()),
+            Default::default(),
+            open_door(),
+        );
+        assert_eq!(protocol.take(sender.public(), &bytes).await, Answer::Ok);
+        assert_eq!(protocol.take(sender.public(), &bytes).await, Answer::Ok, "a copy is acknowledged too");
         assert!(matches!(arrived.try_recv(), Ok(Ok(line)) if line.text == "hello"));
         assert!(arrived.try_recv().is_err(), "and shown once");
         let kept: Vec<DirectLine> = store::read_tail(&path, usize::MAX).expect("reads");
         assert_eq!(kept.len(), 1);
         // Someone else's message relayed by a third key is refused.
-        assert!(!protocol.take(iroh::SecretKey::from_bytes(&[3; 32]).public(), &bytes).await);
+        assert_eq!(protocol.take(iroh::SecretKey::from_bytes(&[3; 32]).public(), &bytes).await, Answer::No);
     }
 }

@@ -373,9 +373,14 @@ impl Limited for crate::wire::RegionMessage {
 
 impl Limited for crate::wire::WorldMessage {
     fn lane(&self) -> usize {
-        0
+        match self {
+            crate::wire::WorldMessage::Here { .. } | crate::wire::WorldMessage::Gone => 0,
+            crate::wire::WorldMessage::Change(_) => 1,
+        }
     }
-    const LANES: &'static [(u32, u32)] = &[(5, 2)];
+    // Saying where one is: a burst of five, then two a second. Trust statements: a burst of 20
+    // (someone going through a list of friends), then one a second.
+    const LANES: &'static [(u32, u32)] = &[(5, 2), (20, 1)];
 }
 
 /// Everything a receiver checks, in order: size, shape, the author's rate for this kind (looked

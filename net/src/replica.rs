@@ -129,6 +129,8 @@ pub struct Applied {
     pub new: Vec<Vec<u8>>,
     /// Parcels whose state may have changed.
     pub parcels: Vec<ParcelCoord>,
+    /// Whether trust statements were among the new changes.
+    pub statements: bool,
     /// Changes already held.
     pub duplicates: usize,
     /// Changes refused (bad bytes, bad signature, or the rules).
@@ -200,7 +202,12 @@ fn insert_all(world: &mut World, verified: Vec<Verified>) -> Applied {
         match world.insert(change) {
             Ok(Inserted::New) => {
                 applied.new.push(change.signed.to_bytes());
-                parcels.insert(change.signed.change.op.parcel());
+                match change.signed.change.op.parcel() {
+                    Some(parcel) => {
+                        parcels.insert(parcel);
+                    }
+                    None => applied.statements = true,
+                }
             }
             Ok(Inserted::Duplicate) => applied.duplicates += 1,
             Err(_) => applied.refused += 1,
@@ -255,8 +262,8 @@ fn causal_rank(change: &Change) -> (u8, u32, u64) {
     match change.op {
         Op::Claim { .. } => (0, 0, change.seq),
         Op::Transfer { epoch, .. } => (1, epoch, change.seq),
-        Op::Put { epoch, .. } | Op::Remove { epoch, .. } => (2, epoch, change.seq),
-        Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } => (3, 0, change.seq),
+        Op::Put { epoch, .. } | Op::Remove { epoch, .. } | Op::Ban { epoch, .. } => (2, epoch, change.seq),
+        Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } | Op::Trust { .. } => (3, 0, change.seq),
     }
 }
 
@@ -464,6 +471,7 @@ async fn take_changes(replica: &SharedReplica, changes: Vec<Vec<u8>>, report: &m
     report.received += applied.new.len();
     report.refused += applied.refused;
     report.parcels.extend(applied.parcels);
+    report.statements |= applied.statements;
     report.new.extend(applied.new);
     Ok(())
 }
@@ -481,6 +489,8 @@ pub struct SyncReport {
     pub refused: usize,
     /// Parcels that may have changed.
     pub parcels: Vec<ParcelCoord>,
+    /// Whether trust statements were among the new changes.
+    pub statements: bool,
     /// The new changes' bytes.
     pub new: Vec<Vec<u8>>,
 }

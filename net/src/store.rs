@@ -111,6 +111,10 @@ impl Paths {
         self.root.join("blocks.bin")
     }
 
+    pub(crate) fn shields(&self) -> PathBuf {
+        self.root.join("shields.bin")
+    }
+
     pub(crate) fn profile(&self) -> PathBuf {
         self.root.join("profile.bin")
     }

@@ -171,6 +171,10 @@ pub enum WorldMessage {
     },
     /// The author is shutting down.
     Gone,
+    /// A signed world change that touches no parcel (a trust statement, see
+    /// `sanctuary_engine::Op::Trust`), passed on as its author made it. (Last of the variants,
+    /// so that older peers still read the others.)
+    Change(Vec<u8>),
 }
 
 /// The most regions one peer says it is in (a home node serving every region stays below).
@@ -270,6 +274,10 @@ impl Body for WorldMessage {
                 check_name(name)
             }
             WorldMessage::Gone => Ok(()),
+            WorldMessage::Change(bytes) if bytes.len() > sanctuary_engine::MAX_CHANGE_BYTES => {
+                Err(WireError::TooLarge { len: bytes.len() })
+            }
+            WorldMessage::Change(_) => Ok(()),
         }
     }
     fn clean(&mut self) {

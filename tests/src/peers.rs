@@ -3,12 +3,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sanctuary_engine::shields::{Category, Reach, Shields};
 use sanctuary_engine::{ModelRef, Op, PublicKey, RegionId};
 use sanctuary_net::{
     AssetStore, ChatLine, Delivery, DirectLine, Event, MicState, NodeConfig, NodeHandle, PoseFrame, Presence,
-    RelayChoice, SharedReplica, StatsSnapshot, Status, Ticket, spawn_node,
+    RelayChoice, SharedReplica, StatsSnapshot, Status, Ticket, TrustView, spawn_node,
 };
 
 /// One node and everything it has heard.
@@ -60,6 +62,10 @@ pub struct Peer {
     pub notices: Vec<String>,
     /// The newest status.
     pub status: Option<Status>,
+    /// The newest trust worked out.
+    pub trust: Option<Arc<TrustView>>,
+    /// The shields as the node last said.
+    pub shields: Option<Shields>,
 }
 
 /// An offline node configuration (relays disabled, no LAN discovery) keeping its files in `dir`.
@@ -111,6 +117,8 @@ impl Peer {
                         progress: Vec::new(),
                         notices: Vec::new(),
                         status: None,
+                        trust: None,
+                        shields: None,
                     };
                 }
                 Event::Failed(error) => panic!("the node failed to start: {error}"),
@@ -143,6 +151,8 @@ impl Peer {
                 Event::AssetProgress { done, total, .. } => self.progress.push((done, total)),
                 Event::Notice(notice) => self.notices.push(notice),
                 Event::Status(status) => self.status = Some(status),
+                Event::Trust(view) => self.trust = Some(view),
+                Event::Shields(shields) => self.shields = Some(shields),
                 _ => {}
             }
         }
@@ -151,6 +161,14 @@ impl Peer {
     /// The pose last heard from `author` in the lobby.
     pub fn pose_of(&self, author: PublicKey) -> Option<PoseFrame> {
         self.presences.get(&(RegionId::Lobby, author)).map(|presence| presence.pose)
+    }
+
+    /// Lowers the private-message shield so that strangers' messages come in (the default
+    /// refuses them), for tests of delivery itself.
+    pub fn take_messages_from_strangers(&self) {
+        let mut shields = Shields::default();
+        shields.set(Category::Direct, Reach::Everyone);
+        self.handle.send(sanctuary_net::Command::Shields(shields));
     }
 
     /// The counters of what it received and refused.

@@ -23,6 +23,9 @@ async fn three_peers_see_each_other_chat_and_whisper() {
     let mut ada = Peer::start(offline_config(dirs[0].path(), "Ada", None)).await;
     let mut bo = Peer::start(offline_config(dirs[1].path(), "Bo", Some(&ada.ticket))).await;
     let mut cy = Peer::start(offline_config(dirs[2].path(), "Cy", Some(&ada.ticket))).await;
+    // Delivery itself is tested here: Ada takes strangers' private messages (see trust.rs for
+    // the shield that refuses them by default).
+    ada.take_messages_from_strangers();
     for (index, peer) in [&ada, &bo, &cy].into_iter().enumerate() {
         assert!(peer.handle.send(Command::Pose(pose_at(index as f32 * 10.0))));
     }
@@ -134,6 +137,7 @@ async fn a_private_message_waits_in_the_outbox_until_its_recipient_is_back() {
     // Bo exists, then goes offline.
     let bo = Peer::start(offline_config(bo_dir.path(), "Bo", None)).await;
     let bo_id = bo.id;
+    bo.take_messages_from_strangers();
     bo.handle.shutdown().await;
 
     let mut ada = Peer::start(offline_config(ada_dir.path(), "Ada", None)).await;

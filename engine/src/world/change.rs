@@ -12,6 +12,7 @@ use crate::city::ParcelCoord;
 use crate::identity::PublicKey;
 use crate::structure::{Placement, Rgb, Shape};
 use crate::trade::{Listing, ListingError, TxId};
+use crate::trust::{TrustContext, TrustError, TrustLevel};
 
 /// What one parcel may hold. Decentraland's per-parcel caps are the reference.
 pub mod budget {
@@ -25,6 +26,8 @@ pub mod budget {
     pub const HEIGHT: f32 = 64.0;
     /// The largest a single model may be, in bytes: one model may use the whole parcel.
     pub const MODEL_BYTES: u64 = BYTES;
+    /// Keys one parcel keeps off.
+    pub const BANS: usize = 256;
 }
 
 /// The largest encoded signed change; anything longer is refused before decoding.
@@ -198,11 +201,33 @@ pub enum Op {
         /// The payment.
         txid: TxId,
     },
+    /// The author's trust in `subject` (see [`crate::trust`]): a newer statement on the same
+    /// subject and context replaces an older one; `level: None` takes it back.
+    Trust {
+        /// Of whom.
+        subject: PublicKey,
+        /// In what.
+        context: TrustContext,
+        /// How much, or `None` for "no longer".
+        level: Option<TrustLevel>,
+    },
+    /// The owner of `epoch` keeps `subject` off `parcel` (`banned: true`) or lets them back.
+    /// Every peer's client refuses to walk its person onto a parcel that bans them.
+    Ban {
+        /// The parcel.
+        parcel: ParcelCoord,
+        /// The epoch the author owns.
+        epoch: u32,
+        /// Who.
+        subject: PublicKey,
+        /// Kept off, or let back.
+        banned: bool,
+    },
 }
 
 impl Op {
-    /// The parcel the change touches.
-    pub fn parcel(&self) -> ParcelCoord {
+    /// The parcel the change touches (trust statements touch none).
+    pub fn parcel(&self) -> Option<ParcelCoord> {
         match *self {
             Op::Claim { parcel }
             | Op::Transfer { parcel, .. }
@@ -210,7 +235,9 @@ impl Op {
             | Op::Remove { parcel, .. }
             | Op::List { parcel, .. }
             | Op::Withdraw { parcel, .. }
-            | Op::Buy { parcel, .. } => parcel,
+            | Op::Buy { parcel, .. }
+            | Op::Ban { parcel, .. } => Some(parcel),
+            Op::Trust { .. } => None,
         }
     }
 
@@ -222,8 +249,10 @@ impl Op {
     /// The ownership epoch the change is made in (claims make epoch 0).
     pub(crate) fn epoch(&self) -> u32 {
         match *self {
-            Op::Claim { .. } | Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } => 0,
-            Op::Transfer { epoch, .. } | Op::Put { epoch, .. } | Op::Remove { epoch, .. } => epoch,
+            Op::Claim { .. } | Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } | Op::Trust { .. } => 0,
+            Op::Transfer { epoch, .. } | Op::Put { epoch, .. } | Op::Remove { epoch, .. } | Op::Ban { epoch, .. } => {
+                epoch
+            }
         }
     }
 }
@@ -335,6 +364,15 @@ pub enum Rejection {
     /// The author holds as many records of this kind as one key may, all older than this one.
     #[error("a key may have at most {0} of these held at once")]
     OverBudget(usize),
+    /// A trust statement the rules of [`crate::trust`] refuse (about oneself, or one too many).
+    #[error("{0}")]
+    Trust(#[from] TrustError),
+    /// A statement older than the author's newest on the same subject and context.
+    #[error("the author has said something newer about this key")]
+    Superseded,
+    /// The parcel bans as many keys as a parcel may.
+    #[error("a parcel bans at most {} keys", budget::BANS)]
+    TooManyBans,
 }
 
 impl Change {

@@ -21,21 +21,24 @@
 
 mod change;
 mod parcel;
+mod statements;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use change::check_object;
 pub use change::{
     Change, ChangeId, MAX_CHANGE_BYTES, MAX_MODEL_EXTENT, ModelRef, Object, ObjectId, ObjectKind, Op, Rejection,
     SignedChange, Verified, Verifier, budget, primitive_triangles,
 };
-use change::check_object;
 pub use parcel::ParcelState;
 use parcel::{OrderKey, ParcelLog};
+pub use statements::MAX_TRUST_RECORDS;
+use statements::Statements;
 
 use crate::city::{ParcelCoord, claim_rank, home_parcel};
 use crate::identity::PublicKey;
 use crate::trade::{Claim, ListingView};
-
+use crate::trust::{Statement, TrustGraph};
 
 /// The most trade records (listings, withdrawals, claims) held per author. Past it, the ones
 /// with the lowest sequence numbers are kept, so that every peer keeps the same ones.
@@ -100,6 +103,8 @@ pub struct World {
     /// Changes held while their epoch had not begun, per author (parcel and epoch), under
     /// [`MAX_WAITING_PER_AUTHOR`]; those whose epoch has begun since no longer count.
     waiting: HashMap<PublicKey, Vec<(ParcelCoord, u32)>>,
+    /// Trust statements, apart from the parcels.
+    statements: Statements,
     verifier: Verifier,
 }
 
@@ -142,7 +147,9 @@ impl World {
             return Ok(Inserted::Duplicate);
         }
         let change = signed.change;
-        let parcel = change.op.parcel();
+        let Some(parcel) = change.op.parcel() else {
+            return self.insert_statement(change, signed, id);
+        };
         if change.op.is_trade() {
             match change.op {
                 Op::List { listing, .. } => listing.check()?,
@@ -186,7 +193,7 @@ impl World {
         // A transfer or edit for an epoch that has not begun may become the owner's once the
         // transfer on its way arrives; until then any key could send them, so each key gets a
         // budget of them.
-        let waits = matches!(change.op, Op::Transfer { .. } | Op::Put { .. } | Op::Remove { .. })
+        let waits = matches!(change.op, Op::Transfer { .. } | Op::Put { .. } | Op::Remove { .. } | Op::Ban { .. })
             && change.op.epoch() as usize >= log.state.owners.len();
         if waits {
             log.may_hold(&change)?;
@@ -194,8 +201,8 @@ impl World {
         }
         let log = self.parcels.entry(parcel).or_default();
         match change.op {
-            // Trade records were taken above.
-            Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } => {}
+            // Trade records and statements were taken above.
+            Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } | Op::Trust { .. } => {}
             Op::Claim { .. } => {
                 log.claims.insert(claim_rank(&change.author, parcel), (change.author, id));
                 log.chain_dirty = true;
@@ -205,7 +212,7 @@ impl World {
                 log.transfers.insert(key, (change.author, to));
                 log.chain_dirty = true;
             }
-            Op::Put { .. } | Op::Remove { .. } => {
+            Op::Put { .. } | Op::Remove { .. } | Op::Ban { .. } => {
                 log.may_hold(&change)?;
                 log.edits.insert(key, signed);
                 let in_order = log.last_applied.is_none_or(|last| key > last);
@@ -225,6 +232,21 @@ impl World {
         }
         self.held.insert(id, signed);
         Ok(Inserted::New)
+    }
+
+    /// Takes a trust statement; the one it replaces is no longer held.
+    fn insert_statement(&mut self, change: Change, signed: SignedChange, id: ChangeId) -> Result<Inserted, Rejection> {
+        let Some(statement) = statement_of(&change) else { return Err(Rejection::Malformed) };
+        if let Some(replaced) = self.statements.insert(statement, id)? {
+            self.held.remove(&replaced);
+        }
+        self.held.insert(id, signed);
+        Ok(Inserted::New)
+    }
+
+    /// Every trust statement held, as a graph to work out trust from.
+    pub fn trust(&self) -> &TrustGraph {
+        self.statements.graph()
     }
 
     /// Counts a change of `author` waiting for `epoch` of `parcel` against the author's budget,
@@ -283,7 +305,11 @@ impl World {
     /// Whether `author` may make `op` now, and why not if not: what a builder's client asks
     /// before signing, so the person sees the reason instead of a change every peer skips.
     pub fn check(&mut self, author: PublicKey, op: &Op) -> Result<(), Rejection> {
-        let parcel = op.parcel();
+        let Some(parcel) = op.parcel() else {
+            let change = Change { author, seq: u64::MAX, op: *op };
+            let statement = statement_of(&change).ok_or(Rejection::Malformed)?;
+            return self.statements.check(&statement);
+        };
         let mut state = self.parcel(parcel);
         if let Op::Put { object, .. } = op {
             check_object(object)?;
@@ -336,7 +362,7 @@ impl World {
             if log.state.owners.is_empty() {
                 continue;
             }
-            let entry = (parcel, &log.state.owners, &log.state.objects);
+            let entry = (parcel, &log.state.owners, &log.state.objects, &log.state.banned);
             bytes.extend(postcard::to_allocvec(&entry).unwrap_or_default());
         }
         // Trade records are a set: their ids in order (the sale itself depends on the chain).
@@ -389,5 +415,15 @@ impl World {
     /// BLAKE3 of [`World::state_bytes`].
     pub fn state_hash(&mut self) -> [u8; 32] {
         *blake3::hash(&self.state_bytes()).as_bytes()
+    }
+}
+
+/// The trust statement a change makes, if it makes one.
+fn statement_of(change: &Change) -> Option<Statement> {
+    match change.op {
+        Op::Trust { subject, context, level } => {
+            Some(Statement { author: change.author, subject, context, level, sequence: change.seq })
+        }
+        _ => None,
     }
 }

@@ -1,7 +1,7 @@
 //! One parcel: the changes held for it, the owner chain they give, and the state its edits
 //! build, replayed in one order on every peer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use glam::Vec2;
 use serde::Serialize;
@@ -9,7 +9,6 @@ use serde::Serialize;
 use super::change::{Change, ChangeId, Object, ObjectId, Op, Rejection, SignedChange, budget};
 use crate::city::{ParcelCoord, home_parcel};
 use crate::identity::PublicKey;
-
 
 /// The applied state of one parcel.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -24,12 +23,20 @@ pub struct ParcelState {
     pub bytes: u64,
     /// How many held edits were skipped by the rules (over budget, outside, not the owner).
     pub skipped: u32,
+    /// The keys its owners keep off it, at most [`budget::BANS`].
+    pub banned: BTreeSet<PublicKey>,
 }
 
 impl ParcelState {
     /// Who owns the parcel now.
     pub fn owner(&self) -> Option<PublicKey> {
         self.owners.last().copied()
+    }
+
+    /// Whether `key` may walk onto the parcel: everyone but those its owner banned (an owner
+    /// never keeps themselves off).
+    pub fn admits(&self, key: &PublicKey) -> bool {
+        !self.banned.contains(key) || self.owner() == Some(*key)
     }
 
     /// The current epoch, in which new edits are made.
@@ -73,7 +80,23 @@ impl ParcelState {
                 self.bytes -= object.bytes();
                 Ok(())
             }
-            Op::Claim { .. } | Op::Transfer { .. } | Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } => Ok(()),
+            Op::Ban { subject, banned: true, .. } => {
+                if !self.banned.contains(&subject) && self.banned.len() >= budget::BANS {
+                    return Err(Rejection::TooManyBans);
+                }
+                self.banned.insert(subject);
+                Ok(())
+            }
+            Op::Ban { subject, banned: false, .. } => {
+                self.banned.remove(&subject);
+                Ok(())
+            }
+            Op::Claim { .. }
+            | Op::Transfer { .. }
+            | Op::List { .. }
+            | Op::Withdraw { .. }
+            | Op::Buy { .. }
+            | Op::Trust { .. } => Ok(()),
         }
     }
 }
@@ -163,7 +186,7 @@ impl ParcelLog {
                 }
                 _ => Ok(()),
             },
-            None if owners.is_empty() && epoch == 0 && home_parcel(&change.author) != change.op.parcel() => {
+            None if owners.is_empty() && epoch == 0 && Some(home_parcel(&change.author)) != change.op.parcel() => {
                 Err(Rejection::Unclaimed)
             }
             None => Ok(()),

@@ -22,10 +22,12 @@ use super::directory::Directory;
 use super::gate::Gate;
 use super::outbox::{Outbox, OutboxEntry};
 use super::presence::{Regions, subscribe};
+use super::trust::{TrustState, TrustView};
 use super::voice::{Audible, Voice, VoiceDatagram, VoiceProtocol, VoiceSender};
 use super::world::WorldSync;
 use super::{Command, DirectLine, Event, NodeConfig, Profile, RelayChoice, RelayState, Status, world_topic};
 use crate::assets::AssetStore;
+use crate::direct::Undelivered;
 use crate::direct::{DirectProtocol, DirectStore, KeepError};
 use crate::inbox::NetStats;
 use crate::replica::{Applied, AuthorError, SharedReplica, SyncProtocol, SyncReport};
@@ -77,7 +79,8 @@ pub(super) enum Internal {
     Region(RegionId, Signed<RegionMessage>),
     Neighbour { region: Option<RegionId>, peer: iroh::PublicKey, up: bool },
     Ended(Option<RegionId>),
-    DirectDone { id: u64, result: Result<(), String> },
+    DirectDone { id: u64, result: Result<(), Undelivered> },
+    Trust(Box<TrustView>),
     Built { op: Op, result: Result<Vec<u8>, AuthorError> },
     Applied(Applied),
     Synced { peer: iroh::PublicKey, result: Result<SyncReport, String> },
@@ -118,6 +121,8 @@ pub(super) struct Node {
     pub(super) endpoint: Endpoint,
     /// Who we block.
     pub(super) blocks: Blocks,
+    /// Trust worked out, and the shields.
+    pub(super) trust: TrustState,
     router: Router,
     pub(super) gossip: Gossip,
     pub(super) gate: Arc<Gate>,
@@ -223,7 +228,12 @@ impl Node {
         }
         history.retain(|line| !blocks.contains(line.from.as_bytes()));
         let (direct_tx, direct_rx) = mpsc::channel(64);
-        let direct = DirectProtocol::new(me, direct_store.clone(), direct_tx, stats.clone(), blocks.clone());
+        let (trust, trust_problem) = TrustState::open(paths.shields());
+        if let Some(problem) = trust_problem {
+            let _ = events.send(Event::Notice(problem)).await;
+        }
+        let direct =
+            DirectProtocol::new(me, direct_store.clone(), direct_tx, stats.clone(), blocks.clone(), trust.door.clone());
         let (replica, opened) = SharedReplica::open(&config.data_dir)
             .map_err(|error| format!("cannot open the world store in {}: {error}", config.data_dir.display()))?;
         if opened.cut_bytes > 0 {
@@ -307,6 +317,7 @@ impl Node {
             regions: Regions::default(),
             voice: Voice::new(audible, voice_sender, blocks.clone()),
             blocks,
+            trust,
             directory: Directory::new(world, world_task),
             outbox: Outbox::new(outbox),
             world_sync,
@@ -318,6 +329,8 @@ impl Node {
         node.emit(Event::Started { id: me_key, ticket, profile: node.profile.clone(), world: replica, assets }).await;
         node.emit(Event::DirectHistory(history)).await;
         node.emit(Event::Blocks(node.blocks.list())).await;
+        node.emit(Event::Shields(node.trust.shields)).await;
+        node.refresh_trust();
         node.keep_held_models();
         node.set_regions(config.regions).await;
         // The peers of the tickets are asked straight into our regions too, without waiting to
@@ -369,6 +382,7 @@ impl Node {
             Command::Regions(regions) => self.set_regions(regions).await,
             Command::Pose(pose) => self.regions.pose = Some(pose),
             Command::Mic(state) => self.regions.mic = Some(state),
+            Command::Shields(shields) => self.set_shields(shields).await,
             Command::Block(key) => self.block(key, true).await,
             Command::Unblock(key) => self.block(key, false).await,
             Command::Hearing { region, hearing } => self.voice.set_rule(region, hearing),
@@ -414,6 +428,7 @@ impl Node {
             Internal::Ended(None) => self.rejoin_world().await,
             Internal::Ended(Some(region)) => self.rejoin_region(region).await,
             Internal::DirectDone { id, result } => self.delivery_done(id, result).await,
+            Internal::Trust(view) => self.trust_computed(*view).await,
             Internal::Built { op, result } => self.built(op, result).await,
             Internal::Applied(applied) => self.applied(applied).await,
             Internal::Synced { peer, result } => self.sync_done(peer, result).await,

@@ -137,6 +137,7 @@ impl Node {
             WorldMessage::Gone => {
                 self.directory.peers.remove(&message.author);
             }
+            WorldMessage::Change(bytes) => self.apply_change(bytes),
         }
     }
 

@@ -18,9 +18,12 @@ mod directory;
 mod gate;
 mod outbox;
 mod presence;
+mod trust;
 mod voice;
 
 pub use blocks::MAX_BLOCKS;
+pub(crate) use trust::Door;
+pub use trust::TrustView;
 pub use voice::{
     DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, Hearing, MAX_LISTENERS, MAX_MEMBERS, MAX_SPEAKERS, MAX_STAGE_LISTENERS,
     MAX_VOICE_DATAGRAM, VOICE_QUEUE, VoiceDatagram, VoiceSender,
@@ -35,6 +38,7 @@ use std::time::Duration;
 
 use iroh_gossip::TopicId;
 use iroh_tickets::endpoint::EndpointTicket;
+use sanctuary_engine::shields::Shields;
 use sanctuary_engine::{ModelRef, ModelSummary, Op, ParcelCoord, PublicKey, RegionId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -195,6 +199,9 @@ pub enum Command {
     Chat(String),
     /// How our microphone is set, for the others to show (said in the first region).
     Mic(MicState),
+    /// The person's shields: used at once (private messages meet theirs at our door) and kept
+    /// on disk; `Event::Shields` answers.
+    Shields(Shields),
     /// Block someone: their chat, private messages, voice and presence stop reaching us at
     /// once and after a restart (`Event::Blocks` answers with the list).
     Block(PublicKey),
@@ -273,6 +280,12 @@ pub enum Delivery {
     /// They could not be reached; it waits in the outbox and goes when they can be.
     Queued {
         /// Why not now.
+        reason: String,
+    },
+    /// Their shield takes private messages only from people they trust more; it was dropped
+    /// from the outbox.
+    Refused {
+        /// What to tell the sender.
         reason: String,
     },
 }
@@ -401,6 +414,11 @@ pub enum Event {
     },
     /// Everyone we block (at the start, and after each change).
     Blocks(Vec<PublicKey>),
+    /// The person's trust, worked out again whenever the statements held change (and at the
+    /// start). Our own statements are made with `Command::Build(Op::Trust { .. })`.
+    Trust(Arc<TrustView>),
+    /// The person's shields (at the start, and after each change).
+    Shields(Shields),
     /// Someone left a region.
     Left {
         /// Where.

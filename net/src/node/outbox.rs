@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::actor::{Internal, Node};
 use super::{Delivery, DirectLine, Event};
+use crate::direct::Undelivered;
 use crate::direct::deliver;
 use crate::store;
 use crate::wire::{DirectText, encode};
@@ -105,7 +106,7 @@ impl Node {
         tokio::spawn(async move {
             let result = match tokio::time::timeout(DELIVERY_TIMEOUT, deliver(&endpoint, to, &bytes)).await {
                 Ok(result) => result,
-                Err(_) => Err("no answer in time".to_owned()),
+                Err(_) => Err(Undelivered::Later("no answer in time".to_owned())),
             };
             let _ = internal.send(Internal::DirectDone { id, result }).await;
         });
@@ -137,7 +138,7 @@ impl Node {
     }
 
     /// A delivery ended: delivered (out of the outbox), or not (told once, tried again later).
-    pub(super) async fn delivery_done(&mut self, id: u64, result: Result<(), String>) {
+    pub(super) async fn delivery_done(&mut self, id: u64, result: Result<(), Undelivered>) {
         self.outbox.in_flight.remove(&id);
         let Some(at) = self.outbox.entries.iter().position(|entry| entry.line.id == id) else { return };
         match result {
@@ -146,7 +147,14 @@ impl Node {
                 self.save_outbox().await;
                 self.emit(Event::DirectOutcome { id, to: entry.line.to, outcome: Delivery::Delivered }).await;
             }
-            Err(reason) => {
+            Err(Undelivered::Shielded) => {
+                let entry = self.outbox.entries.remove(at);
+                self.save_outbox().await;
+                let reason = "they take private messages only from people they trust; ask a friend of theirs to vouch for you, or meet them in chat first".to_owned();
+                let outcome = Delivery::Refused { reason };
+                self.emit(Event::DirectOutcome { id, to: entry.line.to, outcome }).await;
+            }
+            Err(Undelivered::Later(reason)) => {
                 let entry = &mut self.outbox.entries[at];
                 if !entry.reported {
                     entry.reported = true;

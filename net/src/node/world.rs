@@ -19,8 +19,9 @@ use super::Event;
 use super::actor::{Internal, Node, wall_micros};
 use crate::alpn;
 use crate::assets::AssetError;
+use crate::node::world_topic;
 use crate::replica::{Applied, AuthorError, SharedReplica, SyncReport, sync_with};
-use crate::wire::RegionMessage;
+use crate::wire::{RegionMessage, WorldMessage, encode};
 
 /// How often the world is compared with a neighbour's, to heal changes gossip dropped.
 const ANTI_ENTROPY_INTERVAL: Duration = Duration::from_secs(60);
@@ -134,10 +135,23 @@ impl Node {
     pub(super) async fn built(&mut self, op: Op, result: Result<Vec<u8>, AuthorError>) {
         match result {
             Ok(bytes) => {
-                if let Some(sender) = self.regions.city().map(|city| city.sender.clone()) {
-                    self.broadcast(&sender, RegionId::City, &RegionMessage::Change(bytes)).await;
+                match op.parcel() {
+                    Some(parcel) => {
+                        if let Some(sender) = self.regions.city().map(|city| city.sender.clone()) {
+                            self.broadcast(&sender, RegionId::City, &RegionMessage::Change(bytes)).await;
+                        }
+                        self.emit(Event::WorldChanged(vec![parcel])).await;
+                    }
+                    // A statement: everyone online hears it on the world topic.
+                    None => {
+                        let sequence = self.clock_next();
+                        let message = WorldMessage::Change(bytes);
+                        if let Ok(bytes) = encode(&self.secret, world_topic().as_bytes(), sequence, &message) {
+                            let _ = self.directory.sender().broadcast(bytes.into()).await;
+                        }
+                        self.refresh_trust();
+                    }
                 }
-                self.emit(Event::WorldChanged(vec![op.parcel()])).await;
                 self.emit(Event::Built(op)).await;
             }
             Err(error) => self.emit(Event::BuildRefused { op, reason: error.to_string() }).await,
@@ -161,6 +175,9 @@ impl Node {
     /// Changes were applied: keep their models (a home node) and tell the program.
     pub(super) async fn applied(&mut self, applied: Applied) {
         self.keep_models_of(&applied.new);
+        if applied.statements {
+            self.refresh_trust();
+        }
         if !applied.parcels.is_empty() {
             self.emit(Event::WorldChanged(applied.parcels)).await;
         }
@@ -288,7 +305,10 @@ impl Node {
     pub(super) fn world_neighbour(&mut self, region: Option<RegionId>, peer: iroh::PublicKey, up: bool) {
         if !up {
             self.world_sync.synced_with.remove(&peer);
-        } else if region == Some(RegionId::City) && !self.world_sync.synced_with.contains(&peer) && self.me < peer {
+        } else if matches!(region, Some(RegionId::City) | None)
+            && !self.world_sync.synced_with.contains(&peer)
+            && self.me < peer
+        {
             self.sync(peer);
         }
     }
@@ -344,6 +364,9 @@ impl Node {
             }
         }
         self.keep_models_of(&report.new);
+        if report.statements {
+            self.refresh_trust();
+        }
         if !report.parcels.is_empty() {
             self.emit(Event::WorldChanged(report.parcels)).await;
         }
