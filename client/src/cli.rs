@@ -44,6 +44,10 @@ pub struct Args {
     #[arg(long)]
     pub flat: bool,
 
+    /// Open the shields panel (F6) at the start.
+    #[arg(long)]
+    pub shields_panel: bool,
+
     /// Start OpenXR even when no headset was found at start (a runtime that connects the
     /// headset later, as WiVRn does); should OpenXR not start, the window is used.
     #[arg(long, conflicts_with = "flat")]

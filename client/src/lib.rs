@@ -22,6 +22,7 @@ mod player;
 mod portal;
 mod scenery;
 mod screenshot;
+mod shields;
 mod social;
 pub mod sounds;
 pub mod testing;
@@ -99,6 +100,7 @@ pub fn presentation_plugin(app: &mut App) {
         cursor::plugin,
         screenshot::plugin,
         social::plugin,
+        shields::plugin,
         build::presentation,
         panels::plugin,
         market::plugin,
@@ -144,6 +146,9 @@ pub fn client_app(args: &cli::Args, headset: bool) -> App {
         .add_plugins((logic_plugin, presentation_plugin));
     if let Some(path) = &args.screenshot {
         app.insert_resource(ScreenshotPlan::new(path.clone(), args.frames));
+    }
+    if args.shields_panel {
+        app.insert_resource(shields::ShieldsPanel { open: true });
     }
     match args.network.node_config(vec![args.region]) {
         Ok(Some(config)) => match NetLink::start(config) {

@@ -3,19 +3,23 @@
 //! runs on its own runtime and the two sides only exchange messages through channels.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bevy::prelude::*;
 use sanctuary_engine::{Op, PublicKey, RegionId};
 use sanctuary_net::{
     ChatLine, Command, Delivery, DirectLine, Event, MicState, NetRuntime, NodeConfig, NodeHandle, PRESENCE_TIMEOUT,
-    PoseFrame, Profile, QuantisedTransform, RemoteCrowd, StatsSnapshot, Status, Ticket, spawn_node,
+    PoseFrame, Profile, QuantisedTransform, RemoteCrowd, StatsSnapshot, Status, spawn_node,
 };
+
+mod submit;
+
+#[cfg(test)]
+use submit::{submission, unblock};
+pub use submit::submit_chat;
 
 use crate::Frame;
 use crate::actions::{Controllers, InputMode, Rig};
-use crate::chat_command::{self, ChatCommand};
 pub use crate::chat_command::{WALLET_COMMANDS, is_wallet_command};
 use crate::cues::SoundCue;
 use crate::player::Player;
@@ -142,6 +146,12 @@ pub struct Social {
     pub mics: HashMap<PublicKey, MicState>,
     /// Whom we block, as the node last said.
     pub blocked: Vec<PublicKey>,
+    /// The person's trust, as the node last worked it out.
+    pub trust: Option<std::sync::Arc<sanctuary_net::TrustView>>,
+    /// The person's shields, as the node last said.
+    pub shields: sanctuary_engine::shields::Shields,
+    /// The world (trust statements included), for "why do I trust this person".
+    pub world: Option<sanctuary_net::SharedReplica>,
     /// The chat panel's lines, oldest first.
     pub chat: Vec<ChatEntry>,
     /// The node failed: why.
@@ -162,7 +172,17 @@ impl Social {
         self.push(ChatKind::Notice, text, now_micros());
     }
 
-    fn name_of(&self, key: &PublicKey) -> String {
+    /// Where `key` stands with the person (a stranger until trust is worked out).
+    pub fn standing(&self, key: &PublicKey) -> sanctuary_engine::trust::Standing {
+        self.trust.as_ref().map_or(sanctuary_engine::trust::Standing::Stranger, |view| view.standing(key))
+    }
+
+    /// Whether `key` gets through the shield of `category`.
+    pub fn admits(&self, category: sanctuary_engine::shields::Category, key: &PublicKey) -> bool {
+        self.shields.admits(category, self.standing(key))
+    }
+
+    pub(crate) fn name_of(&self, key: &PublicKey) -> String {
         self.crowd.get(key).map_or_else(|| key.short(), |avatar| avatar.name.clone())
     }
 }
@@ -241,7 +261,8 @@ fn read_node_events(
 
 fn handle_event(social: &mut Social, event: Event) {
     match event {
-        Event::Started { id, ticket, profile, .. } => {
+        Event::Started { id, ticket, profile, world, .. } => {
+            social.world = Some(world);
             social.me = Some(id);
             social.profile = Some(profile);
             social.ticket = Some(ticket);
@@ -273,6 +294,15 @@ fn handle_event(social: &mut Social, event: Event) {
             }
         }
         Event::Blocks(keys) => social.blocked = keys,
+        Event::Trust(view) => {
+            let before = social.trust.as_ref().map(|view| view.requests()).unwrap_or_default();
+            for key in view.requests().into_iter().filter(|key| !before.contains(key)) {
+                let name = social.name_of(&key);
+                social.notice(format!("{name} calls you a friend: click them and choose Friend to say so back"));
+            }
+            social.trust = Some(view);
+        }
+        Event::Shields(shields) => social.shields = shields,
         Event::Chat(line) => show_chat(social, line),
         Event::ChatHistory { region, lines } if Some(region) == social.region => {
             for line in lines {
@@ -306,6 +336,10 @@ fn handle_event(social: &mut Social, event: Event) {
 }
 
 fn show_chat(social: &mut Social, line: ChatLine) {
+    // Below the chat shield (distrusted people, or strangers when the person chose so).
+    if !social.admits(sanctuary_engine::shields::Category::Chat, &line.author) {
+        return;
+    }
     if Some(line.region) != social.region {
         return;
     }
@@ -440,127 +474,6 @@ fn place_remote_avatars(
                 children.spawn((HandView::Right, Transform::default(), Visibility::default()));
             });
     }
-}
-
-/// Reads what was typed into the chat box and sends it: a line for the region, a private
-/// message, or a command (see [`chat_command`]). Unknown commands and lines that look like
-/// secrets are not sent; see [`submission`].
-pub fn submit_chat(link: &NetLink, social: &mut Social, input: &mut ChatInput) {
-    if let Some(command) = submission(social, input) {
-        link.send(command);
-    }
-}
-
-/// What the node is to be sent for the text in the chat box, if anything; notices, wallet
-/// commands and the box itself are updated on the way.
-///
-/// An unknown command stays in the box, to be corrected, and goes nowhere. A line, message or
-/// name that looks like a secret stays in the box with a notice that says why; Enter again on
-/// the very same text (to the same person) sends it. Neither is ever echoed into the chat.
-fn submission(social: &mut Social, input: &mut ChatInput) -> Option<Command> {
-    let typed = std::mem::take(&mut input.text);
-    let command = chat_command::parse(&typed, input.to.is_some());
-    if let Some(secret) = command.outgoing().and_then(chat_command::secret_in) {
-        let fingerprint = fingerprint(typed.trim(), input.to.as_ref().map(|(key, _)| key));
-        if input.held_back != Some(fingerprint) {
-            input.held_back = Some(fingerprint);
-            input.text = typed;
-            social.notice(secret.notice());
-            return None;
-        }
-    }
-    input.held_back = None;
-    if let ChatCommand::Unknown { command, suggestion } = &command {
-        social.notice(chat_command::unknown_notice(command, *suggestion));
-        input.text = typed;
-        return None;
-    }
-    input.open = false;
-    let to = input.to.take();
-    match command {
-        ChatCommand::Empty | ChatCommand::Unknown { .. } => None,
-        ChatCommand::Say(text) => Some(Command::Chat(text)),
-        ChatCommand::Private(text) => to.map(|(to, _)| Command::Direct { to, text }),
-        ChatCommand::Join(ticket) => match ticket.parse::<Ticket>() {
-            Ok(ticket) => Some(Command::Join(ticket)),
-            Err(error) => {
-                social.notice(error.to_string());
-                None
-            }
-        },
-        ChatCommand::Import(path) => {
-            social.notice(format!("importing {path}..."));
-            Some(Command::Import(path.into()))
-        }
-        ChatCommand::Name(name) => {
-            let colour = social.profile.as_ref().map_or([120, 200, 255], |profile| profile.colour);
-            let profile = Profile::new(&name, colour);
-            if profile.name.is_empty() {
-                social.notice("usage: /name YOUR NAME".into());
-                return None;
-            }
-            social.profile = Some(profile.clone());
-            Some(Command::Profile(profile))
-        }
-        ChatCommand::Wallet(line) => {
-            input.wallet_commands.push(line);
-            None
-        }
-        ChatCommand::Unblock(which) => unblock(social, which.trim()),
-        ChatCommand::Audio(line) => {
-            input.audio_commands.push(line);
-            None
-        }
-        ChatCommand::Usage(usage) => {
-            social.notice(usage.into());
-            None
-        }
-    }
-}
-
-/// `/unblock` lists whom we block, numbered; `/unblock N` undoes the N-th.
-fn unblock(social: &mut Social, which: &str) -> Option<Command> {
-    if social.blocked.is_empty() {
-        social.notice("you block nobody".into());
-        return None;
-    }
-    let listed = || {
-        let keys: Vec<String> = social
-            .blocked
-            .iter()
-            .take(20)
-            .enumerate()
-            .map(|(at, key)| format!("{}. {}", at + 1, key.short()))
-            .collect();
-        let more = social.blocked.len().saturating_sub(20);
-        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
-        format!("you block {}{more}; /unblock N undoes one", keys.join(", "))
-    };
-    if which.is_empty() {
-        social.notice(listed());
-        return None;
-    }
-    match which.parse::<usize>().ok().and_then(|at| at.checked_sub(1)).and_then(|at| social.blocked.get(at)) {
-        Some(key) => {
-            let key = *key;
-            social.notice(format!("{} is unblocked", key.short()));
-            Some(Command::Unblock(key))
-        }
-        None => {
-            let notice = format!("no block numbered {which}: {}", listed());
-            social.notice(notice);
-            None
-        }
-    }
-}
-
-/// Names a held-back text and its recipient without keeping the text: it stays in memory only,
-/// to tell whether Enter was pressed again on the same thing.
-fn fingerprint(text: &str, to: Option<&PublicKey>) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    text.hash(&mut hasher);
-    to.map(PublicKey::as_bytes).hash(&mut hasher);
-    hasher.finish()
 }
 
 #[cfg(test)]

@@ -282,6 +282,14 @@ fn dress_drifters(
     }
 }
 
+/// The body of another person (the shields draw it plain or faded).
+#[derive(Component, Debug, Clone, Copy)]
+pub struct AvatarBody;
+
+/// The head of another person.
+#[derive(Component, Debug, Clone, Copy)]
+pub struct AvatarHead;
+
 /// The ring that glows above someone's head while they speak.
 #[derive(Component, Debug, Clone, Copy)]
 pub struct SpeakingRing;
@@ -310,8 +318,13 @@ fn dress_remote_avatars(
         let colour = palette.standard(&mut standard, Rgb::new(r, g, b), 2.5);
         commands.entity(entity).with_children(|children| {
             // The body stays upright under the head whichever way the head turns.
-            children.spawn((Mesh3d(body.clone()), MeshMaterial3d(colour), Transform::from_xyz(0.0, -0.75, 0.0)));
-            children.spawn((Mesh3d(head.clone()), MeshMaterial3d(skin.clone()), Transform::default()));
+            children.spawn((
+                AvatarBody,
+                Mesh3d(body.clone()),
+                MeshMaterial3d(colour),
+                Transform::from_xyz(0.0, -0.75, 0.0),
+            ));
+            children.spawn((AvatarHead, Mesh3d(head.clone()), MeshMaterial3d(skin.clone()), Transform::default()));
             children.spawn((
                 SpeakingRing,
                 Mesh3d(ring.clone()),

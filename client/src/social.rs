@@ -6,7 +6,8 @@ use bevy::input::ButtonState;
 use bevy::input::keyboard::{Key, KeyboardInput};
 use bevy::prelude::*;
 use bevy::window::PrimaryWindow;
-use sanctuary_engine::PublicKey;
+use sanctuary_engine::trust::{TrustContext, TrustLevel};
+use sanctuary_engine::{Op, PublicKey};
 use sanctuary_net::{Command, MAX_TEXT_CHARS, MicState, RelayState};
 
 use crate::Frame;
@@ -61,9 +62,15 @@ enum MenuButton {
     Message,
     Quieter,
     Louder,
+    Friend,
+    Acquaintance,
+    Distrust,
     Block,
     Close,
 }
+
+#[derive(Component, Debug)]
+struct MenuTrust;
 
 /// The name floating above a remote avatar.
 #[derive(Component, Debug)]
@@ -112,6 +119,12 @@ fn spawn_panels(mut commands: Commands) {
         .with_children(|menu| {
             menu.spawn((MenuTitle, Text::new(""), TextFont::from_font_size(18.0), TextColor(Color::WHITE)));
             menu.spawn((
+                MenuTrust,
+                Text::new(""),
+                TextFont::from_font_size(15.0),
+                TextColor(Color::srgb(0.9, 0.9, 0.7)),
+            ));
+            menu.spawn((
                 MenuVolume,
                 Text::new(""),
                 TextFont::from_font_size(15.0),
@@ -121,6 +134,9 @@ fn spawn_panels(mut commands: Commands) {
                 (MenuButton::Message, "Message (M)"),
                 (MenuButton::Quieter, "Quieter (-)"),
                 (MenuButton::Louder, "Louder (+)"),
+                (MenuButton::Friend, "Friend (F)"),
+                (MenuButton::Acquaintance, "Acquaintance"),
+                (MenuButton::Distrust, "Distrust"),
                 (MenuButton::Block, "Block (X)"),
                 (MenuButton::Close, "Close (Esc)"),
             ] {
@@ -281,6 +297,31 @@ fn use_avatar_menu(
         // The menu shows the new volume.
         menu.set_changed();
     }
+    // Trust: Friend again takes the word back; each statement is signed and published.
+    let said = social.trust.as_ref().and_then(|view| view.mine.get(&key).copied());
+    let word = if keys.just_pressed(KeyCode::KeyF) || pressed(MenuButton::Friend) {
+        Some(if said >= Some(TrustLevel::Friend) { None } else { Some(TrustLevel::Friend) })
+    } else if pressed(MenuButton::Acquaintance) {
+        Some(if said == Some(TrustLevel::Acquaintance) { None } else { Some(TrustLevel::Acquaintance) })
+    } else if pressed(MenuButton::Distrust) {
+        Some(if said == Some(TrustLevel::Distrust) { None } else { Some(TrustLevel::Distrust) })
+    } else {
+        None
+    };
+    if let Some(level) = word {
+        link.send(Command::Build(Op::Trust { subject: key, context: TrustContext::People, level }));
+        let notice = match level {
+            Some(TrustLevel::Friend) => {
+                format!("you call {name} a friend (signed and published; friends once they say so too)")
+            }
+            Some(TrustLevel::Acquaintance) => format!("you know {name} (signed and published)"),
+            Some(_) => format!("you distrust {name}: their trust counts against them for you and those who trust you"),
+            None => format!("you took back what you said of {name}"),
+        };
+        social.notice(notice);
+        menu.0 = None;
+        return;
+    }
     if keys.just_pressed(KeyCode::KeyX) || pressed(MenuButton::Block) {
         link.send(Command::Block(key));
         social.notice(format!("{name} is blocked: you no longer see or hear them (/unblock undoes it)"));
@@ -335,17 +376,21 @@ fn place_name_labels(
     social: Res<Social>,
     cameras: Query<(&Camera, &GlobalTransform), With<Player>>,
     avatars: Query<(&RemoteAvatarView, &GlobalTransform)>,
-    mut labels: Query<(Entity, &NameLabel, &mut Text, &mut Node, &mut Visibility, &ComputedNode)>,
+    mut labels: Query<(Entity, &NameLabel, &mut Text, &mut TextColor, &mut Node, &mut Visibility, &ComputedNode)>,
 ) {
     let Ok(view) = cameras.single() else { return };
-    for (entity, label, mut text, mut node, mut visibility, computed) in &mut labels {
+    for (entity, label, mut text, mut colour, mut node, mut visibility, computed) in &mut labels {
         let Ok((avatar, at)) = avatars.get(label.avatar) else {
             commands.entity(entity).despawn();
             continue;
         };
-        let shown = name_shown(&avatar.name, social.mics.get(&avatar.key).copied());
+        let (word, trust_colour) = crate::shields::trust_label(&social, &avatar.key);
+        let shown = format!("{} · {word}", name_shown(&avatar.name, social.mics.get(&avatar.key).copied()));
         if text.0 != shown {
             text.0 = shown;
+        }
+        if colour.0 != trust_colour {
+            colour.0 = trust_colour;
         }
         let above = at.translation() + Vec3::Y * 0.45;
         place_label(view, above, NAME_DISTANCE, &mut node, &mut visibility, computed);
@@ -445,12 +490,15 @@ fn update_chat_panel(
     *visibility = Visibility::Inherited;
 }
 
+#[allow(clippy::type_complexity)]
 fn show_avatar_menu(
     menu: Res<AvatarMenu>,
+    social: Res<Social>,
     voice: Option<Res<crate::voice::VoiceState>>,
     mut panel: Query<&mut Visibility, With<MenuPanel>>,
-    mut title: Query<&mut Text, (With<MenuTitle>, Without<MenuVolume>)>,
-    mut volume: Query<&mut Text, With<MenuVolume>>,
+    mut title: Query<&mut Text, (With<MenuTitle>, Without<MenuVolume>, Without<MenuTrust>)>,
+    mut volume: Query<&mut Text, (With<MenuVolume>, Without<MenuTrust>)>,
+    mut trust: Query<&mut Text, (With<MenuTrust>, Without<MenuVolume>, Without<MenuTitle>)>,
 ) {
     if !menu.is_changed() {
         return;
@@ -461,10 +509,34 @@ fn show_avatar_menu(
     if let (Some((_, name)), Ok(mut title)) = (&menu.0, title.single_mut()) {
         title.0.clone_from(name);
     }
+    if let (Some((key, _)), Ok(mut line)) = (&menu.0, trust.single_mut()) {
+        line.0 = why_trusted(&social, key);
+    }
     if let (Some((key, _)), Ok(mut line)) = (&menu.0, volume.single_mut()) {
         line.0 = match &voice {
             Some(voice) => volume_line(voice.volume(key)),
             None => "voice off".to_owned(),
         };
+    }
+}
+
+/// "Why do I trust this person": their standing, and the strongest chain of statements from the
+/// person to them.
+fn why_trusted(social: &Social, key: &PublicKey) -> String {
+    let (word, _) = crate::shields::trust_label(social, key);
+    let path = match (&social.world, social.me) {
+        (Some(world), Some(me)) => world.world().trust().path(&me, key, TrustContext::People),
+        _ => None,
+    };
+    match path {
+        Some(path) if path.len() > 2 => {
+            let names: Vec<String> = path
+                .iter()
+                .map(|step| if Some(*step) == social.me { "you".to_owned() } else { social.name_of(step) })
+                .collect();
+            format!("{word}: {}", names.join(" > "))
+        }
+        Some(_) => format!("{word}: your own word"),
+        None => format!("{word}: no chain of trust reaches them"),
     }
 }

@@ -56,6 +56,8 @@ pub struct VoiceState {
     volumes: HashMap<PublicKey, f32>,
     /// Volumes changed since playback last took them.
     volumes_changed: Vec<PublicKey>,
+    /// What the voice shield does to each person's volume (1.0 unless it turns them down).
+    shielded: HashMap<PublicKey, f32>,
     /// The devices chosen.
     pub options: VoiceOptions,
 }
@@ -75,6 +77,7 @@ impl VoiceState {
             loud_at: HashMap::new(),
             volumes: HashMap::new(),
             volumes_changed: Vec::new(),
+            shielded: HashMap::new(),
             options,
         }
     }
@@ -136,6 +139,31 @@ impl VoiceState {
     /// How loud `person` is played (1.0 unless changed).
     pub fn volume(&self, person: &PublicKey) -> f32 {
         self.volumes.get(person).copied().unwrap_or(1.0)
+    }
+
+    /// What the voice shield makes of `person`'s volume, as a factor (0 to 1); kept for the
+    /// people shown, at most [`MAX_VOLUMES`].
+    pub fn set_shield_factor(&mut self, person: PublicKey, factor: f32) {
+        let factor = if factor.is_finite() { factor.clamp(0.0, 1.0) } else { 1.0 };
+        if self.shielded.get(&person).copied().unwrap_or(1.0) == factor {
+            return;
+        }
+        if self.shielded.len() >= MAX_VOLUMES && !self.shielded.contains_key(&person) {
+            self.shielded.retain(|_, kept| *kept != 1.0);
+            if self.shielded.len() >= MAX_VOLUMES {
+                return;
+            }
+        }
+        self.shielded.insert(person, factor);
+        if !self.volumes_changed.contains(&person) {
+            self.volumes_changed.push(person);
+        }
+    }
+
+    /// How loud `person` is played after the voice shield: the person's own setting for them
+    /// times the shield's factor.
+    pub fn played_volume(&self, person: &PublicKey) -> f32 {
+        self.volume(person) * self.shielded.get(person).copied().unwrap_or(1.0)
     }
 
     /// Plays `person` at `volume` (0 to [`sanctuary_voice::playback::MAX_VOLUME`]) from now
@@ -386,7 +414,7 @@ fn play_voices(
         avatars.iter().map(|(view, at)| (*view.key.as_bytes(), at.translation().to_array())).collect();
     let (Some(mixer), Some(arrivals)) = (&mut io.mixer, &mut io.arrivals) else { return };
     for person in std::mem::take(&mut state.volumes_changed) {
-        mixer.set_volume(*person.as_bytes(), state.volume(&person));
+        mixer.set_volume(*person.as_bytes(), state.played_volume(&person));
     }
     if let Ok(head) = player.single() {
         let (_, rotation, translation) = head.to_scale_rotation_translation();

@@ -1,0 +1,131 @@
+//! The chat box's text becomes what the node is sent: a line, a private message or a command
+//! (see [`chat_command`]); lines that look like secrets are held back until confirmed.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use sanctuary_engine::PublicKey;
+use sanctuary_net::{Command, Profile, Ticket};
+
+use super::{ChatInput, NetLink, Social};
+use crate::chat_command::{self, ChatCommand};
+
+/// Reads what was typed into the chat box and sends it: a line for the region, a private
+/// message, or a command (see [`chat_command`]). Unknown commands and lines that look like
+/// secrets are not sent; see [`submission`].
+pub fn submit_chat(link: &NetLink, social: &mut Social, input: &mut ChatInput) {
+    if let Some(command) = submission(social, input) {
+        link.send(command);
+    }
+}
+
+/// What the node is to be sent for the text in the chat box, if anything; notices, wallet
+/// commands and the box itself are updated on the way.
+///
+/// An unknown command stays in the box, to be corrected, and goes nowhere. A line, message or
+/// name that looks like a secret stays in the box with a notice that says why; Enter again on
+/// the very same text (to the same person) sends it. Neither is ever echoed into the chat.
+pub(super) fn submission(social: &mut Social, input: &mut ChatInput) -> Option<Command> {
+    let typed = std::mem::take(&mut input.text);
+    let command = chat_command::parse(&typed, input.to.is_some());
+    if let Some(secret) = command.outgoing().and_then(chat_command::secret_in) {
+        let fingerprint = fingerprint(typed.trim(), input.to.as_ref().map(|(key, _)| key));
+        if input.held_back != Some(fingerprint) {
+            input.held_back = Some(fingerprint);
+            input.text = typed;
+            social.notice(secret.notice());
+            return None;
+        }
+    }
+    input.held_back = None;
+    if let ChatCommand::Unknown { command, suggestion } = &command {
+        social.notice(chat_command::unknown_notice(command, *suggestion));
+        input.text = typed;
+        return None;
+    }
+    input.open = false;
+    let to = input.to.take();
+    match command {
+        ChatCommand::Empty | ChatCommand::Unknown { .. } => None,
+        ChatCommand::Say(text) => Some(Command::Chat(text)),
+        ChatCommand::Private(text) => to.map(|(to, _)| Command::Direct { to, text }),
+        ChatCommand::Join(ticket) => match ticket.parse::<Ticket>() {
+            Ok(ticket) => Some(Command::Join(ticket)),
+            Err(error) => {
+                social.notice(error.to_string());
+                None
+            }
+        },
+        ChatCommand::Import(path) => {
+            social.notice(format!("importing {path}..."));
+            Some(Command::Import(path.into()))
+        }
+        ChatCommand::Name(name) => {
+            let colour = social.profile.as_ref().map_or([120, 200, 255], |profile| profile.colour);
+            let profile = Profile::new(&name, colour);
+            if profile.name.is_empty() {
+                social.notice("usage: /name YOUR NAME".into());
+                return None;
+            }
+            social.profile = Some(profile.clone());
+            Some(Command::Profile(profile))
+        }
+        ChatCommand::Wallet(line) => {
+            input.wallet_commands.push(line);
+            None
+        }
+        ChatCommand::Unblock(which) => unblock(social, which.trim()),
+        ChatCommand::Audio(line) => {
+            input.audio_commands.push(line);
+            None
+        }
+        ChatCommand::Usage(usage) => {
+            social.notice(usage.into());
+            None
+        }
+    }
+}
+
+/// `/unblock` lists whom we block, numbered; `/unblock N` undoes the N-th.
+pub(super) fn unblock(social: &mut Social, which: &str) -> Option<Command> {
+    if social.blocked.is_empty() {
+        social.notice("you block nobody".into());
+        return None;
+    }
+    let listed = || {
+        let keys: Vec<String> = social
+            .blocked
+            .iter()
+            .take(20)
+            .enumerate()
+            .map(|(at, key)| format!("{}. {}", at + 1, key.short()))
+            .collect();
+        let more = social.blocked.len().saturating_sub(20);
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        format!("you block {}{more}; /unblock N undoes one", keys.join(", "))
+    };
+    if which.is_empty() {
+        social.notice(listed());
+        return None;
+    }
+    match which.parse::<usize>().ok().and_then(|at| at.checked_sub(1)).and_then(|at| social.blocked.get(at)) {
+        Some(key) => {
+            let key = *key;
+            social.notice(format!("{} is unblocked", key.short()));
+            Some(Command::Unblock(key))
+        }
+        None => {
+            let notice = format!("no block numbered {which}: {}", listed());
+            social.notice(notice);
+            None
+        }
+    }
+}
+
+/// Names a held-back text and its recipient without keeping the text: it stays in memory only,
+/// to tell whether Enter was pressed again on the same thing.
+fn fingerprint(text: &str, to: Option<&PublicKey>) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    text.hash(&mut hasher);
+    to.map(PublicKey::as_bytes).hash(&mut hasher);
+    hasher.finish()
+}

@@ -1,0 +1,321 @@
+//! Trust and shields as the person sees them: the word and colour beside each name, others'
+//! bodies drawn plain below the avatar shield and faded inside the personal space, strangers'
+//! voices turned down, and the shields panel (F6) with the friends list.
+
+use bevy::prelude::*;
+use sanctuary_engine::PublicKey;
+use sanctuary_engine::shields::{Category, Reach, Shields};
+use sanctuary_engine::trust::{Standing, TrustLevel};
+use sanctuary_net::Command;
+
+use crate::Frame;
+use crate::network::{ChatInput, NetLink, RemoteAvatarView, Social};
+use crate::player::Player;
+use crate::scenery::{AvatarBody, AvatarHead};
+
+pub(super) fn plugin(app: &mut App) {
+    app.init_resource::<ShieldsPanel>().add_systems(Startup, spawn_panel).add_systems(
+        Update,
+        (
+            use_panel.in_set(Frame::Input).run_if(resource_exists::<NetLink>),
+            (shield_avatars, shield_voices, show_panel).in_set(Frame::Present),
+        ),
+    );
+}
+
+/// Whether the shields panel is open.
+#[derive(Resource, Debug, Default)]
+pub struct ShieldsPanel {
+    /// Open (F6).
+    pub open: bool,
+}
+
+/// The word beside a name, and the colour of the name: red for distrust, grey for a stranger,
+/// blue for someone known through others, greens for those the person trusts, gold for a
+/// friendship both sides said.
+pub fn trust_label(social: &Social, key: &PublicKey) -> (String, Color) {
+    let friend = social.trust.as_ref().is_some_and(|view| view.is_friend(key));
+    match social.standing(key) {
+        _ if friend => ("friend".to_owned(), Color::srgb(1.0, 0.84, 0.35)),
+        Standing::Distrusted => ("distrusted".to_owned(), Color::srgb(1.0, 0.35, 0.35)),
+        Standing::Stranger => ("stranger".to_owned(), Color::srgb(0.75, 0.75, 0.78)),
+        Standing::Known => ("known".to_owned(), Color::srgb(0.55, 0.8, 1.0)),
+        Standing::Trusted(TrustLevel::Distrust) => ("distrusted".to_owned(), Color::srgb(1.0, 0.35, 0.35)),
+        Standing::Trusted(TrustLevel::Acquaintance) => ("acquaintance".to_owned(), Color::srgb(0.6, 0.95, 0.7)),
+        Standing::Trusted(level) => (format!("{} (asked)", level.word()), Color::srgb(0.45, 1.0, 0.5)),
+        Standing::Me => ("you".to_owned(), Color::WHITE),
+    }
+}
+
+/// The look of one remote avatar as dressed, kept to put back.
+#[derive(Component, Debug, Clone)]
+struct Dressed {
+    body: Handle<StandardMaterial>,
+    head: Handle<StandardMaterial>,
+}
+
+/// The materials shields draw with.
+#[derive(Debug)]
+struct ShieldLooks {
+    plain: Handle<StandardMaterial>,
+    ghost: Handle<StandardMaterial>,
+}
+
+/// Bodies below the avatar shield are drawn plain grey; anyone the closeness shield does not
+/// let close fades to a ghost inside the personal space.
+#[allow(clippy::type_complexity)]
+fn shield_avatars(
+    mut commands: Commands,
+    social: Res<Social>,
+    player: Query<&GlobalTransform, With<Player>>,
+    avatars: Query<(Entity, &RemoteAvatarView, &GlobalTransform, &Children, Option<&Dressed>)>,
+    mut bodies: Query<&mut MeshMaterial3d<StandardMaterial>, (With<AvatarBody>, Without<AvatarHead>)>,
+    mut heads: Query<&mut MeshMaterial3d<StandardMaterial>, (With<AvatarHead>, Without<AvatarBody>)>,
+    mut materials: ResMut<Assets<StandardMaterial>>,
+    mut looks: Local<Option<ShieldLooks>>,
+) {
+    let Ok(eye) = player.single() else { return };
+    let looks = looks.get_or_insert_with(|| ShieldLooks {
+        plain: materials.add(StandardMaterial {
+            base_color: Color::srgb(0.5, 0.5, 0.55),
+            perceptual_roughness: 0.9,
+            ..default()
+        }),
+        ghost: materials.add(StandardMaterial {
+            base_color: Color::srgba(0.8, 0.85, 1.0, 0.12),
+            alpha_mode: AlphaMode::Blend,
+            unlit: true,
+            ..default()
+        }),
+    });
+    for (entity, avatar, at, children, dressed) in &avatars {
+        let Some(dressed) = dressed else {
+            // Remember the look the scenery gave them, once it has.
+            let body = children.iter().find_map(|child| bodies.get(child).ok().map(|material| material.0.clone()));
+            let head = children.iter().find_map(|child| heads.get(child).ok().map(|material| material.0.clone()));
+            if let (Some(body), Some(head)) = (body, head) {
+                commands.entity(entity).insert(Dressed { body, head });
+            }
+            continue;
+        };
+        let standing = social.standing(&avatar.key);
+        let distance = at.translation().distance(eye.translation());
+        let ghost = social.shields.closeness_alpha(standing, distance) < 1.0;
+        let plain = !social.shields.admits(Category::Avatar, standing);
+        let body = if ghost {
+            &looks.ghost
+        } else if plain {
+            &looks.plain
+        } else {
+            &dressed.body
+        };
+        let head = if ghost { &looks.ghost } else { &dressed.head };
+        for child in children.iter() {
+            if let Ok(mut material) = bodies.get_mut(child)
+                && material.0 != *body
+            {
+                material.0 = body.clone();
+            }
+            if let Ok(mut material) = heads.get_mut(child)
+                && material.0 != *head
+            {
+                material.0 = head.clone();
+            }
+        }
+    }
+}
+
+/// Voices below the voice shield play quietly (distrusted ones not at all).
+fn shield_voices(
+    social: Res<Social>,
+    avatars: Query<&RemoteAvatarView>,
+    voice: Option<ResMut<crate::voice::VoiceState>>,
+) {
+    let Some(mut voice) = voice else { return };
+    for avatar in &avatars {
+        let factor = social.shields.voice_volume(social.standing(&avatar.key));
+        voice.set_shield_factor(avatar.key, factor);
+    }
+}
+
+#[derive(Component, Debug)]
+struct PanelRoot;
+
+#[derive(Component, Debug)]
+struct PanelText;
+
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+struct ShieldRow(Category);
+
+#[derive(Component, Debug)]
+struct ShieldRowText(Category);
+
+fn spawn_panel(mut commands: Commands) {
+    commands
+        .spawn((
+            PanelRoot,
+            BackgroundColor(Color::srgba(0.03, 0.02, 0.1, 0.88)),
+            Node {
+                position_type: PositionType::Absolute,
+                top: Val::Px(80.0),
+                left: Val::Px(10.0),
+                width: Val::Px(430.0),
+                padding: UiRect::all(Val::Px(10.0)),
+                flex_direction: FlexDirection::Column,
+                row_gap: Val::Px(5.0),
+                ..default()
+            },
+            Visibility::Hidden,
+        ))
+        .with_children(|panel| {
+            panel.spawn((
+                Text::new("Shields (F6 closes): who gets through. Click a row to change it."),
+                TextFont::from_font_size(16.0),
+                TextColor(Color::srgb(0.85, 0.9, 1.0)),
+            ));
+            for category in Category::ALL {
+                panel
+                    .spawn((
+                        ShieldRow(category),
+                        Button,
+                        Node { padding: UiRect::axes(Val::Px(8.0), Val::Px(3.0)), ..default() },
+                        BackgroundColor(Color::srgba(0.25, 0.18, 0.5, 0.9)),
+                    ))
+                    .with_child((
+                        ShieldRowText(category),
+                        Text::new(category.label()),
+                        TextFont::from_font_size(15.0),
+                        TextColor(Color::WHITE),
+                    ));
+            }
+            panel.spawn((PanelText, Text::new(""), TextFont::from_font_size(15.0), TextColor(Color::WHITE)));
+        });
+}
+
+/// F6 opens and closes the panel; a click on a row moves its shield to the next reach.
+fn use_panel(
+    keys: Res<ButtonInput<KeyCode>>,
+    input: Res<ChatInput>,
+    rows: Query<(&Interaction, &ShieldRow), Changed<Interaction>>,
+    mut panel: ResMut<ShieldsPanel>,
+    mut social: ResMut<Social>,
+    link: Res<NetLink>,
+) {
+    if keys.just_pressed(KeyCode::F6) && !input.open {
+        panel.open = !panel.open;
+    }
+    if !panel.open {
+        return;
+    }
+    for (interaction, ShieldRow(category)) in &rows {
+        if *interaction != Interaction::Pressed {
+            continue;
+        }
+        let mut shields = social.shields;
+        shields.set(*category, next_reach(shields.reach(*category)));
+        social.shields = shields;
+        link.send(Command::Shields(shields));
+    }
+}
+
+/// The reach after `reach`, round again after the strictest.
+fn next_reach(reach: Reach) -> Reach {
+    let at = Reach::ALL.iter().position(|candidate| *candidate == reach).unwrap_or(0);
+    Reach::ALL[(at + 1) % Reach::ALL.len()]
+}
+
+/// What a row says: the category, who gets through, and what happens to the others.
+fn row_text(shields: &Shields, category: Category) -> String {
+    let reach = shields.reach(category);
+    let others = match category {
+        Category::Voice => format!("others at {:.0} %", shields.quiet_volume * 100.0),
+        Category::Avatar => "others drawn plain".to_owned(),
+        Category::Chat => "others hidden".to_owned(),
+        Category::Direct => "others refused, and told".to_owned(),
+        Category::Builds => "others' models as boxes".to_owned(),
+        Category::Closeness => "others fade within 1 m".to_owned(),
+    };
+    if reach == Reach::Everyone && category != Category::Closeness {
+        format!("{}: everyone (but the distrusted)", category.label())
+    } else {
+        format!("{}: {}; {others}", category.label(), reach.label())
+    }
+}
+
+/// The friends section: friendships both sides said, requests waiting, and words not answered.
+fn friends_text(social: &Social) -> String {
+    let Some(view) = social.trust.as_ref() else { return "trust: working it out...".to_owned() };
+    let name = |key: &PublicKey| {
+        let here = social.crowd.get(key).map(|avatar| format!("{} (here)", avatar.name));
+        here.unwrap_or_else(|| key.short())
+    };
+    let friends: Vec<String> = view.mine.keys().filter(|key| view.is_friend(key)).map(name).collect();
+    let requests: Vec<String> = view.requests().iter().map(name).collect();
+    let pending: Vec<String> = view.pending().iter().map(name).collect();
+    let list = |names: &[String]| if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+    format!(
+        "\nFriends: {}\nAsking you: {}\nYou asked: {}\nClick someone for Friend, Acquaintance, Distrust or Block.",
+        list(&friends),
+        list(&requests),
+        list(&pending)
+    )
+}
+
+fn show_panel(
+    panel: Res<ShieldsPanel>,
+    social: Res<Social>,
+    mut root: Query<&mut Visibility, With<PanelRoot>>,
+    mut rows: Query<(&mut Text, &ShieldRowText), Without<PanelText>>,
+    mut friends: Query<&mut Text, With<PanelText>>,
+) {
+    let wanted = if panel.open { Visibility::Inherited } else { Visibility::Hidden };
+    for mut visibility in &mut root {
+        if *visibility != wanted {
+            *visibility = wanted;
+        }
+    }
+    if !panel.open {
+        return;
+    }
+    for (mut text, ShieldRowText(category)) in &mut rows {
+        let shown = row_text(&social.shields, *category);
+        if text.0 != shown {
+            text.0 = shown;
+        }
+    }
+    if let Ok(mut text) = friends.single_mut() {
+        let shown = friends_text(&social);
+        if text.0 != shown {
+            text.0 = shown;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_cycle_through_every_reach_and_say_what_happens_to_the_others() {
+        let mut reach = Reach::Everyone;
+        let mut seen = Vec::new();
+        for _ in 0..Reach::ALL.len() {
+            seen.push(reach);
+            reach = next_reach(reach);
+        }
+        assert_eq!(seen, Reach::ALL.to_vec());
+        assert_eq!(reach, Reach::Everyone, "round again");
+        let shields = Shields::default();
+        assert_eq!(row_text(&shields, Category::Direct), "Private messages: people I know; others refused, and told");
+        assert_eq!(row_text(&shields, Category::Voice), "Voice: people I know; others at 30 %");
+        assert_eq!(row_text(&shields, Category::Chat), "Chat: everyone (but the distrusted)");
+    }
+
+    #[test]
+    fn a_stranger_is_grey_and_says_so() {
+        let social = Social::default();
+        let (word, colour) = trust_label(&social, &PublicKey::from_secret_seed(&[4; 32]));
+        assert_eq!(word, "stranger");
+        assert_eq!(colour, Color::srgb(0.75, 0.75, 0.78));
+    }
+}
