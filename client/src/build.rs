@@ -42,10 +42,21 @@ pub const COLOURS: [Rgb; 8] = [
     Rgb::new(30, 30, 40),
 ];
 
+mod looks;
+
+use looks::{BuildLook, build_look};
+
 pub(super) fn logic(app: &mut App) {
     app.init_resource::<CityWorld>()
         .init_resource::<BuildMode>()
-        .add_systems(Update, show_built_parcels.in_set(Frame::World).after(crate::world::stream_city));
+        .add_systems(Update, show_built_parcels.in_set(Frame::World).after(crate::world::stream_city))
+        .add_systems(
+            Update,
+            looks::load_models_by_hand
+                .in_set(Frame::World)
+                .before(show_built_parcels)
+                .run_if(resource_exists::<ChatInput>),
+        );
 }
 
 pub(super) fn presentation(app: &mut App) {
@@ -94,6 +105,9 @@ pub struct CityWorld {
     pub imported: Vec<(String, ModelRef)>,
     /// The last word on our own edits: text and whether it went well.
     pub feedback: Option<(String, bool)>,
+    /// Parcels whose models the person chose to load (`/models`) though the builds shield
+    /// keeps their builder's out.
+    pub loaded_by_hand: HashSet<ParcelCoord>,
 }
 
 impl CityWorld {
@@ -116,6 +130,8 @@ impl CityWorld {
                 self.redraw_all = true;
             }
             Event::WorldChanged(parcels) => self.changed.extend(parcels.iter().copied()),
+            // Who is blocked or trusted as a builder decides what is drawn.
+            Event::Trust(_) | Event::Shields(_) | Event::Blocks(_) => self.redraw_all = true,
             Event::Built(op) => {
                 let what = match op {
                     Op::Claim { .. } => "claimed your home parcel",
@@ -305,6 +321,7 @@ fn show_built_parcels(
     parcels: Query<(Entity, &ParcelView)>,
     added: Query<Entity, Added<ParcelView>>,
     link: Option<Res<NetLink>>,
+    social: Option<Res<crate::network::Social>>,
 ) {
     if world.replica.is_none() {
         return;
@@ -316,11 +333,16 @@ fn show_built_parcels(
             continue;
         }
         let state = world.parcel(*parcel);
-        if state.owner().is_none() {
-            continue;
-        }
+        let Some(owner) = state.owner() else { continue };
         let mut parcel_entity = commands.entity(entity);
         parcel_entity.despawn_children();
+        let look = social.as_deref().map_or(BuildLook::Whole, |social| build_look(social, &owner));
+        if look == BuildLook::Hidden {
+            continue;
+        }
+        // Below the builds shield, models stay boxes and are not even fetched, until loaded by
+        // hand.
+        let boxes = look == BuildLook::Boxes && !world.loaded_by_hand.contains(parcel);
         let mut fetch = Vec::new();
         parcel_entity.with_children(|children| {
             for object in state.objects.values() {
@@ -340,7 +362,7 @@ fn show_built_parcels(
                             rotation: placement.rotation,
                             scale: placement.scale,
                         };
-                        let ready = world.models.get(&model.hash) == Some(&ModelState::Ready);
+                        let ready = world.models.get(&model.hash) == Some(&ModelState::Ready) && !boxes;
                         let mut spawned =
                             children.spawn((ModelView { model, loaded: false }, transform, Visibility::default()));
                         if !ready {
@@ -350,7 +372,7 @@ fn show_built_parcels(
                             let grey = Rgb::new(90, 90, 110);
                             let structure = Structure::matte(Shape::Cuboid, placeholder, grey);
                             spawned.with_child((StructureView(structure), structure_transform(&structure)));
-                            if !matches!(world.models.get(&model.hash), Some(ModelState::Failed(_))) {
+                            if !boxes && !matches!(world.models.get(&model.hash), Some(ModelState::Failed(_))) {
                                 fetch.push(model);
                             }
                         }

@@ -10,7 +10,7 @@
 pub const WALLET_COMMANDS: [&str; 7] = ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync"];
 
 /// The commands the chat box handles itself.
-const CHAT_COMMANDS: [&str; 4] = ["/join", "/import", "/name", "/unblock"];
+const CHAT_COMMANDS: [&str; 6] = ["/join", "/import", "/name", "/unblock", "/trust", "/models"];
 
 /// The commands that choose the microphone and the speakers (see `crate::voice`).
 pub const AUDIO_COMMANDS: [&str; 2] = ["/mic", "/speaker"];
@@ -52,6 +52,10 @@ pub enum ChatCommand {
     Name(String),
     /// `/unblock`: list whom we block; `/unblock N`: undo the N-th.
     Unblock(String),
+    /// `/trust`: list the people here; `/trust WHO LEVEL`: say what one thinks of them.
+    Trust(String),
+    /// `/models`: load the models of the parcel one stands on, whoever built them.
+    LoadModels,
     /// A wallet or trade command, the whole line, for the wallet to take.
     Wallet(String),
     /// `/mic` or `/speaker`, the whole line, for the voice settings to take.
@@ -139,6 +143,8 @@ pub fn parse(text: &str, private: bool) -> ChatCommand {
         "/import" => needs("usage: /import PATH/TO/MODEL.glb (or .gltf)", ChatCommand::Import),
         "/name" => needs("usage: /name YOUR NAME", ChatCommand::Name),
         "/unblock" => ChatCommand::Unblock(rest.to_owned()),
+        "/trust" => ChatCommand::Trust(rest.to_owned()),
+        "/models" => ChatCommand::LoadModels,
         _ => ChatCommand::Unknown { command: echoed(word), suggestion: suggest(word) },
     }
 }

@@ -48,6 +48,11 @@ pub struct Args {
     #[arg(long)]
     pub shields_panel: bool,
 
+    /// Type this line into the chat once the network is up (commands such as `/trust` too);
+    /// repeat for several, typed in order: for scripts and demonstrations.
+    #[arg(long = "chat", value_name = "LINE")]
+    pub chat: Vec<String>,
+
     /// Start OpenXR even when no headset was found at start (a runtime that connects the
     /// headset later, as WiVRn does); should OpenXR not start, the window is used.
     #[arg(long, conflicts_with = "flat")]

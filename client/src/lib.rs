@@ -147,6 +147,9 @@ pub fn client_app(args: &cli::Args, headset: bool) -> App {
     if let Some(path) = &args.screenshot {
         app.insert_resource(ScreenshotPlan::new(path.clone(), args.frames));
     }
+    if !args.chat.is_empty() {
+        app.insert_resource(network::ScriptedChat(args.chat.iter().cloned().collect()));
+    }
     if args.shields_panel {
         app.insert_resource(shields::ShieldsPanel { open: true });
     }

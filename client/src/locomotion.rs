@@ -20,7 +20,8 @@ pub(super) fn plugin(app: &mut App) {
         .init_resource::<Vignette>()
         .init_resource::<RigSync>()
         .add_systems(Update, aim_teleport.in_set(Frame::Move).before(Locomote))
-        .add_systems(Update, (move_in_vr.run_if(in_vr), comfort_vignette).chain().in_set(Frame::Move).in_set(Locomote));
+        .add_systems(Update, (move_in_vr.run_if(in_vr), comfort_vignette).chain().in_set(Frame::Move).in_set(Locomote))
+        .add_systems(Update, keep_off_banned_parcels.in_set(Frame::Move).after(Locomote));
 }
 
 /// The systems that move the person; what needs this frame's position runs after.
@@ -50,6 +51,8 @@ pub enum Refusal {
     TooFar,
     /// Inside or under a structure.
     Blocked,
+    /// On a parcel whose owner keeps this person off.
+    Banned,
 }
 
 /// Where a teleport arc comes down.
@@ -152,6 +155,12 @@ pub fn judge_landing(
         && let Some(parcel) = ParcelCoord::containing(point)
     {
         let built = city.map(|city| city.parcel(parcel));
+        let me = city.and_then(|city| city.me);
+        if let (Some(state), Some(me)) = (&built, me)
+            && !state.admits(&me)
+        {
+            return Err(Refusal::Banned);
+        }
         let blocked = match built.filter(|state| state.owner().is_some()) {
             Some(state) => state.objects.values().any(|object| blocks(object.aabb())),
             None => generated_structures(seed, parcel).iter().any(|structure| blocks(structure.placement.aabb())),
@@ -161,6 +170,34 @@ pub fn judge_landing(
         }
     }
     Ok(())
+}
+
+/// A parcel's owner may keep someone off it (`Op::Ban`, kept by every peer): walking onto it
+/// stops at its edge. Someone already inside (banned while there, or arrived by a portal) may
+/// walk about and out.
+fn keep_off_banned_parcels(
+    region: Option<Res<CurrentRegion>>,
+    city: Option<Res<CityWorld>>,
+    mut players: Query<(&mut Transform, &Player)>,
+) {
+    let (Some(region), Some(city)) = (region, city) else { return };
+    let Some(me) = city.me else { return };
+    if region.id() != RegionId::City {
+        return;
+    }
+    for (mut transform, player) in &mut players {
+        let (from, to) =
+            (ParcelCoord::containing(player.last_position), ParcelCoord::containing(transform.translation));
+        if to == from {
+            continue;
+        }
+        if let Some(parcel) = to
+            && !city.parcel(parcel).admits(&me)
+        {
+            let y = transform.translation.y;
+            transform.translation = player.last_position.with_y(y);
+        }
+    }
 }
 
 /// While the teleport is held, throws the arc from the pointer (or the eyes) and judges where it
@@ -450,5 +487,50 @@ mod tests {
         let eyes = player_transform(&mut app).translation;
         assert!(eyes.xz().distance(start.xz()) > 2.0);
         assert!((eyes - (landing.point + Vec3::Y * EYE_HEIGHT)).length() < 1e-3);
+    }
+
+    #[test]
+    fn a_parcels_ban_keeps_its_subject_off_by_teleport_and_on_foot() {
+        use sanctuary_engine::{Op, PublicKey, home_parcel};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (replica, _) = sanctuary_net::SharedReplica::open(dir.path()).expect("the world opens");
+        let owner_seed = [7u8; 32];
+        let owner = PublicKey::from_secret_seed(&owner_seed);
+        let (me, someone) = (PublicKey::from_secret_seed(&[8; 32]), PublicKey::from_secret_seed(&[9; 32]));
+        let parcel = home_parcel(&owner);
+        replica.author(&owner_seed, 1, Op::Claim { parcel }).expect("the owner claims");
+        replica.author(&owner_seed, 2, Op::Ban { parcel, epoch: 0, subject: me, banned: true }).expect("and bans");
+        let bounds = parcel.bounds();
+        let centre = bounds.center();
+        let inside = Vec3::new(centre.x, 0.0, centre.y);
+        let outside = Vec3::new(bounds.min.x - 3.0, 0.0, centre.y);
+
+        let walked = |who: PublicKey| {
+            let mut app = logic_app(RegionId::City);
+            app.insert_resource(CityWorld { replica: Some(replica.clone()), me: Some(who), ..CityWorld::default() });
+            app.update();
+            let landing = {
+                let world = app.world();
+                judge_landing(inside, outside, world.resource::<CurrentRegion>(), world.get_resource::<CityWorld>(), 0)
+            };
+            let (mut transform, mut player) = app
+                .world_mut()
+                .query::<(&mut Transform, &mut Player)>()
+                .single_mut(app.world_mut())
+                .expect("one player");
+            transform.translation = outside + Vec3::Y * EYE_HEIGHT;
+            player.yaw = std::f32::consts::FRAC_PI_2;
+            app.world_mut().resource_mut::<ButtonInput<KeyCode>>().press(KeyCode::KeyW);
+            for _ in 0..240 {
+                app.update();
+            }
+            (landing, player_transform(&mut app).translation.x)
+        };
+        let (landing, x) = walked(me);
+        assert_eq!(landing, Err(Refusal::Banned));
+        assert!(x <= bounds.min.x + 1e-3, "stopped at the edge: {x} against {}", bounds.min.x);
+        let (landing, x) = walked(someone);
+        assert_eq!(landing, Ok(()), "others may land");
+        assert!(x > bounds.min.x + 1.0, "and walk on: {x}");
     }
 }

@@ -13,10 +13,11 @@ use sanctuary_net::{
 };
 
 mod submit;
+mod trust_command;
 
+pub use submit::submit_chat;
 #[cfg(test)]
 use submit::{submission, unblock};
-pub use submit::submit_chat;
 
 use crate::Frame;
 use crate::actions::{Controllers, InputMode, Rig};
@@ -34,7 +35,7 @@ pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Social>().init_resource::<ChatInput>().add_message::<SoundCue>().add_systems(
         Update,
         (
-            read_node_events.in_set(Frame::Input),
+            (read_node_events, type_scripted_chat).chain().in_set(Frame::Input),
             follow_region.in_set(Frame::World),
             (send_pose, place_remote_avatars).chain().in_set(Frame::Animate),
         )
@@ -201,6 +202,9 @@ pub struct ChatInput {
     pub wallet_commands: Vec<String>,
     /// `/mic` and `/speaker` lines, for the voice settings to take.
     pub audio_commands: Vec<String>,
+    /// `/models` was typed: load the models of the parcel the person stands on, whoever built
+    /// them (the builds shield shows a stranger's models as boxes until then).
+    pub load_models_here: bool,
     /// A fingerprint of the text (and recipient) held back last time because it looked like a
     /// secret: Enter on the very same text sends it.
     pub held_back: Option<u64>,
@@ -224,6 +228,22 @@ pub enum HandView {
     Left,
     /// The right hand.
     Right,
+}
+
+/// Lines to type into the chat once the node is up (`--chat`), first first.
+#[derive(Resource, Debug, Default)]
+pub struct ScriptedChat(pub std::collections::VecDeque<String>);
+
+/// Types the next scripted line, one a frame, as if the person had typed it and pressed Enter.
+fn type_scripted_chat(link: Res<NetLink>, mut social: ResMut<Social>, script: Option<ResMut<ScriptedChat>>) {
+    let Some(mut script) = script else { return };
+    if social.me.is_none() {
+        return;
+    }
+    if let Some(line) = script.0.pop_front() {
+        let mut input = ChatInput { open: true, text: line, ..ChatInput::default() };
+        submit_chat(&link, &mut social, &mut input);
+    }
 }
 
 /// Microseconds since 1970 on this machine.

@@ -159,17 +159,19 @@ fn spawn_panel(mut commands: Commands) {
                 position_type: PositionType::Absolute,
                 top: Val::Px(80.0),
                 left: Val::Px(10.0),
-                width: Val::Px(430.0),
+                width: Val::Px(560.0),
                 padding: UiRect::all(Val::Px(10.0)),
                 flex_direction: FlexDirection::Column,
                 row_gap: Val::Px(5.0),
                 ..default()
             },
             Visibility::Hidden,
+            // Above the names and labels floating over the world.
+            GlobalZIndex(10),
         ))
         .with_children(|panel| {
             panel.spawn((
-                Text::new("Shields (F6 closes): who gets through. Click a row to change it."),
+                Text::new("Shields (F6 closes): who gets through; click a row to change it"),
                 TextFont::from_font_size(16.0),
                 TextColor(Color::srgb(0.85, 0.9, 1.0)),
             ));
@@ -238,7 +240,7 @@ fn row_text(shields: &Shields, category: Category) -> String {
     if reach == Reach::Everyone && category != Category::Closeness {
         format!("{}: everyone (but the distrusted)", category.label())
     } else {
-        format!("{}: {}; {others}", category.label(), reach.label())
+        format!("{}: {} ({others})", category.label(), reach.label())
     }
 }
 
@@ -254,7 +256,7 @@ fn friends_text(social: &Social) -> String {
     let pending: Vec<String> = view.pending().iter().map(name).collect();
     let list = |names: &[String]| if names.is_empty() { "none".to_owned() } else { names.join(", ") };
     format!(
-        "\nFriends: {}\nAsking you: {}\nYou asked: {}\nClick someone for Friend, Acquaintance, Distrust or Block.",
+        "Friends: {} | asking you: {} | you asked: {}\nClick someone: Friend, Acquaintance, Distrust, Block",
         list(&friends),
         list(&requests),
         list(&pending)
@@ -306,8 +308,8 @@ mod tests {
         assert_eq!(seen, Reach::ALL.to_vec());
         assert_eq!(reach, Reach::Everyone, "round again");
         let shields = Shields::default();
-        assert_eq!(row_text(&shields, Category::Direct), "Private messages: people I know; others refused, and told");
-        assert_eq!(row_text(&shields, Category::Voice), "Voice: people I know; others at 30 %");
+        assert_eq!(row_text(&shields, Category::Direct), "Private messages: people I know (others refused, and told)");
+        assert_eq!(row_text(&shields, Category::Voice), "Voice: people I know (others at 30 %)");
         assert_eq!(row_text(&shields, Category::Chat), "Chat: everyone (but the distrusted)");
     }
 

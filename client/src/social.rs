@@ -66,6 +66,7 @@ enum MenuButton {
     Acquaintance,
     Distrust,
     Block,
+    BlockShared,
     Close,
 }
 
@@ -138,6 +139,7 @@ fn spawn_panels(mut commands: Commands) {
                 (MenuButton::Acquaintance, "Acquaintance"),
                 (MenuButton::Distrust, "Distrust"),
                 (MenuButton::Block, "Block (X)"),
+                (MenuButton::BlockShared, "Block + tell friends"),
                 (MenuButton::Close, "Close (Esc)"),
             ] {
                 menu.spawn((
@@ -322,6 +324,19 @@ fn use_avatar_menu(
         menu.0 = None;
         return;
     }
+    if pressed(MenuButton::BlockShared) {
+        // The block is private; the distrust that goes with it is signed and published, so that
+        // those who trust the person keep the key at a distance too.
+        link.send(Command::Block(key));
+        link.send(Command::Build(Op::Trust {
+            subject: key,
+            context: TrustContext::People,
+            level: Some(TrustLevel::Distrust),
+        }));
+        social.notice(format!("{name} is blocked, and your distrust of them is published for those who trust you"));
+        menu.0 = None;
+        return;
+    }
     if keys.just_pressed(KeyCode::KeyX) || pressed(MenuButton::Block) {
         link.send(Command::Block(key));
         social.notice(format!("{name} is blocked: you no longer see or hear them (/unblock undoes it)"));
@@ -385,7 +400,7 @@ fn place_name_labels(
             continue;
         };
         let (word, trust_colour) = crate::shields::trust_label(&social, &avatar.key);
-        let shown = format!("{} · {word}", name_shown(&avatar.name, social.mics.get(&avatar.key).copied()));
+        let shown = format!("{} - {word}", name_shown(&avatar.name, social.mics.get(&avatar.key).copied()));
         if text.0 != shown {
             text.0 = shown;
         }

@@ -74,6 +74,11 @@ pub(super) fn submission(social: &mut Social, input: &mut ChatInput) -> Option<C
             None
         }
         ChatCommand::Unblock(which) => unblock(social, which.trim()),
+        ChatCommand::Trust(rest) => super::trust_command::trust(social, &rest),
+        ChatCommand::LoadModels => {
+            input.load_models_here = true;
+            None
+        }
         ChatCommand::Audio(line) => {
             input.audio_commands.push(line);
             None
