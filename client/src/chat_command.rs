@@ -10,7 +10,7 @@
 pub const WALLET_COMMANDS: [&str; 7] = ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync"];
 
 /// The commands the chat box handles itself.
-const CHAT_COMMANDS: [&str; 6] = ["/join", "/import", "/name", "/unblock", "/trust", "/models"];
+const CHAT_COMMANDS: [&str; 7] = ["/join", "/import", "/name", "/unblock", "/trust", "/models", "/goto"];
 
 /// The commands that choose the microphone and the speakers (see `crate::voice`).
 pub const AUDIO_COMMANDS: [&str; 2] = ["/mic", "/speaker"];
@@ -56,6 +56,8 @@ pub enum ChatCommand {
     Trust(String),
     /// `/models`: load the models of the parcel one stands on, whoever built them.
     LoadModels,
+    /// `/goto`: list who is online; `/goto WHO`: go to them.
+    GoTo(String),
     /// A wallet or trade command, the whole line, for the wallet to take.
     Wallet(String),
     /// `/mic` or `/speaker`, the whole line, for the voice settings to take.
@@ -145,6 +147,7 @@ pub fn parse(text: &str, private: bool) -> ChatCommand {
         "/unblock" => ChatCommand::Unblock(rest.to_owned()),
         "/trust" => ChatCommand::Trust(rest.to_owned()),
         "/models" => ChatCommand::LoadModels,
+        "/goto" => ChatCommand::GoTo(rest.to_owned()),
         _ => ChatCommand::Unknown { command: echoed(word), suggestion: suggest(word) },
     }
 }

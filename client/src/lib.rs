@@ -12,6 +12,7 @@ pub mod cli;
 mod crowd;
 pub mod cues;
 mod cursor;
+mod friends;
 mod hud;
 pub mod locomotion;
 mod market;
@@ -86,6 +87,7 @@ pub fn logic_plugin(app: &mut App) {
         world::plugin,
         crowd::plugin,
         network::plugin,
+        friends::plugin,
         build::logic,
     ));
 }

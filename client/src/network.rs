@@ -151,6 +151,8 @@ pub struct Social {
     pub trust: Option<std::sync::Arc<sanctuary_net::TrustView>>,
     /// The person's shields, as the node last said.
     pub shields: sanctuary_engine::shields::Shields,
+    /// Where the people the person has a word with are online, as the node last said.
+    pub whereabouts: Vec<sanctuary_net::Whereabouts>,
     /// The world (trust statements included), for "why do I trust this person".
     pub world: Option<sanctuary_net::SharedReplica>,
     /// The chat panel's lines, oldest first.
@@ -205,6 +207,8 @@ pub struct ChatInput {
     /// `/models` was typed: load the models of the parcel the person stands on, whoever built
     /// them (the builds shield shows a stranger's models as boxes until then).
     pub load_models_here: bool,
+    /// `/goto` was typed, with whom (empty: list who is online).
+    pub goto: Option<String>,
     /// A fingerprint of the text (and recipient) held back last time because it looked like a
     /// secret: Enter on the very same text sends it.
     pub held_back: Option<u64>,
@@ -323,6 +327,7 @@ fn handle_event(social: &mut Social, event: Event) {
             social.trust = Some(view);
         }
         Event::Shields(shields) => social.shields = shields,
+        Event::Whereabouts(online) => social.whereabouts = online,
         Event::Chat(line) => show_chat(social, line),
         Event::ChatHistory { region, lines } if Some(region) == social.region => {
             for line in lines {

@@ -249,14 +249,20 @@ fn friends_text(social: &Social) -> String {
     let Some(view) = social.trust.as_ref() else { return "trust: working it out...".to_owned() };
     let name = |key: &PublicKey| {
         let here = social.crowd.get(key).map(|avatar| format!("{} (here)", avatar.name));
-        here.unwrap_or_else(|| key.short())
+        let online = || {
+            social.whereabouts.iter().find(|seen| seen.key == *key).map(|seen| {
+                let regions: Vec<String> = seen.regions.iter().map(ToString::to_string).collect();
+                format!("{} ({})", seen.name, regions.join(", "))
+            })
+        };
+        here.or_else(online).unwrap_or_else(|| format!("{} (offline)", key.short()))
     };
     let friends: Vec<String> = view.mine.keys().filter(|key| view.is_friend(key)).map(name).collect();
     let requests: Vec<String> = view.requests().iter().map(name).collect();
     let pending: Vec<String> = view.pending().iter().map(name).collect();
     let list = |names: &[String]| if names.is_empty() { "none".to_owned() } else { names.join(", ") };
     format!(
-        "Friends: {} | asking you: {} | you asked: {}\nClick someone: Friend, Acquaintance, Distrust, Block",
+        "Friends: {} | asking you: {} | you asked: {}\nClick someone: Friend, Acquaintance, Distrust, Block. /goto NAME",
         list(&friends),
         list(&requests),
         list(&pending)

@@ -66,6 +66,8 @@ pub struct Peer {
     pub trust: Option<Arc<TrustView>>,
     /// The shields as the node last said.
     pub shields: Option<Shields>,
+    /// Where the people it has a word with are, as the node last said.
+    pub whereabouts: Vec<sanctuary_net::Whereabouts>,
 }
 
 /// An offline node configuration (relays disabled, no LAN discovery) keeping its files in `dir`.
@@ -119,6 +121,7 @@ impl Peer {
                         status: None,
                         trust: None,
                         shields: None,
+                        whereabouts: Vec::new(),
                     };
                 }
                 Event::Failed(error) => panic!("the node failed to start: {error}"),
@@ -153,6 +156,7 @@ impl Peer {
                 Event::Status(status) => self.status = Some(status),
                 Event::Trust(view) => self.trust = Some(view),
                 Event::Shields(shields) => self.shields = Some(shields),
+                Event::Whereabouts(online) => self.whereabouts = online,
                 _ => {}
             }
         }

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use sanctuary_engine::Op;
 use sanctuary_engine::shields::{Category, Reach, Shields};
 use sanctuary_engine::trust::{Standing, TrustContext, TrustLevel};
+use sanctuary_engine::{Op, RegionId};
 use sanctuary_net::{Command, Delivery};
 use sanctuary_tests::peers::{Peer, offline_config, wait_until};
 
@@ -54,6 +54,14 @@ async fn trust_propagates_and_the_shield_refuses_strangers_messages() {
     assert_eq!(view.standing(&bo_id), Standing::Trusted(TrustLevel::Friend));
     assert_eq!(view.standing(&dee_id), Standing::Stranger, "nobody vouches for Dee");
     assert!(view.is_friend(&bo_id), "both said so");
+    // Ada sees where her friend is (the lobby); Dee, of whom she said nothing, is not listed.
+    wait_until(&mut [&mut ada], Duration::from_secs(10), "Bo's whereabouts", |peer| {
+        peer.whereabouts
+            .iter()
+            .any(|seen| seen.key == bo_id && seen.name == "Bo" && seen.regions == vec![RegionId::Lobby])
+    })
+    .await;
+    assert!(!ada.whereabouts.iter().any(|seen| seen.key == dee_id));
     let cy_score = view.people.score(&cy_id);
     assert!(cy_score > 0.05 && cy_score < view.people.score(&bo_id), "Cy {cy_score} holds less than Bo");
     // Bo sees Ada's friendship as answered; Cy sees Bo's word as a request.

@@ -79,6 +79,10 @@ pub(super) fn submission(social: &mut Social, input: &mut ChatInput) -> Option<C
             input.load_models_here = true;
             None
         }
+        ChatCommand::GoTo(who) => {
+            input.goto = Some(who);
+            None
+        }
         ChatCommand::Audio(line) => {
             input.audio_commands.push(line);
             None

@@ -16,7 +16,7 @@ use sanctuary_engine::RegionId;
 
 use super::actor::{Node, TaskGuard};
 use super::presence::subscribe;
-use super::{Event, world_topic};
+use super::{Event, Whereabouts, world_topic};
 use crate::wire::{Signed, WorldMessage, encode};
 
 /// Below this many gossip neighbours in a region, peers heard to be there are asked to join.
@@ -34,6 +34,8 @@ const MAX_ASKED: usize = 256;
 #[derive(Debug)]
 struct Known {
     regions: Vec<RegionId>,
+    /// The name they said (checked and cleaned like every name).
+    name: String,
     heard: Instant,
 }
 
@@ -43,13 +45,16 @@ pub(super) struct Directory {
     _task: TaskGuard,
     peers: HashMap<iroh::PublicKey, Known>,
     last_announce: Instant,
+    /// What the program was last told of the whereabouts of the people the person has a word
+    /// with (see [`Event::Whereabouts`]).
+    last_whereabouts: Vec<Whereabouts>,
 }
 
 impl Directory {
     /// The world topic joined through `sender` (read by the task `task`).
     pub(super) fn new(sender: GossipSender, task: TaskGuard) -> Self {
         let long_ago = Instant::now().checked_sub(Duration::from_secs(60)).unwrap_or_else(Instant::now);
-        Self { sender, _task: task, peers: HashMap::new(), last_announce: long_ago }
+        Self { sender, _task: task, peers: HashMap::new(), last_announce: long_ago, last_whereabouts: Vec::new() }
     }
 
     /// The world topic's sender.
@@ -73,7 +78,7 @@ impl Directory {
     }
 
     /// Remembers that `peer` is in `regions`; `true` if it was not known.
-    fn heard(&mut self, peer: iroh::PublicKey, regions: Vec<RegionId>) -> bool {
+    fn heard(&mut self, peer: iroh::PublicKey, regions: Vec<RegionId>, name: String) -> bool {
         let first_time = !self.peers.contains_key(&peer);
         if first_time && self.peers.len() >= MAX_DIRECTORY {
             let oldest = self.peers.iter().min_by_key(|(_, known)| known.heard).map(|(key, _)| *key);
@@ -81,7 +86,7 @@ impl Directory {
                 self.peers.remove(&oldest);
             }
         }
-        self.peers.insert(peer, Known { regions, heard: Instant::now() });
+        self.peers.insert(peer, Known { regions, name, heard: Instant::now() });
         first_time
     }
 }
@@ -113,13 +118,37 @@ impl Node {
         if now.duration_since(self.directory.last_announce) >= ANNOUNCE_INTERVAL {
             self.announce().await;
             self.directory.peers.retain(|_, known| now.duration_since(known.heard) < DIRECTORY_TIMEOUT);
+            self.tell_whereabouts().await;
+        }
+    }
+
+    /// Tells the program, when it changed, where the people the person has a word with (either
+    /// way: friends, requests, acquaintances) are online: at most the 1,000 standing statements
+    /// of one's own and those about one, found in the directory.
+    pub(super) async fn tell_whereabouts(&mut self) {
+        let Some(view) = self.trust.last.clone() else { return };
+        let mut online: Vec<Whereabouts> = view
+            .mine
+            .keys()
+            .chain(view.of_me.keys())
+            .filter_map(|key| {
+                let peer = iroh::PublicKey::from_bytes(key.as_bytes()).ok()?;
+                let known = self.directory.peers.get(&peer)?;
+                Some(Whereabouts { key: *key, name: known.name.clone(), regions: known.regions.clone() })
+            })
+            .collect();
+        online.sort_by_key(|seen| seen.key);
+        online.dedup_by(|a, b| a.key == b.key);
+        if online != self.directory.last_whereabouts {
+            self.directory.last_whereabouts.clone_from(&online);
+            self.emit(Event::Whereabouts(online)).await;
         }
     }
 
     /// A message believed on the world topic.
     pub(super) async fn heard_in_world(&mut self, message: Signed<WorldMessage>) {
         match message.body {
-            WorldMessage::Here { regions, .. } => {
+            WorldMessage::Here { regions, name } => {
                 let peer = message.author;
                 for subscription in &mut self.regions.subscriptions {
                     let wanted = subscription.neighbours.len() < WANTED_NEIGHBOURS
@@ -129,7 +158,7 @@ impl Node {
                         let _ = subscription.sender.join_peers(vec![peer]).await;
                     }
                 }
-                if self.directory.heard(peer, regions) {
+                if self.directory.heard(peer, regions, name) {
                     // A peer we had not heard: anything waiting for them goes now.
                     self.deliver_to(peer);
                 }

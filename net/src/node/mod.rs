@@ -272,6 +272,17 @@ pub struct DirectLine {
     pub text: String,
 }
 
+/// Where someone is online, as they said on the world topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Whereabouts {
+    /// Who.
+    pub key: PublicKey,
+    /// The name they go by.
+    pub name: String,
+    /// The regions they are in.
+    pub regions: Vec<RegionId>,
+}
+
 /// What became of a private message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
@@ -419,6 +430,10 @@ pub enum Event {
     Trust(Arc<TrustView>),
     /// The person's shields (at the start, and after each change).
     Shields(Shields),
+    /// Where the people the person has a word with (either way) are online now, by key, as
+    /// they last said on the world topic; sent when it changes. Those not listed are offline
+    /// (or not heard for 15 s).
+    Whereabouts(Vec<Whereabouts>),
     /// Someone left a region.
     Left {
         /// Where.

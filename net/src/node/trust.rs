@@ -107,6 +107,8 @@ impl Door {
 /// The node's side: the door, the shields on disk, and whether a computation runs.
 pub(super) struct TrustState {
     pub(super) door: Door,
+    /// The last view worked out.
+    pub(super) last: Option<Arc<TrustView>>,
     pub(super) shields: Shields,
     path: PathBuf,
     computing: bool,
@@ -124,7 +126,7 @@ impl TrustState {
                 (Shields::default(), Some(format!("the shields could not be read, defaults apply ({error})")))
             }
         };
-        let state = Self { door: Door::new(shields), shields, path, computing: false, again: false };
+        let state = Self { door: Door::new(shields), last: None, shields, path, computing: false, again: false };
         (state, problem)
     }
 }
@@ -150,7 +152,10 @@ impl Node {
     pub(super) async fn trust_computed(&mut self, view: TrustView) {
         self.trust.computing = false;
         self.trust.door.set_trust(view.people.clone());
-        self.emit(Event::Trust(Arc::new(view))).await;
+        let view = Arc::new(view);
+        self.trust.last = Some(view.clone());
+        self.emit(Event::Trust(view)).await;
+        self.tell_whereabouts().await;
         if std::mem::take(&mut self.trust.again) {
             self.refresh_trust();
         }
