@@ -1,9 +1,9 @@
 //! What a receiver does with bytes from the network before it believes them: size, shape and
 //! signature ([`crate::wire::decode`]), then replays and flooding, counting every refusal.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use iroh::PublicKey;
@@ -139,6 +139,17 @@ pub const TOPIC_BUDGET: (u32, u32) = (6_000, 3_000);
 /// New authors an inbox takes in: a whole lobby at once, then 200 a second, so that a flood of
 /// fresh keys cannot churn out the people already here faster than that.
 const NEWCOMERS: (u32, u32) = (MAX_AUTHORS as u32, 200);
+
+/// The keys the person's trust reaches (known or trusted, not distrusted), as raw bytes: the
+/// node keeps it up to date as trust is worked out, and every topic's inbox reads it.
+pub type Vouched = Arc<RwLock<HashSet<[u8; 32]>>>;
+
+/// A stranger's share of a lane's budget `(burst, per second)`: half the burst (at least three)
+/// and a quarter of the rate. A fresh key costs nothing, so what it may send before anyone vouches for it is small;
+/// once someone the person trusts does, it gets the whole budget.
+pub fn stranger_lane((burst, per_second): (u32, u32)) -> (u32, f64) {
+    ((burst / 2).max(3), f64::from(per_second) / 4.0)
+}
 
 /// Why [`Inbox::check`] refused a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -394,6 +405,10 @@ pub struct Inbox<T> {
     me: PublicKey,
     replays: ReplayGuard,
     limiters: Vec<RateLimiter>,
+    /// The same lanes for keys no trust reaches, at a quarter of the budget (see
+    /// [`stranger_lane`]); used only when the inbox knows who is vouched for.
+    strangers: Vec<RateLimiter>,
+    vouched: Option<Vouched>,
     newcomers: RateLimiter<()>,
     /// Everything believed on the topic, all authors together (see [`TOPIC_BUDGET`]).
     believed: RateLimiter<()>,
@@ -411,11 +426,44 @@ impl<T: Limited> Inbox<T> {
             me,
             replays: ReplayGuard::default(),
             limiters: T::LANES.iter().map(|&(burst, rate)| RateLimiter::new(burst, rate)).collect(),
+            strangers: T::LANES
+                .iter()
+                .map(|&budget| {
+                    let (burst, rate) = stranger_lane(budget);
+                    RateLimiter::with_rate(burst, rate)
+                })
+                .collect(),
+            vouched: None,
             newcomers: RateLimiter::new(NEWCOMERS.0, NEWCOMERS.1),
             crowd_fitted: None,
             believed: RateLimiter::new(TOPIC_BUDGET.0, TOPIC_BUDGET.1),
             stats,
             _kind: std::marker::PhantomData,
+        }
+    }
+
+    /// Budgets that grow with trust: authors in `vouched` (those the person's trust reaches)
+    /// get each lane's whole budget, everyone else a quarter of it (poses aside). Without it,
+    /// every author gets the whole budget.
+    pub fn with_vouched(mut self, vouched: Vouched) -> Self {
+        self.vouched = Some(vouched);
+        self
+    }
+
+    /// Whether `author` gets a stranger's budget.
+    fn is_stranger(&self, author: &PublicKey) -> bool {
+        self.vouched
+            .as_ref()
+            .is_some_and(|vouched| !vouched.read().unwrap_or_else(PoisonError::into_inner).contains(author.as_bytes()))
+    }
+
+    /// The limiter of `author`'s budget on `lane` (the crowd lane's is everyone's: its rate
+    /// follows the crowd).
+    fn limiter(&mut self, lane: usize, author: &PublicKey) -> &mut RateLimiter {
+        if T::CROWD_LANE != Some(lane) && self.is_stranger(author) {
+            &mut self.strangers[lane]
+        } else {
+            &mut self.limiters[lane]
         }
     }
 
@@ -437,7 +485,7 @@ impl<T: Limited> Inbox<T> {
         self.fit_crowd_lane(now);
         let lane = unverified.body().lane().min(self.limiters.len() - 1);
         if let Ok(claimed) = PublicKey::from_bytes(&unverified.claimed_author())
-            && !self.limiters[lane].would_allow(&claimed, now)
+            && !self.limiter(lane, &claimed).would_allow(&claimed, now)
         {
             self.stats.count_flooded();
             return Err(Refusal::Flooded(Some(claimed)));
@@ -460,7 +508,8 @@ impl<T: Limited> Inbox<T> {
             self.stats.count_flooded();
             return Err(Refusal::Flooded(Some(message.author)));
         }
-        if !self.limiters[lane].allow(message.author, now) {
+        let author = message.author;
+        if !self.limiter(lane, &author).allow(author, now) {
             self.stats.count_flooded();
             return Err(Refusal::Flooded(Some(message.author)));
         }
@@ -515,14 +564,14 @@ impl<T: Limited> Inbox<T> {
     /// Frees memory held for authors long gone.
     pub fn tidy(&mut self, now: Duration, wall_micros: u64) {
         self.replays.forget_older_than(wall_micros);
-        for limiter in &mut self.limiters {
+        for limiter in self.limiters.iter_mut().chain(self.strangers.iter_mut()) {
             limiter.forget_idle(now);
         }
     }
 
     /// How many authors this inbox holds state for (the most of its maps).
     pub fn authors(&self) -> usize {
-        self.limiters.iter().map(RateLimiter::len).chain([self.replays.len()]).max().unwrap_or(0)
+        self.limiters.iter().chain(&self.strangers).map(RateLimiter::len).chain([self.replays.len()]).max().unwrap_or(0)
     }
 }
 
@@ -715,5 +764,36 @@ mod tests {
         assert_eq!(stats.flooded, 71);
         assert_eq!(stats.bad_clock, 1);
         assert_eq!(stats.rejected(), 76);
+    }
+
+    #[test]
+    fn a_key_no_trust_reaches_gets_a_smaller_budget_until_someone_vouches() {
+        let vouched = Vouched::default();
+        let stats = Arc::new(NetStats::default());
+        let mut inbox =
+            Inbox::<RegionMessage>::new(TOPIC, secret(9).public(), stats.clone()).with_vouched(vouched.clone());
+        let now = Duration::from_secs(10);
+        let line = |author: u8, at: u64| {
+            let chat = RegionMessage::Chat { name: "Cy".into(), text: "hi".into() };
+            encode(&secret(author), &TOPIC, WALL + at, &chat).expect("encodes")
+        };
+        let taken = |inbox: &mut Inbox<RegionMessage>, author: u8, from: u64| {
+            (0..20).filter(|index| inbox.accept(&line(author, from + index), now, WALL).is_some()).count()
+        };
+        // Chat's budget is a burst of 10: a stranger gets half of it.
+        assert_eq!(taken(&mut inbox, 1, 0), 5, "a stranger's burst");
+        vouched.write().expect("lock").insert(*secret(2).public().as_bytes());
+        assert_eq!(taken(&mut inbox, 2, 0), 10, "someone the person's trust reaches");
+        // Once vouched for, the stranger gets the whole budget too (a fresh bucket).
+        vouched.write().expect("lock").insert(*secret(1).public().as_bytes());
+        assert_eq!(taken(&mut inbox, 1, 100), 10);
+        // Poses are everyone's alike: strangers move smoothly too.
+        let pose = |index: u64| encode(&secret(3), &TOPIC, WALL + 1_000 + index, &presence(0.5)).expect("encodes");
+        assert_eq!((0..100u64).filter(|index| inbox.accept(&pose(*index), now, WALL).is_some()).count(), 30);
+        // Without a list of the vouched-for, everyone has the whole budget (tools, tests).
+        let mut open = Inbox::<RegionMessage>::new(TOPIC, secret(9).public(), stats);
+        assert_eq!(taken(&mut open, 4, 0), 10);
+        assert_eq!(stranger_lane((100, 20)), (50, 5.0));
+        assert_eq!(stranger_lane((4, 1)), (3, 0.25), "never below a burst of three");
     }
 }

@@ -212,7 +212,8 @@ impl Node {
         // Gossip itself carries up to twice our limit, so that oversized messages reach the inbox
         // and are counted there instead of vanishing inside gossip.
         // The gate checks every message before gossip relays it.
-        let gate = Gate::new(stats.clone());
+        let vouched = crate::inbox::Vouched::default();
+        let gate = Gate::new(stats.clone(), vouched.clone());
         let gossip = Gossip::builder()
             .max_message_size(2 * MAX_MESSAGE_BYTES)
             .message_filter(gate.clone())
@@ -228,7 +229,7 @@ impl Node {
         }
         history.retain(|line| !blocks.contains(line.from.as_bytes()));
         let (direct_tx, direct_rx) = mpsc::channel(64);
-        let (trust, trust_problem) = TrustState::open(paths.shields());
+        let (trust, trust_problem) = TrustState::open(paths.shields(), vouched);
         if let Some(problem) = trust_problem {
             let _ = events.send(Event::Notice(problem)).await;
         }

@@ -28,7 +28,7 @@ use sanctuary_engine::RegionId;
 use tokio::sync::mpsc;
 
 use super::actor::{Internal, TopicOut, wall_micros};
-use crate::inbox::{Inbox, Limited, NetStats, RateLimiter, Refusal};
+use crate::inbox::{Inbox, Limited, NetStats, RateLimiter, Refusal, Vouched};
 use crate::wire::Signed;
 
 /// Messages one gossip neighbour may pass on to us per topic, whoever wrote them: a burst and a
@@ -72,6 +72,8 @@ pub(super) struct Gate {
     topics: RwLock<HashMap<TopicId, Weak<dyn Admit>>>,
     cut_off: Mutex<HashMap<iroh::PublicKey, Instant>>,
     stats: Arc<NetStats>,
+    /// Whom the person's trust reaches: they get whole budgets, strangers a share.
+    vouched: Vouched,
 }
 
 impl std::fmt::Debug for Gate {
@@ -81,8 +83,8 @@ impl std::fmt::Debug for Gate {
 }
 
 impl Gate {
-    pub(super) fn new(stats: Arc<NetStats>) -> Arc<Self> {
-        Arc::new(Self { topics: RwLock::new(HashMap::new()), cut_off: Mutex::new(HashMap::new()), stats })
+    pub(super) fn new(stats: Arc<NetStats>, vouched: Vouched) -> Arc<Self> {
+        Arc::new(Self { topics: RwLock::new(HashMap::new()), cut_off: Mutex::new(HashMap::new()), stats, vouched })
     }
 
     /// Starts checking what arrives on `topic` with a fresh inbox; believed messages go to
@@ -104,7 +106,7 @@ impl Gate {
             start: Instant::now(),
             out,
             state: Mutex::new(GateState {
-                inbox: Inbox::new(*topic.as_bytes(), me, self.stats.clone()),
+                inbox: Inbox::new(*topic.as_bytes(), me, self.stats.clone()).with_vouched(self.vouched.clone()),
                 relays: RateLimiter::new(RELAYED_BURST, RELAYED_PER_SECOND),
                 seen: Seen::default(),
                 conduct: HashMap::new(),
@@ -362,7 +364,7 @@ mod tests {
     /// A gate with the lobby open; what it passes on to the node arrives on the receiver.
     fn lobby() -> (Arc<Gate>, Arc<TopicGate<RegionMessage>>, mpsc::Receiver<Internal>, Arc<NetStats>, TopicId) {
         let stats = Arc::new(NetStats::default());
-        let gate = Gate::new(stats.clone());
+        let gate = Gate::new(stats.clone(), crate::inbox::Vouched::default());
         let (messages, received) = mpsc::channel(100_000);
         let (control, _) = mpsc::unbounded_channel();
         let topic = crate::region_topic(RegionId::Lobby);

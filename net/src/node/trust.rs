@@ -8,7 +8,7 @@
 //! Bounds: the world's (statements per author, see `sanctuary_engine::MAX_TRUST_RECORDS`); one
 //! computation runs at a time, and changes during it ask for one more.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -18,6 +18,7 @@ use sanctuary_engine::trust::{Standing, Trust, TrustContext, TrustGraph, TrustLe
 
 use super::Event;
 use super::actor::{Internal, Node};
+use crate::inbox::Vouched;
 use crate::store;
 
 /// The person's trust, as the program shows it.
@@ -107,6 +108,8 @@ impl Door {
 /// The node's side: the door, the shields on disk, and whether a computation runs.
 pub(super) struct TrustState {
     pub(super) door: Door,
+    /// Whom the person's trust reaches, for the inboxes' budgets.
+    vouched: Vouched,
     /// The last view worked out.
     pub(super) last: Option<Arc<TrustView>>,
     pub(super) shields: Shields,
@@ -118,7 +121,7 @@ pub(super) struct TrustState {
 impl TrustState {
     /// The shields kept at `path` (the defaults when there are none, or they cannot be read:
     /// the problem is returned to be told).
-    pub(super) fn open(path: PathBuf) -> (Self, Option<String>) {
+    pub(super) fn open(path: PathBuf, vouched: Vouched) -> (Self, Option<String>) {
         let (shields, problem) = match store::read_whole::<Shields>(&path) {
             Ok(Some(shields)) => (shields, None),
             Ok(None) => (Shields::default(), None),
@@ -126,7 +129,8 @@ impl TrustState {
                 (Shields::default(), Some(format!("the shields could not be read, defaults apply ({error})")))
             }
         };
-        let state = Self { door: Door::new(shields), last: None, shields, path, computing: false, again: false };
+        let state =
+            Self { door: Door::new(shields), vouched, last: None, shields, path, computing: false, again: false };
         (state, problem)
     }
 }
@@ -152,6 +156,15 @@ impl Node {
     pub(super) async fn trust_computed(&mut self, view: TrustView) {
         self.trust.computing = false;
         self.trust.door.set_trust(view.people.clone());
+        let reached: HashSet<[u8; 32]> = view
+            .people
+            .scores()
+            .map(|(key, _)| key)
+            .filter(|key| matches!(view.standing(key), Standing::Known | Standing::Trusted(_)))
+            .filter(|key| view.standing(key) != Standing::Trusted(TrustLevel::Distrust))
+            .map(|key| *key.as_bytes())
+            .collect();
+        *self.trust.vouched.write().unwrap_or_else(PoisonError::into_inner) = reached;
         let view = Arc::new(view);
         self.trust.last = Some(view.clone());
         self.emit(Event::Trust(view)).await;
