@@ -364,7 +364,7 @@ mod tests {
     /// A gate with the lobby open; what it passes on to the node arrives on the receiver.
     fn lobby() -> (Arc<Gate>, Arc<TopicGate<RegionMessage>>, mpsc::Receiver<Internal>, Arc<NetStats>, TopicId) {
         let stats = Arc::new(NetStats::default());
-        let gate = Gate::new(stats.clone(), crate::inbox::Vouched::default());
+        let gate = Gate::new(stats.clone(), Vouched::default());
         let (messages, received) = mpsc::channel(100_000);
         let (control, _) = mpsc::unbounded_channel();
         let topic = crate::region_topic(RegionId::Lobby);
