@@ -63,6 +63,10 @@ pub enum PanelAction {
     NextOutput,
     /// Close the VR menu.
     CloseMenu,
+    /// Open or close the shields panel (F6).
+    ToggleShields,
+    /// Move a shield to its next reach.
+    CycleShield(sanctuary_engine::shields::Category),
 }
 
 /// A panel button was clicked.
@@ -125,6 +129,8 @@ pub enum PanelSlot {
     Stall,
     /// The middle of the screen: a payment to confirm.
     Confirm,
+    /// Left of the middle, under the status line: the shields and friends.
+    Shields,
 }
 
 /// The spec a desktop panel shows now (`None` hides it).
@@ -164,13 +170,16 @@ fn click_button(
 }
 
 fn spawn_panels(mut commands: Commands) {
-    for slot in [PanelSlot::Wallet, PanelSlot::Stall, PanelSlot::Confirm] {
+    for slot in [PanelSlot::Wallet, PanelSlot::Stall, PanelSlot::Confirm, PanelSlot::Shields] {
         let at = match slot {
             PanelSlot::Wallet => {
                 Node { left: Val::Px(12.0), top: Val::Px(90.0), max_width: Val::Px(570.0), ..default() }
             }
             // Right, under the network status: beside the wallet panel, never over it.
             PanelSlot::Stall => Node { right: Val::Px(10.0), top: Val::Px(84.0), width: Val::Px(360.0), ..default() },
+            PanelSlot::Shields => {
+                Node { left: Val::Px(12.0), top: Val::Px(90.0), max_width: Val::Px(600.0), ..default() }
+            }
             PanelSlot::Confirm => Node {
                 left: Val::Percent(50.0),
                 top: Val::Percent(30.0),

@@ -10,15 +10,16 @@ use sanctuary_net::Command;
 
 use crate::Frame;
 use crate::network::{ChatInput, NetLink, RemoteAvatarView, Social};
+use crate::panels::{PanelAction, PanelContent, PanelPressed, PanelSlot, PanelSpec, Tone};
 use crate::player::Player;
 use crate::scenery::{AvatarBody, AvatarHead};
 
 pub(super) fn plugin(app: &mut App) {
-    app.init_resource::<ShieldsPanel>().add_systems(Startup, spawn_panel).add_systems(
+    app.init_resource::<ShieldsPanel>().add_systems(
         Update,
         (
             use_panel.in_set(Frame::Input).run_if(resource_exists::<NetLink>),
-            (shield_avatars, shield_voices, show_panel).in_set(Frame::Present),
+            (shield_avatars, shield_voices, fill_panel).in_set(Frame::Present),
         ),
     );
 }
@@ -138,67 +139,12 @@ fn shield_voices(
     }
 }
 
-#[derive(Component, Debug)]
-struct PanelRoot;
-
-#[derive(Component, Debug)]
-struct PanelText;
-
-#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
-struct ShieldRow(Category);
-
-#[derive(Component, Debug)]
-struct ShieldRowText(Category);
-
-fn spawn_panel(mut commands: Commands) {
-    commands
-        .spawn((
-            PanelRoot,
-            BackgroundColor(Color::srgba(0.03, 0.02, 0.1, 0.88)),
-            Node {
-                position_type: PositionType::Absolute,
-                top: Val::Px(80.0),
-                left: Val::Px(10.0),
-                width: Val::Px(560.0),
-                padding: UiRect::all(Val::Px(10.0)),
-                flex_direction: FlexDirection::Column,
-                row_gap: Val::Px(5.0),
-                ..default()
-            },
-            Visibility::Hidden,
-            // Above the names and labels floating over the world.
-            GlobalZIndex(10),
-        ))
-        .with_children(|panel| {
-            panel.spawn((
-                Text::new("Shields (F6 closes): who gets through; click a row to change it"),
-                TextFont::from_font_size(16.0),
-                TextColor(Color::srgb(0.85, 0.9, 1.0)),
-            ));
-            for category in Category::ALL {
-                panel
-                    .spawn((
-                        ShieldRow(category),
-                        Button,
-                        Node { padding: UiRect::axes(Val::Px(8.0), Val::Px(3.0)), ..default() },
-                        BackgroundColor(Color::srgba(0.25, 0.18, 0.5, 0.9)),
-                    ))
-                    .with_child((
-                        ShieldRowText(category),
-                        Text::new(category.label()),
-                        TextFont::from_font_size(15.0),
-                        TextColor(Color::WHITE),
-                    ));
-            }
-            panel.spawn((PanelText, Text::new(""), TextFont::from_font_size(15.0), TextColor(Color::WHITE)));
-        });
-}
-
-/// F6 opens and closes the panel; a click on a row moves its shield to the next reach.
+/// F6 (or the VR menu's Shields) opens and closes the panel; its buttons move a shield to its
+/// next reach.
 fn use_panel(
     keys: Res<ButtonInput<KeyCode>>,
     input: Res<ChatInput>,
-    rows: Query<(&Interaction, &ShieldRow), Changed<Interaction>>,
+    mut pressed: MessageReader<PanelPressed>,
     mut panel: ResMut<ShieldsPanel>,
     mut social: ResMut<Social>,
     link: Res<NetLink>,
@@ -206,17 +152,17 @@ fn use_panel(
     if keys.just_pressed(KeyCode::F6) && !input.open {
         panel.open = !panel.open;
     }
-    if !panel.open {
-        return;
-    }
-    for (interaction, ShieldRow(category)) in &rows {
-        if *interaction != Interaction::Pressed {
-            continue;
+    for PanelPressed(action) in pressed.read() {
+        match action {
+            PanelAction::ToggleShields => panel.open = !panel.open,
+            PanelAction::CycleShield(category) if panel.open => {
+                let mut shields = social.shields;
+                shields.set(*category, next_reach(shields.reach(*category)));
+                social.shields = shields;
+                link.send(Command::Shields(shields));
+            }
+            _ => {}
         }
-        let mut shields = social.shields;
-        shields.set(*category, next_reach(shields.reach(*category)));
-        social.shields = shields;
-        link.send(Command::Shields(shields));
     }
 }
 
@@ -244,9 +190,21 @@ fn row_text(shields: &Shields, category: Category) -> String {
     }
 }
 
-/// The friends section: friendships both sides said, requests waiting, and words not answered.
-fn friends_text(social: &Social) -> String {
-    let Some(view) = social.trust.as_ref() else { return "trust: working it out...".to_owned() };
+/// A button's label: the category, short.
+fn button_label(category: Category) -> &'static str {
+    match category {
+        Category::Voice => "Voice",
+        Category::Avatar => "Avatars",
+        Category::Chat => "Chat",
+        Category::Direct => "Messages",
+        Category::Builds => "Builds",
+        Category::Closeness => "Closeness",
+    }
+}
+
+/// The friends lines: friendships both sides said, requests waiting, and words not answered.
+fn friends_lines(social: &Social) -> Vec<(Tone, String)> {
+    let Some(view) = social.trust.as_ref() else { return vec![(Tone::Hint, "trust: working it out...".to_owned())] };
     let name = |key: &PublicKey| {
         let here = social.crowd.get(key).map(|avatar| format!("{} (here)", avatar.name));
         let online = || {
@@ -261,40 +219,38 @@ fn friends_text(social: &Social) -> String {
     let requests: Vec<String> = view.requests().iter().map(name).collect();
     let pending: Vec<String> = view.pending().iter().map(name).collect();
     let list = |names: &[String]| if names.is_empty() { "none".to_owned() } else { names.join(", ") };
-    format!(
-        "Friends: {} | asking you: {} | you asked: {}\nClick someone: Friend, Acquaintance, Distrust, Block. /goto NAME",
-        list(&friends),
-        list(&requests),
-        list(&pending)
-    )
+    vec![
+        (Tone::Good, format!("Friends: {}", list(&friends))),
+        (if requests.is_empty() { Tone::Plain } else { Tone::Warn }, format!("Asking you: {}", list(&requests))),
+        (Tone::Plain, format!("You asked: {}", list(&pending))),
+        (Tone::Hint, "Click someone: Friend, Acquaintance, Distrust, Block | /goto NAME | /trust".to_owned()),
+    ]
 }
 
-fn show_panel(
-    panel: Res<ShieldsPanel>,
-    social: Res<Social>,
-    mut root: Query<&mut Visibility, With<PanelRoot>>,
-    mut rows: Query<(&mut Text, &ShieldRowText), Without<PanelText>>,
-    mut friends: Query<&mut Text, With<PanelText>>,
-) {
-    let wanted = if panel.open { Visibility::Inherited } else { Visibility::Hidden };
-    for mut visibility in &mut root {
-        if *visibility != wanted {
-            *visibility = wanted;
+/// The shields panel, for the desktop overlay and the VR panel alike.
+pub fn shields_spec(social: &Social) -> PanelSpec {
+    let mut spec = PanelSpec::new("SHIELDS (F6): who gets through; a button moves its shield on");
+    for category in Category::ALL {
+        spec.line(Tone::Plain, row_text(&social.shields, category));
+    }
+    for (tone, line) in friends_lines(social) {
+        spec.line(tone, line);
+    }
+    for category in Category::ALL {
+        spec.button(button_label(category), PanelAction::CycleShield(category));
+    }
+    spec.button("Close", PanelAction::ToggleShields);
+    spec
+}
+
+fn fill_panel(panel: Res<ShieldsPanel>, social: Res<Social>, mut panels: Query<(&PanelSlot, &mut PanelContent)>) {
+    for (slot, mut content) in &mut panels {
+        if *slot != PanelSlot::Shields {
+            continue;
         }
-    }
-    if !panel.open {
-        return;
-    }
-    for (mut text, ShieldRowText(category)) in &mut rows {
-        let shown = row_text(&social.shields, *category);
-        if text.0 != shown {
-            text.0 = shown;
-        }
-    }
-    if let Ok(mut text) = friends.single_mut() {
-        let shown = friends_text(&social);
-        if text.0 != shown {
-            text.0 = shown;
+        let spec = panel.open.then(|| shields_spec(&social));
+        if content.0 != spec {
+            content.0 = spec;
         }
     }
 }
@@ -317,6 +273,9 @@ mod tests {
         assert_eq!(row_text(&shields, Category::Direct), "Private messages: people I know (others refused, and told)");
         assert_eq!(row_text(&shields, Category::Voice), "Voice: people I know (others at 30 %)");
         assert_eq!(row_text(&shields, Category::Chat), "Chat: everyone (but the distrusted)");
+        let spec = shields_spec(&Social::default());
+        assert!(spec.offers(PanelAction::CycleShield(Category::Direct)) && spec.offers(PanelAction::ToggleShields));
+        assert!(spec.lines.iter().any(|(_, line)| line.starts_with("Private messages: people I know")));
     }
 
     #[test]

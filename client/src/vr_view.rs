@@ -86,6 +86,7 @@ pub fn menu_spec(comfort: &Comfort, build_on: bool, in_city: bool, mic: Option<&
         spec.button("Next output", PanelAction::NextOutput);
     }
     spec.button("Wallet", PanelAction::ToggleWallet);
+    spec.button("Shields", PanelAction::ToggleShields);
     if in_city {
         spec.button(if build_on { "Stop building" } else { "Build" }, PanelAction::ToggleBuild);
         if build_on {
@@ -323,6 +324,7 @@ fn menu_panel_specs(
     }
     specs.extend(slot(PanelSlot::Stall));
     specs.extend(slot(PanelSlot::Wallet));
+    specs.extend(slot(PanelSlot::Shields));
     specs
 }
 
@@ -576,6 +578,12 @@ mod tests {
         assert_eq!(shown.iter().map(|spec| spec.title.as_str()).collect::<Vec<_>>(), ["MENU", "STALL"]);
         assert!(shown[0].offers(PanelAction::ToggleBuild), "in the city the menu offers building");
         assert!(menu_panel_specs(&VrMenu { open: false }, &comfort, (false, false), None, &[]).is_empty());
+        // The shields panel shows in VR beside the menu, which offers it.
+        let shields = PanelSpec::new("SHIELDS");
+        let slots = [(PanelSlot::Shields, Some(&shields))];
+        let shown = menu_panel_specs(&menu, &comfort, (false, false), None, &slots);
+        assert_eq!(shown.iter().map(|spec| spec.title.as_str()).collect::<Vec<_>>(), ["MENU", "SHIELDS"]);
+        assert!(shown[0].offers(PanelAction::ToggleShields));
     }
 
     #[test]
