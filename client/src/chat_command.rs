@@ -10,7 +10,7 @@
 pub const WALLET_COMMANDS: [&str; 7] = ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync"];
 
 /// The commands the chat box handles itself.
-const CHAT_COMMANDS: [&str; 7] = ["/join", "/import", "/name", "/unblock", "/trust", "/models", "/goto"];
+const CHAT_COMMANDS: [&str; 8] = ["/join", "/import", "/name", "/block", "/unblock", "/trust", "/models", "/goto"];
 
 /// The commands that choose the microphone and the speakers (see `crate::voice`).
 pub const AUDIO_COMMANDS: [&str; 2] = ["/mic", "/speaker"];
@@ -58,6 +58,8 @@ pub enum ChatCommand {
     LoadModels,
     /// `/goto`: list who is online; `/goto WHO`: go to them.
     GoTo(String),
+    /// `/block WHO`: block someone from the keyboard.
+    Block(String),
     /// A wallet or trade command, the whole line, for the wallet to take.
     Wallet(String),
     /// `/mic` or `/speaker`, the whole line, for the voice settings to take.
@@ -148,6 +150,7 @@ pub fn parse(text: &str, private: bool) -> ChatCommand {
         "/trust" => ChatCommand::Trust(rest.to_owned()),
         "/models" => ChatCommand::LoadModels,
         "/goto" => ChatCommand::GoTo(rest.to_owned()),
+        "/block" => ChatCommand::Block(rest.to_owned()),
         _ => ChatCommand::Unknown { command: echoed(word), suggestion: suggest(word) },
     }
 }

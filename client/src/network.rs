@@ -151,6 +151,8 @@ pub struct Social {
     pub trust: Option<std::sync::Arc<sanctuary_net::TrustView>>,
     /// The person's shields, as the node last said.
     pub shields: sanctuary_engine::shields::Shields,
+    /// Volumes and mutes kept from before, for the voice to take once.
+    pub kept_volumes: Vec<(PublicKey, f32)>,
     /// Where the people the person has a word with are online, as the node last said.
     pub whereabouts: Vec<sanctuary_net::Whereabouts>,
     /// The world (trust statements included), for "why do I trust this person".
@@ -328,6 +330,7 @@ fn handle_event(social: &mut Social, event: Event) {
         }
         Event::Shields(shields) => social.shields = shields,
         Event::Whereabouts(online) => social.whereabouts = online,
+        Event::Volumes(kept) => social.kept_volumes = kept,
         Event::Chat(line) => show_chat(social, line),
         Event::ChatHistory { region, lines } if Some(region) == social.region => {
             for line in lines {

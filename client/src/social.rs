@@ -296,6 +296,8 @@ fn use_avatar_menu(
     {
         let volume = voice.volume(&key) + step;
         voice.set_volume(key, volume);
+        // Kept by the node, so that a mute holds after a restart.
+        link.send(Command::Volume { person: key, volume: voice.volume(&key) });
         // The menu shows the new volume.
         menu.set_changed();
     }

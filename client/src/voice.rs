@@ -227,13 +227,23 @@ pub fn start(app: &mut App, options: &VoiceOptions, link: &mut NetLink) {
     reopen(&mut io, &mut state, true, true);
     app.insert_non_send(io).insert_resource(state).add_systems(
         Update,
-        ((talk_keys, audio_commands).in_set(Frame::Input), (play_voices, tell_mic_state).in_set(Frame::Animate)),
+        (
+            (talk_keys, audio_commands, take_kept_volumes).in_set(Frame::Input),
+            (play_voices, tell_mic_state).in_set(Frame::Animate),
+        ),
     );
     match WorldSounds::load() {
         Ok(sounds) => {
             app.insert_non_send(sounds).add_systems(Update, play_world_sounds.in_set(Frame::Animate));
         }
         Err(why) => warn!("the world's sounds could not be read: {why}"),
+    }
+}
+
+/// Volumes and mutes kept from before (the node reads them at its start) are played from now.
+fn take_kept_volumes(mut social: ResMut<Social>, mut state: ResMut<VoiceState>) {
+    for (person, volume) in std::mem::take(&mut social.kept_volumes) {
+        state.set_volume(person, volume);
     }
 }
 

@@ -115,6 +115,10 @@ impl Paths {
         self.root.join("shields.bin")
     }
 
+    pub(crate) fn volumes(&self) -> PathBuf {
+        self.root.join("volumes.bin")
+    }
+
     pub(crate) fn profile(&self) -> PathBuf {
         self.root.join("profile.bin")
     }

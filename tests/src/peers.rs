@@ -68,6 +68,8 @@ pub struct Peer {
     pub shields: Option<Shields>,
     /// Where the people it has a word with are, as the node last said.
     pub whereabouts: Vec<sanctuary_net::Whereabouts>,
+    /// The volumes (and mutes) kept from before, as the node said at its start.
+    pub volumes: Option<Vec<(PublicKey, f32)>>,
 }
 
 /// An offline node configuration (relays disabled, no LAN discovery) keeping its files in `dir`.
@@ -122,6 +124,7 @@ impl Peer {
                         trust: None,
                         shields: None,
                         whereabouts: Vec::new(),
+                        volumes: None,
                     };
                 }
                 Event::Failed(error) => panic!("the node failed to start: {error}"),
@@ -157,6 +160,7 @@ impl Peer {
                 Event::Trust(view) => self.trust = Some(view),
                 Event::Shields(shields) => self.shields = Some(shields),
                 Event::Whereabouts(online) => self.whereabouts = online,
+                Event::Volumes(kept) => self.volumes = Some(kept),
                 _ => {}
             }
         }

@@ -121,11 +121,19 @@ async fn trust_propagates_and_the_shield_refuses_strangers_messages() {
         }
     })
     .await;
+    // She mutes Dee (a volume of 0) and turns Cy down: both kept, like blocks.
+    ada.handle.send(Command::Volume { person: dee_id, volume: 0.0 });
+    ada.handle.send(Command::Volume { person: cy_id, volume: 0.5 });
     ada.handle.shutdown().await;
     let ada = Peer::start(offline_config(dirs[0].path(), "Ada", None)).await;
     let mut ada = ada;
-    wait_until(&mut [&mut ada], Duration::from_secs(10), "shields read back", |peer| peer.shields.is_some()).await;
+    wait_until(&mut [&mut ada], Duration::from_secs(10), "shields read back", |peer| {
+        peer.shields.is_some() && peer.volumes.is_some()
+    })
+    .await;
     assert_eq!(ada.shields, Some(open), "the shield kept on disk");
+    let volumes = ada.volumes.clone().expect("volumes");
+    assert!(volumes.contains(&(dee_id, 0.0)) && volumes.contains(&(cy_id, 0.5)) && volumes.len() == 2, "{volumes:?}");
     // Her statement about Bo is in her own world log: still there after the restart.
     wait_until(&mut [&mut ada], Duration::from_secs(10), "trust read back", |peer| {
         peer.trust.as_ref().is_some_and(|view| view.standing(&bo_id) == Standing::Trusted(TrustLevel::Friend))

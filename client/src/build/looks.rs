@@ -61,3 +61,28 @@ pub(super) fn load_models_by_hand(
         None => social.notice("stand on a parcel in the city to load its models".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sanctuary_engine::shields::Reach;
+
+    use super::*;
+
+    #[test]
+    fn blocks_hide_builds_and_the_builds_shield_boxes_strangers_models() {
+        let mut social = Social::default();
+        let (me, stranger, blocked) = (
+            PublicKey::from_secret_seed(&[1; 32]),
+            PublicKey::from_secret_seed(&[2; 32]),
+            PublicKey::from_secret_seed(&[3; 32]),
+        );
+        social.me = Some(me);
+        social.blocked = vec![blocked];
+        assert_eq!(build_look(&social, &blocked), BuildLook::Hidden, "a blocked builder's work is not drawn");
+        assert_eq!(build_look(&social, &stranger), BuildLook::Boxes, "a stranger's models wait as boxes");
+        assert_eq!(build_look(&social, &me), BuildLook::Whole, "one's own work is always drawn");
+        social.shields.set(Category::Builds, Reach::Everyone);
+        assert_eq!(build_look(&social, &stranger), BuildLook::Whole, "the shield lowered");
+        assert_eq!(build_look(&social, &blocked), BuildLook::Hidden, "a block is stronger than any shield");
+    }
+}

@@ -79,6 +79,7 @@ pub(super) fn submission(social: &mut Social, input: &mut ChatInput) -> Option<C
             input.load_models_here = true;
             None
         }
+        ChatCommand::Block(who) => super::trust_command::block(social, who.trim()),
         ChatCommand::GoTo(who) => {
             input.goto = Some(who);
             None

@@ -1,7 +1,7 @@
 //! `/trust`: the keyboard's way to say what one thinks of someone (the avatar menu is the
 //! mouse's). `/trust` lists the people here, numbered, with where they stand; `/trust WHO LEVEL`
 //! signs and publishes a statement, where WHO is a number from the list, the name of someone
-//! here or a key (64 hex digits), and LEVEL is `friend`, `close`, `acquaintance`, `distrust` or
+//! here (or of someone one has a word with, online elsewhere) or a key (64 hex digits), and LEVEL is `friend`, `close`, `acquaintance`, `distrust` or
 //! `forget` (takes back what was said); a last word `builder` makes it about their building.
 
 use sanctuary_engine::trust::{TrustContext, TrustLevel};
@@ -35,11 +35,45 @@ fn find(social: &Social, who: &str) -> Result<PublicKey, String> {
     if let Ok(key) = who.parse::<PublicKey>() {
         return Ok(key);
     }
-    let named: Vec<&(PublicKey, String)> = people.iter().filter(|(_, name)| name.eq_ignore_ascii_case(who)).collect();
+    let mut named: Vec<&(PublicKey, String)> =
+        people.iter().filter(|(_, name)| name.eq_ignore_ascii_case(who)).collect();
+    // Not here: someone one has a word with, online elsewhere (the friends list's names).
+    let elsewhere: Vec<(PublicKey, String)> = social
+        .whereabouts
+        .iter()
+        .filter(|seen| seen.name.eq_ignore_ascii_case(who))
+        .map(|seen| (seen.key, seen.name.clone()))
+        .collect();
+    if named.is_empty() {
+        named = elsewhere.iter().collect();
+    }
     match named.as_slice() {
         [(key, _)] => Ok(*key),
         [] => Err(format!("nobody called {who} is here; /trust lists them")),
         _ => Err(format!("{} people here are called {who}: use their number from /trust", named.len())),
+    }
+}
+
+/// What `/block WHO` does: WHO as for `/trust` (a number from its list, a name here or a key).
+pub(super) fn block(social: &mut Social, who: &str) -> Option<Command> {
+    if who.is_empty() {
+        social.notice("usage: /block WHO (a number from /trust, a name here or a key); /unblock lists".into());
+        return None;
+    }
+    match find(social, who) {
+        Ok(key) if Some(key) == social.me => {
+            social.notice("you cannot block yourself".into());
+            None
+        }
+        Ok(key) => {
+            let name = social.name_of(&key);
+            social.notice(format!("{name} is blocked: you no longer see or hear them (/unblock undoes it)"));
+            Some(Command::Block(key))
+        }
+        Err(why) => {
+            social.notice(why);
+            None
+        }
     }
 }
 
@@ -139,6 +173,17 @@ mod tests {
         let hex: String = keys[0].as_bytes().iter().map(|byte| format!("{byte:02x}")).collect();
         let sent = trust(&mut social, &format!("{hex} forget"));
         assert!(matches!(sent, Some(Command::Build(Op::Trust { level: None, .. }))));
+    }
+
+    #[test]
+    fn block_takes_the_same_names() {
+        let (mut social, keys) = social_with(&["Cy", "bo"]);
+        assert!(matches!(block(&mut social, "cy"), Some(Command::Block(key)) if key == keys[0]));
+        assert!(matches!(block(&mut social, "1"), Some(Command::Block(key)) if key == keys[1]));
+        assert!(block(&mut social, "").is_none());
+        assert!(block(&mut social, "Zed").is_none());
+        social.me = Some(keys[0]);
+        assert!(block(&mut social, "Cy").is_none(), "not oneself");
     }
 
     #[test]

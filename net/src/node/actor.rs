@@ -24,6 +24,7 @@ use super::outbox::{Outbox, OutboxEntry};
 use super::presence::{Regions, subscribe};
 use super::trust::{TrustState, TrustView};
 use super::voice::{Audible, Voice, VoiceDatagram, VoiceProtocol, VoiceSender};
+use super::volumes::Volumes;
 use super::world::WorldSync;
 use super::{Command, DirectLine, Event, NodeConfig, Profile, RelayChoice, RelayState, Status, world_topic};
 use crate::assets::AssetStore;
@@ -123,6 +124,8 @@ pub(super) struct Node {
     pub(super) blocks: Blocks,
     /// Trust worked out, and the shields.
     pub(super) trust: TrustState,
+    /// Volumes and mutes the person set.
+    pub(super) volumes: Volumes,
     router: Router,
     pub(super) gossip: Gossip,
     pub(super) gate: Arc<Gate>,
@@ -229,6 +232,10 @@ impl Node {
         }
         history.retain(|line| !blocks.contains(line.from.as_bytes()));
         let (direct_tx, direct_rx) = mpsc::channel(64);
+        let (volumes, volumes_problem) = Volumes::open(paths.volumes());
+        if let Some(problem) = volumes_problem {
+            let _ = events.send(Event::Notice(problem)).await;
+        }
         let (trust, trust_problem) = TrustState::open(paths.shields(), vouched);
         if let Some(problem) = trust_problem {
             let _ = events.send(Event::Notice(problem)).await;
@@ -319,6 +326,7 @@ impl Node {
             voice: Voice::new(audible, voice_sender, blocks.clone()),
             blocks,
             trust,
+            volumes,
             directory: Directory::new(world, world_task),
             outbox: Outbox::new(outbox),
             world_sync,
@@ -331,6 +339,7 @@ impl Node {
         node.emit(Event::DirectHistory(history)).await;
         node.emit(Event::Blocks(node.blocks.list())).await;
         node.emit(Event::Shields(node.trust.shields)).await;
+        node.emit(Event::Volumes(node.volumes.list())).await;
         node.refresh_trust();
         node.keep_held_models();
         node.set_regions(config.regions).await;
@@ -384,6 +393,7 @@ impl Node {
             Command::Pose(pose) => self.regions.pose = Some(pose),
             Command::Mic(state) => self.regions.mic = Some(state),
             Command::Shields(shields) => self.set_shields(shields).await,
+            Command::Volume { person, volume } => self.set_volume(person, volume).await,
             Command::Block(key) => self.block(key, true).await,
             Command::Unblock(key) => self.block(key, false).await,
             Command::Hearing { region, hearing } => self.voice.set_rule(region, hearing),

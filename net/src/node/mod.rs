@@ -20,6 +20,7 @@ mod outbox;
 mod presence;
 mod trust;
 mod voice;
+mod volumes;
 
 pub use blocks::MAX_BLOCKS;
 pub(crate) use trust::Door;
@@ -28,6 +29,7 @@ pub use voice::{
     DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, Hearing, MAX_LISTENERS, MAX_MEMBERS, MAX_SPEAKERS, MAX_STAGE_LISTENERS,
     MAX_VOICE_DATAGRAM, VOICE_QUEUE, VoiceDatagram, VoiceSender,
 };
+pub use volumes::{MAX_KEPT_VOLUMES, MAX_PERSON_VOLUME};
 mod world;
 
 use std::fmt;
@@ -199,6 +201,14 @@ pub enum Command {
     Chat(String),
     /// How our microphone is set, for the others to show (said in the first region).
     Mic(MicState),
+    /// How loud the person hears someone (0 mutes them; 1 is normal): kept on disk so that
+    /// mutes hold after a restart (`Event::Volumes` gives them back at the start).
+    Volume {
+        /// Whom.
+        person: PublicKey,
+        /// 0 to [`MAX_PERSON_VOLUME`].
+        volume: f32,
+    },
     /// The person's shields: used at once (private messages meet theirs at our door) and kept
     /// on disk; `Event::Shields` answers.
     Shields(Shields),
@@ -430,6 +440,8 @@ pub enum Event {
     Trust(Arc<TrustView>),
     /// The person's shields (at the start, and after each change).
     Shields(Shields),
+    /// The volumes (and mutes) the person set, kept from before (at the start).
+    Volumes(Vec<(PublicKey, f32)>),
     /// Where the people the person has a word with (either way) are online now, by key, as
     /// they last said on the world topic; sent when it changes. Those not listed are offline
     /// (or not heard for 15 s).
