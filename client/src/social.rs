@@ -62,6 +62,7 @@ enum MenuButton {
     Message,
     Quieter,
     Louder,
+    Mute,
     Friend,
     Acquaintance,
     Distrust,
@@ -107,7 +108,7 @@ fn spawn_panels(mut commands: Commands) {
             MenuPanel,
             BackgroundColor(Color::srgba(0.05, 0.02, 0.12, 0.85)),
             panel_node(Node {
-                top: Val::Percent(40.0),
+                top: Val::Px(60.0),
                 left: Val::Percent(50.0),
                 margin: UiRect::left(Val::Px(-110.0)),
                 width: Val::Px(220.0),
@@ -135,6 +136,7 @@ fn spawn_panels(mut commands: Commands) {
                 (MenuButton::Message, "Message (M)"),
                 (MenuButton::Quieter, "Quieter (-)"),
                 (MenuButton::Louder, "Louder (+)"),
+                (MenuButton::Mute, "Mute / unmute (0)"),
                 (MenuButton::Friend, "Friend (F)"),
                 (MenuButton::Acquaintance, "Acquaintance"),
                 (MenuButton::Distrust, "Distrust"),
@@ -291,10 +293,15 @@ fn use_avatar_menu(
     } else {
         0.0
     };
-    if step != 0.0
+    let mute = keys.any_just_pressed([KeyCode::Digit0, KeyCode::Numpad0]) || pressed(MenuButton::Mute);
+    if (step != 0.0 || mute)
         && let Some(mut voice) = voice
     {
-        let volume = voice.volume(&key) + step;
+        let volume = match (mute, voice.volume(&key) <= 0.0) {
+            (true, true) => 1.0,
+            (true, false) => 0.0,
+            (false, _) => voice.volume(&key) + step,
+        };
         voice.set_volume(key, volume);
         // Kept by the node, so that a mute holds after a restart.
         link.send(Command::Volume { person: key, volume: voice.volume(&key) });
