@@ -6,6 +6,7 @@
 
 pub mod actions;
 mod blobs;
+mod bodies;
 mod build;
 mod chat_command;
 pub mod cli;
@@ -103,6 +104,7 @@ pub fn presentation_plugin(app: &mut App) {
         screenshot::plugin,
         social::plugin,
         shields::plugin,
+        bodies::plugin,
         build::presentation,
         panels::plugin,
         market::plugin,

@@ -453,7 +453,7 @@ fn send_pose(
 }
 
 /// Spawns, moves and removes remote avatars to match the crowd, interpolated to now.
-fn place_remote_avatars(
+pub(crate) fn place_remote_avatars(
     mut commands: Commands,
     mut social: ResMut<Social>,
     mut avatars: Query<(Entity, &mut RemoteAvatarView, &mut Transform, &Children), Without<HandView>>,

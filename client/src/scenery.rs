@@ -304,26 +304,39 @@ fn dress_remote_avatars(
     mut meshes: ResMut<Assets<Mesh>>,
     mut standard: ResMut<Assets<StandardMaterial>>,
     mut ring: Local<Option<Handle<Mesh>>>,
+    mut bones: Local<Vec<(crate::bodies::Bone, Handle<Mesh>)>>,
 ) {
     if avatars.is_empty() && hands.is_empty() {
         return;
     }
-    let body = palette.mesh(&mut meshes, MeshKey::Body);
     let head = palette.mesh(&mut meshes, MeshKey::Head);
     let skin = palette.standard(&mut standard, Rgb::new(245, 235, 225), 0.6);
+    if bones.is_empty() {
+        let shape = crate::bodies::shape();
+        *bones = crate::bodies::Bone::ALL
+            .iter()
+            .map(|bone| {
+                let (radius, length) = bone.size(&shape);
+                (*bone, meshes.add(Capsule3d::new(radius, (length - radius).max(0.01))))
+            })
+            .collect();
+    }
     let ring = ring.get_or_insert_with(|| meshes.add(Torus::new(0.2, 0.24))).clone();
     let glow = palette.standard(&mut standard, Rgb::new(120, 255, 240), 6.0);
     for (entity, avatar) in &avatars {
         let [r, g, b] = avatar.colour;
         let colour = palette.standard(&mut standard, Rgb::new(r, g, b), 2.5);
         commands.entity(entity).with_children(|children| {
-            // The body stays upright under the head whichever way the head turns.
-            children.spawn((
-                AvatarBody,
-                Mesh3d(body.clone()),
-                MeshMaterial3d(colour),
-                Transform::from_xyz(0.0, -0.75, 0.0),
-            ));
+            // A jointed body, placed each frame between the joints its pose gives (bodies.rs).
+            for (bone, mesh) in bones.iter() {
+                children.spawn((
+                    AvatarBody,
+                    *bone,
+                    Mesh3d(mesh.clone()),
+                    MeshMaterial3d(colour.clone()),
+                    Transform::from_xyz(0.0, -0.75, 0.0),
+                ));
+            }
             children.spawn((AvatarHead, Mesh3d(head.clone()), MeshMaterial3d(skin.clone()), Transform::default()));
             children.spawn((
                 SpeakingRing,

@@ -1,6 +1,7 @@
 //! Sanctuary's world model and rules: pure and deterministic, with no I/O, rendering, network or
 //! bitcoin. Functions take state and input and return data; the caller draws, stores or sends it.
 
+pub mod body;
 mod city;
 mod identity;
 mod layout;
