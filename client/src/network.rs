@@ -322,9 +322,17 @@ fn handle_event(social: &mut Social, event: Event) {
         Event::Blocks(keys) => social.blocked = keys,
         Event::Trust(view) => {
             let before = social.trust.as_ref().map(|view| view.requests()).unwrap_or_default();
-            for key in view.requests().into_iter().filter(|key| !before.contains(key)) {
-                let name = social.name_of(&key);
+            let new: Vec<PublicKey> = view.requests().into_iter().filter(|key| !before.contains(key)).collect();
+            // A crowd of fresh keys calling one a friend fills no chat: three names, then a count.
+            for key in new.iter().take(3) {
+                let name = social.name_of(key);
                 social.notice(format!("{name} calls you a friend: click them and choose Friend to say so back"));
+            }
+            if new.len() > 3 {
+                social.notice(format!(
+                    "and {} more call you a friend (the shields panel, F6, lists them)",
+                    new.len() - 3
+                ));
             }
             social.trust = Some(view);
         }
@@ -527,6 +535,27 @@ mod tests {
     /// Everything the chat panel would show, one line each.
     fn panel(social: &Social) -> String {
         social.chat.iter().map(|entry| format!("{}\n", entry.text)).collect()
+    }
+
+    #[test]
+    fn a_crowd_calling_one_a_friend_makes_few_notices() {
+        use sanctuary_engine::trust::{Statement, TrustContext, TrustGraph, TrustLevel};
+        let me = PublicKey::from_secret_seed(&[1; 32]);
+        let mut graph = TrustGraph::new();
+        for n in 0..10u8 {
+            let author = PublicKey::from_secret_seed(&[n + 10; 32]);
+            let level = Some(TrustLevel::Friend);
+            let statement = Statement { author, subject: me, context: TrustContext::People, level, sequence: 1 };
+            graph.insert(statement).expect("taken");
+        }
+        let mut social = Social { me: Some(me), ..Social::default() };
+        handle_event(&mut social, Event::Trust(std::sync::Arc::new(sanctuary_net::TrustView::compute(&graph, &me))));
+        let notices: Vec<&str> = social.chat.iter().map(|entry| entry.text.as_str()).collect();
+        assert_eq!(notices.len(), 4, "{notices:?}");
+        assert!(notices[3].starts_with("and 7 more call you a friend"), "{notices:?}");
+        // The same requests again say nothing new.
+        handle_event(&mut social, Event::Trust(std::sync::Arc::new(sanctuary_net::TrustView::compute(&graph, &me))));
+        assert_eq!(social.chat.len(), 4);
     }
 
     #[test]

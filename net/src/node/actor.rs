@@ -455,6 +455,7 @@ impl Node {
         self.world_tick(now);
         self.outbox_tick(now);
         self.voice_tick(now);
+        self.trust_tick();
         // Connection state and addresses change slowly: look twice a second, not every tick.
         if now.duration_since(self.last_status_check) < Duration::from_millis(500) {
             return;

@@ -6,11 +6,14 @@
 //! it is answered "shielded" and told so; nothing of theirs is stored.
 //!
 //! Bounds: the world's (statements per author, see `sanctuary_engine::MAX_TRUST_RECORDS`); one
-//! computation runs at a time, and changes during it ask for one more.
+//! computation runs at a time, changes during it ask for one more, and that one starts no sooner
+//! than [`TRUST_PAUSE`] after the last ended: a flood of statements costs at most a share of one
+//! core, never all of it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use sanctuary_engine::PublicKey;
 use sanctuary_engine::shields::{Category, Shields};
@@ -20,6 +23,9 @@ use super::Event;
 use super::actor::{Internal, Node};
 use crate::inbox::Vouched;
 use crate::store;
+
+/// The least time between the end of one computation of trust and the start of the next.
+const TRUST_PAUSE: Duration = Duration::from_millis(250);
 
 /// The person's trust, as the program shows it.
 #[derive(Debug, Clone)]
@@ -116,6 +122,8 @@ pub(super) struct TrustState {
     path: PathBuf,
     computing: bool,
     again: bool,
+    /// When the last computation ended.
+    finished: Option<Instant>,
 }
 
 impl TrustState {
@@ -129,8 +137,16 @@ impl TrustState {
                 (Shields::default(), Some(format!("the shields could not be read, defaults apply ({error})")))
             }
         };
-        let state =
-            Self { door: Door::new(shields), vouched, last: None, shields, path, computing: false, again: false };
+        let state = Self {
+            door: Door::new(shields),
+            vouched,
+            last: None,
+            shields,
+            path,
+            computing: false,
+            again: false,
+            finished: None,
+        };
         (state, problem)
     }
 }
@@ -139,10 +155,12 @@ impl Node {
     /// The statements held changed: work the trust out again (after the running computation,
     /// if one runs).
     pub(super) fn refresh_trust(&mut self) {
-        if self.trust.computing {
+        let resting = self.trust.finished.is_some_and(|finished| finished.elapsed() < TRUST_PAUSE);
+        if self.trust.computing || resting {
             self.trust.again = true;
             return;
         }
+        self.trust.again = false;
         self.trust.computing = true;
         let (replica, internal, me) = (self.replica.clone(), self.internal_tx.clone(), self.me_key);
         tokio::task::spawn_blocking(move || {
@@ -155,6 +173,7 @@ impl Node {
     /// A computation ended: the door uses it, the program is told.
     pub(super) async fn trust_computed(&mut self, view: TrustView) {
         self.trust.computing = false;
+        self.trust.finished = Some(Instant::now());
         self.trust.door.set_trust(view.people.clone());
         let reached: HashSet<[u8; 32]> = view
             .people
@@ -169,7 +188,11 @@ impl Node {
         self.trust.last = Some(view.clone());
         self.emit(Event::Trust(view)).await;
         self.tell_whereabouts().await;
-        if std::mem::take(&mut self.trust.again) {
+    }
+
+    /// Starts the computation that waited for its pause, if one did.
+    pub(super) fn trust_tick(&mut self) {
+        if self.trust.again {
             self.refresh_trust();
         }
     }
