@@ -99,6 +99,11 @@ pub struct CityWorld {
     /// Parcels whose models the person chose to load (`/models`) though the builds shield
     /// keeps their builder's out.
     pub loaded_by_hand: HashSet<ParcelCoord>,
+    /// Trust, shields or blocks changed: the parcels drawn are looked at again, and only those
+    /// whose look changed are drawn again (trust may change four times a second).
+    pub(crate) looks_may_change: bool,
+    /// Each parcel drawn: its owner and how their work was drawn.
+    pub(crate) drawn: HashMap<ParcelCoord, (PublicKey, BuildLook)>,
 }
 
 impl CityWorld {
@@ -122,7 +127,7 @@ impl CityWorld {
             }
             Event::WorldChanged(parcels) => self.changed.extend(parcels.iter().copied()),
             // Who is blocked or trusted as a builder decides what is drawn.
-            Event::Trust(_) | Event::Shields(_) | Event::Blocks(_) => self.redraw_all = true,
+            Event::Trust(_) | Event::Shields(_) | Event::Blocks(_) => self.looks_may_change = true,
             Event::Built(op) => {
                 let what = match op {
                     Op::Claim { .. } => "claimed your home parcel",
@@ -317,6 +322,19 @@ fn show_built_parcels(
     if world.replica.is_none() {
         return;
     }
+    if std::mem::take(&mut world.looks_may_change)
+        && let Some(social) = social.as_deref()
+    {
+        let shown: HashSet<ParcelCoord> = parcels.iter().map(|(_, ParcelView(parcel))| *parcel).collect();
+        world.drawn.retain(|parcel, _| shown.contains(parcel));
+        let stale: Vec<ParcelCoord> = world
+            .drawn
+            .iter()
+            .filter(|(_, (owner, look))| build_look(social, owner) != *look)
+            .map(|(parcel, _)| *parcel)
+            .collect();
+        world.changed.extend(stale);
+    }
     let redraw_all = std::mem::take(&mut world.redraw_all);
     let changed = std::mem::take(&mut world.changed);
     for (entity, ParcelView(parcel)) in &parcels {
@@ -328,6 +346,7 @@ fn show_built_parcels(
         let mut parcel_entity = commands.entity(entity);
         parcel_entity.despawn_children();
         let look = social.as_deref().map_or(BuildLook::Whole, |social| build_look(social, &owner));
+        world.drawn.insert(*parcel, (owner, look));
         if look == BuildLook::Hidden {
             continue;
         }

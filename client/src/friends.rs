@@ -44,6 +44,12 @@ pub fn online_in_order(social: &Social) -> Vec<&Whereabouts> {
     online
 }
 
+/// Someone online as a list shows them: "Bo (city)".
+pub fn online_text(seen: &Whereabouts) -> String {
+    let regions: Vec<String> = seen.regions.iter().map(ToString::to_string).collect();
+    format!("{} ({})", seen.name, regions.join(", "))
+}
+
 /// Whom `who` names among those online: a number, a name (ignoring case) or a key.
 fn find<'a>(online: &[&'a Whereabouts], who: &str) -> Result<&'a Whereabouts, String> {
     if let Ok(at) = who.parse::<usize>() {
@@ -76,15 +82,8 @@ fn start_journey(
     let Some(who) = input.goto.take() else { return };
     let online = online_in_order(&social);
     if who.is_empty() {
-        let listed: Vec<String> = online
-            .iter()
-            .take(20)
-            .enumerate()
-            .map(|(at, seen)| {
-                let regions: Vec<String> = seen.regions.iter().map(ToString::to_string).collect();
-                format!("{}. {} ({})", at + 1, seen.name, regions.join(", "))
-            })
-            .collect();
+        let listed: Vec<String> =
+            online.iter().take(20).enumerate().map(|(at, seen)| format!("{}. {}", at + 1, online_text(seen))).collect();
         let notice = if listed.is_empty() {
             "none of the people you have a word with is online".to_owned()
         } else {

@@ -202,27 +202,34 @@ fn button_label(category: Category) -> &'static str {
     }
 }
 
+/// Names shown in each of the friends lines before the rest are counted.
+const LISTED: usize = 8;
+
 /// The friends lines: friendships both sides said, requests waiting, and words not answered.
 fn friends_lines(social: &Social) -> Vec<(Tone, String)> {
     let Some(view) = social.trust.as_ref() else { return vec![(Tone::Hint, "trust: working it out...".to_owned())] };
     let name = |key: &PublicKey| {
         let here = social.crowd.get(key).map(|avatar| format!("{} (here)", avatar.name));
-        let online = || {
-            social.whereabouts.iter().find(|seen| seen.key == *key).map(|seen| {
-                let regions: Vec<String> = seen.regions.iter().map(ToString::to_string).collect();
-                format!("{} ({})", seen.name, regions.join(", "))
-            })
-        };
+        let online = || social.whereabouts.iter().find(|seen| seen.key == *key).map(crate::friends::online_text);
         here.or_else(online).unwrap_or_else(|| format!("{} (offline)", key.short()))
     };
-    let friends: Vec<String> = view.mine.keys().filter(|key| view.is_friend(key)).map(name).collect();
-    let requests: Vec<String> = view.requests().iter().map(name).collect();
-    let pending: Vec<String> = view.pending().iter().map(name).collect();
-    let list = |names: &[String]| if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+    // The first few names of each list, then a count: a crowd of keys asking fills no panel.
+    let list = |keys: Vec<PublicKey>| {
+        let mut names: Vec<String> = keys.iter().take(LISTED).map(name).collect();
+        if keys.len() > LISTED {
+            names.push(format!("and {} more", keys.len() - LISTED));
+        }
+        if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+    };
+    let requests = view.requests();
+    let asking = if requests.is_empty() { Tone::Plain } else { Tone::Warn };
     vec![
-        (Tone::Good, format!("Friends: {}", list(&friends))),
-        (if requests.is_empty() { Tone::Plain } else { Tone::Warn }, format!("Asking you: {}", list(&requests))),
-        (Tone::Plain, format!("You asked: {}", list(&pending))),
+        (
+            Tone::Good,
+            format!("Friends: {}", list(view.mine.keys().filter(|key| view.is_friend(key)).copied().collect())),
+        ),
+        (asking, format!("Asking you: {}", list(requests))),
+        (Tone::Plain, format!("You asked: {}", list(view.pending()))),
         (Tone::Hint, "Click someone: Friend, Acquaintance, Distrust, Block | /goto NAME | /trust".to_owned()),
     ]
 }
@@ -276,6 +283,26 @@ mod tests {
         let spec = shields_spec(&Social::default());
         assert!(spec.offers(PanelAction::CycleShield(Category::Direct)) && spec.offers(PanelAction::ToggleShields));
         assert!(spec.lines.iter().any(|(_, line)| line.starts_with("Private messages: people I know")));
+    }
+
+    #[test]
+    fn a_crowd_asking_is_counted_not_listed() {
+        use sanctuary_engine::trust::{Statement, TrustContext, TrustGraph};
+        let me = PublicKey::from_secret_seed(&[1; 32]);
+        let mut graph = TrustGraph::new();
+        for n in 0..20u8 {
+            let author = PublicKey::from_secret_seed(&[n + 10; 32]);
+            let level = Some(TrustLevel::Friend);
+            graph
+                .insert(Statement { author, subject: me, context: TrustContext::People, level, sequence: 1 })
+                .expect("taken");
+        }
+        let view = sanctuary_net::TrustView::compute(&graph, &me);
+        let social = Social { me: Some(me), trust: Some(std::sync::Arc::new(view)), ..Social::default() };
+        let lines = friends_lines(&social);
+        let asking = &lines[1].1;
+        assert!(asking.ends_with("and 12 more"), "{asking}");
+        assert_eq!(asking.matches("(offline)").count(), LISTED);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::world::CurrentRegion;
 
 /// How a builder's work is drawn for the person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum BuildLook {
+pub enum BuildLook {
     /// As built.
     Whole,
     /// Primitives as built, models as grey boxes (the builds shield).
