@@ -1,6 +1,7 @@
 //! Sanctuary's world model and rules: pure and deterministic, with no I/O, rendering, network or
 //! bitcoin. Functions take state and input and return data; the caller draws, stores or sends it.
 
+pub mod avatar;
 pub mod body;
 mod city;
 mod identity;
@@ -24,7 +25,10 @@ pub use layout::{
     Atmosphere, Bounds, CITY_REACH, Drifter, EYE_HEIGHT, LOBBY_DRIFTERS, LOBBY_HEIGHT, LOBBY_RADIUS, Lamp, Portal,
     RegionLayout, WORLD_SEED, region_accent,
 };
-pub use model::{ModelError, ModelLimits, ModelSummary, inspect_model, referenced_files};
+pub use model::{
+    HumanBone, Humanoid, ModelError, ModelLimits, ModelSummary, PASSED_THROUGH, RigSource, inspect_model,
+    referenced_files, unsupported_advice,
+};
 pub use region::{RegionId, RoomKind, UnknownRegion};
 pub use rng::LayoutRng;
 pub use structure::{Placement, Rgb, Shape, Structure, Surface};

@@ -21,10 +21,15 @@ use gltf::json::validation::Checked;
 
 use crate::world::budget;
 
+mod extensions;
 mod files;
 mod geometry;
+mod humanoid;
 mod images;
 mod nodes;
+
+pub use extensions::{PASSED_THROUGH, unsupported_advice};
+pub use humanoid::{HumanBone, Humanoid, RigSource};
 
 use files::{ResourceStore, external_files, load_buffers};
 use geometry::{check_accessors, check_buffer_views, check_meshes, check_skins_and_animations};
@@ -83,6 +88,46 @@ pub struct ModelSummary {
     /// `min` and `max` glTF requires of them), in the model's own metres; node transforms are
     /// not applied. `None` when no primitive declares finite bounds.
     pub bounds: Option<([f32; 3], [f32; 3])>,
+    /// The materials the meshes draw with: each distinct material once, and the default material
+    /// once if any primitive has none.
+    pub materials: usize,
+    /// The distinct nodes any skin names as a joint.
+    pub bones: usize,
+    /// What the textures take on a graphics card once decoded: four bytes a pixel and a third
+    /// more for the smaller copies (mipmaps), in bytes.
+    pub texture_bytes: u64,
+    /// The humanoid skeleton, when the model is an avatar (VRM, or bones named as common rigs
+    /// name them).
+    pub humanoid: Option<Humanoid>,
+}
+
+/// The distinct materials the primitives use (the default material counts as one).
+fn material_count(root: &json::Root) -> usize {
+    let mut used: Vec<Option<usize>> = root
+        .meshes
+        .iter()
+        .flat_map(|mesh| &mesh.primitives)
+        .map(|primitive| primitive.material.map(|index| index.value()))
+        .collect();
+    used.sort_unstable();
+    used.dedup();
+    used.len()
+}
+
+/// The distinct joint nodes of all skins.
+fn bone_count(root: &json::Root) -> usize {
+    let mut joints: Vec<usize> = root.skins.iter().flat_map(|skin| &skin.joints).map(|joint| joint.value()).collect();
+    joints.sort_unstable();
+    joints.dedup();
+    joints.len()
+}
+
+/// Texture memory once decoded: RGBA8 with a full mip chain (4/3 of the largest level).
+fn texture_bytes(textures: &[(u32, u32)]) -> u64 {
+    textures
+        .iter()
+        .map(|&(width, height)| u64::from(width).saturating_mul(u64::from(height)).saturating_mul(16) / 3)
+        .fold(0u64, u64::saturating_add)
 }
 
 /// The union of the declared `POSITION` bounds of every mesh primitive.
@@ -250,6 +295,14 @@ pub enum ModelError {
         /// The mesh's index.
         mesh: usize,
     },
+    /// The model requires a glTF extension Sanctuary cannot read.
+    #[error("the model requires the glTF extension {name}, which Sanctuary cannot read; {advice}")]
+    UnsupportedExtension {
+        /// The extension's name, as the file spells it (shortened if absurdly long).
+        name: String,
+        /// How to make a file without it.
+        advice: &'static str,
+    },
     /// A vertex attribute has a different number of elements than `POSITION`.
     #[error("mesh {mesh}: attribute {attribute} has a different number of elements than POSITION")]
     AttributeLengthMismatch {
@@ -320,6 +373,7 @@ pub fn inspect_model(
 ) -> Result<ModelSummary, ModelError> {
     check_main_size(main, limits)?;
     let ParsedModel { root, blob } = parse_model(main)?;
+    let humanoid = humanoid::read_humanoid(json_text(main), &root);
     let files = external_files(&root)?;
     check_file_count(files.len(), limits)?;
 
@@ -336,9 +390,13 @@ pub fn inspect_model(
         triangles: geometry.triangles,
         vertices: geometry.vertices,
         bytes: store.total_bytes,
-        textures,
         meshes: root.meshes.len(),
         bounds: position_bounds(&root),
+        materials: material_count(&root),
+        bones: bone_count(&root),
+        texture_bytes: texture_bytes(&textures),
+        textures,
+        humanoid,
     })
 }
 
@@ -375,10 +433,24 @@ fn parse_model(main: &[u8]) -> Result<ParsedModel, ModelError> {
     }
     let gltf::Gltf { document, blob } =
         gltf::Gltf::from_slice_without_validation(main).map_err(|error| not_gltf(&error))?;
-    let root = document.into_json();
+    let mut root = document.into_json();
+    extensions::check_required(&root)?;
+    // Required extensions were checked just above against what Sanctuary reads; the `gltf`
+    // crate's own list depends on the features other crates enable, so it is not asked.
+    root.extensions_required.clear();
     check_before_validation(&root)?;
     let document = gltf::Document::from_json(root).map_err(|error| not_gltf(&error))?;
     Ok(ParsedModel { root: document.into_json(), blob })
+}
+
+/// The JSON of a model: the `.gltf` file itself, or a `.glb`'s first chunk (whose bounds
+/// [`check_glb_header`] and the parser have already checked; anything odd gives an empty text).
+fn json_text(main: &[u8]) -> &[u8] {
+    if !main.starts_with(b"glTF") {
+        return main;
+    }
+    let Some(length) = read_u32_le(main, 12).and_then(|length| usize::try_from(length).ok()) else { return &[] };
+    main.get(20..20usize.saturating_add(length)).unwrap_or(&[])
 }
 
 fn check_glb_header(main: &[u8]) -> Result<(), ModelError> {
