@@ -19,10 +19,25 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::{ModelLimits, ModelSummary};
 
+/// The avatar someone wears, as their presence announces it: enough to decide whether to fetch
+/// it before fetching. The rank is the wearer's claim; a viewer ranks the model again once it
+/// is here and draws the fallback if the claim was false.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AvatarRef {
+    /// BLAKE3 of the model's bundle (its manifest blob), as for a placed model.
+    pub hash: [u8; 32],
+    /// Bytes of all its files together (at most [`AVATAR_BYTES`]).
+    pub bytes: u64,
+    /// The rank its wearer's copy gave it.
+    pub rank: Rank,
+}
+
 /// An avatar's performance rank, best first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Rank {
     /// Cheap enough for a crowd.
     Excellent,

@@ -14,6 +14,7 @@ use iroh::Endpoint;
 use iroh_blobs::Hash;
 use iroh_blobs::api::downloader::{DownloadProgressItem, Downloader};
 use iroh_blobs::store::fs::FsStore;
+use sanctuary_engine::avatar::{AvatarRef, avatar_limits, rank};
 use sanctuary_engine::{ModelLimits, ModelRef, ModelSummary, budget, inspect_model, referenced_files};
 use serde::{Deserialize, Serialize};
 
@@ -105,7 +106,28 @@ impl AssetStore {
     /// Imports a `.glb` or `.gltf` and the files it names from disk, after checking them all
     /// against the budget. Sizes are checked before anything is read whole.
     pub async fn import(&self, path: &Path) -> Result<(ModelRef, ModelSummary), AssetError> {
-        let limits = model_limits();
+        let (hash, bytes, summary) = self.import_files(path, &model_limits()).await?;
+        let (min, max) =
+            summary.bounds.ok_or_else(|| AssetError::Model("the model declares no bounds for its meshes".into()))?;
+        let triangles = u32::try_from(summary.triangles).unwrap_or(u32::MAX);
+        Ok((ModelRef { hash, bytes, triangles, min, max }, summary))
+    }
+
+    /// Imports an avatar (a `.glb`, `.gltf` or `.vrm` and the files it names), after checking
+    /// it against the avatar budget and ranking it.
+    pub async fn import_avatar(&self, path: &Path) -> Result<(AvatarRef, ModelSummary), AssetError> {
+        let (hash, bytes, summary) = self.import_files(path, &avatar_limits()).await?;
+        let ranking = rank(&summary).map_err(|error| AssetError::Model(error.to_string()))?;
+        Ok((AvatarRef { hash, bytes, rank: ranking.rank }, summary))
+    }
+
+    /// Reads a model and its files from disk within `limits`, checks them, and stores them as a
+    /// bundle: its hash, its bytes in all, and what the checks found.
+    async fn import_files(
+        &self,
+        path: &Path,
+        limits: &ModelLimits,
+    ) -> Result<([u8; 32], u64, ModelSummary), AssetError> {
         let read = |path: &Path, left: u64| -> Result<Vec<u8>, AssetError> {
             let failed = |reason: String| AssetError::Read { path: path.display().to_string(), reason };
             let size = std::fs::metadata(path).map_err(|error| failed(error.to_string()))?.len();
@@ -120,7 +142,7 @@ impl AssetStore {
         };
         let main = read(path, limits.max_bytes)?;
         let main_name = path.file_name().and_then(|name| name.to_str()).unwrap_or("model.glb").to_owned();
-        let names = referenced_files(&main, &limits).map_err(|error| AssetError::Model(error.to_string()))?;
+        let names = referenced_files(&main, limits).map_err(|error| AssetError::Model(error.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut left = limits.max_bytes.saturating_sub(main.len() as u64);
         let mut files = vec![(main_name.clone(), main)];
@@ -132,7 +154,7 @@ impl AssetStore {
             left = left.saturating_sub(bytes.len() as u64);
             files.push((name, bytes));
         }
-        let summary = check_files(&files, &limits)?;
+        let summary = check_files(&files, limits)?;
         let mut bundle = Bundle { main: main_name, files: Vec::new() };
         for (name, bytes) in files {
             let size = bytes.len() as u64;
@@ -141,16 +163,7 @@ impl AssetStore {
         }
         let manifest = postcard::to_allocvec(&bundle).map_err(|error| AssetError::Store(error.to_string()))?;
         let tag = self.store.add_bytes(manifest).await.map_err(|error| AssetError::Store(error.to_string()))?;
-        let (min, max) =
-            summary.bounds.ok_or_else(|| AssetError::Model("the model declares no bounds for its meshes".into()))?;
-        let model = ModelRef {
-            hash: *tag.hash.as_bytes(),
-            bytes: bundle.total_size(),
-            triangles: u32::try_from(summary.triangles).unwrap_or(u32::MAX),
-            min,
-            max,
-        };
-        Ok((model, summary))
+        Ok((*tag.hash.as_bytes(), bundle.total_size(), summary))
     }
 
     /// The manifest of a bundle held here, if it is complete and sane.
@@ -178,10 +191,14 @@ impl AssetStore {
         self.complete_bytes(file.hash, file.size).await
     }
 
-    /// Reads a whole bundle held here and checks the model.
-    pub async fn checked_model(&self, hash: [u8; 32]) -> Result<(Bundle, ModelSummary), AssetError> {
+    /// Reads a whole bundle held here and checks the model against `limits` ([`model_limits`]
+    /// for a placed model, the avatar limits for an avatar).
+    pub async fn checked_model(
+        &self,
+        hash: [u8; 32],
+        limits: &ModelLimits,
+    ) -> Result<(Bundle, ModelSummary), AssetError> {
         let bundle = self.bundle(hash).await.ok_or_else(|| AssetError::Unavailable("not here yet".into()))?;
-        let limits = model_limits();
         if bundle.total_size() > limits.max_bytes {
             return Err(AssetError::Model(format!(
                 "the model is {} bytes; at most {}",
@@ -198,16 +215,17 @@ impl AssetStore {
             files.push((file.name.clone(), bytes));
         }
         // The main file is listed first.
-        let summary = check_files(&files, &limits)?;
+        let summary = check_files(&files, limits)?;
         Ok((bundle, summary))
     }
 
     /// Fetches a bundle from `providers` (tried in turn), reporting the bytes received so far
-    /// and the total, then checks it. Parts already here are not fetched again.
+    /// and the total, then checks it against `limits`. Parts already here are not fetched again.
     pub async fn fetch(
         &self,
         downloader: &Downloader,
         hash: [u8; 32],
+        limits: &ModelLimits,
         providers: Vec<iroh::PublicKey>,
         mut progress: impl FnMut(u64, u64) + Send,
     ) -> Result<ModelSummary, AssetError> {
@@ -220,10 +238,12 @@ impl AssetStore {
         self.expect_complete(manifest, MAX_MANIFEST_BYTES as u64, "its manifest").await?;
         let bundle = self.bundle(hash).await.ok_or_else(|| AssetError::Model("its manifest is damaged".into()))?;
         // The sizes it declares, before any file is fetched.
-        let limits = model_limits();
         let total = bundle.files.iter().try_fold(0u64, |sum, file| sum.checked_add(file.size)).unwrap_or(u64::MAX);
         if total > limits.max_bytes {
-            return Err(AssetError::Model(format!("the model is {total} bytes; a parcel allows {}", limits.max_bytes)));
+            return Err(AssetError::Model(format!(
+                "the model is {total} bytes; at most {} may come",
+                limits.max_bytes
+            )));
         }
         progress(0, total);
         let mut done = 0;
@@ -238,7 +258,7 @@ impl AssetStore {
             done += file.size;
             progress(done, total);
         }
-        self.checked_model(hash).await.map(|(_, summary)| summary)
+        self.checked_model(hash, limits).await.map(|(_, summary)| summary)
     }
 
     /// Fails unless the blob is here whole and at most `limit` bytes: a blob that is larger
@@ -357,7 +377,7 @@ mod tests {
         for (what, hash) in
             [("lying sizes", lying.hash), ("fat manifest", fat_manifest.hash), ("over budget", greedy.hash)]
         {
-            let error = store.fetch(&downloader, *hash.as_bytes(), providers.clone(), |_, _| {}).await;
+            let error = store.fetch(&downloader, *hash.as_bytes(), &model_limits(), providers.clone(), |_, _| {}).await;
             assert!(matches!(error, Err(AssetError::Model(_))), "{what}: {error:?}");
         }
         assert!(disk_use(&store_dir) < 4 << 20, "{} bytes were fetched", disk_use(&store_dir));

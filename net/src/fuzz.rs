@@ -78,6 +78,12 @@ fn region_seeds() -> Vec<Vec<u8>> {
         RegionMessage::Leave,
         RegionMessage::Change(vec![7; 120]),
         RegionMessage::Mic(crate::MicState::Muted),
+        RegionMessage::Look(Some(sanctuary_engine::avatar::AvatarRef {
+            hash: [5; 32],
+            bytes: 40_000,
+            rank: sanctuary_engine::avatar::Rank::Good,
+        })),
+        RegionMessage::Look(None),
     ];
     messages
         .iter()

@@ -372,12 +372,13 @@ impl Limited for crate::wire::RegionMessage {
             crate::wire::RegionMessage::Presence(_) | crate::wire::RegionMessage::Leave => 0,
             crate::wire::RegionMessage::Chat { .. } => 1,
             crate::wire::RegionMessage::Change(_) => 2,
-            crate::wire::RegionMessage::Mic(_) => 3,
+            crate::wire::RegionMessage::Mic(_) | crate::wire::RegionMessage::Look(_) => 3,
         }
     }
     // Poses: 20 a second with room for jitter (less as the crowd grows). Chat: a burst of ten
     // lines, then two a second. Building: a burst of 100 changes (a pasted group), then 20 a
-    // second. The microphone: a burst of eight (someone toggling mute), then one a second.
+    // second. The microphone and the avatar worn: a burst of eight (someone toggling mute or
+    // trying on avatars), then one a second.
     const LANES: &'static [(u32, u32)] = &[(30, 25), (10, 2), (100, 20), (8, 1)];
     const CROWD_LANE: Option<usize> = Some(0);
 }

@@ -123,6 +123,11 @@ impl Paths {
         self.root.join("profile.bin")
     }
 
+    /// The avatar worn, kept for next time.
+    pub(crate) fn avatar(&self) -> PathBuf {
+        self.root.join("avatar.bin")
+    }
+
     pub(crate) fn outbox(&self) -> PathBuf {
         self.root.join("outbox.bin")
     }

@@ -7,6 +7,7 @@
 use glam::{Quat, Vec3};
 use iroh::{PublicKey, SecretKey, Signature};
 use sanctuary_engine::RegionId;
+use sanctuary_engine::avatar::{AVATAR_BYTES, AvatarRef};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -145,6 +146,10 @@ pub enum RegionMessage {
     /// [`crate::MIC_KEEPALIVE`]. (Last of the variants, so that older peers still read every
     /// other message.)
     Mic(MicState),
+    /// The model the author wears (`None`: a plain body in their colour). Sent when it
+    /// changes, to newcomers, and every [`crate::LOOK_KEEPALIVE`], beside the pose rather than
+    /// in it, so that twenty poses a second do not carry it.
+    Look(Option<AvatarRef>),
 }
 
 /// Whether a person can be heard, shown to the others beside their name.
@@ -248,7 +253,10 @@ impl Body for RegionMessage {
             RegionMessage::Change(bytes) if bytes.len() > sanctuary_engine::MAX_CHANGE_BYTES => {
                 Err(WireError::TooLarge { len: bytes.len() })
             }
-            RegionMessage::Change(_) | RegionMessage::Mic(_) => Ok(()),
+            RegionMessage::Look(Some(avatar)) if avatar.bytes > AVATAR_BYTES => {
+                Err(WireError::AvatarTooLarge { bytes: avatar.bytes })
+            }
+            RegionMessage::Change(_) | RegionMessage::Mic(_) | RegionMessage::Look(_) => Ok(()),
         }
     }
     fn clean(&mut self) {
@@ -258,7 +266,7 @@ impl Body for RegionMessage {
                 clean_in_place(name);
                 clean_in_place(text);
             }
-            RegionMessage::Leave | RegionMessage::Change(_) | RegionMessage::Mic(_) => {}
+            RegionMessage::Leave | RegionMessage::Change(_) | RegionMessage::Mic(_) | RegionMessage::Look(_) => {}
         }
     }
 }
@@ -344,6 +352,12 @@ pub enum WireError {
     /// The text is too long.
     #[error("the text is longer than {MAX_TEXT_CHARS} characters")]
     TextTooLong,
+    /// An avatar announced larger than any avatar may be.
+    #[error("an avatar of {bytes} bytes is over the {AVATAR_BYTES}-byte limit")]
+    AvatarTooLarge {
+        /// The bytes it declares.
+        bytes: u64,
+    },
 }
 
 /// The bytes a signature covers: context, scope, author, sequence and content.
@@ -465,6 +479,17 @@ mod tests {
         assert_eq!(verified.author, secret(1).public());
         assert_eq!(verified.sequence, 5);
         assert_eq!(verified.body, RegionMessage::Presence(presence()));
+    }
+
+    #[test]
+    fn the_avatar_worn_round_trips_and_an_impossible_one_is_refused() {
+        use sanctuary_engine::avatar::Rank;
+        let look = RegionMessage::Look(Some(AvatarRef { hash: [3; 32], bytes: 40_000, rank: Rank::Good }));
+        let bytes = encode(&secret(1), &TOPIC, 6, &look).expect("encodes");
+        assert_eq!(decode::<RegionMessage>(&bytes, &TOPIC).expect("verifies").body, look);
+        let huge = RegionMessage::Look(Some(AvatarRef { hash: [3; 32], bytes: AVATAR_BYTES + 1, rank: Rank::Good }));
+        // Decoding runs the same check after the signature.
+        assert_eq!(encode(&secret(1), &TOPIC, 7, &huge), Err(WireError::AvatarTooLarge { bytes: AVATAR_BYTES + 1 }));
     }
 
     #[test]

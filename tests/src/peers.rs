@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sanctuary_engine::avatar::AvatarRef;
 use sanctuary_engine::shields::{Category, Reach, Shields};
 use sanctuary_engine::{ModelRef, Op, PublicKey, RegionId};
 use sanctuary_net::{
@@ -70,6 +71,12 @@ pub struct Peer {
     pub whereabouts: Vec<sanctuary_net::Whereabouts>,
     /// The volumes (and mutes) kept from before, as the node said at its start.
     pub volumes: Option<Vec<(PublicKey, f32)>>,
+    /// What each person was last said to wear.
+    pub looks: HashMap<PublicKey, Option<AvatarRef>>,
+    /// What we wear, as the node last said.
+    pub wearing: Option<Option<AvatarRef>>,
+    /// Avatars that could not be put on, and why.
+    pub avatar_refused: Vec<String>,
 }
 
 /// An offline node configuration (relays disabled, no LAN discovery) keeping its files in `dir`.
@@ -125,6 +132,9 @@ impl Peer {
                         shields: None,
                         whereabouts: Vec::new(),
                         volumes: None,
+                        looks: HashMap::new(),
+                        wearing: None,
+                        avatar_refused: Vec::new(),
                     };
                 }
                 Event::Failed(error) => panic!("the node failed to start: {error}"),
@@ -161,6 +171,11 @@ impl Peer {
                 Event::Shields(shields) => self.shields = Some(shields),
                 Event::Whereabouts(online) => self.whereabouts = online,
                 Event::Volumes(kept) => self.volumes = Some(kept),
+                Event::Look { author, avatar, .. } => {
+                    self.looks.insert(author, avatar);
+                }
+                Event::Wearing { avatar, .. } => self.wearing = Some(avatar),
+                Event::AvatarRefused(reason) => self.avatar_refused.push(reason),
                 _ => {}
             }
         }

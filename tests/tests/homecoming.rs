@@ -120,7 +120,7 @@ async fn a_model_comes_from_another_holder_when_one_fails() {
     use iroh::endpoint::presets;
     use iroh::protocol::Router;
     use iroh::{Endpoint, RelayMode};
-    use sanctuary_net::{AssetError, AssetStore};
+    use sanctuary_net::{AssetError, AssetStore, model_limits};
 
     async fn holder(dir: &std::path::Path) -> (AssetStore, Endpoint, Router) {
         let store = AssetStore::open(dir).await.expect("store");
@@ -151,18 +151,24 @@ async fn a_model_comes_from_another_holder_when_one_fails() {
     let downloader = fetcher.downloader(&endpoint);
     let without = tokio::time::timeout(
         Duration::from_secs(60),
-        fetcher.fetch(&downloader, model.hash, vec![empty.id(), gone.id()], |_, _| {}),
+        fetcher.fetch(&downloader, model.hash, &model_limits(), vec![empty.id(), gone.id()], |_, _| {}),
     )
     .await
     .expect("fails in time");
     assert!(matches!(without, Err(AssetError::Unavailable(_))), "{without:?}");
     let summary = tokio::time::timeout(
         Duration::from_secs(60),
-        fetcher.fetch(&downloader, model.hash, vec![empty.id(), gone.id(), good_endpoint.id()], |_, _| {}),
+        fetcher.fetch(
+            &downloader,
+            model.hash,
+            &model_limits(),
+            vec![empty.id(), gone.id(), good_endpoint.id()],
+            |_, _| {},
+        ),
     )
     .await
     .expect("arrives in time")
     .expect("the good holder serves it");
     assert!(summary.triangles > 0);
-    assert!(fetcher.checked_model(model.hash).await.is_ok());
+    assert!(fetcher.checked_model(model.hash, &model_limits()).await.is_ok());
 }

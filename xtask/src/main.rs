@@ -1,5 +1,6 @@
 //! `cargo xtask`: Sanctuary's automation. One subcommand per file; `test` runs what CI runs.
 
+mod avatars;
 mod bench;
 mod fuzz;
 mod run;
@@ -15,6 +16,7 @@ Commands:
   setup            check the system packages the build and tests need; install them if possible
   run [-- ARGS]    build and start the desktop client (ARGS go to `sanctuary`, e.g. -- --help)
   test             run every test CI runs, rendering tests included
+  avatars          make the default avatars in assets/avatars/ (VRM 1.0, from code)
   bench frame      median CPU frame time with 100, 1,000 and 10,000 animated avatars (headless)
   bench net        pose bytes, gossip delivery p50/p95 with 8 and 32 peers, CPU to take in 1,000 avatars, then bench hostile
   bench hostile    R6: delivery under a one-key and a 1,000-key flood; R3: time to converge after a partition heals
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Some("run") => run::run(&args[1..]),
         Some("test") => test::run(),
         Some("bench") => bench::run(&args[1..]),
+        Some("avatars") => avatars::make(),
         Some("soak") => soak(args.get(1).map(String::as_str)),
         Some("fuzz") => fuzz::command(&args[1..]),
         Some("help" | "--help" | "-h") | None => {

@@ -13,10 +13,12 @@ use iroh::{Endpoint, RelayMode, SecretKey};
 use iroh_gossip::Gossip;
 use iroh_mdns_address_lookup::{DiscoveryEvent, MdnsAddressLookup};
 use iroh_tickets::endpoint::EndpointTicket;
-use sanctuary_engine::{ModelRef, Op, PublicKey, RegionId};
+use sanctuary_engine::avatar::AvatarRef;
+use sanctuary_engine::{ModelSummary, Op, PublicKey, RegionId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::avatar::load_avatar;
 use super::blocks::Blocks;
 use super::directory::Directory;
 use super::gate::Gate;
@@ -25,7 +27,7 @@ use super::presence::{Regions, subscribe};
 use super::trust::{TrustState, TrustView};
 use super::voice::{Audible, Voice, VoiceDatagram, VoiceProtocol, VoiceSender};
 use super::volumes::Volumes;
-use super::world::WorldSync;
+use super::world::{Wanted, WorldSync};
 use super::{Command, DirectLine, Event, NodeConfig, Profile, RelayChoice, RelayState, Status, world_topic};
 use crate::assets::AssetStore;
 use crate::direct::Undelivered;
@@ -85,7 +87,8 @@ pub(super) enum Internal {
     Built { op: Op, result: Result<Vec<u8>, AuthorError> },
     Applied(Applied),
     Synced { peer: iroh::PublicKey, result: Result<SyncReport, String> },
-    Refetch { model: ModelRef, hint: Option<PublicKey>, attempt: u32 },
+    Refetch { wanted: Wanted, hint: Option<PublicKey>, attempt: u32 },
+    Worn(Result<(AvatarRef, String, ModelSummary), String>),
     VoiceDialled { peer: iroh::PublicKey, result: Result<iroh::endpoint::Connection, String> },
 }
 
@@ -132,6 +135,8 @@ pub(super) struct Node {
     pub(super) voice: Voice,
     memory: MemoryLookup,
     pub(super) profile: Profile,
+    /// The avatar we wear (`None`: a plain body).
+    pub(super) avatar: Option<AvatarRef>,
     pub(super) paths: Paths,
     pub(super) events: mpsc::Sender<Event>,
     pub(super) stats: Arc<NetStats>,
@@ -293,6 +298,7 @@ impl Node {
         if let Err(error) = store::write_atomic(&paths.profile(), &profile) {
             let _ = events.send(Event::Notice(format!("the profile could not be saved: {error}"))).await;
         }
+        let avatar = load_avatar(&paths, &events).await;
         let ticket = EndpointTicket::new(endpoint.addr()).to_string();
         let long_ago = Instant::now().checked_sub(Duration::from_secs(60)).unwrap_or_else(Instant::now);
         let downloader = assets.downloader(&endpoint);
@@ -308,6 +314,7 @@ impl Node {
             gate,
             memory,
             profile,
+            avatar,
             paths,
             events,
             stats,
@@ -337,6 +344,7 @@ impl Node {
         };
         node.emit(Event::Started { id: me_key, ticket, profile: node.profile.clone(), world: replica, assets }).await;
         node.emit(Event::DirectHistory(history)).await;
+        node.emit(Event::Wearing { avatar: node.avatar, name: None, summary: None }).await;
         node.emit(Event::Blocks(node.blocks.list())).await;
         node.emit(Event::Shields(node.trust.shields)).await;
         node.emit(Event::Volumes(node.volumes.list())).await;
@@ -423,7 +431,9 @@ impl Node {
             }
             Command::Build(op) => self.build(op),
             Command::Import(path) => self.import(path),
-            Command::Fetch { model, hint } => self.fetch(model, hint),
+            Command::Fetch { model, hint } => self.fetch(Wanted::Model(model), hint),
+            Command::FetchAvatar { avatar, hint } => self.fetch(Wanted::Avatar(avatar), hint),
+            Command::Wear(path) => self.wear(path).await,
             Command::Shutdown => {}
         }
     }
@@ -443,7 +453,8 @@ impl Node {
             Internal::Built { op, result } => self.built(op, result).await,
             Internal::Applied(applied) => self.applied(applied).await,
             Internal::Synced { peer, result } => self.sync_done(peer, result).await,
-            Internal::Refetch { model, hint, attempt } => self.fetch_attempt(model, hint, attempt),
+            Internal::Refetch { wanted, hint, attempt } => self.fetch_attempt(wanted, hint, attempt),
+            Internal::Worn(result) => self.worn(result).await,
             Internal::VoiceDialled { peer, result } => self.voice_dialled(peer, result),
         }
     }

@@ -13,6 +13,7 @@
 //! Each module keeps its own state and its own bounds; ARCHITECTURE.md lists them.
 
 mod actor;
+mod avatar;
 mod blocks;
 mod directory;
 mod gate;
@@ -40,6 +41,7 @@ use std::time::Duration;
 
 use iroh_gossip::TopicId;
 use iroh_tickets::endpoint::EndpointTicket;
+use sanctuary_engine::avatar::AvatarRef;
 use sanctuary_engine::shields::Shields;
 use sanctuary_engine::{ModelRef, ModelSummary, Op, ParcelCoord, PublicKey, RegionId};
 use serde::{Deserialize, Serialize};
@@ -65,6 +67,9 @@ pub const POSE_KEEPALIVE: Duration = Duration::from_secs(2);
 /// How often our microphone's state is said again though it did not change (for anyone who
 /// missed it).
 pub const MIC_KEEPALIVE: Duration = Duration::from_secs(10);
+
+/// How often the avatar worn is said again when nothing changed, for whoever missed it.
+pub const LOOK_KEEPALIVE: Duration = Duration::from_secs(10);
 /// Someone not heard from for this long has left.
 pub const PRESENCE_TIMEOUT: Duration = Duration::from_secs(7);
 /// Bytes a pose costs on the wire beyond its message: gossip framing and QUIC/UDP/IP headers.
@@ -201,6 +206,16 @@ pub enum Command {
     Chat(String),
     /// How our microphone is set, for the others to show (said in the first region).
     Mic(MicState),
+    /// Wear the model at this path (a `.glb`, `.gltf` or `.vrm` with its files), checked
+    /// against the avatar budget and kept; `None` takes it off.
+    Wear(Option<PathBuf>),
+    /// Fetch someone's avatar from them (`hint`) or whoever is near.
+    FetchAvatar {
+        /// The avatar.
+        avatar: AvatarRef,
+        /// Its wearer.
+        hint: Option<PublicKey>,
+    },
     /// How loud the person hears someone (0 mutes them; 1 is normal): kept on disk so that
     /// mutes hold after a restart (`Event::Volumes` gives them back at the start).
     Volume {
@@ -433,6 +448,27 @@ pub enum Event {
         /// Off, live or muted.
         state: MicState,
     },
+    /// The model someone wears (`None`: a plain body).
+    Look {
+        /// Where.
+        region: RegionId,
+        /// Who.
+        author: PublicKey,
+        /// Their avatar.
+        avatar: Option<AvatarRef>,
+    },
+    /// We now wear `avatar` (at the start too), or a plain body; `name` is the file's name when
+    /// it was just put on.
+    Wearing {
+        /// The avatar.
+        avatar: Option<AvatarRef>,
+        /// The file it came from, when it was just put on.
+        name: Option<String>,
+        /// What the checks found, when it was just put on.
+        summary: Option<ModelSummary>,
+    },
+    /// The avatar could not be put on, and why.
+    AvatarRefused(String),
     /// Everyone we block (at the start, and after each change).
     Blocks(Vec<PublicKey>),
     /// The person's trust, worked out again whenever the statements held change (and at the

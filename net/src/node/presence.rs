@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use iroh_gossip::api::{Event as GossipEvent, GossipReceiver, GossipSender};
 use iroh_gossip::{Gossip, TopicId};
+use sanctuary_engine::avatar::AvatarRef;
 use sanctuary_engine::{PublicKey, RegionId};
 
 use super::actor::{Internal, Node, TaskGuard, TopicOut};
@@ -55,6 +56,8 @@ pub(super) struct Regions {
     pub(super) mic: Option<MicState>,
     /// What we said of it last, and when.
     sent_mic: Option<(MicState, Instant)>,
+    /// The avatar we said we wear last, and when; `None` says it at the next tick.
+    pub(super) sent_look: Option<(Option<AvatarRef>, Instant)>,
 }
 
 impl Regions {
@@ -245,6 +248,7 @@ impl Node {
             RegionMessage::Leave => self.emit(Event::Left { region, author }).await,
             RegionMessage::Change(bytes) => self.apply_change(bytes),
             RegionMessage::Mic(state) => self.emit(Event::Mic { region, author, state }).await,
+            RegionMessage::Look(avatar) => self.emit(Event::Look { region, author, avatar }).await,
         }
     }
 
@@ -275,6 +279,7 @@ impl Node {
         }
         // After the pose, so that whoever is new knows who the microphone belongs to.
         self.send_mic(now, newcomers).await;
+        self.send_look(now, newcomers).await;
     }
 
     /// Says how our microphone is set when it changed, when someone new may not know it

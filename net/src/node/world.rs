@@ -12,13 +12,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sanctuary_engine::{ModelRef, ObjectKind, Op, PublicKey, RegionId, SignedChange};
+use sanctuary_engine::avatar::{AVATAR_BYTES, AvatarRef, avatar_limits};
+use sanctuary_engine::{ModelLimits, ModelRef, ModelSummary, ObjectKind, Op, PublicKey, RegionId, SignedChange};
 use tokio::sync::mpsc;
 
 use super::Event;
 use super::actor::{Internal, Node, wall_micros};
 use crate::alpn;
-use crate::assets::AssetError;
+use crate::assets::{AssetError, model_limits};
 use crate::node::world_topic;
 use crate::replica::{Applied, AuthorError, SharedReplica, SyncReport, sync_with};
 use crate::wire::{RegionMessage, WorldMessage, encode};
@@ -87,6 +88,44 @@ impl WorldSync {
     /// Whether models are kept (a home node).
     pub(super) fn keeps_models(&self) -> bool {
         self.kept.is_some()
+    }
+}
+
+/// A model to fetch: one placed in the world, or someone's avatar.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wanted {
+    /// A placed model: it must draw no more triangles and be no larger than its placer said.
+    Model(ModelRef),
+    /// An avatar: within the avatar budget and no more bytes than its wearer said.
+    Avatar(AvatarRef),
+}
+
+impl Wanted {
+    pub(super) fn hash(&self) -> [u8; 32] {
+        match self {
+            Wanted::Model(model) => model.hash,
+            Wanted::Avatar(avatar) => avatar.hash,
+        }
+    }
+
+    pub(super) fn limits(&self) -> ModelLimits {
+        match self {
+            Wanted::Model(_) => model_limits(),
+            Wanted::Avatar(avatar) => ModelLimits { max_bytes: avatar.bytes.min(AVATAR_BYTES), ..avatar_limits() },
+        }
+    }
+
+    /// Why the model that came is not what was declared, if it is not.
+    fn refusal(&self, summary: &ModelSummary) -> Option<String> {
+        match self {
+            Wanted::Model(model) if summary.triangles > u64::from(model.triangles) => {
+                Some(format!("it draws {} triangles but its placer declared {}", summary.triangles, model.triangles))
+            }
+            Wanted::Model(model) if !fits_within(summary.bounds, model.min, model.max) => {
+                Some("it is larger than its placer declared".to_owned())
+            }
+            Wanted::Model(_) | Wanted::Avatar(_) => None,
+        }
     }
 }
 
@@ -196,17 +235,18 @@ impl Node {
         });
     }
 
-    /// Fetches a model from the hinted peer and whoever is near, unless it is here already.
-    pub(super) fn fetch(&mut self, model: ModelRef, hint: Option<PublicKey>) {
-        if !self.world_sync.fetching.lock().is_ok_and(|mut set| set.insert(model.hash)) {
+    /// Fetches a model (placed, or someone's avatar) from the hinted peer and whoever is near,
+    /// unless it is here already or on its way.
+    pub(super) fn fetch(&mut self, wanted: Wanted, hint: Option<PublicKey>) {
+        if !self.world_sync.fetching.lock().is_ok_and(|mut set| set.insert(wanted.hash())) {
             return;
         }
-        self.fetch_attempt(model, hint, 0);
+        self.fetch_attempt(wanted, hint, 0);
     }
 
     /// One try at fetching a model. When nobody could provide it, it is tried again after a
     /// back-off (1 s, 2 s, 4 s), asking whoever is around then, the next holder first.
-    pub(super) fn fetch_attempt(&mut self, model: ModelRef, hint: Option<PublicKey>, attempt: u32) {
+    pub(super) fn fetch_attempt(&mut self, wanted: Wanted, hint: Option<PublicKey>, attempt: u32) {
         let mut providers: Vec<iroh::PublicKey> = Vec::new();
         for subscription in &self.regions.subscriptions {
             providers.extend(subscription.neighbours.iter().copied());
@@ -229,16 +269,16 @@ impl Node {
         let (assets, downloader, events) = (self.assets.clone(), self.downloader.clone(), self.events.clone());
         let (slots, internal) = (self.world_sync.fetch_slots.clone(), self.internal_tx.clone());
         tokio::spawn(async move {
-            let hash = model.hash;
+            let (hash, limits) = (wanted.hash(), wanted.limits());
             let Ok(slot) = slots.acquire().await else { return };
-            if let Ok((_, summary)) = assets.checked_model(hash).await {
+            if let Ok((_, summary)) = assets.checked_model(hash, &limits).await {
                 fetching.lock().map(|mut set| set.remove(&hash)).ok();
                 let _ = events.send(Event::AssetReady { hash, summary }).await;
                 return;
             }
             let progress_events = events.clone();
             let result = assets
-                .fetch(&downloader, hash, providers, move |done, total| {
+                .fetch(&downloader, hash, &limits, providers, move |done, total| {
                     let _ = progress_events.try_send(Event::AssetProgress { hash, done, total });
                 })
                 .await;
@@ -246,20 +286,13 @@ impl Node {
                 Err(AssetError::Unavailable(_)) if attempt + 1 < FETCH_ATTEMPTS => {
                     drop(slot);
                     tokio::time::sleep(FETCH_BACKOFF.saturating_mul(1 << attempt.min(8))).await;
-                    let _ = internal.send(Internal::Refetch { model, hint, attempt: attempt + 1 }).await;
+                    let _ = internal.send(Internal::Refetch { wanted, hint, attempt: attempt + 1 }).await;
                     return;
                 }
-                Ok(summary) if summary.triangles > u64::from(model.triangles) => Event::AssetFailed {
-                    hash,
-                    reason: format!(
-                        "it draws {} triangles but its placer declared {}",
-                        summary.triangles, model.triangles
-                    ),
+                Ok(summary) => match wanted.refusal(&summary) {
+                    Some(reason) => Event::AssetFailed { hash, reason },
+                    None => Event::AssetReady { hash, summary },
                 },
-                Ok(summary) if !fits_within(summary.bounds, model.min, model.max) => {
-                    Event::AssetFailed { hash, reason: "it is larger than its placer declared".to_owned() }
-                }
-                Ok(summary) => Event::AssetReady { hash, summary },
                 Err(error) => Event::AssetFailed { hash, reason: error.to_string() },
             };
             // Done, either way: a later request may try again.
@@ -283,7 +316,7 @@ impl Node {
             }
         }
         for (model, author) in wanted {
-            self.fetch(model, Some(author));
+            self.fetch(Wanted::Model(model), Some(author));
         }
     }
 
