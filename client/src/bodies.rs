@@ -86,12 +86,22 @@ pub fn bone_transform(from: Vec3, to: Vec3, length: f32) -> Transform {
     Transform { translation: (from + to) * 0.5, rotation, scale: Vec3::new(1.0, stretch.clamp(0.5, 1.5), 1.0) }
 }
 
-/// A remote person's body over time (their feet).
-#[derive(Component, Debug, Default)]
-struct Feet(Body);
+/// A remote person's body over time (their feet), and its joints this frame.
+#[derive(Component, Debug)]
+pub struct Feet {
+    body: Body,
+    joints: Joints,
+}
+
+impl Feet {
+    /// Where the body's joints are this frame.
+    pub fn joints(&self) -> Joints {
+        self.joints
+    }
+}
 
 /// Moves every remote body to its person's pose.
-fn pose_bodies(
+pub(crate) fn pose_bodies(
     mut commands: Commands,
     time: Res<Time>,
     region: Option<Res<CurrentRegion>>,
@@ -123,11 +133,14 @@ fn pose_bodies(
             }
         }
         let joints = match feet {
-            Some(mut feet) => feet.0.update(&shape, &drivers, floor, seconds),
+            Some(mut feet) => {
+                feet.joints = feet.body.update(&shape, &drivers, floor, seconds);
+                feet.joints
+            }
             None => {
                 let mut body = Body::new();
                 let joints = body.update(&shape, &drivers, floor, seconds);
-                commands.entity(entity).insert(Feet(body));
+                commands.entity(entity).insert(Feet { body, joints });
                 joints
             }
         };

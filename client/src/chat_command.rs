@@ -10,7 +10,8 @@
 pub const WALLET_COMMANDS: [&str; 7] = ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync"];
 
 /// The commands the chat box handles itself.
-const CHAT_COMMANDS: [&str; 8] = ["/join", "/import", "/name", "/block", "/unblock", "/trust", "/models", "/goto"];
+const CHAT_COMMANDS: [&str; 10] =
+    ["/join", "/import", "/name", "/block", "/unblock", "/trust", "/models", "/goto", "/avatar", "/avatars"];
 
 /// The commands that choose the microphone and the speakers (see `crate::voice`).
 pub const AUDIO_COMMANDS: [&str; 2] = ["/mic", "/speaker"];
@@ -58,6 +59,10 @@ pub enum ChatCommand {
     LoadModels,
     /// `/goto`: list who is online; `/goto WHO`: go to them.
     GoTo(String),
+    /// `/avatar`: list the shipped avatars; `/avatar NAME|PATH|off`: wear one.
+    Avatar(String),
+    /// `/avatars RANK`: up to which rank others' avatars are shown as they are.
+    ShowAvatars(String),
     /// `/block WHO`: block someone from the keyboard.
     Block(String),
     /// A wallet or trade command, the whole line, for the wallet to take.
@@ -151,6 +156,8 @@ pub fn parse(text: &str, private: bool) -> ChatCommand {
         "/models" => ChatCommand::LoadModels,
         "/goto" => ChatCommand::GoTo(rest.to_owned()),
         "/block" => ChatCommand::Block(rest.to_owned()),
+        "/avatar" => ChatCommand::Avatar(rest.to_owned()),
+        "/avatars" => ChatCommand::ShowAvatars(rest.to_owned()),
         _ => ChatCommand::Unknown { command: echoed(word), suggestion: suggest(word) },
     }
 }

@@ -5,6 +5,8 @@
 //! presentation plugins (scenery, HUD, pointer capture, screenshots) need a window and a renderer.
 
 pub mod actions;
+mod avatar_rigs;
+mod avatars;
 mod blobs;
 mod bodies;
 mod build;
@@ -89,6 +91,7 @@ pub fn logic_plugin(app: &mut App) {
         crowd::plugin,
         network::plugin,
         friends::plugin,
+        avatars::plugin,
         build::logic,
     ));
 }
@@ -105,6 +108,7 @@ pub fn presentation_plugin(app: &mut App) {
         social::plugin,
         shields::plugin,
         bodies::plugin,
+        avatar_rigs::plugin,
         build::presentation,
         panels::plugin,
         market::plugin,

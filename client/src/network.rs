@@ -147,6 +147,10 @@ pub struct Social {
     pub mics: HashMap<PublicKey, MicState>,
     /// Whom we block, as the node last said.
     pub blocked: Vec<PublicKey>,
+    /// The avatar we wear, as the node last said.
+    pub wearing: Option<sanctuary_engine::avatar::AvatarRef>,
+    /// Whether the node has said what we wear yet (its first word is not news).
+    pub wearing_said: bool,
     /// The person's trust, as the node last worked it out.
     pub trust: Option<std::sync::Arc<sanctuary_net::TrustView>>,
     /// The person's shields, as the node last said.
@@ -211,6 +215,8 @@ pub struct ChatInput {
     pub load_models_here: bool,
     /// `/goto` was typed, with whom (empty: list who is online).
     pub goto: Option<String>,
+    /// `/avatars` was typed, with the rank (empty: say the current one).
+    pub show_avatars: Option<String>,
     /// A fingerprint of the text (and recipient) held back last time because it looked like a
     /// secret: Enter on the very same text sends it.
     pub held_back: Option<u64>,
@@ -261,6 +267,7 @@ fn read_node_events(
     mut link: ResMut<NetLink>,
     mut social: ResMut<Social>,
     mut city: ResMut<crate::build::CityWorld>,
+    mut avatars: Option<ResMut<crate::avatars::Avatars>>,
     slot: Option<Res<crate::blobs::BlobSlot>>,
     mut cues: MessageWriter<SoundCue>,
 ) {
@@ -281,6 +288,9 @@ fn read_node_events(
             cues.write(SoundCue::Placed);
         }
         city.take(&event);
+        if let Some(avatars) = avatars.as_mut() {
+            avatars.take(&event);
+        }
         handle_event(&mut social, event);
     }
 }
@@ -320,6 +330,17 @@ fn handle_event(social: &mut Social, event: Event) {
             }
         }
         Event::Blocks(keys) => social.blocked = keys,
+        Event::Wearing { avatar, name, summary } => {
+            match (name, summary) {
+                (Some(name), Some(summary)) => social.notice(crate::avatars::worn_notice(&name, &summary)),
+                // Said at the start too, where it is no news.
+                _ if social.wearing_said && avatar.is_none() => social.notice("you wear a plain body now".into()),
+                _ => {}
+            }
+            social.wearing = avatar;
+            social.wearing_said = true;
+        }
+        Event::AvatarRefused(reason) => social.notice(format!("that avatar cannot be worn: {reason}")),
         Event::Trust(view) => {
             let before = social.trust.as_ref().map(|view| view.requests()).unwrap_or_default();
             let new: Vec<PublicKey> = view.requests().into_iter().filter(|key| !before.contains(key)).collect();

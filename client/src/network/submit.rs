@@ -84,6 +84,22 @@ pub(super) fn submission(social: &mut Social, input: &mut ChatInput) -> Option<C
             input.goto = Some(who);
             None
         }
+        ChatCommand::Avatar(arg) => match crate::avatars::wear_command(&arg, social.wearing) {
+            Ok(command) => {
+                if let Command::Wear(Some(path)) = &command {
+                    social.notice(format!("putting on {}...", path.display()));
+                }
+                Some(command)
+            }
+            Err(text) => {
+                social.notice(text);
+                None
+            }
+        },
+        ChatCommand::ShowAvatars(rank) => {
+            input.show_avatars = Some(rank);
+            None
+        }
         ChatCommand::Audio(line) => {
             input.audio_commands.push(line);
             None

@@ -186,6 +186,9 @@ pub struct Humanoid {
     pub source: RigSource,
     /// Each bone the model has and the node that is it, in [`HumanBone::ALL`]'s order.
     pub bones: Vec<(HumanBone, usize)>,
+    /// The name of each bone's node, in the same order: its own name, or `GltfNode{index}` for
+    /// a node without one (as Bevy's loader names the entities it spawns).
+    pub names: Vec<String>,
     /// Nodes whose meshes the wearer's own eyes must not see (VRM's `thirdPersonOnly`, and the
     /// head's meshes for `auto`): hidden in first person, so a headset does not look out from
     /// inside the face.
@@ -271,7 +274,13 @@ pub(super) fn read_humanoid(json_text: &[u8], root: &json::Root) -> Option<Human
     let mut hidden_in_first_person: Vec<usize> = hidden.into_iter().filter(|node| *node < nodes).collect();
     hidden_in_first_person.sort_unstable();
     hidden_in_first_person.dedup();
-    Some(Humanoid { source, bones, hidden_in_first_person })
+    let names = bones
+        .iter()
+        .map(|(_, node)| {
+            root.nodes.get(*node).and_then(|found| found.name.clone()).unwrap_or_else(|| format!("GltfNode{node}"))
+        })
+        .collect();
+    Some(Humanoid { source, bones, names, hidden_in_first_person })
 }
 
 /// VRM 1.0's `firstPerson.meshAnnotations`: nodes marked `thirdPersonOnly`.

@@ -1,0 +1,344 @@
+//! Avatars drawn from their models. When someone's avatar is here and within the rank this
+//! viewer shows, its glTF scene is spawned under them and the plain body is hidden; its
+//! humanoid bones are found by name once the scene is in, and every frame they are turned to
+//! follow the joints `sanctuary_engine::body` worked out from the person's head and hands
+//! (bodies.rs): the spine and neck lean toward the head, the head turns as theirs does, the
+//! upper arms and forearms point from shoulder to elbow to wrist, the legs from hip to knee to
+//! ankle, the feet stay level. Only the bones' turns change (and where the hips are), so every
+//! limb keeps the length its maker gave it.
+
+use std::collections::HashMap;
+
+use bevy::gltf::GltfAssetLabel;
+use bevy::prelude::*;
+use bevy::world_serialization::WorldAssetRoot;
+use sanctuary_engine::body::{BodyShape, Joints, Limb};
+use sanctuary_engine::{EYE_HEIGHT, HumanBone, Humanoid, RigSource};
+
+use crate::Frame;
+use crate::avatars::{Avatars, Shown};
+use crate::bodies::Feet;
+use crate::network::{HandView, RemoteAvatarView};
+use crate::scenery::{AvatarBody, AvatarHead};
+
+/// The most nodes walked looking for an avatar's bones.
+const MAX_WALKED: usize = 4096;
+
+pub(super) fn plugin(app: &mut App) {
+    app.add_systems(
+        Update,
+        (dress, find_bones, pose_rigs, show_plain_bodies)
+            .chain()
+            .in_set(Frame::Animate)
+            .after(crate::bodies::pose_bodies),
+    );
+}
+
+/// The model someone wears, as drawn under their [`RemoteAvatarView`].
+#[derive(Component)]
+struct Worn {
+    hash: [u8; 32],
+    scene: Entity,
+    humanoid: Option<Humanoid>,
+    skeleton: Option<Skeleton>,
+}
+
+/// An avatar's bones, found, with their pose at rest.
+struct Skeleton {
+    bones: Vec<RigBone>,
+    /// Model metres to world metres, so that its eyes are where the person's are.
+    scale: f32,
+    /// Turns the model to face −Z (the way a body faces when it has not turned).
+    to_forward: Quat,
+}
+
+/// One humanoid bone of an avatar.
+struct RigBone {
+    bone: HumanBone,
+    entity: Entity,
+    /// Its transform relative to its parent, at rest.
+    rest: Transform,
+    /// Its parent's transform in the model, at rest.
+    parent_rest: Transform,
+    /// The nearest humanoid bone above it (an index into `bones`) and how its parent lies
+    /// relative to that bone at rest; `None` for the hips.
+    anchor: Option<(usize, Transform)>,
+    /// The direction to the next bone down the limb, in this bone's own space, if any.
+    aim: Option<Vec3>,
+}
+
+/// The bone each bone points at, down its limb.
+fn child_of(bone: HumanBone) -> Option<HumanBone> {
+    Some(match bone {
+        HumanBone::Spine => HumanBone::Chest,
+        HumanBone::Chest => HumanBone::Neck,
+        HumanBone::UpperChest => HumanBone::Neck,
+        HumanBone::Neck => HumanBone::Head,
+        HumanBone::LeftUpperArm => HumanBone::LeftLowerArm,
+        HumanBone::LeftLowerArm => HumanBone::LeftHand,
+        HumanBone::RightUpperArm => HumanBone::RightLowerArm,
+        HumanBone::RightLowerArm => HumanBone::RightHand,
+        HumanBone::LeftUpperLeg => HumanBone::LeftLowerLeg,
+        HumanBone::LeftLowerLeg => HumanBone::LeftFoot,
+        HumanBone::RightUpperLeg => HumanBone::RightLowerLeg,
+        HumanBone::RightLowerLeg => HumanBone::RightFoot,
+        _ => return None,
+    })
+}
+
+/// Where the joints say a bone should point: from one joint to the next.
+fn target(bone: HumanBone, joints: &Joints) -> Option<Vec3> {
+    let (from, to) = match bone {
+        HumanBone::Spine | HumanBone::Chest | HumanBone::UpperChest => (joints.hips, joints.neck_base),
+        HumanBone::Neck => (joints.neck_base, joints.neck_top),
+        HumanBone::LeftUpperArm => (joints.arms[0].root, joints.arms[0].bend),
+        HumanBone::LeftLowerArm => (joints.arms[0].bend, joints.arms[0].end),
+        HumanBone::RightUpperArm => (joints.arms[1].root, joints.arms[1].bend),
+        HumanBone::RightLowerArm => (joints.arms[1].bend, joints.arms[1].end),
+        HumanBone::LeftUpperLeg => (joints.legs[0].root, joints.legs[0].bend),
+        HumanBone::LeftLowerLeg => (joints.legs[0].bend, joints.legs[0].end),
+        HumanBone::RightUpperLeg => (joints.legs[1].root, joints.legs[1].bend),
+        HumanBone::RightLowerLeg => (joints.legs[1].bend, joints.legs[1].end),
+        _ => return None,
+    };
+    (to - from).try_normalize()
+}
+
+/// Spawns the model of whoever has one to show, and takes it away when it no longer is.
+fn dress(
+    mut commands: Commands,
+    avatars: Res<Avatars>,
+    assets: Option<Res<AssetServer>>,
+    people: Query<(Entity, &RemoteAvatarView, Option<&Worn>)>,
+) {
+    let Some(assets) = assets else { return };
+    for (entity, view, worn) in &people {
+        let wanted = match avatars.shown(&view.key) {
+            Shown::Model { hash, humanoid } => Some((hash, humanoid)),
+            _ => None,
+        };
+        match (wanted, worn) {
+            (Some((hash, _)), Some(worn)) if worn.hash == hash => {}
+            (Some((hash, humanoid)), worn) => {
+                if let Some(worn) = worn {
+                    commands.entity(worn.scene).despawn();
+                }
+                let scene = assets.load(GltfAssetLabel::Scene(0).from_asset(crate::blobs::model_path(&hash)));
+                // Hidden until its bones are found and posed, so that it never shows in a T-pose.
+                let scene = commands.spawn((WorldAssetRoot(scene), Transform::default(), Visibility::Hidden)).id();
+                commands.entity(entity).add_child(scene);
+                commands.entity(entity).insert(Worn { hash, scene, humanoid: humanoid.cloned(), skeleton: None });
+            }
+            (None, Some(worn)) => {
+                commands.entity(worn.scene).despawn();
+                commands.entity(entity).remove::<Worn>();
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+/// Finds the bones of avatars whose scenes have come in.
+fn find_bones(
+    mut worn: Query<&mut Worn>,
+    children: Query<&Children>,
+    nodes: Query<(&Name, &Transform)>,
+    mut visibility: Query<&mut Visibility>,
+) {
+    for mut worn in &mut worn {
+        if worn.skeleton.is_some() {
+            continue;
+        }
+        let Some(humanoid) = worn.humanoid.clone() else {
+            // No skeleton: drawn whole and stiff at the head, as soon as it is in.
+            if children.get(worn.scene).is_ok() {
+                set_visible(&mut visibility, worn.scene);
+                worn.skeleton = Some(Skeleton { bones: Vec::new(), scale: 1.0, to_forward: Quat::IDENTITY });
+            }
+            continue;
+        };
+        // Every node under the scene, with its parent and its transform in the model at rest.
+        let mut found: HashMap<Entity, (Option<Entity>, Transform)> = HashMap::new();
+        let mut by_name: HashMap<&str, Entity> = HashMap::new();
+        let mut queue = vec![(worn.scene, Transform::IDENTITY)];
+        while let Some((entity, parent_global)) = queue.pop() {
+            if found.len() >= MAX_WALKED {
+                break;
+            }
+            let Ok(kids) = children.get(entity) else { continue };
+            for kid in kids.iter() {
+                let Ok((name, local)) = nodes.get(kid) else { continue };
+                let global = parent_global.mul_transform(*local);
+                found.insert(kid, (Some(entity), global));
+                by_name.entry(name.as_str()).or_insert(kid);
+                queue.push((kid, global));
+            }
+        }
+        let mut bones: Vec<RigBone> = Vec::new();
+        let mut entity_of: HashMap<HumanBone, Entity> = HashMap::new();
+        for ((bone, _), name) in humanoid.bones.iter().zip(&humanoid.names) {
+            let Some(entity) = by_name.get(name.as_str()).copied() else { break };
+            entity_of.insert(*bone, entity);
+        }
+        if entity_of.len() != humanoid.bones.len() {
+            continue; // Not in yet (or a name Bevy spelled differently): try next frame.
+        }
+        let global = |entity: Entity| found.get(&entity).map_or(Transform::IDENTITY, |(_, global)| *global);
+        let parent = |entity: Entity| found.get(&entity).and_then(|(parent, _)| *parent);
+        for (bone, _) in &humanoid.bones {
+            let entity = entity_of[bone];
+            let Ok((_, rest)) = nodes.get(entity) else { continue };
+            let parent_rest = parent(entity).map_or(Transform::IDENTITY, global);
+            // The nearest humanoid bone above, already listed (parents come first).
+            let mut anchor = None;
+            let mut above = parent(entity);
+            while let Some(node) = above {
+                if let Some(index) = bones.iter().position(|rig| rig.entity == node) {
+                    let relative = Transform::from_matrix(
+                        global(bones[index].entity).to_matrix().inverse() * parent_rest.to_matrix(),
+                    );
+                    anchor = Some((index, relative));
+                    break;
+                }
+                above = parent(node);
+            }
+            let aim = child_of(*bone).and_then(|child| entity_of.get(&child)).and_then(|child| {
+                let own = global(entity);
+                let there = global(*child).translation - own.translation;
+                (own.rotation.inverse() * there).try_normalize()
+            });
+            bones.push(RigBone { bone: *bone, entity, rest: *rest, parent_rest, anchor, aim });
+        }
+        // Scaled so that its eyes (a little above the head bone) are at the person's height.
+        let head = entity_of.get(&HumanBone::Head).map_or(Vec3::ZERO, |entity| global(*entity).translation);
+        let neck = entity_of.get(&HumanBone::Neck).map_or(head, |entity| global(*entity).translation);
+        let eyes = head.y + (head.y - neck.y).clamp(0.0, 0.3);
+        let scale = if eyes > 0.1 { (EYE_HEIGHT / eyes).clamp(0.2, 5.0) } else { 1.0 };
+        // VRM 0.x models face −Z already; VRM 1.0 and plain glTF face +Z.
+        let to_forward = match humanoid.source {
+            RigSource::Vrm0 => Quat::IDENTITY,
+            RigSource::Vrm1 | RigSource::NodeNames => Quat::from_rotation_y(std::f32::consts::PI),
+        };
+        worn.skeleton = Some(Skeleton { bones, scale, to_forward });
+    }
+}
+
+fn set_visible(visibility: &mut Query<&mut Visibility>, entity: Entity) {
+    if let Ok(mut visibility) = visibility.get_mut(entity) {
+        *visibility = Visibility::Inherited;
+    }
+}
+
+/// Turns every found skeleton's bones to follow its person's joints.
+fn pose_rigs(
+    people: Query<(&Transform, &Worn, &Feet), With<RemoteAvatarView>>,
+    mut transforms: Query<&mut Transform, Without<RemoteAvatarView>>,
+    mut visibility: Query<&mut Visibility>,
+) {
+    for (head, worn, feet) in &people {
+        let Some(skeleton) = &worn.skeleton else { continue };
+        let joints = feet.joints();
+        // Where the model stands: on the floor under the hips (its feet at the ankles' height),
+        // turned as the body faces, scaled to the person. A model without a skeleton stands
+        // there whole.
+        let ankle = BodyShape::for_eye_height(EYE_HEIGHT).ankle;
+        let floor = joints.legs[0].end.y.min(joints.legs[1].end.y) - ankle;
+        let turn = joints.facing * skeleton.to_forward;
+        let model =
+            Transform { translation: joints.hips.with_y(floor), rotation: turn, scale: Vec3::splat(skeleton.scale) };
+        if let Ok(mut scene) = transforms.get_mut(worn.scene) {
+            *scene = Transform::from_matrix(head.to_matrix().inverse() * model.to_matrix());
+        }
+        if skeleton.bones.is_empty() {
+            continue;
+        }
+        let into_model = model.to_matrix().inverse();
+        let to_model = |point: Vec3| into_model.transform_point3(point);
+        let model_joints = Joints {
+            head: to_model(joints.head),
+            neck_top: to_model(joints.neck_top),
+            neck_base: to_model(joints.neck_base),
+            hips: to_model(joints.hips),
+            arms: joints.arms.map(|limb| Limb {
+                root: to_model(limb.root),
+                bend: to_model(limb.bend),
+                end: to_model(limb.end),
+            }),
+            legs: joints.legs.map(|limb| Limb {
+                root: to_model(limb.root),
+                bend: to_model(limb.bend),
+                end: to_model(limb.end),
+            }),
+            facing: Quat::IDENTITY,
+        };
+        // The head's own turn, relative to where the body faces, in the model's frame.
+        let head_turn = turn.inverse() * head.rotation * joints.facing.inverse() * turn;
+        let posed = pose(skeleton, &model_joints, head_turn);
+        for (rig, local) in skeleton.bones.iter().zip(posed) {
+            if let Ok(mut transform) = transforms.get_mut(rig.entity) {
+                *transform = local;
+            }
+        }
+        if let Ok(mut shown) = visibility.get_mut(worn.scene)
+            && *shown == Visibility::Hidden
+        {
+            *shown = Visibility::Inherited;
+        }
+    }
+}
+
+/// Each bone's transform relative to its parent for `joints` (in the model's own space) and
+/// the head's turn: parents first, each bone's parent taken as just posed.
+fn pose(skeleton: &Skeleton, joints: &Joints, head_turn: Quat) -> Vec<Transform> {
+    let mut globals: Vec<Transform> = Vec::with_capacity(skeleton.bones.len());
+    let mut locals: Vec<Transform> = Vec::with_capacity(skeleton.bones.len());
+    for rig in &skeleton.bones {
+        let parent = match rig.anchor {
+            Some((index, relative)) => {
+                globals.get(index).map_or(rig.parent_rest, |anchor| anchor.mul_transform(relative))
+            }
+            None => rig.parent_rest,
+        };
+        let mut local = rig.rest;
+        if rig.bone == HumanBone::Hips {
+            // The hips go where the body's are; the rest of the body hangs from them.
+            let inverse = parent.to_matrix().inverse();
+            local.translation = inverse.transform_point3(joints.hips);
+        }
+        let kept = parent.mul_transform(local);
+        let rotation = match (rig.aim, target(rig.bone, joints)) {
+            (Some(aim), Some(wanted)) => {
+                let now = (kept.rotation * aim).normalize_or_zero();
+                Quat::from_rotation_arc(now, wanted) * kept.rotation
+            }
+            _ if rig.bone == HumanBone::Head => head_turn * (rig.parent_rest.rotation * rig.rest.rotation),
+            // Feet stay level as at rest, whatever the shins do.
+            _ if matches!(rig.bone, HumanBone::LeftFoot | HumanBone::RightFoot) => {
+                rig.parent_rest.rotation * rig.rest.rotation
+            }
+            _ => kept.rotation,
+        };
+        local.rotation = (parent.rotation.inverse() * rotation).normalize();
+        globals.push(parent.mul_transform(local));
+        locals.push(local);
+    }
+    locals
+}
+
+/// The plain body shows only while no model stands in for it.
+fn show_plain_bodies(
+    people: Query<(&Children, Option<&Worn>), With<RemoteAvatarView>>,
+    mut parts: Query<&mut Visibility, Or<(With<AvatarBody>, With<AvatarHead>, With<HandView>)>>,
+) {
+    for (children, worn) in &people {
+        let modelled = worn.is_some_and(|worn| worn.skeleton.is_some());
+        let wanted = if modelled { Visibility::Hidden } else { Visibility::Inherited };
+        for child in children.iter() {
+            if let Ok(mut visibility) = parts.get_mut(child)
+                && *visibility != wanted
+            {
+                *visibility = wanted;
+            }
+        }
+    }
+}
