@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use bevy::gltf::GltfAssetLabel;
 use bevy::prelude::*;
 use bevy::world_serialization::WorldAssetRoot;
-use sanctuary_engine::body::{BodyShape, Joints, Limb};
+use sanctuary_engine::body::{BodyShape, Joints, Limb, two_bone};
 use sanctuary_engine::{EYE_HEIGHT, HumanBone, Humanoid, RigSource};
 
 use crate::Frame;
@@ -25,7 +25,7 @@ use crate::scenery::{AvatarBody, AvatarHead};
 const MAX_WALKED: usize = 4096;
 
 pub(super) fn plugin(app: &mut App) {
-    app.add_systems(
+    app.init_resource::<AvatarsDrawn>().add_systems(
         Update,
         (dress, find_bones, pose_rigs, show_plain_bodies)
             .chain()
@@ -33,6 +33,10 @@ pub(super) fn plugin(app: &mut App) {
             .after(crate::bodies::pose_bodies),
     );
 }
+
+/// How many people's avatars are drawn from their models now.
+#[derive(Resource, Debug, Default)]
+pub struct AvatarsDrawn(pub usize);
 
 /// The model someone wears, as drawn under their [`RemoteAvatarView`].
 #[derive(Component)]
@@ -65,6 +69,8 @@ struct RigBone {
     anchor: Option<(usize, Transform)>,
     /// The direction to the next bone down the limb, in this bone's own space, if any.
     aim: Option<Vec3>,
+    /// How far the next bone down the limb is, at rest (0 if none).
+    length: f32,
 }
 
 /// The bone each bone points at, down its limb.
@@ -86,22 +92,25 @@ fn child_of(bone: HumanBone) -> Option<HumanBone> {
     })
 }
 
-/// Where the joints say a bone should point: from one joint to the next.
+/// Where the joints say a spine or neck bone should point: from one joint to the next.
 fn target(bone: HumanBone, joints: &Joints) -> Option<Vec3> {
     let (from, to) = match bone {
         HumanBone::Spine | HumanBone::Chest | HumanBone::UpperChest => (joints.hips, joints.neck_base),
         HumanBone::Neck => (joints.neck_base, joints.neck_top),
-        HumanBone::LeftUpperArm => (joints.arms[0].root, joints.arms[0].bend),
-        HumanBone::LeftLowerArm => (joints.arms[0].bend, joints.arms[0].end),
-        HumanBone::RightUpperArm => (joints.arms[1].root, joints.arms[1].bend),
-        HumanBone::RightLowerArm => (joints.arms[1].bend, joints.arms[1].end),
-        HumanBone::LeftUpperLeg => (joints.legs[0].root, joints.legs[0].bend),
-        HumanBone::LeftLowerLeg => (joints.legs[0].bend, joints.legs[0].end),
-        HumanBone::RightUpperLeg => (joints.legs[1].root, joints.legs[1].bend),
-        HumanBone::RightLowerLeg => (joints.legs[1].bend, joints.legs[1].end),
         _ => return None,
     };
     (to - from).try_normalize()
+}
+
+/// The limb an upper arm or thigh starts: the joints the body worked out for it.
+fn limb_of(bone: HumanBone, joints: &Joints) -> Option<Limb> {
+    match bone {
+        HumanBone::LeftUpperArm => Some(joints.arms[0]),
+        HumanBone::RightUpperArm => Some(joints.arms[1]),
+        HumanBone::LeftUpperLeg => Some(joints.legs[0]),
+        HumanBone::RightUpperLeg => Some(joints.legs[1]),
+        _ => None,
+    }
 }
 
 /// Spawns the model of whoever has one to show, and takes it away when it no longer is.
@@ -202,12 +211,13 @@ fn find_bones(
                 }
                 above = parent(node);
             }
-            let aim = child_of(*bone).and_then(|child| entity_of.get(&child)).and_then(|child| {
-                let own = global(entity);
-                let there = global(*child).translation - own.translation;
-                (own.rotation.inverse() * there).try_normalize()
-            });
-            bones.push(RigBone { bone: *bone, entity, rest: *rest, parent_rest, anchor, aim });
+            let own = global(entity);
+            let there = child_of(*bone)
+                .and_then(|child| entity_of.get(&child))
+                .map(|child| global(*child).translation - own.translation);
+            let aim = there.and_then(|there| (own.rotation.inverse() * there).try_normalize());
+            let length = there.map_or(0.0, Vec3::length);
+            bones.push(RigBone { bone: *bone, entity, rest: *rest, parent_rest, anchor, aim, length });
         }
         // Scaled so that its eyes (a little above the head bone) are at the person's height.
         let head = entity_of.get(&HumanBone::Head).map_or(Vec3::ZERO, |entity| global(*entity).translation);
@@ -219,6 +229,7 @@ fn find_bones(
             RigSource::Vrm0 => Quat::IDENTITY,
             RigSource::Vrm1 | RigSource::NodeNames => Quat::from_rotation_y(std::f32::consts::PI),
         };
+        info!("an avatar is drawn from its model: {} humanoid bones found", bones.len());
         worn.skeleton = Some(Skeleton { bones, scale, to_forward });
     }
 }
@@ -289,9 +300,17 @@ fn pose_rigs(
 
 /// Each bone's transform relative to its parent for `joints` (in the model's own space) and
 /// the head's turn: parents first, each bone's parent taken as just posed.
+///
+/// Each arm and leg is solved again from the model's own shoulder or hip, with its own bone
+/// lengths, toward the wrist or ankle the body wants, bending the way the body's elbow or knee
+/// does: so hands reach the controllers and feet stay where they are planted, whatever the
+/// model's proportions.
 fn pose(skeleton: &Skeleton, joints: &Joints, head_turn: Quat) -> Vec<Transform> {
     let mut globals: Vec<Transform> = Vec::with_capacity(skeleton.bones.len());
     let mut locals: Vec<Transform> = Vec::with_capacity(skeleton.bones.len());
+    // Where a forearm or shin is to point, once its upper bone is solved.
+    let mut lower_ends: Vec<(HumanBone, Vec3)> = Vec::new();
+    let length_of = |bone: HumanBone| skeleton.bones.iter().find(|rig| rig.bone == bone).map_or(0.0, |rig| rig.length);
     for rig in &skeleton.bones {
         let parent = match rig.anchor {
             Some((index, relative)) => {
@@ -306,7 +325,19 @@ fn pose(skeleton: &Skeleton, joints: &Joints, head_turn: Quat) -> Vec<Transform>
             local.translation = inverse.transform_point3(joints.hips);
         }
         let kept = parent.mul_transform(local);
-        let rotation = match (rig.aim, target(rig.bone, joints)) {
+        let wanted = if let Some(limb) = limb_of(rig.bone, joints) {
+            let lower = child_of(rig.bone).map_or(0.0, length_of);
+            let solved = two_bone(kept.translation, limb.end, rig.length, lower, limb.bend - limb.root);
+            if let Some(child) = child_of(rig.bone) {
+                lower_ends.push((child, solved.end));
+            }
+            (solved.bend - kept.translation).try_normalize()
+        } else if let Some((_, end)) = lower_ends.iter().find(|(bone, _)| *bone == rig.bone) {
+            (*end - kept.translation).try_normalize()
+        } else {
+            target(rig.bone, joints)
+        };
+        let rotation = match (rig.aim, wanted) {
             (Some(aim), Some(wanted)) => {
                 let now = (kept.rotation * aim).normalize_or_zero();
                 Quat::from_rotation_arc(now, wanted) * kept.rotation
@@ -327,11 +358,14 @@ fn pose(skeleton: &Skeleton, joints: &Joints, head_turn: Quat) -> Vec<Transform>
 
 /// The plain body shows only while no model stands in for it.
 fn show_plain_bodies(
+    mut drawn: ResMut<AvatarsDrawn>,
     people: Query<(&Children, Option<&Worn>), With<RemoteAvatarView>>,
     mut parts: Query<&mut Visibility, Or<(With<AvatarBody>, With<AvatarHead>, With<HandView>)>>,
 ) {
+    drawn.0 = 0;
     for (children, worn) in &people {
         let modelled = worn.is_some_and(|worn| worn.skeleton.is_some());
+        drawn.0 += usize::from(modelled);
         let wanted = if modelled { Visibility::Hidden } else { Visibility::Inherited };
         for child in children.iter() {
             if let Ok(mut visibility) = parts.get_mut(child)
@@ -339,6 +373,74 @@ fn show_plain_bodies(
             {
                 *visibility = wanted;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sanctuary_engine::body::{Body, BodyShape, Drivers, Tracked};
+
+    /// A left arm in a T-pose hanging from the hips, as a model facing −z gives it (its left
+    /// along −x; model metres, the arm as long as the body's so that the hand can reach).
+    fn arm_skeleton(shape: &BodyShape) -> Skeleton {
+        let shoulder = Vec3::new(-shape.shoulder_half, 1.43, 0.0);
+        let chain = [
+            (HumanBone::Hips, None, Vec3::new(0.0, 0.98, 0.0)),
+            (HumanBone::LeftUpperArm, Some(0), shoulder),
+            (HumanBone::LeftLowerArm, Some(1), shoulder + Vec3::NEG_X * shape.upper_arm),
+            (HumanBone::LeftHand, Some(2), shoulder + Vec3::NEG_X * shape.arm()),
+        ];
+        let mut bones = Vec::new();
+        for (index, (bone, parent, at)) in chain.iter().enumerate() {
+            let parent_at = parent.map_or(Vec3::ZERO, |parent: usize| chain[parent].2);
+            let aim = chain.get(index + 1).map(|(_, _, next)| (*next - *at).normalize());
+            bones.push(RigBone {
+                bone: *bone,
+                entity: Entity::PLACEHOLDER,
+                rest: Transform::from_translation(*at - parent_at),
+                parent_rest: Transform::from_translation(parent_at),
+                anchor: parent.map(|parent| (parent, Transform::IDENTITY)),
+                aim: if (1..=2).contains(&index) { aim } else { None },
+                length: if (1..=2).contains(&index) { [shape.upper_arm, shape.forearm][index - 1] } else { 0.0 },
+            });
+        }
+        Skeleton { bones, scale: 1.0, to_forward: Quat::IDENTITY }
+    }
+
+    /// The posed bones' places in the model, from their transforms relative to their parents.
+    fn places(skeleton: &Skeleton, locals: &[Transform]) -> Vec<Vec3> {
+        let mut globals: Vec<Transform> = Vec::new();
+        for (rig, local) in skeleton.bones.iter().zip(locals) {
+            let parent = rig.anchor.map_or(rig.parent_rest, |(index, relative)| globals[index].mul_transform(relative));
+            globals.push(parent.mul_transform(*local));
+        }
+        globals.iter().map(|global| global.translation).collect()
+    }
+
+    #[test]
+    fn the_avatars_hand_goes_where_the_controller_is_and_its_arm_keeps_its_length() {
+        let shape = BodyShape::for_eye_height(EYE_HEIGHT);
+        let skeleton = arm_skeleton(&shape);
+        let lengths = [shape.upper_arm, shape.forearm];
+        for controller in [Vec3::new(-0.35, 1.1, -0.25), Vec3::new(-0.2, 1.6, -0.45), Vec3::new(-0.5, 1.3, 0.05)] {
+            let head = Tracked { position: Vec3::new(0.0, EYE_HEIGHT, 0.0), rotation: Quat::IDENTITY };
+            let drivers = Drivers {
+                head,
+                left_hand: Tracked { position: controller, rotation: Quat::IDENTITY },
+                right_hand: Tracked { position: Vec3::new(0.3, 1.0, -0.2), rotation: Quat::IDENTITY },
+            };
+            let joints = Body::new().update(&shape, &drivers, 0.0, 0.0);
+            // The model's shoulder is not where the body's is: the arm is solved from its own.
+            let posed = pose(&skeleton, &joints, Quat::IDENTITY);
+            let at = places(&skeleton, &posed);
+            let hand = at[3];
+            assert!(hand.distance(controller) < 0.01, "hand at {hand}, controller at {controller}");
+            // The elbow bends the body's way (down, not up).
+            assert!(at[2].y < (at[1].y + hand.y) / 2.0 + 0.05, "elbow at {}", at[2]);
+            assert!((at[2].distance(at[1]) - lengths[0]).abs() < 1e-3, "upper arm keeps its length");
+            assert!((at[3].distance(at[2]) - lengths[1]).abs() < 1e-3, "forearm keeps its length");
         }
     }
 }

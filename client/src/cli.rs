@@ -31,6 +31,12 @@ pub struct Args {
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub frames: u32,
 
+    /// With `--screenshot`: start counting `--frames` only once this many other people's
+    /// avatars are drawn from their models (giving up after 4,000 frames), for tests and
+    /// pictures of people wearing avatars.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub after_avatars: usize,
+
     /// How many placeholder avatars float through the lobby.
     #[arg(long, default_value_t = LOBBY_DRIFTERS, value_parser = parse_drifters)]
     pub avatars: usize,
@@ -39,6 +45,10 @@ pub struct Args {
     /// inside the region's bounds.
     #[arg(long, value_name = "X,Y,Z", value_parser = parse_point)]
     pub at: Option<[f32; 3]>,
+
+    /// Turn by this many degrees on arrival (180 faces the other way); with `--at`, or alone.
+    #[arg(long, value_name = "DEGREES", allow_hyphen_values = true, value_parser = parse_degrees)]
+    pub facing: Option<f32>,
 
     /// Never look for a VR headset; always use the window.
     #[arg(long)]
@@ -318,6 +328,14 @@ fn parse_point(text: &str) -> Result<[f32; 3], String> {
     <[f32; 3]>::try_from(numbers).map_err(|_| format!("'{text}' is not three numbers like 10,1.7,-20"))
 }
 
+fn parse_degrees(text: &str) -> Result<f32, String> {
+    text.trim()
+        .parse::<f32>()
+        .ok()
+        .filter(|degrees| degrees.is_finite())
+        .ok_or_else(|| format!("'{text}' is not a number of degrees like 90 or -45"))
+}
+
 fn parse_ticket(text: &str) -> Result<Ticket, String> {
     text.parse().map_err(|error: sanctuary_net::TicketError| error.to_string())
 }
@@ -375,6 +393,8 @@ mod tests {
         assert!(Args::try_parse_from(["sanctuary", "--at", "1,2,nan"]).is_err());
         let at = Args::try_parse_from(["sanctuary", "--at", "1, 2.5,-3"]).expect("valid").at;
         assert_eq!(at, Some([1.0, 2.5, -3.0]));
+        assert_eq!(Args::try_parse_from(["sanctuary", "--facing", "-90"]).expect("valid").facing, Some(-90.0));
+        assert!(Args::try_parse_from(["sanctuary", "--facing", "inf"]).is_err());
     }
 
     #[test]

@@ -153,7 +153,7 @@ pub fn client_app(args: &cli::Args, headset: bool) -> App {
         .insert_resource(WorldSettings { n_drifters: args.avatars, ..WorldSettings::default() })
         .add_plugins((logic_plugin, presentation_plugin));
     if let Some(path) = &args.screenshot {
-        app.insert_resource(ScreenshotPlan::new(path.clone(), args.frames));
+        app.insert_resource(ScreenshotPlan::new(path.clone(), args.frames).after_avatars(args.after_avatars));
     }
     if !args.chat.is_empty() {
         app.insert_resource(network::ScriptedChat(args.chat.iter().cloned().collect()));
@@ -184,8 +184,9 @@ pub fn client_app(args: &cli::Args, headset: bool) -> App {
         Err(error) => warn!("wallet: {error}"),
     }
     app.world_mut().write_message(EnterRegion(args.region));
-    if let Some(at) = args.at {
-        app.insert_resource(world::ArriveAt(Vec3::from_array(at)));
+    if args.at.is_some() || args.facing.is_some() {
+        let turn = args.facing.unwrap_or(0.0).to_radians();
+        app.insert_resource(world::ArriveAt(args.at.map(Vec3::from_array), turn));
     }
     app
 }

@@ -21,12 +21,23 @@ pub struct ScreenshotPlan {
     frames: u32,
     frames_seen: u32,
     requested: bool,
+    /// Other people's avatars to wait for before counting, and the frames waited so far.
+    avatars: usize,
+    waited: u32,
 }
+
+/// The most frames to wait for avatars before taking the picture anyway.
+const MAX_AVATAR_WAIT_FRAMES: u32 = 4000;
 
 impl ScreenshotPlan {
     /// Saves a picture to `path` after `frames` frames.
     pub fn new(path: PathBuf, frames: u32) -> Self {
-        Self { path, frames, frames_seen: 0, requested: false }
+        Self { path, frames, frames_seen: 0, requested: false, avatars: 0, waited: 0 }
+    }
+
+    /// Counts the frames only once `avatars` other people's avatars are drawn from their models.
+    pub fn after_avatars(self, avatars: usize) -> Self {
+        Self { avatars, ..self }
     }
 
     /// Checks before any rendering starts that a PNG can be written at `path`, creating its
@@ -64,7 +75,22 @@ pub enum ScreenshotPathError {
     },
 }
 
-fn take_screenshot(mut commands: Commands, mut plan: ResMut<ScreenshotPlan>, mut exit: MessageWriter<AppExit>) {
+fn take_screenshot(
+    mut commands: Commands,
+    mut plan: ResMut<ScreenshotPlan>,
+    drawn: Res<crate::avatar_rigs::AvatarsDrawn>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    if drawn.0 < plan.avatars && plan.waited < MAX_AVATAR_WAIT_FRAMES {
+        plan.waited += 1;
+        if plan.waited == MAX_AVATAR_WAIT_FRAMES {
+            warn!(
+                "{} of {} avatars drawn after {MAX_AVATAR_WAIT_FRAMES} frames; taking the picture anyway",
+                drawn.0, plan.avatars
+            );
+        }
+        return;
+    }
     plan.frames_seen += 1;
     if !plan.requested && plan.frames_seen >= plan.frames {
         plan.requested = true;

@@ -19,9 +19,10 @@ pub(super) fn plugin(app: &mut App) {
     );
 }
 
-/// Arrive at this point instead of the region's arrival point (once, on the first arrival).
+/// Arrive at this point instead of the region's arrival point (once, on the first arrival),
+/// turned by this many radians clockwise seen from above.
 #[derive(Resource, Debug, Clone, Copy)]
-pub struct ArriveAt(pub Vec3);
+pub struct ArriveAt(pub Option<Vec3>, pub f32);
 
 fn arrive_at(
     mut commands: Commands,
@@ -30,10 +31,13 @@ fn arrive_at(
     mut players: Query<(&mut Transform, &mut Player)>,
 ) {
     let Some(region) = region else { return };
-    let point = region.layout.bounds.clamp(at.0);
     for (mut transform, mut player) in &mut players {
-        transform.translation = point;
-        player.last_position = point;
+        if let Some(point) = at.0 {
+            let point = region.layout.bounds.clamp(point);
+            transform.translation = point;
+            player.last_position = point;
+        }
+        player.yaw = (player.yaw - at.1).rem_euclid(std::f32::consts::TAU);
     }
     commands.remove_resource::<ArriveAt>();
 }

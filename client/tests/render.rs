@@ -57,9 +57,13 @@ fn run_client(region: RegionId, name: &str, options: &[&str]) -> Result<(image::
                 .to_owned(),
         );
     };
+    // Alone unless the options say whom to meet.
+    if !options.contains(&"--join") {
+        command.arg("--no-network");
+    }
     command
         .args(options)
-        .args(["--no-network", "--region", region.slug(), "--frames", "45"])
+        .args(["--region", region.slug(), "--frames", "45"])
         .args(["--width", &WIDTH.to_string(), "--height", &HEIGHT.to_string()])
         .arg("--screenshot")
         .arg(&path)
@@ -162,13 +166,18 @@ fn hsv([r, g, b]: [u8; 3]) -> (f32, f32, f32) {
 
 /// Share of the picture's pixels that are vivid (saturated and bright) and within a hue range.
 fn vivid_share(picture: &image::RgbImage, hues: (f32, f32)) -> f32 {
+    coloured_share(picture, hues, 0.45)
+}
+
+/// Share of the picture's pixels within a hue range, at least this saturated, and not dark.
+fn coloured_share(picture: &image::RgbImage, hues: (f32, f32), min_saturation: f32) -> f32 {
     let count = picture
         .pixels()
         .filter(|pixel| {
             let (hue, saturation, value) = hsv(pixel.0);
             let in_range =
                 if hues.0 <= hues.1 { hue >= hues.0 && hue <= hues.1 } else { hue >= hues.0 || hue <= hues.1 };
-            saturation > 0.45 && value > 0.35 && in_range
+            saturation > min_saturation && value > 0.35 && in_range
         })
         .count();
     count as f32 / (picture.width() * picture.height()) as f32
@@ -268,4 +277,64 @@ fn every_region_renders_what_it_should() {
     }
     eprintln!("screenshots are in {}", screenshot_dir().display());
     assert!(failures.is_empty(), "rendering checks failed:\n{}", failures.join("\n"));
+}
+
+/// Issue 16: Bo (a node in this process) wears the shipped avatar "grove" and stands in front of
+/// Ada in the private room; Ada's client, the real binary, fetches it from him and draws it from
+/// its model: its bones found, the plain body gone, and grove's green shirt in the middle of the
+/// purple room.
+#[test]
+fn a_second_peer_draws_an_avatar_fetched_from_its_wearer() {
+    use sanctuary_net::{Command as NodeCommand, Event, NetRuntime, NodeConfig, PoseFrame, QuantisedTransform};
+    use sanctuary_net::{RelayChoice, spawn_node};
+
+    let region = RegionId::Room(RoomKind::Private);
+    let layout = sanctuary_engine::RegionLayout::generate(region, sanctuary_engine::WORLD_SEED, 0);
+    let forward = bevy::math::Vec3::new(layout.spawn_yaw.sin(), 0.0, layout.spawn_yaw.cos());
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let runtime = NetRuntime::new().expect("a runtime");
+    let mut config = NodeConfig::new(dirs.path().join("bo"));
+    config.relays = RelayChoice::Disabled;
+    config.lan_discovery = false;
+    config.name = Some("Bo".to_owned());
+    // His plain body would be orange: no green unless his avatar is drawn.
+    config.colour = Some([255, 120, 0]);
+    config.regions = vec![region];
+    let mut bo = spawn_node(runtime.handle(), config);
+    let ticket = runtime.block_on(async {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(20), bo.next_event()).await {
+                Ok(Some(Event::Started { ticket, .. })) => break ticket,
+                Ok(Some(_)) => {}
+                other => panic!("Bo's node did not start: {other:?}"),
+            }
+        }
+    });
+    // Bo stands 2.2 m in front of where Ada arrives, facing her.
+    let head = layout.spawn + forward * 2.2;
+    let facing = bevy::math::Quat::from_rotation_arc(bevy::math::Vec3::NEG_Z, -forward);
+    let at = |offset: bevy::math::Vec3| QuantisedTransform::new(head + facing * offset, facing);
+    let pose = PoseFrame {
+        head: at(bevy::math::Vec3::ZERO),
+        left_hand: at(bevy::math::Vec3::new(-0.3, -0.75, -0.1)),
+        right_hand: at(bevy::math::Vec3::new(0.3, -0.75, -0.1)),
+    };
+    let grove = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/avatars/grove.glb");
+    bo.send(NodeCommand::Pose(pose));
+    bo.send(NodeCommand::Wear(Some(grove)));
+    // Bo's events are drained while Ada runs, so that his node never waits on them.
+    runtime.handle().spawn(async move { while bo.next_event().await.is_some() {} });
+
+    let ada_dir = dirs.path().join("ada").display().to_string();
+    let options =
+        ["--offline", "--no-lan", "--no-voice", "--join", &ticket, "--data-dir", &ada_dir, "--after-avatars", "1"];
+    let (picture, _) = run_client(region, "avatar-drawn", &options).unwrap_or_else(|error| panic!("{error}"));
+    check_not_blank(&picture).unwrap_or_else(|error| panic!("{error}"));
+    // The middle third of the picture, where Bo stands.
+    let (width, height) = (picture.width(), picture.height());
+    let middle = image::imageops::crop_imm(&picture, width / 3, height / 4, width / 3, height / 2).to_image();
+    // The shirt glows a soft green, less saturated than the room's neon; the purple room has no
+    // green of its own (see every_region_renders_what_it_should), nor has Bo's plain body.
+    let green = coloured_share(&middle, (95.0, 160.0), 0.2);
+    assert!(green > 0.03, "grove's green shirt fills {green:.4} of the middle of Ada's view");
 }

@@ -2,8 +2,9 @@
 //! so that they are ours to ship (CC0, like this file's output).
 //!
 //! Each is a VRM 1.0 model: one skinned mesh of boxes, every box moved rigidly by one bone of
-//! the humanoid skeleton, one material coloured per vertex (so each is one draw call and ranks
-//! Excellent), and a `VRMC_vrm` extension naming its bones. The eight differ in height, build,
+//! the humanoid skeleton, one material whose colours come from a small palette texture (a PNG
+//! written here, uncompressed), glowing softly in them so that they read in the neon-lit world
+//! (so each is one draw call and ranks Excellent), and a `VRMC_vrm` extension naming its bones. The eight differ in height, build,
 //! skin, clothes, hair and what they carry, so that a crowd of them does not look cloned.
 
 use std::path::Path;
@@ -233,18 +234,18 @@ fn parts(look: &Look) -> Vec<Part> {
     parts
 }
 
-/// The model's vertices: position, normal, colour, bone; and its triangles.
+/// The model's vertices: position, normal, palette coordinate, bone; and its triangles.
 #[derive(Default)]
 struct Mesh {
     positions: Vec<[f32; 3]>,
     normals: Vec<[f32; 3]>,
-    colours: Vec<[f32; 4]>,
+    uvs: Vec<[f32; 2]>,
     joints: Vec<u8>,
     indices: Vec<u16>,
 }
 
 impl Mesh {
-    fn add_box(&mut self, min: [f32; 3], max: [f32; 3], joint: u8, colour: [f32; 3]) {
+    fn add_box(&mut self, min: [f32; 3], max: [f32; 3], joint: u8, uv: [f32; 2]) {
         // Each face: its normal axis and sign, then four corners counter-clockwise seen from outside.
         for axis in 0..3 {
             for sign in [-1.0f32, 1.0] {
@@ -267,7 +268,7 @@ impl Mesh {
                 for corner in corners {
                     self.positions.push(corner);
                     self.normals.push(normal);
-                    self.colours.push([colour[0], colour[1], colour[2], 1.0]);
+                    self.uvs.push(uv);
                     self.joints.push(joint);
                 }
                 self.indices.extend([first, first + 1, first + 2, first, first + 2, first + 3]);
@@ -288,13 +289,30 @@ fn floats<const N: usize>(values: &[[f32; N]]) -> Vec<u8> {
     values.iter().flatten().flat_map(|value| value.to_le_bytes()).collect()
 }
 
+/// The palette's width in pixels: one pixel a colour.
+const PALETTE: usize = 8;
+
 /// The GLB of one look.
 fn avatar(look: &Look) -> anyhow::Result<Vec<u8>> {
     let scale = |p: [f32; 3]| [p[0] * look.width, p[1] * look.height, p[2] * look.width];
     let mut mesh = Mesh::default();
+    let mut colours: Vec<[f32; 3]> = Vec::new();
     for part in parts(look) {
-        mesh.add_box(scale(part.min), scale(part.max), u8::try_from(part.bone)?, part.colour);
+        let cell = match colours.iter().position(|colour| *colour == part.colour) {
+            Some(cell) => cell,
+            None => {
+                colours.push(part.colour);
+                colours.len() - 1
+            }
+        };
+        anyhow::ensure!(cell < PALETTE, "{} has more than {PALETTE} colours", look.name);
+        let uv = [(cell as f32 + 0.5) / PALETTE as f32, 0.5];
+        mesh.add_box(scale(part.min), scale(part.max), u8::try_from(part.bone)?, uv);
     }
+    let pixels: Vec<[u8; 3]> = (0..PALETTE)
+        .map(|cell| colours.get(cell).copied().unwrap_or([0.0; 3]).map(srgb_byte))
+        .collect();
+    let palette = png(PALETTE as u32, 1, &pixels);
     let rest: Vec<[f32; 3]> = BONES.iter().map(|(_, _, at)| scale(*at)).collect();
     let vertices = mesh.positions.len();
     let (mut low, mut high) = ([f32::MAX; 3], [f32::MIN; 3]);
@@ -318,7 +336,7 @@ fn avatar(look: &Look) -> anyhow::Result<Vec<u8>> {
     };
     let positions = view(&mut bin, floats(&mesh.positions), Some(34962));
     let normals = view(&mut bin, floats(&mesh.normals), Some(34962));
-    let colours = view(&mut bin, floats(&mesh.colours), Some(34962));
+    let uvs = view(&mut bin, floats(&mesh.uvs), Some(34962));
     let joints: Vec<u8> = mesh.joints.iter().flat_map(|joint| [*joint, 0, 0, 0]).collect();
     let joints = view(&mut bin, joints, Some(34962));
     let weights: Vec<[f32; 4]> = vec![[1.0, 0.0, 0.0, 0.0]; vertices];
@@ -331,6 +349,7 @@ fn avatar(look: &Look) -> anyhow::Result<Vec<u8>> {
         .map(|at| [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -at[0], -at[1], -at[2], 1.0])
         .collect();
     let inverse_binds = view(&mut bin, floats(&inverse_binds), None);
+    let palette = view(&mut bin, palette, None);
 
     let accessor = |view: usize, component: u32, kind: &str, count: usize| json!({ "bufferView": view, "componentType": component, "count": count, "type": kind });
     let mut position_accessor = accessor(positions, 5126, "VEC3", vertices);
@@ -339,7 +358,7 @@ fn avatar(look: &Look) -> anyhow::Result<Vec<u8>> {
     let accessors = vec![
         position_accessor,
         accessor(normals, 5126, "VEC3", vertices),
-        accessor(colours, 5126, "VEC4", vertices),
+        accessor(uvs, 5126, "VEC2", vertices),
         accessor(joints, 5121, "VEC4", vertices),
         accessor(weights, 5126, "VEC4", vertices),
         accessor(indices, 5123, "SCALAR", mesh.indices.len()),
@@ -368,7 +387,7 @@ fn avatar(look: &Look) -> anyhow::Result<Vec<u8>> {
     }
     let document = json!({
         "asset": { "version": "2.0", "generator": "sanctuary xtask avatars" },
-        "extensionsUsed": ["VRMC_vrm"],
+        "extensionsUsed": ["VRMC_vrm", "KHR_materials_emissive_strength"],
         "extensions": { "VRMC_vrm": {
             "specVersion": "1.0",
             "meta": {
@@ -390,18 +409,90 @@ fn avatar(look: &Look) -> anyhow::Result<Vec<u8>> {
         "nodes": nodes,
         "skins": [{ "joints": (2..2 + BONES.len()).collect::<Vec<_>>(), "skeleton": 2, "inverseBindMatrices": 6 }],
         "meshes": [{ "name": "body", "primitives": [{
-            "attributes": { "POSITION": 0, "NORMAL": 1, "COLOR_0": 2, "JOINTS_0": 3, "WEIGHTS_0": 4 },
+            "attributes": { "POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2, "JOINTS_0": 3, "WEIGHTS_0": 4 },
             "indices": 5,
             "material": 0
         }] }],
-        "materials": [{ "name": "body", "pbrMetallicRoughness": {
-            "baseColorFactor": [1.0, 1.0, 1.0, 1.0], "metallicFactor": 0.0, "roughnessFactor": 0.8
-        } }],
+        "materials": [{
+            "name": "body",
+            "pbrMetallicRoughness": {
+                "baseColorTexture": { "index": 0 }, "metallicFactor": 0.0, "roughnessFactor": 0.8
+            },
+            "emissiveTexture": { "index": 0 },
+            "emissiveFactor": [1.0, 1.0, 1.0],
+            "extensions": { "KHR_materials_emissive_strength": { "emissiveStrength": GLOW } }
+        }],
+        "textures": [{ "source": 0, "sampler": 0 }],
+        "samplers": [{ "magFilter": 9728, "minFilter": 9728 }],
+        "images": [{ "bufferView": palette, "mimeType": "image/png" }],
         "accessors": accessors,
         "bufferViews": views,
         "buffers": [{ "byteLength": bin.len() }]
     });
     glb(&document, &bin)
+}
+
+/// How strongly the avatars glow in their own colours.
+const GLOW: f32 = 1.5;
+
+/// A linear colour channel as an sRGB byte (textures hold sRGB).
+fn srgb_byte(linear: f32) -> u8 {
+    let linear = linear.clamp(0.0, 1.0);
+    let srgb = if linear <= 0.003_130_8 { linear * 12.92 } else { 1.055 * linear.powf(1.0 / 2.4) - 0.055 };
+    (srgb * 255.0).round() as u8
+}
+
+/// An RGB PNG, its pixel data deflated as stored (uncompressed) blocks: a few bytes for a
+/// palette, and no compression library needed.
+fn png(width: u32, height: u32, pixels: &[[u8; 3]]) -> Vec<u8> {
+    let mut raw = Vec::new();
+    for row in pixels.chunks(width as usize) {
+        raw.push(0); // No filter.
+        raw.extend(row.iter().flatten());
+    }
+    let mut zlib = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (index, block) in blocks.iter().enumerate() {
+        zlib.push(u8::from(index + 1 == blocks.len()));
+        let length = block.len() as u16;
+        zlib.extend_from_slice(&length.to_le_bytes());
+        zlib.extend_from_slice(&(!length).to_le_bytes());
+        zlib.extend_from_slice(block);
+    }
+    zlib.extend_from_slice(&adler32(&raw).to_be_bytes());
+    let mut header = Vec::new();
+    header.extend_from_slice(&width.to_be_bytes());
+    header.extend_from_slice(&height.to_be_bytes());
+    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut out = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    for (kind, data) in [(b"IHDR", header), (b"IDAT", zlib), (b"IEND", Vec::new())] {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut chunk = kind.to_vec();
+        chunk.extend_from_slice(&data);
+        out.extend_from_slice(&chunk);
+        out.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    }
+    out
+}
+
+fn adler32(bytes: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for byte in bytes {
+        a = (a + u32::from(*byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    (b << 16) | a
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for byte in bytes {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
 }
 
 /// A GLB container: header, JSON chunk padded with spaces, BIN chunk padded with zeros.
