@@ -40,7 +40,13 @@ const MAX_MODELS: usize = 512;
 const REQUESTS_PER_FRAME: usize = 8;
 
 pub(super) fn plugin(app: &mut App) {
-    app.init_resource::<Avatars>().add_systems(Update, (show_ranks, request_avatars).chain().in_set(Frame::World));
+    app.init_resource::<Avatars>().add_systems(
+        Update,
+        (show_ranks.run_if(resource_exists::<ChatInput>), request_avatars)
+            .chain()
+            .in_set(Frame::World)
+            .run_if(resource_exists::<NetLink>.and_then(resource_exists::<Social>)),
+    );
 }
 
 /// How far an avatar model has come.
