@@ -26,7 +26,7 @@ pub use layout::{
     RegionLayout, WORLD_SEED, region_accent,
 };
 pub use model::{
-    HumanBone, Humanoid, ModelError, ModelLimits, ModelSummary, PASSED_THROUGH, RigSource, inspect_model,
+    HumanBone, Humanoid, ModelError, ModelLimits, ModelSummary, PASSED_THROUGH, RigSource, inspect_model, plain_model,
     referenced_files, unsupported_advice,
 };
 pub use region::{RegionId, RoomKind, UnknownRegion};

@@ -15,7 +15,7 @@ use iroh_blobs::Hash;
 use iroh_blobs::api::downloader::{DownloadProgressItem, Downloader};
 use iroh_blobs::store::fs::FsStore;
 use sanctuary_engine::avatar::{AvatarRef, avatar_limits, rank};
-use sanctuary_engine::{ModelLimits, ModelRef, ModelSummary, budget, inspect_model, referenced_files};
+use sanctuary_engine::{ModelLimits, ModelRef, ModelSummary, budget, inspect_model, plain_model, referenced_files};
 use serde::{Deserialize, Serialize};
 
 /// The largest manifest read: a few dozen file names.
@@ -154,8 +154,18 @@ impl AssetStore {
             left = left.saturating_sub(bytes.len() as u64);
             files.push((name, bytes));
         }
+        // Made plain first when a tool saved bytes in ways not every loader reads (sparse
+        // accessors, quantized meshes): one .glb is then stored and shared instead.
+        let resource = |name: &str| files.iter().find(|(known, _)| known == name).map(|(_, bytes)| bytes.clone());
+        if let Some(plain) =
+            plain_model(&files[0].1, &resource, limits).map_err(|error| AssetError::Model(error.to_string()))?
+        {
+            let stem = Path::new(&main_name).file_stem().and_then(|stem| stem.to_str()).unwrap_or("model");
+            files = vec![(format!("{stem}.glb"), plain)];
+        }
         let summary = check_files(&files, limits)?;
-        let mut bundle = Bundle { main: main_name, files: Vec::new() };
+        let main = files.first().map_or(main_name, |(name, _)| name.clone());
+        let mut bundle = Bundle { main, files: Vec::new() };
         for (name, bytes) in files {
             let size = bytes.len() as u64;
             let tag = self.store.add_bytes(bytes).await.map_err(|error| AssetError::Store(error.to_string()))?;

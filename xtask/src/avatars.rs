@@ -309,9 +309,8 @@ fn avatar(look: &Look) -> anyhow::Result<Vec<u8>> {
         let uv = [(cell as f32 + 0.5) / PALETTE as f32, 0.5];
         mesh.add_box(scale(part.min), scale(part.max), u8::try_from(part.bone)?, uv);
     }
-    let pixels: Vec<[u8; 3]> = (0..PALETTE)
-        .map(|cell| colours.get(cell).copied().unwrap_or([0.0; 3]).map(srgb_byte))
-        .collect();
+    let pixels: Vec<[u8; 3]> =
+        (0..PALETTE).map(|cell| colours.get(cell).copied().unwrap_or([0.0; 3]).map(srgb_byte)).collect();
     let palette = png(PALETTE as u32, 1, &pixels);
     let rest: Vec<[f32; 3]> = BONES.iter().map(|(_, _, at)| scale(*at)).collect();
     let vertices = mesh.positions.len();

@@ -1,5 +1,6 @@
 //! `cargo xtask setup`: the system packages the build and the tests need.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Result, bail};
@@ -35,6 +36,11 @@ pub fn run(needs: Needs) -> Result<()> {
         return Ok(());
     }
     let missing: Vec<&str> = wanted.into_iter().filter(|package| !is_installed(package)).collect();
+    install_packages(&missing)
+}
+
+/// Installs Debian packages with apt-get, as root or with passwordless sudo.
+fn install_packages(missing: &[&str]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
@@ -69,7 +75,7 @@ pub fn run(needs: Needs) -> Result<()> {
     if !installed {
         bail!("apt-get could not install {list}; install them by hand:\n\n    sudo apt-get install -y {list}\n");
     }
-    let still_missing: Vec<&str> = missing.into_iter().filter(|package| !is_installed(package)).collect();
+    let still_missing: Vec<&str> = missing.iter().copied().filter(|package| !is_installed(package)).collect();
     if !still_missing.is_empty() {
         bail!("still missing after apt-get: {}", still_missing.join(" "));
     }
@@ -85,6 +91,43 @@ fn is_installed(package: &str) -> bool {
 
 fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// The glTF Transform CLI version the importer tests make their models with.
+const GLTF_TRANSFORM: &str = "@gltf-transform/cli@4.5.1";
+
+/// The glTF Transform CLI (`gltf-transform`, from npm), with which the importer tests make
+/// models as tools export them: the one on the PATH, or one installed for these tests under
+/// `~/.cache/sanctuary/tools` (with Debian's `nodejs` and `npm` when there is no npm).
+pub fn gltf_transform() -> Result<PathBuf> {
+    if let Some(path) = find_on_path("gltf-transform") {
+        return Ok(path);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let prefix = home.join(".cache").join("sanctuary").join("tools");
+    let installed = prefix.join("node_modules").join(".bin").join("gltf-transform");
+    if installed.is_file() {
+        return Ok(installed);
+    }
+    if !command_exists("npm") {
+        install_packages(&["nodejs", "npm"])?;
+    }
+    std::fs::create_dir_all(&prefix)?;
+    eprintln!("installing {GLTF_TRANSFORM} into {} for the importer tests", prefix.display());
+    let status = Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&prefix)
+        .arg(GLTF_TRANSFORM)
+        .status()?;
+    if !status.success() || !installed.is_file() {
+        bail!("npm could not install {GLTF_TRANSFORM}; install it by hand:\n\n    npm install -g {GLTF_TRANSFORM}\n");
+    }
+    Ok(installed)
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|path| path.is_file()))
 }
 
 /// Whether `name` is a program on the PATH.

@@ -39,8 +39,13 @@ pub fn run() -> Result<()> {
     } else {
         eprintln!("note: clippy is not installed, so lints are not checked (rustup component add clippy)");
     }
-    crate::run_command(crate::cargo().args(["test", "--workspace", "--features", "sanctuary/xr", "--no-fail-fast"]))
-        .context("some tests failed: the output above names them")?;
+    let gltf_transform = setup::gltf_transform()?;
+    crate::run_command(
+        crate::cargo()
+            .args(["test", "--workspace", "--features", "sanctuary/xr", "--no-fail-fast"])
+            .env("SANCTUARY_GLTF_TRANSFORM", gltf_transform),
+    )
+    .context("some tests failed: the output above names them")?;
     // The example the frame benchmark runs must keep building and running.
     let bench = crate::build_executable("frame_bench")?;
     crate::run_command(std::process::Command::new(bench).arg("--smoke"))

@@ -45,9 +45,10 @@ pub fn unsupported_advice(name: &str) -> &'static str {
     }
 }
 
-/// Refuses the first required extension not in [`PASSED_THROUGH`].
-pub(super) fn check_required(root: &json::Root) -> Result<(), ModelError> {
-    match root.extensions_required.iter().find(|name| !PASSED_THROUGH.contains(&name.as_str())) {
+/// Refuses the first required extension neither in [`PASSED_THROUGH`] nor in `also_allowed`.
+pub(super) fn check_required(root: &json::Root, also_allowed: &[&str]) -> Result<(), ModelError> {
+    let allowed = |name: &str| PASSED_THROUGH.contains(&name) || also_allowed.contains(&name);
+    match root.extensions_required.iter().find(|name| !allowed(name)) {
         Some(name) => Err(ModelError::UnsupportedExtension { name: shortened(name), advice: unsupported_advice(name) }),
         None => Ok(()),
     }

@@ -27,9 +27,11 @@ mod geometry;
 mod humanoid;
 mod images;
 mod nodes;
+mod plain;
 
 pub use extensions::{PASSED_THROUGH, unsupported_advice};
 pub use humanoid::{HumanBone, Humanoid, RigSource};
+pub use plain::plain_model;
 
 use files::{ResourceStore, external_files, load_buffers};
 use geometry::{check_accessors, check_buffer_views, check_meshes, check_skins_and_animations};
@@ -329,7 +331,7 @@ pub enum ModelError {
 /// safe, and [`ModelError::TooManyFiles`] when there are more than `limits.max_files`.
 pub fn referenced_files(main: &[u8], limits: &ModelLimits) -> Result<Vec<String>, ModelError> {
     check_main_size(main, limits)?;
-    let parsed = parse_model(main)?;
+    let parsed = parse_model(main, &[plain::QUANTIZATION])?;
     let files = external_files(&parsed.root)?;
     check_file_count(files.len(), limits)?;
     Ok(files)
@@ -372,7 +374,7 @@ pub fn inspect_model(
     limits: &ModelLimits,
 ) -> Result<ModelSummary, ModelError> {
     check_main_size(main, limits)?;
-    let ParsedModel { root, blob } = parse_model(main)?;
+    let ParsedModel { root, blob } = parse_model(main, &[])?;
     let humanoid = humanoid::read_humanoid(json_text(main), &root);
     let files = external_files(&root)?;
     check_file_count(files.len(), limits)?;
@@ -424,8 +426,10 @@ fn check_file_count(files: usize, limits: &ModelLimits) -> Result<(), ModelError
     Ok(())
 }
 
-/// Parses and validates `main`, guarding the `gltf` crate's own panics on hostile input first.
-fn parse_model(main: &[u8]) -> Result<ParsedModel, ModelError> {
+/// Parses and validates `main`, guarding the `gltf` crate's own panics on hostile input first;
+/// `also_allowed` names required extensions accepted besides [`PASSED_THROUGH`] (those
+/// [`plain_model`] undoes, when it is the caller).
+fn parse_model(main: &[u8], also_allowed: &[&str]) -> Result<ParsedModel, ModelError> {
     // `gltf::Glb::from_slice` subtracts the header size from the declared length without a check,
     // so a declared length under 12 overflows; the header is checked here first.
     if main.starts_with(b"glTF") {
@@ -434,7 +438,7 @@ fn parse_model(main: &[u8]) -> Result<ParsedModel, ModelError> {
     let gltf::Gltf { document, blob } =
         gltf::Gltf::from_slice_without_validation(main).map_err(|error| not_gltf(&error))?;
     let mut root = document.into_json();
-    extensions::check_required(&root)?;
+    extensions::check_required(&root, also_allowed)?;
     // Required extensions were checked just above against what Sanctuary reads; the `gltf`
     // crate's own list depends on the features other crates enable, so it is not asked.
     root.extensions_required.clear();

@@ -1,0 +1,105 @@
+//! Models as people export them (issue 16): files written by an independent tool, glTF
+//! Transform's CLI (`gltf-transform`, from npm; `cargo xtask test` installs it), are imported
+//! as avatars. Quantized meshes and sparse accessors are made plain and pass, humanoid and all;
+//! compressed geometry and textures Sanctuary cannot read yet are refused, naming the extension.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sanctuary_engine::avatar::avatar_limits;
+use sanctuary_engine::inspect_model;
+use sanctuary_net::{AssetError, AssetStore};
+use sanctuary_tests::models::pack_glb;
+
+/// The tool: where `cargo xtask test` put it, or on the PATH.
+fn gltf_transform() -> PathBuf {
+    if let Some(path) = std::env::var_os("SANCTUARY_GLTF_TRANSFORM") {
+        return PathBuf::from(path);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths).map(|dir| dir.join("gltf-transform")).find(|path| path.is_file())
+        })
+        .expect("gltf-transform is needed to make these test models: `cargo xtask setup` installs it")
+}
+
+/// Runs `gltf-transform COMMAND input output`.
+fn transform(command: &str, input: &Path, output: &Path) {
+    let out = Command::new(gltf_transform()).arg(command).arg(input).arg(output).output().expect("gltf-transform runs");
+    assert!(out.status.success(), "gltf-transform {command} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn shipped(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/avatars").join(name)
+}
+
+/// A square whose texture coordinates are all zero but one: the tool stores them sparse.
+fn mostly_zero_uvs() -> Vec<u8> {
+    let mut bin = Vec::new();
+    for [x, y] in [[0.0f32, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]] {
+        for value in [x, y, 0.0] {
+            bin.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+    for [u, v] in [[0.0f32, 0.0], [0.0, 0.0], [0.0, 0.0], [1.0, 1.0]] {
+        bin.extend_from_slice(&u.to_le_bytes());
+        bin.extend_from_slice(&v.to_le_bytes());
+    }
+    for index in [0u16, 1, 2, 0, 2, 3] {
+        bin.extend_from_slice(&index.to_le_bytes());
+    }
+    let json = format!(
+        r#"{{ "asset": {{ "version": "2.0" }}, "scene": 0, "scenes": [{{ "nodes": [0] }}], "nodes": [{{ "mesh": 0 }}],
+        "meshes": [{{ "primitives": [{{ "attributes": {{ "POSITION": 0, "TEXCOORD_0": 1 }}, "indices": 2 }}] }}],
+        "accessors": [
+            {{ "bufferView": 0, "componentType": 5126, "count": 4, "type": "VEC3", "min": [0, 0, 0], "max": [1, 1, 0] }},
+            {{ "bufferView": 1, "componentType": 5126, "count": 4, "type": "VEC2" }},
+            {{ "bufferView": 2, "componentType": 5123, "count": 6, "type": "SCALAR" }} ],
+        "bufferViews": [ {{ "buffer": 0, "byteLength": 48 }}, {{ "buffer": 0, "byteOffset": 48, "byteLength": 32 }},
+            {{ "buffer": 0, "byteOffset": 80, "byteLength": 12 }} ],
+        "buffers": [{{ "byteLength": {} }}] }}"#,
+        bin.len()
+    );
+    pack_glb(&json, &bin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_from_an_export_tool_import_or_are_refused_by_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = AssetStore::open(&dir.path().join("store")).await.expect("store");
+    let aurora = shipped("aurora.glb");
+
+    // Quantized: made plain at import, and still a humanoid (the tool drops the VRM extension,
+    // so its bones are found by their names).
+    let quantized = dir.path().join("quantized.glb");
+    transform("quantize", &aurora, &quantized);
+    let error = inspect_model(&std::fs::read(&quantized).expect("written"), &|_| None, &avatar_limits());
+    assert!(error.is_err_and(|error| error.to_string().contains("KHR_mesh_quantization")));
+    let (avatar, summary) = store.import_avatar(&quantized).await.expect("a quantized avatar imports");
+    assert!(summary.humanoid.is_some(), "its skeleton is found");
+    let bundle = store.bundle(avatar.hash).await.expect("stored");
+    assert_eq!(bundle.main, "quantized.glb");
+    assert_eq!(bundle.files.len(), 1, "one plain file");
+
+    // Sparse: made dense.
+    let square = dir.path().join("square.glb");
+    std::fs::write(&square, mostly_zero_uvs()).expect("writes");
+    let sparse = dir.path().join("sparse.glb");
+    transform("sparse", &square, &sparse);
+    let sparse_bytes = std::fs::read(&sparse).expect("written");
+    assert!(sparse_bytes.windows(8).any(|window| window == b"\"sparse\""), "the tool wrote a sparse accessor");
+    let (_, summary) = store.import(&sparse).await.expect("a sparse model imports");
+    assert_eq!(summary.triangles, 2);
+
+    // Compressed geometry and WebP textures: refused before decoding, naming the extension.
+    for (command, extension) in
+        [("draco", "KHR_draco_mesh_compression"), ("meshopt", "EXT_meshopt_compression"), ("webp", "EXT_texture_webp")]
+    {
+        let path = dir.path().join(format!("{command}.glb"));
+        transform(command, &aurora, &path);
+        match store.import_avatar(&path).await {
+            Err(AssetError::Model(reason)) => assert!(reason.contains(extension), "{command}: {reason}"),
+            other => panic!("{command}: expected a refusal naming {extension}, got {other:?}"),
+        }
+    }
+}
