@@ -23,6 +23,9 @@ use crate::scenery::{AvatarBody, AvatarHead};
 
 /// The most nodes walked looking for an avatar's bones.
 const MAX_WALKED: usize = 4096;
+/// The frames an avatar's bones are looked for once its scene is in; past them it is drawn whole
+/// and stiff (its bones' names were not as its description said).
+const MAX_TRIES: u32 = 300;
 
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<AvatarsDrawn>().add_systems(
@@ -45,6 +48,8 @@ struct Worn {
     scene: Entity,
     humanoid: Option<Humanoid>,
     skeleton: Option<Skeleton>,
+    /// Frames spent looking for its bones with its scene in.
+    tries: u32,
 }
 
 /// An avatar's bones, found, with their pose at rest.
@@ -136,7 +141,13 @@ fn dress(
                 // Hidden until its bones are found and posed, so that it never shows in a T-pose.
                 let scene = commands.spawn((WorldAssetRoot(scene), Transform::default(), Visibility::Hidden)).id();
                 commands.entity(entity).add_child(scene);
-                commands.entity(entity).insert(Worn { hash, scene, humanoid: humanoid.cloned(), skeleton: None });
+                commands.entity(entity).insert(Worn {
+                    hash,
+                    scene,
+                    humanoid: humanoid.cloned(),
+                    skeleton: None,
+                    tries: 0,
+                });
             }
             (None, Some(worn)) => {
                 commands.entity(worn.scene).despawn();
@@ -158,9 +169,12 @@ fn find_bones(
         if worn.skeleton.is_some() {
             continue;
         }
-        let Some(humanoid) = worn.humanoid.clone() else {
-            // No skeleton: drawn whole and stiff at the head, as soon as it is in.
-            if children.get(worn.scene).is_ok() {
+        let in_scene = children.get(worn.scene).is_ok();
+        worn.tries += u32::from(in_scene);
+        let Some(humanoid) = worn.humanoid.clone().filter(|_| worn.tries <= MAX_TRIES) else {
+            // No skeleton (or its bones were never found): drawn whole and stiff where the person
+            // stands, as soon as it is in.
+            if in_scene {
                 set_visible(&mut visibility, worn.scene);
                 worn.skeleton = Some(Skeleton { bones: Vec::new(), scale: 1.0, to_forward: Quat::IDENTITY });
             }
