@@ -58,6 +58,10 @@ pub struct Args {
     #[arg(long)]
     pub shields_panel: bool,
 
+    /// Open the avatar picker (F7) at the start.
+    #[arg(long)]
+    pub avatar_panel: bool,
+
     /// Type this line into the chat once the network is up (commands such as `/trust` too);
     /// repeat for several, typed in order: for scripts and demonstrations.
     #[arg(long = "chat", value_name = "LINE")]

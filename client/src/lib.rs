@@ -5,6 +5,7 @@
 //! presentation plugins (scenery, HUD, pointer capture, screenshots) need a window and a renderer.
 
 pub mod actions;
+mod avatar_panel;
 mod avatar_rigs;
 mod avatars;
 mod blobs;
@@ -109,6 +110,7 @@ pub fn presentation_plugin(app: &mut App) {
         shields::plugin,
         bodies::plugin,
         avatar_rigs::plugin,
+        avatar_panel::plugin,
         build::presentation,
         panels::plugin,
         market::plugin,
@@ -160,6 +162,9 @@ pub fn client_app(args: &cli::Args, headset: bool) -> App {
     }
     if args.shields_panel {
         app.insert_resource(shields::ShieldsPanel { open: true });
+    }
+    if args.avatar_panel {
+        app.insert_resource(avatar_panel::AvatarPanel { open: true });
     }
     match args.network.node_config(vec![args.region]) {
         Ok(Some(config)) => match NetLink::start(config) {

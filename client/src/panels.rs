@@ -67,6 +67,14 @@ pub enum PanelAction {
     ToggleShields,
     /// Move a shield to its next reach.
     CycleShield(sanctuary_engine::shields::Category),
+    /// Open or close the avatar picker (F7).
+    ToggleAvatars,
+    /// Wear the shipped avatar with this index.
+    WearShipped(u8),
+    /// Wear a plain body.
+    TakeOff,
+    /// Show others' avatars up to the next rank.
+    CycleShownRank,
 }
 
 /// A panel button was clicked.
@@ -131,6 +139,8 @@ pub enum PanelSlot {
     Confirm,
     /// Left of the middle, under the status line: the shields and friends.
     Shields,
+    /// Right, under the network status: the avatar picker.
+    Avatars,
 }
 
 /// The spec a desktop panel shows now (`None` hides it).
@@ -170,13 +180,14 @@ fn click_button(
 }
 
 fn spawn_panels(mut commands: Commands) {
-    for slot in [PanelSlot::Wallet, PanelSlot::Stall, PanelSlot::Confirm, PanelSlot::Shields] {
+    for slot in [PanelSlot::Wallet, PanelSlot::Stall, PanelSlot::Confirm, PanelSlot::Shields, PanelSlot::Avatars] {
         let at = match slot {
             PanelSlot::Wallet => {
                 Node { left: Val::Px(12.0), top: Val::Px(90.0), max_width: Val::Px(570.0), ..default() }
             }
             // Right, under the network status: beside the wallet panel, never over it.
             PanelSlot::Stall => Node { right: Val::Px(10.0), top: Val::Px(84.0), width: Val::Px(360.0), ..default() },
+            PanelSlot::Avatars => Node { right: Val::Px(10.0), top: Val::Px(84.0), width: Val::Px(420.0), ..default() },
             PanelSlot::Shields => {
                 Node { left: Val::Px(12.0), top: Val::Px(90.0), max_width: Val::Px(600.0), ..default() }
             }

@@ -87,6 +87,7 @@ pub fn menu_spec(comfort: &Comfort, build_on: bool, in_city: bool, mic: Option<&
     }
     spec.button("Wallet", PanelAction::ToggleWallet);
     spec.button("Shields", PanelAction::ToggleShields);
+    spec.button("Avatars", PanelAction::ToggleAvatars);
     if in_city {
         spec.button(if build_on { "Stop building" } else { "Build" }, PanelAction::ToggleBuild);
         if build_on {
@@ -325,6 +326,7 @@ fn menu_panel_specs(
     specs.extend(slot(PanelSlot::Stall));
     specs.extend(slot(PanelSlot::Wallet));
     specs.extend(slot(PanelSlot::Shields));
+    specs.extend(slot(PanelSlot::Avatars));
     specs
 }
 
@@ -584,6 +586,12 @@ mod tests {
         let shown = menu_panel_specs(&menu, &comfort, (false, false), None, &slots);
         assert_eq!(shown.iter().map(|spec| spec.title.as_str()).collect::<Vec<_>>(), ["MENU", "SHIELDS"]);
         assert!(shown[0].offers(PanelAction::ToggleShields));
+        // So does the avatar picker.
+        let avatars = PanelSpec::new("AVATARS");
+        let slots = [(PanelSlot::Avatars, Some(&avatars))];
+        let shown = menu_panel_specs(&menu, &comfort, (false, false), None, &slots);
+        assert_eq!(shown.iter().map(|spec| spec.title.as_str()).collect::<Vec<_>>(), ["MENU", "AVATARS"]);
+        assert!(shown[0].offers(PanelAction::ToggleAvatars));
     }
 
     #[test]
