@@ -191,6 +191,19 @@ fn ready(summary: &ModelSummary) -> ModelState {
     }
 }
 
+/// What a name label adds about someone's avatar: how much of it is here while it comes, or
+/// that it is not shown; nothing when it is drawn or there is none.
+pub fn label_note(shown: &Shown<'_>) -> Option<String> {
+    match shown {
+        Shown::Waiting { done, total } => {
+            let percent = done.saturating_mul(100).checked_div(*total).unwrap_or(0).min(100);
+            Some(format!("avatar {percent} %"))
+        }
+        Shown::TooCostly(rank) => Some(format!("{rank} avatar not shown")),
+        Shown::Plain | Shown::Model { .. } | Shown::Unavailable => None,
+    }
+}
+
 /// What `/avatar ARG` asks the node for, or the text to show instead (`/avatar` alone lists).
 pub fn wear_command(arg: &str, mine: Option<AvatarRef>) -> Result<Command, String> {
     let arg = arg.trim();
@@ -313,6 +326,7 @@ mod tests {
         assert!(avatars.requests(&[ada]).is_empty(), "asked once");
         avatars.take(&Event::AssetProgress { hash: avatar.hash, done: 2500, total: 5000 });
         assert_eq!(avatars.shown(&ada), Shown::Waiting { done: 2500, total: 5000 });
+        assert_eq!(label_note(&avatars.shown(&ada)).as_deref(), Some("avatar 50 %"));
         avatars.take(&Event::AssetReady { hash: avatar.hash, summary: summary(500) });
         assert_eq!(avatars.shown(&ada), Shown::Model { hash: avatar.hash, humanoid: None });
         avatars.take(&look(ada, None));
@@ -326,6 +340,7 @@ mod tests {
         let costly = AvatarRef { hash: [5; 32], bytes: 5000, rank: Rank::Poor };
         avatars.take(&look(ada, Some(costly)));
         assert_eq!(avatars.shown(&ada), Shown::TooCostly(Rank::Poor));
+        assert_eq!(label_note(&avatars.shown(&ada)).as_deref(), Some("Poor avatar not shown"));
         assert!(avatars.requests(&[ada]).is_empty(), "not even fetched");
 
         // Bo claims Excellent, but the model is Medium: ranked again, it is not shown.

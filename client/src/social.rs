@@ -398,6 +398,7 @@ fn label_new_avatars(mut commands: Commands, avatars: Query<(Entity, &RemoteAvat
 fn place_name_labels(
     mut commands: Commands,
     social: Res<Social>,
+    worn: Option<Res<crate::avatars::Avatars>>,
     cameras: Query<(&Camera, &GlobalTransform), With<Player>>,
     avatars: Query<(&RemoteAvatarView, &GlobalTransform)>,
     mut labels: Query<(Entity, &NameLabel, &mut Text, &mut TextColor, &mut Node, &mut Visibility, &ComputedNode)>,
@@ -409,7 +410,11 @@ fn place_name_labels(
             continue;
         };
         let (word, trust_colour) = crate::shields::trust_label(&social, &avatar.key);
-        let shown = format!("{} - {word}", name_shown(&avatar.name, social.mics.get(&avatar.key).copied()));
+        let mut shown = format!("{} - {word}", name_shown(&avatar.name, social.mics.get(&avatar.key).copied()));
+        // While their avatar comes (or when it is not shown), the label says so.
+        if let Some(note) = worn.as_ref().and_then(|worn| crate::avatars::label_note(&worn.shown(&avatar.key))) {
+            shown = format!("{shown} - {note}");
+        }
         if text.0 != shown {
             text.0 = shown;
         }
