@@ -9,7 +9,7 @@
 //!   shown as they are; beyond it, and until an avatar is here, a plain body in the person's
 //!   colour stands in.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use bevy::prelude::*;
@@ -104,11 +104,20 @@ pub struct Avatars {
     pub show_up_to: Rank,
     looks: HashMap<PublicKey, AvatarRef>,
     models: HashMap<[u8; 32], ModelState>,
+    /// The avatar last asked for on each wearer's word: one at a time per wearer, so that a key
+    /// naming a new avatar every second sets off no more fetches than it has finished.
+    asked: HashMap<PublicKey, [u8; 32]>,
 }
 
 impl Default for Avatars {
     fn default() -> Self {
-        Self { mine: None, show_up_to: Rank::Poor, looks: HashMap::new(), models: HashMap::new() }
+        Self {
+            mine: None,
+            show_up_to: Rank::Poor,
+            looks: HashMap::new(),
+            models: HashMap::new(),
+            asked: HashMap::new(),
+        }
     }
 }
 
@@ -162,10 +171,12 @@ impl Avatars {
     /// on its way.
     fn requests(&mut self, here: &[PublicKey]) -> Vec<(AvatarRef, PublicKey)> {
         if self.looks.len() >= MAX_LOOKS {
-            self.looks.retain(|key, _| here.contains(key));
+            let present: HashSet<&PublicKey> = here.iter().collect();
+            self.looks.retain(|key, _| present.contains(key));
+            self.asked.retain(|key, _| present.contains(key));
         }
         if self.models.len() >= MAX_MODELS {
-            let worn: Vec<[u8; 32]> = self.looks.values().map(|avatar| avatar.hash).collect();
+            let worn: HashSet<[u8; 32]> = self.looks.values().map(|avatar| avatar.hash).collect();
             self.models.retain(|hash, state| worn.contains(hash) && !matches!(state, ModelState::Failed(_)));
         }
         let mut wanted = Vec::new();
@@ -174,10 +185,19 @@ impl Avatars {
                 break;
             }
             let Some(avatar) = self.looks.get(key).copied() else { continue };
-            if avatar.rank <= self.show_up_to && !self.models.contains_key(&avatar.hash) {
-                self.models.insert(avatar.hash, ModelState::Fetching { done: 0, total: avatar.bytes });
-                wanted.push((avatar, *key));
+            if avatar.rank > self.show_up_to || self.models.contains_key(&avatar.hash) {
+                continue;
             }
+            let busy = self
+                .asked
+                .get(key)
+                .is_some_and(|hash| matches!(self.models.get(hash), Some(ModelState::Fetching { .. })));
+            if busy {
+                continue;
+            }
+            self.models.insert(avatar.hash, ModelState::Fetching { done: 0, total: avatar.bytes });
+            self.asked.insert(*key, avatar.hash);
+            wanted.push((avatar, *key));
         }
         wanted
     }
@@ -380,6 +400,21 @@ mod tests {
         let here = [key(1)];
         avatars.requests(&here);
         assert!(avatars.looks.len() <= 1, "only the people here are kept once full");
+    }
+
+    #[test]
+    fn a_wearer_changing_avatars_sets_off_one_fetch_at_a_time() {
+        let mut avatars = Avatars::default();
+        let ada = key(1);
+        let at = |byte: u8| AvatarRef { hash: [byte; 32], bytes: 100, rank: Rank::Good };
+        avatars.take(&look(ada, Some(at(1))));
+        assert_eq!(avatars.requests(&[ada]).len(), 1);
+        for byte in 2..20 {
+            avatars.take(&look(ada, Some(at(byte))));
+            assert!(avatars.requests(&[ada]).is_empty(), "the first is still on its way");
+        }
+        avatars.take(&Event::AssetFailed { hash: [1; 32], reason: "nobody has it".into() });
+        assert_eq!(avatars.requests(&[ada]), vec![(at(19), ada)], "then only the one worn now");
     }
 
     #[test]
