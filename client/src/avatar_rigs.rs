@@ -8,43 +8,78 @@
 //! limb keeps the length its maker gave it.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
+use bevy::asset::AssetPath;
 use bevy::gltf::GltfAssetLabel;
 use bevy::prelude::*;
-use bevy::world_serialization::WorldAssetRoot;
+use bevy::world_serialization::{WorldAsset, WorldAssetRoot};
 use sanctuary_engine::body::{BodyShape, Joints, Limb, two_bone};
+use sanctuary_engine::crowd::Detail;
 use sanctuary_engine::{EYE_HEIGHT, HumanBone, Humanoid, RigSource};
 
 use crate::Frame;
-use crate::avatars::{Avatars, Shown};
-use crate::bodies::Feet;
+use crate::avatars::{Avatars, DEFAULT_AVATARS, Shown};
+use crate::bodies::{AvatarBody, AvatarHead, FarPart, Feet};
+use crate::crowd::Figure;
 use crate::network::{HandView, RemoteAvatarView};
-use crate::scenery::{AvatarBody, AvatarHead};
+use crate::world::DrifterView;
 
 /// The most nodes walked looking for an avatar's bones.
 const MAX_WALKED: usize = 4096;
 /// The frames an avatar's bones are looked for once its scene is in; past them it is drawn whole
 /// and stiff (its bones' names were not as its description said).
 const MAX_TRIES: u32 = 300;
+/// The most avatar scenes kept loaded while nobody near wears them, so that someone walking in
+/// and out of reach is not read again each time.
+const KEPT_SCENES: usize = 48;
 
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<AvatarsDrawn>().add_systems(
         Update,
-        (dress, find_bones, pose_rigs, show_plain_bodies)
+        (outfit_people, outfit_drifters, dress, find_bones, pose_rigs, show_detail)
             .chain()
             .in_set(Frame::Animate)
             .after(crate::bodies::pose_bodies),
     );
 }
 
-/// How many people's avatars are drawn from their models now.
+/// How many figures are drawn from their avatar models now.
 #[derive(Resource, Debug, Default)]
 pub struct AvatarsDrawn(pub usize);
 
-/// The model someone wears, as drawn under their [`RemoteAvatarView`].
+/// Which avatar model a figure wears when it is near.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LookId {
+    /// A model from the blob store (someone here wears it).
+    Blob([u8; 32]),
+    /// One of [`DEFAULT_AVATARS`] (a drifter wears it), by its place in that list.
+    Shipped(usize),
+}
+
+impl LookId {
+    /// Where the asset server reads its model.
+    fn path(self) -> AssetPath<'static> {
+        match self {
+            LookId::Blob(hash) => crate::blobs::model_path(&hash),
+            LookId::Shipped(index) => crate::blobs::shipped_path(index),
+        }
+    }
+}
+
+/// The avatar model a figure wears, if any, with its skeleton.
+#[derive(Component, Debug, Clone, Default)]
+pub struct Outfit(pub Option<(LookId, Option<Humanoid>)>);
+
+/// The root of the scene an avatar model is drawn from, under its figure; the asset server
+/// fills it in (a benchmark without one fills it in itself).
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelScene(pub LookId);
+
+/// The model someone wears, as drawn under their figure.
 #[derive(Component)]
 struct Worn {
-    hash: [u8; 32],
+    look: LookId,
     scene: Entity,
     humanoid: Option<Humanoid>,
     skeleton: Option<Skeleton>,
@@ -118,33 +153,96 @@ fn limb_of(bone: HumanBone, joints: &Joints) -> Option<Limb> {
     }
 }
 
-/// Spawns the model of whoever has one to show, and takes it away when it no longer is.
-fn dress(
-    mut commands: Commands,
-    avatars: Res<Avatars>,
-    assets: Option<Res<AssetServer>>,
-    people: Query<(Entity, &RemoteAvatarView, Option<&Worn>)>,
-) {
-    let Some(assets) = assets else { return };
-    for (entity, view, worn) in &people {
+/// The skeletons of the avatars that ship, read once.
+fn shipped_humanoids() -> &'static [Option<Humanoid>] {
+    static READ: OnceLock<Vec<Option<Humanoid>>> = OnceLock::new();
+    READ.get_or_init(|| {
+        let limits = sanctuary_engine::avatar::avatar_limits();
+        DEFAULT_AVATARS
+            .iter()
+            .map(|(_, bytes)| {
+                sanctuary_engine::inspect_model(bytes, &|_| None, &limits).ok().and_then(|summary| summary.humanoid)
+            })
+            .collect()
+    })
+}
+
+/// The shipped avatar a drifter wears: agents the haloed one, the others one of the rest, by
+/// their path so that neighbours differ.
+pub fn drifter_look(drifter: &sanctuary_engine::Drifter) -> usize {
+    let last = DEFAULT_AVATARS.len() - 1;
+    if drifter.is_agent {
+        last
+    } else {
+        (drifter.phase.to_bits() as usize ^ drifter.orbit_radius.to_bits() as usize) % last
+    }
+}
+
+/// Each person here wears the model the avatars say to show (within the viewer's rank, and here).
+fn outfit_people(avatars: Res<Avatars>, mut people: Query<(&RemoteAvatarView, Option<&mut Outfit>, Entity)>, mut commands: Commands) {
+    for (view, outfit, entity) in &mut people {
         let wanted = match avatars.shown(&view.key) {
-            Shown::Model { hash, humanoid } => Some((hash, humanoid)),
+            Shown::Model { hash, humanoid } => Some((LookId::Blob(hash), humanoid)),
             _ => None,
         };
+        let now = outfit.as_ref().and_then(|outfit| outfit.0.as_ref().map(|(look, _)| *look));
+        if now == wanted.map(|(look, _)| look) && outfit.is_some() {
+            continue;
+        }
+        let next = Outfit(wanted.map(|(look, humanoid)| (look, humanoid.cloned())));
+        match outfit {
+            Some(mut outfit) => *outfit = next,
+            None => {
+                commands.entity(entity).insert(next);
+            }
+        }
+    }
+}
+
+/// Each new drifter wears one of the shipped avatars.
+fn outfit_drifters(mut commands: Commands, drifters: Query<(Entity, &DrifterView), Added<DrifterView>>) {
+    for (entity, DrifterView(drifter)) in &drifters {
+        let index = drifter_look(drifter);
+        let humanoid = shipped_humanoids().get(index).cloned().flatten();
+        commands.entity(entity).insert(Outfit(Some((LookId::Shipped(index), humanoid))));
+    }
+}
+
+/// Spawns the model of every near figure that wears one, and takes it away when the figure is no
+/// longer near or wears another.
+fn dress(
+    mut commands: Commands,
+    assets: Option<Res<AssetServer>>,
+    figures: Query<(Entity, &Figure, &Outfit, Option<&Worn>)>,
+    mut kept: Local<HashMap<LookId, Handle<WorldAsset>>>,
+) {
+    for (entity, figure, outfit, worn) in &figures {
+        let wanted = outfit.0.as_ref().filter(|_| figure.detail == Detail::Near);
         match (wanted, worn) {
-            (Some((hash, _)), Some(worn)) if worn.hash == hash => {}
-            (Some((hash, humanoid)), worn) => {
+            (Some((look, _)), Some(worn)) if worn.look == *look => {}
+            (Some((look, humanoid)), worn) => {
                 if let Some(worn) = worn {
                     commands.entity(worn.scene).despawn();
                 }
-                let scene = assets.load(GltfAssetLabel::Scene(0).from_asset(crate::blobs::model_path(&hash)));
                 // Hidden until its bones are found and posed, so that it never shows in a T-pose.
-                let scene = commands.spawn((WorldAssetRoot(scene), Transform::default(), Visibility::Hidden)).id();
+                let mut scene = commands.spawn((ModelScene(*look), Transform::default(), Visibility::Hidden));
+                if let Some(assets) = &assets {
+                    if kept.len() >= KEPT_SCENES && !kept.contains_key(look) {
+                        // Those still drawn hold their own handles; the others may go.
+                        kept.clear();
+                    }
+                    let handle = kept
+                        .entry(*look)
+                        .or_insert_with(|| assets.load(GltfAssetLabel::Scene(0).from_asset(look.path())))
+                        .clone();
+                    scene.insert(WorldAssetRoot(handle));
+                }
+                let scene = scene.id();
                 commands.entity(entity).add_child(scene);
                 commands.entity(entity).insert(Worn {
-                    hash,
+                    look: *look,
                     scene,
-                    humanoid: humanoid.cloned(),
+                    humanoid: humanoid.clone(),
                     skeleton: None,
                     tries: 0,
                 });
@@ -256,8 +354,8 @@ fn set_visible(visibility: &mut Query<&mut Visibility>, entity: Entity) {
 
 /// Turns every found skeleton's bones to follow its person's joints.
 fn pose_rigs(
-    people: Query<(&Transform, &Worn, &Feet), With<RemoteAvatarView>>,
-    mut transforms: Query<&mut Transform, Without<RemoteAvatarView>>,
+    people: Query<(&Transform, &Worn, &Feet)>,
+    mut transforms: Query<&mut Transform, Without<Worn>>,
     mut visibility: Query<&mut Visibility>,
 ) {
     for (head, worn, feet) in &people {
@@ -370,21 +468,25 @@ fn pose(skeleton: &Skeleton, joints: &Joints, head_turn: Quat) -> Vec<Transform>
     locals
 }
 
-/// The plain body shows only while no model stands in for it.
-fn show_plain_bodies(
+/// Shows each figure's parts for its grade: its model near (once its bones are posed), its
+/// jointed plain body and hands near without one and mid, its single figure far.
+#[allow(clippy::type_complexity)]
+fn show_detail(
     mut drawn: ResMut<AvatarsDrawn>,
-    people: Query<(&Children, Option<&Worn>), With<RemoteAvatarView>>,
-    mut parts: Query<&mut Visibility, Or<(With<AvatarBody>, With<AvatarHead>, With<HandView>)>>,
+    figures: Query<(&Figure, &Children, Option<&Worn>)>,
+    mut parts: Query<(&mut Visibility, Has<FarPart>), Or<(With<AvatarBody>, With<AvatarHead>, With<HandView>)>>,
 ) {
     drawn.0 = 0;
-    for (children, worn) in &people {
+    for (figure, children, worn) in &figures {
         let modelled = worn.is_some_and(|worn| worn.skeleton.is_some());
         drawn.0 += usize::from(modelled);
-        let wanted = if modelled { Visibility::Hidden } else { Visibility::Inherited };
+        let jointed = !modelled && figure.detail != Detail::Far;
+        let far = figure.detail == Detail::Far;
         for child in children.iter() {
-            if let Ok(mut visibility) = parts.get_mut(child)
-                && *visibility != wanted
-            {
+            let Ok((mut visibility, is_far_part)) = parts.get_mut(child) else { continue };
+            let shown = if is_far_part { far } else { jointed };
+            let wanted = if shown { Visibility::Inherited } else { Visibility::Hidden };
+            if *visibility != wanted {
                 *visibility = wanted;
             }
         }

@@ -10,6 +10,8 @@ use bevy::asset::io::{AssetReader, AssetReaderError, AssetSourceBuilder, PathStr
 use bevy::prelude::*;
 use sanctuary_net::AssetStore;
 
+use crate::avatars::DEFAULT_AVATARS;
+
 /// The name under which a bundle's main file is asked for.
 pub const MAIN_FILE: &str = "model.glb";
 
@@ -25,8 +27,41 @@ pub fn register(app: &mut App) -> BlobSlot {
         "blob",
         AssetSourceBuilder::new(move || Box::new(BlobReader { slot: reader_slot.clone() })),
     );
+    app.register_asset_source("shipped", AssetSourceBuilder::new(|| Box::new(ShippedReader)));
     app.insert_resource(slot.clone());
     slot
+}
+
+/// The asset path of the avatar that ships at `index` of [`DEFAULT_AVATARS`].
+pub fn shipped_path(index: usize) -> bevy::asset::AssetPath<'static> {
+    let name = DEFAULT_AVATARS.get(index).map_or("none", |(name, _)| name);
+    bevy::asset::AssetPath::from_path_buf(std::path::PathBuf::from(format!("{name}.glb"))).with_source("shipped")
+}
+
+/// The `shipped` source: the avatars built into the program, as `<name>.glb`.
+struct ShippedReader;
+
+impl AssetReader for ShippedReader {
+    async fn read<'a>(&'a self, path: &'a Path) -> Result<impl Reader + 'a, AssetReaderError> {
+        let name = path.to_str().and_then(|path| path.strip_suffix(".glb"));
+        DEFAULT_AVATARS
+            .iter()
+            .find(|(shipped, _)| Some(*shipped) == name)
+            .map(|(_, bytes)| VecReader::new(bytes.to_vec()))
+            .ok_or_else(|| AssetReaderError::NotFound(path.to_path_buf()))
+    }
+
+    async fn read_meta<'a>(&'a self, path: &'a Path) -> Result<impl Reader + 'a, AssetReaderError> {
+        Err::<VecReader, _>(AssetReaderError::NotFound(path.to_path_buf()))
+    }
+
+    async fn read_directory<'a>(&'a self, path: &'a Path) -> Result<Box<PathStream>, AssetReaderError> {
+        Err(AssetReaderError::NotFound(path.to_path_buf()))
+    }
+
+    async fn is_directory<'a>(&'a self, _path: &'a Path) -> Result<bool, AssetReaderError> {
+        Ok(false)
+    }
 }
 
 /// The asset path of a model's main file.

@@ -1,18 +1,106 @@
-//! Other people's bodies, jointed and moved by their head and hands: each remote avatar's pose
-//! (off the network) drives `sanctuary_engine::body`, the same code for everyone, and its
-//! segments (torso, neck, arms, legs) are placed between the joints it gives. The feet remember
-//! where they stand, per person.
+//! Bodies, jointed and moved by their head and hands: each figure's drivers (a remote person's
+//! pose off the network, a drifter's path) drive `sanctuary_engine::body`, the same code for
+//! everyone, and its segments (torso, neck, arms, legs) are placed between the joints it gives.
+//! The feet remember where they stand, per figure. How often a body is posed follows its
+//! grade in the crowd (crowd.rs). Logic only: presentation gives the parts their meshes.
 
 use bevy::prelude::*;
 use sanctuary_engine::EYE_HEIGHT;
-use sanctuary_engine::body::{Body, BodyShape, Drivers, Joints, Tracked};
+use sanctuary_engine::body::{Body, BodyShape, Joints};
+use sanctuary_engine::crowd::{Detail, due};
 
 use crate::Frame;
-use crate::network::{HandView, RemoteAvatarView};
+use crate::crowd::{CrowdDetail, Drive, Figure};
 use crate::world::CurrentRegion;
 
 pub(super) fn plugin(app: &mut App) {
-    app.add_systems(Update, pose_bodies.in_set(Frame::Animate).after(crate::network::place_remote_avatars));
+    app.add_systems(
+        Update,
+        (add_parts, joint_bodies, pose_bodies)
+            .chain()
+            .in_set(Frame::Animate)
+            .after(crate::network::place_remote_avatars)
+            .after(crate::crowd::grade_figures),
+    );
+}
+
+/// The jointed plain body of a figure (its bones carry [`Bone`] as well).
+#[derive(Component, Debug, Clone, Copy)]
+pub struct AvatarBody;
+
+/// The head of a figure's plain body or of its far figure.
+#[derive(Component, Debug, Clone, Copy)]
+pub struct AvatarHead;
+
+/// A part of the single figure a far body is drawn as: never posed, one mesh each, shared by
+/// every figure of a colour so that they are drawn instanced.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FarPart {
+    /// The body, below the head.
+    Body,
+    /// The head.
+    Head,
+}
+
+/// Where the far figure's body hangs below the head.
+pub const FAR_BODY_BELOW: f32 = 0.75;
+
+/// Frames a figure stays far before its jointed body is taken away: one that hovers at the edge
+/// of the mid range keeps it rather than building it again every other frame.
+const UNJOINT_AFTER_FRAMES: u32 = 90;
+
+/// The parts of a figure's jointed body (its bones and head), while it has one.
+#[derive(Component, Debug)]
+pub struct Jointed {
+    parts: Vec<Entity>,
+    /// Frames it has been far in a row.
+    far_frames: u32,
+}
+
+/// Gives every new figure the two parts of its far figure. Presentation gives them meshes.
+fn add_parts(mut commands: Commands, figures: Query<Entity, Added<Figure>>) {
+    for entity in &figures {
+        commands.entity(entity).with_children(|children| {
+            children.spawn((AvatarBody, FarPart::Body, Transform::from_xyz(0.0, -FAR_BODY_BELOW, 0.0)));
+            children.spawn((AvatarHead, FarPart::Head, Transform::default()));
+        });
+    }
+}
+
+/// Gives a jointed body (bones and head, hidden until posed) to every figure graded near or
+/// mid, and takes it from one that has stayed far: only the few hundred nearest carry one, so a
+/// crowd of thousands is not thousands of bones.
+fn joint_bodies(mut commands: Commands, mut figures: Query<(Entity, &Figure, Option<&mut Jointed>)>) {
+    for (entity, figure, jointed) in &mut figures {
+        match (figure.detail == Detail::Far, jointed) {
+            (false, None) => {
+                let mut parts = Vec::with_capacity(Bone::ALL.len() + 1);
+                commands.entity(entity).with_children(|children| {
+                    for bone in Bone::ALL {
+                        let below = Transform::from_xyz(0.0, -FAR_BODY_BELOW, 0.0);
+                        parts.push(children.spawn((AvatarBody, bone, below, Visibility::Hidden)).id());
+                    }
+                    parts.push(children.spawn((AvatarHead, Transform::default(), Visibility::Hidden)).id());
+                });
+                commands.entity(entity).insert(Jointed { parts, far_frames: 0 });
+            }
+            (false, Some(mut jointed)) => {
+                if jointed.far_frames != 0 {
+                    jointed.far_frames = 0;
+                }
+            }
+            (true, Some(mut jointed)) => {
+                jointed.far_frames += 1;
+                if jointed.far_frames > UNJOINT_AFTER_FRAMES {
+                    for part in &jointed.parts {
+                        commands.entity(*part).despawn();
+                    }
+                    commands.entity(entity).remove::<(Jointed, Feet)>();
+                }
+            }
+            (true, None) => {}
+        }
+    }
 }
 
 /// A part of a body between two joints.
@@ -86,61 +174,56 @@ pub fn bone_transform(from: Vec3, to: Vec3, length: f32) -> Transform {
     Transform { translation: (from + to) * 0.5, rotation, scale: Vec3::new(1.0, stretch.clamp(0.5, 1.5), 1.0) }
 }
 
-/// A remote person's body over time (their feet), and its joints this frame.
+/// A figure's body over time (its feet), and its joints when last posed.
 #[derive(Component, Debug)]
 pub struct Feet {
     body: Body,
     joints: Joints,
+    /// Seconds since it was last posed.
+    since: f32,
 }
 
 impl Feet {
-    /// Where the body's joints are this frame.
+    /// Where the body's joints were when last posed.
     pub fn joints(&self) -> Joints {
         self.joints
     }
 }
 
-/// Moves every remote body to its person's pose.
+/// Poses the bodies that fall due this frame (every frame near, every few frames mid, never far)
+/// from their head and hands, and places their bones between the joints. Bones are children of
+/// the head, so a body posed less often still moves with it every frame.
+#[allow(clippy::type_complexity)]
 pub(crate) fn pose_bodies(
     mut commands: Commands,
     time: Res<Time>,
+    crowd: Res<CrowdDetail>,
     region: Option<Res<CurrentRegion>>,
-    avatars: Query<(Entity, &Transform, &Children, Option<&mut Feet>), With<RemoteAvatarView>>,
-    hands: Query<(&HandView, &Transform), Without<Bone>>,
-    mut bones: Query<(&Bone, &mut Transform), (Without<RemoteAvatarView>, Without<HandView>)>,
+    mut figures: Query<(Entity, &Transform, &Figure, &Drive, &Children, Option<&mut Feet>)>,
+    mut bones: Query<(&Bone, &mut Transform), Without<Figure>>,
 ) {
     let Some(region) = region else { return };
     let floor = region.layout.bounds.min.y - EYE_HEIGHT;
     let shape = shape();
     let seconds = time.delta_secs();
-    let mut avatars = avatars;
-    for (entity, at, children, feet) in &mut avatars {
-        let world = |local: &Transform| Tracked {
-            position: at.transform_point(local.translation),
-            rotation: at.rotation * local.rotation,
-        };
-        let mut drivers = Drivers {
-            head: Tracked { position: at.translation, rotation: at.rotation },
-            left_hand: Tracked { position: at.translation, rotation: at.rotation },
-            right_hand: Tracked { position: at.translation, rotation: at.rotation },
-        };
-        for child in children.iter() {
-            if let Ok((side, local)) = hands.get(child) {
-                match side {
-                    HandView::Left => drivers.left_hand = world(local),
-                    HandView::Right => drivers.right_hand = world(local),
-                }
+    for (entity, at, figure, drive, children, feet) in &mut figures {
+        if !due(crowd.frame, figure.interval, figure.phase) {
+            if let Some(mut feet) = feet {
+                feet.bypass_change_detection().since += seconds;
             }
+            continue;
         }
         let joints = match feet {
             Some(mut feet) => {
-                feet.joints = feet.body.update(&shape, &drivers, floor, seconds);
+                let since = feet.since + seconds;
+                feet.since = 0.0;
+                feet.joints = feet.body.update(&shape, &drive.0, floor, since);
                 feet.joints
             }
             None => {
                 let mut body = Body::new();
-                let joints = body.update(&shape, &drivers, floor, seconds);
-                commands.entity(entity).insert(Feet { body, joints });
+                let joints = body.update(&shape, &drive.0, floor, seconds);
+                commands.entity(entity).insert(Feet { body, joints, since: 0.0 });
                 joints
             }
         };

@@ -44,7 +44,8 @@ use bevy::window::{PresentMode, WindowResolution};
 
 pub use actions::{Actions, Comfort, Controller, Controllers, InputMode, Rig};
 pub use build::{BuildMode, CityWorld};
-pub use crowd::drift;
+pub use avatar_rigs::{LookId, ModelScene, drifter_look};
+pub use crowd::{CrowdDetail, Figure, drift};
 pub use market::{Market, WalletLink, WalletUi, confirm_panel, stall_panel, wallet_panel};
 pub use network::{ChatInput, NetLink, Social};
 pub use player::{Player, PointerLock};
@@ -93,6 +94,8 @@ pub fn logic_plugin(app: &mut App) {
         network::plugin,
         friends::plugin,
         avatars::plugin,
+        bodies::plugin,
+        avatar_rigs::plugin,
         build::logic,
     ));
 }
@@ -108,8 +111,6 @@ pub fn presentation_plugin(app: &mut App) {
         screenshot::plugin,
         social::plugin,
         shields::plugin,
-        bodies::plugin,
-        avatar_rigs::plugin,
         avatar_panel::plugin,
         build::presentation,
         panels::plugin,

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bevy::prelude::*;
-use sanctuary_engine::{Op, PublicKey, RegionId};
+use sanctuary_engine::body::{Drivers, Tracked};
+use sanctuary_engine::{Op, PublicKey, RegionId, Rgb};
 use sanctuary_net::{
     ChatLine, Command, Delivery, DirectLine, Event, MicState, NetRuntime, NodeConfig, NodeHandle, PRESENCE_TIMEOUT,
     PoseFrame, Profile, QuantisedTransform, RemoteCrowd, StatsSnapshot, Status, spawn_node,
@@ -22,6 +23,7 @@ use submit::{submission, unblock};
 use crate::Frame;
 use crate::actions::{Controllers, InputMode, Rig};
 pub use crate::chat_command::{WALLET_COMMANDS, is_wallet_command};
+use crate::crowd::{Drive, Figure};
 use crate::cues::SoundCue;
 use crate::player::Player;
 use crate::world::{CurrentRegion, RegionScoped};
@@ -485,7 +487,7 @@ fn send_pose(
 pub(crate) fn place_remote_avatars(
     mut commands: Commands,
     mut social: ResMut<Social>,
-    mut avatars: Query<(Entity, &mut RemoteAvatarView, &mut Transform, &Children), Without<HandView>>,
+    mut avatars: Query<(Entity, &mut RemoteAvatarView, &mut Transform, &mut Drive, &Children), Without<HandView>>,
     mut hands: Query<(&HandView, &mut Transform), Without<RemoteAvatarView>>,
 ) {
     let now = now_micros();
@@ -493,7 +495,7 @@ pub(crate) fn place_remote_avatars(
         social.notice(format!("{name} left"));
     }
     let mut shown = std::collections::HashSet::new();
-    for (entity, mut view, mut transform, children) in &mut avatars {
+    for (entity, mut view, mut transform, mut drive, children) in &mut avatars {
         let Some(avatar) = social.crowd.get(&view.key) else {
             commands.entity(entity).despawn();
             continue;
@@ -505,6 +507,12 @@ pub(crate) fn place_remote_avatars(
         }
         let Some(pose) = avatar.pose_at(now) else { continue };
         *transform = Transform::from_translation(pose.head.position).with_rotation(pose.head.rotation);
+        let tracked = |joint: &sanctuary_net::Joint| Tracked { position: joint.position, rotation: joint.rotation };
+        drive.0 = Drivers {
+            head: tracked(&pose.head),
+            left_hand: tracked(&pose.left_hand),
+            right_hand: tracked(&pose.right_hand),
+        };
         let inverse = transform.compute_affine().inverse();
         for child in children.iter() {
             if let Ok((side, mut hand)) = hands.get_mut(child) {
@@ -523,6 +531,8 @@ pub(crate) fn place_remote_avatars(
             .spawn((
                 RegionScoped,
                 RemoteAvatarView { key: *key, name: avatar.name.clone(), colour: avatar.colour },
+                Figure::new(Rgb::new(avatar.colour[0], avatar.colour[1], avatar.colour[2]), u32::from(key.as_bytes()[0])),
+                Drive::at(Tracked { position: head, rotation: Quat::IDENTITY }),
                 Transform::from_translation(head),
                 Visibility::default(),
             ))

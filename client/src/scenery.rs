@@ -13,6 +13,8 @@ use sanctuary_engine::{
 };
 
 use crate::Frame;
+use crate::bodies::{AvatarHead, Bone, FarPart};
+use crate::crowd::Figure;
 use crate::materials::{NeonGridMaterial, ScreenMaterial, ScreenShows};
 use crate::network::{HandView, RemoteAvatarView};
 use crate::player::Player;
@@ -27,6 +29,7 @@ pub(super) fn plugin(app: &mut App) {
             dress_structures,
             dress_portals,
             dress_drifters,
+            dress_figures,
             dress_remote_avatars,
             show_speaking,
             light_lamps,
@@ -250,7 +253,7 @@ fn dress_portals(
     }
 }
 
-/// A placeholder avatar: a glowing body and a head; AI agents wear a white halo.
+/// AI agents among the drifters wear a white halo.
 fn dress_drifters(
     mut commands: Commands,
     drifters: Query<(Entity, &DrifterView), Added<DrifterView>>,
@@ -261,59 +264,45 @@ fn dress_drifters(
     if drifters.is_empty() {
         return;
     }
-    let body = palette.mesh(&mut meshes, MeshKey::Body);
-    let head = palette.mesh(&mut meshes, MeshKey::Head);
     let halo = palette.mesh(&mut meshes, MeshKey::Halo);
-    let head_material = palette.standard(&mut standard, Rgb::new(235, 225, 215), 0.3);
     let halo_material = palette.standard(&mut standard, Rgb::new(220, 245, 255), 6.0);
     for (entity, DrifterView(drifter)) in &drifters {
-        let body_material = palette.standard(&mut standard, drifter.colour, 1.2);
-        commands.entity(entity).with_children(|children| {
-            children.spawn((Mesh3d(body.clone()), MeshMaterial3d(body_material), Transform::from_xyz(0.0, -0.75, 0.0)));
-            children.spawn((Mesh3d(head.clone()), MeshMaterial3d(head_material.clone()), Transform::default()));
-            if drifter.is_agent {
-                children.spawn((
-                    Mesh3d(halo.clone()),
-                    MeshMaterial3d(halo_material.clone()),
-                    Transform::from_xyz(0.0, 0.38, 0.0),
-                ));
-            }
-        });
+        if drifter.is_agent {
+            commands.entity(entity).with_child((
+                Mesh3d(halo.clone()),
+                MeshMaterial3d(halo_material.clone()),
+                Transform::from_xyz(0.0, 0.38, 0.0),
+            ));
+        }
     }
 }
-
-/// The body of another person (the shields draw it plain or faded).
-#[derive(Component, Debug, Clone, Copy)]
-pub struct AvatarBody;
-
-/// The head of another person.
-#[derive(Component, Debug, Clone, Copy)]
-pub struct AvatarHead;
 
 /// The ring that glows above someone's head while they speak.
 #[derive(Component, Debug, Clone, Copy)]
 pub struct SpeakingRing;
 
-/// Another person: a body and head in their colour, glowing a little so they stand out from
-/// the drifters, two small hands, and a ring above the head that shows while they speak.
-fn dress_remote_avatars(
+/// Gives the parts of every figure (bodies.rs) their meshes: the jointed body's bones and the
+/// far figure in the figure's colour, the heads in skin. People here glow more than drifters,
+/// so that they stand out. Meshes and materials are shared, so a crowd draws in batches.
+#[allow(clippy::type_complexity)]
+fn dress_figures(
     mut commands: Commands,
-    avatars: Query<(Entity, &RemoteAvatarView), Added<RemoteAvatarView>>,
-    hands: Query<Entity, Added<HandView>>,
+    parts: Query<
+        (Entity, &ChildOf, Option<&Bone>, Option<&FarPart>, Has<AvatarHead>),
+        Or<(Added<Bone>, Added<FarPart>, Added<AvatarHead>)>,
+    >,
+    figures: Query<(&Figure, Has<RemoteAvatarView>)>,
     mut palette: ResMut<Palette>,
     mut meshes: ResMut<Assets<Mesh>>,
     mut standard: ResMut<Assets<StandardMaterial>>,
-    mut ring: Local<Option<Handle<Mesh>>>,
-    mut bones: Local<Vec<(crate::bodies::Bone, Handle<Mesh>)>>,
+    mut bones: Local<HashMap<Bone, Handle<Mesh>>>,
 ) {
-    if avatars.is_empty() && hands.is_empty() {
+    if parts.is_empty() {
         return;
     }
-    let head = palette.mesh(&mut meshes, MeshKey::Head);
-    let skin = palette.standard(&mut standard, Rgb::new(245, 235, 225), 0.6);
     if bones.is_empty() {
         let shape = crate::bodies::shape();
-        *bones = crate::bodies::Bone::ALL
+        *bones = Bone::ALL
             .iter()
             .map(|bone| {
                 let (radius, length) = bone.size(&shape);
@@ -321,31 +310,50 @@ fn dress_remote_avatars(
             })
             .collect();
     }
+    let head = palette.mesh(&mut meshes, MeshKey::Head);
+    let far_body = palette.mesh(&mut meshes, MeshKey::Body);
+    for (entity, child_of, bone, far, is_head) in &parts {
+        let Ok((figure, is_person)) = figures.get(child_of.parent()) else { continue };
+        let (body_glow, skin) = if is_person {
+            (2.5, palette.standard(&mut standard, Rgb::new(245, 235, 225), 0.6))
+        } else {
+            (1.2, palette.standard(&mut standard, Rgb::new(235, 225, 215), 0.3))
+        };
+        let mesh = match (bone, far) {
+            (Some(bone), _) => bones[bone].clone(),
+            (None, Some(FarPart::Body)) => far_body.clone(),
+            _ => head.clone(),
+        };
+        let material = if is_head { skin } else { palette.standard(&mut standard, figure.colour, body_glow) };
+        commands.entity(entity).insert((Mesh3d(mesh), MeshMaterial3d(material)));
+    }
+}
+
+/// Another person's speaking ring, and their two small hands.
+fn dress_remote_avatars(
+    mut commands: Commands,
+    avatars: Query<Entity, Added<RemoteAvatarView>>,
+    hands: Query<Entity, Added<HandView>>,
+    mut palette: ResMut<Palette>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut standard: ResMut<Assets<StandardMaterial>>,
+    mut ring: Local<Option<Handle<Mesh>>>,
+) {
+    if avatars.is_empty() && hands.is_empty() {
+        return;
+    }
+    let head = palette.mesh(&mut meshes, MeshKey::Head);
+    let skin = palette.standard(&mut standard, Rgb::new(245, 235, 225), 0.6);
     let ring = ring.get_or_insert_with(|| meshes.add(Torus::new(0.2, 0.24))).clone();
     let glow = palette.standard(&mut standard, Rgb::new(120, 255, 240), 6.0);
-    for (entity, avatar) in &avatars {
-        let [r, g, b] = avatar.colour;
-        let colour = palette.standard(&mut standard, Rgb::new(r, g, b), 2.5);
-        commands.entity(entity).with_children(|children| {
-            // A jointed body, placed each frame between the joints its pose gives (bodies.rs).
-            for (bone, mesh) in bones.iter() {
-                children.spawn((
-                    AvatarBody,
-                    *bone,
-                    Mesh3d(mesh.clone()),
-                    MeshMaterial3d(colour.clone()),
-                    Transform::from_xyz(0.0, -0.75, 0.0),
-                ));
-            }
-            children.spawn((AvatarHead, Mesh3d(head.clone()), MeshMaterial3d(skin.clone()), Transform::default()));
-            children.spawn((
-                SpeakingRing,
-                Mesh3d(ring.clone()),
-                MeshMaterial3d(glow.clone()),
-                Transform::from_xyz(0.0, 0.32, 0.0),
-                Visibility::Hidden,
-            ));
-        });
+    for entity in &avatars {
+        commands.entity(entity).with_child((
+            SpeakingRing,
+            Mesh3d(ring.clone()),
+            MeshMaterial3d(glow.clone()),
+            Transform::from_xyz(0.0, 0.32, 0.0),
+            Visibility::Hidden,
+        ));
     }
     for entity in &hands {
         commands.entity(entity).with_child((

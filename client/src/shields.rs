@@ -12,7 +12,7 @@ use crate::Frame;
 use crate::network::{ChatInput, NetLink, RemoteAvatarView, Social};
 use crate::panels::{PanelAction, PanelContent, PanelPressed, PanelSlot, PanelSpec, Tone};
 use crate::player::Player;
-use crate::scenery::{AvatarBody, AvatarHead};
+use crate::bodies::{AvatarBody, AvatarHead};
 
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<ShieldsPanel>().add_systems(

@@ -10,7 +10,9 @@ use sanctuary_engine::{
 };
 
 use crate::Frame;
+use crate::crowd::{Drive, Figure};
 use crate::player::Player;
+use sanctuary_engine::body::Tracked;
 
 pub(super) fn plugin(app: &mut App) {
     app.add_message::<EnterRegion>().init_resource::<CityStreaming>().add_systems(
@@ -161,11 +163,14 @@ fn spawn_layout(commands: &mut Commands, layout: &RegionLayout) {
             Visibility::default(),
         ));
     }
-    for drifter in &layout.drifters {
+    for (index, drifter) in layout.drifters.iter().enumerate() {
+        let head = Tracked { position: drifter.position_at(0.0), rotation: Quat::IDENTITY };
         commands.spawn((
             RegionScoped,
             DrifterView(*drifter),
-            Transform::from_translation(drifter.position_at(0.0)),
+            Figure::new(drifter.colour, u32::try_from(index).unwrap_or(0)),
+            Drive::at(head),
+            Transform::from_translation(head.position),
             Visibility::default(),
         ));
     }

@@ -4,6 +4,7 @@
 pub mod avatar;
 pub mod body;
 mod city;
+pub mod crowd;
 mod identity;
 mod layout;
 mod model;
