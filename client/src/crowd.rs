@@ -65,6 +65,13 @@ pub struct CrowdDetail {
     details: Vec<Detail>,
 }
 
+impl CrowdDetail {
+    /// Grading by `limits`.
+    pub fn with_limits(limits: DetailLimits) -> Self {
+        Self { limits, ..Self::default() }
+    }
+}
+
 /// Grades every figure by its distance from the viewer.
 pub(crate) fn grade_figures(
     mut crowd: ResMut<CrowdDetail>,
@@ -148,10 +155,13 @@ mod tests {
     #[test]
     fn the_nearest_figures_are_drawn_in_full_and_the_rest_cheaper() {
         let mut app = logic_app(RegionId::Lobby);
-        app.insert_resource(CrowdDetail {
-            limits: DetailLimits { near_count: 3, near_within: 1e6, mid_count: 5, mid_within: 1e6, slowest_interval: 8 },
-            ..CrowdDetail::default()
-        });
+        app.insert_resource(CrowdDetail::with_limits(DetailLimits {
+            near_count: 3,
+            near_within: 1e6,
+            mid_count: 5,
+            mid_within: 1e6,
+            slowest_interval: 8,
+        }));
         for _ in 0..3 {
             app.update();
         }

@@ -44,12 +44,13 @@ use bevy::window::{PresentMode, WindowResolution};
 
 pub use actions::{Actions, Comfort, Controller, Controllers, InputMode, Rig};
 pub use build::{BuildMode, CityWorld};
-pub use avatar_rigs::{LookId, ModelScene, drifter_look};
+pub use avatar_rigs::{AvatarsDrawn, LookId, ModelScene, drifter_look};
+pub use avatars::DEFAULT_AVATARS;
 pub use crowd::{CrowdDetail, Figure, drift};
 pub use market::{Market, WalletLink, WalletUi, confirm_panel, stall_panel, wallet_panel};
 pub use network::{ChatInput, NetLink, Social};
 pub use player::{Player, PointerLock};
-pub use screenshot::{ScreenshotPathError, ScreenshotPlan};
+pub use screenshot::{ScreenshotPathError, ScreenshotPlan, peak_resident_mib};
 pub use world::{
     CurrentRegion, DrifterView, EnterRegion, ParcelView, PortalView, RegionScoped, StructureView, WorldSettings,
 };

@@ -106,6 +106,9 @@ fn take_screenshot(
                 match saved {
                     Ok(()) => {
                         info!("saved the screenshot to {}", path.display());
+                        if let Some(mib) = peak_resident_mib() {
+                            info!("peak resident memory: {mib} MiB");
+                        }
                         exit.write(AppExit::Success);
                     }
                     Err(error) => {
@@ -119,6 +122,14 @@ fn take_screenshot(
         error!("no picture came back from the GPU after {CAPTURE_TIMEOUT_FRAMES} frames; giving up");
         exit.write(AppExit::from_code(4));
     }
+}
+
+/// The most memory this process has held resident so far, MiB (Linux only).
+pub fn peak_resident_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
 
 #[cfg(test)]

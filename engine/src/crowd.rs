@@ -81,11 +81,12 @@ pub fn grade(distances: &[f32], limits: &DetailLimits, order: &mut Vec<u32>, det
     details.resize(distances.len(), Detail::Far);
     order.clear();
     // Only bodies within sight are sorted at all; most of a big crowd is far.
+    let within = limits.near_within.max(limits.mid_within);
     order.extend(
         distances
             .iter()
             .enumerate()
-            .filter(|(_, distance)| **distance <= limits.mid_within)
+            .filter(|(_, distance)| **distance <= within)
             .filter_map(|(index, _)| u32::try_from(index).ok()),
     );
     let key = |index: &u32| (distances[*index as usize], *index);
@@ -105,8 +106,10 @@ pub fn grade(distances: &[f32], limits: &DetailLimits, order: &mut Vec<u32>, det
         details[*index as usize] = if n_near < limits.near_count && distance <= limits.near_within {
             n_near += 1;
             Detail::Near
-        } else {
+        } else if distance <= limits.mid_within {
             Detail::Mid
+        } else {
+            Detail::Far
         };
     }
     // Past the near count, a close body is mid; past the mid count, far.
@@ -164,6 +167,10 @@ mod tests {
     #[test]
     fn an_empty_crowd_and_zero_counts_grade_nothing() {
         assert!(graded(&[], &DetailLimits::default()).is_empty());
+        // Near may reach further than mid: the nearest are near, the rest beyond mid far.
+        let wide = DetailLimits { near_count: 1, near_within: 1e3, mid_within: 10.0, ..DetailLimits::default() };
+        assert_eq!(graded(&[500.0, 600.0, 5.0], &wide), vec![Detail::Far, Detail::Far, Detail::Near]);
+        assert_eq!(graded(&[500.0, 600.0], &wide), vec![Detail::Near, Detail::Far]);
         let none = DetailLimits { near_count: 0, mid_count: 0, ..DetailLimits::default() };
         assert_eq!(graded(&[1.0, 2.0], &none), vec![Detail::Far, Detail::Far]);
     }
