@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use bevy::app::{TaskPoolOptions, TaskPoolPlugin};
 use bevy::ecs::schedule::SingleThreadedExecutor;
 use bevy::prelude::*;
-use sanctuary::{AvatarsDrawn, CrowdDetail, DEFAULT_AVATARS, DrifterView, EnterRegion, LookId, ModelScene, WorldSettings};
+use sanctuary::{
+    AvatarsDrawn, CrowdDetail, DEFAULT_AVATARS, DrifterView, EnterRegion, LookId, ModelScene, WorldSettings,
+};
 use sanctuary_engine::RegionId;
 use sanctuary_engine::crowd::DetailLimits;
 

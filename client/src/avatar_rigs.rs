@@ -179,7 +179,11 @@ pub fn drifter_look(drifter: &sanctuary_engine::Drifter) -> usize {
 }
 
 /// Each person here wears the model the avatars say to show (within the viewer's rank, and here).
-fn outfit_people(avatars: Res<Avatars>, mut people: Query<(&RemoteAvatarView, Option<&mut Outfit>, Entity)>, mut commands: Commands) {
+fn outfit_people(
+    avatars: Res<Avatars>,
+    mut people: Query<(&RemoteAvatarView, Option<&mut Outfit>, Entity)>,
+    mut commands: Commands,
+) {
     for (view, outfit, entity) in &mut people {
         let wanted = match avatars.shown(&view.key) {
             Shown::Model { hash, humanoid } => Some((LookId::Blob(hash), humanoid)),

@@ -14,8 +14,7 @@ use crate::player::Player;
 use crate::world::{CurrentRegion, DrifterView};
 
 pub(super) fn plugin(app: &mut App) {
-    app.init_resource::<CrowdDetail>()
-        .add_systems(Update, (drift, grade_figures).chain().in_set(Frame::Animate));
+    app.init_resource::<CrowdDetail>().add_systems(Update, (drift, grade_figures).chain().in_set(Frame::Animate));
 }
 
 /// Someone drawn with a body: a person here or a drifter.
@@ -165,7 +164,8 @@ mod tests {
         for _ in 0..3 {
             app.update();
         }
-        let viewer = app.world_mut().query_filtered::<&Transform, With<Player>>().single(app.world()).unwrap().translation;
+        let viewer =
+            app.world_mut().query_filtered::<&Transform, With<Player>>().single(app.world()).unwrap().translation;
         let mut figures: Vec<(f32, Detail, u32)> = app
             .world_mut()
             .query::<(&Transform, &Figure)>()

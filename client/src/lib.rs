@@ -43,9 +43,9 @@ use bevy::prelude::*;
 use bevy::window::{PresentMode, WindowResolution};
 
 pub use actions::{Actions, Comfort, Controller, Controllers, InputMode, Rig};
-pub use build::{BuildMode, CityWorld};
 pub use avatar_rigs::{AvatarsDrawn, LookId, ModelScene, drifter_look};
 pub use avatars::DEFAULT_AVATARS;
+pub use build::{BuildMode, CityWorld};
 pub use crowd::{CrowdDetail, Figure, drift};
 pub use market::{Market, WalletLink, WalletUi, confirm_panel, stall_panel, wallet_panel};
 pub use network::{ChatInput, NetLink, Social};

@@ -531,7 +531,10 @@ pub(crate) fn place_remote_avatars(
             .spawn((
                 RegionScoped,
                 RemoteAvatarView { key: *key, name: avatar.name.clone(), colour: avatar.colour },
-                Figure::new(Rgb::new(avatar.colour[0], avatar.colour[1], avatar.colour[2]), u32::from(key.as_bytes()[0])),
+                Figure::new(
+                    Rgb::new(avatar.colour[0], avatar.colour[1], avatar.colour[2]),
+                    u32::from(key.as_bytes()[0]),
+                ),
                 Drive::at(Tracked { position: head, rotation: Quat::IDENTITY }),
                 Transform::from_translation(head),
                 Visibility::default(),

@@ -9,10 +9,10 @@ use sanctuary_engine::trust::{Standing, TrustLevel};
 use sanctuary_net::Command;
 
 use crate::Frame;
+use crate::bodies::{AvatarBody, AvatarHead};
 use crate::network::{ChatInput, NetLink, RemoteAvatarView, Social};
 use crate::panels::{PanelAction, PanelContent, PanelPressed, PanelSlot, PanelSpec, Tone};
 use crate::player::Player;
-use crate::bodies::{AvatarBody, AvatarHead};
 
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<ShieldsPanel>().add_systems(

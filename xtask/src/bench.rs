@@ -23,7 +23,18 @@ fn resident_memory() -> Result<()> {
         let output = std::process::Command::new(&xvfb)
             .args(["--auto-servernum", "--server-args=-screen 0 1280x720x24"])
             .arg(&client)
-            .args(["--flat", "--no-network", "--region", "lobby", "--frames", "60", "--width", "1280", "--height", "720"])
+            .args([
+                "--flat",
+                "--no-network",
+                "--region",
+                "lobby",
+                "--frames",
+                "60",
+                "--width",
+                "1280",
+                "--height",
+                "720",
+            ])
             .args(["--avatars", &n_avatars.to_string(), "--screenshot"])
             .arg(&picture)
             .output()?;
