@@ -91,10 +91,25 @@ async fn files_from_an_export_tool_import_or_are_refused_by_name() {
     let (_, summary) = store.import(&sparse).await.expect("a sparse model imports");
     assert_eq!(summary.triangles, 2);
 
-    // Compressed geometry and WebP textures: refused before decoding, naming the extension.
-    for (command, extension) in
-        [("draco", "KHR_draco_mesh_compression"), ("meshopt", "EXT_meshopt_compression"), ("webp", "EXT_texture_webp")]
-    {
+    // Meshopt-compressed (and quantized, as the tool does): decoded at import into one plain
+    // file, with every triangle and the skeleton.
+    let original = inspect_model(&std::fs::read(&aurora).expect("shipped"), &|_| None, &avatar_limits()).expect("ok");
+    let compressed = dir.path().join("meshopt.glb");
+    transform("meshopt", &aurora, &compressed);
+    let compressed_bytes = std::fs::read(&compressed).expect("written");
+    assert!(compressed_bytes.windows(23).any(|window| window == b"EXT_meshopt_compression"), "the tool compressed it");
+    let (avatar, summary) = store.import_avatar(&compressed).await.expect("a meshopt avatar imports");
+    assert_eq!(summary.triangles, original.triangles, "every triangle decoded");
+    assert_eq!(summary.vertices, original.vertices);
+    assert!(summary.humanoid.is_some(), "its skeleton is found");
+    let bundle = store.bundle(avatar.hash).await.expect("stored");
+    assert_eq!(bundle.files.len(), 1, "one plain file");
+    let stored = store.read_file(avatar.hash, &bundle.main).await.expect("readable");
+    assert!(!stored.windows(23).any(|window| window == b"EXT_meshopt_compression"), "stored plain");
+    assert!(stored.len() > compressed_bytes.len(), "stored decoded, not as it came");
+
+    // Draco geometry and WebP textures: refused before decoding, naming the extension.
+    for (command, extension) in [("draco", "KHR_draco_mesh_compression"), ("webp", "EXT_texture_webp")] {
         let path = dir.path().join(format!("{command}.glb"));
         transform(command, &aurora, &path);
         match store.import_avatar(&path).await {

@@ -179,9 +179,24 @@ pub(super) fn load_buffers(
     blob: Option<Vec<u8>>,
     store: &mut ResourceStore<'_>,
 ) -> Result<Vec<Rc<[u8]>>, ModelError> {
+    load_buffers_except(root, blob, store, &HashSet::new())
+}
+
+/// As [`load_buffers`], but the buffers in `empty` are not read and have no bytes (a meshopt
+/// fallback buffer declares a length but has no data anywhere).
+pub(super) fn load_buffers_except(
+    root: &json::Root,
+    blob: Option<Vec<u8>>,
+    store: &mut ResourceStore<'_>,
+    empty: &HashSet<usize>,
+) -> Result<Vec<Rc<[u8]>>, ModelError> {
     let blob: Option<Rc<[u8]>> = blob.map(Rc::from);
     let mut buffers = Vec::with_capacity(root.buffers.len());
     for (buffer_index, buffer) in root.buffers.iter().enumerate() {
+        if empty.contains(&buffer_index) {
+            buffers.push(Rc::from(Vec::new()));
+            continue;
+        }
         let bytes = match buffer.uri.as_deref() {
             None => blob.clone().ok_or(ModelError::MissingBinChunk { buffer: buffer_index })?,
             Some(uri) => match classify_uri(uri)? {

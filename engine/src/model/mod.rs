@@ -26,6 +26,7 @@ mod files;
 mod geometry;
 mod humanoid;
 mod images;
+mod meshopt;
 mod nodes;
 mod plain;
 
@@ -331,7 +332,7 @@ pub enum ModelError {
 /// safe, and [`ModelError::TooManyFiles`] when there are more than `limits.max_files`.
 pub fn referenced_files(main: &[u8], limits: &ModelLimits) -> Result<Vec<String>, ModelError> {
     check_main_size(main, limits)?;
-    let parsed = parse_model(main, &[plain::QUANTIZATION])?;
+    let parsed = parse_model(main, plain::UNDONE)?;
     let files = external_files(&parsed.root)?;
     check_file_count(files.len(), limits)?;
     Ok(files)

@@ -2,6 +2,7 @@
 //! import, into the form that is stored and shared, so that every peer's loader reads it.
 //!
 //! - Sparse accessors (a base, often none, plus a few replaced elements) become dense.
+//! - `EXT_meshopt_compression`'s compressed buffer views are decoded (meshopt.rs), first.
 //! - `KHR_mesh_quantization`'s integer positions, normals, tangents and texture coordinates
 //!   become floats (normalised integers scaled as glTF says); the node transforms that undo the
 //!   quantization stay as they are, and the extension is dropped.
@@ -20,12 +21,15 @@ use gltf::json::validation::{Checked, USize64};
 
 use super::files::{ResourceStore, UriTarget, classify_uri, external_files, load_buffers};
 use super::geometry::{ViewRange, accessor_count_limit, check_buffer_views, component_size};
+use super::meshopt::{self, MESHOPT};
 use super::{
     ModelError, ModelLimits, ParsedModel, check_file_count, check_main_size, parse_model, read_u16_le, read_u32_le,
 };
 
 /// The extension this module undoes.
 pub(super) const QUANTIZATION: &str = "KHR_mesh_quantization";
+/// The required extensions a file may have for import, as they are undone here.
+pub(super) const UNDONE: &[&str] = &[QUANTIZATION, MESHOPT];
 
 /// The model at `main` (with the files `resource` gives) made plain, as a `.glb`; `None` when it
 /// is plain already and is kept as it is.
@@ -40,14 +44,19 @@ pub fn plain_model(
     limits: &ModelLimits,
 ) -> Result<Option<Vec<u8>>, ModelError> {
     check_main_size(main, limits)?;
-    let ParsedModel { mut root, blob } = parse_model(main, &[QUANTIZATION])?;
+    let ParsedModel { mut root, mut blob } = parse_model(main, UNDONE)?;
     let quantized = root.extensions_used.iter().any(|name| name == QUANTIZATION);
-    if !quantized && root.accessors.iter().all(|accessor| accessor.sparse.is_none()) {
+    let compressed = meshopt::used(&root);
+    if !quantized && !compressed && root.accessors.iter().all(|accessor| accessor.sparse.is_none()) {
         return Ok(None);
     }
     let files = external_files(&root)?;
     check_file_count(files.len(), limits)?;
     let mut store = ResourceStore { fetch: resource, loaded: HashMap::new(), total_bytes: main.len() as u64, limits };
+    if compressed {
+        // Decoded first, into one buffer that the rest reads as if the file had come so.
+        blob = Some(meshopt::unpack(&mut root, blob, &mut store, limits)?);
+    }
     let buffers = load_buffers(&root, blob, &mut store)?;
     let views = check_buffer_views(&root)?;
 
@@ -72,7 +81,7 @@ pub fn plain_model(
         }
     }
 
-    let mut bin = Bin { bytes: Vec::new(), limit: limits.max_bytes };
+    let mut bin = Bin::new(limits.max_bytes);
     // The original buffers first, each where its views expect it.
     let mut bases = Vec::with_capacity(buffers.len());
     for buffer in &buffers {
@@ -143,14 +152,24 @@ pub fn plain_model(
 }
 
 /// The BIN chunk being written, never past the byte limit.
-struct Bin {
+pub(super) struct Bin {
     bytes: Vec<u8>,
     limit: u64,
 }
 
 impl Bin {
+    /// An empty chunk that may grow to `limit` bytes.
+    pub(super) fn new(limit: u64) -> Self {
+        Self { bytes: Vec::new(), limit }
+    }
+
+    /// What was written.
+    pub(super) fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     /// Appends `bytes` at the next 4-byte boundary and gives their offset.
-    fn append(&mut self, bytes: &[u8]) -> Result<u64, ModelError> {
+    pub(super) fn append(&mut self, bytes: &[u8]) -> Result<u64, ModelError> {
         let start = self.bytes.len().next_multiple_of(4);
         let end = (start as u64).saturating_add(bytes.len() as u64);
         if end > self.limit {
@@ -369,7 +388,7 @@ impl Source<'_> {
 }
 
 /// A GLB container: header, JSON chunk padded with spaces, BIN chunk padded with zeros.
-fn glb(json: &[u8], bin: &[u8]) -> Vec<u8> {
+pub(super) fn glb(json: &[u8], bin: &[u8]) -> Vec<u8> {
     let json_length = json.len().next_multiple_of(4);
     let bin_length = bin.len().next_multiple_of(4);
     let total = 12 + 8 + json_length + 8 + bin_length;
