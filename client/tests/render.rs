@@ -279,10 +279,23 @@ fn every_region_renders_what_it_should() {
     assert!(failures.is_empty(), "rendering checks failed:\n{}", failures.join("\n"));
 }
 
-/// Issue 16: Bo (a node in this process) wears the shipped avatar "grove" and stands in front of
-/// Ada in the private room; Ada's client, the real binary, fetches it from him and draws it from
-/// its model: its bones found, the plain body gone, and grove's green shirt in the middle of the
-/// purple room.
+/// `gltf-transform`: where `cargo xtask test` put it, or on the PATH.
+fn gltf_transform() -> PathBuf {
+    if let Some(path) = std::env::var_os("SANCTUARY_GLTF_TRANSFORM") {
+        return PathBuf::from(path);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths).map(|dir| dir.join("gltf-transform")).find(|path| path.is_file())
+        })
+        .expect("gltf-transform makes this test's avatar: `cargo xtask setup` installs it")
+}
+
+/// Issue 16: Bo (a node in this process) wears the shipped avatar "grove", as a tool would export
+/// it compressed (meshopt geometry, WebP textures, by glTF Transform), and stands in front of
+/// Ada in the private room; his node makes it plain at import; Ada's client, the real binary,
+/// fetches it from him and draws it from its model: its bones found, the plain body gone, and
+/// grove's green shirt (a WebP texture now) in the middle of the purple room.
 #[test]
 fn a_second_peer_draws_an_avatar_fetched_from_its_wearer() {
     use sanctuary_net::{Command as NodeCommand, Event, NetRuntime, NodeConfig, PoseFrame, QuantisedTransform};
@@ -319,7 +332,22 @@ fn a_second_peer_draws_an_avatar_fetched_from_its_wearer() {
         left_hand: at(bevy::math::Vec3::new(-0.3, -0.75, -0.1)),
         right_hand: at(bevy::math::Vec3::new(0.3, -0.75, -0.1)),
     };
-    let grove = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/avatars/grove.glb");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/avatars/grove.glb");
+    let compressed = dirs.path().join("grove-meshopt.glb");
+    let grove = dirs.path().join("grove-meshopt-webp.glb");
+    // Lossless WebP: grove's texture is a palette of flat colours that lossy WebP would blur.
+    for (command, from, to, options) in
+        [("meshopt", &shipped, &compressed, &[][..]), ("webp", &compressed, &grove, &["--lossless", "true"][..])]
+    {
+        let out = Command::new(gltf_transform())
+            .arg(command)
+            .arg(from)
+            .arg(to)
+            .args(options)
+            .output()
+            .expect("gltf-transform runs");
+        assert!(out.status.success(), "gltf-transform {command}: {}", String::from_utf8_lossy(&out.stderr));
+    }
     bo.send(NodeCommand::Pose(pose));
     bo.send(NodeCommand::Wear(Some(grove)));
     // Bo's events are drained while Ada runs, so that his node never waits on them.

@@ -108,8 +108,22 @@ async fn files_from_an_export_tool_import_or_are_refused_by_name() {
     assert!(!stored.windows(23).any(|window| window == b"EXT_meshopt_compression"), "stored plain");
     assert!(stored.len() > compressed_bytes.len(), "stored decoded, not as it came");
 
-    // Draco geometry and WebP textures: refused before decoding, naming the extension.
-    for (command, extension) in [("draco", "KHR_draco_mesh_compression"), ("webp", "EXT_texture_webp")] {
+    // WebP textures: each texture names its WebP image as its own, which every peer's loader
+    // reads; the extension goes.
+    let webp = dir.path().join("webp.glb");
+    transform("webp", &aurora, &webp);
+    let webp_bytes = std::fs::read(&webp).expect("written");
+    assert!(webp_bytes.windows(16).any(|window| window == b"EXT_texture_webp"), "the tool used WebP");
+    let (avatar, summary) = store.import_avatar(&webp).await.expect("a WebP avatar imports");
+    assert_eq!(summary.textures, original.textures, "every texture's size read from its WebP header");
+    assert_eq!(summary.triangles, original.triangles);
+    let bundle = store.bundle(avatar.hash).await.expect("stored");
+    let stored = store.read_file(avatar.hash, &bundle.main).await.expect("readable");
+    assert!(!stored.windows(16).any(|window| window == b"EXT_texture_webp"), "stored plain");
+    assert!(stored.windows(10).any(|window| window == b"image/webp"), "its images are WebP");
+
+    // Draco geometry: refused before decoding, naming the extension.
+    for (command, extension) in [("draco", "KHR_draco_mesh_compression")] {
         let path = dir.path().join(format!("{command}.glb"));
         transform(command, &aurora, &path);
         match store.import_avatar(&path).await {

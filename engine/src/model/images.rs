@@ -1,4 +1,5 @@
-//! Images: a PNG's or JPEG's size read from its header, without decoding a pixel.
+//! Images: a PNG's, JPEG's or WebP's size read from its header, without decoding a pixel; and
+//! textures whose image is named by `EXT_texture_webp` pointed at it.
 
 use std::rc::Rc;
 
@@ -7,6 +8,29 @@ use gltf::json;
 use super::files::{ResourceStore, UriTarget, classify_uri};
 use super::geometry::ViewRange;
 use super::{ModelError, ModelLimits, read_u16_be, read_u32_be};
+
+/// The extension that names a WebP image for a texture, in place of (or besides) its `source`.
+pub(super) const WEBP: &str = "EXT_texture_webp";
+
+/// Points every texture that has no image of its own (or names one that does not exist) at the
+/// image its `EXT_texture_webp` names, when that extension is `allowed`; a texture that has both
+/// keeps its own. Gives whether the extension was found on any texture.
+pub(super) fn adopt_webp_sources(root: &mut json::Root, allowed: &[&str]) -> bool {
+    if !allowed.contains(&WEBP) {
+        return false;
+    }
+    let n_images = root.images.len();
+    let mut found = false;
+    for texture in &mut root.textures {
+        let named = texture.extensions.as_ref().and_then(|ext| ext.others.get(WEBP)).and_then(|webp| webp.get("source"));
+        let Some(named) = named.and_then(serde_json::Value::as_u64) else { continue };
+        found = true;
+        if texture.source.value() >= n_images {
+            texture.source = json::Index::new(u32::try_from(named).unwrap_or(u32::MAX));
+        }
+    }
+    found
+}
 
 /// The PNG file signature.
 pub(super) const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
@@ -49,7 +73,7 @@ pub(super) fn check_images(
         } else {
             return Err(bad_image("has neither a uri nor a bufferView"));
         };
-        let (width, height) = size.ok_or_else(|| bad_image("is neither a PNG nor a JPEG with a readable size"))?;
+        let (width, height) = size.ok_or_else(|| bad_image("is not a PNG, JPEG or WebP with a readable size"))?;
         if width == 0 || height == 0 {
             return Err(bad_image(&format!("declares an empty size of {width}×{height} pixels")));
         }
@@ -61,9 +85,48 @@ pub(super) fn check_images(
     Ok(sizes)
 }
 
-/// The width and height a PNG or JPEG header declares, without decoding any pixel.
+/// The width and height a PNG, JPEG or WebP header declares, without decoding any pixel.
 pub(super) fn image_size(bytes: &[u8]) -> Option<(u32, u32)> {
-    png_size(bytes).or_else(|| jpeg_size(bytes))
+    png_size(bytes).or_else(|| jpeg_size(bytes)).or_else(|| webp_size(bytes))
+}
+
+/// Whether `bytes` start as a WebP file does.
+pub(super) fn is_webp(bytes: &[u8]) -> bool {
+    bytes.get(0..4) == Some(b"RIFF") && bytes.get(8..12) == Some(b"WEBP")
+}
+
+/// WebP: a RIFF file whose first chunk is a lossy (`VP8 `), lossless (`VP8L`) or extended
+/// (`VP8X`) bitstream, each giving the size its own way.
+pub(super) fn webp_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if !is_webp(bytes) {
+        return None;
+    }
+    let le24 = |at: usize| -> Option<u32> {
+        let three = bytes.get(at..at + 3)?;
+        Some(u32::from(three[0]) | u32::from(three[1]) << 8 | u32::from(three[2]) << 16)
+    };
+    match bytes.get(12..16)? {
+        // Lossy: a 3-byte frame tag, the start code, then 14-bit width and height.
+        b"VP8 " => {
+            if bytes.get(23..26)? != [0x9D, 0x01, 0x2A] {
+                return None;
+            }
+            let width = u32::from(super::read_u16_le(bytes, 26)? & 0x3FFF);
+            let height = u32::from(super::read_u16_le(bytes, 28)? & 0x3FFF);
+            Some((width, height))
+        }
+        // Lossless: the signature byte, then width − 1 and height − 1 in 14 bits each.
+        b"VP8L" => {
+            if *bytes.get(20)? != 0x2F {
+                return None;
+            }
+            let bits = super::read_u32_le(bytes, 21)?;
+            Some(((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1))
+        }
+        // Extended: flags and reserved bytes, then canvas width − 1 and height − 1 in 24 bits each.
+        b"VP8X" => Some((le24(24)? + 1, le24(27)? + 1)),
+        _ => None,
+    }
 }
 
 /// PNG: the signature, then the IHDR chunk (length 13) with width and height as big-endian u32.
@@ -156,5 +219,34 @@ mod tests {
         few.extend_from_slice(&padded[2..2 + 4 * 100]);
         few.extend_from_slice(&jpeg[8..]);
         assert_eq!(image_size(&few), Some((200, 300)));
+    }
+
+    #[test]
+    fn webp_headers_give_sizes() {
+        let riff = |chunk: &[u8; 4], data: &[u8]| {
+            let mut file = b"RIFF\0\0\0\0WEBP".to_vec();
+            file.extend_from_slice(chunk);
+            file.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            file.extend_from_slice(data);
+            file
+        };
+        // Lossy 640×480: frame tag, start code, sizes (the top two bits are the scale).
+        let lossy = riff(b"VP8 ", &[0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x80, 0x42, 0xE0, 0x01]);
+        assert_eq!(image_size(&lossy), Some((640, 480)));
+        // Lossless 300×200: width − 1 = 299 and height − 1 = 199 packed in 14 bits each.
+        let bits: u32 = 299 | (199 << 14);
+        let mut data = vec![0x2F];
+        data.extend_from_slice(&bits.to_le_bytes());
+        assert_eq!(image_size(&riff(b"VP8L", &data)), Some((300, 200)));
+        // Extended 4096×2048.
+        let mut extended = vec![0x10, 0, 0, 0];
+        extended.extend_from_slice(&4095u32.to_le_bytes()[..3]);
+        extended.extend_from_slice(&2047u32.to_le_bytes()[..3]);
+        assert_eq!(image_size(&riff(b"VP8X", &extended)), Some((4096, 2048)));
+        // A bad start code, a bad signature, a cut header, another RIFF file: no size.
+        assert_eq!(image_size(&riff(b"VP8 ", &[0x10, 0x02, 0x00, 0x9D, 0x01, 0x2B, 0x80, 0x02, 0xE0, 0x01])), None);
+        assert_eq!(image_size(&riff(b"VP8L", &[0x2E, 1, 2, 3, 4])), None);
+        assert_eq!(image_size(&lossy[..27]), None);
+        assert_eq!(image_size(b"RIFF\0\0\0\0WAVEfmt "), None);
     }
 }

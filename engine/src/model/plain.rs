@@ -3,6 +3,7 @@
 //!
 //! - Sparse accessors (a base, often none, plus a few replaced elements) become dense.
 //! - `EXT_meshopt_compression`'s compressed buffer views are decoded (meshopt.rs), first.
+//! - `EXT_texture_webp`: each texture names its WebP image as its own source (Bevy reads WebP).
 //! - `KHR_mesh_quantization`'s integer positions, normals, tangents and texture coordinates
 //!   become floats (normalised integers scaled as glTF says); the node transforms that undo the
 //!   quantization stay as they are, and the extension is dropped.
@@ -21,6 +22,7 @@ use gltf::json::validation::{Checked, USize64};
 
 use super::files::{ResourceStore, UriTarget, classify_uri, external_files, load_buffers};
 use super::geometry::{ViewRange, accessor_count_limit, check_buffer_views, component_size};
+use super::images::{WEBP, is_webp};
 use super::meshopt::{self, MESHOPT};
 use super::{
     ModelError, ModelLimits, ParsedModel, check_file_count, check_main_size, parse_model, read_u16_le, read_u32_le,
@@ -29,7 +31,7 @@ use super::{
 /// The extension this module undoes.
 pub(super) const QUANTIZATION: &str = "KHR_mesh_quantization";
 /// The required extensions a file may have for import, as they are undone here.
-pub(super) const UNDONE: &[&str] = &[QUANTIZATION, MESHOPT];
+pub(super) const UNDONE: &[&str] = &[QUANTIZATION, MESHOPT, WEBP];
 
 /// The model at `main` (with the files `resource` gives) made plain, as a `.glb`; `None` when it
 /// is plain already and is kept as it is.
@@ -47,7 +49,8 @@ pub fn plain_model(
     let ParsedModel { mut root, mut blob } = parse_model(main, UNDONE)?;
     let quantized = root.extensions_used.iter().any(|name| name == QUANTIZATION);
     let compressed = meshopt::used(&root);
-    if !quantized && !compressed && root.accessors.iter().all(|accessor| accessor.sparse.is_none()) {
+    let webp = root.extensions_used.iter().any(|name| name == WEBP);
+    if !quantized && !compressed && !webp && root.accessors.iter().all(|accessor| accessor.sparse.is_none()) {
         return Ok(None);
     }
     let files = external_files(&root)?;
@@ -99,7 +102,13 @@ pub fn plain_model(
             UriTarget::File(name) => store.get(&name)?,
             UriTarget::Data(data) => Rc::from(data.decode()?),
         };
-        let mime = if bytes.starts_with(&[0x89, b'P', b'N', b'G']) { "image/png" } else { "image/jpeg" };
+        let mime = if bytes.starts_with(&[0x89, b'P', b'N', b'G']) {
+            "image/png"
+        } else if is_webp(&bytes) {
+            "image/webp"
+        } else {
+            "image/jpeg"
+        };
         let offset = bin.append(&bytes)?;
         let view = push_view(&mut root, offset, bytes.len() as u64, None);
         let image = &mut root.images[image_index];
@@ -138,7 +147,14 @@ pub fn plain_model(
             accessor.normalized = false;
         }
     }
-    root.extensions_used.retain(|name| name != QUANTIZATION);
+    // Textures name their WebP images as their own sources now (model/images.rs), which Bevy
+    // reads; the extension's objects go.
+    for texture in &mut root.textures {
+        if let Some(extensions) = &mut texture.extensions {
+            extensions.others.remove(WEBP);
+        }
+    }
+    root.extensions_used.retain(|name| name != QUANTIZATION && name != WEBP);
     root.extensions_required.retain(|name| name != QUANTIZATION);
     root.buffers = vec![json::Buffer {
         byte_length: USize64(bin.bytes.len() as u64),
