@@ -277,9 +277,10 @@ fn dress_drifters(
     }
 }
 
-/// The ring that glows above someone's head while they speak.
-#[derive(Component, Debug, Clone, Copy)]
-pub struct SpeakingRing;
+/// The ring that glows above someone's head while they speak, and grows with their voice: how
+/// much it glows now (0 to 1).
+#[derive(Component, Debug, Clone, Copy, Default)]
+pub struct SpeakingRing(f32);
 
 /// Gives the parts of every figure (bodies.rs) their meshes: the jointed body's bones and the
 /// far figure in the figure's colour, the heads in skin. People here glow more than drifters,
@@ -348,7 +349,7 @@ fn dress_remote_avatars(
     let glow = palette.standard(&mut standard, Rgb::new(120, 255, 240), 6.0);
     for entity in &avatars {
         commands.entity(entity).with_child((
-            SpeakingRing,
+            SpeakingRing::default(),
             Mesh3d(ring.clone()),
             MeshMaterial3d(glow.clone()),
             Transform::from_xyz(0.0, 0.32, 0.0),
@@ -365,19 +366,24 @@ fn dress_remote_avatars(
 }
 
 /// Shows the ring above the heads of the people speaking now.
+/// The ring grows and shrinks with each syllable (quickly up, slowly down), so that one sees
+/// who says what, whatever body they wear.
 fn show_speaking(
+    time: Res<Time>,
     voice: Option<Res<crate::voice::VoiceState>>,
     avatars: Query<(&RemoteAvatarView, &Children)>,
-    mut rings: Query<&mut Visibility, With<SpeakingRing>>,
+    mut rings: Query<(&mut SpeakingRing, &mut Visibility, &mut Transform)>,
 ) {
     let Some(voice) = voice else { return };
     for (avatar, children) in &avatars {
         let speaking = voice.speaking(&avatar.key);
+        let level = voice.levels.get(&avatar.key).copied().unwrap_or(0.0);
         let wanted = if speaking { Visibility::Inherited } else { Visibility::Hidden };
         for child in children.iter() {
-            if let Ok(mut visibility) = rings.get_mut(child)
-                && *visibility != wanted
-            {
+            let Ok((mut ring, mut visibility, mut transform)) = rings.get_mut(child) else { continue };
+            ring.0 = crate::voice::follow(ring.0, crate::voice::loudness(level), time.delta_secs());
+            transform.scale = Vec3::splat(0.8 + 0.6 * ring.0);
+            if *visibility != wanted {
                 *visibility = wanted;
             }
         }

@@ -457,6 +457,24 @@ fn play_voices(
     mixer.forget_quiet();
 }
 
+/// How loud a voice of `rms` looks, from 0 (at [`SPEAKING_LEVEL`], −40 dB, or quieter) to 1
+/// (−10 dB or louder), even in decibels as hearing is.
+pub fn loudness(rms: f32) -> f32 {
+    if rms.is_nan() || rms <= SPEAKING_LEVEL {
+        return 0.0;
+    }
+    ((20.0 * rms.log10() + 40.0) / 30.0).clamp(0.0, 1.0)
+}
+
+/// A glow at `current` moved toward `target` over `seconds`: quickly up as a syllable starts
+/// (30 ms), slowly down after it (150 ms), as a mouth opens and closes.
+pub fn follow(current: f32, target: f32, seconds: f32) -> f32 {
+    let seconds = if seconds.is_finite() { seconds.clamp(0.0, 1.0) } else { 0.0 };
+    let target = if target.is_finite() { target.clamp(0.0, 1.0) } else { 0.0 };
+    let time_constant = if target > current { 0.03 } else { 0.15 };
+    current + (target - current) * (1.0 - (-seconds / time_constant).exp())
+}
+
 /// A voice state with a working microphone and output, for tests.
 #[cfg(test)]
 pub(crate) fn test_state() -> VoiceState {
@@ -472,6 +490,30 @@ mod tests {
 
     fn state() -> VoiceState {
         test_state()
+    }
+
+    #[test]
+    fn a_voice_glows_with_its_loudness_quickly_up_and_slowly_down() {
+        assert_eq!(loudness(0.0), 0.0);
+        assert_eq!(loudness(SPEAKING_LEVEL), 0.0);
+        assert_eq!(loudness(f32::NAN), 0.0);
+        assert!((loudness(0.1) - 2.0 / 3.0).abs() < 1e-3, "-20 dB is two thirds");
+        assert_eq!(loudness(1.0), 1.0);
+        assert!(loudness(0.05) < loudness(0.2));
+        // Up: most of the way within two 16 ms frames; down: still glowing after them.
+        let mut glow = 0.0;
+        for _ in 0..2 {
+            glow = follow(glow, 1.0, 0.016);
+        }
+        assert!(glow > 0.6, "{glow}");
+        let mut fading = 1.0;
+        for _ in 0..2 {
+            fading = follow(fading, 0.0, 0.016);
+        }
+        assert!(fading > 0.75, "{fading}");
+        assert_eq!(follow(0.5, f32::NAN, 0.016), follow(0.5, 0.0, 0.016));
+        assert_eq!(follow(0.5, 1.0, f32::INFINITY), 0.5);
+        assert!((follow(0.0, 1.0, 1.0) - 1.0).abs() < 1e-6);
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub(super) fn adopt_webp_sources(root: &mut json::Root, allowed: &[&str]) -> boo
     let n_images = root.images.len();
     let mut found = false;
     for texture in &mut root.textures {
-        let named = texture.extensions.as_ref().and_then(|ext| ext.others.get(WEBP)).and_then(|webp| webp.get("source"));
+        let named =
+            texture.extensions.as_ref().and_then(|ext| ext.others.get(WEBP)).and_then(|webp| webp.get("source"));
         let Some(named) = named.and_then(serde_json::Value::as_u64) else { continue };
         found = true;
         if texture.source.value() >= n_images {

@@ -148,7 +148,9 @@ fn decode(compressed: &Compressed, bytes: &[u8], max_bytes: u64) -> Result<Vec<u
     let stride = compressed.byte_stride;
     let count = compressed.count;
     let stride_fits = match (mode, filter) {
-        (Mode::Attributes, Filter::None | Filter::Exponential) => stride.is_multiple_of(4) && (4..=256).contains(&stride),
+        (Mode::Attributes, Filter::None | Filter::Exponential) => {
+            stride.is_multiple_of(4) && (4..=256).contains(&stride)
+        }
         (Mode::Attributes, Filter::Octahedral) => stride == 4 || stride == 8,
         (Mode::Attributes, Filter::Quaternion) => stride == 8,
         (Mode::Triangles | Mode::Indices, Filter::None) => stride == 2 || stride == 4,
