@@ -6,8 +6,8 @@ use std::process::Command;
 use anyhow::{Result, bail};
 
 /// Debian packages every build needs: pkg-config finds the libraries, ALSA and udev serve
-/// audio and input devices, dbus is needed by cpal.
-const BUILD_PACKAGES: [&str; 4] = ["pkg-config", "libasound2-dev", "libudev-dev", "libdbus-1-dev"];
+/// audio and input devices, dbus is needed by cpal, and g++ compiles meshoptimizer's decoders.
+const BUILD_PACKAGES: [&str; 5] = ["pkg-config", "libasound2-dev", "libudev-dev", "libdbus-1-dev", "g++"];
 /// Debian packages the tests need: Mesa's software Vulkan (lavapipe) and a virtual X display for
 /// rendering; `espeak-ng` speaks the voice tests' speech and `sox` converts it to 48 kHz.
 const RENDER_TEST_PACKAGES: [&str; 4] = ["mesa-vulkan-drivers", "xvfb", "espeak-ng", "sox"];
