@@ -165,7 +165,7 @@ fn measure(n_avatars: usize, frames: usize, trees: &[Vec<NodeSpec>]) -> Timing {
         .collect();
     times.sort();
     let counts = app.world().resource::<CrowdDetail>().counts;
-    let modelled = app.world().resource::<AvatarsDrawn>().0;
+    let modelled = app.world().resource::<AvatarsDrawn>().figures;
     assert_eq!(counts[0], n_avatars.min(32), "the nearest 32 should be near");
     assert_eq!(modelled, counts[0], "every near avatar should be posed from its model's skeleton");
     Timing {

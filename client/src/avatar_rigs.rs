@@ -46,7 +46,12 @@ pub(super) fn plugin(app: &mut App) {
 
 /// How many figures are drawn from their avatar models now.
 #[derive(Resource, Debug, Default)]
-pub struct AvatarsDrawn(pub usize);
+pub struct AvatarsDrawn {
+    /// People here (what `--after-avatars` waits for; the lobby's drifters do not count).
+    pub people: usize,
+    /// Every figure, drifters too.
+    pub figures: usize,
+}
 
 /// Which avatar model a figure wears when it is near.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -477,13 +482,14 @@ fn pose(skeleton: &Skeleton, joints: &Joints, head_turn: Quat) -> Vec<Transform>
 #[allow(clippy::type_complexity)]
 fn show_detail(
     mut drawn: ResMut<AvatarsDrawn>,
-    figures: Query<(&Figure, &Children, Option<&Worn>)>,
+    figures: Query<(&Figure, &Children, Option<&Worn>, Has<RemoteAvatarView>)>,
     mut parts: Query<(&mut Visibility, Has<FarPart>), Or<(With<AvatarBody>, With<AvatarHead>, With<HandView>)>>,
 ) {
-    drawn.0 = 0;
-    for (figure, children, worn) in &figures {
+    *drawn = AvatarsDrawn::default();
+    for (figure, children, worn, is_person) in &figures {
         let modelled = worn.is_some_and(|worn| worn.skeleton.is_some());
-        drawn.0 += usize::from(modelled);
+        drawn.figures += usize::from(modelled);
+        drawn.people += usize::from(modelled && is_person);
         let jointed = !modelled && figure.detail != Detail::Far;
         let far = figure.detail == Detail::Far;
         for child in children.iter() {
@@ -527,6 +533,40 @@ mod tests {
             });
         }
         Skeleton { bones, scale: 1.0, to_forward: Quat::IDENTITY }
+    }
+
+    #[test]
+    fn only_people_count_for_the_screenshot_and_near_figures_hide_their_far_parts() {
+        let mut app = App::new();
+        app.init_resource::<AvatarsDrawn>().add_systems(Update, show_detail);
+        let mut near = Figure::new(sanctuary_engine::Rgb::new(1, 2, 3), 0);
+        near.detail = Detail::Near;
+        let mut spawn = |is_person: bool, modelled: bool| {
+            let world = app.world_mut();
+            let scene = world.spawn_empty().id();
+            let skeleton = Skeleton { bones: Vec::new(), scale: 1.0, to_forward: Quat::IDENTITY };
+            let worn = Worn {
+                look: LookId::Shipped(0),
+                scene,
+                humanoid: None,
+                skeleton: modelled.then_some(skeleton),
+                tries: 0,
+            };
+            let mut figure = world.spawn((near, worn));
+            if is_person {
+                let key = sanctuary_engine::PublicKey::from_secret_seed(&[7; 32]);
+                figure.insert(RemoteAvatarView { key, name: "Bo".into(), colour: [1, 2, 3] });
+            }
+            let far = figure.with_child((AvatarBody, FarPart::Body, Visibility::Inherited)).id();
+            world.entity(far).get::<Children>().map(|children| children[0]).expect("a far part")
+        };
+        let drifter_part = spawn(false, true);
+        spawn(true, true);
+        spawn(true, false);
+        app.update();
+        let drawn = app.world().resource::<AvatarsDrawn>();
+        assert_eq!((drawn.people, drawn.figures), (1, 2), "a drifter's model is not a person's avatar");
+        assert_eq!(app.world().get::<Visibility>(drifter_part), Some(&Visibility::Hidden), "near: no far figure");
     }
 
     /// The posed bones' places in the model, from their transforms relative to their parents.

@@ -81,12 +81,12 @@ fn take_screenshot(
     drawn: Res<crate::avatar_rigs::AvatarsDrawn>,
     mut exit: MessageWriter<AppExit>,
 ) {
-    if drawn.0 < plan.avatars && plan.waited < MAX_AVATAR_WAIT_FRAMES {
+    if drawn.people < plan.avatars && plan.waited < MAX_AVATAR_WAIT_FRAMES {
         plan.waited += 1;
         if plan.waited == MAX_AVATAR_WAIT_FRAMES {
             warn!(
                 "{} of {} avatars drawn after {MAX_AVATAR_WAIT_FRAMES} frames; taking the picture anyway",
-                drawn.0, plan.avatars
+                drawn.people, plan.avatars
             );
         }
         return;
