@@ -5,9 +5,9 @@
 //! - `/avatar` lists the avatars that ship with Sanctuary (built into the program) and says
 //!   what one wears; `/avatar NAME` wears one of them, `/avatar PATH` a model of one's own
 //!   (`.glb`, `.gltf` or `.vrm`), `/avatar off` a plain body.
-//! - `/avatars RANK` (or `--show-avatars RANK`) chooses up to which rank others' avatars are
-//!   shown as they are; beyond it, and until an avatar is here, a plain body in the person's
-//!   colour stands in.
+//! - `/avatars RANK` (or the picker) chooses up to which rank others' avatars are shown as they
+//!   are; beyond it, and until an avatar is here, a plain body in the person's colour stands in.
+//!   The choice is kept for next time in the data directory (`show-avatars`, one word).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -42,11 +42,60 @@ const REQUESTS_PER_FRAME: usize = 8;
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Avatars>().add_systems(
         Update,
-        (show_ranks.run_if(resource_exists::<ChatInput>), request_avatars)
+        (
+            (show_ranks.run_if(resource_exists::<ChatInput>), request_avatars)
+                .chain()
+                .run_if(resource_exists::<NetLink>.and_then(resource_exists::<Social>)),
+            keep_rank.run_if(resource_exists::<RankFile>),
+        )
             .chain()
-            .in_set(Frame::World)
-            .run_if(resource_exists::<NetLink>.and_then(resource_exists::<Social>)),
+            .in_set(Frame::World),
     );
+}
+
+/// Where the viewer's choice of rank is kept between runs: a file holding one word.
+#[derive(Resource, Debug, Clone)]
+pub struct RankFile(pub PathBuf);
+
+impl RankFile {
+    /// The file in the data directory `dir`.
+    pub fn in_dir(dir: &std::path::Path) -> Self {
+        Self(dir.join("show-avatars"))
+    }
+
+    /// The rank kept, if there is one and it reads as a rank.
+    pub fn load(&self) -> Option<Rank> {
+        let text = std::fs::read_to_string(&self.0).ok()?;
+        Rank::parse(text.lines().next()?)
+    }
+
+    /// Keeps `rank`: written beside the file and then renamed over it, so that a crash leaves
+    /// the old choice or the new one, never half of one.
+    pub fn save(&self, rank: Rank) -> std::io::Result<()> {
+        if let Some(dir) = self.0.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let word = rank.label().to_lowercase().replace(' ', "-");
+        let partial = self.0.with_extension("partial");
+        std::fs::write(&partial, format!("{word}\n"))?;
+        std::fs::rename(&partial, &self.0)
+    }
+}
+
+/// Writes the rank shown down whenever it changes.
+fn keep_rank(avatars: Res<Avatars>, file: Res<RankFile>, mut kept: Local<Option<Rank>>) {
+    let now = avatars.show_up_to;
+    match *kept {
+        // What it was at the start is what the file said (or the default): nothing to write.
+        None => *kept = Some(now),
+        Some(rank) if rank == now => {}
+        Some(_) => {
+            *kept = Some(now);
+            if let Err(error) = file.save(now) {
+                warn!("the avatar rank chosen could not be kept in {}: {error}", file.0.display());
+            }
+        }
+    }
 }
 
 /// How far an avatar model has come.
@@ -314,6 +363,24 @@ mod tests {
 
     fn key(seed: u8) -> PublicKey {
         PublicKey::from_secret_seed(&[seed; 32])
+    }
+
+    #[test]
+    fn the_rank_shown_is_kept_for_next_time() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = RankFile::in_dir(&dir.path().join("data"));
+        assert_eq!(file.load(), None, "nothing kept yet");
+        let mut app = App::new();
+        app.init_resource::<Avatars>().insert_resource(file.clone()).add_systems(Update, keep_rank);
+        app.update();
+        assert!(!file.0.exists(), "nothing is written until the choice changes");
+        for rank in [Rank::VeryPoor, Rank::Excellent] {
+            app.world_mut().resource_mut::<Avatars>().show_up_to = rank;
+            app.update();
+            assert_eq!(file.load(), Some(rank));
+        }
+        std::fs::write(&file.0, "splendid\n").expect("writes");
+        assert_eq!(file.load(), None, "a word that is no rank is ignored");
     }
 
     fn look(author: PublicKey, avatar: Option<AvatarRef>) -> Event {

@@ -156,6 +156,14 @@ pub fn client_app(args: &cli::Args, headset: bool) -> App {
     app.insert_resource(Comfort::from(&args.comfort))
         .insert_resource(WorldSettings { n_drifters: args.avatars, ..WorldSettings::default() })
         .add_plugins((logic_plugin, presentation_plugin));
+    // The rank of others' avatars shown, as chosen last time.
+    if let Some(dir) = args.network.data_dir.clone().or_else(cli::default_data_dir) {
+        let file = avatars::RankFile::in_dir(&dir);
+        if let Some(rank) = file.load() {
+            app.world_mut().resource_mut::<avatars::Avatars>().show_up_to = rank;
+        }
+        app.insert_resource(file);
+    }
     if let Some(path) = &args.screenshot {
         app.insert_resource(ScreenshotPlan::new(path.clone(), args.frames).after_avatars(args.after_avatars));
     }
