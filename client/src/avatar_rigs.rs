@@ -33,6 +33,9 @@ const MAX_TRIES: u32 = 300;
 /// The most avatar scenes kept loaded while nobody near wears them, so that someone walking in
 /// and out of reach is not read again each time.
 const KEPT_SCENES: usize = 48;
+/// Frames a figure's model stays spawned (hidden) after it stops being near: two figures trading
+/// the 32nd place every frame keep theirs rather than spawning a scene each frame.
+const UNDRESS_AFTER_FRAMES: u32 = 90;
 
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<AvatarsDrawn>().add_systems(
@@ -90,6 +93,8 @@ struct Worn {
     skeleton: Option<Skeleton>,
     /// Frames spent looking for its bones with its scene in.
     tries: u32,
+    /// Frames it has not been near, in a row.
+    away: u32,
 }
 
 /// An avatar's bones, found, with their pose at rest.
@@ -217,18 +222,29 @@ fn outfit_drifters(mut commands: Commands, drifters: Query<(Entity, &DrifterView
     }
 }
 
-/// Spawns the model of every near figure that wears one, and takes it away when the figure is no
-/// longer near or wears another.
+/// Spawns the model of every near figure that wears one, and takes it away when the figure wears
+/// another or has not been near for a while.
 fn dress(
     mut commands: Commands,
     assets: Option<Res<AssetServer>>,
-    figures: Query<(Entity, &Figure, &Outfit, Option<&Worn>)>,
+    mut figures: Query<(Entity, &Figure, &Outfit, Option<&mut Worn>)>,
     mut kept: Local<HashMap<LookId, Handle<WorldAsset>>>,
 ) {
-    for (entity, figure, outfit, worn) in &figures {
-        let wanted = outfit.0.as_ref().filter(|_| figure.detail == Detail::Near);
+    for (entity, figure, outfit, worn) in &mut figures {
+        let near = figure.detail == Detail::Near;
+        let worn = match worn {
+            Some(mut worn) if outfit.0.as_ref().is_some_and(|(look, _)| *look == worn.look) => {
+                worn.away = if near { 0 } else { worn.away.saturating_add(1) };
+                if worn.away > UNDRESS_AFTER_FRAMES {
+                    commands.entity(worn.scene).despawn();
+                    commands.entity(entity).remove::<Worn>();
+                }
+                continue;
+            }
+            worn => worn,
+        };
+        let wanted = outfit.0.as_ref().filter(|_| near);
         match (wanted, worn) {
-            (Some((look, _)), Some(worn)) if worn.look == *look => {}
             (Some((look, humanoid)), worn) => {
                 if let Some(worn) = worn {
                     commands.entity(worn.scene).despawn();
@@ -254,6 +270,7 @@ fn dress(
                     humanoid: humanoid.clone(),
                     skeleton: None,
                     tries: 0,
+                    away: 0,
                 });
             }
             (None, Some(worn)) => {
@@ -266,12 +283,7 @@ fn dress(
 }
 
 /// Finds the bones of avatars whose scenes have come in.
-fn find_bones(
-    mut worn: Query<&mut Worn>,
-    children: Query<&Children>,
-    nodes: Query<(&Name, &Transform)>,
-    mut visibility: Query<&mut Visibility>,
-) {
+fn find_bones(mut worn: Query<&mut Worn>, children: Query<&Children>, nodes: Query<(&Name, &Transform)>) {
     for mut worn in &mut worn {
         if worn.skeleton.is_some() {
             continue;
@@ -282,7 +294,6 @@ fn find_bones(
             // No skeleton (or its bones were never found): drawn whole and stiff where the person
             // stands, as soon as it is in.
             if in_scene {
-                set_visible(&mut visibility, worn.scene);
                 worn.skeleton = Some(Skeleton { bones: Vec::new(), scale: 1.0, to_forward: Quat::IDENTITY });
             }
             continue;
@@ -355,19 +366,12 @@ fn find_bones(
     }
 }
 
-fn set_visible(visibility: &mut Query<&mut Visibility>, entity: Entity) {
-    if let Ok(mut visibility) = visibility.get_mut(entity) {
-        *visibility = Visibility::Inherited;
-    }
-}
-
-/// Turns every found skeleton's bones to follow its person's joints.
-fn pose_rigs(
-    people: Query<(&Transform, &Worn, &Feet)>,
-    mut transforms: Query<&mut Transform, Without<Worn>>,
-    mut visibility: Query<&mut Visibility>,
-) {
-    for (head, worn, feet) in &people {
+/// Turns every near figure's found skeleton's bones to follow its joints.
+fn pose_rigs(people: Query<(&Transform, &Worn, &Feet, &Figure)>, mut transforms: Query<&mut Transform, Without<Worn>>) {
+    for (head, worn, feet, figure) in &people {
+        if figure.detail != Detail::Near {
+            continue;
+        }
         let Some(skeleton) = &worn.skeleton else { continue };
         let joints = feet.joints();
         // Where the model stands: on the floor under the hips (its feet at the ankles' height),
@@ -410,11 +414,6 @@ fn pose_rigs(
             if let Ok(mut transform) = transforms.get_mut(rig.entity) {
                 *transform = local;
             }
-        }
-        if let Ok(mut shown) = visibility.get_mut(worn.scene)
-            && *shown == Visibility::Hidden
-        {
-            *shown = Visibility::Inherited;
         }
     }
 }
@@ -477,17 +476,31 @@ fn pose(skeleton: &Skeleton, joints: &Joints, head_turn: Quat) -> Vec<Transform>
     locals
 }
 
-/// Shows each figure's parts for its grade: its model near (once its bones are posed), its
+/// Shows each figure's parts for its grade: its model near (once its bones are found and posed,
+/// so that it never shows in a T-pose; kept hidden a while after it stops being near), its
 /// jointed plain body and hands near without one and mid, its single figure far.
 #[allow(clippy::type_complexity)]
 fn show_detail(
     mut drawn: ResMut<AvatarsDrawn>,
-    figures: Query<(&Figure, &Children, Option<&Worn>, Has<RemoteAvatarView>)>,
-    mut parts: Query<(&mut Visibility, Has<FarPart>), Or<(With<AvatarBody>, With<AvatarHead>, With<HandView>)>>,
+    figures: Query<(&Figure, &Children, Option<&Worn>, Has<Feet>, Has<RemoteAvatarView>)>,
+    mut parts: Query<
+        (&mut Visibility, Has<FarPart>),
+        (Or<(With<AvatarBody>, With<AvatarHead>, With<HandView>)>, Without<ModelScene>),
+    >,
+    mut scenes: Query<&mut Visibility, With<ModelScene>>,
 ) {
     *drawn = AvatarsDrawn::default();
-    for (figure, children, worn, is_person) in &figures {
-        let modelled = worn.is_some_and(|worn| worn.skeleton.is_some());
+    for (figure, children, worn, posed, is_person) in &figures {
+        let near = figure.detail == Detail::Near;
+        let modelled = near && posed && worn.is_some_and(|worn| worn.skeleton.is_some());
+        if let Some(worn) = worn
+            && let Ok(mut scene) = scenes.get_mut(worn.scene)
+        {
+            let wanted = if modelled { Visibility::Inherited } else { Visibility::Hidden };
+            if *scene != wanted {
+                *scene = wanted;
+            }
+        }
         drawn.figures += usize::from(modelled);
         drawn.people += usize::from(modelled && is_person);
         let jointed = !modelled && figure.detail != Detail::Far;
@@ -536,6 +549,31 @@ mod tests {
     }
 
     #[test]
+    fn a_model_stays_a_while_after_its_figure_stops_being_near() {
+        let mut app = App::new();
+        app.add_systems(Update, dress);
+        let mut figure = Figure::new(sanctuary_engine::Rgb::new(1, 2, 3), 0);
+        figure.detail = Detail::Near;
+        let entity = app.world_mut().spawn((figure, Outfit(Some((LookId::Shipped(0), None))))).id();
+        app.update();
+        let scene = app.world().get::<Worn>(entity).expect("dressed when near").scene;
+        app.world_mut().get_mut::<Figure>(entity).expect("figure").detail = Detail::Mid;
+        for _ in 0..UNDRESS_AFTER_FRAMES {
+            app.update();
+        }
+        // Back near at the edge of the crowd: the same scene, not a new one.
+        assert_eq!(app.world().get::<Worn>(entity).map(|worn| worn.scene), Some(scene));
+        app.world_mut().get_mut::<Figure>(entity).expect("figure").detail = Detail::Near;
+        app.update();
+        app.world_mut().get_mut::<Figure>(entity).expect("figure").detail = Detail::Far;
+        for _ in 0..=UNDRESS_AFTER_FRAMES + 1 {
+            app.update();
+        }
+        assert!(app.world().get::<Worn>(entity).is_none(), "undressed after staying away");
+        assert!(app.world().get_entity(scene).is_err(), "its scene is gone");
+    }
+
+    #[test]
     fn only_people_count_for_the_screenshot_and_near_figures_hide_their_far_parts() {
         let mut app = App::new();
         app.init_resource::<AvatarsDrawn>().add_systems(Update, show_detail);
@@ -551,8 +589,9 @@ mod tests {
                 humanoid: None,
                 skeleton: modelled.then_some(skeleton),
                 tries: 0,
+                away: 0,
             };
-            let mut figure = world.spawn((near, worn));
+            let mut figure = world.spawn((near, worn, Feet::standing()));
             if is_person {
                 let key = sanctuary_engine::PublicKey::from_secret_seed(&[7; 32]);
                 figure.insert(RemoteAvatarView { key, name: "Bo".into(), colour: [1, 2, 3] });

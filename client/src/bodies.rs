@@ -184,6 +184,16 @@ pub struct Feet {
 }
 
 impl Feet {
+    /// A body standing still at the origin, as the first pose gives it.
+    #[cfg(test)]
+    pub(crate) fn standing() -> Self {
+        let head = sanctuary_engine::body::Tracked { position: Vec3::Y * EYE_HEIGHT, rotation: Quat::IDENTITY };
+        let drivers = sanctuary_engine::body::Drivers { head, left_hand: head, right_hand: head };
+        let mut body = Body::new();
+        let joints = body.update(&shape(), &drivers, 0.0, 0.0);
+        Self { body, joints, since: 0.0 }
+    }
+
     /// Where the body's joints were when last posed.
     pub fn joints(&self) -> Joints {
         self.joints

@@ -164,8 +164,12 @@ mod tests {
         for _ in 0..3 {
             app.update();
         }
-        let viewer =
-            app.world_mut().query_filtered::<&Transform, With<Player>>().single(app.world()).unwrap().translation;
+        let viewer = app
+            .world_mut()
+            .query_filtered::<&Transform, With<Player>>()
+            .single(app.world())
+            .expect("the person")
+            .translation;
         let mut figures: Vec<(f32, Detail, u32)> = app
             .world_mut()
             .query::<(&Transform, &Figure)>()

@@ -201,41 +201,34 @@ mod ffi {
         count.checked_mul(stride).is_some_and(|size| size <= words.len() * 4)
     }
 
-    /// `ATTRIBUTES`: whether it decoded.
-    pub(super) fn vertex_buffer(words: &mut [u32], count: usize, stride: usize, source: &[u8]) -> bool {
+    /// The shape of meshoptimizer's three decoders: destination, count, element size, source.
+    type Decoder = unsafe extern "C" fn(*mut std::os::raw::c_void, usize, usize, *const u8, usize) -> i32;
+
+    /// Runs `decoder` into `words`: whether it decoded.
+    fn decode_with(decoder: Decoder, words: &mut [u32], count: usize, stride: usize, source: &[u8]) -> bool {
         if !fits(words, count, stride) {
             return false;
         }
         // SAFETY: the destination holds at least count * stride bytes (checked above), which is
-        // all the decoder writes; it reads at most `source.len()` bytes from `source`.
-        let result = unsafe {
-            c::meshopt_decodeVertexBuffer(words.as_mut_ptr().cast(), count, stride, source.as_ptr(), source.len())
-        };
+        // all the decoder writes; it reads at most `source.len()` bytes from `source`. The
+        // callers pass strides the decoders accept (indices 2 or 4, attributes a multiple of 4).
+        let result = unsafe { decoder(words.as_mut_ptr().cast(), count, stride, source.as_ptr(), source.len()) };
         result == 0
+    }
+
+    /// `ATTRIBUTES`: whether it decoded.
+    pub(super) fn vertex_buffer(words: &mut [u32], count: usize, stride: usize, source: &[u8]) -> bool {
+        decode_with(c::meshopt_decodeVertexBuffer, words, count, stride, source)
     }
 
     /// `TRIANGLES`: whether it decoded.
     pub(super) fn index_buffer(words: &mut [u32], count: usize, stride: usize, source: &[u8]) -> bool {
-        if !fits(words, count, stride) {
-            return false;
-        }
-        // SAFETY: as for `vertex_buffer`; the index size is 2 or 4, as the decoder requires.
-        let result = unsafe {
-            c::meshopt_decodeIndexBuffer(words.as_mut_ptr().cast(), count, stride, source.as_ptr(), source.len())
-        };
-        result == 0
+        decode_with(c::meshopt_decodeIndexBuffer, words, count, stride, source)
     }
 
     /// `INDICES`: whether it decoded.
     pub(super) fn index_sequence(words: &mut [u32], count: usize, stride: usize, source: &[u8]) -> bool {
-        if !fits(words, count, stride) {
-            return false;
-        }
-        // SAFETY: as for `index_buffer`.
-        let result = unsafe {
-            c::meshopt_decodeIndexSequence(words.as_mut_ptr().cast(), count, stride, source.as_ptr(), source.len())
-        };
-        result == 0
+        decode_with(c::meshopt_decodeIndexSequence, words, count, stride, source)
     }
 
     /// Octahedral normals and tangents (stride 4 or 8), in place.
