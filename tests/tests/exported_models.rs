@@ -8,7 +8,7 @@ use std::process::Command;
 
 use sanctuary_engine::avatar::avatar_limits;
 use sanctuary_engine::inspect_model;
-use sanctuary_net::{AssetError, AssetStore};
+use sanctuary_net::AssetStore;
 use sanctuary_tests::models::pack_glb;
 
 /// The tool: where `cargo xtask test` put it, or on the PATH.
@@ -122,13 +122,20 @@ async fn files_from_an_export_tool_import_or_are_refused_by_name() {
     assert!(!stored.windows(16).any(|window| window == b"EXT_texture_webp"), "stored plain");
     assert!(stored.windows(10).any(|window| window == b"image/webp"), "its images are WebP");
 
-    // Draco geometry: refused before decoding, naming the extension.
-    for (command, extension) in [("draco", "KHR_draco_mesh_compression")] {
-        let path = dir.path().join(format!("{command}.glb"));
-        transform(command, &aurora, &path);
-        match store.import_avatar(&path).await {
-            Err(AssetError::Model(reason)) => assert!(reason.contains(extension), "{command}: {reason}"),
-            other => panic!("{command}: expected a refusal naming {extension}, got {other:?}"),
-        }
-    }
+    // Draco-compressed geometry (positions, normals, texture coordinates, joints and weights,
+    // as the tool writes them): decoded at import, every triangle and the skeleton kept.
+    let draco = dir.path().join("draco.glb");
+    transform("draco", &aurora, &draco);
+    let draco_bytes = std::fs::read(&draco).expect("written");
+    assert!(draco_bytes.windows(26).any(|window| window == b"KHR_draco_mesh_compression"), "the tool used Draco");
+    let error = inspect_model(&draco_bytes, &|_| None, &avatar_limits()).expect_err("not plain");
+    assert!(error.to_string().contains("KHR_draco_mesh_compression"), "{error}");
+    let (avatar, summary) = store.import_avatar(&draco).await.expect("a Draco avatar imports");
+    assert_eq!(summary.triangles, original.triangles, "every triangle decoded");
+    assert!(summary.humanoid.is_some(), "its skeleton is found");
+    let bundle = store.bundle(avatar.hash).await.expect("stored");
+    let stored = store.read_file(avatar.hash, &bundle.main).await.expect("readable");
+    assert!(!stored.windows(26).any(|window| window == b"KHR_draco_mesh_compression"), "stored plain");
+    let plain = inspect_model(&stored, &|_| None, &avatar_limits()).expect("what is stored reads as plain");
+    assert_eq!(plain.triangles, original.triangles);
 }

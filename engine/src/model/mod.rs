@@ -21,6 +21,7 @@ use gltf::json::validation::Checked;
 
 use crate::world::budget;
 
+mod draco;
 mod extensions;
 mod files;
 mod geometry;
@@ -223,6 +224,16 @@ pub enum ModelError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A primitive's Draco-compressed geometry cannot be decoded into what it declares.
+    #[error("mesh {mesh}, primitive {primitive}: its Draco-compressed geometry cannot be read: {reason}")]
+    BadDraco {
+        /// The mesh's index.
+        mesh: usize,
+        /// The primitive's index within the mesh.
+        primitive: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A triangle names a vertex the mesh does not have.
     #[error("mesh {mesh} uses vertex {index_value}, but it has only {vertices} vertices")]
     IndexOutOfRange {
@@ -406,7 +417,9 @@ pub fn inspect_model(
 /// The longest message from the `gltf` crate (or URI) kept in an error, in characters.
 const MAX_MESSAGE_CHARS: usize = 400;
 
-/// The parsed and validated JSON and the GLB's BIN chunk, if any.
+/// The parsed and validated JSON and the GLB's BIN chunk, if any. A model with Draco-compressed
+/// primitives, parsed for import, is validated only once its streams are decoded
+/// ([`plain::plain_model`]): its compressed accessors have no buffer views until then.
 struct ParsedModel {
     root: json::Root,
     blob: Option<Vec<u8>>,
@@ -445,8 +458,23 @@ fn parse_model(main: &[u8], also_allowed: &[&str]) -> Result<ParsedModel, ModelE
     // crate's own list depends on the features other crates enable, so it is not asked.
     root.extensions_required.clear();
     check_before_validation(&root)?;
+    if draco::used(&root) {
+        if !also_allowed.contains(&draco::DRACO) {
+            // Stored and shared models are plain; only import decodes Draco.
+            return Err(ModelError::UnsupportedExtension {
+                name: draco::DRACO.to_owned(),
+                advice: unsupported_advice(draco::DRACO),
+            });
+        }
+        return Ok(ParsedModel { root, blob });
+    }
+    Ok(ParsedModel { root: validated(root)?, blob })
+}
+
+/// `root` checked as the `gltf` crate checks a whole model (indices in range, values known).
+fn validated(root: json::Root) -> Result<json::Root, ModelError> {
     let document = gltf::Document::from_json(root).map_err(|error| not_gltf(&error))?;
-    Ok(ParsedModel { root: document.into_json(), blob })
+    Ok(document.into_json())
 }
 
 /// The JSON of a model: the `.gltf` file itself, or a `.glb`'s first chunk (whose bounds

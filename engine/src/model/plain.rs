@@ -3,6 +3,7 @@
 //!
 //! - Sparse accessors (a base, often none, plus a few replaced elements) become dense.
 //! - `EXT_meshopt_compression`'s compressed buffer views are decoded (meshopt.rs), first.
+//! - `KHR_draco_mesh_compression`'s streams are decoded into the accessors they fill (draco.rs).
 //! - `EXT_texture_webp`: each texture names its WebP image as its own source (Bevy reads WebP).
 //! - `KHR_mesh_quantization`'s integer positions, normals, tangents and texture coordinates
 //!   become floats (normalised integers scaled as glTF says); the node transforms that undo the
@@ -20,18 +21,20 @@ use gltf::json::accessor::{ComponentType, GenericComponentType, Type};
 use gltf::json::mesh::Semantic;
 use gltf::json::validation::{Checked, USize64};
 
+use super::draco::{self, DRACO};
 use super::files::{ResourceStore, UriTarget, classify_uri, external_files, load_buffers};
 use super::geometry::{ViewRange, accessor_count_limit, check_buffer_views, component_size};
 use super::images::{WEBP, is_webp};
 use super::meshopt::{self, MESHOPT};
 use super::{
     ModelError, ModelLimits, ParsedModel, check_file_count, check_main_size, parse_model, read_u16_le, read_u32_le,
+    validated,
 };
 
 /// The extension this module undoes.
 pub(super) const QUANTIZATION: &str = "KHR_mesh_quantization";
 /// The required extensions a file may have for import, as they are undone here.
-pub(super) const UNDONE: &[&str] = &[QUANTIZATION, MESHOPT, WEBP];
+pub(super) const UNDONE: &[&str] = &[QUANTIZATION, MESHOPT, DRACO, WEBP];
 
 /// The model at `main` (with the files `resource` gives) made plain, as a `.glb`; `None` when it
 /// is plain already and is kept as it is.
@@ -49,8 +52,14 @@ pub fn plain_model(
     let ParsedModel { mut root, mut blob } = parse_model(main, UNDONE)?;
     let quantized = root.extensions_used.iter().any(|name| name == QUANTIZATION);
     let compressed = meshopt::used(&root);
+    let draco_compressed = draco::used(&root);
     let webp = root.extensions_used.iter().any(|name| name == WEBP);
-    if !quantized && !compressed && !webp && root.accessors.iter().all(|accessor| accessor.sparse.is_none()) {
+    if !quantized
+        && !compressed
+        && !draco_compressed
+        && !webp
+        && root.accessors.iter().all(|accessor| accessor.sparse.is_none())
+    {
         return Ok(None);
     }
     let files = external_files(&root)?;
@@ -59,6 +68,12 @@ pub fn plain_model(
     if compressed {
         // Decoded first, into one buffer that the rest reads as if the file had come so.
         blob = Some(meshopt::unpack(&mut root, blob, &mut store, limits)?);
+    }
+    if draco_compressed {
+        // The same for Draco's streams, which may themselves lie in meshopt-compressed views.
+        blob = Some(draco::unpack(&mut root, blob, &mut store, limits)?);
+        // Checked only now that its accessors have buffer views (see `parse_model`).
+        root = validated(root)?;
     }
     let buffers = load_buffers(&root, blob, &mut store)?;
     let views = check_buffer_views(&root)?;
@@ -197,7 +212,7 @@ impl Bin {
     }
 }
 
-fn push_view(
+pub(super) fn push_view(
     root: &mut json::Root,
     offset: u64,
     length: u64,
