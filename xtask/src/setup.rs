@@ -125,6 +125,41 @@ pub fn gltf_transform() -> Result<PathBuf> {
     Ok(installed)
 }
 
+/// The packages the KTX2 test tool runs on: BinomialLLC's Basis Universal encoder compiled to
+/// WebAssembly (`ktx2-encoder`), glTF Transform's library to rewrite the model, `sharp` to read
+/// its PNGs.
+const KTX2_PACKAGES: &[&str] =
+    &["ktx2-encoder@0.6.0", "@gltf-transform/core@4.5.1", "@gltf-transform/extensions@4.5.1", "sharp@0.34.5"];
+
+/// `tests/tools/ktx2.mjs`, which writes a model's textures as KTX2 (Basis Universal ETC1S or
+/// UASTC) for the importer tests, installed with its packages under
+/// `~/.cache/sanctuary/tools/ktx2` (where Node finds them): the path of the script to run with
+/// `node`.
+pub fn ktx2_tool() -> Result<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let prefix = home.join(".cache").join("sanctuary").join("tools").join("ktx2");
+    let script = prefix.join("ktx2.mjs");
+    let installed = prefix.join("node_modules").join("ktx2-encoder").join("package.json");
+    if !installed.is_file() {
+        if !command_exists("npm") {
+            install_packages(&["nodejs", "npm"])?;
+        }
+        std::fs::create_dir_all(&prefix)?;
+        eprintln!("installing {} into {} for the importer tests", KTX2_PACKAGES.join(" "), prefix.display());
+        let status = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&prefix)
+            .args(KTX2_PACKAGES)
+            .status()?;
+        if !status.success() || !installed.is_file() {
+            bail!("npm could not install {}; check the network to the npm registry", KTX2_PACKAGES.join(" "));
+        }
+    }
+    // Written each time, so the script in the tree is the one that runs.
+    std::fs::write(&script, include_str!("../../tests/tools/ktx2.mjs"))?;
+    Ok(script)
+}
+
 pub fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
         .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|path| path.is_file()))

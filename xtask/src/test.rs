@@ -40,10 +40,12 @@ pub fn run() -> Result<()> {
         eprintln!("note: clippy is not installed, so lints are not checked (rustup component add clippy)");
     }
     let gltf_transform = setup::gltf_transform()?;
+    let ktx2_tool = setup::ktx2_tool()?;
     crate::run_command(
         crate::cargo()
             .args(["test", "--workspace", "--features", "sanctuary/xr", "--no-fail-fast"])
-            .env("SANCTUARY_GLTF_TRANSFORM", gltf_transform),
+            .env("SANCTUARY_GLTF_TRANSFORM", gltf_transform)
+            .env("SANCTUARY_KTX2_TOOL", ktx2_tool),
     )
     .context("some tests failed: the output above names them")?;
     // The example the frame benchmark runs must keep building and running.

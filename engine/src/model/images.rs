@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use gltf::json;
 
+use super::basis::BASISU;
 use super::files::{ResourceStore, UriTarget, classify_uri};
 use super::geometry::ViewRange;
 use super::{ModelError, ModelLimits, read_u16_be, read_u32_be};
@@ -13,24 +14,23 @@ use super::{ModelError, ModelLimits, read_u16_be, read_u32_be};
 pub(super) const WEBP: &str = "EXT_texture_webp";
 
 /// Points every texture that has no image of its own (or names one that does not exist) at the
-/// image its `EXT_texture_webp` names, when that extension is `allowed`; a texture that has both
-/// keeps its own. Gives whether the extension was found on any texture.
-pub(super) fn adopt_webp_sources(root: &mut json::Root, allowed: &[&str]) -> bool {
-    if !allowed.contains(&WEBP) {
-        return false;
-    }
+/// image its `EXT_texture_webp` or `KHR_texture_basisu` names, for those extensions `allowed`; a
+/// texture that has both keeps its own.
+pub(super) fn adopt_sources(root: &mut json::Root, allowed: &[&str]) {
     let n_images = root.images.len();
-    let mut found = false;
-    for texture in &mut root.textures {
-        let named =
-            texture.extensions.as_ref().and_then(|ext| ext.others.get(WEBP)).and_then(|webp| webp.get("source"));
-        let Some(named) = named.and_then(serde_json::Value::as_u64) else { continue };
-        found = true;
-        if texture.source.value() >= n_images {
-            texture.source = json::Index::new(u32::try_from(named).unwrap_or(u32::MAX));
+    for extension in [WEBP, BASISU].into_iter().filter(|name| allowed.contains(name)) {
+        for texture in &mut root.textures {
+            let named = texture
+                .extensions
+                .as_ref()
+                .and_then(|ext| ext.others.get(extension))
+                .and_then(|named| named.get("source"));
+            let Some(named) = named.and_then(serde_json::Value::as_u64) else { continue };
+            if texture.source.value() >= n_images {
+                texture.source = json::Index::new(u32::try_from(named).unwrap_or(u32::MAX));
+            }
         }
     }
-    found
 }
 
 /// The PNG file signature.

@@ -21,6 +21,7 @@ use gltf::json::validation::Checked;
 
 use crate::world::budget;
 
+mod basis;
 mod draco;
 mod extensions;
 mod files;
@@ -453,7 +454,7 @@ fn parse_model(main: &[u8], also_allowed: &[&str]) -> Result<ParsedModel, ModelE
         gltf::Gltf::from_slice_without_validation(main).map_err(|error| not_gltf(&error))?;
     let mut root = document.into_json();
     extensions::check_required(&root, also_allowed)?;
-    images::adopt_webp_sources(&mut root, also_allowed);
+    images::adopt_sources(&mut root, also_allowed);
     // Required extensions were checked just above against what Sanctuary reads; the `gltf`
     // crate's own list depends on the features other crates enable, so it is not asked.
     root.extensions_required.clear();

@@ -5,6 +5,8 @@
 //! - `EXT_meshopt_compression`'s compressed buffer views are decoded (meshopt.rs), first.
 //! - `KHR_draco_mesh_compression`'s streams are decoded into the accessors they fill (draco.rs).
 //! - `EXT_texture_webp`: each texture names its WebP image as its own source (Bevy reads WebP).
+//! - `KHR_texture_basisu`: each KTX2 image is transcoded and stored as a PNG (basis.rs), and
+//!   each texture names it as its own source.
 //! - `KHR_mesh_quantization`'s integer positions, normals, tangents and texture coordinates
 //!   become floats (normalised integers scaled as glTF says); the node transforms that undo the
 //!   quantization stay as they are, and the extension is dropped.
@@ -21,6 +23,7 @@ use gltf::json::accessor::{ComponentType, GenericComponentType, Type};
 use gltf::json::mesh::Semantic;
 use gltf::json::validation::{Checked, USize64};
 
+use super::basis::{self, BASISU};
 use super::draco::{self, DRACO};
 use super::files::{ResourceStore, UriTarget, classify_uri, external_files, load_buffers};
 use super::geometry::{ViewRange, accessor_count_limit, check_buffer_views, component_size};
@@ -34,7 +37,7 @@ use super::{
 /// The extension this module undoes.
 pub(super) const QUANTIZATION: &str = "KHR_mesh_quantization";
 /// The required extensions a file may have for import, as they are undone here.
-pub(super) const UNDONE: &[&str] = &[QUANTIZATION, MESHOPT, DRACO, WEBP];
+pub(super) const UNDONE: &[&str] = &[QUANTIZATION, MESHOPT, DRACO, WEBP, BASISU];
 
 /// The model at `main` (with the files `resource` gives) made plain, as a `.glb`; `None` when it
 /// is plain already and is kept as it is.
@@ -54,10 +57,12 @@ pub fn plain_model(
     let compressed = meshopt::used(&root);
     let draco_compressed = draco::used(&root);
     let webp = root.extensions_used.iter().any(|name| name == WEBP);
+    let ktx2 = root.extensions_used.iter().any(|name| name == BASISU);
     if !quantized
         && !compressed
         && !draco_compressed
         && !webp
+        && !ktx2
         && root.accessors.iter().all(|accessor| accessor.sparse.is_none())
     {
         return Ok(None);
@@ -110,13 +115,32 @@ pub fn plain_model(
         view.byte_offset = Some(USize64(view.byte_offset.map_or(0, |offset| offset.0) + base));
         view.buffer = json::Index::new(0);
     }
-    // Every image into the BIN chunk too, so that the result is one file.
+    // Every image into the BIN chunk too, so that the result is one file; KTX2 images as PNGs.
     for image_index in 0..root.images.len() {
-        let Some(uri) = root.images[image_index].uri.clone() else { continue };
-        let bytes: Rc<[u8]> = match classify_uri(&uri)? {
-            UriTarget::File(name) => store.get(&name)?,
-            UriTarget::Data(data) => Rc::from(data.decode()?),
+        let bad_image = |what: String| ModelError::BadImage(format!("image {image_index} {what}"));
+        let mut bytes: Rc<[u8]> = match (root.images[image_index].uri.clone(), root.images[image_index].buffer_view) {
+            (Some(uri), _) => match classify_uri(&uri)? {
+                UriTarget::File(name) => store.get(&name)?,
+                UriTarget::Data(data) => Rc::from(data.decode()?),
+            },
+            (None, Some(view)) if ktx2 => {
+                let view = views
+                    .get(view.value())
+                    .ok_or_else(|| bad_image("names a buffer view that does not exist".into()))?;
+                let start = usize::try_from(view.start).unwrap_or(usize::MAX);
+                let end = start.saturating_add(usize::try_from(view.length).unwrap_or(usize::MAX));
+                let bytes = buffers.get(view.buffer).and_then(|buffer| buffer.get(start..end));
+                match bytes {
+                    Some(bytes) if basis::is_ktx2(bytes) => Rc::from(bytes),
+                    Some(_) => continue,
+                    None => return Err(bad_image("reaches past its buffer".into())),
+                }
+            }
+            _ => continue,
         };
+        if basis::is_ktx2(&bytes) {
+            bytes = Rc::from(basis::to_png(&bytes, limits.max_texture_side).map_err(bad_image)?);
+        }
         let mime = if bytes.starts_with(&[0x89, b'P', b'N', b'G']) {
             "image/png"
         } else if is_webp(&bytes) {
@@ -164,13 +188,15 @@ pub fn plain_model(
     }
     // Textures name their WebP images as their own sources now (model/images.rs), which Bevy
     // reads; the extension's objects go.
+    // KTX2 images are PNGs now, and textures name them the same way.
     for texture in &mut root.textures {
         if let Some(extensions) = &mut texture.extensions {
             extensions.others.remove(WEBP);
+            extensions.others.remove(BASISU);
         }
     }
-    root.extensions_used.retain(|name| name != QUANTIZATION && name != WEBP);
-    root.extensions_required.retain(|name| name != QUANTIZATION);
+    root.extensions_used.retain(|name| name != QUANTIZATION && name != WEBP && name != BASISU);
+    root.extensions_required.retain(|name| name != QUANTIZATION && name != BASISU);
     root.buffers = vec![json::Buffer {
         byte_length: USize64(bin.bytes.len() as u64),
         name: None,
