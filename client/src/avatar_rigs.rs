@@ -21,8 +21,10 @@ use sanctuary_engine::{EYE_HEIGHT, HumanBone, Humanoid, RigSource};
 use crate::Frame;
 use crate::avatars::{Avatars, DEFAULT_AVATARS, Shown};
 use crate::bodies::{AvatarBody, AvatarHead, FarPart, Feet};
+use crate::crowd::Drive;
 use crate::crowd::Figure;
 use crate::network::{HandView, RemoteAvatarView};
+use crate::own_body::OwnBody;
 use crate::world::DrifterView;
 
 /// The most nodes walked looking for an avatar's bones.
@@ -40,7 +42,7 @@ const UNDRESS_AFTER_FRAMES: u32 = 90;
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<AvatarsDrawn>().add_systems(
         Update,
-        (outfit_people, outfit_drifters, dress, find_bones, pose_rigs, show_detail)
+        (outfit_people, outfit_drifters, dress, find_bones, pose_rigs, show_detail, hide_in_first_person)
             .chain()
             .in_set(Frame::Animate)
             .after(crate::bodies::pose_bodies),
@@ -100,6 +102,9 @@ struct Worn {
 /// An avatar's bones, found, with their pose at rest.
 struct Skeleton {
     bones: Vec<RigBone>,
+    /// The head bone (shrunk to nothing in the wearer's own eyes) and the nodes VRM marks
+    /// `thirdPersonOnly` (hidden from them).
+    first_person: FirstPerson,
     /// Model metres to world metres, so that its eyes are where the person's are.
     scale: f32,
     /// Turns the model to face −Z (the way a body faces when it has not turned).
@@ -121,6 +126,35 @@ struct RigBone {
     aim: Option<Vec3>,
     /// How far the next bone down the limb is, at rest (0 if none).
     length: f32,
+    /// For a hand: its rotation relative to a controller held as the hand lies at rest (see
+    /// [`grip_at_rest`]), so that it turns as the controller does.
+    grip: Option<Quat>,
+}
+
+/// What of an avatar its wearer does not see of it, looking out from inside its head.
+#[derive(Debug, Default)]
+struct FirstPerson {
+    head: Option<Entity>,
+    hidden: Vec<Entity>,
+}
+
+/// How small the head bone of one's own avatar is drawn: the face, hair and everything else it
+/// moves fold into the neck, out of the eyes' way.
+const SHRUNK_HEAD: f32 = 1e-3;
+
+/// A controller's rotation (OpenXR's grip: −z along the fist, +x to the right of a hand held
+/// out ahead with its palm inward) made from where it points and its +x.
+fn controller_frame(points: Vec3, right: Vec3) -> Option<Quat> {
+    let z = (-points).try_normalize()?;
+    let x = (right - z * right.dot(z)).try_normalize()?;
+    let y = z.cross(x);
+    Some(Quat::from_mat3(&Mat3::from_cols(x, y, z)).normalize())
+}
+
+/// The controller a hand at rest holds, in the model: pointing along the forearm, and (as
+/// avatars rest with their palms down) its +x down for the left hand, up for the right one.
+fn grip_at_rest(forearm: Vec3, left: bool) -> Option<Quat> {
+    controller_frame(forearm, if left { Vec3::NEG_Y } else { Vec3::Y })
 }
 
 /// The bone each bone points at, down its limb.
@@ -294,7 +328,7 @@ fn find_bones(mut worn: Query<&mut Worn>, children: Query<&Children>, nodes: Que
             // No skeleton (or its bones were never found): drawn whole and stiff where the person
             // stands, as soon as it is in.
             if in_scene {
-                worn.skeleton = Some(Skeleton { bones: Vec::new(), scale: 1.0, to_forward: Quat::IDENTITY });
+                worn.skeleton = Some(Skeleton::whole());
             }
             continue;
         };
@@ -349,8 +383,21 @@ fn find_bones(mut worn: Query<&mut Worn>, children: Query<&Children>, nodes: Que
                 .map(|child| global(*child).translation - own.translation);
             let aim = there.and_then(|there| (own.rotation.inverse() * there).try_normalize());
             let length = there.map_or(0.0, Vec3::length);
-            bones.push(RigBone { bone: *bone, entity, rest: *rest, parent_rest, anchor, aim, length });
+            let forearm = match bone {
+                HumanBone::LeftHand => Some((HumanBone::LeftLowerArm, true)),
+                HumanBone::RightHand => Some((HumanBone::RightLowerArm, false)),
+                _ => None,
+            };
+            let grip = forearm.and_then(|(lower, left)| {
+                let elbow = global(*entity_of.get(&lower)?).translation;
+                Some(grip_at_rest(own.translation - elbow, left)?.inverse() * own.rotation)
+            });
+            bones.push(RigBone { bone: *bone, entity, rest: *rest, parent_rest, anchor, aim, length, grip });
         }
+        let first_person = FirstPerson {
+            head: entity_of.get(&HumanBone::Head).copied(),
+            hidden: humanoid.hidden_names.iter().filter_map(|name| by_name.get(name.as_str()).copied()).collect(),
+        };
         // Scaled so that its eyes (a little above the head bone) are at the person's height.
         let head = entity_of.get(&HumanBone::Head).map_or(Vec3::ZERO, |entity| global(*entity).translation);
         let neck = entity_of.get(&HumanBone::Neck).map_or(head, |entity| global(*entity).translation);
@@ -362,13 +409,24 @@ fn find_bones(mut worn: Query<&mut Worn>, children: Query<&Children>, nodes: Que
             RigSource::Vrm1 | RigSource::NodeNames => Quat::from_rotation_y(std::f32::consts::PI),
         };
         info!("an avatar is drawn from its model: {} humanoid bones found", bones.len());
-        worn.skeleton = Some(Skeleton { bones, scale, to_forward });
+        worn.skeleton = Some(Skeleton { bones, first_person, scale, to_forward });
     }
 }
 
-/// Turns every near figure's found skeleton's bones to follow its joints.
-fn pose_rigs(people: Query<(&Transform, &Worn, &Feet, &Figure)>, mut transforms: Query<&mut Transform, Without<Worn>>) {
-    for (head, worn, feet, figure) in &people {
+impl Skeleton {
+    /// No bones: a model drawn whole and stiff.
+    fn whole() -> Self {
+        Skeleton { bones: Vec::new(), first_person: FirstPerson::default(), scale: 1.0, to_forward: Quat::IDENTITY }
+    }
+}
+
+/// Turns every near figure's found skeleton's bones to follow its joints and its hands'
+/// turns; one's own avatar's head is shrunk out of one's eyes.
+fn pose_rigs(
+    people: Query<(&Transform, &Worn, &Feet, &Figure, &Drive, Has<OwnBody>)>,
+    mut transforms: Query<&mut Transform, Without<Worn>>,
+) {
+    for (head, worn, feet, figure, drive, own) in &people {
         if figure.detail != Detail::Near {
             continue;
         }
@@ -409,8 +467,12 @@ fn pose_rigs(people: Query<(&Transform, &Worn, &Feet, &Figure)>, mut transforms:
         };
         // The head's own turn, relative to where the body faces, in the model's frame.
         let head_turn = turn.inverse() * head.rotation * joints.facing.inverse() * turn;
-        let posed = pose(skeleton, &model_joints, head_turn);
-        for (rig, local) in skeleton.bones.iter().zip(posed) {
+        let hands = [drive.0.left_hand.rotation, drive.0.right_hand.rotation].map(|held| turn.inverse() * held);
+        let posed = pose(skeleton, &model_joints, head_turn, hands);
+        for (rig, mut local) in skeleton.bones.iter().zip(posed) {
+            if own && skeleton.first_person.head == Some(rig.entity) {
+                local.scale = Vec3::splat(SHRUNK_HEAD);
+            }
             if let Ok(mut transform) = transforms.get_mut(rig.entity) {
                 *transform = local;
             }
@@ -424,8 +486,9 @@ fn pose_rigs(people: Query<(&Transform, &Worn, &Feet, &Figure)>, mut transforms:
 /// Each arm and leg is solved again from the model's own shoulder or hip, with its own bone
 /// lengths, toward the wrist or ankle the body wants, bending the way the body's elbow or knee
 /// does: so hands reach the controllers and feet stay where they are planted, whatever the
-/// model's proportions.
-fn pose(skeleton: &Skeleton, joints: &Joints, head_turn: Quat) -> Vec<Transform> {
+/// model's proportions. The hands turn as `hands` (the controllers' rotations in the model,
+/// left and right) do.
+fn pose(skeleton: &Skeleton, joints: &Joints, head_turn: Quat, hands: [Quat; 2]) -> Vec<Transform> {
     let mut globals: Vec<Transform> = Vec::with_capacity(skeleton.bones.len());
     let mut locals: Vec<Transform> = Vec::with_capacity(skeleton.bones.len());
     // Where a forearm or shin is to point, once its upper bone is solved.
@@ -457,8 +520,16 @@ fn pose(skeleton: &Skeleton, joints: &Joints, head_turn: Quat) -> Vec<Transform>
         } else {
             target(rig.bone, joints)
         };
-        let rotation = match (rig.aim, wanted) {
-            (Some(aim), Some(wanted)) => {
+        // A hand turns as its controller does: the controller's turn from how a hand at rest
+        // holds it, applied to the hand's rest.
+        let held = match rig.bone {
+            HumanBone::LeftHand => rig.grip.map(|grip| hands[0] * grip),
+            HumanBone::RightHand => rig.grip.map(|grip| hands[1] * grip),
+            _ => None,
+        };
+        let rotation = match (held, rig.aim, wanted) {
+            (Some(held), _, _) => held,
+            (None, Some(aim), Some(wanted)) => {
                 let now = (kept.rotation * aim).normalize_or_zero();
                 Quat::from_rotation_arc(now, wanted) * kept.rotation
             }
@@ -476,21 +547,35 @@ fn pose(skeleton: &Skeleton, joints: &Joints, head_turn: Quat) -> Vec<Transform>
     locals
 }
 
+/// Hides from its wearer what VRM marks `thirdPersonOnly` in their own avatar.
+fn hide_in_first_person(own: Query<&Worn, With<OwnBody>>, mut nodes: Query<&mut Visibility, Without<Worn>>) {
+    for worn in &own {
+        let Some(skeleton) = &worn.skeleton else { continue };
+        for node in &skeleton.first_person.hidden {
+            if let Ok(mut visibility) = nodes.get_mut(*node)
+                && *visibility != Visibility::Hidden
+            {
+                *visibility = Visibility::Hidden;
+            }
+        }
+    }
+}
+
 /// Shows each figure's parts for its grade: its model near (once its bones are found and posed,
 /// so that it never shows in a T-pose; kept hidden a while after it stops being near), its
 /// jointed plain body and hands near without one and mid, its single figure far.
 #[allow(clippy::type_complexity)]
 fn show_detail(
     mut drawn: ResMut<AvatarsDrawn>,
-    figures: Query<(&Figure, &Children, Option<&Worn>, Has<Feet>, Has<RemoteAvatarView>)>,
+    figures: Query<(&Figure, &Children, Option<&Worn>, Has<Feet>, Has<RemoteAvatarView>, Has<OwnBody>)>,
     mut parts: Query<
-        (&mut Visibility, Has<FarPart>),
+        (&mut Visibility, Has<FarPart>, Has<AvatarHead>),
         (Or<(With<AvatarBody>, With<AvatarHead>, With<HandView>)>, Without<ModelScene>),
     >,
     mut scenes: Query<&mut Visibility, With<ModelScene>>,
 ) {
     *drawn = AvatarsDrawn::default();
-    for (figure, children, worn, posed, is_person) in &figures {
+    for (figure, children, worn, posed, is_person, own) in &figures {
         let near = figure.detail == Detail::Near;
         let modelled = near && posed && worn.is_some_and(|worn| worn.skeleton.is_some());
         if let Some(worn) = worn
@@ -506,8 +591,9 @@ fn show_detail(
         let jointed = !modelled && figure.detail != Detail::Far;
         let far = figure.detail == Detail::Far;
         for child in children.iter() {
-            let Ok((mut visibility, is_far_part)) = parts.get_mut(child) else { continue };
-            let shown = if is_far_part { far } else { jointed };
+            let Ok((mut visibility, is_far_part, is_head)) = parts.get_mut(child) else { continue };
+            // One's own eyes are inside one's own head.
+            let shown = if is_far_part { far } else { jointed } && !(own && is_head);
             let wanted = if shown { Visibility::Inherited } else { Visibility::Hidden };
             if *visibility != wanted {
                 *visibility = wanted;
@@ -543,9 +629,12 @@ mod tests {
                 anchor: parent.map(|parent| (parent, Transform::IDENTITY)),
                 aim: if (1..=2).contains(&index) { aim } else { None },
                 length: if (1..=2).contains(&index) { [shape.upper_arm, shape.forearm][index - 1] } else { 0.0 },
+                // The hand rests turned as its parents are (not at all), along the arm (−x).
+                grip: (*bone == HumanBone::LeftHand)
+                    .then(|| grip_at_rest(Vec3::NEG_X, true).expect("a frame").inverse()),
             });
         }
-        Skeleton { bones, scale: 1.0, to_forward: Quat::IDENTITY }
+        Skeleton { bones, first_person: FirstPerson::default(), scale: 1.0, to_forward: Quat::IDENTITY }
     }
 
     #[test]
@@ -582,7 +671,7 @@ mod tests {
         let mut spawn = |is_person: bool, modelled: bool| {
             let world = app.world_mut();
             let scene = world.spawn_empty().id();
-            let skeleton = Skeleton { bones: Vec::new(), scale: 1.0, to_forward: Quat::IDENTITY };
+            let skeleton = Skeleton::whole();
             let worn = Worn {
                 look: LookId::Shipped(0),
                 scene,
@@ -632,7 +721,7 @@ mod tests {
             };
             let joints = Body::new().update(&shape, &drivers, 0.0, 0.0);
             // The model's shoulder is not where the body's is: the arm is solved from its own.
-            let posed = pose(&skeleton, &joints, Quat::IDENTITY);
+            let posed = pose(&skeleton, &joints, Quat::IDENTITY, [Quat::IDENTITY; 2]);
             let at = places(&skeleton, &posed);
             let hand = at[3];
             assert!(hand.distance(controller) < 0.01, "hand at {hand}, controller at {controller}");
@@ -641,5 +730,81 @@ mod tests {
             assert!((at[2].distance(at[1]) - lengths[0]).abs() < 1e-3, "upper arm keeps its length");
             assert!((at[3].distance(at[2]) - lengths[1]).abs() < 1e-3, "forearm keeps its length");
         }
+    }
+
+    /// The posed bones' rotations in the model.
+    fn turns(skeleton: &Skeleton, locals: &[Transform]) -> Vec<Quat> {
+        let mut globals: Vec<Transform> = Vec::new();
+        for (rig, local) in skeleton.bones.iter().zip(locals) {
+            let parent = rig.anchor.map_or(rig.parent_rest, |(index, relative)| globals[index].mul_transform(relative));
+            globals.push(parent.mul_transform(*local));
+        }
+        globals.iter().map(|global| global.rotation).collect()
+    }
+
+    #[test]
+    fn the_avatars_hand_turns_as_its_controller_does() {
+        let shape = BodyShape::for_eye_height(EYE_HEIGHT);
+        let skeleton = arm_skeleton(&shape);
+        let controller = Vec3::new(-0.3, 1.2, -0.3);
+        let held = [
+            Quat::IDENTITY,
+            Quat::from_rotation_x(-std::f32::consts::FRAC_PI_2),
+            Quat::from_rotation_y(0.7) * Quat::from_rotation_z(1.1),
+            Quat::from_euler(EulerRot::YXZ, -0.4, 0.9, -2.0),
+        ];
+        for turn in held {
+            let head = Tracked { position: Vec3::new(0.0, EYE_HEIGHT, 0.0), rotation: Quat::IDENTITY };
+            let drivers = Drivers {
+                head,
+                left_hand: Tracked { position: controller, rotation: turn },
+                right_hand: Tracked { position: Vec3::new(0.3, 1.0, -0.2), rotation: Quat::IDENTITY },
+            };
+            let joints = Body::new().update(&shape, &drivers, 0.0, 0.0);
+            let posed = pose(&skeleton, &joints, Quat::IDENTITY, [turn, Quat::IDENTITY]);
+            let hand = turns(&skeleton, &posed)[3];
+            // The hand points where the controller does (along the fist), its palm down when
+            // the controller's right is down: how the hand lay at rest, turned as the controller.
+            let points = hand * Vec3::NEG_X;
+            assert!(points.distance(turn * Vec3::NEG_Z) < 1e-3, "{turn}: points {points}");
+            let palm_side = hand * Vec3::NEG_Y;
+            assert!(palm_side.distance(turn * Vec3::X) < 1e-3, "{turn}: palm side {palm_side}");
+            // And it is still at the end of the arm.
+            let at = places(&skeleton, &posed);
+            assert!(at[3].distance(controller) < 0.01);
+        }
+    }
+
+    #[test]
+    fn ones_own_head_is_hidden_from_oneself() {
+        let mut app = App::new();
+        app.init_resource::<AvatarsDrawn>().add_systems(Update, (show_detail, hide_in_first_person).chain());
+        let mut near = Figure::new(sanctuary_engine::Rgb::new(1, 2, 3), 0);
+        near.detail = Detail::Mid;
+        let world = app.world_mut();
+        let face = world.spawn(Visibility::Inherited).id();
+        let scene = world.spawn_empty().id();
+        let mut skeleton = Skeleton::whole();
+        skeleton.first_person.hidden.push(face);
+        let worn =
+            Worn { look: LookId::Shipped(0), scene, humanoid: None, skeleton: Some(skeleton), tries: 0, away: 0 };
+        let mut spawn = |own: bool| {
+            let mut figure = world.spawn((near, Feet::standing()));
+            if own {
+                figure.insert(OwnBody);
+            }
+            let body = figure.with_child((AvatarBody, Visibility::Hidden)).with_child((AvatarHead, Visibility::Hidden));
+            body.get::<Children>().expect("parts").iter().collect::<Vec<Entity>>()
+        };
+        let mine = spawn(true);
+        let theirs = spawn(false);
+        let owner = world.query_filtered::<Entity, With<OwnBody>>().single(world).expect("one own body");
+        world.entity_mut(owner).insert(worn);
+        app.update();
+        let shown = |app: &App, entity: Entity| app.world().get::<Visibility>(entity) != Some(&Visibility::Hidden);
+        assert!(shown(&app, theirs[0]) && shown(&app, theirs[1]), "others' bodies and heads are drawn");
+        assert!(shown(&app, mine[0]), "one's own body is drawn");
+        assert!(!shown(&app, mine[1]), "one's own head is not");
+        assert!(!shown(&app, face), "nor what the avatar marks third-person only");
     }
 }

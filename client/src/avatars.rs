@@ -216,6 +216,27 @@ impl Avatars {
         }
     }
 
+    /// Our own avatar's model and skeleton once the node has checked it (ours is shown to us
+    /// whatever rank we show of others).
+    pub fn own_model(&self) -> Option<(AvatarRef, Option<&Humanoid>)> {
+        let mine = self.mine?;
+        match self.models.get(&mine.hash) {
+            Some(ModelState::Ready { humanoid, .. }) => Some((mine, humanoid.as_ref())),
+            _ => None,
+        }
+    }
+
+    /// Our own avatar, to ask the node for (it has it, and answers with what its checks found)
+    /// when it is not known yet; marked as on its way.
+    fn own_request(&mut self) -> Option<AvatarRef> {
+        let mine = self.mine?;
+        if self.models.contains_key(&mine.hash) || self.models.len() >= MAX_MODELS {
+            return None;
+        }
+        self.models.insert(mine.hash, ModelState::Fetching { done: 0, total: mine.bytes });
+        Some(mine)
+    }
+
     /// The avatars to ask for now, and whom to ask, for the people in `here`; each is marked as
     /// on its way.
     fn requests(&mut self, here: &[PublicKey]) -> Vec<(AvatarRef, PublicKey)> {
@@ -225,7 +246,8 @@ impl Avatars {
             self.asked.retain(|key, _| present.contains(key));
         }
         if self.models.len() >= MAX_MODELS {
-            let worn: HashSet<[u8; 32]> = self.looks.values().map(|avatar| avatar.hash).collect();
+            let worn: HashSet<[u8; 32]> =
+                self.looks.values().chain(self.mine.as_ref()).map(|avatar| avatar.hash).collect();
             self.models.retain(|hash, state| worn.contains(hash) && !matches!(state, ModelState::Failed(_)));
         }
         let mut wanted = Vec::new();
@@ -353,6 +375,9 @@ fn request_avatars(link: Res<NetLink>, social: Res<Social>, mut avatars: ResMut<
     let here: Vec<PublicKey> = social.crowd.iter().map(|(key, _)| *key).collect();
     for (avatar, wearer) in avatars.requests(&here) {
         link.send(Command::FetchAvatar { avatar, hint: Some(wearer) });
+    }
+    if let Some(avatar) = avatars.own_request() {
+        link.send(Command::FetchAvatar { avatar, hint: None });
     }
 }
 

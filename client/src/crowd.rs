@@ -111,9 +111,11 @@ pub fn drift(
         transform.translation = head;
         transform.rotation = rotation;
         let swing = (since * 1.3 + drifter.0.phase * 5.0).sin() * 0.12;
+        // Hands hang as a controller held in them would point: down (see `network::pose_of`).
+        let hanging = rotation * Quat::from_rotation_x(-std::f32::consts::FRAC_PI_2);
         let hand = |side: f32, swing: f32| Tracked {
             position: head + rotation * Vec3::new(side * 0.3, -0.45 * EYE_HEIGHT, swing),
-            rotation,
+            rotation: hanging,
         };
         drive.0 = Drivers {
             head: Tracked { position: head, rotation },

@@ -22,6 +22,7 @@ pub mod locomotion;
 mod market;
 mod materials;
 pub mod network;
+mod own_body;
 pub mod panels;
 mod player;
 mod portal;
@@ -97,6 +98,7 @@ pub fn logic_plugin(app: &mut App) {
         avatars::plugin,
         bodies::plugin,
         avatar_rigs::plugin,
+        own_body::plugin,
         build::logic,
     ));
 }

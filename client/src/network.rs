@@ -446,9 +446,12 @@ fn follow_region(
 /// desktop, hang at the sides, turned with the body.
 pub fn pose_of(transform: &Transform, player: &Player, tracked: Option<(&Controllers, &Rig)>) -> PoseFrame {
     let body = Quat::from_rotation_y(player.yaw);
-    // Facing +z at yaw 0, the person's left is +x.
+    // Facing +z at yaw 0, the person's left is +x. A hanging hand is turned as a controller held
+    // in it would be (OpenXR's grip: −z along the fist, +x to the right) with the arm down.
+    let down =
+        Quat::from_rotation_y(player.yaw + std::f32::consts::PI) * Quat::from_rotation_x(-std::f32::consts::FRAC_PI_2);
     let hanging =
-        |left: f32| QuantisedTransform::new(transform.translation + body * Vec3::new(left * 0.28, -0.62, -0.12), body);
+        |left: f32| QuantisedTransform::new(transform.translation + body * Vec3::new(left * 0.28, -0.62, -0.12), down);
     let hand = |grip: Option<Transform>, left: f32| match (grip, tracked) {
         (Some(grip), Some((_, rig))) => {
             let world = rig.to_world(grip);

@@ -58,6 +58,7 @@ fn a_vrm_1_avatar_has_its_bones_and_an_excellent_rank() {
     assert_eq!(humanoid.node(HumanBone::LeftHand), Some(10));
     // The node past the end is dropped, not trusted.
     assert_eq!(humanoid.hidden_in_first_person, vec![0]);
+    assert_eq!(humanoid.hidden_names.len(), 1, "named as Bevy names its entity");
     assert_eq!(summary.bones, HumanBone::ALL.len());
     assert_eq!(summary.materials, 1);
     assert_eq!(rank(&summary).map(|ranking| ranking.rank), Ok(Rank::Excellent));

@@ -193,6 +193,8 @@ pub struct Humanoid {
     /// head's meshes for `auto`): hidden in first person, so a headset does not look out from
     /// inside the face.
     pub hidden_in_first_person: Vec<usize>,
+    /// The names of those nodes, in the same order, spelled as [`Humanoid::names`] are.
+    pub hidden_names: Vec<String>,
 }
 
 impl Humanoid {
@@ -274,13 +276,12 @@ pub(super) fn read_humanoid(json_text: &[u8], root: &json::Root) -> Option<Human
     let mut hidden_in_first_person: Vec<usize> = hidden.into_iter().filter(|node| *node < nodes).collect();
     hidden_in_first_person.sort_unstable();
     hidden_in_first_person.dedup();
-    let names = bones
-        .iter()
-        .map(|(_, node)| {
-            root.nodes.get(*node).and_then(|found| found.name.clone()).unwrap_or_else(|| format!("GltfNode{node}"))
-        })
-        .collect();
-    Some(Humanoid { source, bones, names, hidden_in_first_person })
+    let name = |node: usize| {
+        root.nodes.get(node).and_then(|found| found.name.clone()).unwrap_or_else(|| format!("GltfNode{node}"))
+    };
+    let names = bones.iter().map(|(_, node)| name(*node)).collect();
+    let hidden_names = hidden_in_first_person.iter().map(|node| name(*node)).collect();
+    Some(Humanoid { source, bones, names, hidden_in_first_person, hidden_names })
 }
 
 /// VRM 1.0's `firstPerson.meshAnnotations`: nodes marked `thirdPersonOnly`.
