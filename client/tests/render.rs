@@ -292,7 +292,7 @@ fn gltf_transform() -> PathBuf {
 }
 
 /// Issue 16: Bo (a node in this process) wears the shipped avatar "grove", as a tool would export
-/// it compressed (meshopt geometry, WebP textures, by glTF Transform), and stands in front of
+/// it compressed (Draco geometry, WebP textures, by glTF Transform), and stands in front of
 /// Ada in the private room; his node makes it plain at import; Ada's client, the real binary,
 /// fetches it from him and draws it from its model: its bones found, the plain body gone, and
 /// grove's green shirt (a WebP texture now) in the middle of the purple room.
@@ -333,11 +333,11 @@ fn a_second_peer_draws_an_avatar_fetched_from_its_wearer() {
         right_hand: at(bevy::math::Vec3::new(0.3, -0.75, -0.1)),
     };
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/avatars/grove.glb");
-    let compressed = dirs.path().join("grove-meshopt.glb");
-    let grove = dirs.path().join("grove-meshopt-webp.glb");
+    let compressed = dirs.path().join("grove-draco.glb");
+    let grove = dirs.path().join("grove-draco-webp.glb");
     // Lossless WebP: grove's texture is a palette of flat colours that lossy WebP would blur.
     for (command, from, to, options) in
-        [("meshopt", &shipped, &compressed, &[][..]), ("webp", &compressed, &grove, &["--lossless", "true"][..])]
+        [("draco", &shipped, &compressed, &[][..]), ("webp", &compressed, &grove, &["--lossless", "true"][..])]
     {
         let out = Command::new(gltf_transform())
             .arg(command)
