@@ -94,7 +94,15 @@ pub fn run(args: &[String]) -> Result<()> {
             let bench = crate::build_executable("xr_bench")?;
             crate::run_command(std::process::Command::new(bench).args(&args[1..]))
         }
-        Some(other) => bail!("unknown benchmark '{other}'; available: frame, net, hostile, world, voice, trust, xr"),
-        None => bail!("name a benchmark: cargo xtask bench frame | net | hostile | world | voice | trust | xr"),
+        Some("video") => {
+            // ffmpeg makes the films.
+            setup::run(Needs::All)?;
+            let bench = crate::build_executable("video_bench")?;
+            crate::run_command(std::process::Command::new(bench).args(&args[1..]))
+        }
+        Some(other) => {
+            bail!("unknown benchmark '{other}'; available: frame, net, hostile, world, voice, trust, xr, video")
+        }
+        None => bail!("name a benchmark: cargo xtask bench frame | net | hostile | world | voice | trust | xr | video"),
     }
 }

@@ -9,8 +9,9 @@ use anyhow::{Result, bail};
 /// audio and input devices, dbus is needed by cpal, and g++ compiles meshoptimizer's decoders.
 const BUILD_PACKAGES: [&str; 5] = ["pkg-config", "libasound2-dev", "libudev-dev", "libdbus-1-dev", "g++"];
 /// Debian packages the tests need: Mesa's software Vulkan (lavapipe) and a virtual X display for
-/// rendering; `espeak-ng` speaks the voice tests' speech and `sox` converts it to 48 kHz.
-const RENDER_TEST_PACKAGES: [&str; 4] = ["mesa-vulkan-drivers", "xvfb", "espeak-ng", "sox"];
+/// rendering; `espeak-ng` speaks the voice tests' speech and `sox` converts it to 48 kHz;
+/// `ffmpeg` makes the films the video tests and benchmark decode.
+const RENDER_TEST_PACKAGES: [&str; 5] = ["mesa-vulkan-drivers", "xvfb", "espeak-ng", "sox", "ffmpeg"];
 
 /// Which packages a command needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -72,6 +72,9 @@ pub fn run() -> Result<()> {
     let bench = crate::build_executable("voice_bench")?;
     crate::run_command(std::process::Command::new(bench).arg("--smoke"))
         .context("the voice benchmark no longer runs: `cargo xtask bench voice` shows the error")?;
+    let bench = crate::build_executable("video_bench")?;
+    crate::run_command(std::process::Command::new(bench).arg("--smoke"))
+        .context("the video benchmark no longer runs: `cargo xtask bench video` shows the error")?;
     Ok(())
 }
 

@@ -111,7 +111,7 @@ fn voice_seeds() -> Vec<Vec<u8>> {
 }
 
 /// The decoders outside `net`: world changes and the model inspector (engine), the wallet's log
-/// and its sealed seed, voice datagrams and Opus (voice).
+/// and its sealed seed, voice datagrams and Opus (voice), films (video).
 fn other_decoders() -> Vec<Decoder> {
     let seed = [7u8; 32];
     let author = PublicKey::from_secret_seed(&seed);
@@ -174,6 +174,22 @@ fn other_decoders() -> Vec<Decoder> {
                 inspect_model(bytes, &|_| None, &limits)
                     .ok()
                     .map(|summary| *blake3::hash(format!("{summary:?}").as_bytes()).as_bytes())
+            },
+        },
+        Decoder {
+            // Demuxer and decoder together, as a viewer runs them on a shared film: a panic
+            // inside is caught and refuses the film, so here one counts only if it escapes.
+            name: "film (MP4/Matroska, H.264)",
+            signed: false,
+            seeds: vec![include_bytes!("../../data/film.mp4").to_vec(), include_bytes!("../../data/film.mkv").to_vec()],
+            run: |bytes| {
+                let mut film =
+                    sanctuary_video::Film::from_bytes(bytes.to_vec(), sanctuary_video::Limits::default()).ok()?;
+                let mut hasher = blake3::Hasher::new();
+                while let Ok(Some(picture)) = film.next_picture() {
+                    hasher.update(&picture.rgba);
+                }
+                Some(*hasher.finalize().as_bytes())
             },
         },
         Decoder {

@@ -1,0 +1,75 @@
+//! Films for the cinema (issue 17), without devices or network: a film's container is read
+//! (MP4, Matroska or WebM, by Symphonia), its H.264 video decoded (`rust_h264`) and each picture
+//! turned into RGBA with the time it is to be shown at.
+//!
+//! Everything a file says is treated as hostile: sizes are checked against [`Limits`] before a
+//! picture is decoded, and should a demuxer or decoder panic on a file nobody foresaw, the film
+//! is refused from then on rather than the program ended ([`FilmError::Broken`]).
+
+mod colour;
+mod film;
+mod h264;
+
+pub use colour::{Planes, yuv_to_rgba};
+pub use film::{Film, FilmInfo, VideoCodec};
+
+/// What a film may be, so that a file cannot make a viewer decode more than a screen shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The widest picture, in pixels.
+    pub max_width: u32,
+    /// The tallest picture, in pixels.
+    pub max_height: u32,
+    /// The most pictures decoded ahead of the one shown (the decoder's reorder depth included).
+    pub max_buffered: usize,
+}
+
+impl Default for Limits {
+    /// Up to 4K UHD (3840×2160), sixteen pictures ahead.
+    fn default() -> Self {
+        Self { max_width: 3840, max_height: 2160, max_buffered: 16 }
+    }
+}
+
+/// One decoded picture, to be shown at `time`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Picture {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width * height` pixels, four bytes each (red, green, blue, alpha), rows top to bottom.
+    pub rgba: Vec<u8>,
+    /// Seconds from the start of the film.
+    pub time: f64,
+}
+
+/// Why a film cannot be played, in words for the person who chose it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilmError {
+    /// The file is not a container Sanctuary reads.
+    #[error(
+        "not a film Sanctuary can read ({0}); MP4, Matroska and WebM are, for example `ffmpeg -i IN -c:v libx264 -c:a aac OUT.mp4`"
+    )]
+    NotAFilm(String),
+    /// The container is read, but what is in it is not.
+    #[error("{0}; convert it with `ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p -c:a aac OUT.mp4`")]
+    Unsupported(String),
+    /// The pictures are larger than [`Limits`] allow.
+    #[error(
+        "the film is {width}x{height} pixels, over the limit of {max_width}x{max_height}; convert it smaller, for example `ffmpeg -i IN -vf scale=-2:1080 OUT.mp4`"
+    )]
+    TooLarge {
+        /// Its width.
+        width: u32,
+        /// Its height.
+        height: u32,
+        /// The widest allowed.
+        max_width: u32,
+        /// The tallest allowed.
+        max_height: u32,
+    },
+    /// The file is damaged (or hostile) where it was read.
+    #[error("the film is damaged: {0}")]
+    Broken(String),
+}
