@@ -5,14 +5,19 @@
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 use symphonia::core::codecs::CodecParameters;
 use symphonia::core::codecs::video::well_known::extra_data::VIDEO_EXTRA_DATA_ID_AVC_DECODER_CONFIG;
 use symphonia::core::codecs::video::well_known::{CODEC_ID_AV1, CODEC_ID_H264};
 use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, FormatReader};
+use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo};
 use symphonia::core::io::{MediaSource, MediaSourceStream, ReadOnlySource};
 use symphonia::core::meta::MetadataOptions;
+use symphonia::core::packet::Packet;
+use symphonia::core::units::Time;
+
+use rust_h264::decoder::Frame;
 
 use crate::h264::{H264, check_size, to_rgba};
 use crate::{FilmError, Limits, Picture};
@@ -50,7 +55,18 @@ pub struct FilmInfo {
 /// A film being decoded.
 pub struct Film {
     reader: Box<dyn FormatReader>,
+    /// The whole file, when it was given whole: read again from the start when its reader can
+    /// no longer seek (Symphonia's MP4 reader cannot once it has read to the end).
+    bytes: Option<Arc<[u8]>>,
     track: u32,
+    /// The track's `avcC` record, to start the decoder again after a seek.
+    config: Vec<u8>,
+    /// A sample read while seeking, to decode first.
+    pending: Option<Packet>,
+    /// After a seek, the time sought: pictures before the one due then are decoded, not handed out.
+    sought: Option<f64>,
+    /// After a seek, the latest picture decoded that is due by the time sought.
+    held: Option<(Frame, f64)>,
     /// Seconds per timestamp unit.
     seconds_per_tick: f64,
     decoder: H264,
@@ -70,7 +86,10 @@ impl Film {
     /// A [`FilmError`] saying why it cannot be played: not a container Sanctuary reads, no video
     /// it decodes, larger than `limits`, or damaged.
     pub fn from_bytes(bytes: Vec<u8>, limits: Limits) -> Result<Self, FilmError> {
-        Self::open(Box::new(std::io::Cursor::new(bytes)), limits)
+        let bytes: Arc<[u8]> = Arc::from(bytes);
+        let mut film = Self::open(Box::new(std::io::Cursor::new(bytes.clone())), limits)?;
+        film.bytes = Some(bytes);
+        Ok(film)
     }
 
     /// The film `reader` gives, read once from its start as it arrives (not seekable, its length
@@ -89,16 +108,7 @@ impl Film {
     ///
     /// As [`Film::from_bytes`].
     pub fn open(source: Box<dyn MediaSource>, limits: Limits) -> Result<Self, FilmError> {
-        let stream = MediaSourceStream::new(source, Default::default());
-        let probed = guarded(|| {
-            symphonia::default::get_probe().probe(
-                &Hint::new(),
-                stream,
-                FormatOptions::default(),
-                MetadataOptions::default(),
-            )
-        })?;
-        let reader = probed.map_err(|error| FilmError::NotAFilm(error.to_string()))?;
+        let reader = probe(source)?;
         let mut found = None;
         let mut seen = Vec::new();
         for track in reader.tracks() {
@@ -124,7 +134,8 @@ impl Film {
             .iter()
             .find(|extra| extra.id == VIDEO_EXTRA_DATA_ID_AVC_DECODER_CONFIG)
             .ok_or_else(|| FilmError::Unsupported("its H.264 track has no decoder configuration (avcC)".into()))?;
-        let decoder = guarded(|| H264::new(&config.data, limits))??;
+        let config = config.data.to_vec();
+        let decoder = guarded(|| H264::new(&config, limits))??;
         let seconds_per_tick =
             track.time_base.map_or(0.0, |base| f64::from(base.numer.get()) / f64::from(base.denom.get()));
         let duration = track.duration.map(|ticks| ticks.get() as f64 * seconds_per_tick);
@@ -132,7 +143,12 @@ impl Film {
         let track = track.id;
         Ok(Self {
             reader,
+            bytes: None,
             track,
+            config,
+            pending: None,
+            sought: None,
+            held: None,
             seconds_per_tick,
             decoder,
             info,
@@ -146,6 +162,11 @@ impl Film {
     /// What the container says of the film.
     pub fn info(&self) -> &FilmInfo {
         &self.info
+    }
+
+    /// The limits it is played within.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// The next picture in display order; `None` at the end of the film.
@@ -166,10 +187,85 @@ impl Film {
         }
     }
 
+    /// Goes to `to` seconds from the start: the next picture is the one shown then (or the
+    /// film's end). Decoding starts again from the key picture at or before it, found by stepping
+    /// back from `to` until a seek lands on one (MP4 seeks to the very sample asked for,
+    /// Matroska to the cue point before it).
+    ///
+    /// # Errors
+    ///
+    /// A [`FilmError`] when the film cannot be read there (and from then on).
+    pub fn seek(&mut self, to: f64) -> Result<(), FilmError> {
+        if let Some(failed) = &self.failed {
+            return Err(failed.clone());
+        }
+        let result = self.seek_inner(if to.is_finite() { to.max(0.0) } else { 0.0 });
+        if let Err(error) = &result {
+            self.failed = Some(error.clone());
+        }
+        result
+    }
+
+    fn seek_inner(&mut self, to: f64) -> Result<(), FilmError> {
+        self.decoder = guarded(|| H264::new(&self.config, self.limits))??;
+        // A reader that has read to the end cannot always seek back (Symphonia's MP4 reader
+        // loses its place): a whole file is read again from its start instead.
+        if self.ended
+            && let Some(bytes) = &self.bytes
+        {
+            self.reader = probe(Box::new(std::io::Cursor::new(bytes.clone())))?;
+        }
+        self.ready.clear();
+        self.pending = None;
+        self.held = None;
+        self.ended = false;
+        self.sought = Some(to);
+        for back in [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, f64::INFINITY] {
+            let at = (to - back).max(0.0);
+            let time = Time::try_from_secs_f64(at).unwrap_or(Time::ZERO);
+            let track_id = Some(self.track);
+            let mut sought = guarded(|| self.reader.seek(SeekMode::Coarse, SeekTo::Time { time, track_id }))?;
+            if let (Err(error), Some(bytes)) = (&sought, &self.bytes)
+                && !matches!(error, symphonia::core::errors::Error::SeekError(_))
+            {
+                self.reader = probe(Box::new(std::io::Cursor::new(bytes.clone())))?;
+                sought = guarded(|| self.reader.seek(SeekMode::Coarse, SeekTo::Time { time, track_id }))?;
+            }
+            match sought {
+                Ok(_) => {}
+                Err(symphonia::core::errors::Error::SeekError(_)) if at > 0.0 => continue,
+                Err(error) => return Err(FilmError::Broken(format!("it cannot be read from {at:.1} s: {error}"))),
+            }
+            // The first sample of the film's track there: a key picture, or step further back.
+            let first = loop {
+                match guarded(|| self.reader.next_packet())? {
+                    Ok(Some(packet)) if packet.track_id == self.track => break Some(packet),
+                    Ok(Some(_)) => {}
+                    Ok(None) => break None,
+                    Err(error) => return Err(FilmError::Broken(error.to_string())),
+                }
+            };
+            let Some(first) = first else {
+                self.ended = true;
+                return Ok(());
+            };
+            // Matroska lands on the cue point after the time asked for when it is near one.
+            let landed = first.pts.get() as f64 * self.seconds_per_tick;
+            if at == 0.0 || (landed <= to + 1e-6 && guarded(|| self.decoder.is_key(&first.data))?) {
+                self.pending = Some(first);
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
     /// Reads and decodes samples until a picture is ready or the film ends.
     fn fill(&mut self) -> Result<(), FilmError> {
         while self.ready.is_empty() && !self.ended {
-            let packet = guarded(|| self.reader.next_packet())?;
+            let packet = match self.pending.take() {
+                Some(pending) => Ok(Ok(Some(pending))),
+                None => guarded(|| self.reader.next_packet()),
+            }?;
             let frames = match packet {
                 Ok(Some(packet)) if packet.track_id == self.track => {
                     let pts = packet.pts.get();
@@ -190,13 +286,50 @@ impl Film {
                 Err(error) => return Err(FilmError::Broken(error.to_string())),
             };
             for (frame, pts) in frames {
-                let rgba = to_rgba(&frame, &self.limits)?;
                 let time = pts as f64 * self.seconds_per_tick;
-                self.ready.push_back(Picture { width: frame.width, height: frame.height, rgba, time });
+                if let Some(sought) = self.sought {
+                    if time <= sought + 1e-6 {
+                        self.held = Some((frame, time));
+                        continue;
+                    }
+                    // The first picture after the time sought: the one before it was due then.
+                    self.sought = None;
+                    if let Some((held, held_time)) = self.held.take() {
+                        self.hand_out(&held, held_time)?;
+                    }
+                }
+                self.hand_out(&frame, time)?;
+            }
+            if self.ended
+                && let Some((held, held_time)) = self.held.take()
+            {
+                // The film ends before the time sought: its last picture is due then.
+                self.sought = None;
+                self.hand_out(&held, held_time)?;
             }
         }
         Ok(())
     }
+
+    fn hand_out(&mut self, frame: &Frame, time: f64) -> Result<(), FilmError> {
+        let rgba = to_rgba(frame, &self.limits)?;
+        self.ready.push_back(Picture { width: frame.width, height: frame.height, rgba, time });
+        Ok(())
+    }
+}
+
+/// The container `source` holds, its reader ready at its start.
+fn probe(source: Box<dyn MediaSource>) -> Result<Box<dyn FormatReader>, FilmError> {
+    let stream = MediaSourceStream::new(source, Default::default());
+    let probed = guarded(|| {
+        symphonia::default::get_probe().probe(
+            &Hint::new(),
+            stream,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
+    })?;
+    probed.map_err(|error| FilmError::NotAFilm(error.to_string()))
 }
 
 /// Runs `work`, a call into a demuxer or decoder; a panic in it becomes a refusal.

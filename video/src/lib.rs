@@ -9,9 +9,11 @@
 mod colour;
 mod film;
 mod h264;
+mod player;
 
 pub use colour::{Planes, yuv_to_rgba};
 pub use film::{Film, FilmInfo, VideoCodec};
+pub use player::{Player, PlayerState};
 
 /// What a film may be, so that a file cannot make a viewer decode more than a screen shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use sanctuary_video::{Film, FilmError, Limits, Picture};
+use std::time::{Duration, Instant};
+
+use sanctuary_video::{Film, FilmError, Limits, Picture, Player, PlayerState};
 
 const WIDTH: u32 = 320;
 const HEIGHT: u32 = 240;
@@ -84,7 +86,7 @@ fn h264_films_in_mp4_and_matroska_decode_every_picture_in_order_at_its_time() {
             );
             assert_eq!(picture.rgba.len(), (WIDTH * HEIGHT * 4) as usize);
         }
-        assert_eq!(film.next_picture(), Ok(None), "{name}: the end stays the end");
+        assert!(matches!(film.next_picture(), Ok(None)), "{name}: the end stays the end");
     }
 }
 
@@ -133,6 +135,96 @@ fn a_film_cut_short_plays_up_to_the_cut() {
     assert!((10..48).contains(&shown), "played {shown} of 48 pictures before the cut");
 }
 
+/// A ten-second film of 160×120 numbered pictures with a key picture every two seconds.
+fn ten_seconds(dir: &Path, name: &str) -> Vec<u8> {
+    let path = dir.join(name);
+    let keyed: Vec<&str> =
+        H264.iter().copied().chain(["-g", "48", "-keyint_min", "48", "-sc_threshold", "0"]).collect();
+    make_film(&path, 240, 160, 120, &keyed);
+    std::fs::read(&path).expect("made")
+}
+
+#[test]
+fn a_seek_lands_on_the_picture_shown_then_in_both_containers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for name in ["ten.mp4", "ten.mkv"] {
+        let mut film = Film::from_bytes(ten_seconds(dir.path(), name), Limits::default()).expect(name);
+        // Forward past several key pictures, back, between two key pictures, to the start, to
+        // the last picture, and past the end.
+        for to in [7.3, 2.5, 4.99, 0.0, 9.96, 3.0] {
+            film.seek(to).unwrap_or_else(|error| panic!("{name}: a seek to {to} s: {error}"));
+            let picture = film.next_picture().expect("decodes").expect("a picture there");
+            // The picture due then: the last one whose time has come.
+            let expected = (to * f64::from(RATE) + 1e-6).floor() as u32;
+            assert_eq!(number_of(&picture), expected, "{name}: after a seek to {to} s");
+            let due = f64::from(expected) / f64::from(RATE);
+            assert!((picture.time - due).abs() < 0.002, "{name}: picture {expected} at {} s, not {due}", picture.time);
+            let following = film.next_picture().expect("decodes");
+            if expected < 239 {
+                assert_eq!(
+                    following.map(|picture| number_of(&picture)),
+                    Some(expected + 1),
+                    "{name}: and on from there"
+                );
+            }
+        }
+        // Past the end, the last picture is the one due; then the end.
+        film.seek(60.0).expect("a seek past the end");
+        let last = film.next_picture().expect("decodes").map(|picture| number_of(&picture));
+        assert_eq!(last, Some(239), "{name}");
+        assert!(matches!(film.next_picture(), Ok(None)), "{name}: then the end");
+    }
+}
+
+/// Asks `player` for the picture at `time` until it is there (the thread decodes meanwhile).
+fn shown_at(player: &mut Player, time: f64) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(picture) = player.picture_at(time)
+            && (picture.time - time).abs() <= 0.5 / f64::from(RATE) + 0.001
+        {
+            return number_of(picture);
+        }
+        if let PlayerState::Failed(error) = player.state() {
+            panic!("the player failed: {error}");
+        }
+        assert!(Instant::now() < deadline, "no picture for {time} s in 30 s ({:?})", player.state());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_player_shows_the_picture_due_and_goes_where_it_is_sent() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let film = Film::from_bytes(ten_seconds(dir.path(), "ten.mkv"), Limits::default()).expect("opens");
+    let mut player = Player::new(film);
+    // Asked halfway through each picture's time (Matroska keeps times to the millisecond).
+    let middle = |n: u32| (f64::from(n) + 0.5) / f64::from(RATE);
+    assert_eq!(shown_at(&mut player, middle(0)), 0);
+    // The clock moves on; each time asked shows the picture due then.
+    for n in [1u32, 2, 5, 24, 30] {
+        assert_eq!(shown_at(&mut player, middle(n)), n);
+    }
+    // Paused: the same time, the same picture.
+    assert_eq!(player.picture_at(middle(30)).map(number_of), Some(30));
+    // Sent ahead and back.
+    player.seek(middle(144));
+    assert_eq!(shown_at(&mut player, middle(144)), 144);
+    player.seek(middle(36));
+    assert_eq!(shown_at(&mut player, middle(36)), 36);
+    assert_eq!(shown_at(&mut player, middle(48)), 48, "and on from there");
+    // To the end.
+    player.seek(middle(237));
+    shown_at(&mut player, middle(237));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while *player.state() != PlayerState::Ended {
+        player.picture_at(20.0);
+        assert!(Instant::now() < deadline, "never ended: {:?}", player.state());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(player.picture_at(20.0).map(number_of), Some(239), "the last picture stays");
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
     /// A small film changed anywhere, as a hostile file would be, plays or is refused; it never
@@ -141,6 +233,7 @@ proptest::proptest! {
     fn a_damaged_film_is_refused_or_played_never_a_panic(
         changes in proptest::collection::vec((0usize..1 << 20, proptest::prelude::any::<u8>()), 1..12),
         matroska in proptest::prelude::any::<bool>(),
+        seek_to in proptest::option::of(0.0f64..1.5),
     ) {
         let film = small_film(matroska);
         let mut damaged = film.to_vec();
@@ -150,6 +243,9 @@ proptest::proptest! {
         }
         let limits = Limits::default();
         if let Ok(mut film) = Film::from_bytes(damaged, limits) {
+            if let Some(to) = seek_to {
+                let _ = film.seek(to);
+            }
             for _ in 0..64 {
                 match film.next_picture() {
                     Ok(Some(picture)) => {

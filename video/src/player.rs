@@ -1,0 +1,180 @@
+//! A film played: decoded on a thread of its own, at most [`Limits::max_buffered`] pictures
+//! ahead, and asked each frame for the picture to show at a time. The caller owns the clock (a
+//! screen's shared clock, later), so pausing is asking for the same time again and seeking is
+//! [`Player::seek`]: the thread goes there and the pictures decoded for before are dropped.
+
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::thread::JoinHandle;
+
+use crate::{Film, FilmError, Picture};
+
+/// What a player is doing, for the screen to say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlayerState {
+    /// A picture for the time asked is being decoded.
+    Buffering,
+    /// The picture for the time asked is there.
+    Playing,
+    /// The film has ended before the time asked.
+    Ended,
+    /// The film cannot be played on, and why.
+    Failed(FilmError),
+}
+
+/// What the decoding thread sends, tagged with the seek it belongs to.
+enum Message {
+    Picture(u64, Picture),
+    Ended(u64),
+    Failed(u64, FilmError),
+}
+
+/// A film being played.
+#[derive(Debug)]
+pub struct Player {
+    seeks: SyncSender<(u64, f64)>,
+    messages: Receiver<Message>,
+    /// Which seek the pictures wanted belong to.
+    generation: u64,
+    shown: Option<Picture>,
+    next: Option<Picture>,
+    /// How the film ended, once the thread said so (for this seek).
+    finished: Option<PlayerState>,
+    state: PlayerState,
+    /// The decoding thread; it ends when the player is dropped (both channels close).
+    _thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Message::Picture(generation, picture) => write!(f, "Picture({generation}, {} s)", picture.time),
+            Message::Ended(generation) => write!(f, "Ended({generation})"),
+            Message::Failed(generation, error) => write!(f, "Failed({generation}, {error})"),
+        }
+    }
+}
+
+impl Player {
+    /// Plays `film` from its start, decoding ahead on a thread of its own.
+    pub fn new(film: Film) -> Self {
+        let ahead = film.limits().max_buffered.max(1);
+        let (pictures, messages) = sync_channel(ahead);
+        let (seeks, wanted) = sync_channel(4);
+        let thread = std::thread::Builder::new()
+            .name("film decoder".into())
+            .spawn(move || decode(film, &pictures, &wanted))
+            .ok();
+        let finished = match thread {
+            Some(_) => None,
+            None => Some(PlayerState::Failed(FilmError::Broken("no thread could be started to decode it".into()))),
+        };
+        let state = finished.clone().unwrap_or(PlayerState::Buffering);
+        Self { seeks, messages, generation: 0, shown: None, next: None, finished, state, _thread: thread }
+    }
+
+    /// The picture to show at `time` seconds from the film's start: the last one due by then.
+    /// Never waits; while the decoder is behind, the last picture shown stays (and the state
+    /// says buffering).
+    pub fn picture_at(&mut self, time: f64) -> Option<&Picture> {
+        loop {
+            if self.next.is_none() && self.finished.is_none() {
+                match self.messages.try_recv() {
+                    Ok(Message::Picture(generation, picture)) if generation == self.generation => {
+                        self.next = Some(picture);
+                    }
+                    Ok(Message::Ended(generation)) if generation == self.generation => {
+                        self.finished = Some(PlayerState::Ended);
+                    }
+                    Ok(Message::Failed(generation, error)) if generation == self.generation => {
+                        self.finished = Some(PlayerState::Failed(error));
+                    }
+                    // From before the last seek.
+                    Ok(_) => continue,
+                    Err(TryRecvError::Empty) => {}
+                    Err(TryRecvError::Disconnected) => {
+                        self.finished = Some(PlayerState::Failed(FilmError::Broken("its decoder stopped".into())));
+                    }
+                }
+            }
+            match &self.next {
+                Some(next) if next.time <= time => self.shown = self.next.take(),
+                _ => break,
+            }
+        }
+        // Playing while the picture after the one shown is already here; otherwise the decoder
+        // is behind (buffering), or there is no picture after it (the end, or a failure).
+        self.state = match (&self.next, &self.finished) {
+            (Some(_), _) => PlayerState::Playing,
+            (None, Some(finished)) => finished.clone(),
+            (None, None) => PlayerState::Buffering,
+        };
+        self.shown.as_ref()
+    }
+
+    /// Goes to `time` seconds from the start: pictures decoded for before are dropped, and the
+    /// picture shown stays until the first one there arrives.
+    pub fn seek(&mut self, time: f64) {
+        self.generation += 1;
+        self.next = None;
+        self.finished = None;
+        self.state = PlayerState::Buffering;
+        // The thread may be waiting to hand over a picture: take what it has so that it moves on.
+        while self.messages.try_recv().is_ok() {}
+        if self.seeks.try_send((self.generation, time)).is_err() {
+            // Seeks asked faster than the thread goes: only the last matters.
+            while self.messages.try_recv().is_ok() {}
+            let _ = self.seeks.send((self.generation, time));
+        }
+    }
+
+    /// What the player is doing.
+    pub fn state(&self) -> &PlayerState {
+        &self.state
+    }
+}
+
+/// The decoding thread: pictures in order into `pictures` (waiting when it is full), going where
+/// `seeks` says, until the player is dropped.
+fn decode(mut film: Film, pictures: &SyncSender<Message>, seeks: &Receiver<(u64, f64)>) {
+    let mut generation = 0;
+    let mut done = false;
+    loop {
+        // The latest seek asked, if any; when there is nothing to decode, wait for one.
+        let mut wanted = None;
+        loop {
+            let next = if done { seeks.recv().ok() } else { seeks.try_recv().ok() };
+            match next {
+                Some(seek) => {
+                    wanted = Some(seek);
+                    done = false;
+                }
+                None if done => return,
+                None => break,
+            }
+        }
+        if let Some((asked, time)) = wanted {
+            generation = asked;
+            if let Err(error) = film.seek(time) {
+                done = true;
+                if pictures.send(Message::Failed(generation, error)).is_err() {
+                    return;
+                }
+                continue;
+            }
+        }
+        let message = match film.next_picture() {
+            Ok(Some(picture)) => Message::Picture(generation, picture),
+            Ok(None) => {
+                done = true;
+                Message::Ended(generation)
+            }
+            Err(error) => {
+                done = true;
+                Message::Failed(generation, error)
+            }
+        };
+        if pictures.send(message).is_err() {
+            return;
+        }
+    }
+}
