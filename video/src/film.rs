@@ -19,6 +19,7 @@ use symphonia::core::units::Time;
 
 use rust_h264::decoder::Frame;
 
+use crate::audio::{AudioCodec, Decoder, Sound};
 use crate::h264::{H264, check_size, to_rgba};
 use crate::{FilmError, Limits, Picture};
 
@@ -50,6 +51,17 @@ pub struct FilmInfo {
     pub height: u32,
     /// The film's length in seconds, when the container says.
     pub duration: Option<f64>,
+    /// Its sound's coding; `None` for a silent film, or one whose sound is not decoded.
+    pub audio: Option<AudioCodec>,
+    /// Why the film plays without sound although it has some, to tell the person.
+    pub silent_because: Option<String>,
+}
+
+/// A film's sound track being decoded.
+struct SoundTrack {
+    track: u32,
+    decoder: Decoder,
+    seconds_per_tick: f64,
 }
 
 /// A film being decoded.
@@ -76,6 +88,9 @@ pub struct Film {
     ended: bool,
     /// Why the film can no longer be read, once it cannot.
     failed: Option<FilmError>,
+    sound: Option<SoundTrack>,
+    /// Sound decoded and not yet taken, oldest first.
+    sounds: VecDeque<Sound>,
 }
 
 impl Film {
@@ -139,7 +154,27 @@ impl Film {
         let seconds_per_tick =
             track.time_base.map_or(0.0, |base| f64::from(base.numer.get()) / f64::from(base.denom.get()));
         let duration = track.duration.map(|ticks| ticks.get() as f64 * seconds_per_tick);
-        let info = FilmInfo { codec: VideoCodec::H264, width, height, duration };
+        // The first sound track, decoded if it can be.
+        let mut audio = None;
+        let mut silent_because = None;
+        let mut sound = None;
+        let first_audio = reader.tracks().iter().find_map(|track| match &track.codec_params {
+            Some(CodecParameters::Audio(params)) => Some((track, params)),
+            _ => None,
+        });
+        if let Some((audio_track, params)) = first_audio {
+            match guarded(|| Decoder::for_track(params))? {
+                Ok((codec, decoder)) => {
+                    audio = Some(codec);
+                    let seconds_per_tick = audio_track
+                        .time_base
+                        .map_or(0.0, |base| f64::from(base.numer.get()) / f64::from(base.denom.get()));
+                    sound = Some(SoundTrack { track: audio_track.id, decoder, seconds_per_tick });
+                }
+                Err(reason) => silent_because = Some(reason),
+            }
+        }
+        let info = FilmInfo { codec: VideoCodec::H264, width, height, duration, audio, silent_because };
         let track = track.id;
         Ok(Self {
             reader,
@@ -156,7 +191,15 @@ impl Film {
             ready: VecDeque::new(),
             ended: false,
             failed: None,
+            sound,
+            sounds: VecDeque::new(),
         })
+    }
+
+    /// The oldest block of sound decoded and not yet taken. Sound is decoded as the pictures
+    /// are (it is interleaved with them in the file), at most [`crate::MAX_SOUND_SECONDS`] ahead.
+    pub fn take_sound(&mut self) -> Option<Sound> {
+        self.sounds.pop_front()
     }
 
     /// What the container says of the film.
@@ -216,6 +259,10 @@ impl Film {
             self.reader = probe(Box::new(std::io::Cursor::new(bytes.clone())))?;
         }
         self.ready.clear();
+        self.sounds.clear();
+        if let Some(sound) = &mut self.sound {
+            sound.decoder.reset();
+        }
         self.pending = None;
         self.held = None;
         self.ended = false;
@@ -271,7 +318,10 @@ impl Film {
                     let pts = packet.pts.get();
                     guarded(|| self.decoder.decode(&packet.data, pts))??
                 }
-                Ok(Some(_)) => continue,
+                Ok(Some(packet)) => {
+                    self.hear(&packet);
+                    continue;
+                }
                 Ok(None) => {
                     self.ended = true;
                     guarded(|| self.decoder.flush())?
@@ -309,6 +359,36 @@ impl Film {
             }
         }
         Ok(())
+    }
+
+    /// Decodes `packet` if it is of the sound track. Sound before a time sought is not kept; a
+    /// block that does not decode is skipped; a panic in the decoder silences the film.
+    fn hear(&mut self, packet: &Packet) {
+        let Some(sound) = &mut self.sound else { return };
+        if packet.track_id != sound.track {
+            return;
+        }
+        let time = packet.pts.get() as f64 * sound.seconds_per_tick;
+        let decoded = match guarded(|| sound.decoder.decode(packet)) {
+            Ok(decoded) => decoded,
+            Err(_) => {
+                self.sound = None;
+                self.info.silent_because = Some("its sound decoder failed on it".into());
+                return;
+            }
+        };
+        let Some((rate, channels, samples)) = decoded else { return };
+        if samples.is_empty() || rate == 0 || channels == 0 || self.sought.is_some_and(|sought| time < sought - 0.1) {
+            return;
+        }
+        self.sounds.push_back(Sound { rate, channels, samples, time });
+        // Bounded: the oldest go when nobody takes them.
+        while let (Some(oldest), Some(newest)) = (self.sounds.front(), self.sounds.back()) {
+            if newest.time - oldest.time <= crate::MAX_SOUND_SECONDS {
+                break;
+            }
+            self.sounds.pop_front();
+        }
     }
 
     fn hand_out(&mut self, frame: &Frame, time: f64) -> Result<(), FilmError> {

@@ -6,14 +6,19 @@
 //! picture is decoded, and should a demuxer or decoder panic on a file nobody foresaw, the film
 //! is refused from then on rather than the program ended ([`FilmError::Broken`]).
 
+mod audio;
 mod colour;
 mod film;
 mod h264;
 mod player;
 
+pub use audio::{AudioCodec, Sound};
 pub use colour::{Planes, yuv_to_rgba};
 pub use film::{Film, FilmInfo, VideoCodec};
 pub use player::{Player, PlayerState};
+
+/// The most seconds of sound a film keeps decoded ahead of what is taken; older blocks go first.
+pub const MAX_SOUND_SECONDS: f64 = 8.0;
 
 /// What a film may be, so that a file cannot make a viewer decode more than a screen shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 
-use crate::{Film, FilmError, Picture};
+use crate::{Film, FilmError, Picture, Sound};
 
 /// What a player is doing, for the screen to say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,7 @@ pub enum PlayerState {
 /// What the decoding thread sends, tagged with the seek it belongs to.
 enum Message {
     Picture(u64, Picture),
+    Sound(u64, Sound),
     Ended(u64),
     Failed(u64, FilmError),
 }
@@ -37,6 +38,8 @@ pub struct Player {
     generation: u64,
     shown: Option<Picture>,
     next: Option<Picture>,
+    /// Sound received and not yet taken, oldest first.
+    sounds: std::collections::VecDeque<Sound>,
     /// How the film ended, once the thread said so (for this seek).
     finished: Option<PlayerState>,
     state: PlayerState,
@@ -48,6 +51,7 @@ impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Message::Picture(generation, picture) => write!(f, "Picture({generation}, {} s)", picture.time),
+            Message::Sound(generation, sound) => write!(f, "Sound({generation}, {} s)", sound.time),
             Message::Ended(generation) => write!(f, "Ended({generation})"),
             Message::Failed(generation, error) => write!(f, "Failed({generation}, {error})"),
         }
@@ -69,7 +73,8 @@ impl Player {
             None => Some(PlayerState::Failed(FilmError::Broken("no thread could be started to decode it".into()))),
         };
         let state = finished.clone().unwrap_or(PlayerState::Buffering);
-        Self { seeks, messages, generation: 0, shown: None, next: None, finished, state, _thread: thread }
+        let sounds = std::collections::VecDeque::new();
+        Self { seeks, messages, generation: 0, shown: None, next: None, sounds, finished, state, _thread: thread }
     }
 
     /// The picture to show at `time` seconds from the film's start: the last one due by then.
@@ -81,6 +86,15 @@ impl Player {
                 match self.messages.try_recv() {
                     Ok(Message::Picture(generation, picture)) if generation == self.generation => {
                         self.next = Some(picture);
+                    }
+                    Ok(Message::Sound(generation, sound)) if generation == self.generation => {
+                        self.sounds.push_back(sound);
+                        while let (Some(oldest), Some(newest)) = (self.sounds.front(), self.sounds.back()) {
+                            if newest.time - oldest.time <= crate::MAX_SOUND_SECONDS {
+                                break;
+                            }
+                            self.sounds.pop_front();
+                        }
                     }
                     Ok(Message::Ended(generation)) if generation == self.generation => {
                         self.finished = Some(PlayerState::Ended);
@@ -116,6 +130,7 @@ impl Player {
     pub fn seek(&mut self, time: f64) {
         self.generation += 1;
         self.next = None;
+        self.sounds.clear();
         self.finished = None;
         self.state = PlayerState::Buffering;
         // The thread may be waiting to hand over a picture: take what it has so that it moves on.
@@ -125,6 +140,12 @@ impl Player {
             while self.messages.try_recv().is_ok() {}
             let _ = self.seeks.send((self.generation, time));
         }
+    }
+
+    /// The oldest block of sound received and not yet taken (it arrives as the pictures are
+    /// decoded, ahead of them; a seek drops what was decoded for before).
+    pub fn take_sound(&mut self) -> Option<Sound> {
+        self.sounds.pop_front()
     }
 
     /// What the player is doing.
@@ -162,7 +183,13 @@ fn decode(mut film: Film, pictures: &SyncSender<Message>, seeks: &Receiver<(u64,
                 continue;
             }
         }
-        let message = match film.next_picture() {
+        let picture = film.next_picture();
+        while let Some(sound) = film.take_sound() {
+            if pictures.send(Message::Sound(generation, sound)).is_err() {
+                return;
+            }
+        }
+        let message = match picture {
             Ok(Some(picture)) => Message::Picture(generation, picture),
             Ok(None) => {
                 done = true;

@@ -273,3 +273,75 @@ fn small_film(matroska: bool) -> &'static [u8] {
     });
     if matroska { &films.1 } else { &films.0 }
 }
+
+/// Zero crossings a second of one channel of `sounds`: twice the frequency of a pure tone.
+fn tone_frequency(sounds: &[sanctuary_video::Sound]) -> f64 {
+    let channels = usize::from(sounds[0].channels);
+    let first: Vec<f32> = sounds.iter().flat_map(|sound| sound.samples.iter().step_by(channels).copied()).collect();
+    let crossings = first.windows(2).filter(|pair| (pair[0] < 0.0) != (pair[1] < 0.0)).count();
+    crossings as f64 / 2.0 / (first.len() as f64 / f64::from(sounds[0].rate))
+}
+
+#[test]
+fn a_films_sound_decodes_alongside_its_pictures_in_aac_and_opus() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, audio, rate) in [("tone.mp4", "aac", 44_100u32), ("tone.mkv", "libopus", 48_000)] {
+        let path = dir.path().join(name);
+        let options: Vec<&str> = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=2"]
+            .into_iter()
+            .chain(H264.iter().copied())
+            .chain(["-c:a", audio, "-b:a", "96k", "-shortest"])
+            .collect();
+        make_film(&path, 48, 160, 120, &options);
+        let mut film = Film::from_bytes(std::fs::read(&path).expect("made"), Limits::default()).expect(name);
+        assert!(film.info().audio.is_some(), "{name}: its sound is decoded ({:?})", film.info().silent_because);
+        let mut sounds = Vec::new();
+        let mut pictures = 0;
+        while film.next_picture().expect("decodes").is_some() {
+            pictures += 1;
+            while let Some(sound) = film.take_sound() {
+                sounds.push(sound);
+            }
+        }
+        while let Some(sound) = film.take_sound() {
+            sounds.push(sound);
+        }
+        assert_eq!(pictures, 48, "{name}");
+        assert!(!sounds.is_empty(), "{name}: some sound");
+        assert_eq!(sounds[0].rate, rate, "{name}");
+        let seconds: f64 = sounds
+            .iter()
+            .map(|sound| sound.samples.len() as f64 / f64::from(sound.channels) / f64::from(sound.rate))
+            .sum();
+        assert!((1.8..=2.2).contains(&seconds), "{name}: {seconds} s of sound for 2 s");
+        assert!(sounds.windows(2).all(|pair| pair[0].time <= pair[1].time), "{name}: in order");
+        let frequency = tone_frequency(&sounds);
+        assert!((frequency - 440.0).abs() < 10.0, "{name}: a 440 Hz tone heard as {frequency:.0} Hz");
+        assert!(sounds.iter().all(|sound| sound.samples.iter().all(|sample| sample.abs() <= 1.0)));
+    }
+}
+
+#[test]
+fn a_player_hands_over_the_sound_too() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("tone.mkv");
+    let options: Vec<&str> = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2"]
+        .into_iter()
+        .chain(H264.iter().copied())
+        .chain(["-c:a", "libopus", "-shortest"])
+        .collect();
+    make_film(&path, 48, 160, 120, &options);
+    let film = Film::from_bytes(std::fs::read(&path).expect("made"), Limits::default()).expect("opens");
+    let mut player = Player::new(film);
+    let mut heard = 0.0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while *player.state() != PlayerState::Ended {
+        player.picture_at(10.0);
+        while let Some(sound) = player.take_sound() {
+            heard += sound.samples.len() as f64 / f64::from(sound.channels) / f64::from(sound.rate);
+        }
+        assert!(Instant::now() < deadline, "never ended: {:?}", player.state());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(heard > 1.5, "heard {heard} s of 2");
+}

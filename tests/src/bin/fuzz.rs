@@ -179,7 +179,7 @@ fn other_decoders() -> Vec<Decoder> {
         Decoder {
             // Demuxer and decoder together, as a viewer runs them on a shared film: a panic
             // inside is caught and refuses the film, so here one counts only if it escapes.
-            name: "film (MP4/Matroska, H.264)",
+            name: "film (MP4/MKV, H.264, audio)",
             signed: false,
             seeds: vec![include_bytes!("../../data/film.mp4").to_vec(), include_bytes!("../../data/film.mkv").to_vec()],
             run: |bytes| {
@@ -188,6 +188,9 @@ fn other_decoders() -> Vec<Decoder> {
                 let mut hasher = blake3::Hasher::new();
                 while let Ok(Some(picture)) = film.next_picture() {
                     hasher.update(&picture.rgba);
+                    while let Some(sound) = film.take_sound() {
+                        hasher.update(&sound.time.to_le_bytes());
+                    }
                 }
                 Some(*hasher.finalize().as_bytes())
             },
