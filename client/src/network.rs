@@ -490,7 +490,10 @@ fn send_pose(
 pub(crate) fn place_remote_avatars(
     mut commands: Commands,
     mut social: ResMut<Social>,
-    mut avatars: Query<(Entity, &mut RemoteAvatarView, &mut Transform, &mut Drive, &Children), Without<HandView>>,
+    mut avatars: Query<
+        (Entity, &mut RemoteAvatarView, &mut Transform, &mut Drive, &mut Figure, &Children),
+        Without<HandView>,
+    >,
     mut hands: Query<(&HandView, &mut Transform), Without<RemoteAvatarView>>,
 ) {
     let now = now_micros();
@@ -498,7 +501,7 @@ pub(crate) fn place_remote_avatars(
         social.notice(format!("{name} left"));
     }
     let mut shown = std::collections::HashSet::new();
-    for (entity, mut view, mut transform, mut drive, children) in &mut avatars {
+    for (entity, mut view, mut transform, mut drive, mut figure, children) in &mut avatars {
         let Some(avatar) = social.crowd.get(&view.key) else {
             commands.entity(entity).despawn();
             continue;
@@ -507,6 +510,8 @@ pub(crate) fn place_remote_avatars(
         if view.name != avatar.name || view.colour != avatar.colour {
             view.name.clone_from(&avatar.name);
             view.colour = avatar.colour;
+            // Their body takes the new colour too (scenery.rs recolours its parts).
+            figure.colour = Rgb::new(avatar.colour[0], avatar.colour[1], avatar.colour[2]);
         }
         let Some(pose) = avatar.pose_at(now) else { continue };
         *transform = Transform::from_translation(pose.head.position).with_rotation(pose.head.rotation);
@@ -557,6 +562,24 @@ mod tests {
     fn presence(name: &str) -> Presence {
         let at = QuantisedTransform::new(Vec3::new(1.0, 1.7, 2.0), Quat::IDENTITY);
         Presence { name: name.into(), colour: [1, 2, 3], pose: PoseFrame { head: at, left_hand: at, right_hand: at } }
+    }
+
+    #[test]
+    fn a_body_takes_the_colour_its_person_changes_to() {
+        let mut app = App::new();
+        app.init_resource::<Social>().add_systems(Update, place_remote_avatars);
+        let bo = PublicKey::from_secret_seed(&[2; 32]);
+        let colour_of = |app: &mut App| {
+            let mut figures = app.world_mut().query_filtered::<&Figure, With<RemoteAvatarView>>();
+            figures.single(app.world()).expect("Bo's figure").colour
+        };
+        app.world_mut().resource_mut::<Social>().crowd.insert(bo, 1, &presence("Bo"), now_micros());
+        app.update();
+        assert_eq!(colour_of(&mut app), Rgb::new(1, 2, 3));
+        let recoloured = Presence { colour: [200, 10, 10], ..presence("Bo") };
+        app.world_mut().resource_mut::<Social>().crowd.insert(bo, 2, &recoloured, now_micros());
+        app.update();
+        assert_eq!(colour_of(&mut app), Rgb::new(200, 10, 10), "the body follows the new colour");
     }
 
     /// A valid 24-word BIP39 phrase (from the BIP39 test vectors).

@@ -30,6 +30,7 @@ pub(super) fn plugin(app: &mut App) {
             dress_portals,
             dress_drifters,
             dress_figures,
+            recolour_figures,
             dress_remote_avatars,
             show_speaking,
             light_lamps,
@@ -282,6 +283,37 @@ fn dress_drifters(
 #[derive(Component, Debug, Clone, Copy, Default)]
 pub struct SpeakingRing(f32);
 
+/// The colour a figure's body parts were last given (see [`recolour_figures`]).
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+struct DressedIn(Rgb);
+
+/// Gives a figure's body parts its new colour when it changes: a person chose another, or one's
+/// own body learnt one's colour from the profile after it was first drawn.
+#[allow(clippy::type_complexity)]
+fn recolour_figures(
+    mut commands: Commands,
+    figures: Query<(Entity, &Figure, Option<&Children>, Has<RemoteAvatarView>, Option<&DressedIn>), Changed<Figure>>,
+    mut parts: Query<(&mut MeshMaterial3d<StandardMaterial>, Option<&Bone>, Option<&FarPart>)>,
+    mut palette: ResMut<Palette>,
+    mut standard: ResMut<Assets<StandardMaterial>>,
+) {
+    for (entity, figure, children, is_person, dressed) in &figures {
+        if dressed.is_some_and(|dressed| dressed.0 == figure.colour) {
+            continue;
+        }
+        commands.entity(entity).insert(DressedIn(figure.colour));
+        let Some(children) = children else { continue };
+        let glow = if is_person { 2.5 } else { 1.2 };
+        let material = palette.standard(&mut standard, figure.colour, glow);
+        for child in children.iter() {
+            let Ok((mut current, bone, far)) = parts.get_mut(child) else { continue };
+            if (bone.is_some() || far == Some(&FarPart::Body)) && current.0 != material {
+                current.0 = material.clone();
+            }
+        }
+    }
+}
+
 /// Gives the parts of every figure (bodies.rs) their meshes: the jointed body's bones and the
 /// far figure in the figure's colour, the heads in skin. People here glow more than drifters,
 /// so that they stand out. Meshes and materials are shared, so a crowd draws in batches.
@@ -441,4 +473,37 @@ fn lay_city_ground(
         MeshMaterial3d(grids.add(material)),
         Transform::from_translation(under),
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_figures_body_is_dressed_again_when_its_colour_changes() {
+        let mut app = App::new();
+        app.init_resource::<Palette>()
+            .init_resource::<Assets<StandardMaterial>>()
+            .add_systems(Update, recolour_figures);
+        let world = app.world_mut();
+        let first = world.resource_mut::<Assets<StandardMaterial>>().add(StandardMaterial::default());
+        let figure = world.spawn(Figure::new(Rgb::new(10, 20, 30), 0)).id();
+        let body = world.spawn((FarPart::Body, MeshMaterial3d(first.clone()), ChildOf(figure))).id();
+        let head = world.spawn((FarPart::Head, MeshMaterial3d(first.clone()), ChildOf(figure))).id();
+        app.update();
+        let material_of = |app: &App, part: Entity| {
+            app.world().get::<MeshMaterial3d<StandardMaterial>>(part).expect("dressed").0.clone()
+        };
+        let colour_of = |app: &App, part: Entity| {
+            let handle = material_of(app, part);
+            app.world().resource::<Assets<StandardMaterial>>().get(&handle).expect("a material").base_color
+        };
+        let before = colour_of(&app, body);
+        app.world_mut().get_mut::<Figure>(figure).expect("figure").colour = Rgb::new(250, 10, 10);
+        app.update();
+        let after = colour_of(&app, body);
+        assert_ne!(before, after, "the body takes the new colour");
+        assert_eq!(after, srgb(Rgb::new(250, 10, 10)), "in the new colour");
+        assert_eq!(material_of(&app, head), first, "the head keeps its skin");
+    }
 }

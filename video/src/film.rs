@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use symphonia::core::codecs::CodecParameters;
@@ -67,9 +68,9 @@ struct SoundTrack {
 /// A film being decoded.
 pub struct Film {
     reader: Box<dyn FormatReader>,
-    /// The whole file, when it was given whole: read again from the start when its reader can
-    /// no longer seek (Symphonia's MP4 reader cannot once it has read to the end).
-    bytes: Option<Arc<[u8]>>,
+    /// Where the film can be read again from its start, when its reader can no longer seek
+    /// (Symphonia's MP4 reader cannot once it has read to the end).
+    again: Option<Again>,
     track: u32,
     /// The track's `avcC` record, to start the decoder again after a seek.
     config: Vec<u8>,
@@ -101,9 +102,21 @@ impl Film {
     /// A [`FilmError`] saying why it cannot be played: not a container Sanctuary reads, no video
     /// it decodes, larger than `limits`, or damaged.
     pub fn from_bytes(bytes: Vec<u8>, limits: Limits) -> Result<Self, FilmError> {
-        let bytes: Arc<[u8]> = Arc::from(bytes);
-        let mut film = Self::open(Box::new(std::io::Cursor::new(bytes.clone())), limits)?;
-        film.bytes = Some(bytes);
+        let again = Again::Bytes(Arc::from(bytes));
+        let mut film = Self::open(again.source()?, limits)?;
+        film.again = Some(again);
+        Ok(film)
+    }
+
+    /// The film in the file at `path`, read from the disk as it plays (never held whole).
+    ///
+    /// # Errors
+    ///
+    /// As [`Film::from_bytes`], and [`FilmError::Unreadable`] when the file cannot be opened.
+    pub fn from_file(path: &Path, limits: Limits) -> Result<Self, FilmError> {
+        let again = Again::File(path.to_owned());
+        let mut film = Self::open(again.source()?, limits)?;
+        film.again = Some(again);
         Ok(film)
     }
 
@@ -178,7 +191,7 @@ impl Film {
         let track = track.id;
         Ok(Self {
             reader,
-            bytes: None,
+            again: None,
             track,
             config,
             pending: None,
@@ -254,9 +267,9 @@ impl Film {
         // A reader that has read to the end cannot always seek back (Symphonia's MP4 reader
         // loses its place): a whole file is read again from its start instead.
         if self.ended
-            && let Some(bytes) = &self.bytes
+            && let Some(again) = &self.again
         {
-            self.reader = probe(Box::new(std::io::Cursor::new(bytes.clone())))?;
+            self.reader = probe(again.source()?)?;
         }
         self.ready.clear();
         self.sounds.clear();
@@ -272,10 +285,10 @@ impl Film {
             let time = Time::try_from_secs_f64(at).unwrap_or(Time::ZERO);
             let track_id = Some(self.track);
             let mut sought = guarded(|| self.reader.seek(SeekMode::Coarse, SeekTo::Time { time, track_id }))?;
-            if let (Err(error), Some(bytes)) = (&sought, &self.bytes)
+            if let (Err(error), Some(again)) = (&sought, &self.again)
                 && !matches!(error, symphonia::core::errors::Error::SeekError(_))
             {
-                self.reader = probe(Box::new(std::io::Cursor::new(bytes.clone())))?;
+                self.reader = probe(again.source()?)?;
                 sought = guarded(|| self.reader.seek(SeekMode::Coarse, SeekTo::Time { time, track_id }))?;
             }
             match sought {
@@ -395,6 +408,26 @@ impl Film {
         let rgba = to_rgba(frame, &self.limits)?;
         self.ready.push_back(Picture { width: frame.width, height: frame.height, rgba, time });
         Ok(())
+    }
+}
+
+/// Where a film can be read again from its start.
+enum Again {
+    /// The whole file, in memory.
+    Bytes(Arc<[u8]>),
+    /// A file on the disk.
+    File(PathBuf),
+}
+
+impl Again {
+    fn source(&self) -> Result<Box<dyn MediaSource>, FilmError> {
+        match self {
+            Again::Bytes(bytes) => Ok(Box::new(std::io::Cursor::new(bytes.clone()))),
+            Again::File(path) => match std::fs::File::open(path) {
+                Ok(file) => Ok(Box::new(file)),
+                Err(error) => Err(FilmError::Unreadable(format!("{}: {error}", path.display()))),
+            },
+        }
     }
 }
 

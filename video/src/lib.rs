@@ -76,6 +76,9 @@ pub enum FilmError {
         /// The tallest allowed.
         max_height: u32,
     },
+    /// The file cannot be opened or read at all.
+    #[error("the film cannot be read: {0}")]
+    Unreadable(String),
     /// The file is damaged (or hostile) where it was read.
     #[error("the film is damaged: {0}")]
     Broken(String),

@@ -113,6 +113,20 @@ fn films_sanctuary_cannot_play_are_refused_with_a_reason() {
 }
 
 #[test]
+fn a_film_on_the_disk_plays_from_it_and_seeks_back_after_its_end() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("numbered.mp4");
+    make_film(&path, 48, WIDTH, HEIGHT, H264);
+    let mut film = Film::from_file(&path, Limits::default()).expect("opens");
+    assert_eq!(every_picture(&mut film).len(), 48);
+    // Symphonia's MP4 reader cannot seek back from its end: the file is opened again.
+    film.seek(1.0).expect("seeks back");
+    assert_eq!(film.next_picture().expect("decodes").map(|picture| number_of(&picture)), Some(24));
+    let missing = Film::from_file(&dir.path().join("missing.mp4"), Limits::default()).expect_err("no such file");
+    assert!(matches!(missing, FilmError::Unreadable(_)), "{missing:?}");
+}
+
+#[test]
 fn a_film_cut_short_plays_up_to_the_cut() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("numbered.mkv");
