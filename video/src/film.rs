@@ -145,7 +145,9 @@ impl Film {
                 found = Some((track, video));
                 break;
             }
-            seen.push(if video.codec == CODEC_ID_AV1 { "AV1".to_owned() } else { format!("{}", video.codec) });
+            if seen.len() < 4 {
+                seen.push(if video.codec == CODEC_ID_AV1 { "AV1".to_owned() } else { format!("{}", video.codec) });
+            }
         }
         let Some((track, video)) = found else {
             return Err(FilmError::Unsupported(if seen.is_empty() {
@@ -394,14 +396,8 @@ impl Film {
         if samples.is_empty() || rate == 0 || channels == 0 || self.sought.is_some_and(|sought| time < sought - 0.1) {
             return;
         }
-        self.sounds.push_back(Sound { rate, channels, samples, time });
         // Bounded: the oldest go when nobody takes them.
-        while let (Some(oldest), Some(newest)) = (self.sounds.front(), self.sounds.back()) {
-            if newest.time - oldest.time <= crate::MAX_SOUND_SECONDS {
-                break;
-            }
-            self.sounds.pop_front();
-        }
+        crate::keep_sound(&mut self.sounds, Sound { rate, channels, samples, time });
     }
 
     fn hand_out(&mut self, frame: &Frame, time: f64) -> Result<(), FilmError> {

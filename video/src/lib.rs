@@ -19,6 +19,21 @@ pub use player::{Player, PlayerState};
 
 /// The most seconds of sound a film keeps decoded ahead of what is taken; older blocks go first.
 pub const MAX_SOUND_SECONDS: f64 = 8.0;
+/// The most blocks of sound kept whatever their times say (a file can give every block the same
+/// time); each block is at most a packet's samples.
+pub const MAX_SOUND_BLOCKS: usize = 1024;
+
+/// Adds `sound` to `sounds`, the oldest going while they span more than [`MAX_SOUND_SECONDS`] or
+/// number more than [`MAX_SOUND_BLOCKS`].
+fn keep_sound(sounds: &mut std::collections::VecDeque<Sound>, sound: Sound) {
+    sounds.push_back(sound);
+    while let (Some(oldest), Some(newest)) = (sounds.front(), sounds.back()) {
+        if newest.time - oldest.time <= MAX_SOUND_SECONDS && sounds.len() <= MAX_SOUND_BLOCKS {
+            break;
+        }
+        sounds.pop_front();
+    }
+}
 
 /// What a film may be, so that a file cannot make a viewer decode more than a screen shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,4 +97,27 @@ pub enum FilmError {
     /// The file is damaged (or hostile) where it was read.
     #[error("the film is damaged: {0}")]
     Broken(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sound_kept_is_bounded_by_time_and_by_count() {
+        let block = |time: f64| Sound { rate: 48_000, channels: 1, samples: vec![0.0; 960], time };
+        let mut sounds = std::collections::VecDeque::new();
+        for n in 0..1000 {
+            keep_sound(&mut sounds, block(f64::from(n) * 0.02));
+        }
+        let span = sounds.back().map(|sound| sound.time).unwrap_or(0.0)
+            - sounds.front().map(|sound| sound.time).unwrap_or(0.0);
+        assert!(span <= MAX_SOUND_SECONDS, "{span} s kept");
+        // Every block at the same time, as a hostile file can say: the count still bounds it.
+        let mut same = std::collections::VecDeque::new();
+        for _ in 0..5000 {
+            keep_sound(&mut same, block(1.0));
+        }
+        assert_eq!(same.len(), MAX_SOUND_BLOCKS);
+    }
 }

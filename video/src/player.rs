@@ -88,13 +88,7 @@ impl Player {
                         self.next = Some(picture);
                     }
                     Ok(Message::Sound(generation, sound)) if generation == self.generation => {
-                        self.sounds.push_back(sound);
-                        while let (Some(oldest), Some(newest)) = (self.sounds.front(), self.sounds.back()) {
-                            if newest.time - oldest.time <= crate::MAX_SOUND_SECONDS {
-                                break;
-                            }
-                            self.sounds.pop_front();
-                        }
+                        crate::keep_sound(&mut self.sounds, sound);
                     }
                     Ok(Message::Ended(generation)) if generation == self.generation => {
                         self.finished = Some(PlayerState::Ended);

@@ -9,6 +9,10 @@ use basisu::{DecodeFlags, TargetFormat, Transcoder};
 /// The extension this module undoes.
 pub(super) const BASISU: &str = "KHR_texture_basisu";
 
+/// The most RGBA bytes the KTX2 images of one model may decode to together (the avatar budget's
+/// texture memory).
+pub(super) const MAX_TRANSCODED_BYTES: u64 = 256 << 20;
+
 /// The twelve bytes every KTX2 file starts with.
 const KTX2_IDENTIFIER: [u8; 12] = [0xAB, b'K', b'T', b'X', b' ', b'2', b'0', 0xBB, 0x0D, 0x0A, 0x1A, 0x0A];
 
@@ -116,6 +120,26 @@ mod tests {
         refused(&header_only(8, 8, 6), "cube");
         refused(&header_only(8, 8, 1), "Basis Universal");
         refused(&bytes[..30], "whole");
+    }
+
+    #[test]
+    fn ktx2_images_that_decode_to_more_than_the_texture_budget_are_refused_before_decoding() {
+        // One 16384² image: 1 GiB of RGBA, within a side limit raised for the test, over the
+        // budget of every model's KTX2 textures together.
+        let mut bin = header_only(16384, 16384, 1);
+        bin.resize(bin.len().next_multiple_of(4), 0);
+        let json = format!(
+            r#"{{"asset":{{"version":"2.0"}},"extensionsUsed":["KHR_texture_basisu"],
+            "buffers":[{{"byteLength":{}}}],"bufferViews":[{{"buffer":0,"byteLength":{}}}],
+            "images":[{{"bufferView":0,"mimeType":"image/ktx2"}}],
+            "textures":[{{"extensions":{{"KHR_texture_basisu":{{"source":0}}}}}}]}}"#,
+            bin.len(),
+            bin.len()
+        );
+        let main = super::super::plain::glb(json.as_bytes(), &bin);
+        let limits = super::super::ModelLimits { max_texture_side: 16384, ..Default::default() };
+        let error = super::super::plain_model(&main, &|_| None, &limits).expect_err("refused");
+        assert!(error.to_string().contains("MiB once decoded"), "{error}");
     }
 
     proptest::proptest! {

@@ -13,12 +13,12 @@ use draco_core::{DataType, DecodeLimits, DecoderBuffer, Mesh, MeshDecoder};
 use gltf::json;
 use gltf::json::accessor::{ComponentType, GenericComponentType, Type};
 use gltf::json::mesh::Semantic;
-use gltf::json::validation::{Checked, USize64};
+use gltf::json::validation::Checked;
 use serde::Deserialize;
 
 use super::files::{ResourceStore, load_buffers};
 use super::geometry::{accessor_count_limit, check_buffer_views};
-use super::plain::{Bin, push_view};
+use super::plain::{Bin, append_buffers, push_view, set_one_buffer};
 use super::{ModelError, ModelLimits};
 
 /// The extension this module undoes.
@@ -53,15 +53,7 @@ pub(super) fn unpack(
     let buffers = load_buffers(root, blob, store)?;
     let views = check_buffer_views(root)?;
     let mut bin = Bin::new(limits.max_bytes);
-    let mut bases = Vec::with_capacity(buffers.len());
-    for buffer in &buffers {
-        bases.push(bin.append(buffer)?);
-    }
-    for view in &mut root.buffer_views {
-        let base = bases.get(view.buffer.value()).copied().unwrap_or(0);
-        view.byte_offset = Some(USize64(view.byte_offset.map_or(0, |offset| offset.0).saturating_add(base)));
-        view.buffer = json::Index::new(0);
-    }
+    append_buffers(root, &buffers, &mut bin)?;
     let ceilings = DecodeLimits::default()
         .with_max_points(accessor_count_limit(limits))
         .with_max_faces(limits.max_triangles)
@@ -85,8 +77,6 @@ pub(super) fn unpack(
                 .get(view.buffer)
                 .and_then(|buffer| buffer.get(start..end))
                 .ok_or_else(|| bad(format!("its stream ({start}..{end}) runs past its buffer")))?;
-            let decoded = decode(stream, ceilings).map_err(&bad)?;
-
             // Which accessor each decoded attribute fills, by the primitive's own names.
             let primitive = &root.meshes[mesh_index].primitives[primitive_index];
             let mut targets = Vec::with_capacity(compressed.attributes.len());
@@ -104,6 +94,14 @@ pub(super) fn unpack(
             if !triangles {
                 return Err(bad("a Draco stream holds triangles, but the primitive draws another mode".into()));
             }
+            // Primitives that only repeat accessors already filled are not decoded again: a file
+            // naming one stream from thousands of primitives costs one decode, not thousands.
+            if targets.iter().all(|(_, _, accessor)| filled.contains(accessor))
+                && indices.is_none_or(|accessor| filled.contains(&accessor))
+            {
+                continue;
+            }
+            let decoded = decode(stream, ceilings).map_err(&bad)?;
 
             for (name, unique_id, accessor_index) in targets {
                 if !filled.insert(accessor_index) {
@@ -194,13 +192,7 @@ pub(super) fn unpack(
     root.extensions_used.retain(|name| name != DRACO);
     root.extensions_required.retain(|name| name != DRACO);
     let bytes = bin.into_bytes();
-    root.buffers = vec![json::Buffer {
-        byte_length: USize64(bytes.len() as u64),
-        name: None,
-        uri: None,
-        extensions: None,
-        extras: Default::default(),
-    }];
+    set_one_buffer(root, bytes.len());
     Ok(bytes)
 }
 
@@ -371,6 +363,13 @@ mod tests {
         let reader = primitive.reader(|_| Some(&bin));
         let positions: Vec<[f32; 3]> = reader.read_positions().expect("positions").collect();
         let indices: Vec<u32> = reader.read_indices().expect("indices").into_u32().collect();
+        let flat: Vec<u32> = FACES.iter().flatten().copied().collect();
+        assert_eq!(as_corners(&indices, &positions), as_corners(&flat, &POSITIONS));
+    }
+
+    /// Each triangle as its corners' positions (in millimetres), in an order that does not
+    /// depend on how the points were numbered.
+    fn as_corners(indices: &[u32], positions: &[[f32; 3]]) -> Vec<Vec<[u32; 3]>> {
         let mut triangles: Vec<Vec<[u32; 3]>> = indices
             .chunks(3)
             .map(|corners| {
@@ -381,17 +380,7 @@ mod tests {
             })
             .collect();
         triangles.sort();
-        let mut expected: Vec<Vec<[u32; 3]>> = FACES
-            .iter()
-            .map(|face| {
-                let mut corners: Vec<[u32; 3]> =
-                    face.iter().map(|at| POSITIONS[*at as usize].map(|value| (value * 1000.0) as u32)).collect();
-                corners.sort_unstable();
-                corners
-            })
-            .collect();
-        expected.sort();
-        assert_eq!(triangles, expected);
+        triangles
     }
 
     #[test]

@@ -103,13 +103,7 @@ pub(super) fn unpack(
     root.extensions_used.retain(|name| name != MESHOPT);
     root.extensions_required.retain(|name| name != MESHOPT);
     let bytes = bin.into_bytes();
-    root.buffers = vec![json::Buffer {
-        byte_length: USize64(bytes.len() as u64),
-        name: None,
-        uri: None,
-        extensions: None,
-        extras: Default::default(),
-    }];
+    super::plain::set_one_buffer(root, bytes.len());
     Ok(bytes)
 }
 

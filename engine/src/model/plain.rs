@@ -105,17 +105,9 @@ pub fn plain_model(
     }
 
     let mut bin = Bin::new(limits.max_bytes);
-    // The original buffers first, each where its views expect it.
-    let mut bases = Vec::with_capacity(buffers.len());
-    for buffer in &buffers {
-        bases.push(bin.append(buffer)?);
-    }
-    for view in &mut root.buffer_views {
-        let base = bases.get(view.buffer.value()).copied().unwrap_or(0);
-        view.byte_offset = Some(USize64(view.byte_offset.map_or(0, |offset| offset.0) + base));
-        view.buffer = json::Index::new(0);
-    }
+    append_buffers(&mut root, &buffers, &mut bin)?;
     // Every image into the BIN chunk too, so that the result is one file; KTX2 images as PNGs.
+    let mut transcoded: u64 = 0;
     for image_index in 0..root.images.len() {
         let bad_image = |what: String| ModelError::BadImage(format!("image {image_index} {what}"));
         let mut bytes: Rc<[u8]> = match (root.images[image_index].uri.clone(), root.images[image_index].buffer_view) {
@@ -139,6 +131,16 @@ pub fn plain_model(
             _ => continue,
         };
         if basis::is_ktx2(&bytes) {
+            // Every KTX2 image is decoded whole: their pixels together are bounded first, so a
+            // file of many large images cannot make the import hold and encode gigabytes.
+            let pixels = basis::header(&bytes).map_or(0, |header| u64::from(header.width) * u64::from(header.height));
+            transcoded = transcoded.saturating_add(pixels.saturating_mul(4));
+            if transcoded > basis::MAX_TRANSCODED_BYTES {
+                return Err(bad_image(format!(
+                    "takes the KTX2 textures past {} MiB once decoded; use fewer or smaller textures",
+                    basis::MAX_TRANSCODED_BYTES >> 20
+                )));
+            }
             bytes = Rc::from(basis::to_png(&bytes, limits.max_texture_side).map_err(bad_image)?);
         }
         let mime = if bytes.starts_with(&[0x89, b'P', b'N', b'G']) {
@@ -197,15 +199,35 @@ pub fn plain_model(
     }
     root.extensions_used.retain(|name| name != QUANTIZATION && name != WEBP && name != BASISU);
     root.extensions_required.retain(|name| name != QUANTIZATION && name != BASISU);
+    set_one_buffer(&mut root, bin.bytes.len());
+    let text = json::serialize::to_vec(&root).map_err(|error| ModelError::NotGltf(error.to_string()))?;
+    Ok(Some(glb(&text, &bin.bytes)))
+}
+
+/// The original `buffers` into `bin`, each where its views expect it: every view of `root` then
+/// reads buffer 0.
+pub(super) fn append_buffers(root: &mut json::Root, buffers: &[Rc<[u8]>], bin: &mut Bin) -> Result<(), ModelError> {
+    let mut bases = Vec::with_capacity(buffers.len());
+    for buffer in buffers {
+        bases.push(bin.append(buffer)?);
+    }
+    for view in &mut root.buffer_views {
+        let base = bases.get(view.buffer.value()).copied().unwrap_or(0);
+        view.byte_offset = Some(USize64(view.byte_offset.map_or(0, |offset| offset.0).saturating_add(base)));
+        view.buffer = json::Index::new(0);
+    }
+    Ok(())
+}
+
+/// `root`'s one buffer: a GLB's BIN chunk of `length` bytes.
+pub(super) fn set_one_buffer(root: &mut json::Root, length: usize) {
     root.buffers = vec![json::Buffer {
-        byte_length: USize64(bin.bytes.len() as u64),
+        byte_length: USize64(length as u64),
         name: None,
         uri: None,
         extensions: None,
         extras: Default::default(),
     }];
-    let text = json::serialize::to_vec(&root).map_err(|error| ModelError::NotGltf(error.to_string()))?;
-    Ok(Some(glb(&text, &bin.bytes)))
 }
 
 /// The BIN chunk being written, never past the byte limit.
