@@ -9,12 +9,15 @@
 pub mod assets;
 pub mod crowd;
 mod direct;
+pub mod films;
 pub mod fuzz;
 mod identity;
 pub mod inbox;
 mod node;
 pub mod replica;
+pub mod screen;
 mod store;
+pub mod uploads;
 pub mod wire;
 
 pub use assets::{AssetError, AssetStore, Bundle, BundleFile, model_limits};
