@@ -84,6 +84,19 @@ fn region_seeds() -> Vec<Vec<u8>> {
             rank: sanctuary_engine::avatar::Rank::Good,
         })),
         RegionMessage::Look(None),
+        RegionMessage::Screen(crate::screen::ScreenMessage::State(crate::screen::ScreenState {
+            version: 3,
+            controller: [4; 32],
+            queue: vec![crate::screen::FilmEntry {
+                hash: [5; 32],
+                bytes: 1 << 20,
+                name: "film.mp4".into(),
+                by: [4; 32],
+            }],
+            current: 0,
+            clock: crate::screen::Clock::Playing { position_ms: 1500, since_us: 1_700_000_000_000_000 },
+        })),
+        RegionMessage::Screen(crate::screen::ScreenMessage::Holding { film: [5; 32] }),
     ];
     messages
         .iter()

@@ -147,6 +147,32 @@ pub enum ScreenMessage {
     },
 }
 
+impl ScreenMessage {
+    /// Checks the bounds every peer keeps whatever its own film limit: queue length, names.
+    pub fn check_shape(&self) -> Result<(), crate::wire::WireError> {
+        let name_ok = |film: &FilmEntry| film.name.chars().count() <= MAX_FILM_NAME_CHARS;
+        let ok = match self {
+            ScreenMessage::State(state) => state.queue.len() <= MAX_QUEUE && state.queue.iter().all(name_ok),
+            ScreenMessage::Queue(film) => name_ok(film),
+            ScreenMessage::Holding { .. } => true,
+        };
+        if ok { Ok(()) } else { Err(crate::wire::WireError::Malformed) }
+    }
+
+    /// Film names made safe to show.
+    pub fn clean(&mut self) {
+        match self {
+            ScreenMessage::State(state) => {
+                for film in &mut state.queue {
+                    film.name = crate::wire::clean_text(&film.name);
+                }
+            }
+            ScreenMessage::Queue(film) => film.name = crate::wire::clean_text(&film.name),
+            ScreenMessage::Holding { .. } => {}
+        }
+    }
+}
+
 /// Why a screen message or a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScreenError {

@@ -150,6 +150,9 @@ pub enum RegionMessage {
     /// changes, to newcomers, and every [`crate::LOOK_KEEPALIVE`], beside the pose rather than
     /// in it, so that twenty poses a second do not carry it.
     Look(Option<AvatarRef>),
+    /// About the region's screen (see [`crate::screen`]): its state, a film offered, a film
+    /// held. (Last, so that older peers still read the others.)
+    Screen(crate::screen::ScreenMessage),
 }
 
 /// Whether a person can be heard, shown to the others beside their name.
@@ -257,6 +260,7 @@ impl Body for RegionMessage {
                 Err(WireError::AvatarTooLarge { bytes: avatar.bytes })
             }
             RegionMessage::Change(_) | RegionMessage::Mic(_) | RegionMessage::Look(_) => Ok(()),
+            RegionMessage::Screen(screen) => screen.check_shape(),
         }
     }
     fn clean(&mut self) {
@@ -266,6 +270,7 @@ impl Body for RegionMessage {
                 clean_in_place(name);
                 clean_in_place(text);
             }
+            RegionMessage::Screen(screen) => screen.clean(),
             RegionMessage::Leave | RegionMessage::Change(_) | RegionMessage::Mic(_) | RegionMessage::Look(_) => {}
         }
     }

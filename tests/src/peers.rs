@@ -77,6 +77,14 @@ pub struct Peer {
     pub wearing: Option<Option<AvatarRef>>,
     /// Avatars that could not be put on, and why.
     pub avatar_refused: Vec<String>,
+    /// The screen as the node last said.
+    pub screen: Option<sanctuary_net::ScreenView>,
+    /// The film showing, as the node last handed it out.
+    pub film: Option<sanctuary_net::films::FilmSource>,
+    /// Films refused and screen actions refused, and why.
+    pub screen_refused: Vec<String>,
+    /// What it uploads.
+    pub uploads: sanctuary_net::uploads::Uploads,
 }
 
 /// An offline node configuration (relays disabled, no LAN discovery) keeping its files in `dir`.
@@ -102,7 +110,7 @@ impl Peer {
                 .expect("the node starts within 20 s")
                 .expect("the node runs");
             match event {
-                Event::Started { id, ticket, world, assets, .. } => {
+                Event::Started { id, ticket, world, assets, uploads, .. } => {
                     let ticket = ticket.parse().expect("the node's own ticket parses");
                     return Peer {
                         handle,
@@ -135,6 +143,10 @@ impl Peer {
                         looks: HashMap::new(),
                         wearing: None,
                         avatar_refused: Vec::new(),
+                        screen: None,
+                        film: None,
+                        screen_refused: Vec::new(),
+                        uploads,
                     };
                 }
                 Event::Failed(error) => panic!("the node failed to start: {error}"),
@@ -176,6 +188,9 @@ impl Peer {
                 }
                 Event::Wearing { avatar, .. } => self.wearing = Some(avatar),
                 Event::AvatarRefused(reason) => self.avatar_refused.push(reason),
+                Event::Screen(view) => self.screen = Some(view),
+                Event::Film(source) => self.film = Some(source),
+                Event::ScreenRefused(reason) => self.screen_refused.push(reason),
                 _ => {}
             }
         }

@@ -130,6 +130,27 @@ impl Film {
         Self::open(Box::new(ReadOnlySource::new(reader)), limits)
     }
 
+    /// The film `open` reads, a source that seeks (a film streaming in, whose reader waits for
+    /// the parts it needs) of `len` bytes; `open` is called again when the film must be read
+    /// from its start anew.
+    ///
+    /// # Errors
+    ///
+    /// As [`Film::from_bytes`].
+    pub fn from_seekable<R>(
+        open: impl Fn() -> R + Send + Sync + 'static,
+        len: u64,
+        limits: Limits,
+    ) -> Result<Self, FilmError>
+    where
+        R: std::io::Read + std::io::Seek + Send + Sync + 'static,
+    {
+        let again = Again::Opener(Arc::new(move || Box::new(Seekable { reader: open(), len }) as Box<dyn MediaSource>));
+        let mut film = Self::open(again.source()?, limits)?;
+        film.again = Some(again);
+        Ok(film)
+    }
+
     /// The film `source` reads.
     ///
     /// # Errors
@@ -413,6 +434,46 @@ enum Again {
     Bytes(Arc<[u8]>),
     /// A file on the disk.
     File(PathBuf),
+    /// A source opened anew each time.
+    Opener(Arc<dyn Fn() -> Box<dyn MediaSource> + Send + Sync>),
+}
+
+impl std::fmt::Debug for Again {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Again::Bytes(bytes) => write!(formatter, "Bytes({})", bytes.len()),
+            Again::File(path) => write!(formatter, "File({})", path.display()),
+            Again::Opener(_) => formatter.write_str("Opener"),
+        }
+    }
+}
+
+/// A reader that seeks, of a known length, as Symphonia wants it.
+struct Seekable<R> {
+    reader: R,
+    len: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Seekable<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        self.reader.read(buffer)
+    }
+}
+
+impl<R: std::io::Seek> std::io::Seek for Seekable<R> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.reader.seek(to)
+    }
+}
+
+impl<R: std::io::Read + std::io::Seek + Send + Sync> MediaSource for Seekable<R> {
+    fn is_seekable(&self) -> bool {
+        true
+    }
+
+    fn byte_len(&self) -> Option<u64> {
+        Some(self.len)
+    }
 }
 
 impl Again {
@@ -423,6 +484,7 @@ impl Again {
                 Ok(file) => Ok(Box::new(file)),
                 Err(error) => Err(FilmError::Unreadable(format!("{}: {error}", path.display()))),
             },
+            Again::Opener(open) => Ok(open()),
         }
     }
 }

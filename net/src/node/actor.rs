@@ -24,6 +24,7 @@ use super::directory::Directory;
 use super::gate::Gate;
 use super::outbox::{Outbox, OutboxEntry};
 use super::presence::{Regions, subscribe};
+use super::screen::Screen;
 use super::trust::{TrustState, TrustView};
 use super::voice::{Audible, Voice, VoiceDatagram, VoiceProtocol, VoiceSender};
 use super::volumes::Volumes;
@@ -35,6 +36,7 @@ use crate::direct::{DirectProtocol, DirectStore, KeepError};
 use crate::inbox::NetStats;
 use crate::replica::{Applied, AuthorError, SharedReplica, SyncProtocol, SyncReport};
 use crate::store::{self, Paths};
+use crate::uploads::Uploads;
 use crate::wire::{MAX_MESSAGE_BYTES, RegionMessage, Signed, WorldMessage};
 use crate::{alpn, load_or_create_identity};
 
@@ -90,6 +92,7 @@ pub(super) enum Internal {
     Refetch { wanted: Wanted, hint: Option<PublicKey>, attempt: u32 },
     Worn(Result<(AvatarRef, String, ModelSummary), String>),
     VoiceDialled { peer: iroh::PublicKey, result: Result<iroh::endpoint::Connection, String> },
+    FilmShared(Result<([u8; 32], u64, String, std::path::PathBuf), String>),
 }
 
 impl From<(Option<RegionId>, Signed<WorldMessage>)> for Internal {
@@ -161,6 +164,8 @@ pub(super) struct Node {
     pub(super) outbox: Outbox,
     /// Syncing and fetching (`world`).
     pub(super) world_sync: WorldSync,
+    /// The screen of the region we are in (`screen`).
+    pub(super) screen: Screen,
     last_status: Option<Status>,
     last_status_check: Instant,
     ticket: String,
@@ -263,7 +268,8 @@ impl Node {
         let (sync_tx, sync_rx) = mpsc::channel(64);
         let audible = Audible::default();
         let sync = SyncProtocol::new(replica.clone(), sync_tx);
-        let blobs = iroh_blobs::BlobsProtocol::new(assets.store(), None);
+        let (uploads, upload_events) = Uploads::start(config.upload_rate);
+        let blobs = iroh_blobs::BlobsProtocol::new(assets.store(), Some(upload_events));
         let router = Router::builder(endpoint.clone())
             .accept(alpn::GOSSIP, gossip.clone())
             .accept(alpn::DIRECT, direct)
@@ -337,12 +343,21 @@ impl Node {
             directory: Directory::new(world, world_task),
             outbox: Outbox::new(outbox),
             world_sync,
+            screen: Screen::new(config.max_film_bytes),
             last_status: None,
             last_status_check: long_ago,
             ticket: ticket.clone(),
             _lock: lock,
         };
-        node.emit(Event::Started { id: me_key, ticket, profile: node.profile.clone(), world: replica, assets }).await;
+        node.emit(Event::Started {
+            id: me_key,
+            ticket,
+            profile: node.profile.clone(),
+            world: replica,
+            assets,
+            uploads,
+        })
+        .await;
         node.emit(Event::DirectHistory(history)).await;
         node.emit(Event::Wearing { avatar: node.avatar, name: None, summary: None }).await;
         node.emit(Event::Blocks(node.blocks.list())).await;
@@ -434,6 +449,8 @@ impl Node {
             Command::Fetch { model, hint } => self.fetch(Wanted::Model(model), hint),
             Command::FetchAvatar { avatar, hint } => self.fetch(Wanted::Avatar(avatar), hint),
             Command::Wear(path) => self.wear(path).await,
+            Command::ShareFilm(path) => self.share_film(path),
+            Command::Screen(action) => self.screen_action(action).await,
             Command::Shutdown => {}
         }
     }
@@ -456,6 +473,7 @@ impl Node {
             Internal::Refetch { wanted, hint, attempt } => self.fetch_attempt(wanted, hint, attempt),
             Internal::Worn(result) => self.worn(result).await,
             Internal::VoiceDialled { peer, result } => self.voice_dialled(peer, result),
+            Internal::FilmShared(result) => self.film_shared(result).await,
         }
     }
 
@@ -467,6 +485,7 @@ impl Node {
         self.outbox_tick(now);
         self.voice_tick(now);
         self.trust_tick();
+        self.screen_tick(now).await;
         // Connection state and addresses change slowly: look twice a second, not every tick.
         if now.duration_since(self.last_status_check) < Duration::from_millis(500) {
             return;

@@ -19,11 +19,13 @@ mod directory;
 mod gate;
 mod outbox;
 mod presence;
+mod screen;
 mod trust;
 mod voice;
 mod volumes;
 
 pub use blocks::MAX_BLOCKS;
+pub use screen::ScreenView;
 pub(crate) use trust::Door;
 pub use trust::TrustView;
 pub use voice::{
@@ -85,6 +87,9 @@ pub fn pose_interval(others: usize, message_bytes: usize) -> Duration {
     let interval = Duration::from_secs_f64(bits as f64 / share.max(1) as f64);
     interval.clamp(FASTEST_POSE_INTERVAL, POSE_KEEPALIVE)
 }
+
+/// How fast a peer uploads by default: 4 MiB a second (32 Mbit/s), several films' worth.
+pub const DEFAULT_UPLOAD_RATE: u64 = 4 << 20;
 
 /// Which way the node reaches peers beyond the local network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -174,6 +179,11 @@ pub struct NodeConfig {
     /// Keep (fetch and hold) every model the world places, up to this many bytes in all: what
     /// a home node does, so that it serves builders' models while they are away.
     pub keep_models: Option<u64>,
+    /// The largest film this peer fetches or shares on a screen, in bytes.
+    pub max_film_bytes: u64,
+    /// The most bytes a second this peer uploads from its store (films, models, avatars) to
+    /// everyone together; `None`: no limit.
+    pub upload_rate: Option<u64>,
 }
 
 impl NodeConfig {
@@ -189,6 +199,8 @@ impl NodeConfig {
             regions: vec![RegionId::Lobby],
             join: Vec::new(),
             keep_models: None,
+            max_film_bytes: crate::screen::DEFAULT_MAX_FILM_BYTES,
+            upload_rate: Some(DEFAULT_UPLOAD_RATE),
         }
     }
 }
@@ -263,6 +275,12 @@ pub enum Command {
         /// A peer likely to have it.
         hint: Option<PublicKey>,
     },
+    /// Share the film at this path on the screen of the region we are in: it is queued (and
+    /// plays at once on an idle screen); `Event::Film` hands out its source, `Event::Screen`
+    /// the state.
+    ShareFilm(PathBuf),
+    /// Move the screen (play, pause, seek, next, hand over), when we control it.
+    Screen(crate::screen::ScreenAction),
     /// Leave every region, say goodbye and stop.
     Shutdown,
 }
@@ -371,7 +389,16 @@ pub enum Event {
         world: SharedReplica,
         /// The asset store (the program's asset reader serves models from it).
         assets: AssetStore,
+        /// What we upload, counted per peer.
+        uploads: crate::uploads::Uploads,
     },
+    /// The screen of the region we are in changed (or its controller's clock was learnt
+    /// better).
+    Screen(ScreenView),
+    /// The film showing on the screen: read it (it streams in as it is read).
+    Film(crate::films::FilmSource),
+    /// A film could not be shared or a screen action was refused, and why.
+    ScreenRefused(String),
     /// The state of these parcels may have changed.
     WorldChanged(Vec<ParcelCoord>),
     /// Our change is made, stored and sent.

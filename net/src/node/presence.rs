@@ -249,6 +249,7 @@ impl Node {
             RegionMessage::Change(bytes) => self.apply_change(bytes),
             RegionMessage::Mic(state) => self.emit(Event::Mic { region, author, state }).await,
             RegionMessage::Look(avatar) => self.emit(Event::Look { region, author, avatar }).await,
+            RegionMessage::Screen(screen) => self.heard_screen(region, message.author, message.sequence, screen).await,
         }
     }
 
@@ -280,6 +281,9 @@ impl Node {
         // After the pose, so that whoever is new knows who the microphone belongs to.
         self.send_mic(now, newcomers).await;
         self.send_look(now, newcomers).await;
+        if newcomers {
+            self.screen_newcomer();
+        }
     }
 
     /// Says how our microphone is set when it changed, when someone new may not know it
