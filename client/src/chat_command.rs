@@ -10,8 +10,10 @@
 pub const WALLET_COMMANDS: [&str; 7] = ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync"];
 
 /// The commands the chat box handles itself.
-const CHAT_COMMANDS: [&str; 10] =
-    ["/join", "/import", "/name", "/block", "/unblock", "/trust", "/models", "/goto", "/avatar", "/avatars"];
+const CHAT_COMMANDS: [&str; 12] = [
+    "/join", "/import", "/name", "/block", "/unblock", "/trust", "/models", "/goto", "/avatar", "/avatars", "/play",
+    "/screen",
+];
 
 /// The commands that choose the microphone and the speakers (see `crate::voice`).
 pub const AUDIO_COMMANDS: [&str; 2] = ["/mic", "/speaker"];
@@ -63,6 +65,10 @@ pub enum ChatCommand {
     Avatar(String),
     /// `/avatars RANK`: up to which rank others' avatars are shown as they are.
     ShowAvatars(String),
+    /// `/play PATH`: share a film on the screen of the room one is in.
+    Play(String),
+    /// `/screen play|pause|next|seek S`: move the screen one controls.
+    Screen(String),
     /// `/block WHO`: block someone from the keyboard.
     Block(String),
     /// A wallet or trade command, the whole line, for the wallet to take.
@@ -158,6 +164,8 @@ pub fn parse(text: &str, private: bool) -> ChatCommand {
         "/block" => ChatCommand::Block(rest.to_owned()),
         "/avatar" => ChatCommand::Avatar(rest.to_owned()),
         "/avatars" => ChatCommand::ShowAvatars(rest.to_owned()),
+        "/play" => needs("usage: /play PATH/TO/FILM.mp4 (or .mkv, .webm)", ChatCommand::Play),
+        "/screen" => ChatCommand::Screen(rest.to_owned()),
         _ => ChatCommand::Unknown { command: echoed(word), suggestion: suggest(word) },
     }
 }

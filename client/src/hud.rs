@@ -83,6 +83,7 @@ fn update_status(
     diagnostics: Res<DiagnosticsStore>,
     lock: Res<PointerLock>,
     player: Query<&Transform, With<Player>>,
+    cinema: Option<Res<crate::cinema::Cinema>>,
     mut status: Query<&mut Text, With<StatusText>>,
 ) {
     let Ok(mut text) = status.single_mut() else { return };
@@ -97,6 +98,9 @@ fn update_status(
         "SANCTUARY | {region_name}\n{fps} | x {:.0}  z {:.0}  height {:.0} m\n{mouse}",
         position.x, position.z, position.y
     );
+    if let Some(screen) = cinema.as_ref().and_then(|cinema| cinema.status()) {
+        text.0.push_str(&format!("\nscreen: {screen}"));
+    }
 }
 
 fn toggle_help(keys: Res<ButtonInput<KeyCode>>, mut help: Query<&mut Visibility, With<HelpText>>) {

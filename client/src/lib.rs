@@ -12,6 +12,7 @@ mod blobs;
 mod bodies;
 mod build;
 mod chat_command;
+mod cinema;
 pub mod cli;
 mod crowd;
 pub mod cues;
@@ -115,6 +116,7 @@ pub fn presentation_plugin(app: &mut App) {
         social::plugin,
         shields::plugin,
         avatar_panel::plugin,
+        cinema::plugin,
         build::presentation,
         panels::plugin,
         market::plugin,

@@ -270,6 +270,7 @@ fn read_node_events(
     mut social: ResMut<Social>,
     mut city: ResMut<crate::build::CityWorld>,
     mut avatars: Option<ResMut<crate::avatars::Avatars>>,
+    mut cinema: Option<ResMut<crate::cinema::Cinema>>,
     slot: Option<Res<crate::blobs::BlobSlot>>,
     mut cues: MessageWriter<SoundCue>,
 ) {
@@ -292,6 +293,9 @@ fn read_node_events(
         city.take(&event);
         if let Some(avatars) = avatars.as_mut() {
             avatars.take(&event);
+        }
+        if let Some(cinema) = cinema.as_mut() {
+            cinema.take(&event);
         }
         handle_event(&mut social, event);
     }
@@ -343,6 +347,7 @@ fn handle_event(social: &mut Social, event: Event) {
             social.wearing_said = true;
         }
         Event::AvatarRefused(reason) => social.notice(format!("that avatar cannot be worn: {reason}")),
+        Event::ScreenRefused(reason) => social.notice(format!("the screen: {reason}")),
         Event::Trust(view) => {
             let before = social.trust.as_ref().map(|view| view.requests()).unwrap_or_default();
             let new: Vec<PublicKey> = view.requests().into_iter().filter(|key| !before.contains(key)).collect();

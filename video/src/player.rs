@@ -8,6 +8,10 @@ use std::thread::JoinHandle;
 
 use crate::{Film, FilmError, Picture, Sound};
 
+/// Blocks of sound the thread may hand over ahead of the player (about ten seconds of 20 ms
+/// blocks); past it, blocks are dropped until the player takes some.
+const SOUND_AHEAD: usize = 512;
+
 /// What a player is doing, for the screen to say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlayerState {
@@ -34,6 +38,8 @@ enum Message {
 pub struct Player {
     seeks: SyncSender<(u64, f64)>,
     messages: Receiver<Message>,
+    /// Sound from the thread, apart from the pictures.
+    sound_in: Receiver<Message>,
     /// Which seek the pictures wanted belong to.
     generation: u64,
     shown: Option<Picture>,
@@ -63,10 +69,11 @@ impl Player {
     pub fn new(film: Film) -> Self {
         let ahead = film.limits().max_buffered.max(1);
         let (pictures, messages) = sync_channel(ahead);
+        let (sound_out, sound_in) = sync_channel(SOUND_AHEAD);
         let (seeks, wanted) = sync_channel(4);
         let thread = std::thread::Builder::new()
             .name("film decoder".into())
-            .spawn(move || decode(film, &pictures, &wanted))
+            .spawn(move || decode(film, &Out { pictures, sound: sound_out }, &wanted))
             .ok();
         let finished = match thread {
             Some(_) => None,
@@ -74,13 +81,31 @@ impl Player {
         };
         let state = finished.clone().unwrap_or(PlayerState::Buffering);
         let sounds = std::collections::VecDeque::new();
-        Self { seeks, messages, generation: 0, shown: None, next: None, sounds, finished, state, _thread: thread }
+        Self {
+            seeks,
+            messages,
+            sound_in,
+            generation: 0,
+            shown: None,
+            next: None,
+            sounds,
+            finished,
+            state,
+            _thread: thread,
+        }
     }
 
     /// The picture to show at `time` seconds from the film's start: the last one due by then.
     /// Never waits; while the decoder is behind, the last picture shown stays (and the state
     /// says buffering).
     pub fn picture_at(&mut self, time: f64) -> Option<&Picture> {
+        while let Ok(message) = self.sound_in.try_recv() {
+            if let Message::Sound(generation, sound) = message
+                && generation == self.generation
+            {
+                crate::keep_sound(&mut self.sounds, sound);
+            }
+        }
         loop {
             if self.next.is_none() && self.finished.is_none() {
                 match self.messages.try_recv() {
@@ -89,6 +114,7 @@ impl Player {
                     }
                     Ok(Message::Sound(generation, sound)) if generation == self.generation => {
                         crate::keep_sound(&mut self.sounds, sound);
+                        continue;
                     }
                     Ok(Message::Ended(generation)) if generation == self.generation => {
                         self.finished = Some(PlayerState::Ended);
@@ -129,6 +155,7 @@ impl Player {
         self.state = PlayerState::Buffering;
         // The thread may be waiting to hand over a picture: take what it has so that it moves on.
         while self.messages.try_recv().is_ok() {}
+        while self.sound_in.try_recv().is_ok() {}
         if self.seeks.try_send((self.generation, time)).is_err() {
             // Seeks asked faster than the thread goes: only the last matters.
             while self.messages.try_recv().is_ok() {}
@@ -150,7 +177,16 @@ impl Player {
 
 /// The decoding thread: pictures in order into `pictures` (waiting when it is full), going where
 /// `seeks` says, until the player is dropped.
-fn decode(mut film: Film, pictures: &SyncSender<Message>, seeks: &Receiver<(u64, f64)>) {
+/// Where the decoding thread hands things over: pictures (and the end) in one channel, as few
+/// as the limits allow ahead, and sound in another, so that sound decoded ahead never holds
+/// pictures back.
+struct Out {
+    pictures: SyncSender<Message>,
+    sound: SyncSender<Message>,
+}
+
+fn decode(mut film: Film, out: &Out, seeks: &Receiver<(u64, f64)>) {
+    let pictures = &out.pictures;
     let mut generation = 0;
     let mut done = false;
     loop {
@@ -179,7 +215,11 @@ fn decode(mut film: Film, pictures: &SyncSender<Message>, seeks: &Receiver<(u64,
         }
         let picture = film.next_picture();
         while let Some(sound) = film.take_sound() {
-            if pictures.send(Message::Sound(generation, sound)).is_err() {
+            // Sound is dropped rather than waited on when nobody takes it (the player keeps what
+            // it takes; see `keep_sound`).
+            if let Err(std::sync::mpsc::TrySendError::Disconnected(_)) =
+                out.sound.try_send(Message::Sound(generation, sound))
+            {
                 return;
             }
         }

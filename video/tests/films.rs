@@ -335,6 +335,27 @@ fn a_films_sound_decodes_alongside_its_pictures_in_aac_and_opus() {
     }
 }
 
+/// One call takes every message waiting: the sound decoded ahead does not hold back the
+/// pictures behind it. (Each call used to take one block of sound and stop, so a client drawing
+/// a few frames a second never showed a picture of a film with sound.)
+#[test]
+fn one_call_reaches_the_picture_due_past_the_sound_waiting() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("tone.mkv");
+    let options: Vec<&str> = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2"]
+        .into_iter()
+        .chain(H264.iter().copied())
+        .chain(["-c:a", "libopus", "-shortest"])
+        .collect();
+    make_film(&path, 48, 160, 120, &options);
+    let film = Film::from_bytes(std::fs::read(&path).expect("made"), Limits::default()).expect("opens");
+    let mut player = Player::new(film);
+    // The decoder fills what it may hold ahead, sound and pictures interleaved.
+    std::thread::sleep(Duration::from_millis(1500));
+    let time = 2.5 / f64::from(RATE);
+    assert_eq!(player.picture_at(time).map(number_of), Some(2), "one call, after {:?}", player.state());
+}
+
 #[test]
 fn a_player_hands_over_the_sound_too() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -96,6 +96,26 @@ pub(super) fn submission(social: &mut Social, input: &mut ChatInput) -> Option<C
                 None
             }
         },
+        ChatCommand::Play(path) => {
+            // Opened here first, so that a file that is not a film is refused before it is shared.
+            match sanctuary_video::Film::from_file(std::path::Path::new(&path), sanctuary_video::Limits::default()) {
+                Ok(_) => {
+                    social.notice(format!("sharing {path} on the screen..."));
+                    Some(Command::ShareFilm(path.into()))
+                }
+                Err(error) => {
+                    social.notice(format!("{path}: {error}"));
+                    None
+                }
+            }
+        }
+        ChatCommand::Screen(rest) => match crate::cinema::screen_action(&rest) {
+            Ok(action) => Some(Command::Screen(action)),
+            Err(usage) => {
+                social.notice(usage);
+                None
+            }
+        },
         ChatCommand::ShowAvatars(rank) => {
             input.show_avatars = Some(rank);
             None
