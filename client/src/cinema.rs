@@ -92,7 +92,8 @@ impl Cinema {
                 Err(TryRecvError::Disconnected) => self.opening = None,
             }
         }
-        let position = self.view.as_ref()?.position_now();
+        let view = self.view.as_ref()?;
+        let (position, lead) = (view.position_now(), if view.state.clock.playing() { SEEK_LEAD } else { 0.0 });
         let player = self.player.as_mut()?.get();
         while player.take_sound().is_some() {}
         // Far from the shared position (a seek, a late start, a decoder that fell behind): seek,
@@ -100,7 +101,7 @@ impl Cinema {
         let at = self.shown.unwrap_or(0.0);
         let may_seek = self.sought.is_none_or(|sought| sought.elapsed() > SEEK_EVERY);
         if (at - position).abs() > SEEK_WHEN_OFF_BY && may_seek && !matches!(player.state(), PlayerState::Failed(_)) {
-            player.seek(position + SEEK_LEAD);
+            player.seek(position + lead);
             self.sought = Some(std::time::Instant::now());
         }
         let picture = player.picture_at(position)?;

@@ -38,6 +38,16 @@ fn render(region: RegionId) -> Result<image::RgbImage, String> {
 /// Runs the client with `options` to take a picture of `region` named `name`; returns the
 /// picture and what the client printed.
 fn run_client(region: RegionId, name: &str, options: &[&str]) -> Result<(image::RgbImage, String), String> {
+    run_client_for(region, name, options, 45)
+}
+
+/// [`run_client`] for `frames` frames.
+fn run_client_for(
+    region: RegionId,
+    name: &str,
+    options: &[&str],
+    frames: u32,
+) -> Result<(image::RgbImage, String), String> {
     let path = screenshot_dir().join(format!("{name}.png"));
     let _ = std::fs::remove_file(&path);
     let client = env!("CARGO_BIN_EXE_sanctuary");
@@ -63,7 +73,7 @@ fn run_client(region: RegionId, name: &str, options: &[&str]) -> Result<(image::
     }
     command
         .args(options)
-        .args(["--region", region.slug(), "--frames", "45"])
+        .args(["--region", region.slug(), "--frames", &frames.to_string()])
         .args(["--width", &WIDTH.to_string(), "--height", &HEIGHT.to_string()])
         .arg("--screenshot")
         .arg(&path)
@@ -365,4 +375,122 @@ fn a_second_peer_draws_an_avatar_fetched_from_its_wearer() {
     // green of its own (see every_region_renders_what_it_should), nor has Bo's plain body.
     let green = coloured_share(&middle, (95.0, 160.0), 0.2);
     assert!(green > 0.03, "grove's green shirt fills {green:.4} of the middle of Ada's view");
+}
+
+/// A picture of the number `n` in eight vertical bars, green for a one and blue for a zero
+/// (colours nothing else in the cinema has).
+fn coloured_number(n: u32, width: u32, height: u32) -> Vec<u8> {
+    let mut rgb = Vec::with_capacity((width * height * 3) as usize);
+    for _ in 0..height {
+        for x in 0..width {
+            let on = (n >> (7 - (x * 8 / width))) & 1 == 1;
+            rgb.extend_from_slice(if on { &[0, 230, 0] } else { &[0, 0, 230] });
+        }
+    }
+    rgb
+}
+
+/// The number the screen shows in a picture of the cinema: along the row where the green and
+/// blue span widest, that span cut into eight bars, each read by its colour.
+fn number_on_screen(picture: &image::RgbImage) -> Option<u32> {
+    let bit = |[r, g, b]: [u8; 3]| match () {
+        () if g > 120 && g > r.saturating_mul(2) && g > b.saturating_mul(2) => Some(true),
+        () if b > 120 && b > r.saturating_mul(2) && b > g.saturating_mul(2) => Some(false),
+        () => None,
+    };
+    let (first, last, row) = (0..picture.height())
+        .filter_map(|row| {
+            let coloured: Vec<u32> =
+                (0..picture.width()).filter(|x| bit(picture.get_pixel(*x, row).0).is_some()).collect();
+            Some((*coloured.first()?, *coloured.last()?, row))
+        })
+        .max_by_key(|(first, last, _)| last - first)?;
+    if last - first < picture.width() / 8 {
+        return None;
+    }
+    let span = (last - first + 1) as f32;
+    (0..8).try_fold(0, |number, bar| {
+        let x = first + ((bar as f32 + 0.5) * span / 8.0) as u32;
+        bit(picture.get_pixel(x, row).0).map(|on| (number << 1) | u32::from(on))
+    })
+}
+
+/// Two people in the cinema watch a film a third shares, paused at 7 s: each client fetches
+/// it, opens it, seeks and draws the picture due onto the screen, and both show the same one.
+#[test]
+fn two_peers_in_the_cinema_show_the_same_picture_of_a_shared_film() {
+    use sanctuary_net::screen::ScreenAction;
+    use sanctuary_net::{Command as NodeCommand, Event, NetRuntime, NodeConfig, RelayChoice, spawn_node};
+
+    std::fs::create_dir_all(screenshot_dir()).expect("the target directory is writable");
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let film = dirs.path().join("numbers.mp4");
+    let (width, height, rate) = (320u32, 180u32, 25u32);
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"])
+        .args(["-s", &format!("{width}x{height}"), "-r", &rate.to_string(), "-i", "-"])
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25", "-movflags", "+faststart"])
+        .arg(&film)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("ffmpeg runs (`cargo xtask setup` installs it)");
+    let mut input = ffmpeg.stdin.take().expect("stdin");
+    for n in 0..(rate * 12) {
+        std::io::Write::write_all(&mut input, &coloured_number(n % 256, width, height)).expect("ffmpeg takes it");
+    }
+    drop(input);
+    assert!(ffmpeg.wait().expect("ffmpeg ends").success(), "ffmpeg made the film");
+
+    // Cy shares it, goes to 7 s and pauses there.
+    let region = RegionId::Room(RoomKind::Cinema);
+    let runtime = NetRuntime::new().expect("a runtime");
+    let mut config = NodeConfig::new(dirs.path().join("cy"));
+    config.relays = RelayChoice::Disabled;
+    config.lan_discovery = false;
+    config.name = Some("Cy".to_owned());
+    config.regions = vec![region];
+    let mut cy = spawn_node(runtime.handle(), config);
+    let ticket = runtime.block_on(async {
+        let mut ticket = None;
+        cy.send(NodeCommand::ShareFilm(film.clone()));
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), cy.next_event()).await {
+                Ok(Some(Event::Started { ticket: started, .. })) => ticket = Some(started),
+                Ok(Some(Event::Screen(view))) if view.state.film().is_some() && view.state.clock.playing() => {
+                    cy.send(NodeCommand::Screen(ScreenAction::Seek(7.02)));
+                    cy.send(NodeCommand::Screen(ScreenAction::Pause));
+                }
+                Ok(Some(Event::Screen(view))) if !view.state.clock.playing() => {
+                    break ticket.expect("started before it shared");
+                }
+                Ok(Some(Event::ScreenRefused(reason))) => panic!("Cy's film was refused: {reason}"),
+                Ok(Some(_)) => {}
+                other => panic!("Cy did not share the film: {other:?}"),
+            }
+        }
+    });
+    runtime.handle().spawn(async move { while cy.next_event().await.is_some() {} });
+
+    // Ada and Bo come in side by side and look at the screen.
+    let viewers: Vec<_> = [("Ada", "--at=-1.2,4,14"), ("Bo", "--at=1.2,4,14")]
+        .into_iter()
+        .map(|(name, at)| {
+            let dir = dirs.path().join(name).display().to_string();
+            let ticket = ticket.clone();
+            std::thread::spawn(move || {
+                let options =
+                    ["--offline", "--no-lan", "--no-voice", "--join", &ticket, "--data-dir", &dir, "--name", name, at];
+                run_client_for(region, &format!("cinema-{}", name.to_lowercase()), &options, 60)
+            })
+        })
+        .collect();
+    let numbers: Vec<Option<u32>> = viewers
+        .into_iter()
+        .map(|viewer| {
+            let (picture, _) = viewer.join().expect("joins").unwrap_or_else(|error| panic!("{error}"));
+            number_on_screen(&picture)
+        })
+        .collect();
+    // Paused at 7.02 s: picture 175 (7.00 s) shows, 10101111 in bars.
+    assert_eq!(numbers, vec![Some(175), Some(175)], "the numbers on Ada's and Bo's screens");
 }
