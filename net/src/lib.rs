@@ -25,10 +25,10 @@ pub use crowd::{Joint, Pose, RemoteAvatar, RemoteCrowd};
 pub use identity::{IDENTITY_FILE, IdentityError, load_or_create_identity};
 pub use inbox::{Inbox, NetStats, StatsSnapshot};
 pub use node::{
-    ChatLine, Command, DOWNLINK_BUDGET_BITS_PER_SECOND, Delivery, DirectLine, Event, FASTEST_POSE_INTERVAL,
-    LOOK_KEEPALIVE, MAX_BLOCKS, MAX_KEPT_VOLUMES, MAX_PERSON_VOLUME, MIC_KEEPALIVE, NetRuntime, NodeConfig, NodeHandle,
-    POSE_KEEPALIVE, PRESENCE_TIMEOUT, Profile, RelayChoice, RelayState, ScreenView, Status, Ticket, TicketError,
-    TrustView, Whereabouts, pose_interval, spawn_node, world_topic,
+    ChatLine, Command, DEFAULT_UPLOAD_RATE, DOWNLINK_BUDGET_BITS_PER_SECOND, Delivery, DirectLine, Event,
+    FASTEST_POSE_INTERVAL, LOOK_KEEPALIVE, MAX_BLOCKS, MAX_KEPT_VOLUMES, MAX_PERSON_VOLUME, MIC_KEEPALIVE, NetRuntime,
+    NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, Profile, RelayChoice, RelayState, ScreenView, Status,
+    Ticket, TicketError, TrustView, Whereabouts, pose_interval, spawn_node, world_topic,
 };
 pub use node::{
     DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, Hearing, MAX_LISTENERS, MAX_MEMBERS, MAX_SPEAKERS, MAX_STAGE_LISTENERS,

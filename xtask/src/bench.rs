@@ -98,6 +98,8 @@ pub fn run(args: &[String]) -> Result<()> {
             // ffmpeg makes the films.
             setup::run(Needs::All)?;
             let bench = crate::build_executable("video_bench")?;
+            crate::run_command(std::process::Command::new(bench).args(&args[1..]))?;
+            let bench = crate::build_executable("cinema_bench")?;
             crate::run_command(std::process::Command::new(bench).args(&args[1..]))
         }
         Some(other) => {

@@ -75,6 +75,9 @@ pub fn run() -> Result<()> {
     let bench = crate::build_executable("video_bench")?;
     crate::run_command(std::process::Command::new(bench).arg("--smoke"))
         .context("the video benchmark no longer runs: `cargo xtask bench video` shows the error")?;
+    let bench = crate::build_executable("cinema_bench")?;
+    crate::run_command(std::process::Command::new(bench).arg("--smoke"))
+        .context("the cinema benchmark no longer runs: `cargo xtask bench video` shows the error")?;
     Ok(())
 }
 
