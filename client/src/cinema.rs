@@ -14,10 +14,14 @@ use bevy::platform::cell::SyncCell;
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use sanctuary_engine::Surface;
-use sanctuary_net::films::FilmSource;
+use std::collections::VecDeque;
+
+use sanctuary_net::films::{FilmProgress, FilmSource};
 use sanctuary_net::screen::ScreenAction;
+use sanctuary_net::uploads::{UploadCounts, Uploads};
 use sanctuary_net::{Event, ScreenView};
-use sanctuary_video::{Film, FilmError, Limits, Picture, Player, PlayerState};
+use sanctuary_video::{Film, FilmError, Limits, Picture, Player, PlayerState, Sound};
+use sanctuary_voice::film_sound::FilmFeed;
 
 use crate::Frame;
 use crate::materials::ScreenMaterial;
@@ -49,6 +53,14 @@ pub struct Cinema {
     shown: Option<f64>,
     /// When we last sent the player seeking.
     sought: Option<std::time::Instant>,
+    /// Where one's own view is paused, apart from the room's (`None`: following the room).
+    own: Option<f64>,
+    /// What our node uploads, counted per peer.
+    uploads: Option<Uploads>,
+    /// The film's sound decoded and not yet played, oldest first.
+    sounds: VecDeque<Sound>,
+    /// The film's sound as it goes to the speakers, and the film and seek it belongs to.
+    feed: Option<(SyncCell<FilmFeed>, [u8; 32], Option<std::time::Instant>)>,
 }
 
 impl Cinema {
@@ -57,6 +69,7 @@ impl Cinema {
         match event {
             Event::Screen(view) => self.view = Some(view.clone()),
             Event::Film(source) => self.open(source.clone()),
+            Event::Started { uploads, .. } => self.uploads = Some(uploads.clone()),
             _ => {}
         }
     }
@@ -74,6 +87,41 @@ impl Cinema {
         self.player = None;
         self.shown = None;
         self.sought = None;
+        self.own = None;
+        self.sounds.clear();
+    }
+
+    /// Where one's own view is paused, if it is.
+    pub fn own_position(&self) -> Option<f64> {
+        self.own
+    }
+
+    /// Pauses one's own view where the room's is, or rejoins the room's.
+    pub fn toggle_own_view(&mut self) {
+        self.own = match self.own {
+            Some(_) => None,
+            None => self.view.as_ref().map(ScreenView::position_now),
+        };
+    }
+
+    /// How the film's fetch stands.
+    pub fn progress(&self) -> Option<FilmProgress> {
+        self.source.as_ref().map(FilmSource::progress)
+    }
+
+    /// What our node uploaded so far.
+    pub fn uploads(&self) -> Option<UploadCounts> {
+        self.uploads.as_ref().map(Uploads::counts)
+    }
+
+    /// Where the film is for us now: our own paused place, or the room's.
+    fn position(&self) -> Option<f64> {
+        self.own.or_else(|| self.view.as_ref().map(ScreenView::position_now))
+    }
+
+    /// Whether the film plays for us now (the room's plays and we follow it).
+    fn playing(&self) -> bool {
+        self.own.is_none() && self.view.as_ref().is_some_and(|view| view.state.clock.playing())
     }
 
     /// The picture due now, if it changed since the last one shown.
@@ -92,10 +140,15 @@ impl Cinema {
                 Err(TryRecvError::Disconnected) => self.opening = None,
             }
         }
-        let view = self.view.as_ref()?;
-        let (position, lead) = (view.position_now(), if view.state.clock.playing() { SEEK_LEAD } else { 0.0 });
+        let position = self.position()?;
+        let lead = if self.playing() { SEEK_LEAD } else { 0.0 };
         let player = self.player.as_mut()?.get();
-        while player.take_sound().is_some() {}
+        while let Some(sound) = player.take_sound() {
+            self.sounds.push_back(sound);
+            if self.sounds.len() > sanctuary_video::MAX_SOUND_BLOCKS {
+                self.sounds.pop_front();
+            }
+        }
         // Far from the shared position (a seek, a late start, a decoder that fell behind): seek,
         // but not again before the last seek had time to land.
         let at = self.shown.unwrap_or(0.0);
@@ -103,6 +156,7 @@ impl Cinema {
         if (at - position).abs() > SEEK_WHEN_OFF_BY && may_seek && !matches!(player.state(), PlayerState::Failed(_)) {
             player.seek(position + lead);
             self.sought = Some(std::time::Instant::now());
+            self.sounds.clear();
         }
         let picture = player.picture_at(position)?;
         if self.shown == Some(picture.time) {
@@ -132,6 +186,10 @@ impl Cinema {
             line.push_str(&format!(" | {queued} queued"));
         }
         line.push_str(if view.ours { " | you control it" } else { "" });
+        if let Some(own) = self.own {
+            let own = own.max(0.0) as u64;
+            line.push_str(&format!(" | your view paused at {}:{:02}", own / 60, own % 60));
+        }
         if let Some(problem) = &self.problem {
             line = format!("{}: {problem}", film.name);
         }
@@ -139,14 +197,62 @@ impl Cinema {
     }
 }
 
+/// What `/screen` was asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScreenWord {
+    /// Move the room's screen (the controller only).
+    Action(ScreenAction),
+    /// Hand control to the person of this name.
+    Give(String),
+    /// Pause one's own view, or rejoin the room's.
+    Own,
+}
+
+/// The films `/play` takes: opened here first (its index read), so that a file that is not a
+/// film, or not one Sanctuary plays, is refused with the reason before it is shared.
+pub fn share_command(path: &std::path::Path, social: &mut crate::network::Social) -> Option<sanctuary_net::Command> {
+    match Film::from_file(path, Limits::default()) {
+        Ok(_) => {
+            social.notice(format!("sharing {} on the screen...", path.display()));
+            Some(sanctuary_net::Command::ShareFilm(path.to_owned()))
+        }
+        Err(error) => {
+            social.notice(format!("{}: {error}", path.display()));
+            None
+        }
+    }
+}
+
+/// The key of the person here called `name` (case aside; a unique beginning will do).
+pub fn person_named(social: &crate::network::Social, name: &str) -> Result<sanctuary_engine::PublicKey, String> {
+    let wanted = name.trim().to_lowercase();
+    let found: Vec<_> = social
+        .crowd
+        .iter()
+        .filter(|(_, person)| person.name.to_lowercase().starts_with(&wanted))
+        .map(|(key, person)| (*key, person.name.to_lowercase() == wanted))
+        .collect();
+    match found.iter().find(|(_, exact)| *exact).or(found.first().filter(|_| found.len() == 1)) {
+        Some((key, _)) if !wanted.is_empty() => Ok(*key),
+        _ if found.len() > 1 => Err(format!("several people here are called {name}; type more of the name")),
+        _ => Err(format!("nobody called {name} is here")),
+    }
+}
+
 /// The screen action typed after `/screen`.
-pub fn screen_action(text: &str) -> Result<ScreenAction, String> {
+pub fn screen_action(text: &str) -> Result<ScreenWord, String> {
     let mut words = text.split_whitespace();
-    let usage = "usage: /screen play | pause | next | seek SECONDS (or M:SS)";
+    let usage =
+        "usage: /screen play | pause | next | seek SECONDS (or M:SS) | give NAME | own (pause or rejoin your own view)";
     match words.next() {
-        Some("play") => Ok(ScreenAction::Play),
-        Some("pause") => Ok(ScreenAction::Pause),
-        Some("next") => Ok(ScreenAction::Next),
+        Some("play") => Ok(ScreenWord::Action(ScreenAction::Play)),
+        Some("pause") => Ok(ScreenWord::Action(ScreenAction::Pause)),
+        Some("next") => Ok(ScreenWord::Action(ScreenAction::Next)),
+        Some("own" | "rejoin") => Ok(ScreenWord::Own),
+        Some("give") => {
+            let name: Vec<&str> = words.collect();
+            if name.is_empty() { Err(usage.into()) } else { Ok(ScreenWord::Give(name.join(" "))) }
+        }
         Some("seek") => {
             let at = words.next().ok_or(usage)?;
             let seconds = match at.split_once(':') {
@@ -158,7 +264,9 @@ pub fn screen_action(text: &str) -> Result<ScreenAction, String> {
                 None => at.parse::<f64>().ok(),
             };
             match seconds {
-                Some(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(ScreenAction::Seek(seconds)),
+                Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
+                    Ok(ScreenWord::Action(ScreenAction::Seek(seconds)))
+                }
                 _ => Err(usage.into()),
             }
         }
@@ -217,7 +325,64 @@ fn show_film(
 
 /// The cinema's systems.
 pub fn plugin(app: &mut App) {
-    app.init_resource::<Cinema>().add_systems(Update, show_film.in_set(Frame::Present));
+    app.init_resource::<Cinema>().add_systems(Update, (show_film, play_film_sound).chain().in_set(Frame::Present));
+}
+
+/// How much sound is kept waiting for the speakers: enough to bridge a slow frame, little
+/// enough that a seek or a pause is heard at once.
+const SOUND_AHEAD: f64 = 0.15;
+
+/// Hands the film's sound that is due to the speakers, from the screen: blocks in order while
+/// less than [`SOUND_AHEAD`] waits, each due where what waits ends (so that it is heard with
+/// its picture), none while paused; blocks whose time has passed are dropped. A new film, a seek or playing again after a pause starts a fresh track,
+/// so that what was queued for before is not heard.
+fn play_film_sound(
+    io: Option<NonSendMut<crate::voice::VoiceIo>>,
+    mut cinema: ResMut<Cinema>,
+    screens: Query<(&GlobalTransform, &StructureView)>,
+) {
+    let Some(mut io) = io else { return };
+    let Some(mixer) = io.mixer.as_mut() else { return };
+    let (Some(film), Some(position)) = (cinema.source.as_ref().map(FilmSource::hash), cinema.position()) else {
+        cinema.feed = None;
+        return;
+    };
+    if !cinema.playing() {
+        cinema.sounds.clear();
+        cinema.feed = None;
+        return;
+    }
+    let sought = cinema.sought;
+    if cinema.feed.as_ref().is_none_or(|(_, playing, fed_since)| *playing != film || *fed_since != sought) {
+        // The old track ends as its feed goes.
+        cinema.feed = None;
+        let screen = screens.iter().find(|(_, StructureView(structure))| structure.surface == Surface::Screen);
+        let Some((at, _)) = screen else { return };
+        match mixer.play_film(at.translation().to_array()) {
+            Ok(feed) => cinema.feed = Some((SyncCell::new(feed), film, sought)),
+            Err(error) => {
+                warn!("the film's sound cannot be played: {error}");
+                return;
+            }
+        }
+    }
+    let Cinema { feed, sounds, .. } = &mut *cinema;
+    let Some((feed, _, _)) = feed.as_mut() else { return };
+    let feed = feed.get();
+    // What waits in the ring plays first: the next block is due where it ends.
+    let mut waiting = feed.waiting_seconds();
+    while let Some(sound) = sounds.front() {
+        let length = sound.samples.len() as f64 / f64::from(sound.channels.max(1)) / f64::from(sound.rate.max(1));
+        if sound.time + length < position + waiting {
+            sounds.pop_front();
+        } else if waiting < SOUND_AHEAD {
+            feed.push(&sound.samples, sound.rate, sound.channels);
+            waiting += length;
+            sounds.pop_front();
+        } else {
+            break;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -225,13 +390,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn control_is_given_by_name_to_someone_here() {
+        use sanctuary_net::{PoseFrame, Presence, QuantisedTransform};
+        let mut social = crate::network::Social::default();
+        let still = QuantisedTransform::new(Vec3::ZERO, Quat::IDENTITY);
+        let pose = PoseFrame { head: still, left_hand: still, right_hand: still };
+        for (seed, name) in [(1u8, "Ada"), (2, "Adam"), (3, "Bo")] {
+            let key = sanctuary_engine::PublicKey::from_secret_seed(&[seed; 32]);
+            social.crowd.insert(key, 1, &Presence { name: name.into(), colour: [1, 2, 3], pose }, 1);
+        }
+        let key = |seed: u8| sanctuary_engine::PublicKey::from_secret_seed(&[seed; 32]);
+        assert_eq!(person_named(&social, "ada"), Ok(key(1)), "a whole name, case aside");
+        assert_eq!(person_named(&social, "b"), Ok(key(3)), "a unique beginning");
+        assert!(person_named(&social, "ad").is_err_and(|error| error.contains("several")));
+        assert!(person_named(&social, "Cy").is_err_and(|error| error.contains("nobody")));
+        assert!(person_named(&social, "  ").is_err());
+    }
+
+    #[test]
     fn screen_actions_are_read_from_what_was_typed() {
-        assert_eq!(screen_action("play"), Ok(ScreenAction::Play));
-        assert_eq!(screen_action(" pause "), Ok(ScreenAction::Pause));
-        assert_eq!(screen_action("next"), Ok(ScreenAction::Next));
-        assert_eq!(screen_action("seek 90"), Ok(ScreenAction::Seek(90.0)));
-        assert_eq!(screen_action("seek 1:30.5"), Ok(ScreenAction::Seek(90.5)));
-        for bad in ["", "seek", "seek -3", "seek NaN", "seek inf", "seek 1:x", "rewind"] {
+        let action = |action| Ok(ScreenWord::Action(action));
+        assert_eq!(screen_action("play"), action(ScreenAction::Play));
+        assert_eq!(screen_action(" pause "), action(ScreenAction::Pause));
+        assert_eq!(screen_action("next"), action(ScreenAction::Next));
+        assert_eq!(screen_action("seek 90"), action(ScreenAction::Seek(90.0)));
+        assert_eq!(screen_action("seek 1:30.5"), action(ScreenAction::Seek(90.5)));
+        assert_eq!(screen_action("give Ada Lovelace"), Ok(ScreenWord::Give("Ada Lovelace".into())));
+        assert_eq!(screen_action("own"), Ok(ScreenWord::Own));
+        for bad in ["", "seek", "seek -3", "seek NaN", "seek inf", "seek 1:x", "rewind", "give"] {
             assert!(screen_action(bad).is_err(), "{bad:?} was taken");
         }
     }

@@ -13,6 +13,7 @@ mod bodies;
 mod build;
 mod chat_command;
 mod cinema;
+mod cinema_panel;
 pub mod cli;
 mod crowd;
 pub mod cues;
@@ -117,6 +118,7 @@ pub fn presentation_plugin(app: &mut App) {
         shields::plugin,
         avatar_panel::plugin,
         cinema::plugin,
+        cinema_panel::plugin,
         build::presentation,
         panels::plugin,
         market::plugin,
@@ -179,6 +181,9 @@ pub fn client_app(args: &cli::Args, headset: bool) -> App {
     }
     if args.avatar_panel {
         app.insert_resource(avatar_panel::AvatarPanel { open: true });
+    }
+    if args.cinema_panel {
+        app.insert_resource(cinema_panel::CinemaPanel::opened());
     }
     match args.network.node_config(vec![args.region]) {
         Ok(Some(config)) => match NetLink::start(config) {

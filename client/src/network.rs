@@ -219,6 +219,8 @@ pub struct ChatInput {
     pub goto: Option<String>,
     /// `/avatars` was typed, with the rank (empty: say the current one).
     pub show_avatars: Option<String>,
+    /// `/screen own` was typed: pause one's own view of the screen, or rejoin the room's.
+    pub own_view: bool,
     /// A fingerprint of the text (and recipient) held back last time because it looked like a
     /// secret: Enter on the very same text sends it.
     pub held_back: Option<u64>,

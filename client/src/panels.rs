@@ -75,6 +75,22 @@ pub enum PanelAction {
     TakeOff,
     /// Show others' avatars up to the next rank.
     CycleShownRank,
+    /// Open or close the cinema's panel (F8).
+    ToggleCinema,
+    /// Play or pause the screen (its controller).
+    ScreenPlayPause,
+    /// Ten seconds back.
+    ScreenBack,
+    /// Ten seconds on.
+    ScreenOn,
+    /// The next film in the queue.
+    ScreenNext,
+    /// Hand the screen to the person of this index among those here.
+    ScreenHandOver(u8),
+    /// Pause one's own view, or rejoin the room's.
+    OwnView,
+    /// Share the film of this index among those found in the Videos folder.
+    ShareFound(u8),
 }
 
 /// A panel button was clicked.
@@ -141,6 +157,8 @@ pub enum PanelSlot {
     Shields,
     /// Right, under the network status: the avatar picker.
     Avatars,
+    /// Right, lower down: the cinema's screen.
+    Cinema,
 }
 
 /// The spec a desktop panel shows now (`None` hides it).
@@ -180,7 +198,14 @@ fn click_button(
 }
 
 fn spawn_panels(mut commands: Commands) {
-    for slot in [PanelSlot::Wallet, PanelSlot::Stall, PanelSlot::Confirm, PanelSlot::Shields, PanelSlot::Avatars] {
+    for slot in [
+        PanelSlot::Wallet,
+        PanelSlot::Stall,
+        PanelSlot::Confirm,
+        PanelSlot::Shields,
+        PanelSlot::Avatars,
+        PanelSlot::Cinema,
+    ] {
         let at = match slot {
             PanelSlot::Wallet => {
                 Node { left: Val::Px(12.0), top: Val::Px(90.0), max_width: Val::Px(570.0), ..default() }
@@ -188,6 +213,8 @@ fn spawn_panels(mut commands: Commands) {
             // Right, under the network status: beside the wallet panel, never over it.
             PanelSlot::Stall => Node { right: Val::Px(10.0), top: Val::Px(84.0), width: Val::Px(360.0), ..default() },
             PanelSlot::Avatars => Node { right: Val::Px(10.0), top: Val::Px(84.0), width: Val::Px(420.0), ..default() },
+            // Lower than the avatar picker: the network status above it grows with voice's lines.
+            PanelSlot::Cinema => Node { right: Val::Px(10.0), top: Val::Px(200.0), width: Val::Px(460.0), ..default() },
             PanelSlot::Shields => {
                 Node { left: Val::Px(12.0), top: Val::Px(90.0), max_width: Val::Px(600.0), ..default() }
             }

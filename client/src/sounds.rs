@@ -164,6 +164,10 @@ mod tests {
         fn set_ambience(&mut self, clip: Option<&Clip>, _: f32) {
             self.0.lock().expect("lock").push(("ambience", clip.map_or(0, |clip| clip.frames().as_ptr() as usize)));
         }
+        fn play_film(&mut self, _: [f32; 3]) -> Result<sanctuary_voice::film_sound::FilmFeed, PlaybackError> {
+            self.0.lock().expect("lock").push(("film", 0));
+            Ok(sanctuary_voice::film_sound::film_sound().1)
+        }
     }
 
     #[test]

@@ -88,6 +88,7 @@ pub fn menu_spec(comfort: &Comfort, build_on: bool, in_city: bool, mic: Option<&
     spec.button("Wallet", PanelAction::ToggleWallet);
     spec.button("Shields", PanelAction::ToggleShields);
     spec.button("Avatars", PanelAction::ToggleAvatars);
+    spec.button("Cinema", PanelAction::ToggleCinema);
     if in_city {
         spec.button(if build_on { "Stop building" } else { "Build" }, PanelAction::ToggleBuild);
         if build_on {
@@ -327,6 +328,7 @@ fn menu_panel_specs(
     specs.extend(slot(PanelSlot::Wallet));
     specs.extend(slot(PanelSlot::Shields));
     specs.extend(slot(PanelSlot::Avatars));
+    specs.extend(slot(PanelSlot::Cinema));
     specs
 }
 

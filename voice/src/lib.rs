@@ -10,6 +10,7 @@
 pub mod capture;
 pub mod clip;
 pub mod codec;
+pub mod film_sound;
 pub mod jitter;
 pub mod lab;
 pub mod output;

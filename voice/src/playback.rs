@@ -23,6 +23,7 @@ use kira::track::{MainTrackBuilder, SpatialTrackBuilder, SpatialTrackHandle};
 use kira::{AudioManager, AudioManagerSettings, Decibels, Easing, Frame as KiraFrame, Tween};
 
 use crate::clip::Clip;
+use crate::film_sound::{FILM_FAR, FILM_NEAR, FilmFeed, FilmSoundData, film_sound};
 use crate::processing::{EchoReference, echo_tap};
 use crate::stream::{FrameKind, Speaker};
 use crate::{FRAME_SAMPLES, Frame, SAMPLE_RATE};
@@ -188,6 +189,8 @@ pub struct VoiceMixer<B: Backend> {
     echo: Option<EchoReference>,
     /// The region's ambience playing now.
     ambience: Option<StaticSoundHandle>,
+    /// The film's sound, from the screen.
+    film: Option<SpatialTrackHandle>,
     dropped: u64,
 }
 
@@ -221,6 +224,7 @@ where
             volumes: HashMap::new(),
             echo: Some(echo),
             ambience: None,
+            film: None,
             dropped: 0,
         })
     }
@@ -261,6 +265,24 @@ impl<B: Backend> VoiceMixer<B> {
             self.dropped += 1;
         }
         Ok(())
+    }
+
+    /// Plays a film's sound from `position` (the screen), in place of any film before; the feed
+    /// returned fills it (see [`crate::film_sound`]).
+    pub fn play_film(&mut self, position: [f32; 3]) -> Result<FilmFeed, PlaybackError> {
+        self.film = None;
+        let builder = SpatialTrackBuilder::new()
+            .distances((FILM_NEAR, FILM_FAR))
+            .attenuation_function(Some(Easing::Linear))
+            .spatialization_strength(0.5);
+        let mut track = self
+            .manager
+            .add_spatial_sub_track(&self.listener, vector(position), builder)
+            .map_err(|error| PlaybackError::Full(error.to_string()))?;
+        let (sound, feed) = film_sound();
+        track.play(FilmSoundData(sound)).map_err(|error| PlaybackError::Full(error.to_string()))?;
+        self.film = Some(track);
+        Ok(feed)
     }
 
     fn add_voice(&mut self, position: [f32; 3]) -> Result<Voice, PlaybackError> {
@@ -415,6 +437,8 @@ pub trait Mix {
     fn play_clip(&mut self, clip: &Clip, volume: f32) -> Result<(), PlaybackError>;
     /// See [`VoiceMixer::set_ambience`].
     fn set_ambience(&mut self, clip: Option<&Clip>, volume: f32);
+    /// See [`VoiceMixer::play_film`].
+    fn play_film(&mut self, position: [f32; 3]) -> Result<FilmFeed, PlaybackError>;
 }
 
 impl<B: Backend> Mix for VoiceMixer<B> {
@@ -466,5 +490,9 @@ impl<B: Backend> Mix for VoiceMixer<B> {
 
     fn set_ambience(&mut self, clip: Option<&Clip>, volume: f32) {
         VoiceMixer::set_ambience(self, clip, volume);
+    }
+
+    fn play_film(&mut self, position: [f32; 3]) -> Result<FilmFeed, PlaybackError> {
+        VoiceMixer::play_film(self, position)
     }
 }

@@ -177,3 +177,39 @@ fn sounds_play_once_and_ambience_loops_until_faded_out() {
     let silence = mixer.backend_mut().render(48_000);
     assert!(level(&silence) < 1e-4, "the ambience faded out ({:.5})", level(&silence));
 }
+
+/// A film's sound from a screen 30 m away ahead and to the left (a cinema's back row): heard
+/// at full volume, louder on the left, and (within the ring's delay) as long as it was fed; a
+/// new film's track ends the old one's.
+#[test]
+fn a_films_sound_is_heard_from_the_screen() {
+    let mut mixer = VoiceMixer::<CaptureBackend>::new(()).expect("playback starts");
+    mixer.set_listener([0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]);
+    let mut feed = mixer.play_film([-15.0, 3.2, -26.0]).expect("a film track");
+    // Half a second of a 440 Hz tone at 48 kHz, stereo, fed in 20 ms blocks as a client does.
+    let tone: Vec<f32> = (0..24_000)
+        .flat_map(|n| {
+            let sample = 0.25 * (std::f32::consts::TAU * 440.0 * n as f32 / 48_000.0).sin();
+            [sample, sample]
+        })
+        .collect();
+    let mut out = Vec::new();
+    for block in tone.chunks(960 * 2) {
+        feed.push(block, 48_000, 2);
+        out.extend(mixer.backend_mut().render(960));
+    }
+    out.extend(mixer.backend_mut().render(48_000));
+    let left = rms(out.iter().map(|frame| frame[0]));
+    let right = rms(out.iter().map(|frame| frame[1]));
+    assert!(left > 0.05, "the film is heard: left {left}, right {right}");
+    assert!(left > right * 1.1, "from the left: left {left}, right {right}");
+    let heard = out.iter().filter(|frame| frame[0].abs() > 0.01).count();
+    assert!((20_000..30_000).contains(&heard), "{heard} samples heard of 24,000 fed");
+    assert_eq!(feed.dropped, 0);
+    // Another film: the first one's feed no longer reaches anything heard.
+    let mut second = mixer.play_film([-6.0, 0.0, -8.0]).expect("a film track");
+    second.push(&[0.0; 2], 48_000, 2);
+    feed.push(&tone, 48_000, 2);
+    let after = mixer.backend_mut().render(24_000);
+    assert!(rms(after.iter().map(|frame| frame[0])) < 0.001, "the old film's track is gone");
+}

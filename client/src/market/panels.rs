@@ -170,8 +170,8 @@ pub(super) fn fill_panels(
     let position = players.single().map(|player| player.translation).ok();
     for (slot, mut content) in &mut panels {
         let spec = match slot {
-            // The shields' and the avatar picker's own plugins fill theirs.
-            PanelSlot::Shields | PanelSlot::Avatars => continue,
+            // The shields', the avatar picker's and the cinema's own plugins fill theirs.
+            PanelSlot::Shields | PanelSlot::Avatars | PanelSlot::Cinema => continue,
             // The confirmation is modal: nothing else shows while it waits.
             PanelSlot::Wallet => {
                 (ui.open && ui.draft.is_none()).then(|| wallet_panel(&ui, link.as_deref(), &market, world.me))

@@ -96,26 +96,27 @@ pub(super) fn submission(social: &mut Social, input: &mut ChatInput) -> Option<C
                 None
             }
         },
-        ChatCommand::Play(path) => {
-            // Opened here first, so that a file that is not a film is refused before it is shared.
-            match sanctuary_video::Film::from_file(std::path::Path::new(&path), sanctuary_video::Limits::default()) {
-                Ok(_) => {
-                    social.notice(format!("sharing {path} on the screen..."));
-                    Some(Command::ShareFilm(path.into()))
+        ChatCommand::Play(path) => crate::cinema::share_command(std::path::Path::new(&path), social),
+        ChatCommand::Screen(rest) => {
+            use crate::cinema::ScreenWord;
+            let give = |name: &str| {
+                crate::cinema::person_named(social, name)
+                    .map(|key| Command::Screen(sanctuary_net::screen::ScreenAction::HandOver(*key.as_bytes())))
+            };
+            let command = match crate::cinema::screen_action(&rest) {
+                Ok(ScreenWord::Action(action)) => Ok(Some(Command::Screen(action))),
+                Ok(ScreenWord::Give(name)) => give(&name).map(Some),
+                Ok(ScreenWord::Own) => {
+                    input.own_view = true;
+                    Ok(None)
                 }
-                Err(error) => {
-                    social.notice(format!("{path}: {error}"));
-                    None
-                }
-            }
-        }
-        ChatCommand::Screen(rest) => match crate::cinema::screen_action(&rest) {
-            Ok(action) => Some(Command::Screen(action)),
-            Err(usage) => {
-                social.notice(usage);
+                Err(usage) => Err(usage),
+            };
+            command.unwrap_or_else(|problem| {
+                social.notice(problem);
                 None
-            }
-        },
+            })
+        }
         ChatCommand::ShowAvatars(rank) => {
             input.show_avatars = Some(rank);
             None
