@@ -4,7 +4,8 @@
 //! other as well as the one who shared it.
 //!
 //! - [`share_film`] adds a file to the store in place (it is not copied).
-//! - [`fetch_film`] is the task that fetches one film: it watches what each holder has
+//! - [`fetch_film`] is the task that fetches one film, up to [`PREFETCH_SEGMENTS`] ahead of
+//!   where it is read: it watches what each holder has
 //!   (iroh-blobs' observe request), and fetches up to [`PARALLEL`] segments at once, each from
 //!   one holder: the segment a reader waits for first, then the rarest of the next
 //!   [`WINDOW`], from holders other than the sharer where any has it, so that the sharer's upload
@@ -37,6 +38,8 @@ pub const SEGMENT_BYTES: u64 = 1 << 20;
 pub const PARALLEL: usize = 4;
 /// How far ahead of the reader the rarest segment is looked for.
 pub const WINDOW: usize = 16;
+/// How far ahead of the reader segments are fetched: 64 MiB, a minute of a 4K film.
+pub const PREFETCH_SEGMENTS: usize = 64;
 /// The most holders a viewer fetches from.
 pub const MAX_SOURCES: usize = 8;
 /// A reader waiting this long for a segment gives up with an error (the film then shows
@@ -220,13 +223,14 @@ impl FilmSource {
     }
 
     /// The segments a fetch should take next, in order of need: the one a reader waits for
-    /// (or reads), then the following ones, wrapping to the start.
+    /// (or reads), then the following ones up to [`PREFETCH_SEGMENTS`] ahead, so that what a
+    /// viewer fetches follows what it watches (a film of gigabytes queued by a stranger costs
+    /// a viewer only the part it plays).
     fn wanted(&self, busy: &HashSet<usize>) -> Vec<usize> {
         let state = lock(&self.shared.state);
         let count = state.have.len();
         let from = state.waiting.unwrap_or(state.reading).min(count.saturating_sub(1));
-        (0..count)
-            .map(|step| (from + step) % count.max(1))
+        (from..count.min(from.saturating_add(PREFETCH_SEGMENTS)))
             .filter(|index| !state.have[*index] && !busy.contains(index))
             .collect()
     }
