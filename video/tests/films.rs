@@ -335,11 +335,8 @@ fn a_films_sound_decodes_alongside_its_pictures_in_aac_and_opus() {
     }
 }
 
-/// One call takes every message waiting: the sound decoded ahead does not hold back the
-/// pictures behind it. (Each call used to take one block of sound and stop, so a client drawing
-/// a few frames a second never showed a picture of a film with sound.)
-#[test]
-fn one_call_reaches_the_picture_due_past_the_sound_waiting() {
+/// Two seconds of numbered pictures (160×120) with a 440 Hz tone in Opus, in Matroska.
+fn two_seconds_of_tone() -> Film {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("tone.mkv");
     let options: Vec<&str> = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2"]
@@ -348,7 +345,15 @@ fn one_call_reaches_the_picture_due_past_the_sound_waiting() {
         .chain(["-c:a", "libopus", "-shortest"])
         .collect();
     make_film(&path, 48, 160, 120, &options);
-    let film = Film::from_bytes(std::fs::read(&path).expect("made"), Limits::default()).expect("opens");
+    Film::from_bytes(std::fs::read(&path).expect("made"), Limits::default()).expect("opens")
+}
+
+/// One call takes every message waiting: the sound decoded ahead does not hold back the
+/// pictures behind it. (Each call used to take one block of sound and stop, so a client drawing
+/// a few frames a second never showed a picture of a film with sound.)
+#[test]
+fn one_call_reaches_the_picture_due_past_the_sound_waiting() {
+    let film = two_seconds_of_tone();
     let mut player = Player::new(film);
     // The decoder fills what it may hold ahead, sound and pictures interleaved.
     std::thread::sleep(Duration::from_millis(1500));
@@ -358,15 +363,7 @@ fn one_call_reaches_the_picture_due_past_the_sound_waiting() {
 
 #[test]
 fn a_player_hands_over_the_sound_too() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("tone.mkv");
-    let options: Vec<&str> = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2"]
-        .into_iter()
-        .chain(H264.iter().copied())
-        .chain(["-c:a", "libopus", "-shortest"])
-        .collect();
-    make_film(&path, 48, 160, 120, &options);
-    let film = Film::from_bytes(std::fs::read(&path).expect("made"), Limits::default()).expect("opens");
+    let film = two_seconds_of_tone();
     let mut player = Player::new(film);
     let mut heard = 0.0;
     let deadline = Instant::now() + Duration::from_secs(30);
