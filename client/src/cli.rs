@@ -203,6 +203,11 @@ pub struct NetworkArgs {
     /// No network at all: single player.
     #[arg(long, conflicts_with_all = ["offline", "join"])]
     pub no_network: bool,
+
+    /// The most MiB a second this peer uploads to everyone together: films it shares or holds,
+    /// models and avatars.
+    #[arg(long, value_name = "MIB", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub upload_mib_s: u64,
 }
 
 impl NetworkArgs {
@@ -222,6 +227,7 @@ impl NetworkArgs {
         config.join = self.join.clone();
         config.name = self.name.clone();
         config.regions = regions;
+        config.upload_rate = Some(self.upload_mib_s << 20);
         Ok(Some(config))
     }
 }
@@ -414,6 +420,13 @@ mod tests {
         assert_eq!(config.name.as_deref(), Some("Ada"));
         assert_eq!(config.data_dir, PathBuf::from("/tmp/ada"));
         assert_eq!(config.regions, vec![RegionId::City]);
+        assert_eq!(config.upload_rate, Some(4 << 20), "4 MiB/s unless told");
+        let capped = Args::try_parse_from(["sanctuary", "--upload-mib-s", "1"]).expect("valid");
+        let config = capped.network.node_config(vec![RegionId::Lobby]).expect("valid").expect("networked");
+        assert_eq!(config.upload_rate, Some(1 << 20));
+        for bad in ["0", "1025", "-1", "lots"] {
+            assert!(Args::try_parse_from(["sanctuary", "--upload-mib-s", bad]).is_err(), "{bad} was taken");
+        }
         let solo = Args::try_parse_from(["sanctuary", "--no-network"]).expect("valid");
         assert!(solo.network.node_config(vec![RegionId::Lobby]).expect("valid").is_none());
         let node = Args::try_parse_from(["sanctuary", "node", "--region", "city", "--region", "cinema", "--offline"])
