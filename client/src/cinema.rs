@@ -297,6 +297,8 @@ fn show_film(
             RenderAssetUsages::RENDER_WORLD,
         )
     };
+    // One image for every film: the screen's material keeps pointing at it when the next film
+    // is of another size (its contents are replaced then, not its handle).
     let handle = match &cinema.image {
         Some((handle, held)) if *held == size => {
             if let Some(mut image) = images.get_mut(handle) {
@@ -304,7 +306,15 @@ fn show_film(
             }
             handle.clone()
         }
-        _ => {
+        Some((handle, _)) => {
+            let handle = handle.clone();
+            if images.insert(&handle, fresh()).is_err() {
+                warn!("the screen's picture could not be replaced");
+            }
+            cinema.image = Some((handle.clone(), size));
+            handle
+        }
+        None => {
             let handle = images.add(fresh());
             cinema.image = Some((handle.clone(), size));
             handle
