@@ -45,6 +45,70 @@ impl Matrix {
 /// Planes shorter than their sizes say are read as black and grey where they end, never past it,
 /// and nothing is written past `rgba`.
 pub fn yuv_to_rgba(planes: &Planes<'_>, rgba: &mut [u8]) {
+    if !whole_8_bit_420(planes, rgba) {
+        any_planes(planes, rgba);
+    }
+}
+
+/// The common case, fast: 8-bit samples, chroma halved both ways (4:2:0), every plane and the
+/// output as long as the sizes say. Each chroma sample's share of the matrix is worked out once
+/// for the four pixels it colours, and no sample is looked up through a bounds check. `false`
+/// (nothing written) when `planes` is not that case.
+fn whole_8_bit_420(planes: &Planes<'_>, rgba: &mut [u8]) -> bool {
+    let (width, height) = (planes.width as usize, planes.height as usize);
+    let (chroma_width, chroma_height) = (width.div_ceil(2), height.div_ceil(2));
+    let fits = planes.bit_depth == 8
+        && planes.chroma_width as usize == chroma_width
+        && planes.chroma_height as usize == chroma_height
+        && width.checked_mul(height).is_some_and(|pixels| {
+            planes.y.len() >= pixels && pixels.checked_mul(4).is_some_and(|bytes| rgba.len() >= bytes)
+        })
+        && planes.u.len() >= chroma_width * chroma_height
+        && planes.v.len() >= chroma_width * chroma_height;
+    if !fits || width == 0 {
+        return fits;
+    }
+    let matrix = Matrix::for_height(planes.height);
+    // Each row's chroma, its share of red, green and blue worked out once a sample and spread
+    // over the two pixels it colours, so that the loop over pixels reads every input in step
+    // (which the compiler turns into vector instructions).
+    let (mut reds, mut greens, mut blues) =
+        (vec![0i32; chroma_width * 2], vec![0i32; chroma_width * 2], vec![0i32; chroma_width * 2]);
+    let rows = planes.y.chunks_exact(width).zip(rgba.chunks_exact_mut(width * 4)).take(height);
+    for (row, (luma, line)) in rows.enumerate() {
+        if row % 2 == 0 {
+            let chroma = (row / 2) * chroma_width;
+            let blue_differences = &planes.u[chroma..chroma + chroma_width];
+            let red_differences = &planes.v[chroma..chroma + chroma_width];
+            let shares = reds.chunks_exact_mut(2).zip(greens.chunks_exact_mut(2)).zip(blues.chunks_exact_mut(2));
+            for (((red, green), blue), (&u, &v)) in shares.zip(blue_differences.iter().zip(red_differences)) {
+                let (u, v) = (i32::from(u) - 128, i32::from(v) - 128);
+                red.fill(matrix.red_from_v * v);
+                green.fill(matrix.green_from_u * u + matrix.green_from_v * v);
+                blue.fill(matrix.blue_from_u * u);
+            }
+        }
+        let mut packed = [[0u8; 4]; BLOCK];
+        let blocks = luma.chunks(BLOCK).zip(reds.chunks(BLOCK)).zip(greens.chunks(BLOCK)).zip(blues.chunks(BLOCK));
+        for ((((luma, red), green), blue), line) in blocks.zip(line.chunks_mut(BLOCK * 4)) {
+            let pixels = luma.iter().zip(red).zip(green).zip(blue);
+            for ((((&y, &red), &green), &blue), out) in pixels.zip(&mut packed) {
+                // Wrapping, as it cannot overflow (every term is under 2^18 in size) and an
+                // overflow check in this loop would keep it from being vectorised.
+                let luma = (298 * (i32::from(y) - 16)).wrapping_add(128);
+                let value = to_byte32(luma.wrapping_add(red))
+                    | to_byte32(luma.wrapping_add(green)) << 8
+                    | to_byte32(luma.wrapping_add(blue)) << 16;
+                *out = (value | 0xff00_0000).to_le_bytes();
+            }
+            line.copy_from_slice(&packed.as_flattened()[..line.len()]);
+        }
+    }
+    true
+}
+
+/// Any planes: chroma of any subsampling, samples of any depth, planes shorter than they should be.
+fn any_planes(planes: &Planes<'_>, rgba: &mut [u8]) {
     let (width, height) = (planes.width as usize, planes.height as usize);
     let chroma_width = (planes.chroma_width as usize).max(1);
     let chroma_height = (planes.chroma_height as usize).max(1);
@@ -76,6 +140,14 @@ pub fn yuv_to_rgba(planes: &Planes<'_>, rgba: &mut [u8]) {
             pixel.copy_from_slice(&[to_byte(red), to_byte(green), to_byte(blue), 255]);
         }
     }
+}
+
+/// Pixels converted at a time.
+const BLOCK: usize = 32;
+
+/// [`to_byte`], widened.
+fn to_byte32(scaled: i32) -> u32 {
+    (scaled >> 8).clamp(0, 255) as u32
 }
 
 fn to_byte(scaled: i32) -> u8 {
@@ -111,6 +183,63 @@ mod tests {
             }
             assert_eq!(rgba[3], 255);
         }
+    }
+
+    proptest::proptest! {
+        /// The fast way through the common case gives exactly what the general one does, for
+        /// any size (odd ones included) and any samples.
+        #[test]
+        fn the_fast_way_gives_what_the_general_way_gives(
+            width in 1usize..70,
+            height in 1usize..12,
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            let (chroma_width, chroma_height) = (width.div_ceil(2), height.div_ceil(2));
+            let mut state = seed | 1;
+            let mut samples = |count: usize| -> Vec<u8> {
+                (0..count)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        state as u8
+                    })
+                    .collect()
+            };
+            let (y, u, v) = (samples(width * height), samples(chroma_width * chroma_height), samples(chroma_width * chroma_height));
+            let planes = Planes {
+                y: &y,
+                u: &u,
+                v: &v,
+                width: width as u32,
+                height: height as u32,
+                chroma_width: chroma_width as u32,
+                chroma_height: chroma_height as u32,
+                bit_depth: 8,
+            };
+            let (mut fast, mut general) = (vec![0u8; width * height * 4], vec![0u8; width * height * 4]);
+            proptest::prop_assert!(whole_8_bit_420(&planes, &mut fast));
+            any_planes(&planes, &mut general);
+            proptest::prop_assert_eq!(fast, general);
+        }
+    }
+
+    #[test]
+    fn a_short_plane_or_output_takes_the_general_way() {
+        let planes = Planes {
+            y: &[16; 4],
+            u: &[128],
+            v: &[],
+            width: 2,
+            height: 2,
+            chroma_width: 1,
+            chroma_height: 1,
+            bit_depth: 8,
+        };
+        assert!(!whole_8_bit_420(&planes, &mut [0; 16]), "the red-difference plane is empty");
+        let planes = Planes { v: &[128], ..planes };
+        assert!(!whole_8_bit_420(&planes, &mut [0; 15]), "the output is a byte short");
+        assert!(whole_8_bit_420(&planes, &mut [0; 16]));
     }
 
     #[test]
