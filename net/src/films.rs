@@ -21,8 +21,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use iroh::Endpoint;
 use iroh::endpoint::Connection;
+use iroh::{Endpoint, EndpointAddr};
 use iroh_blobs::BlobFormat;
 use iroh_blobs::Hash;
 use iroh_blobs::api::blobs::{AddPathOptions, Bitfield, ImportMode};
@@ -46,6 +46,12 @@ pub const MAX_SOURCES: usize = 8;
 /// what the decoder makes of it: the end, or a broken film).
 pub const READ_PATIENCE: Duration = Duration::from_secs(60);
 /// A holder that failed is not asked again for this long.
+/// How long a reader waits for a segment another viewer is fetching, while what that viewer
+/// holds does not grow, before asking the sharer for it as well (that viewer has stalled).
+pub const HANDOVER_PATIENCE: Duration = Duration::from_secs(2);
+/// The longest a viewer in company waits before asking the sharer for a segment its reader
+/// needs and no one else has begun to fetch (each viewer waits its own part of it).
+pub const STAGGER: Duration = Duration::from_millis(500);
 const RETRY_AFTER: Duration = Duration::from_secs(3);
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -100,8 +106,8 @@ pub struct FilmProgress {
 #[derive(Debug)]
 struct FetchState {
     have: Vec<bool>,
-    /// The segment a reader waits for, if one does.
-    waiting: Option<usize>,
+    /// The segment a reader waits for, if one does, and since when.
+    waiting: Option<(usize, Instant)>,
     /// Where the reader read last.
     reading: usize,
     from: BTreeMap<[u8; 32], Served>,
@@ -212,7 +218,7 @@ impl FilmSource {
                 state.waiting = None;
                 return false;
             }
-            state.waiting = Some(index);
+            state.waiting = Some((index, started));
             state = match self.shared.arrived.wait_timeout(state, Duration::from_millis(200)) {
                 Ok((state, _)) => state,
                 Err(poisoned) => poisoned.into_inner().0,
@@ -229,7 +235,7 @@ impl FilmSource {
     fn wanted(&self, busy: &HashSet<usize>) -> Vec<usize> {
         let state = lock(&self.shared.state);
         let count = state.have.len();
-        let from = state.waiting.unwrap_or(state.reading).min(count.saturating_sub(1));
+        let from = state.waiting.map_or(state.reading, |(index, _)| index).min(count.saturating_sub(1));
         (from..count.min(from.saturating_add(PREFETCH_SEGMENTS)))
             .filter(|index| !state.have[*index] && !busy.contains(index))
             .collect()
@@ -333,11 +339,15 @@ impl Seek for FilmReader {
 /// What the fetch knows of one holder.
 #[derive(Debug, Default)]
 struct Holder {
+    /// Where to dial it.
+    addr: Option<EndpointAddr>,
     connection: Option<Connection>,
     bitfield: Option<Bitfield>,
     busy: usize,
     dialing: bool,
     failed_at: Option<Instant>,
+    /// When what it holds last grew.
+    grew_at: Option<Instant>,
     /// Watches what it holds; dropped with the holder.
     observer: Option<tokio::task::AbortHandle>,
 }
@@ -362,14 +372,22 @@ type Observed = (iroh::PublicKey, Bitfield);
 /// A holder dialled.
 type Dialled = (iroh::PublicKey, Result<Connection, String>);
 
-/// Fetches the film of `source` from `holders` (a list that changes as viewers come and go;
-/// `sharer` among them is asked only for what no one else has) until it is here whole.
+/// Fetches the film of `source` from `holders` (a list that changes as viewers come and go,
+/// each with where to dial it; `sharer` among them is asked only for what no one else has)
+/// until it is here whole. `company` is how many others were in the room as it began (the
+/// sharer among them): with more than the sharer, other viewers are likely to want the same
+/// segments at the same moment, and a segment only the sharer has is asked for after a short
+/// wait of each viewer's own ([`STAGGER`]), so that one viewer fetches it and the rest take it
+/// from them.
 pub async fn fetch_film(
     source: FilmSource,
     endpoint: Endpoint,
     sharer: iroh::PublicKey,
-    mut holders: watch::Receiver<Vec<iroh::PublicKey>>,
+    mut holders: watch::Receiver<Vec<EndpointAddr>>,
+    company: usize,
 ) {
+    let crowded = company > 1;
+    let began = Instant::now();
     let hash = Hash::from_bytes(source.hash);
     let mut known: HashMap<iroh::PublicKey, Holder> = HashMap::new();
     let mut running: JoinSet<Fetched> = JoinSet::new();
@@ -383,10 +401,11 @@ pub async fn fetch_film(
         }
         // Holders come and go.
         {
-            let listed: Vec<iroh::PublicKey> = holders.borrow_and_update().iter().copied().collect();
-            known.retain(|key, _| listed.contains(key));
-            for key in listed.into_iter().filter(|key| *key != endpoint.id()).take(MAX_SOURCES) {
-                known.entry(key).or_default();
+            let listed: Vec<EndpointAddr> = holders.borrow_and_update().clone();
+            known.retain(|key, _| listed.iter().any(|addr| addr.id == *key));
+            for addr in listed.into_iter().filter(|addr| addr.id != endpoint.id()).take(MAX_SOURCES) {
+                let key = addr.id;
+                known.entry(key).or_default().addr = Some(addr);
             }
             source.set_holders(known.len());
         }
@@ -396,15 +415,18 @@ pub async fn fetch_film(
                 // Dialled off the loop: a holder that does not answer holds up no one.
                 holder.dialing = true;
                 let (endpoint, out, key) = (endpoint.clone(), dialled_tx.clone(), *key);
+                let addr = holder.addr.clone().unwrap_or_else(|| EndpointAddr::new(key));
                 tokio::spawn(async move {
-                    let result = endpoint.connect(key, iroh_blobs::ALPN).await.map_err(|error| error.to_string());
+                    let result = endpoint.connect(addr, iroh_blobs::ALPN).await.map_err(|error| error.to_string());
                     let _ = out.send((key, result)).await;
                 });
             }
         }
         // Start fetches while there is room.
         while running.len() < PARALLEL {
-            let Some((index, key)) = choose(&source, &known, &busy, sharer, endpoint.id()) else { break };
+            let Some((index, key)) = choose(&source, &known, &busy, sharer, endpoint.id(), crowded, began) else {
+                break;
+            };
             let Some(holder) = known.get_mut(&key) else { break };
             let Some(connection) = holder.connection.clone() else { break };
             holder.busy += 1;
@@ -464,6 +486,7 @@ pub async fn fetch_film(
             }
             Some((key, update)) = observed.recv() => {
                 if let Some(holder) = known.get_mut(&key) {
+                    holder.grew_at = Some(Instant::now());
                     match &mut holder.bitfield {
                         Some(bitfield) => {
                             bitfield.update(&update);
@@ -488,20 +511,29 @@ async fn held_locally(source: &FilmSource, index: usize) -> bool {
     ChunkRanges::bytes(segment_range(index, source.size)).is_subset(&local.ranges)
 }
 
-/// The next segment to fetch and from whom:
-/// 1. the segment a reader waits for, from whoever has it whole (the sharer last);
+/// The next segment to fetch and from whom, so that the sharer sends each segment about once
+/// however many watch, and the viewers pass it on:
+/// 1. the segment a reader waits for, from a viewer who has it whole; else, while another
+///    viewer is fetching it (has part of it, and what it holds grew in the last
+///    [`HANDOVER_PATIENCE`]), nothing (it is taken from them once whole, which is sooner than
+///    a second copy from the sharer); else from the sharer (when `crowded`, once the reader has waited
+///    its own part of [`STAGGER`] for this segment, so that viewers waiting for the same
+///    segment do not all ask the sharer for it at once);
 /// 2. otherwise the first of the next [`WINDOW`] segments that a viewer other than the sharer
 ///    has whole, from them;
-/// 3. otherwise, from the sharer, one of those segments that no other holder has any part of
-///    (none is fetching it), chosen at random by each viewer so that viewers starting together
-///    fetch different segments and trade them. A segment another viewer is fetching is left to
-///    them and taken from them when it is whole.
+/// 3. otherwise, from the sharer, the first of the segments wanted (up to
+///    [`PREFETCH_SEGMENTS`] ahead) that no other holder has any part of and that is this
+///    viewer's to fetch (see [`rank`]), so that viewers fetch different segments and trade
+///    them. A viewer asks the sharer for one segment at a time while others are there to
+///    trade with, and in company not in the first twice [`STAGGER`].
 fn choose(
     source: &FilmSource,
     known: &HashMap<iroh::PublicKey, Holder>,
     busy: &HashSet<usize>,
     sharer: iroh::PublicKey,
     me: iroh::PublicKey,
+    crowded: bool,
+    began: Instant,
 ) -> Option<(usize, iroh::PublicKey)> {
     let chunks = |index: usize| ChunkRanges::bytes(segment_range(index, source.size));
     let whole = |holder: &Holder, index: usize| {
@@ -510,32 +542,77 @@ fn choose(
     let some = |holder: &Holder, index: usize| {
         holder.bitfield.as_ref().is_some_and(|bitfield| !(&chunks(index) & &bitfield.ranges).is_empty())
     };
-    let ready = |holder: &Holder| holder.connection.is_some() && holder.busy < 2;
+    let alone = known.keys().all(|key| *key == sharer);
+    let shuffle = |index: usize| rank(&me, index);
+    let ready = |key: &iroh::PublicKey, holder: &Holder| {
+        let most = if *key == sharer && !alone { 1 } else { 2 };
+        holder.connection.is_some() && holder.busy < most
+    };
     let best = |index: usize, sharer_too: bool| {
         known
             .iter()
-            .filter(|(key, holder)| whole(holder, index) && ready(holder) && (sharer_too || **key != sharer))
+            .filter(|(key, holder)| whole(holder, index) && ready(key, holder) && (sharer_too || **key != sharer))
             .min_by_key(|(key, holder)| (**key == sharer, holder.busy, **key))
             .map(|(key, _)| (index, *key))
     };
+    // Another viewer has part of the segment and its holding still grows: it is fetching it.
+    let fetched_by_another = |index: usize| {
+        known.iter().any(|(key, holder)| {
+            let growing = holder.grew_at.is_some_and(|at| at.elapsed() < HANDOVER_PATIENCE);
+            *key != sharer && growing && some(holder, index) && !whole(holder, index)
+        })
+    };
     let waiting = {
         let state = lock(&source.shared.state);
-        state.waiting.filter(|index| !busy.contains(index) && !state.have.get(*index).copied().unwrap_or(true))
+        state.waiting.filter(|(index, _)| !busy.contains(index) && !state.have.get(*index).copied().unwrap_or(true))
     };
-    if let Some(found) = waiting.and_then(|index| best(index, true)) {
+    if let Some((index, since)) = waiting {
+        if let Some(found) = best(index, false) {
+            return Some(found);
+        }
+        let waited = since.elapsed();
+        let patient = fetched_by_another(index);
+        let turn = !crowded || waited >= STAGGER.mul_f64((shuffle(index) >> 11) as f64 / (1u64 << 53) as f64);
+        if let Some(found) = best(index, true).filter(|_| !patient && turn) {
+            return Some(found);
+        }
+    }
+    let wanted = source.wanted(busy);
+    if let Some(found) = wanted.iter().take(WINDOW).find_map(|index| best(*index, false)) {
         return Some(found);
     }
-    let window: Vec<usize> = source.wanted(busy).into_iter().take(WINDOW).collect();
-    if let Some(found) = window.iter().find_map(|index| best(*index, false)) {
-        return Some(found);
+    // In company, nothing is fetched ahead from the sharer in the first moment, while the
+    // viewers starting together learn of each other.
+    if crowded && began.elapsed() < 2 * STAGGER {
+        return None;
     }
-    let seed = u64::from_le_bytes(me.as_bytes()[..8].try_into().unwrap_or_default());
-    let shuffle = |index: usize| (index as u64 ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    window
+    // A segment is this viewer's to fetch ahead from the sharer when this viewer's rank for it
+    // beats that of every other viewer it is in touch with (rendezvous hashing): viewers who
+    // know each other agree on who fetches what without a word, and the sharer sends each
+    // segment once. The others' segments come from them.
+    let viewers: Vec<&iroh::PublicKey> = known
+        .iter()
+        .filter(|(key, holder)| **key != sharer && holder.connection.is_some() && holder.bitfield.is_some())
+        .map(|(key, _)| key)
+        .collect();
+    let mine = |index: usize| viewers.iter().all(|key| rank(key, index) < shuffle(index));
+    wanted
         .into_iter()
+        // The segment waited for is asked of the sharer by the rule above alone.
+        .filter(|index| waiting.is_none_or(|(waited, _)| waited != *index))
         .filter(|index| known.iter().all(|(key, holder)| *key == sharer || !some(holder, *index)))
-        .min_by_key(|index| shuffle(*index))
+        .find(|index| mine(*index))
         .and_then(|index| best(index, true))
+}
+
+/// A viewer's rank for a segment: a number that looks random, the same wherever it is worked
+/// out (SplitMix64 of the key's first bytes and the segment).
+fn rank(key: &iroh::PublicKey, index: usize) -> u64 {
+    let seed = u64::from_le_bytes(key.as_bytes()[..8].try_into().unwrap_or_default());
+    let mut mixed = seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    mixed ^ (mixed >> 31)
 }
 
 #[cfg(test)]
@@ -543,40 +620,27 @@ mod tests {
     use super::*;
     use crate::uploads::Uploads;
     use iroh::RelayMode;
-    use iroh::address_lookup::MemoryLookup;
     use iroh::endpoint::presets;
     use iroh::protocol::Router;
 
-    /// A peer: a store, an endpoint that serves it (uploads counted and capped at `rate`), and
-    /// a lookup to find the others by.
+    /// A peer: a store and an endpoint that serves it (uploads counted and capped at `rate`).
+    /// Peers have no address lookup: they dial each other at the addresses the holders' list
+    /// gives, as viewers do.
     struct Peer {
         store: AssetStore,
         endpoint: Endpoint,
         uploads: Uploads,
-        lookup: MemoryLookup,
         _router: Router,
     }
 
     async fn peer(dir: &Path, rate: Option<u64>) -> Peer {
         let store = AssetStore::open(dir).await.expect("store");
         let endpoint = Endpoint::builder(presets::Minimal).relay_mode(RelayMode::Disabled).bind().await.expect("binds");
-        let lookup = MemoryLookup::new();
-        endpoint.address_lookup().expect("lookup").add(lookup.clone());
         let (uploads, events) = Uploads::start(rate);
         let router = Router::builder(endpoint.clone())
             .accept(iroh_blobs::ALPN, iroh_blobs::BlobsProtocol::new(store.store(), Some(events)))
             .spawn();
-        Peer { store, endpoint, uploads, lookup, _router: router }
-    }
-
-    fn meet(peers: &[&Peer]) {
-        for a in peers {
-            for b in peers {
-                if a.endpoint.id() != b.endpoint.id() {
-                    a.lookup.add_endpoint_info(b.endpoint.addr());
-                }
-            }
-        }
+        Peer { store, endpoint, uploads, _router: router }
     }
 
     /// Bytes that differ everywhere, so that a segment read from the wrong place shows.
@@ -584,10 +648,10 @@ mod tests {
         (0..size).map(|n| (n as u32).wrapping_mul(2_654_435_761).to_le_bytes()[n % 4 % 3]).collect()
     }
 
-    /// One person shares a film, uploading at most 4 MiB a second; two viewers read it as it
-    /// arrives. Both read it whole and right, they serve each other, and the sharer sends less
-    /// than 1.75 times the film (1.25 to 1.33 measured; it would send it twice to two viewers fetching only
-    /// from it).
+    /// One person shares a film, uploading at most 4 MiB a second; four viewers, who reach
+    /// each other only by the addresses in the holders' list, read it as it arrives. All read
+    /// it whole and right, each takes part of it from other viewers, and the sharer sends less
+    /// than 1.5 times the film (it would send it four times to viewers fetching only from it).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn viewers_stream_a_film_from_the_sharer_and_from_each_other() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -596,11 +660,14 @@ mod tests {
         let path = dir.path().join("film.mkv");
         std::fs::write(&path, &bytes).expect("writes");
         let sharer = peer(&dir.path().join("a"), Some(4 << 20)).await;
-        let viewers = [peer(&dir.path().join("b"), None).await, peer(&dir.path().join("c"), None).await];
-        meet(&[&sharer, &viewers[0], &viewers[1]]);
+        let mut viewers = Vec::new();
+        for name in ["b", "c", "d", "e"] {
+            viewers.push(peer(&dir.path().join(name), None).await);
+        }
         let (hash, shared_size) = share_film(&sharer.store, &path, u64::MAX).await.expect("shares");
         assert_eq!((hash, shared_size), (*blake3::hash(&bytes).as_bytes(), size as u64));
-        let everyone = vec![sharer.endpoint.id(), viewers[0].endpoint.id(), viewers[1].endpoint.id()];
+        let everyone: Vec<EndpointAddr> =
+            std::iter::once(&sharer).chain(&viewers).map(|peer| peer.endpoint.addr()).collect();
         let (_holders_tx, holders) = watch::channel(everyone);
         let mut reads = Vec::new();
         let mut sources = Vec::new();
@@ -608,7 +675,8 @@ mod tests {
             let source =
                 FilmSource::new(viewer.store.clone(), hash, size as u64, tokio::runtime::Handle::current()).await;
             assert!(!source.complete());
-            tokio::spawn(fetch_film(source.clone(), viewer.endpoint.clone(), sharer.endpoint.id(), holders.clone()));
+            let fetch = fetch_film(source.clone(), viewer.endpoint.clone(), sharer.endpoint.id(), holders.clone(), 4);
+            tokio::spawn(fetch);
             let mut reader = source.reader();
             // Read as a player does: a little at a time, at about twice the sharer's rate.
             reads.push(tokio::task::spawn_blocking(move || {
@@ -629,17 +697,16 @@ mod tests {
             let read = read.await.expect("joins").expect("reads");
             assert!(read == bytes, "a viewer read other bytes than were shared");
         }
-        let me = |peer: &Peer| *peer.endpoint.id().as_bytes();
+        let sharer_key = *sharer.endpoint.id().as_bytes();
         for (n, source) in sources.iter().enumerate() {
             let progress = source.progress();
             assert_eq!(progress.held, size as u64);
             let total: u64 = progress.from.values().map(|served| served.bytes).sum();
             assert_eq!(total, size as u64, "every byte came from someone, once");
-            let other = &viewers[1 - n];
-            assert!(progress.from.contains_key(&me(other)), "viewer {n} took nothing from the other viewer");
+            assert!(progress.from.keys().any(|key| *key != sharer_key), "viewer {n} took nothing from other viewers");
         }
         let sent = sharer.uploads.counts().total;
-        assert!(sent < 7 * size as u64 / 4, "the sharer sent {sent} bytes of a {size}-byte film to two viewers");
+        assert!(sent < 3 * size as u64 / 2, "the sharer sent {sent} bytes of a {size}-byte film to four viewers");
     }
 
     #[test]

@@ -96,7 +96,13 @@ fn region_seeds() -> Vec<Vec<u8>> {
             current: 0,
             clock: crate::screen::Clock::Playing { position_ms: 1500, since_us: 1_700_000_000_000_000 },
         })),
-        RegionMessage::Screen(crate::screen::ScreenMessage::Holding { film: [5; 32] }),
+        RegionMessage::Screen(crate::screen::ScreenMessage::Holding {
+            film: [5; 32],
+            at: crate::screen::Dialable {
+                direct: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 4433))],
+                relay: Some("https://relay.example/".into()),
+            },
+        }),
     ];
     messages
         .iter()

@@ -144,7 +144,52 @@ pub enum ScreenMessage {
     Holding {
         /// The film's hash.
         film: [u8; 32],
+        /// Where the author can be dialled: viewers who are not each other's neighbours on
+        /// the region's topic would otherwise have no address to fetch from each other by.
+        at: Dialable,
     },
+}
+
+/// The most addresses a [`Dialable`] carries.
+pub const MAX_DIALABLE_ADDRESSES: usize = 8;
+/// The longest relay address a [`Dialable`] carries, in bytes.
+pub const MAX_RELAY_URL_BYTES: usize = 256;
+
+/// Where a peer says it can be dialled. Only its own key can be reached this way (the
+/// connection proves the key), so a false address costs nothing but a failed dial.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dialable {
+    /// Its sockets, at most [`MAX_DIALABLE_ADDRESSES`].
+    pub direct: Vec<std::net::SocketAddr>,
+    /// Its home relay's address, if it has one.
+    pub relay: Option<String>,
+}
+
+impl Dialable {
+    /// Where `addr` says its endpoint is, within the bounds.
+    pub fn of(addr: &iroh::EndpointAddr) -> Self {
+        Self {
+            direct: addr.ip_addrs().take(MAX_DIALABLE_ADDRESSES).copied().collect(),
+            relay: addr.relay_urls().map(ToString::to_string).find(|url| url.len() <= MAX_RELAY_URL_BYTES),
+        }
+    }
+
+    /// The address to dial `key` at (a relay address that does not parse is left out).
+    pub fn addr_of(&self, key: iroh::PublicKey) -> iroh::EndpointAddr {
+        let mut addr = iroh::EndpointAddr::new(key);
+        for socket in self.direct.iter().take(MAX_DIALABLE_ADDRESSES) {
+            addr = addr.with_ip_addr(*socket);
+        }
+        if let Some(relay) = self.relay.as_deref().and_then(|url| url.parse::<iroh::RelayUrl>().ok()) {
+            addr = addr.with_relay_url(relay);
+        }
+        addr
+    }
+
+    fn in_bounds(&self) -> bool {
+        self.direct.len() <= MAX_DIALABLE_ADDRESSES
+            && self.relay.as_ref().is_none_or(|url| url.len() <= MAX_RELAY_URL_BYTES)
+    }
 }
 
 impl ScreenMessage {
@@ -154,7 +199,7 @@ impl ScreenMessage {
         let ok = match self {
             ScreenMessage::State(state) => state.queue.len() <= MAX_QUEUE && state.queue.iter().all(name_ok),
             ScreenMessage::Queue(film) => name_ok(film),
-            ScreenMessage::Holding { .. } => true,
+            ScreenMessage::Holding { at, .. } => at.in_bounds(),
         };
         if ok { Ok(()) } else { Err(crate::wire::WireError::Malformed) }
     }
@@ -335,6 +380,32 @@ mod tests {
 
     fn film(seed: u8, by: u8) -> FilmEntry {
         FilmEntry { hash: [seed; 32], bytes: 1000, name: format!("film {seed}"), by: [by; 32] }
+    }
+
+    #[test]
+    fn a_holder_says_where_to_dial_it_within_bounds() {
+        let key = iroh::SecretKey::from_bytes(&[7; 32]).public();
+        let sockets: Vec<std::net::SocketAddr> =
+            (0..12).map(|port| std::net::SocketAddr::from(([10, 0, 0, 1], 4000 + port))).collect();
+        let relay: iroh::RelayUrl = "https://relay.example.org./".parse().expect("a relay address");
+        let mut addr = iroh::EndpointAddr::new(key).with_relay_url(relay.clone());
+        for socket in &sockets {
+            addr = addr.with_ip_addr(*socket);
+        }
+        let at = Dialable::of(&addr);
+        assert_eq!(at.direct.len(), MAX_DIALABLE_ADDRESSES, "at most eight sockets are said");
+        let again = at.addr_of(key);
+        assert_eq!(again.id, key);
+        assert_eq!(again.ip_addrs().count(), MAX_DIALABLE_ADDRESSES);
+        assert_eq!(again.relay_urls().next(), Some(&relay));
+        let holding = |at: Dialable| ScreenMessage::Holding { film: [1; 32], at };
+        assert!(holding(at.clone()).check_shape().is_ok());
+        let too_many = Dialable { direct: sockets, ..at.clone() };
+        assert!(holding(too_many).check_shape().is_err(), "twelve sockets are refused");
+        let too_long = Dialable { relay: Some(format!("https://{}.example/", "a".repeat(300))), ..at.clone() };
+        assert!(holding(too_long).check_shape().is_err(), "a relay address past 256 bytes is refused");
+        let nonsense = Dialable { relay: Some("not a url".into()), ..at };
+        assert_eq!(nonsense.addr_of(key).relay_urls().count(), 0, "a relay address that does not parse is left out");
     }
 
     #[test]

@@ -14,8 +14,8 @@ use super::Event;
 use super::actor::{Internal, Node, TaskGuard, wall_micros};
 use crate::films::{FilmSource, fetch_film, share_film};
 use crate::screen::{
-    CONTROLLER_GONE, ClockSync, FilmEntry, MAX_FILM_NAME_CHARS, SCREEN_KEEPALIVE, ScreenAction, ScreenMessage,
-    ScreenState,
+    CONTROLLER_GONE, ClockSync, Dialable, FilmEntry, MAX_FILM_NAME_CHARS, SCREEN_KEEPALIVE, ScreenAction,
+    ScreenMessage, ScreenState,
 };
 use crate::wire::RegionMessage;
 
@@ -53,8 +53,8 @@ pub(super) struct Screen {
     controller_heard: Option<Instant>,
     /// The controller's clock as estimated from its messages.
     clock: ClockSync,
-    /// Who says they hold which film (films in the queue only).
-    holders: HashMap<[u8; 32], Vec<(iroh::PublicKey, Instant)>>,
+    /// Who says they hold which film (films in the queue only), when, and where to dial them.
+    holders: HashMap<[u8; 32], Vec<(iroh::PublicKey, Instant, Dialable)>>,
     /// Films we shared from disk (we hold them whole).
     shared: HashMap<[u8; 32], PathBuf>,
     /// The film showing, being fetched (or held), and the list of holders its fetch reads.
@@ -77,7 +77,7 @@ impl Screen {
 #[derive(Debug)]
 struct Fetching {
     film: FilmEntry,
-    holders: watch::Sender<Vec<iroh::PublicKey>>,
+    holders: watch::Sender<Vec<iroh::EndpointAddr>>,
     _task: Option<TaskGuard>,
 }
 
@@ -229,15 +229,15 @@ impl Node {
                     self.set_screen(region, next).await;
                 }
             }
-            ScreenMessage::Holding { film } => {
+            ScreenMessage::Holding { film, at } => {
                 let queued = held.as_ref().is_some_and(|state| state.queue.iter().any(|entry| entry.hash == film));
                 if !queued {
                     return;
                 }
                 let holders = self.screen.holders.entry(film).or_default();
-                holders.retain(|(key, heard)| *key != author && heard.elapsed() < HOLDER_TIMEOUT);
+                holders.retain(|(key, heard, _)| *key != author && heard.elapsed() < HOLDER_TIMEOUT);
                 if holders.len() < MAX_HOLDERS {
-                    holders.push((author, Instant::now()));
+                    holders.push((author, Instant::now(), at));
                 }
                 self.update_holders();
             }
@@ -266,9 +266,11 @@ impl Node {
         let source =
             FilmSource::new(self.assets.clone(), film.hash, film.bytes, tokio::runtime::Handle::current()).await;
         let (holders, watched) = watch::channel(Vec::new());
+        // Others in the room: those seen moving, or at least our neighbours on its topic.
+        let company = self.regions.crowd().max(self.regions.current().map_or(0, |region| region.neighbours.len()));
         let task = (!source.complete()).then(|| {
             let sharer = iroh::PublicKey::from_bytes(&film.by).unwrap_or(self.me);
-            TaskGuard(tokio::spawn(fetch_film(source.clone(), self.endpoint.clone(), sharer, watched)))
+            TaskGuard(tokio::spawn(fetch_film(source.clone(), self.endpoint.clone(), sharer, watched, company)))
         });
         self.screen.fetching = Some(Fetching { film, holders, _task: task });
         self.screen.sent_holding = None;
@@ -285,15 +287,24 @@ impl Node {
         (self.screen.clock.their_now(now) as i128 - now as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64
     }
 
-    /// The film's holders for its fetch: its sharer and whoever said lately they hold it.
+    /// The film's holders for its fetch, with where to dial them: its sharer and whoever said
+    /// lately they hold it.
     fn update_holders(&mut self) {
         let Some(fetching) = &self.screen.fetching else { return };
-        let mut list: Vec<iroh::PublicKey> = iroh::PublicKey::from_bytes(&fetching.film.by).ok().into_iter().collect();
-        if let Some(holders) = self.screen.holders.get(&fetching.film.hash) {
-            for (key, heard) in holders {
-                if heard.elapsed() < HOLDER_TIMEOUT && !list.contains(key) {
-                    list.push(*key);
-                }
+        let Ok(sharer) = iroh::PublicKey::from_bytes(&fetching.film.by) else { return };
+        let heard: Vec<&(iroh::PublicKey, Instant, Dialable)> = self
+            .screen
+            .holders
+            .get(&fetching.film.hash)
+            .into_iter()
+            .flatten()
+            .filter(|(_, heard, _)| heard.elapsed() < HOLDER_TIMEOUT)
+            .collect();
+        let sharer_at = heard.iter().find(|(key, _, _)| *key == sharer).map(|(_, _, at)| at.addr_of(sharer));
+        let mut list = vec![sharer_at.unwrap_or_else(|| iroh::EndpointAddr::new(sharer))];
+        for (key, _, at) in heard {
+            if list.iter().all(|listed| listed.id != *key) {
+                list.push(at.addr_of(*key));
             }
         }
         fetching.holders.send_if_modified(|current| {
@@ -317,17 +328,14 @@ impl Node {
             self.screen.sent_state = Some(now);
             self.say_screen(region, ScreenMessage::State(state)).await;
         }
-        // The sharer holds its film whole and everyone knows it: only viewers say so.
-        if let Some(film) = self
-            .screen
-            .fetching
-            .as_ref()
-            .filter(|fetching| fetching.film.by != *self.me.as_bytes())
-            .map(|fetching| fetching.film.hash)
+        // Everyone with the film says so, and where to dial them (the sharer too: everyone
+        // knows it holds the film, but not every viewer has its address).
+        if let Some(film) = self.screen.fetching.as_ref().map(|fetching| fetching.film.hash)
             && due(self.screen.sent_holding)
         {
             self.screen.sent_holding = Some(now);
-            self.say_screen(region, ScreenMessage::Holding { film }).await;
+            let at = Dialable::of(&self.endpoint.addr());
+            self.say_screen(region, ScreenMessage::Holding { film, at }).await;
             self.update_holders();
         }
     }

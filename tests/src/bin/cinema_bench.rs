@@ -4,11 +4,12 @@
 //! - Time to first frame: from `Command::ShareFilm` on the sharer to a viewer's player handing
 //!   out the first picture (the film hashed, the state gossiped, the index and first segments
 //!   fetched, the film opened and decoded), median of five fresh pairs of nodes.
-//! - Upload per viewer: one sharer and 1 or 10 viewers read the whole film at once; what the
+//! - Upload per viewer: one sharer and 1, 5 or 10 viewers read the whole film at once; what the
 //!   sharer uploads in all and per viewer, and what viewers upload to each other. Every node
 //!   holds to the default upload rate. The sharer's upload should not grow with the audience.
 //!
-//! `--smoke` uses a short film, one run and two viewers, to show that the benchmark still runs.
+//! `--smoke` uses a short film, one run and two viewers, to show that the benchmark still runs;
+//! `--audience N` measures the uploads for N viewers alone.
 
 use std::path::Path;
 use std::process::Command as Process;
@@ -122,17 +123,30 @@ async fn main() {
         size as f64 / 1e6
     );
 
-    let runs = if smoke { 1 } else { 5 };
+    // `--audience N`: only the uploads, for N viewers.
+    let only: Option<usize> = std::env::args()
+        .skip_while(|arg| arg != "--audience")
+        .nth(1)
+        .map(|count| count.parse().expect("--audience takes a number of viewers"));
+    let runs = if smoke {
+        1
+    } else if only.is_some() {
+        0
+    } else {
+        5
+    };
     let mut times = Vec::new();
     for _ in 0..runs {
         times.push(first_frame(&film).await);
     }
     times.sort_by(f64::total_cmp);
-    println!(
-        "time to first frame after /play: median {:.0} ms, slowest {:.0} ms ({runs} runs)",
-        times[times.len() / 2] * 1000.0,
-        times[times.len() - 1] * 1000.0
-    );
+    if let (Some(median), Some(slowest)) = (times.get(times.len() / 2), times.last()) {
+        println!(
+            "time to first frame after /play: median {:.0} ms, slowest {:.0} ms ({runs} runs)",
+            median * 1000.0,
+            slowest * 1000.0
+        );
+    }
 
     println!(
         "uploads as every viewer reads the whole film at once (each node at most {} MiB/s):",
@@ -142,8 +156,12 @@ async fn main() {
         "{:>7}  {:>13}  {:>16}  {:>18}  {:>9}",
         "viewers", "sharer (MB)", "sharer / viewer", "viewers to others", "seconds"
     );
-    let audiences: &[usize] = if smoke { &[2] } else { &[1, 10] };
-    for &viewers in audiences {
+    let audiences: Vec<usize> = match only {
+        Some(viewers) => vec![viewers],
+        None if smoke => vec![2],
+        None => vec![1, 5, 10],
+    };
+    for viewers in audiences {
         let (from_sharer, between, seconds) = audience(&film, size, viewers).await;
         println!(
             "{viewers:>7}  {:>13.1}  {:>15.2}x  {:>15.1} MB  {seconds:>9.1}",

@@ -519,8 +519,13 @@ impl Actor {
             }
             Some(res) = self.connection_tasks.join_next(), if !self.connection_tasks.is_empty() => {
                 trace!(?i, "tick: connection_tasks");
-                let (peer_id, conn, result) = res.expect("connection task panicked");
-                self.handle_connection_task_finished(peer_id, conn, result).await;
+                // Sanctuary patch 3: a connection task cancelled (the runtime shutting down) is
+                // not a panic; one that did panic still is.
+                match res {
+                    Ok((peer_id, conn, result)) => self.handle_connection_task_finished(peer_id, conn, result).await,
+                    Err(error) if error.is_cancelled() => trace!("connection task cancelled"),
+                    Err(error) => std::panic::resume_unwind(error.into_panic()),
+                }
             }
             Some(res) = self.topic_event_forwarders.join_next(), if !self.topic_event_forwarders.is_empty() => {
                 let topic_id = res.expect("topic event forwarder panicked");
