@@ -19,12 +19,13 @@ use std::collections::VecDeque;
 use sanctuary_net::films::{FilmProgress, FilmSource};
 use sanctuary_net::screen::ScreenAction;
 use sanctuary_net::uploads::{UploadCounts, Uploads};
-use sanctuary_net::{Event, ScreenView};
+use sanctuary_net::{Command, Event, ScreenView};
 use sanctuary_video::{Film, FilmError, Limits, Picture, Player, PlayerState, Sound};
 use sanctuary_voice::film_sound::FilmFeed;
 
 use crate::Frame;
 use crate::materials::ScreenMaterial;
+use crate::network::NetLink;
 use crate::world::StructureView;
 
 /// How far the player may be from the shared position before it seeks, in seconds.
@@ -61,6 +62,8 @@ pub struct Cinema {
     sounds: VecDeque<Sound>,
     /// The film's sound as it goes to the speakers, and the film and seek it belongs to.
     feed: Option<(SyncCell<FilmFeed>, [u8; 32], Option<std::time::Instant>)>,
+    /// The state version at which we (controlling the screen) last moved on from a film's end.
+    moved_on_at: Option<u64>,
 }
 
 impl Cinema {
@@ -89,6 +92,19 @@ impl Cinema {
         self.sought = None;
         self.own = None;
         self.sounds.clear();
+    }
+
+    /// When we control the screen and the film playing for the room has ended: the next film
+    /// in the queue, or a pause at the end when none is queued. Once per state.
+    pub fn at_the_end(&mut self) -> Option<ScreenAction> {
+        let view = self.view.as_ref()?;
+        if self.own.is_some() || self.moved_on_at == Some(view.state.version) {
+            return None;
+        }
+        let ended = matches!(self.player.as_mut()?.get().state(), PlayerState::Ended);
+        let action = move_on(view, ended)?;
+        self.moved_on_at = Some(view.state.version);
+        Some(action)
     }
 
     /// Where one's own view is paused, if it is.
@@ -210,11 +226,11 @@ pub enum ScreenWord {
 
 /// The films `/play` takes: opened here first (its index read), so that a file that is not a
 /// film, or not one Sanctuary plays, is refused with the reason before it is shared.
-pub fn share_command(path: &std::path::Path, social: &mut crate::network::Social) -> Option<sanctuary_net::Command> {
+pub fn share_command(path: &std::path::Path, social: &mut crate::network::Social) -> Option<Command> {
     match Film::from_file(path, Limits::default()) {
         Ok(_) => {
             social.notice(format!("sharing {} on the screen...", path.display()));
-            Some(sanctuary_net::Command::ShareFilm(path.to_owned()))
+            Some(Command::ShareFilm(path.to_owned()))
         }
         Err(error) => {
             social.notice(format!("{}: {error}", path.display()));
@@ -333,9 +349,57 @@ fn show_film(
     }
 }
 
+/// What the screen's controller does when the film playing has `ended`: the next film in the
+/// queue, or a pause at the end when none is queued. Nothing for anyone else.
+fn move_on(view: &ScreenView, ended: bool) -> Option<ScreenAction> {
+    if !ended || !view.ours || !view.state.clock.playing() {
+        return None;
+    }
+    let more = view.state.queue.len() > view.state.current as usize + 1;
+    Some(if more { ScreenAction::Next } else { ScreenAction::Pause })
+}
+
+/// Moves on when the film ends, if we control the screen.
+fn move_on_at_the_end(mut cinema: ResMut<Cinema>, link: Option<Res<NetLink>>) {
+    if let (Some(action), Some(link)) = (cinema.at_the_end(), link) {
+        link.send(Command::Screen(action));
+    }
+}
+
+/// Fits the screen showing the film to the film's shape, as a cinema's masking does: a film
+/// wider or narrower than the screen shows whole at its own shape, centred, as large as the
+/// screen allows, instead of stretched to fill it.
+fn fit_screen(cinema: Res<Cinema>, mut screens: Query<(&StructureView, &mut Transform), With<ShowingFilm>>) {
+    let Some((_, size)) = &cinema.image else { return };
+    for (StructureView(structure), mut transform) in &mut screens {
+        let full = structure.placement.scale;
+        let scale = fitted(full.truncate(), *size).extend(full.z);
+        if transform.scale != scale {
+            transform.scale = scale;
+        }
+    }
+}
+
+/// The largest size of `picture`'s shape within `screen` (the screen's own size when the
+/// picture has none).
+fn fitted(screen: Vec2, picture: UVec2) -> Vec2 {
+    if picture.x == 0 || picture.y == 0 || screen.x <= 0.0 || screen.y <= 0.0 {
+        return screen;
+    }
+    let aspect = picture.x as f32 / picture.y as f32;
+    if aspect >= screen.x / screen.y {
+        Vec2::new(screen.x, screen.x / aspect)
+    } else {
+        Vec2::new(screen.y * aspect, screen.y)
+    }
+}
+
 /// The cinema's systems.
 pub fn plugin(app: &mut App) {
-    app.init_resource::<Cinema>().add_systems(Update, (show_film, play_film_sound).chain().in_set(Frame::Present));
+    app.init_resource::<Cinema>().add_systems(
+        Update,
+        (show_film, fit_screen, move_on_at_the_end, play_film_sound).chain().in_set(Frame::Present),
+    );
 }
 
 /// How much sound is kept waiting for the speakers: enough to bridge a slow frame, little
@@ -398,6 +462,37 @@ fn play_film_sound(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_controller_moves_on_when_the_film_ends() {
+        use sanctuary_net::screen::{FilmEntry, ScreenState};
+        let film = |seed: u8| FilmEntry { hash: [seed; 32], bytes: 1000, name: format!("film {seed}"), by: [1; 32] };
+        let one = ScreenState::new([1; 32]).queue(film(1), 0, u64::MAX).expect("queues");
+        let two = one.queue(film(2), 0, u64::MAX).expect("queues");
+        let view = |state: &ScreenState, ours: bool| ScreenView {
+            region: sanctuary_engine::RegionId::Room(sanctuary_engine::RoomKind::Cinema),
+            state: state.clone(),
+            offset_us: 0,
+            ours,
+        };
+        assert_eq!(move_on(&view(&two, true), true), Some(ScreenAction::Next), "the next film queued plays");
+        assert_eq!(move_on(&view(&one, true), true), Some(ScreenAction::Pause), "the last film stops at its end");
+        assert_eq!(move_on(&view(&two, true), false), None, "a film still playing plays on");
+        assert_eq!(move_on(&view(&two, false), true), None, "only the controller moves on");
+        let paused = one.apply(&ScreenAction::Pause, 0).expect("pauses");
+        assert_eq!(move_on(&view(&paused, true), true), None, "a paused film stays");
+    }
+
+    #[test]
+    fn a_film_keeps_its_shape_on_the_screen() {
+        let screen = Vec2::new(16.0, 8.0);
+        let near = |got: Vec2, want: Vec2| (got - want).abs().max_element() < 1e-4;
+        assert!(near(fitted(screen, UVec2::new(1280, 720)), Vec2::new(8.0 * 16.0 / 9.0, 8.0)), "16:9 on a 2:1 screen");
+        assert!(near(fitted(screen, UVec2::new(640, 480)), Vec2::new(8.0 * 4.0 / 3.0, 8.0)), "4:3 is pillarboxed");
+        assert!(near(fitted(screen, UVec2::new(2400, 1000)), Vec2::new(16.0, 16.0 / 2.4)), "2.4:1 is letterboxed");
+        assert_eq!(fitted(screen, UVec2::new(1600, 800)), screen, "the screen's own shape fills it");
+        assert_eq!(fitted(screen, UVec2::new(0, 720)), screen, "a picture of no size changes nothing");
+    }
 
     #[test]
     fn control_is_given_by_name_to_someone_here() {
