@@ -92,6 +92,17 @@ impl AssetStore {
         Ok(Self { store })
     }
 
+    /// Opens (or creates) a store in `dir` that deletes, every `gc.interval`, every blob
+    /// neither tagged nor protected by `gc.add_protected`.
+    pub(crate) async fn open_collected(dir: &Path, gc: iroh_blobs::store::GcConfig) -> Result<Self, AssetError> {
+        let mut options = iroh_blobs::store::fs::options::Options::new(dir);
+        options.gc = Some(gc);
+        let store = FsStore::load_with_opts(dir.join("blobs.db"), options)
+            .await
+            .map_err(|error| AssetError::Store(error.to_string()))?;
+        Ok(Self { store })
+    }
+
     /// A downloader that fetches into this store over `endpoint`; keep one and reuse it (it
     /// pools its connections).
     pub fn downloader(&self, endpoint: &Endpoint) -> Downloader {

@@ -31,6 +31,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::assets::{AssetError, AssetStore};
+use crate::film_store::{FilmHold, FilmStore};
 
 /// The unit a film is fetched and read in.
 pub const SEGMENT_BYTES: u64 = 1 << 20;
@@ -58,8 +59,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Adds the film at `path` to the store, referenced in place; its hash and size.
-pub async fn share_film(store: &AssetStore, path: &Path, max_bytes: u64) -> Result<([u8; 32], u64), AssetError> {
+/// Adds the film at `path` to the film store, referenced in place and tagged (so that it is
+/// kept while the node runs); its hash and size.
+pub async fn share_film(films: &FilmStore, path: &Path, max_bytes: u64) -> Result<([u8; 32], u64), AssetError> {
+    let store = films.assets();
     let failed = |reason: String| AssetError::Read { path: path.display().to_string(), reason };
     let size = std::fs::metadata(path).map_err(|error| failed(error.to_string()))?.len();
     if size == 0 {
@@ -128,6 +131,8 @@ pub struct FilmSource {
     store: AssetStore,
     runtime: tokio::runtime::Handle,
     shared: Arc<Shared>,
+    /// Keeps the film in the film store.
+    _hold: Arc<FilmHold>,
 }
 
 fn segments(size: u64) -> usize {
@@ -142,7 +147,10 @@ fn segment_range(index: usize, size: u64) -> Range<u64> {
 impl FilmSource {
     /// A film of `size` bytes to be had by `hash`, read with the store on `runtime`. Segments
     /// already held whole are marked at once (the sharer's, or a fetch begun before).
-    pub async fn new(store: AssetStore, hash: [u8; 32], size: u64, runtime: tokio::runtime::Handle) -> Self {
+    /// The film is held in `films` (not let go) while any clone of the source lives.
+    pub async fn new(films: &FilmStore, hash: [u8; 32], size: u64, runtime: tokio::runtime::Handle) -> Self {
+        let hold = Arc::new(films.hold(hash));
+        let store = films.assets().clone();
         let mut have = vec![false; segments(size)];
         if let Ok(local) = store.store().observe(Hash::from_bytes(hash)).await {
             mark_held(&mut have, &local, size);
@@ -154,6 +162,7 @@ impl FilmSource {
             store,
             runtime,
             shared: Arc::new(Shared { state: Mutex::new(state), arrived: Condvar::new() }),
+            _hold: hold,
         }
     }
 
@@ -417,7 +426,7 @@ pub async fn fetch_film(
                 let (endpoint, out, key) = (endpoint.clone(), dialled_tx.clone(), *key);
                 let addr = holder.addr.clone().unwrap_or_else(|| EndpointAddr::new(key));
                 tokio::spawn(async move {
-                    let result = endpoint.connect(addr, iroh_blobs::ALPN).await.map_err(|error| error.to_string());
+                    let result = endpoint.connect(addr, crate::alpn::FILMS).await.map_err(|error| error.to_string());
                     let _ = out.send((key, result)).await;
                 });
             }
@@ -627,18 +636,18 @@ mod tests {
     /// Peers have no address lookup: they dial each other at the addresses the holders' list
     /// gives, as viewers do.
     struct Peer {
-        store: AssetStore,
+        store: FilmStore,
         endpoint: Endpoint,
         uploads: Uploads,
         _router: Router,
     }
 
     async fn peer(dir: &Path, rate: Option<u64>) -> Peer {
-        let store = AssetStore::open(dir).await.expect("store");
+        let store = FilmStore::open(dir, crate::film_store::FILM_GC_INTERVAL).await.expect("store");
         let endpoint = Endpoint::builder(presets::Minimal).relay_mode(RelayMode::Disabled).bind().await.expect("binds");
         let (uploads, events) = Uploads::start(rate);
         let router = Router::builder(endpoint.clone())
-            .accept(iroh_blobs::ALPN, iroh_blobs::BlobsProtocol::new(store.store(), Some(events)))
+            .accept(crate::alpn::FILMS, iroh_blobs::BlobsProtocol::new(store.assets().store(), Some(events)))
             .spawn();
         Peer { store, endpoint, uploads, _router: router }
     }
@@ -672,8 +681,7 @@ mod tests {
         let mut reads = Vec::new();
         let mut sources = Vec::new();
         for viewer in &viewers {
-            let source =
-                FilmSource::new(viewer.store.clone(), hash, size as u64, tokio::runtime::Handle::current()).await;
+            let source = FilmSource::new(&viewer.store, hash, size as u64, tokio::runtime::Handle::current()).await;
             assert!(!source.complete());
             let fetch = fetch_film(source.clone(), viewer.endpoint.clone(), sharer.endpoint.id(), holders.clone(), 4);
             tokio::spawn(fetch);

@@ -9,6 +9,7 @@
 pub mod assets;
 pub mod crowd;
 mod direct;
+pub mod film_store;
 pub mod films;
 pub mod fuzz;
 mod identity;
@@ -53,6 +54,8 @@ pub mod alpn {
     pub const WORLD: &[u8] = b"sanctuary/world/1";
     /// Voice: QUIC datagrams on a direct connection (see `node::voice`).
     pub const VOICE: &[u8] = b"sanctuary/voice/1";
+    /// Films, through iroh-blobs, from the film store (see [`crate::films::FilmStore`]).
+    pub const FILMS: &[u8] = b"sanctuary/films/1";
 }
 
 /// The gossip topic that carries a region's live state. Every peer derives the same id from the
@@ -86,7 +89,8 @@ mod tests {
 
     #[test]
     fn protocols_have_distinct_alpns() {
-        let alpns: HashSet<&[u8]> = [alpn::GOSSIP, alpn::BLOBS, alpn::DIRECT, alpn::WORLD].into_iter().collect();
-        assert_eq!(alpns.len(), 4);
+        let alpns: HashSet<&[u8]> =
+            [alpn::GOSSIP, alpn::BLOBS, alpn::DIRECT, alpn::WORLD, alpn::VOICE, alpn::FILMS].into_iter().collect();
+        assert_eq!(alpns.len(), 6);
     }
 }

@@ -33,6 +33,7 @@ use super::{Command, DirectLine, Event, NodeConfig, Profile, RelayChoice, RelayS
 use crate::assets::AssetStore;
 use crate::direct::Undelivered;
 use crate::direct::{DirectProtocol, DirectStore, KeepError};
+use crate::film_store::{FILM_GC_INTERVAL, FilmStore};
 use crate::inbox::NetStats;
 use crate::replica::{Applied, AuthorError, SharedReplica, SyncProtocol, SyncReport};
 use crate::store::{self, Paths};
@@ -151,6 +152,8 @@ pub(super) struct Node {
     clock: SequenceClock,
     pub(super) replica: SharedReplica,
     pub(super) assets: AssetStore,
+    /// Films shared and watched, let go when nobody holds them.
+    pub(super) films: FilmStore,
     /// Fetches models into `assets`, pooling its connections across fetches.
     pub(super) downloader: iroh_blobs::api::downloader::Downloader,
     pub(super) direct_store: Arc<DirectStore>,
@@ -268,13 +271,19 @@ impl Node {
         let (sync_tx, sync_rx) = mpsc::channel(64);
         let audible = Audible::default();
         let sync = SyncProtocol::new(replica.clone(), sync_tx);
+        let films = FilmStore::open(&config.data_dir.join("films"), FILM_GC_INTERVAL)
+            .await
+            .map_err(|error| format!("cannot open the film store: {error}"))?;
         let (uploads, upload_events) = Uploads::start(config.upload_rate);
+        // One count and one cap for everything served, films and models alike.
+        let film_blobs = iroh_blobs::BlobsProtocol::new(films.assets().store(), Some(upload_events.clone()));
         let blobs = iroh_blobs::BlobsProtocol::new(assets.store(), Some(upload_events));
         let router = Router::builder(endpoint.clone())
             .accept(alpn::GOSSIP, gossip.clone())
             .accept(alpn::DIRECT, direct)
             .accept(alpn::WORLD, sync)
             .accept(alpn::BLOBS, blobs)
+            .accept(alpn::FILMS, film_blobs)
             .accept(alpn::VOICE, VoiceProtocol::new(audible.clone(), gate.clone(), voice_out, stats.clone()))
             .spawn();
 
@@ -331,6 +340,7 @@ impl Node {
             clock: SequenceClock::default(),
             replica: replica.clone(),
             assets: assets.clone(),
+            films,
             downloader,
             direct_store,
             direct_rx,

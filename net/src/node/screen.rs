@@ -85,7 +85,7 @@ impl Node {
     /// Shares the film at `path` on the screen of the region we are in (off the loop: the file
     /// is hashed).
     pub(super) fn share_film(&mut self, path: PathBuf) {
-        let (assets, internal, limit) = (self.assets.clone(), self.internal_tx.clone(), self.screen.max_film_bytes);
+        let (films, internal, limit) = (self.films.clone(), self.internal_tx.clone(), self.screen.max_film_bytes);
         tokio::spawn(async move {
             let name: String = path
                 .file_name()
@@ -93,7 +93,7 @@ impl Node {
                     name.to_string_lossy().chars().filter(|c| !c.is_control()).take(MAX_FILM_NAME_CHARS).collect()
                 })
                 .unwrap_or_else(|| "film".into());
-            let result = share_film(&assets, &path, limit)
+            let result = share_film(&films, &path, limit)
                 .await
                 .map(|(hash, bytes)| (hash, bytes, name.clone(), path))
                 .map_err(|error| format!("{name}: {error}"));
@@ -263,8 +263,7 @@ impl Node {
         }
         self.screen.fetching = None;
         let Some(film) = showing else { return };
-        let source =
-            FilmSource::new(self.assets.clone(), film.hash, film.bytes, tokio::runtime::Handle::current()).await;
+        let source = FilmSource::new(&self.films, film.hash, film.bytes, tokio::runtime::Handle::current()).await;
         let (holders, watched) = watch::channel(Vec::new());
         // Others in the room: those seen moving, or at least our neighbours on its topic.
         let company = self.regions.crowd().max(self.regions.current().map_or(0, |region| region.neighbours.len()));
