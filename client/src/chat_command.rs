@@ -10,9 +10,9 @@
 pub const WALLET_COMMANDS: [&str; 7] = ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync"];
 
 /// The commands the chat box handles itself.
-const CHAT_COMMANDS: [&str; 12] = [
+const CHAT_COMMANDS: [&str; 13] = [
     "/join", "/import", "/name", "/block", "/unblock", "/trust", "/models", "/goto", "/avatar", "/avatars", "/play",
-    "/screen",
+    "/screen", "/market",
 ];
 
 /// The commands that choose the microphone and the speakers (see `crate::voice`).
@@ -69,6 +69,8 @@ pub enum ChatCommand {
     Play(String),
     /// `/screen play|pause|next|seek S`: move the screen one controls.
     Screen(String),
+    /// `/market WORDS [under PRICE]`: find what is for sale; `/market go N`: go to the N-th stall.
+    Market(String),
     /// `/block WHO`: block someone from the keyboard.
     Block(String),
     /// A wallet or trade command, the whole line, for the wallet to take.
@@ -166,6 +168,7 @@ pub fn parse(text: &str, private: bool) -> ChatCommand {
         "/avatars" => ChatCommand::ShowAvatars(rest.to_owned()),
         "/play" => needs("usage: /play PATH/TO/FILM.mp4 (or .mkv, .webm)", ChatCommand::Play),
         "/screen" => ChatCommand::Screen(rest.to_owned()),
+        "/market" => ChatCommand::Market(rest.to_owned()),
         _ => ChatCommand::Unknown { command: echoed(word), suggestion: suggest(word) },
     }
 }

@@ -42,15 +42,17 @@ const STALL_VIEW: f32 = 90.0;
 /// Seconds between looks at the world's listings.
 const MARKET_REFRESH_S: f32 = 1.0;
 
+mod directory;
 mod panels;
 use panels::fill_panels;
 pub use panels::{confirm_panel, stall_panel, wallet_panel};
 
 pub(super) fn plugin(app: &mut App) {
-    app.init_resource::<WalletUi>().init_resource::<Market>().add_systems(
+    app.init_resource::<WalletUi>().init_resource::<Market>().init_resource::<directory::Directory>().add_systems(
         Update,
         (
             (read_wallet_events, wallet_keys, wallet_commands).chain().in_set(Frame::Input),
+            (directory::market_directory, directory::arrive_at_stall).chain().in_set(Frame::Input),
             (refresh_market, show_stalls, place_stall_labels, fill_panels).chain().in_set(Frame::Present),
         ),
     );

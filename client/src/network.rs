@@ -217,6 +217,8 @@ pub struct ChatInput {
     pub load_models_here: bool,
     /// `/goto` was typed, with whom (empty: list who is online).
     pub goto: Option<String>,
+    /// `/market` was typed, with what follows (see `market::directory`).
+    pub market: Option<String>,
     /// `/avatars` was typed, with the rank (empty: say the current one).
     pub show_avatars: Option<String>,
     /// `/screen own` was typed: pause one's own view of the screen, or rejoin the room's.
@@ -251,13 +253,23 @@ pub enum HandView {
 pub struct ScriptedChat(pub std::collections::VecDeque<String>);
 
 /// Types the next scripted line, one a frame, as if the person had typed it and pressed Enter.
-fn type_scripted_chat(link: Res<NetLink>, mut social: ResMut<Social>, script: Option<ResMut<ScriptedChat>>) {
+fn type_scripted_chat(
+    link: Res<NetLink>,
+    mut social: ResMut<Social>,
+    mut input: ResMut<ChatInput>,
+    script: Option<ResMut<ScriptedChat>>,
+) {
     let Some(mut script) = script else { return };
-    if social.me.is_none() {
+    // Once the node is up and the region entered (entering one clears the notices).
+    if social.me.is_none() || social.region.is_none() {
         return;
     }
     if let Some(line) = script.0.pop_front() {
-        let mut input = ChatInput { open: true, text: line, ..ChatInput::default() };
+        // Typed into the chat box itself, so that what a command asks of the program (`/goto`,
+        // `/market`, `/screen own`) is done as if typed by hand.
+        input.open = true;
+        input.text = line;
+        input.to = None;
         submit_chat(&link, &mut social, &mut input);
     }
 }

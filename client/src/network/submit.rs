@@ -84,6 +84,10 @@ pub(super) fn submission(social: &mut Social, input: &mut ChatInput) -> Option<C
             input.goto = Some(who);
             None
         }
+        ChatCommand::Market(rest) => {
+            input.market = Some(rest);
+            None
+        }
         ChatCommand::Avatar(arg) => match crate::avatars::wear_command(&arg, social.wearing) {
             Ok(command) => {
                 if let Command::Wear(Some(path)) = &command {

@@ -1,0 +1,231 @@
+//! `/market`, the market directory in the chat box: `/market WORDS [under PRICE]` lists the
+//! stalls open for sale whose title has every word, cheapest first, with the seller's name and
+//! how far one trusts them; `/market go N` takes one to the N-th stall listed, in the city.
+
+use std::time::Duration;
+
+use bevy::prelude::*;
+use sanctuary_engine::market::{MarketQuery, search};
+use sanctuary_engine::trade::{ListingView, SaleState};
+use sanctuary_engine::{ChangeId, EYE_HEIGHT, RegionId};
+
+use super::{Market, sats};
+use crate::network::{ChatInput, Social};
+use crate::player::Player;
+use crate::shields::trust_label;
+use crate::world::{CurrentRegion, EnterRegion};
+
+/// The most stalls one search lists.
+const LISTED: usize = 10;
+/// How far in front of a stall one arrives, in metres.
+const ARRIVAL_DISTANCE: f32 = 2.5;
+/// How long a trip to a stall waits for the city to open.
+const TRIP_WAIT: Duration = Duration::from_secs(15);
+/// How long the city must have been open before one is moved in it (its arrival spot is set
+/// as it opens).
+const SETTLE_S: f32 = 0.2;
+
+/// The last search's stalls, in the order listed, and a trip under way: where to, and until when.
+#[derive(Resource, Debug, Default)]
+pub(super) struct Directory {
+    found: Vec<ChangeId>,
+    trip: Option<(Vec3, Duration)>,
+}
+
+/// What `/market` was asked.
+#[derive(Debug, Clone, PartialEq)]
+enum Asked {
+    Search(MarketQuery),
+    Go(usize),
+}
+
+fn asked(rest: &str) -> Asked {
+    let mut words = rest.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some("go"), Some(number), None) if number.parse::<usize>().is_ok() => Asked::Go(number.parse().unwrap_or(0)),
+        _ => Asked::Search(MarketQuery::parse(rest)),
+    }
+}
+
+/// Whether a listing can be bought now: its stall stands and no payment leads for it.
+fn open(market: &Market, view: &ListingView) -> bool {
+    market.standing.contains(&view.id)
+        && market.settled.get(&view.id).is_none_or(|settlement| settlement.state == SaleState::Open)
+}
+
+/// A stall as the directory lists it.
+fn line(number: usize, view: &ListingView, social: &Social) -> String {
+    let title = view.listing.title.text().unwrap_or("an item");
+    let (trust, _) = trust_label(social, &view.seller);
+    format!("{number}. {title}, {}, from {} ({trust})", sats(view.listing.price_sats), social.name_of(&view.seller))
+}
+
+/// Answers `/market`: a list, or a trip to a stall.
+pub(super) fn market_directory(
+    mut input: ResMut<ChatInput>,
+    mut social: ResMut<Social>,
+    market: Res<Market>,
+    mut directory: ResMut<Directory>,
+    mut enter: MessageWriter<EnterRegion>,
+    region: Option<Res<CurrentRegion>>,
+    time: Res<Time>,
+) {
+    let Some(rest) = input.market.take() else { return };
+    match asked(&rest) {
+        Asked::Search(query) => {
+            let found = search(&market.listings, |view| open(&market, view), &query, LISTED);
+            directory.found = found.iter().map(|view| view.id).collect();
+            let notice = if found.is_empty() {
+                "nothing for sale matches; /market alone lists everything for sale".to_owned()
+            } else {
+                let listed: Vec<String> =
+                    found.iter().enumerate().map(|(at, view)| line(at + 1, view, &social)).collect();
+                format!("for sale: {}; /market go N takes you there", listed.join("; "))
+            };
+            social.notice(notice);
+        }
+        Asked::Go(number) => {
+            let chosen = number.checked_sub(1).and_then(|at| directory.found.get(at)).copied();
+            let Some(id) = chosen else {
+                social.notice(format!("no stall numbered {number}; /market lists them"));
+                return;
+            };
+            let Some(view) = market.listings.iter().find(|view| view.id == id && open(&market, view)) else {
+                social.notice("that stall is no longer open; /market lists what is".into());
+                return;
+            };
+            if region.as_ref().is_none_or(|region| region.id() != RegionId::City) {
+                enter.write(EnterRegion(RegionId::City));
+            }
+            directory.trip = Some((view.listing.spot, time.elapsed() + TRIP_WAIT));
+            let title = view.listing.title.text().unwrap_or("an item");
+            social.notice(format!("going to the stall of {title}"));
+        }
+    }
+}
+
+/// Once in the city, the person stands in front of the stall, facing it.
+pub(super) fn arrive_at_stall(
+    mut directory: ResMut<Directory>,
+    mut social: ResMut<Social>,
+    region: Option<Res<CurrentRegion>>,
+    mut player: Query<(&mut Transform, &mut Player)>,
+    time: Res<Time>,
+) {
+    let Some((stall, until)) = directory.trip else { return };
+    if time.elapsed() > until {
+        directory.trip = None;
+        social.notice("the city did not open in time; /market go N tries again".into());
+        return;
+    }
+    let Some(region) = region.filter(|region| region.id() == RegionId::City) else { return };
+    if time.elapsed_secs() - region.entered_at < SETTLE_S {
+        return;
+    }
+    let Ok((mut transform, mut player)) = player.single_mut() else { return };
+    let (spot, yaw) = arrival(stall, &region);
+    transform.translation = spot;
+    player.last_position = spot;
+    player.yaw = yaw;
+    transform.rotation = player.rotation();
+    directory.trip = None;
+    social.notice("you are at the stall; walk up to it to see its offer".into());
+}
+
+/// Where one arrives for the stall at `stall` (on the ground): in front of it at eye height,
+/// inside the city, and the heading that faces it.
+fn arrival(stall: Vec3, region: &CurrentRegion) -> (Vec3, f32) {
+    let spot = region.layout.bounds.clamp(stall + Vec3::new(0.0, EYE_HEIGHT, ARRIVAL_DISTANCE));
+    let towards = (stall - spot).with_y(0.0);
+    let yaw = if towards.length_squared() > 1e-4 { towards.x.atan2(towards.z) } else { 0.0 };
+    (spot, yaw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{logic_app, player_transform};
+    use sanctuary_engine::trade::{Listing, PayTo, Title};
+    use sanctuary_engine::{ModelRef, ParcelCoord, PublicKey, RegionLayout, WORLD_SEED};
+
+    fn stall(id: u8, title: &str, price_sats: u64, spot: Vec3) -> ListingView {
+        ListingView {
+            id: ChangeId([id; 32]),
+            seller: PublicKey::from_secret_seed(&[id; 32]),
+            parcel: ParcelCoord { x: 0, z: 0 },
+            listing: Listing {
+                item: ModelRef { hash: [id; 32], bytes: 100, triangles: 60, min: [0.0; 3], max: [1.0; 3] },
+                title: Title::new(title).expect("title"),
+                price_sats,
+                pay_to: PayTo::new(&[0; 22]).expect("script"),
+                confirmations: 1,
+                spot,
+            },
+            withdrawn_at: None,
+            claims: Vec::new(),
+        }
+    }
+
+    /// `/market crystal` lists the open stalls with "crystal" in their title, cheapest first
+    /// (not one whose stall does not stand); `/market go 2` goes into the city and in front of
+    /// the second.
+    #[test]
+    fn the_directory_lists_what_is_for_sale_and_takes_one_there() {
+        let mut app = logic_app(RegionId::Lobby);
+        app.init_resource::<Market>()
+            .init_resource::<Directory>()
+            .add_systems(Update, (market_directory, arrive_at_stall).chain());
+        app.update();
+        let ground = RegionLayout::generate(RegionId::City, WORLD_SEED, 0).spawn.with_y(0.0);
+        let lamp = stall(1, "Crystal lamp", 8_000, ground + Vec3::new(6.0, 0.0, -8.0));
+        let vase = stall(2, "Crystal vase", 5_000, ground + Vec3::new(-6.0, 0.0, -8.0));
+        let gone = stall(3, "Crystal ball", 1_000, ground);
+        {
+            let mut market = app.world_mut().resource_mut::<Market>();
+            market.standing = [lamp.id, vase.id].into_iter().collect();
+            market.listings = vec![lamp.clone(), vase, gone];
+        }
+        let last_notice = |app: &App| app.world().resource::<Social>().chat.last().map(|entry| entry.text.clone());
+        app.world_mut().resource_mut::<ChatInput>().market = Some("crystal".into());
+        app.update();
+        let listed = last_notice(&app).expect("a notice");
+        assert!(listed.starts_with("for sale: 1. Crystal vase, 5,000 sats, from "), "{listed}");
+        assert!(listed.contains("; 2. Crystal lamp, 8,000 sats, from "), "{listed}");
+        assert!(!listed.contains("ball"), "a stall that does not stand is not listed: {listed}");
+
+        app.world_mut().resource_mut::<ChatInput>().market = Some("go 2".into());
+        for _ in 0..30 {
+            app.update();
+        }
+        assert_eq!(app.world().resource::<CurrentRegion>().id(), RegionId::City);
+        let eyes = player_transform(&mut app).translation;
+        let expected = lamp.listing.spot + Vec3::new(0.0, EYE_HEIGHT, ARRIVAL_DISTANCE);
+        assert!((eyes - expected).length() < 0.05, "at {eyes}, not in front of the lamp's stall at {expected}");
+        assert!(last_notice(&app).is_some_and(|text| text.contains("at the stall")));
+
+        app.world_mut().resource_mut::<ChatInput>().market = Some("go 9".into());
+        app.update();
+        assert!(last_notice(&app).is_some_and(|text| text.contains("no stall numbered 9")));
+    }
+
+    #[test]
+    fn go_needs_a_number_and_anything_else_is_a_search() {
+        assert_eq!(asked("go 3"), Asked::Go(3));
+        assert_eq!(asked(" go  12 "), Asked::Go(12));
+        assert_eq!(asked("go kart"), Asked::Search(MarketQuery::parse("go kart")));
+        assert_eq!(asked("go 3 now"), Asked::Search(MarketQuery::parse("go 3 now")));
+        assert_eq!(asked("lamp under 5k"), Asked::Search(MarketQuery::parse("lamp under 5k")));
+        assert_eq!(asked(""), Asked::Search(MarketQuery::default()));
+    }
+
+    #[test]
+    fn one_arrives_in_front_of_the_stall_facing_it() {
+        let layout = RegionLayout::generate(RegionId::City, WORLD_SEED, 0);
+        let region = CurrentRegion { layout, entered_at: 0.0 };
+        let stall = Vec3::new(10.0, 0.0, -20.0);
+        let (spot, yaw) = arrival(stall, &region);
+        assert!((spot - Vec3::new(10.0, EYE_HEIGHT, -20.0 + ARRIVAL_DISTANCE)).length() < 1e-4, "{spot}");
+        let heading = Vec3::new(yaw.sin(), 0.0, yaw.cos());
+        assert!(heading.dot(Vec3::NEG_Z) > 0.99, "facing the stall, not {heading}");
+    }
+}
