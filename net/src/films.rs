@@ -50,6 +50,10 @@ pub const READ_PATIENCE: Duration = Duration::from_secs(60);
 /// How long a reader waits for a segment another viewer is fetching, while what that viewer
 /// holds does not grow, before asking the sharer for it as well (that viewer has stalled).
 pub const HANDOVER_PATIENCE: Duration = Duration::from_secs(2);
+/// The longest a reader waits for a segment another viewer is fetching, however it grows: a
+/// holder that claims to be fetching a segment for ever (a lie costs nothing) delays a reader
+/// by this at most, and then the segment comes from the sharer.
+pub const HANDOVER_MOST: Duration = Duration::from_secs(5);
 /// The longest a viewer in company waits before asking the sharer for a segment its reader
 /// needs and no one else has begun to fetch (each viewer waits its own part of it).
 pub const STAGGER: Duration = Duration::from_millis(500);
@@ -524,8 +528,8 @@ async fn held_locally(source: &FilmSource, index: usize) -> bool {
 /// however many watch, and the viewers pass it on:
 /// 1. the segment a reader waits for, from a viewer who has it whole; else, while another
 ///    viewer is fetching it (has part of it, and what it holds grew in the last
-///    [`HANDOVER_PATIENCE`]), nothing (it is taken from them once whole, which is sooner than
-///    a second copy from the sharer); else from the sharer (when `crowded`, once the reader has waited
+///    [`HANDOVER_PATIENCE`]), nothing for up to [`HANDOVER_MOST`] (it is taken from them once
+///    whole, which is sooner than a second copy from the sharer); else from the sharer (when `crowded`, once the reader has waited
 ///    its own part of [`STAGGER`] for this segment, so that viewers waiting for the same
 ///    segment do not all ask the sharer for it at once);
 /// 2. otherwise the first of the next [`WINDOW`] segments that a viewer other than the sharer
@@ -580,7 +584,7 @@ fn choose(
             return Some(found);
         }
         let waited = since.elapsed();
-        let patient = fetched_by_another(index);
+        let patient = waits_for_handover(fetched_by_another(index), waited);
         let turn = !crowded || waited >= STAGGER.mul_f64((shuffle(index) >> 11) as f64 / (1u64 << 53) as f64);
         if let Some(found) = best(index, true).filter(|_| !patient && turn) {
             return Some(found);
@@ -612,6 +616,12 @@ fn choose(
         .filter(|index| known.iter().all(|(key, holder)| *key == sharer || !some(holder, *index)))
         .find(|index| mine(*index))
         .and_then(|index| best(index, true))
+}
+
+/// Whether a reader that has `waited` for a segment another viewer is `fetching` keeps waiting
+/// for that viewer rather than asking the sharer (see [`HANDOVER_MOST`]).
+fn waits_for_handover(fetching: bool, waited: Duration) -> bool {
+    fetching && waited < HANDOVER_MOST
 }
 
 /// A viewer's rank for a segment: a number that looks random, the same wherever it is worked
@@ -715,6 +725,16 @@ mod tests {
         }
         let sent = sharer.uploads.counts().total;
         assert!(sent < 3 * size as u64 / 2, "the sharer sent {sent} bytes of a {size}-byte film to four viewers");
+    }
+
+    #[test]
+    fn a_reader_waits_for_another_viewers_fetch_only_so_long() {
+        assert!(waits_for_handover(true, Duration::from_secs(1)));
+        assert!(!waits_for_handover(false, Duration::ZERO), "nobody else is fetching it");
+        assert!(
+            !waits_for_handover(true, HANDOVER_MOST),
+            "a holder that says it fetches the segment for ever holds a reader up no longer"
+        );
     }
 
     #[test]
