@@ -10,9 +10,9 @@
 pub const WALLET_COMMANDS: [&str; 7] = ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync"];
 
 /// The commands the chat box handles itself.
-const CHAT_COMMANDS: [&str; 13] = [
+const CHAT_COMMANDS: [&str; 16] = [
     "/join", "/import", "/name", "/block", "/unblock", "/trust", "/models", "/goto", "/avatar", "/avatars", "/play",
-    "/screen", "/market",
+    "/screen", "/market", "/slides", "/stage", "/hand",
 ];
 
 /// The commands that choose the microphone and the speakers (see `crate::voice`).
@@ -71,6 +71,13 @@ pub enum ChatCommand {
     Screen(String),
     /// `/market WORDS [under PRICE]`: find what is for sale; `/market go N`: go to the N-th stall.
     Market(String),
+    /// `/slides PATH...` (images, or a folder of them): present them in the lecture hall.
+    Slides(String),
+    /// `/stage next|prev|N|floor NAME|floor back|lower NAME|give NAME`: move the stage one
+    /// presents.
+    Stage(String),
+    /// `/hand` raises one's hand in the lecture hall; `/hand down` lowers it.
+    Hand(String),
     /// `/block WHO`: block someone from the keyboard.
     Block(String),
     /// A wallet or trade command, the whole line, for the wallet to take.
@@ -169,6 +176,9 @@ pub fn parse(text: &str, private: bool) -> ChatCommand {
         "/play" => needs("usage: /play PATH/TO/FILM.mp4 (or .mkv, .webm)", ChatCommand::Play),
         "/screen" => ChatCommand::Screen(rest.to_owned()),
         "/market" => ChatCommand::Market(rest.to_owned()),
+        "/slides" => needs("usage: /slides PATH/TO/FOLDER (or IMAGE.png IMAGE.jpg ...)", ChatCommand::Slides),
+        "/stage" => ChatCommand::Stage(rest.to_owned()),
+        "/hand" => ChatCommand::Hand(rest.to_owned()),
         _ => ChatCommand::Unknown { command: echoed(word), suggestion: suggest(word) },
     }
 }

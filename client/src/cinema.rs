@@ -239,22 +239,6 @@ pub fn share_command(path: &std::path::Path, social: &mut crate::network::Social
     }
 }
 
-/// The key of the person here called `name` (case aside; a unique beginning will do).
-pub fn person_named(social: &crate::network::Social, name: &str) -> Result<sanctuary_engine::PublicKey, String> {
-    let wanted = name.trim().to_lowercase();
-    let found: Vec<_> = social
-        .crowd
-        .iter()
-        .filter(|(_, person)| person.name.to_lowercase().starts_with(&wanted))
-        .map(|(key, person)| (*key, person.name.to_lowercase() == wanted))
-        .collect();
-    match found.iter().find(|(_, exact)| *exact).or(found.first().filter(|_| found.len() == 1)) {
-        Some((key, _)) if !wanted.is_empty() => Ok(*key),
-        _ if found.len() > 1 => Err(format!("several people here are called {name}; type more of the name")),
-        _ => Err(format!("nobody called {name} is here")),
-    }
-}
-
 /// The screen action typed after `/screen`.
 pub fn screen_action(text: &str) -> Result<ScreenWord, String> {
     let mut words = text.split_whitespace();
@@ -382,7 +366,7 @@ fn fit_screen(cinema: Res<Cinema>, mut screens: Query<(&StructureView, &mut Tran
 
 /// The largest size of `picture`'s shape within `screen` (the screen's own size when the
 /// picture has none).
-fn fitted(screen: Vec2, picture: UVec2) -> Vec2 {
+pub(crate) fn fitted(screen: Vec2, picture: UVec2) -> Vec2 {
     if picture.x == 0 || picture.y == 0 || screen.x <= 0.0 || screen.y <= 0.0 {
         return screen;
     }
@@ -496,6 +480,7 @@ mod tests {
 
     #[test]
     fn control_is_given_by_name_to_someone_here() {
+        use crate::network::person_named;
         use sanctuary_net::{PoseFrame, Presence, QuantisedTransform};
         let mut social = crate::network::Social::default();
         let still = QuantisedTransform::new(Vec3::ZERO, Quat::IDENTITY);

@@ -66,6 +66,10 @@ pub struct Args {
     #[arg(long)]
     pub cinema_panel: bool,
 
+    /// Open the lecture hall's panel (F9) at the start.
+    #[arg(long)]
+    pub stage_panel: bool,
+
     /// Type this line into the chat once the network is up (commands such as `/trust` too);
     /// repeat for several, typed in order: for scripts and demonstrations.
     #[arg(long = "chat", value_name = "LINE")]

@@ -84,6 +84,8 @@ fn update_status(
     lock: Res<PointerLock>,
     player: Query<&Transform, With<Player>>,
     cinema: Option<Res<crate::cinema::Cinema>>,
+    lecture: Option<Res<crate::stage::Lecture>>,
+    social: Option<Res<crate::network::Social>>,
     mut status: Query<&mut Text, With<StatusText>>,
 ) {
     let Ok(mut text) = status.single_mut() else { return };
@@ -100,6 +102,11 @@ fn update_status(
     );
     if let Some(screen) = cinema.as_ref().and_then(|cinema| cinema.status()) {
         text.0.push_str(&format!("\nscreen: {screen}"));
+    }
+    if let (Some(lecture), Some(social)) = (&lecture, &social)
+        && let Some(stage) = lecture.status(|key| crate::stage::name_of(social, key))
+    {
+        text.0.push_str(&format!("\nstage: {stage}"));
     }
 }
 

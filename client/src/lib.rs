@@ -33,6 +33,9 @@ mod screenshot;
 mod shields;
 mod social;
 pub mod sounds;
+mod stage;
+mod stage_command;
+mod stage_panel;
 pub mod testing;
 pub mod voice;
 pub mod voice_devices;
@@ -117,8 +120,8 @@ pub fn presentation_plugin(app: &mut App) {
         social::plugin,
         shields::plugin,
         avatar_panel::plugin,
-        cinema::plugin,
-        cinema_panel::plugin,
+        (cinema::plugin, stage::plugin),
+        (cinema_panel::plugin, stage_panel::plugin),
         build::presentation,
         panels::plugin,
         market::plugin,
@@ -181,6 +184,9 @@ pub fn client_app(args: &cli::Args, headset: bool) -> App {
     }
     if args.avatar_panel {
         app.insert_resource(avatar_panel::AvatarPanel { open: true });
+    }
+    if args.stage_panel {
+        app.insert_resource(stage_panel::StagePanel::opened());
     }
     if args.cinema_panel {
         app.insert_resource(cinema_panel::CinemaPanel::opened());

@@ -285,6 +285,7 @@ fn read_node_events(
     mut city: ResMut<crate::build::CityWorld>,
     mut avatars: Option<ResMut<crate::avatars::Avatars>>,
     mut cinema: Option<ResMut<crate::cinema::Cinema>>,
+    mut lecture: Option<ResMut<crate::stage::Lecture>>,
     slot: Option<Res<crate::blobs::BlobSlot>>,
     mut cues: MessageWriter<SoundCue>,
 ) {
@@ -310,6 +311,9 @@ fn read_node_events(
         }
         if let Some(cinema) = cinema.as_mut() {
             cinema.take(&event);
+        }
+        if let Some(lecture) = lecture.as_mut() {
+            lecture.take(&event);
         }
         handle_event(&mut social, event);
     }
@@ -362,6 +366,7 @@ fn handle_event(social: &mut Social, event: Event) {
         }
         Event::AvatarRefused(reason) => social.notice(format!("that avatar cannot be worn: {reason}")),
         Event::ScreenRefused(reason) => social.notice(format!("the screen: {reason}")),
+        Event::StageRefused(reason) => social.notice(format!("the stage: {reason}")),
         Event::Trust(view) => {
             let before = social.trust.as_ref().map(|view| view.requests()).unwrap_or_default();
             let new: Vec<PublicKey> = view.requests().into_iter().filter(|key| !before.contains(key)).collect();
@@ -570,6 +575,22 @@ pub(crate) fn place_remote_avatars(
                 children.spawn((HandView::Left, Transform::default(), Visibility::default()));
                 children.spawn((HandView::Right, Transform::default(), Visibility::default()));
             });
+    }
+}
+
+/// The key of the person here called `name` (case aside; a unique beginning will do).
+pub fn person_named(social: &Social, name: &str) -> Result<PublicKey, String> {
+    let wanted = name.trim().to_lowercase();
+    let found: Vec<_> = social
+        .crowd
+        .iter()
+        .filter(|(_, person)| person.name.to_lowercase().starts_with(&wanted))
+        .map(|(key, person)| (*key, person.name.to_lowercase() == wanted))
+        .collect();
+    match found.iter().find(|(_, exact)| *exact).or(found.first().filter(|_| found.len() == 1)) {
+        Some((key, _)) if !wanted.is_empty() => Ok(*key),
+        _ if found.len() > 1 => Err(format!("several people here are called {name}; type more of the name")),
+        _ => Err(format!("nobody called {name} is here")),
     }
 }
 

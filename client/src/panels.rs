@@ -91,6 +91,24 @@ pub enum PanelAction {
     OwnView,
     /// Share the film of this index among those found in the Videos folder.
     ShareFound(u8),
+    /// Open or close the lecture hall's panel (F9).
+    ToggleStage,
+    /// The slide before (the presenter).
+    StagePrevious,
+    /// The next slide (the presenter).
+    StageNext,
+    /// Give the floor to the hand of this index in the queue.
+    StageFloor(u8),
+    /// Take the floor back.
+    StageTakeFloor,
+    /// Hand the stage to the person of this index among those here.
+    StageHandOver(u8),
+    /// Raise one's hand.
+    HandUp,
+    /// Lower one's hand (or give the floor back).
+    HandDown,
+    /// Present the folder of slides of this index among those found in the Pictures folder.
+    PresentFound(u8),
 }
 
 /// A panel button was clicked.
@@ -159,6 +177,8 @@ pub enum PanelSlot {
     Avatars,
     /// Right, lower down: the cinema's screen.
     Cinema,
+    /// Right, lower down: the lecture hall's stage.
+    Stage,
 }
 
 /// The spec a desktop panel shows now (`None` hides it).
@@ -205,6 +225,7 @@ fn spawn_panels(mut commands: Commands) {
         PanelSlot::Shields,
         PanelSlot::Avatars,
         PanelSlot::Cinema,
+        PanelSlot::Stage,
     ] {
         let at = match slot {
             PanelSlot::Wallet => {
@@ -214,7 +235,9 @@ fn spawn_panels(mut commands: Commands) {
             PanelSlot::Stall => Node { right: Val::Px(10.0), top: Val::Px(84.0), width: Val::Px(360.0), ..default() },
             PanelSlot::Avatars => Node { right: Val::Px(10.0), top: Val::Px(84.0), width: Val::Px(420.0), ..default() },
             // Lower than the avatar picker: the network status above it grows with voice's lines.
-            PanelSlot::Cinema => Node { right: Val::Px(10.0), top: Val::Px(200.0), width: Val::Px(460.0), ..default() },
+            PanelSlot::Cinema | PanelSlot::Stage => {
+                Node { right: Val::Px(10.0), top: Val::Px(200.0), width: Val::Px(460.0), ..default() }
+            }
             PanelSlot::Shields => {
                 Node { left: Val::Px(12.0), top: Val::Px(90.0), max_width: Val::Px(600.0), ..default() }
             }

@@ -89,6 +89,7 @@ pub fn menu_spec(comfort: &Comfort, build_on: bool, in_city: bool, mic: Option<&
     spec.button("Shields", PanelAction::ToggleShields);
     spec.button("Avatars", PanelAction::ToggleAvatars);
     spec.button("Cinema", PanelAction::ToggleCinema);
+    spec.button("Stage", PanelAction::ToggleStage);
     if in_city {
         spec.button(if build_on { "Stop building" } else { "Build" }, PanelAction::ToggleBuild);
         if build_on {
@@ -329,6 +330,7 @@ fn menu_panel_specs(
     specs.extend(slot(PanelSlot::Shields));
     specs.extend(slot(PanelSlot::Avatars));
     specs.extend(slot(PanelSlot::Cinema));
+    specs.extend(slot(PanelSlot::Stage));
     specs
 }
 

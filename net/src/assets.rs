@@ -195,7 +195,7 @@ impl AssetStore {
     }
 
     /// The bytes of a blob held here in full and no larger than `limit`.
-    async fn complete_bytes(&self, hash: [u8; 32], limit: u64) -> Option<Vec<u8>> {
+    pub(crate) async fn complete_bytes(&self, hash: [u8; 32], limit: u64) -> Option<Vec<u8>> {
         use iroh_blobs::api::blobs::BlobStatus;
         match self.store.status(Hash::from_bytes(hash)).await.ok()? {
             BlobStatus::Complete { size } if size <= limit => {}

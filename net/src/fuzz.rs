@@ -96,6 +96,17 @@ fn region_seeds() -> Vec<Vec<u8>> {
             current: 0,
             clock: crate::screen::Clock::Playing { position_ms: 1500, since_us: 1_700_000_000_000_000 },
         })),
+        RegionMessage::Stage(crate::stage::StageMessage::State(crate::stage::StageState {
+            version: 9,
+            presenter: [4; 32],
+            slides: 3,
+            current: 1,
+            slide: Some(crate::stage::SlideRef { hash: [6; 32], bytes: 90_000 }),
+            next: Some(crate::stage::SlideRef { hash: [7; 32], bytes: 80_000 }),
+            hands: vec![[8; 32], [9; 32]],
+            floor: Some([10; 32]),
+        })),
+        RegionMessage::Stage(crate::stage::StageMessage::Hand { up: true }),
         RegionMessage::Screen(crate::screen::ScreenMessage::Holding {
             film: [5; 32],
             at: crate::screen::Dialable {

@@ -186,7 +186,7 @@ impl Dialable {
         addr
     }
 
-    fn in_bounds(&self) -> bool {
+    pub(crate) fn in_bounds(&self) -> bool {
         self.direct.len() <= MAX_DIALABLE_ADDRESSES
             && self.relay.as_ref().is_none_or(|url| url.len() <= MAX_RELAY_URL_BYTES)
     }
@@ -258,9 +258,17 @@ pub enum ScreenError {
 /// Whether a state from `author` replaces `held`. `controller_gone` says whether the held
 /// state's controller has not been heard for [`CONTROLLER_GONE`].
 pub fn accepts(held: Option<&ScreenState>, author: [u8; 32], new: &ScreenState, controller_gone: bool) -> bool {
-    let Some(held) = held else { return true };
-    let newer = new.version > held.version || (new.version == held.version && author < held.controller);
-    newer && (author == held.controller || controller_gone)
+    succeeds(held.map(|held| (held.version, held.controller)), author, new.version, controller_gone)
+}
+
+/// Whether a state of `version` from `author` replaces one of `(version, controller)` held
+/// (the rule of the screen and of the lecture hall's stage): it is newer (a higher version,
+/// ties going to the smaller key), and its author controls the held state or that controller
+/// left (`controller_gone`). Anything replaces nothing.
+pub fn succeeds(held: Option<(u64, [u8; 32])>, author: [u8; 32], version: u64, controller_gone: bool) -> bool {
+    let Some((held_version, controller)) = held else { return true };
+    let newer = version > held_version || (version == held_version && author < controller);
+    newer && (author == controller || controller_gone)
 }
 
 /// What the controller may do to the screen.

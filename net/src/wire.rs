@@ -153,6 +153,9 @@ pub enum RegionMessage {
     /// About the region's screen (see [`crate::screen`]): its state, a film offered, a film
     /// held. (Last, so that older peers still read the others.)
     Screen(crate::screen::ScreenMessage),
+    /// About the lecture hall's stage (see [`crate::stage`]): its state, a hand raised or
+    /// lowered, a slide held. (Last, so that older peers still read the others.)
+    Stage(crate::stage::StageMessage),
 }
 
 /// Whether a person can be heard, shown to the others beside their name.
@@ -261,6 +264,7 @@ impl Body for RegionMessage {
             }
             RegionMessage::Change(_) | RegionMessage::Mic(_) | RegionMessage::Look(_) => Ok(()),
             RegionMessage::Screen(screen) => screen.check_shape(),
+            RegionMessage::Stage(stage) => stage.check_shape(),
         }
     }
     fn clean(&mut self) {
@@ -271,7 +275,11 @@ impl Body for RegionMessage {
                 clean_in_place(text);
             }
             RegionMessage::Screen(screen) => screen.clean(),
-            RegionMessage::Leave | RegionMessage::Change(_) | RegionMessage::Mic(_) | RegionMessage::Look(_) => {}
+            RegionMessage::Leave
+            | RegionMessage::Change(_)
+            | RegionMessage::Mic(_)
+            | RegionMessage::Look(_)
+            | RegionMessage::Stage(_) => {}
         }
     }
 }

@@ -83,6 +83,12 @@ pub struct Peer {
     pub film: Option<sanctuary_net::films::FilmSource>,
     /// Films refused and screen actions refused, and why.
     pub screen_refused: Vec<String>,
+    /// The lecture hall's stage as the node last said.
+    pub stage: Option<sanctuary_net::StageView>,
+    /// The slides handed out, in order: their hash and bytes.
+    pub slides: Vec<([u8; 32], Vec<u8>)>,
+    /// Slides, stage actions and hands refused, and why.
+    pub stage_refused: Vec<String>,
     /// What it uploads.
     pub uploads: sanctuary_net::uploads::Uploads,
 }
@@ -146,6 +152,9 @@ impl Peer {
                         screen: None,
                         film: None,
                         screen_refused: Vec::new(),
+                        stage: None,
+                        slides: Vec::new(),
+                        stage_refused: Vec::new(),
                         uploads,
                     };
                 }
@@ -191,6 +200,9 @@ impl Peer {
                 Event::Screen(view) => self.screen = Some(view),
                 Event::Film(source) => self.film = Some(source),
                 Event::ScreenRefused(reason) => self.screen_refused.push(reason),
+                Event::Stage(view) => self.stage = Some(view),
+                Event::Slide { hash, bytes } => self.slides.push((hash, bytes)),
+                Event::StageRefused(reason) => self.stage_refused.push(reason),
                 _ => {}
             }
         }

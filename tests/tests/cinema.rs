@@ -162,6 +162,20 @@ async fn a_film_plays_in_step_for_viewers_after_a_seek_and_for_a_late_joiner() {
         !peer.screen_refused.is_empty()
     })
     .await;
+
+    // Until Ada hands it to him: then his moves reach everyone (a state handed on is signed by
+    // the one who hands it, and names the new controller).
+    let bo_key = *bo.id.as_bytes();
+    ada.handle.send(Command::Screen(ScreenAction::HandOver(bo_key)));
+    wait_until(&mut [&mut ada, &mut bo, &mut cy], Duration::from_secs(10), "Bo controls the screen", |peer| {
+        peer.screen.as_ref().is_some_and(|view| view.state.controller == bo_key)
+    })
+    .await;
+    bo.handle.send(Command::Screen(ScreenAction::Play));
+    wait_until(&mut [&mut ada, &mut bo, &mut cy], Duration::from_secs(10), "Bo's play reaches everyone", |peer| {
+        peer.screen.as_ref().is_some_and(|view| view.state.clock.playing() && view.state.controller == bo_key)
+    })
+    .await;
     println!(
         "cinema: first film state after {:.0} ms; sync error {playing:.1} ms playing, {after_seek:.1} ms after a seek, {late:.1} ms for a late joiner; Cy fetched from {} peers",
         to_first.as_secs_f64() * 1000.0,

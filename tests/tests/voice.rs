@@ -368,7 +368,7 @@ async fn the_presenter_reaches_the_whole_hall() {
     tokio::time::sleep(near_only).await;
     assert_eq!(ada_out.listener_ids(), vec![bo_id], "before the stage, only the near hear Ada");
     for peer in [&ada, &bo, &dee] {
-        peer.handle.send(Command::Hearing { region: hall, hearing: Hearing::Stage(ada_id) });
+        peer.handle.send(Command::Hearing { region: hall, hearing: Hearing::Stage(vec![ada_id]) });
     }
     wait_until(&mut [&mut ada, &mut bo, &mut dee], Duration::from_secs(20), "Ada's voice reaches the back", |_| {
         let mut reached = ada_out.listener_ids();

@@ -104,7 +104,7 @@ pub(super) fn submission(social: &mut Social, input: &mut ChatInput) -> Option<C
         ChatCommand::Screen(rest) => {
             use crate::cinema::ScreenWord;
             let give = |name: &str| {
-                crate::cinema::person_named(social, name)
+                super::person_named(social, name)
                     .map(|key| Command::Screen(sanctuary_net::screen::ScreenAction::HandOver(*key.as_bytes())))
             };
             let command = match crate::cinema::screen_action(&rest) {
@@ -121,6 +121,28 @@ pub(super) fn submission(social: &mut Social, input: &mut ChatInput) -> Option<C
                 None
             })
         }
+        ChatCommand::Slides(rest) => match crate::stage_command::present(&rest) {
+            Ok((command, count)) => {
+                social.notice(format!("sharing {count} slides..."));
+                Some(command)
+            }
+            Err(problem) => {
+                social.notice(problem);
+                None
+            }
+        },
+        ChatCommand::Stage(rest) => crate::stage_command::stage(social, &rest).unwrap_or_else(|problem| {
+            social.notice(problem);
+            None
+        }),
+        ChatCommand::Hand(rest) => match rest.trim() {
+            "" | "up" => Some(Command::Hand(true)),
+            "down" => Some(Command::Hand(false)),
+            _ => {
+                social.notice("usage: /hand (raise it) or /hand down".into());
+                None
+            }
+        },
         ChatCommand::ShowAvatars(rank) => {
             input.show_avatars = Some(rank);
             None

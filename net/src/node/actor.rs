@@ -25,6 +25,7 @@ use super::gate::Gate;
 use super::outbox::{Outbox, OutboxEntry};
 use super::presence::{Regions, subscribe};
 use super::screen::Screen;
+use super::stage::Stage;
 use super::trust::{TrustState, TrustView};
 use super::voice::{Audible, Voice, VoiceDatagram, VoiceProtocol, VoiceSender};
 use super::volumes::Volumes;
@@ -94,6 +95,8 @@ pub(super) enum Internal {
     Worn(Result<(AvatarRef, String, ModelSummary), String>),
     VoiceDialled { peer: iroh::PublicKey, result: Result<iroh::endpoint::Connection, String> },
     FilmShared(Result<([u8; 32], u64, String, std::path::PathBuf), String>),
+    DeckShared(Result<Vec<crate::stage::SlideRef>, String>),
+    SlideFetched([u8; 32]),
 }
 
 impl From<(Option<RegionId>, Signed<WorldMessage>)> for Internal {
@@ -169,6 +172,8 @@ pub(super) struct Node {
     pub(super) world_sync: WorldSync,
     /// The screen of the region we are in (`screen`).
     pub(super) screen: Screen,
+    /// The lecture hall's stage, when we are in it (`stage`).
+    pub(super) stage: Stage,
     last_status: Option<Status>,
     last_status_check: Instant,
     ticket: String,
@@ -354,6 +359,7 @@ impl Node {
             outbox: Outbox::new(outbox),
             world_sync,
             screen: Screen::new(config.max_film_bytes),
+            stage: Stage::default(),
             last_status: None,
             last_status_check: long_ago,
             ticket: ticket.clone(),
@@ -461,6 +467,9 @@ impl Node {
             Command::Wear(path) => self.wear(path).await,
             Command::ShareFilm(path) => self.share_film(path),
             Command::Screen(action) => self.screen_action(action).await,
+            Command::Present(paths) => self.present(paths),
+            Command::Stage(action) => self.stage_action(action).await,
+            Command::Hand(up) => self.raise_hand(up).await,
             Command::Shutdown => {}
         }
     }
@@ -484,6 +493,8 @@ impl Node {
             Internal::Worn(result) => self.worn(result).await,
             Internal::VoiceDialled { peer, result } => self.voice_dialled(peer, result),
             Internal::FilmShared(result) => self.film_shared(result).await,
+            Internal::DeckShared(deck) => self.deck_shared(deck).await,
+            Internal::SlideFetched(hash) => self.slide_fetched(hash).await,
         }
     }
 
@@ -496,6 +507,7 @@ impl Node {
         self.voice_tick(now);
         self.trust_tick();
         self.screen_tick(now).await;
+        self.stage_tick(now).await;
         // Connection state and addresses change slowly: look twice a second, not every tick.
         if now.duration_since(self.last_status_check) < Duration::from_millis(500) {
             return;

@@ -20,17 +20,19 @@ mod gate;
 mod outbox;
 mod presence;
 mod screen;
+mod stage;
 mod trust;
 mod voice;
 mod volumes;
 
 pub use blocks::MAX_BLOCKS;
 pub use screen::ScreenView;
+pub use stage::StageView;
 pub(crate) use trust::Door;
 pub use trust::TrustView;
 pub use voice::{
-    DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, Hearing, MAX_LISTENERS, MAX_MEMBERS, MAX_SPEAKERS, MAX_STAGE_LISTENERS,
-    MAX_VOICE_DATAGRAM, VOICE_QUEUE, VoiceDatagram, VoiceSender,
+    DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, Hearing, MAX_LISTENERS, MAX_MEMBERS, MAX_ON_STAGE, MAX_SPEAKERS,
+    MAX_STAGE_LISTENERS, MAX_VOICE_DATAGRAM, VOICE_QUEUE, VoiceDatagram, VoiceSender,
 };
 pub use volumes::{MAX_KEPT_VOLUMES, MAX_PERSON_VOLUME};
 mod world;
@@ -281,6 +283,14 @@ pub enum Command {
     ShareFilm(PathBuf),
     /// Move the screen (play, pause, seek, next, hand over), when we control it.
     Screen(crate::screen::ScreenAction),
+    /// Show these slides (PNG or JPEG files, in this order) on the lecture hall's stage, from
+    /// the first, when we may present: `Event::Stage` says the state, `Event::Slide` hands out
+    /// the slide showing.
+    Present(Vec<PathBuf>),
+    /// Move the stage (a slide, the floor, a hand lowered, hand over), when we present.
+    Stage(crate::stage::StageAction),
+    /// Raise (`true`) or lower our hand in the lecture hall.
+    Hand(bool),
     /// Leave every region, say goodbye and stop.
     Shutdown,
 }
@@ -399,6 +409,18 @@ pub enum Event {
     Film(crate::films::FilmSource),
     /// A film could not be shared or a screen action was refused, and why.
     ScreenRefused(String),
+    /// The lecture hall's stage changed.
+    Stage(StageView),
+    /// The slide showing on the stage, whole: an image file's bytes (PNG or JPEG, as its
+    /// presenter says; not yet decoded or checked).
+    Slide {
+        /// Its hash.
+        hash: [u8; 32],
+        /// The file.
+        bytes: Vec<u8>,
+    },
+    /// Slides could not be shown, a stage action or a hand was refused, and why.
+    StageRefused(String),
     /// The state of these parcels may have changed.
     WorldChanged(Vec<ParcelCoord>),
     /// Our change is made, stored and sent.

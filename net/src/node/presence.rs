@@ -250,6 +250,7 @@ impl Node {
             RegionMessage::Mic(state) => self.emit(Event::Mic { region, author, state }).await,
             RegionMessage::Look(avatar) => self.emit(Event::Look { region, author, avatar }).await,
             RegionMessage::Screen(screen) => self.heard_screen(region, message.author, message.sequence, screen).await,
+            RegionMessage::Stage(stage) => self.heard_stage(region, message.author, stage).await,
         }
     }
 
@@ -283,6 +284,7 @@ impl Node {
         self.send_look(now, newcomers).await;
         if newcomers {
             self.screen_newcomer();
+            self.stage_newcomer();
         }
     }
 

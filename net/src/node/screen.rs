@@ -194,7 +194,10 @@ impl Node {
         }
         match message {
             ScreenMessage::State(state) => {
-                if state.check(self.screen.max_film_bytes).is_err() || state.controller != *author.as_bytes() {
+                // Its author controls it, or hands control on from the state held.
+                if state.check(self.screen.max_film_bytes).is_err()
+                    || (state.controller != *author.as_bytes() && !from_controller)
+                {
                     return;
                 }
                 if held.as_ref() == Some(&state) {

@@ -57,6 +57,8 @@ pub const VOICE_QUEUE: usize = 1024;
 /// The most people a presenter's voice goes to at once (the up-link budget of a stage: this
 /// many streams of about 25 kbit/s, 1.6 Mbit/s).
 pub const MAX_STAGE_LISTENERS: usize = 64;
+/// The most people on a stage at once: the presenter and whoever has the floor.
+pub const MAX_ON_STAGE: usize = 2;
 /// The most members a private room's rule names.
 pub const MAX_MEMBERS: usize = 256;
 
@@ -71,10 +73,11 @@ pub enum Hearing {
     /// room's members; at most [`MAX_MEMBERS`], more are not taken). Someone not on the list
     /// hears nobody and nobody hears them.
     Members(BTreeSet<PublicKey>),
-    /// This person's voice reaches everyone in the region (the nearest
-    /// [`MAX_STAGE_LISTENERS`]) wherever they stand, and everyone takes it in; the rest is as
-    /// [`Hearing::Near`] (a lecture hall's presenter).
-    Stage(PublicKey),
+    /// These people's voices reach everyone in the region (the nearest
+    /// [`MAX_STAGE_LISTENERS`]) wherever they stand, and everyone takes them in; the rest is as
+    /// [`Hearing::Near`] (a lecture hall's presenter and whoever has the floor; at most
+    /// [`MAX_ON_STAGE`], more are not taken).
+    Stage(Vec<PublicKey>),
 }
 
 impl Hearing {
@@ -83,6 +86,10 @@ impl Hearing {
         match self {
             Hearing::Members(members) if members.len() > MAX_MEMBERS => {
                 Hearing::Members(members.into_iter().take(MAX_MEMBERS).collect())
+            }
+            Hearing::Stage(mut speakers) => {
+                speakers.truncate(MAX_ON_STAGE);
+                Hearing::Stage(speakers)
             }
             other => other,
         }
@@ -383,11 +390,22 @@ impl Voice {
                 let audible = near.iter().copied().collect();
                 (near, audible)
             }
-            Some(Hearing::Stage(presenter)) => {
-                let on_stage = |peer: &iroh::PublicKey| peer.as_bytes() == presenter.as_bytes();
+            Some(Hearing::Stage(speakers)) => {
+                let on_stage = |peer: &iroh::PublicKey| speakers.iter().any(|key| key.as_bytes() == peer.as_bytes());
                 if on_stage(me) {
-                    let hall = around.iter().take(MAX_STAGE_LISTENERS).map(|(_, peer)| *peer).collect();
-                    return (hall, near(&|_| true).into_iter().collect());
+                    let mut hall: Vec<iroh::PublicKey> =
+                        around.iter().take(MAX_STAGE_LISTENERS).map(|(_, peer)| *peer).collect();
+                    // The other one on the stage, wherever they stand.
+                    let others = around.iter().map(|(_, peer)| *peer).filter(|peer| on_stage(peer) && peer != me);
+                    for speaker in others.collect::<Vec<_>>() {
+                        if !hall.contains(&speaker) {
+                            hall.push(speaker);
+                        }
+                    }
+                    // Those near, and whoever else is on the stage (the presenter hears the floor).
+                    let mut audible: HashSet<iroh::PublicKey> = near(&|_| true).into_iter().collect();
+                    audible.extend(around.iter().map(|(_, peer)| *peer).filter(|peer| on_stage(peer) && peer != me));
+                    return (hall, audible);
                 }
                 let near = near(&|_| true);
                 let mut audible: HashSet<iroh::PublicKey> = near.iter().copied().collect();
@@ -548,7 +566,7 @@ mod tests {
         // 100 people, 0.5 m apart: the far ones 50 m away, beyond any voice's reach.
         let mut voice = crowd(region, 100, 0.5);
         voice.heard(key(200), region, Vec3::new(0.0, 1.7, 0.0));
-        voice.set_rule(region, Hearing::Stage(engine_key(200)));
+        voice.set_rule(region, Hearing::Stage(vec![engine_key(200)]));
         let now = Instant::now();
         // The presenter, at the origin.
         let (to, from) = voice.in_range(region, Vec3::new(0.0, 1.7, 0.0), &key(200), now);
@@ -561,5 +579,14 @@ mod tests {
         assert!(from.contains(&key(200)), "the back row takes the presenter's voice in");
         assert!(!to.contains(&key(200)), "but does not reach the presenter");
         assert!(to.len() <= MAX_LISTENERS);
+        // Given the floor, the one at the back reaches the hall too, and the presenter hears them.
+        voice.set_rule(region, Hearing::Stage(vec![engine_key(200), engine_key(100)]));
+        let (to, _) = voice.in_range(region, back, &key(100), now);
+        assert_eq!(to.len(), MAX_STAGE_LISTENERS + 1, "the nearest 64 and the presenter");
+        assert!(to.contains(&key(40)) && to.contains(&key(200)), "30 and 50 m away");
+        let (_, from) = voice.in_range(region, Vec3::new(0.0, 1.7, 0.0), &key(200), now);
+        assert!(from.contains(&key(100)), "the presenter hears whoever has the floor");
+        voice.set_rule(region, Hearing::Stage((0..5).map(engine_key).collect()));
+        assert!(matches!(voice.rules.get(&region), Some(Hearing::Stage(on)) if on.len() == MAX_ON_STAGE));
     }
 }
