@@ -324,8 +324,7 @@ fn show_film(
         if structure.surface != Surface::Screen {
             continue;
         }
-        let material =
-            materials.add(StandardMaterial { base_color_texture: Some(handle.clone()), unlit: true, ..default() });
+        let material = materials.add(crate::materials::picture_on_screen(handle.clone()));
         commands
             .entity(entity)
             .remove::<MeshMaterial3d<ScreenMaterial>>()

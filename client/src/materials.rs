@@ -49,6 +49,12 @@ impl Material for NeonGridMaterial {
     }
 }
 
+/// An unlit material showing `picture` on a screen. Screens are cuboids, whose front face puts
+/// the texture's first row at the bottom, so the picture is flipped to stand upright.
+pub fn picture_on_screen(picture: Handle<Image>) -> StandardMaterial {
+    StandardMaterial { base_color_texture: Some(picture), unlit: true, ..default() }.flipped(false, true)
+}
+
 /// What a screen shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScreenShows {

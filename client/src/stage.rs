@@ -173,6 +173,18 @@ fn show_slide(
         return;
     }
     lecture.take_decoded();
+    // Screens that do not show the slides yet (the hall's come in as it is built) show them.
+    if let Some((handle, _)) = &lecture.image {
+        for (entity, StructureView(structure)) in &screens {
+            if structure.surface == Surface::Screen {
+                let material = materials.add(crate::materials::picture_on_screen(handle.clone()));
+                commands
+                    .entity(entity)
+                    .remove::<MeshMaterial3d<ScreenMaterial>>()
+                    .insert((MeshMaterial3d(material), ShowingSlide));
+            }
+        }
+    }
     let blank = lecture.shown.is_some() && lecture.view.as_ref().is_some_and(|view| view.state.slide.is_none());
     let (hash, size, rgba) = match lecture.ready.take() {
         Some(ready) => ready,
@@ -199,18 +211,8 @@ fn show_slide(
         }
         None => images.add(picture),
     };
-    lecture.image = Some((handle.clone(), size));
-    for (entity, StructureView(structure)) in &screens {
-        if structure.surface != Surface::Screen {
-            continue;
-        }
-        let material =
-            materials.add(StandardMaterial { base_color_texture: Some(handle.clone()), unlit: true, ..default() });
-        commands
-            .entity(entity)
-            .remove::<MeshMaterial3d<ScreenMaterial>>()
-            .insert((MeshMaterial3d(material), ShowingSlide));
-    }
+    // The screens take it up next frame.
+    lecture.image = Some((handle, size));
 }
 
 /// Fits the hall's screen to the slide's shape (as the cinema's does to a film's).

@@ -270,8 +270,8 @@ mod tests {
         let state = state.apply(&StageAction::Next, &deck).expect("next");
         let state = state.hand(bo, true).expect("raised");
         let hall = RegionId::Room(RoomKind::LectureHall);
-        let mut lecture =
-            Lecture { view: Some(StageView { region: hall, state: state.clone(), ours: true }), ..Lecture::default() };
+        let mut lecture = Lecture::default();
+        lecture.view = Some(StageView { region: hall, state: state.clone(), ours: true });
         let name = |key: &[u8; 32]| ["?", "you", "Bo", "Cy"][usize::from(key[0]).min(3)].to_owned();
         let here = vec![(PublicKey::from_secret_seed(&[2; 32]), "Bo".to_owned())];
         let decks = vec![PathBuf::from("/pictures/talk")];

@@ -494,3 +494,94 @@ fn two_peers_in_the_cinema_show_the_same_picture_of_a_shared_film() {
     // Paused at 7.02 s: picture 175 (7.00 s) shows, 10101111 in bars.
     assert_eq!(numbers, vec![Some(175), Some(175)], "the numbers on Ada's and Bo's screens");
 }
+
+/// Where pixels of a hue range are in a picture: their share and their mean row.
+fn hue_at(picture: &image::RgbImage, hues: (f32, f32)) -> (f32, f32) {
+    let rows: Vec<u32> = picture
+        .enumerate_pixels()
+        .filter(|(_, _, pixel)| {
+            let (hue, saturation, value) = hsv(pixel.0);
+            saturation > 0.45 && value > 0.35 && hue >= hues.0 && hue <= hues.1
+        })
+        .map(|(_, y, _)| y)
+        .collect();
+    let share = rows.len() as f32 / (picture.width() * picture.height()) as f32;
+    let mean = rows.iter().map(|row| *row as f32).sum::<f32>() / rows.len().max(1) as f32;
+    (share, mean)
+}
+
+/// Two people come into the lecture hall after Cy, presenting, moved on to his second slide
+/// (magenta above yellow): each client fetches it and shows it upright on the hall's screens,
+/// and his first slide (red) shows nowhere.
+#[test]
+fn two_peers_in_the_lecture_hall_show_the_presenters_slide_upright() {
+    use sanctuary_net::stage::StageAction;
+    use sanctuary_net::{Command as NodeCommand, Event, NetRuntime, NodeConfig, RelayChoice, spawn_node};
+
+    std::fs::create_dir_all(screenshot_dir()).expect("the target directory is writable");
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let slide = |name: &str, top: [u8; 3], bottom: [u8; 3]| {
+        let path = dirs.path().join(name);
+        image::RgbImage::from_fn(320, 180, |_, y| image::Rgb(if y < 90 { top } else { bottom }))
+            .save(&path)
+            .expect("the slide is written");
+        path
+    };
+    let deck = vec![slide("1.png", [230, 20, 20], [230, 20, 20]), slide("2.png", [220, 0, 220], [230, 220, 0])];
+
+    let region = RegionId::Room(RoomKind::LectureHall);
+    let runtime = NetRuntime::new().expect("a runtime");
+    let mut config = NodeConfig::new(dirs.path().join("cy"));
+    config.relays = RelayChoice::Disabled;
+    config.lan_discovery = false;
+    config.name = Some("Cy".to_owned());
+    config.regions = vec![region];
+    let mut cy = spawn_node(runtime.handle(), config);
+    let ticket = runtime.block_on(async {
+        let mut ticket = None;
+        cy.send(NodeCommand::Present(deck.clone()));
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), cy.next_event()).await {
+                Ok(Some(Event::Started { ticket: started, .. })) => ticket = Some(started),
+                Ok(Some(Event::Stage(view))) if view.state.current == 0 && view.state.slides == 2 => {
+                    cy.send(NodeCommand::Stage(StageAction::Next));
+                }
+                Ok(Some(Event::Stage(view))) if view.state.current == 1 => {
+                    break ticket.expect("started before it presented");
+                }
+                Ok(Some(Event::StageRefused(reason))) => panic!("Cy's slides were refused: {reason}"),
+                Ok(Some(_)) => {}
+                other => panic!("Cy did not present: {other:?}"),
+            }
+        }
+    });
+    runtime.handle().spawn(async move { while cy.next_event().await.is_some() {} });
+
+    let viewers: Vec<_> = ["Ada", "Bo"]
+        .into_iter()
+        .map(|name| {
+            let dir = dirs.path().join(name).display().to_string();
+            let ticket = ticket.clone();
+            std::thread::spawn(move || {
+                let options =
+                    ["--offline", "--no-lan", "--no-voice", "--join", &ticket, "--data-dir", &dir, "--name", name];
+                run_client_for(region, &format!("lecture-{}", name.to_lowercase()), &options, 50)
+            })
+        })
+        .collect();
+    for (name, viewer) in ["Ada", "Bo"].into_iter().zip(viewers) {
+        let (picture, _) = viewer.join().expect("joins").unwrap_or_else(|error| panic!("{error}"));
+        let (magenta, magenta_row) = hue_at(&picture, (285.0, 320.0));
+        let (yellow, yellow_row) = hue_at(&picture, (50.0, 65.0));
+        let (red, _) = hue_at(&picture, (0.0, 10.0));
+        eprintln!(
+            "{name}: magenta {:.2}% at row {magenta_row:.0}, yellow {:.2}% at row {yellow_row:.0}, red {:.3}%",
+            magenta * 100.0,
+            yellow * 100.0,
+            red * 100.0
+        );
+        assert!(magenta > 0.005 && yellow > 0.005, "{name} does not show the second slide");
+        assert!(magenta_row < yellow_row, "{name} shows the slide upside down");
+        assert!(red < magenta / 10.0, "{name} shows the first slide");
+    }
+}

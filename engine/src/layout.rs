@@ -674,12 +674,13 @@ fn lecture_hall(structures: &mut Vec<Structure>, lamps: &mut Vec<Lamp>, half: Ve
         Placement::standing(Vec3::new(4.0, 0.5, -half.z + 5.0), Vec3::new(1.0, 1.2, 0.7)),
         bench,
     ));
-    structures.push(Structure::glowing(
-        Shape::Cuboid,
-        Placement::new(Vec3::new(0.0, 6.0, -half.z + 0.3), Vec3::new(14.0, 7.0, 0.1)),
-        Rgb::new(235, 245, 240),
-        1.2,
-    ));
+    // The main board shows the presenter's slide (as the green panels beside it do).
+    structures.push(Structure {
+        shape: Shape::Cuboid,
+        placement: Placement::new(Vec3::new(0.0, 6.0, -half.z + 0.3), Vec3::new(14.0, 7.0, 0.1)),
+        colour: Rgb::new(235, 245, 240),
+        surface: Surface::Screen,
+    });
     // Green slide panels beside the main board: the hall's mark.
     for side in [-1.0, 1.0] {
         structures.push(Structure {

@@ -107,6 +107,13 @@ fn region_seeds() -> Vec<Vec<u8>> {
             floor: Some([10; 32]),
         })),
         RegionMessage::Stage(crate::stage::StageMessage::Hand { up: true }),
+        RegionMessage::Stage(crate::stage::StageMessage::Holding {
+            slides: vec![[6; 32], [7; 32]],
+            at: crate::screen::Dialable {
+                direct: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 4433))],
+                relay: None,
+            },
+        }),
         RegionMessage::Screen(crate::screen::ScreenMessage::Holding {
             film: [5; 32],
             at: crate::screen::Dialable {

@@ -29,6 +29,8 @@ use crate::screen::Dialable;
 pub const MAX_SLIDES: usize = 200;
 /// The largest slide, in bytes.
 pub const MAX_SLIDE_BYTES: u64 = 8 << 20;
+/// The most slides one "holding" names: the one showing and the next.
+pub const MAX_HELD_SAID: usize = 2;
 /// The most hands up at once.
 pub const MAX_HANDS: usize = 16;
 /// How often the presenter says the state again when nothing changed.
@@ -87,10 +89,11 @@ pub enum StageMessage {
         /// Raised.
         up: bool,
     },
-    /// The author holds this slide whole and serves it, and where to dial them.
+    /// The author holds these slides whole (the one showing and the next, at most
+    /// [`MAX_HELD_SAID`]) and serves them, and where to dial them.
     Holding {
-        /// The slide's hash.
-        slide: [u8; 32],
+        /// The slides' hashes.
+        slides: Vec<[u8; 32]>,
         /// Where the author can be dialled.
         at: Dialable,
     },
@@ -102,7 +105,7 @@ impl StageMessage {
         let ok = match self {
             StageMessage::State(state) => state.check().is_ok(),
             StageMessage::Hand { .. } => true,
-            StageMessage::Holding { at, .. } => at.in_bounds(),
+            StageMessage::Holding { slides, at } => slides.len() <= MAX_HELD_SAID && at.in_bounds(),
         };
         if ok { Ok(()) } else { Err(crate::wire::WireError::Malformed) }
     }
@@ -378,6 +381,10 @@ mod tests {
             assert!(StageMessage::State(state.clone()).check_shape().is_err(), "{state:?} was taken");
         }
         assert!(StageMessage::State(good).check_shape().is_ok());
+        let holding =
+            |n: u8| StageMessage::Holding { slides: (0..n).map(|seed| [seed; 32]).collect(), at: Dialable::default() };
+        assert!(holding(2).check_shape().is_ok());
+        assert!(holding(3).check_shape().is_err(), "a holding names the slide showing and the next, no more");
         assert_eq!(slide_format(b"\x89PNG\r\n\x1a\n...."), Some("png"));
         assert_eq!(slide_format(&[0xFF, 0xD8, 0xFF, 0xE0]), Some("jpeg"));
         assert_eq!(slide_format(b"%PDF-1.7"), None);

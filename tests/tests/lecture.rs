@@ -1,7 +1,7 @@
 //! The lecture hall between peers: Ada presents three slides and Bo, in the hall with her, sees
 //! each as she moves on; Bo raises his hand, Ada sees it and gives him the floor; Cy comes in
 //! late and sees the slide showing; Bo cannot move the slides until Ada hands him the stage, and
-//! then his own deck shows for everyone.
+//! then his own deck shows for everyone; a hand raised by someone who leaves goes down.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -105,6 +105,19 @@ async fn slides_move_together_hands_reach_the_presenter_and_a_late_joiner_sees_t
     })
     .await;
     assert!(!ada.stage_refused.is_empty(), "Ada no longer presents");
+
+    // Cy raises her hand and leaves: her hand goes down for everyone.
+    let cy_key = *cy.id.as_bytes();
+    cy.handle.send(Command::Hand(true));
+    wait_until(&mut [&mut ada, &mut bo, &mut cy], Duration::from_secs(10), "Cy's hand reaches Bo", |peer| {
+        peer.stage.as_ref().is_some_and(|view| view.state.hands == vec![cy_key])
+    })
+    .await;
+    cy.handle.send(Command::Shutdown);
+    wait_until(&mut [&mut ada, &mut bo], Duration::from_secs(10), "Cy's hand goes down as she leaves", |peer| {
+        peer.stage.as_ref().is_some_and(|view| view.state.hands.is_empty())
+    })
+    .await;
     println!(
         "lecture: first slide shown everywhere after {:.0} ms, a hand reached the presenter after {:.0} ms, a late joiner showed the slide after {:.0} ms",
         first.as_secs_f64() * 1000.0,

@@ -245,7 +245,10 @@ impl Node {
                 self.keep_chat(&line, false);
                 self.emit(Event::Chat(line)).await;
             }
-            RegionMessage::Leave => self.emit(Event::Left { region, author }).await,
+            RegionMessage::Leave => {
+                self.stage_left(region, message.author).await;
+                self.emit(Event::Left { region, author }).await;
+            }
             RegionMessage::Change(bytes) => self.apply_change(bytes),
             RegionMessage::Mic(state) => self.emit(Event::Mic { region, author, state }).await,
             RegionMessage::Look(avatar) => self.emit(Event::Look { region, author, avatar }).await,

@@ -224,14 +224,16 @@ impl Node {
                     self.set_stage(next).await;
                 }
             }
-            StageMessage::Holding { slide, at } => {
-                if !self.stage.slides.contains_key(&slide) {
-                    return;
-                }
-                let holders = self.stage.holders.entry(slide).or_default();
-                holders.retain(|(key, heard, _)| *key != author && heard.elapsed() < HOLDER_TIMEOUT);
-                if holders.len() < MAX_HOLDERS {
-                    holders.push((author, Instant::now(), at));
+            StageMessage::Holding { slides, at } => {
+                for slide in slides {
+                    if !self.stage.slides.contains_key(&slide) {
+                        continue;
+                    }
+                    let holders = self.stage.holders.entry(slide).or_default();
+                    holders.retain(|(key, heard, _)| *key != author && heard.elapsed() < HOLDER_TIMEOUT);
+                    if holders.len() < MAX_HOLDERS {
+                        holders.push((author, Instant::now(), at.clone()));
+                    }
                 }
                 self.update_slide_holders();
             }
@@ -267,7 +269,11 @@ impl Node {
             });
             self.stage.slides.insert(slide.hash, Wanted { _hold: hold, here, providers, _task: task });
         }
-        self.stage.sent_holding = None;
+        // The audience says at once what it holds now; the presenter holds every slide and says
+        // so at its keepalive, so that paging through slides costs one message a page.
+        if state.presenter != *self.me.as_bytes() {
+            self.stage.sent_holding = None;
+        }
         self.update_slide_holders();
         self.show_slide().await;
     }
@@ -352,15 +358,27 @@ impl Node {
         }
         if due(self.stage.sent_holding) {
             self.stage.sent_holding = Some(now);
-            let held: Vec<[u8; 32]> =
+            let slides: Vec<[u8; 32]> =
                 self.stage.slides.iter().filter(|(_, wanted)| wanted.here).map(|(hash, _)| *hash).collect();
-            if !held.is_empty() {
+            if !slides.is_empty() {
                 let at = Dialable::of(&self.endpoint.addr());
-                for slide in held {
-                    self.say_stage(StageMessage::Holding { slide, at: at.clone() }).await;
-                }
+                self.say_stage(StageMessage::Holding { slides, at }).await;
             }
             self.update_slide_holders();
+        }
+    }
+
+    /// `author` left `region`: when we present, their hand goes down and the floor, if theirs,
+    /// comes back.
+    pub(super) async fn stage_left(&mut self, region: RegionId, author: iroh::PublicKey) {
+        if region != HALL || !self.in_hall() {
+            return;
+        }
+        let Some(state) = self.stage.state.clone().filter(|state| state.presenter == *self.me.as_bytes()) else {
+            return;
+        };
+        if let Some(next) = state.hand(*author.as_bytes(), false) {
+            self.set_stage(next).await;
         }
     }
 
