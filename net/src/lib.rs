@@ -15,6 +15,7 @@ pub mod fuzz;
 mod identity;
 pub mod inbox;
 mod node;
+pub mod poll;
 pub mod replica;
 pub mod screen;
 pub mod stage;
