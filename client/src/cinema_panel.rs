@@ -13,7 +13,7 @@ use sanctuary_net::screen::ScreenAction;
 
 use crate::Frame;
 use crate::cinema::{Cinema, share_command};
-use crate::network::{ChatInput, NetLink, Social};
+use crate::network::{ChatInput, NetLink, Social, people_here};
 use crate::panels::{PanelAction, PanelContent, PanelPressed, PanelSlot, PanelSpec, Tone};
 
 /// Films offered from the Videos folder, at most.
@@ -191,14 +191,6 @@ fn namer<'a>(social: &'a Social) -> impl Fn(&[u8; 32]) -> String + 'a {
     }
 }
 
-/// The people here, in name order.
-fn present(social: &Social) -> Vec<(PublicKey, String)> {
-    let mut people: Vec<(PublicKey, String)> =
-        social.crowd.iter().map(|(key, person)| (*key, person.name.clone())).collect();
-    people.sort_by(|a, b| a.1.cmp(&b.1));
-    people
-}
-
 /// F8 (or the VR menu's Cinema) opens and closes the panel; its buttons move the screen, pause
 /// one's own view, or share a film found.
 #[allow(clippy::too_many_arguments)]
@@ -238,7 +230,7 @@ fn use_panel(
             }
             PanelAction::ScreenOn => position.map(|at| Command::Screen(ScreenAction::Seek(at + STEP_SECONDS))),
             PanelAction::ScreenNext => Some(Command::Screen(ScreenAction::Next)),
-            PanelAction::ScreenHandOver(index) => present(&social).get(usize::from(index)).map(|(key, person)| {
+            PanelAction::ScreenHandOver(index) => people_here(&social).get(usize::from(index)).map(|(key, person)| {
                 social.notice(format!("the screen is handed to {person}"));
                 Command::Screen(ScreenAction::HandOver(*key.as_bytes()))
             }),
@@ -268,7 +260,7 @@ fn fill_panel(
         if *slot != PanelSlot::Cinema {
             continue;
         }
-        let spec = panel.open.then(|| cinema_spec(&cinema, &namer(&social), &panel.films, &present(&social)));
+        let spec = panel.open.then(|| cinema_spec(&cinema, &namer(&social), &panel.films, &people_here(&social)));
         if content.0 != spec {
             content.0 = spec;
         }

@@ -578,6 +578,14 @@ pub(crate) fn place_remote_avatars(
     }
 }
 
+/// The people here, in name order.
+pub fn people_here(social: &Social) -> Vec<(PublicKey, String)> {
+    let mut people: Vec<(PublicKey, String)> =
+        social.crowd.iter().map(|(key, person)| (*key, person.name.clone())).collect();
+    people.sort_by(|a, b| a.1.cmp(&b.1));
+    people
+}
+
 /// The key of the person here called `name` (case aside; a unique beginning will do).
 pub fn person_named(social: &Social, name: &str) -> Result<PublicKey, String> {
     let wanted = name.trim().to_lowercase();

@@ -50,6 +50,20 @@ pub fn present(typed: &str) -> Result<(Command, usize), String> {
     Ok((Command::Present(paths), count))
 }
 
+/// [`present`], with what became of it told in the chat: the command, if the slides check.
+pub fn present_told(typed: &str, social: &mut Social) -> Option<Command> {
+    match present(typed) {
+        Ok((command, count)) => {
+            social.notice(format!("sharing {count} slides..."));
+            Some(command)
+        }
+        Err(problem) => {
+            social.notice(problem);
+            None
+        }
+    }
+}
+
 /// Whether the file at `path` is a slide the hall shows: a PNG or JPEG of at most
 /// [`MAX_SLIDE_BYTES`] and [`MAX_SLIDE_SIDE`] pixels a side.
 fn check_slide(path: &Path) -> Result<(), String> {

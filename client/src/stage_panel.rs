@@ -12,7 +12,7 @@ use sanctuary_net::Command;
 use sanctuary_net::stage::StageAction;
 
 use crate::Frame;
-use crate::network::{ChatInput, NetLink, Social};
+use crate::network::{ChatInput, NetLink, Social, people_here};
 use crate::panels::{PanelAction, PanelContent, PanelPressed, PanelSlot, PanelSpec, Tone};
 use crate::stage::{Lecture, name_of};
 
@@ -147,14 +147,6 @@ pub fn stage_spec(
     spec
 }
 
-/// The people here, in name order.
-fn present(social: &Social) -> Vec<(PublicKey, String)> {
-    let mut people: Vec<(PublicKey, String)> =
-        social.crowd.iter().map(|(key, person)| (*key, person.name.clone())).collect();
-    people.sort_by(|a, b| a.1.cmp(&b.1));
-    people
-}
-
 /// F9 (or the VR menu's Stage) opens and closes the panel; its buttons move the stage, raise
 /// or lower one's hand, or present a folder found.
 fn use_panel(
@@ -187,24 +179,16 @@ fn use_panel(
                 hands.get(usize::from(index)).map(|key| Command::Stage(StageAction::GiveFloor(*key)))
             }
             PanelAction::StageTakeFloor => Some(Command::Stage(StageAction::TakeFloor)),
-            PanelAction::StageHandOver(index) => present(&social).get(usize::from(index)).map(|(key, person)| {
+            PanelAction::StageHandOver(index) => people_here(&social).get(usize::from(index)).map(|(key, person)| {
                 social.notice(format!("the stage is handed to {person}"));
                 Command::Stage(StageAction::HandOver(*key.as_bytes()))
             }),
             PanelAction::HandUp => Some(Command::Hand(true)),
             PanelAction::HandDown => Some(Command::Hand(false)),
-            PanelAction::PresentFound(index) => panel.decks.get(usize::from(index)).and_then(|deck| {
-                match crate::stage_command::present(&deck.display().to_string()) {
-                    Ok((command, count)) => {
-                        social.notice(format!("sharing {count} slides..."));
-                        Some(command)
-                    }
-                    Err(problem) => {
-                        social.notice(problem);
-                        None
-                    }
-                }
-            }),
+            PanelAction::PresentFound(index) => panel
+                .decks
+                .get(usize::from(index))
+                .and_then(|deck| crate::stage_command::present_told(&deck.display().to_string(), &mut social)),
             _ => None,
         };
         if let Some(command) = command {
@@ -226,7 +210,7 @@ fn fill_panel(
         if *slot != PanelSlot::Stage {
             continue;
         }
-        let spec = panel.open.then(|| stage_spec(&lecture, &name, me, &panel.decks, &present(&social)));
+        let spec = panel.open.then(|| stage_spec(&lecture, &name, me, &panel.decks, &people_here(&social)));
         if content.0 != spec {
             content.0 = spec;
         }

@@ -415,12 +415,25 @@ fn number_on_screen(picture: &image::RgbImage) -> Option<u32> {
     })
 }
 
+/// A node with no client, offline, in `region`, on a runtime of its own.
+fn headless_node(dir: &Path, name: &str, region: RegionId) -> (sanctuary_net::NetRuntime, sanctuary_net::NodeHandle) {
+    use sanctuary_net::{NetRuntime, NodeConfig, RelayChoice, spawn_node};
+    let runtime = NetRuntime::new().expect("a runtime");
+    let mut config = NodeConfig::new(dir.to_owned());
+    config.relays = RelayChoice::Disabled;
+    config.lan_discovery = false;
+    config.name = Some(name.to_owned());
+    config.regions = vec![region];
+    let node = spawn_node(runtime.handle(), config);
+    (runtime, node)
+}
+
 /// Two people in the cinema watch a film a third shares, paused at 7 s: each client fetches
 /// it, opens it, seeks and draws the picture due onto the screen, and both show the same one.
 #[test]
 fn two_peers_in_the_cinema_show_the_same_picture_of_a_shared_film() {
     use sanctuary_net::screen::ScreenAction;
-    use sanctuary_net::{Command as NodeCommand, Event, NetRuntime, NodeConfig, RelayChoice, spawn_node};
+    use sanctuary_net::{Command as NodeCommand, Event};
 
     std::fs::create_dir_all(screenshot_dir()).expect("the target directory is writable");
     let dirs = tempfile::tempdir().expect("temp dir");
@@ -443,13 +456,7 @@ fn two_peers_in_the_cinema_show_the_same_picture_of_a_shared_film() {
 
     // Cy shares it, goes to 7 s and pauses there.
     let region = RegionId::Room(RoomKind::Cinema);
-    let runtime = NetRuntime::new().expect("a runtime");
-    let mut config = NodeConfig::new(dirs.path().join("cy"));
-    config.relays = RelayChoice::Disabled;
-    config.lan_discovery = false;
-    config.name = Some("Cy".to_owned());
-    config.regions = vec![region];
-    let mut cy = spawn_node(runtime.handle(), config);
+    let (runtime, mut cy) = headless_node(&dirs.path().join("cy"), "Cy", region);
     let ticket = runtime.block_on(async {
         let mut ticket = None;
         cy.send(NodeCommand::ShareFilm(film.clone()));
@@ -516,7 +523,7 @@ fn hue_at(picture: &image::RgbImage, hues: (f32, f32)) -> (f32, f32) {
 #[test]
 fn two_peers_in_the_lecture_hall_show_the_presenters_slide_upright() {
     use sanctuary_net::stage::StageAction;
-    use sanctuary_net::{Command as NodeCommand, Event, NetRuntime, NodeConfig, RelayChoice, spawn_node};
+    use sanctuary_net::{Command as NodeCommand, Event};
 
     std::fs::create_dir_all(screenshot_dir()).expect("the target directory is writable");
     let dirs = tempfile::tempdir().expect("temp dir");
@@ -530,13 +537,7 @@ fn two_peers_in_the_lecture_hall_show_the_presenters_slide_upright() {
     let deck = vec![slide("1.png", [230, 20, 20], [230, 20, 20]), slide("2.png", [220, 0, 220], [230, 220, 0])];
 
     let region = RegionId::Room(RoomKind::LectureHall);
-    let runtime = NetRuntime::new().expect("a runtime");
-    let mut config = NodeConfig::new(dirs.path().join("cy"));
-    config.relays = RelayChoice::Disabled;
-    config.lan_discovery = false;
-    config.name = Some("Cy".to_owned());
-    config.regions = vec![region];
-    let mut cy = spawn_node(runtime.handle(), config);
+    let (runtime, mut cy) = headless_node(&dirs.path().join("cy"), "Cy", region);
     let ticket = runtime.block_on(async {
         let mut ticket = None;
         cy.send(NodeCommand::Present(deck.clone()));

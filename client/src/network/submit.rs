@@ -121,16 +121,7 @@ pub(super) fn submission(social: &mut Social, input: &mut ChatInput) -> Option<C
                 None
             })
         }
-        ChatCommand::Slides(rest) => match crate::stage_command::present(&rest) {
-            Ok((command, count)) => {
-                social.notice(format!("sharing {count} slides..."));
-                Some(command)
-            }
-            Err(problem) => {
-                social.notice(problem);
-                None
-            }
-        },
+        ChatCommand::Slides(rest) => crate::stage_command::present_told(&rest, social),
         ChatCommand::Stage(rest) => crate::stage_command::stage(social, &rest).unwrap_or_else(|problem| {
             social.notice(problem);
             None
