@@ -279,6 +279,19 @@ impl StageState {
     }
 }
 
+impl StageState {
+    /// The state with the hands, and the floor, of those `here` no longer keeps taken down
+    /// (the version grown), if that changes anything.
+    pub fn without_the_gone(&self, here: impl Fn(&[u8; 32]) -> bool) -> Option<StageState> {
+        let mut next = self.clone();
+        next.hands.retain(|key| here(key));
+        if next.floor.is_some_and(|key| !here(&key)) {
+            next.floor = None;
+        }
+        (next != *self).then(|| StageState { version: self.version.saturating_add(1), ..next })
+    }
+}
+
 /// Whether a state from `author` replaces `held`. `presenter_gone` says whether the held
 /// state's presenter has not been heard for [`crate::screen::CONTROLLER_GONE`].
 pub fn accepts(held: Option<&StageState>, author: [u8; 32], new: &StageState, presenter_gone: bool) -> bool {
@@ -345,6 +358,12 @@ mod tests {
         assert_eq!(state.apply(&StageAction::GiveFloor(presenter), &[]), Err(StageError::OwnFloor));
         let lowered = state.apply(&StageAction::LowerHand([2; 32]), &[]).expect("lowers");
         assert!(!lowered.hands.contains(&[2; 32]));
+        // Those who went without a word: their hands go down, and the floor comes back.
+        let with_floor = lowered.apply(&StageAction::GiveFloor([11; 32]), &[]).expect("floor");
+        assert_eq!(with_floor.without_the_gone(|_| true), None, "everyone is here");
+        let after = with_floor.without_the_gone(|key| key[0] % 2 == 0).expect("some went");
+        assert!(after.hands.iter().all(|key| key[0] % 2 == 0) && !after.hands.is_empty());
+        assert_eq!((after.floor, after.version), (None, with_floor.version + 1));
     }
 
     #[test]

@@ -76,6 +76,15 @@ async fn slides_move_together_hands_reach_the_presenter_and_a_late_joiner_sees_t
     })
     .await;
 
+    // Still here after the 7 s in which someone silent is taken for gone: Bo keeps the floor.
+    let still = std::time::Instant::now();
+    while still.elapsed() < Duration::from_secs(8) {
+        ada.pump();
+        bo.pump();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ada.stage.as_ref().and_then(|view| view.state.floor), Some(bo_key), "Bo lost the floor");
+
     // Only the presenter moves the slides.
     bo.handle.send(Command::Stage(StageAction::Next));
     wait_until(&mut [&mut bo], Duration::from_secs(10), "Bo is told he does not present", |peer| {

@@ -73,6 +73,10 @@ impl Regions {
 
     /// The people whose poses we took in the first region lately: the crowd that sets our pose
     /// rate.
+    pub(super) fn posed_lately(&self, key: &iroh::PublicKey) -> bool {
+        self.posing.get(key).is_some_and(|heard| heard.elapsed() < PRESENCE_TIMEOUT)
+    }
+
     pub(super) fn crowd(&self) -> usize {
         self.posing.values().filter(|heard| heard.elapsed() < PRESENCE_TIMEOUT).count()
     }

@@ -13,8 +13,8 @@ use iroh_blobs::protocol::{ChunkRanges, ChunkRangesExt, GetRequest};
 use sanctuary_engine::{RegionId, RoomKind};
 use tokio::sync::watch;
 
-use super::Event;
 use super::actor::{Internal, Node, TaskGuard};
+use super::{Event, PRESENCE_TIMEOUT};
 use crate::film_store::{FilmHold, FilmStore};
 use crate::films::share_film;
 use crate::screen::{CONTROLLER_GONE, Dialable};
@@ -68,6 +68,9 @@ pub(super) struct Stage {
     sent_holding: Option<Instant>,
     /// When each key's hand was last counted.
     hands_heard: HashMap<iroh::PublicKey, Instant>,
+    /// When those with a hand up or the floor last said anything about the stage (with
+    /// their poses, how the presenter knows they are still here).
+    raised_heard: HashMap<iroh::PublicKey, Instant>,
 }
 
 #[derive(Debug)]
@@ -189,6 +192,12 @@ impl Node {
         let held = self.stage.state.clone();
         if held.as_ref().is_some_and(|state| state.presenter == *author.as_bytes()) {
             self.stage.presenter_heard = Some(Instant::now());
+        }
+        let raised =
+            |state: &StageState| state.hands.contains(author.as_bytes()) || state.floor == Some(*author.as_bytes());
+        if matches!(message, StageMessage::Hand { up: true }) || held.as_ref().is_some_and(raised) {
+            // Bounded: those not raised any more are forgotten at each tick.
+            self.stage.raised_heard.insert(author, Instant::now());
         }
         match message {
             StageMessage::State(state) => {
@@ -351,6 +360,10 @@ impl Node {
             return;
         }
         let Some(state) = self.stage.state.clone() else { return };
+        if state.presenter == *self.me.as_bytes() {
+            self.lower_the_gone(&state, now).await;
+        }
+        let Some(state) = self.stage.state.clone() else { return };
         let due = |sent: Option<Instant>| sent.is_none_or(|at| now.duration_since(at) >= STAGE_KEEPALIVE);
         if state.presenter == *self.me.as_bytes() && due(self.stage.sent_state) {
             self.stage.sent_state = Some(now);
@@ -378,6 +391,22 @@ impl Node {
             return;
         };
         if let Some(next) = state.hand(*author.as_bytes(), false) {
+            self.set_stage(next).await;
+        }
+    }
+
+    /// As presenter: the hands (and the floor) of those neither seen moving nor heard about the
+    /// stage for [`PRESENCE_TIMEOUT`] (a client that crashed or lost its link says no goodbye)
+    /// go down.
+    async fn lower_the_gone(&mut self, state: &StageState, now: Instant) {
+        let raised: Vec<[u8; 32]> = state.hands.iter().chain(state.floor.iter()).copied().collect();
+        self.stage.raised_heard.retain(|key, _| raised.contains(key.as_bytes()));
+        let here = |key: &[u8; 32]| {
+            let Ok(key) = iroh::PublicKey::from_bytes(key) else { return false };
+            self.regions.posed_lately(&key)
+                || self.stage.raised_heard.get(&key).is_some_and(|heard| now.duration_since(*heard) < PRESENCE_TIMEOUT)
+        };
+        if let Some(next) = state.without_the_gone(here) {
             self.set_stage(next).await;
         }
     }
