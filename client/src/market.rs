@@ -52,8 +52,12 @@ pub(super) fn plugin(app: &mut App) {
         Update,
         (
             (read_wallet_events, wallet_keys, wallet_commands).chain().in_set(Frame::Input),
-            (directory::market_directory, directory::arrive_at_stall).chain().in_set(Frame::Input),
-            (refresh_market, show_stalls, place_stall_labels, fill_panels).chain().in_set(Frame::Present),
+            (directory::use_directory_panel, directory::market_directory, directory::arrive_at_stall)
+                .chain()
+                .in_set(Frame::Input),
+            (refresh_market, show_stalls, place_stall_labels, fill_panels, directory::fill_directory_panel)
+                .chain()
+                .in_set(Frame::Present),
         ),
     );
 }

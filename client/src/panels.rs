@@ -109,6 +109,10 @@ pub enum PanelAction {
     HandDown,
     /// Present the folder of slides of this index among those found in the Pictures folder.
     PresentFound(u8),
+    /// Open or close the market directory (F10).
+    ToggleDirectory,
+    /// Go to the stall of this index in the directory's list.
+    DirectoryGo(u8),
 }
 
 /// A panel button was clicked.
@@ -179,6 +183,8 @@ pub enum PanelSlot {
     Cinema,
     /// Right, lower down: the lecture hall's stage.
     Stage,
+    /// Right, lower down: the market directory.
+    Directory,
 }
 
 /// The spec a desktop panel shows now (`None` hides it).
@@ -226,6 +232,7 @@ fn spawn_panels(mut commands: Commands) {
         PanelSlot::Avatars,
         PanelSlot::Cinema,
         PanelSlot::Stage,
+        PanelSlot::Directory,
     ] {
         let at = match slot {
             PanelSlot::Wallet => {
@@ -235,7 +242,7 @@ fn spawn_panels(mut commands: Commands) {
             PanelSlot::Stall => Node { right: Val::Px(10.0), top: Val::Px(84.0), width: Val::Px(360.0), ..default() },
             PanelSlot::Avatars => Node { right: Val::Px(10.0), top: Val::Px(84.0), width: Val::Px(420.0), ..default() },
             // Lower than the avatar picker: the network status above it grows with voice's lines.
-            PanelSlot::Cinema | PanelSlot::Stage => {
+            PanelSlot::Cinema | PanelSlot::Stage | PanelSlot::Directory => {
                 Node { right: Val::Px(10.0), top: Val::Px(200.0), width: Val::Px(460.0), ..default() }
             }
             PanelSlot::Shields => {

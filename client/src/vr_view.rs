@@ -90,6 +90,7 @@ pub fn menu_spec(comfort: &Comfort, build_on: bool, in_city: bool, mic: Option<&
     spec.button("Avatars", PanelAction::ToggleAvatars);
     spec.button("Cinema", PanelAction::ToggleCinema);
     spec.button("Stage", PanelAction::ToggleStage);
+    spec.button("Market", PanelAction::ToggleDirectory);
     if in_city {
         spec.button(if build_on { "Stop building" } else { "Build" }, PanelAction::ToggleBuild);
         if build_on {
@@ -331,6 +332,7 @@ fn menu_panel_specs(
     specs.extend(slot(PanelSlot::Avatars));
     specs.extend(slot(PanelSlot::Cinema));
     specs.extend(slot(PanelSlot::Stage));
+    specs.extend(slot(PanelSlot::Directory));
     specs
 }
 

@@ -1,6 +1,8 @@
 //! `/market`, the market directory in the chat box: `/market WORDS [under PRICE]` lists the
 //! stalls open for sale whose title has every word, cheapest first, with the seller's name and
 //! how far one trusts them; `/market go N` takes one to the N-th stall listed, in the city.
+//! The same list is a panel (F10, or the VR menu's Market), with a *Go* button for each stall;
+//! it opens by itself in the marketplace, as the room's board.
 
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use sanctuary_engine::{ChangeId, EYE_HEIGHT, RegionId};
 
 use super::{Market, sats};
 use crate::network::{ChatInput, Social};
+use crate::panels::{PanelAction, PanelContent, PanelPressed, PanelSlot, PanelSpec, Tone};
 use crate::player::Player;
 use crate::shields::trust_label;
 use crate::world::{CurrentRegion, EnterRegion};
@@ -25,11 +28,18 @@ const TRIP_WAIT: Duration = Duration::from_secs(15);
 /// as it opens).
 const SETTLE_S: f32 = 0.2;
 
-/// The last search's stalls, in the order listed, and a trip under way: where to, and until when.
+/// The most stalls the panel offers a button for.
+const PANEL_STALLS: usize = 6;
+
+/// The last search's stalls, in the order listed, a trip under way (where to, and until when),
+/// and the panel: open, and the region it last opened itself in.
 #[derive(Resource, Debug, Default)]
 pub(super) struct Directory {
     found: Vec<ChangeId>,
+    searched: bool,
     trip: Option<(Vec3, Duration)>,
+    panel_open: bool,
+    opened_in: Option<RegionId>,
 }
 
 /// What `/market` was asked.
@@ -75,6 +85,7 @@ pub(super) fn market_directory(
         Asked::Search(query) => {
             let found = search(&market.listings, |view| open(&market, view), &query, LISTED);
             directory.found = found.iter().map(|view| view.id).collect();
+            directory.searched = true;
             let notice = if found.is_empty() {
                 "nothing for sale matches; /market alone lists everything for sale".to_owned()
             } else {
@@ -84,22 +95,123 @@ pub(super) fn market_directory(
             };
             social.notice(notice);
         }
-        Asked::Go(number) => {
-            let chosen = number.checked_sub(1).and_then(|at| directory.found.get(at)).copied();
-            let Some(id) = chosen else {
-                social.notice(format!("no stall numbered {number}; /market lists them"));
-                return;
-            };
-            let Some(view) = market.listings.iter().find(|view| view.id == id && open(&market, view)) else {
-                social.notice("that stall is no longer open; /market lists what is".into());
-                return;
-            };
-            if region.as_ref().is_none_or(|region| region.id() != RegionId::City) {
-                enter.write(EnterRegion(RegionId::City));
-            }
-            directory.trip = Some((view.listing.spot, time.elapsed() + TRIP_WAIT));
-            let title = view.listing.title.text().unwrap_or("an item");
-            social.notice(format!("going to the stall of {title}"));
+        Asked::Go(number) => go(number, &mut directory, &market, &mut social, &mut enter, region.as_deref(), &time),
+    }
+}
+
+/// Sets out for the `number`-th stall listed (counting from 1).
+fn go(
+    number: usize,
+    directory: &mut Directory,
+    market: &Market,
+    social: &mut Social,
+    enter: &mut MessageWriter<EnterRegion>,
+    region: Option<&CurrentRegion>,
+    time: &Time,
+) {
+    let chosen = number.checked_sub(1).and_then(|at| directory.found.get(at)).copied();
+    let Some(id) = chosen else {
+        social.notice(format!("no stall numbered {number}; /market lists them"));
+        return;
+    };
+    let Some(view) = market.listings.iter().find(|view| view.id == id && open(market, view)) else {
+        social.notice("that stall is no longer open; /market lists what is".into());
+        return;
+    };
+    if region.is_none_or(|region| region.id() != RegionId::City) {
+        enter.write(EnterRegion(RegionId::City));
+    }
+    directory.trip = Some((view.listing.spot, time.elapsed() + TRIP_WAIT));
+    let title = view.listing.title.text().unwrap_or("an item");
+    social.notice(format!("going to the stall of {title}"));
+}
+
+/// The directory's panel: the stalls of the last search still open (everything for sale,
+/// cheapest first, until one searches), numbered as listed, each with a Go button.
+pub(super) fn directory_spec(found: &[(usize, &ListingView)], social: &Social) -> PanelSpec {
+    let mut spec = PanelSpec::new("MARKET (F10): for sale");
+    if found.is_empty() {
+        spec.line(Tone::Plain, "Nothing open for sale matches.");
+    }
+    for (at, view) in found {
+        spec.line(Tone::Plain, line(at + 1, view, social));
+    }
+    spec.line(Tone::Hint, "/market WORDS [under PRICE] narrows the list");
+    for (at, _) in found.iter().take(PANEL_STALLS) {
+        spec.button(format!("Go to {}", at + 1), PanelAction::DirectoryGo(*at as u8));
+    }
+    spec.button("Close", PanelAction::ToggleDirectory);
+    spec
+}
+
+/// F10, the VR menu's Market and the panel's buttons; the panel opens by itself on entering
+/// the marketplace.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn use_directory_panel(
+    keys: Res<ButtonInput<KeyCode>>,
+    input: Res<ChatInput>,
+    mut pressed: MessageReader<PanelPressed>,
+    mut directory: ResMut<Directory>,
+    market: Res<Market>,
+    mut social: ResMut<Social>,
+    mut enter: MessageWriter<EnterRegion>,
+    region: Option<Res<CurrentRegion>>,
+    time: Res<Time>,
+) {
+    let mut toggle = keys.just_pressed(KeyCode::F10) && !input.open;
+    let here = region.as_ref().map(|region| region.id());
+    if here == Some(RegionId::Room(sanctuary_engine::RoomKind::Marketplace)) && directory.opened_in != here {
+        directory.opened_in = here;
+        directory.panel_open = true;
+    } else if here != directory.opened_in && here.is_some() {
+        directory.opened_in = None;
+    }
+    let mut goes = Vec::new();
+    for PanelPressed(action) in pressed.read() {
+        match action {
+            PanelAction::ToggleDirectory => toggle = !toggle,
+            PanelAction::DirectoryGo(at) if directory.panel_open => goes.push(usize::from(*at) + 1),
+            _ => {}
+        }
+    }
+    if toggle {
+        directory.panel_open = !directory.panel_open;
+    }
+    if directory.panel_open && !directory.searched {
+        // Until a search: everything for sale, cheapest first.
+        let found = search(&market.listings, |view| open(&market, view), &MarketQuery::default(), LISTED);
+        directory.found = found.iter().map(|view| view.id).collect();
+    }
+    for number in goes {
+        go(number, &mut directory, &market, &mut social, &mut enter, region.as_deref(), &time);
+    }
+}
+
+/// Fills the directory's panel while it is open.
+pub(super) fn fill_directory_panel(
+    directory: Res<Directory>,
+    market: Res<Market>,
+    social: Option<Res<Social>>,
+    mut panels: Query<(&PanelSlot, &mut PanelContent)>,
+) {
+    let Some(social) = social else { return };
+    for (slot, mut content) in &mut panels {
+        if *slot != PanelSlot::Directory {
+            continue;
+        }
+        let spec = directory.panel_open.then(|| {
+            let found: Vec<(usize, &ListingView)> = directory
+                .found
+                .iter()
+                .enumerate()
+                .filter_map(|(at, id)| {
+                    market.listings.iter().find(|view| view.id == *id && open(&market, view)).map(|view| (at, view))
+                })
+                .collect();
+            directory_spec(&found, &social)
+        });
+        if content.0 != spec {
+            content.0 = spec;
         }
     }
 }
@@ -206,6 +318,47 @@ mod tests {
         app.world_mut().resource_mut::<ChatInput>().market = Some("go 9".into());
         app.update();
         assert!(last_notice(&app).is_some_and(|text| text.contains("no stall numbered 9")));
+    }
+
+    /// The panel opens by itself in the marketplace, lists everything for sale cheapest first,
+    /// and its Go button takes one in front of the stall.
+    #[test]
+    fn the_panel_opens_in_the_marketplace_and_goes_to_a_stall() {
+        let mut app = logic_app(RegionId::Room(sanctuary_engine::RoomKind::Marketplace));
+        app.init_resource::<Market>()
+            .init_resource::<Directory>()
+            .add_systems(Update, (use_directory_panel, market_directory, arrive_at_stall).chain());
+        for _ in 0..3 {
+            app.update();
+        }
+        assert!(app.world().resource::<Directory>().panel_open, "the marketplace's board opens by itself");
+        let ground = RegionLayout::generate(RegionId::City, WORLD_SEED, 0).spawn.with_y(0.0);
+        let lamp = stall(1, "Crystal lamp", 8_000, ground + Vec3::new(6.0, 0.0, -8.0));
+        let vase = stall(2, "Blue vase", 5_000, ground + Vec3::new(-6.0, 0.0, -8.0));
+        {
+            let mut market = app.world_mut().resource_mut::<Market>();
+            market.standing = [lamp.id, vase.id].into_iter().collect();
+            market.listings = vec![lamp.clone(), vase.clone()];
+        }
+        app.update();
+        assert_eq!(app.world().resource::<Directory>().found, vec![vase.id, lamp.id], "cheapest first");
+        let social = Social::default();
+        let spec = directory_spec(&[(0, &vase), (1, &lamp)], &social);
+        assert!(spec.text().contains("1. Blue vase, 5,000 sats") && spec.text().contains("2. Crystal lamp"));
+        assert!(spec.offers(PanelAction::DirectoryGo(1)) && spec.offers(PanelAction::ToggleDirectory));
+        app.world_mut().write_message(PanelPressed(PanelAction::DirectoryGo(1)));
+        for _ in 0..30 {
+            app.update();
+        }
+        assert_eq!(app.world().resource::<CurrentRegion>().id(), RegionId::City);
+        let eyes = player_transform(&mut app).translation;
+        let expected = lamp.listing.spot + Vec3::new(0.0, EYE_HEIGHT, ARRIVAL_DISTANCE);
+        assert!((eyes - expected).length() < 0.05, "at {eyes}, not in front of the lamp's stall at {expected}");
+        // Closed, it stays closed in the city; nothing for sale matches says so.
+        app.world_mut().write_message(PanelPressed(PanelAction::ToggleDirectory));
+        app.update();
+        assert!(!app.world().resource::<Directory>().panel_open);
+        assert!(directory_spec(&[], &social).text().contains("Nothing open for sale matches"));
     }
 
     #[test]

@@ -171,7 +171,9 @@ pub(super) fn fill_panels(
     for (slot, mut content) in &mut panels {
         let spec = match slot {
             // The shields', the avatar picker's and the cinema's own plugins fill theirs.
-            PanelSlot::Shields | PanelSlot::Avatars | PanelSlot::Cinema | PanelSlot::Stage => continue,
+            PanelSlot::Shields | PanelSlot::Avatars | PanelSlot::Cinema | PanelSlot::Stage | PanelSlot::Directory => {
+                continue;
+            }
             // The confirmation is modal: nothing else shows while it waits.
             PanelSlot::Wallet => {
                 (ui.open && ui.draft.is_none()).then(|| wallet_panel(&ui, link.as_deref(), &market, world.me))
