@@ -35,6 +35,9 @@ pub struct Lecture {
     pub view: Option<StageView>,
     /// The slide being decoded off the main thread.
     decoding: Option<SyncCell<Receiver<Decoded>>>,
+    /// The newest slide that came while another was decoding: one decoder at a time, however
+    /// fast a presenter pages through large slides.
+    waiting: Option<([u8; 32], Vec<u8>)>,
     /// A slide decoded and not yet on the screen.
     ready: Option<([u8; 32], UVec2, Vec<u8>)>,
     /// The slide on the screen.
@@ -56,6 +59,10 @@ impl Lecture {
     }
 
     fn decode(&mut self, hash: [u8; 32], bytes: Vec<u8>) {
+        if self.decoding.is_some() {
+            self.waiting = Some((hash, bytes));
+            return;
+        }
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         let started = std::thread::Builder::new().name("slide decoder".into()).spawn(move || {
             let _ = sender.send((hash, decode_slide(&bytes)));
@@ -67,15 +74,16 @@ impl Lecture {
     /// The slide decoded, when it is the one showing.
     fn take_decoded(&mut self) {
         let Some(receiver) = self.decoding.as_mut() else { return };
-        let (hash, result) = match receiver.get().try_recv() {
-            Ok(decoded) => decoded,
+        let received = match receiver.get().try_recv() {
+            Ok(decoded) => Some(decoded),
             Err(TryRecvError::Empty) => return,
-            Err(TryRecvError::Disconnected) => {
-                self.decoding = None;
-                return;
-            }
+            Err(TryRecvError::Disconnected) => None,
         };
         self.decoding = None;
+        if let Some((hash, bytes)) = self.waiting.take() {
+            self.decode(hash, bytes);
+        }
+        let Some((hash, result)) = received else { return };
         let showing = self.view.as_ref().and_then(|view| view.state.slide).map(|slide| slide.hash);
         if showing != Some(hash) {
             return;
@@ -260,6 +268,22 @@ mod tests {
         assert!(decode_slide(&claims).is_err());
         let gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;";
         assert!(decode_slide(gif).is_err_and(|problem| problem.contains("PNG or JPEG")));
+    }
+
+    #[test]
+    fn one_slide_decodes_at_a_time_and_only_the_newest_waits() {
+        let mut lecture = Lecture::default();
+        for seed in 1..=5u8 {
+            lecture.take(&Event::Slide { hash: [seed; 32], bytes: png(400, 300) });
+        }
+        assert!(lecture.decoding.is_some());
+        assert_eq!(lecture.waiting.as_ref().map(|(hash, _)| *hash), Some([5; 32]), "the newest waits, no others");
+        // The first ends, the newest starts, and nothing is left waiting.
+        while lecture.waiting.is_some() {
+            lecture.take_decoded();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(lecture.decoding.is_some(), "the newest is decoding");
     }
 
     #[test]

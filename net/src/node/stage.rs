@@ -195,8 +195,10 @@ impl Node {
         }
         let raised =
             |state: &StageState| state.hands.contains(author.as_bytes()) || state.floor == Some(*author.as_bytes());
-        if matches!(message, StageMessage::Hand { up: true }) || held.as_ref().is_some_and(raised) {
-            // Bounded: those not raised any more are forgotten at each tick.
+        let presenting = held.as_ref().is_some_and(|state| state.presenter == *self.me.as_bytes());
+        if presenting && (matches!(message, StageMessage::Hand { up: true }) || held.as_ref().is_some_and(raised)) {
+            // Only the presenter keeps this, and forgets at each tick whoever is not raised
+            // (a Hand from a stranger that did not make the queue included).
             self.stage.raised_heard.insert(author, Instant::now());
         }
         match message {
