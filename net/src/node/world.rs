@@ -7,7 +7,7 @@
 //! fetched at once, each from at most [`MAX_PROVIDERS`] peers, tried [`FETCH_ATTEMPTS`] times
 //! with a doubling back-off; a home node keeps models up to its quota of bytes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,6 +26,8 @@ use crate::wire::{RegionMessage, WorldMessage, encode};
 
 /// How often the world is compared with a neighbour's, to heal changes gossip dropped.
 const ANTI_ENTROPY_INTERVAL: Duration = Duration::from_secs(60);
+/// How long after a failed comparison with a neighbour still there it is tried again.
+const SYNC_RETRY: Duration = Duration::from_secs(2);
 /// How many peers are asked for an asset.
 const MAX_PROVIDERS: usize = 8;
 /// Models fetched at once.
@@ -43,6 +45,12 @@ pub(super) struct WorldSync {
     /// Peers we are comparing with now (at most one comparison each; a city's neighbours).
     syncing: HashSet<iroh::PublicKey>,
     last_anti_entropy: Instant,
+    /// Whether we made a change that no neighbour heard (none was there when it was said): the
+    /// next neighbour to come is compared with at once, whichever of us has the smaller id.
+    unheard: bool,
+    /// Neighbours whose comparison failed, and when to try again (only those still neighbours,
+    /// so the map is no larger than the city's active view).
+    retry: HashMap<iroh::PublicKey, Instant>,
     /// Models being fetched now (or waiting to be tried again).
     fetching: Arc<Mutex<HashSet<[u8; 32]>>>,
     /// Fetches running at once.
@@ -78,6 +86,8 @@ impl WorldSync {
             synced_with: HashSet::new(),
             syncing: HashSet::new(),
             last_anti_entropy: Instant::now(),
+            unheard: false,
+            retry: HashMap::new(),
             fetching: Arc::new(Mutex::new(HashSet::new())),
             fetch_slots: Arc::new(tokio::sync::Semaphore::new(MAX_FETCHES)),
             kept: keep_models.map(KeptModels::new),
@@ -176,8 +186,12 @@ impl Node {
             Ok(bytes) => {
                 match op.parcel() {
                     Some(parcel) => {
-                        if let Some(sender) = self.regions.city().map(|city| city.sender.clone()) {
+                        if let Some((sender, heard)) =
+                            self.regions.city().map(|city| (city.sender.clone(), !city.neighbours.is_empty()))
+                        {
                             self.broadcast(&sender, RegionId::City, &RegionMessage::Change(bytes)).await;
+                            // Gossip said to nobody is lost: the next neighbour compares with us.
+                            self.world_sync.unheard |= !heard;
                         }
                         self.emit(Event::WorldChanged(vec![parcel])).await;
                     }
@@ -334,13 +348,16 @@ impl Node {
 
     /// A gossip neighbour came or went: a new one in the city is compared with, once per pair
     /// while both run (the one with the smaller id asks, so that the changes cross once); one
-    /// that went is compared again when it comes back.
+    /// that went is compared again when it comes back. Each side learns of the other at its own
+    /// moment, so a change we made while we had no neighbour yet may have missed the comparison
+    /// the other side began: then we ask too.
     pub(super) fn world_neighbour(&mut self, region: Option<RegionId>, peer: iroh::PublicKey, up: bool) {
         if !up {
             self.world_sync.synced_with.remove(&peer);
+            self.world_sync.retry.remove(&peer);
         } else if matches!(region, Some(RegionId::City) | None)
             && !self.world_sync.synced_with.contains(&peer)
-            && self.me < peer
+            && (self.me < peer || self.world_sync.unheard)
         {
             self.sync(peer);
         }
@@ -370,10 +387,14 @@ impl Node {
     pub(super) async fn sync_done(&mut self, peer: iroh::PublicKey, result: Result<SyncReport, String>) {
         match result {
             Ok(report) => self.synced(SyncReport { peer: Some(peer), ..report }).await,
-            // Not reachable now (or not a Sanctuary peer): may be tried again when next met.
+            // Not reachable now (or not a Sanctuary peer): tried again shortly while it stays a
+            // neighbour, else when next met.
             Err(_) => {
                 self.world_sync.syncing.remove(&peer);
                 self.world_sync.synced_with.remove(&peer);
+                if self.regions.city().is_some_and(|city| city.neighbours.contains(&peer)) {
+                    self.world_sync.retry.insert(peer, Instant::now() + SYNC_RETRY);
+                }
             }
         }
     }
@@ -386,6 +407,8 @@ impl Node {
             self.world_sync.synced_with.insert(peer);
             self.world_sync.syncing.remove(&peer);
         }
+        // A comparison goes both ways: what nobody heard has now been handed over.
+        self.world_sync.unheard = false;
         if report.received > 0 {
             let others: Vec<iroh::PublicKey> = self
                 .regions
@@ -411,6 +434,12 @@ impl Node {
 
     /// Every minute, compares the world with a city neighbour (anti-entropy).
     pub(super) fn world_tick(&mut self, now: Instant) {
+        let due: Vec<iroh::PublicKey> =
+            self.world_sync.retry.iter().filter(|(_, at)| **at <= now).map(|(peer, _)| *peer).collect();
+        for peer in due {
+            self.world_sync.retry.remove(&peer);
+            self.sync(peer);
+        }
         if now.duration_since(self.world_sync.last_anti_entropy) >= ANTI_ENTROPY_INTERVAL {
             self.world_sync.last_anti_entropy = now;
             let neighbours: Vec<iroh::PublicKey> =
