@@ -72,7 +72,7 @@ fn records<T: Serialize>(values: &[T]) -> Vec<u8> {
 }
 
 fn region_seeds() -> Vec<Vec<u8>> {
-    let messages = [
+    let mut messages = vec![
         RegionMessage::Presence(Presence { name: "Ada".into(), colour: [1, 2, 3], pose: pose(1.0) }),
         RegionMessage::Chat { name: "Bo".into(), text: "hello there, how is the city?".into() },
         RegionMessage::Leave,
@@ -122,6 +122,20 @@ fn region_seeds() -> Vec<Vec<u8>> {
             },
         }),
     ];
+    let voter = secret(11);
+    let poll = crate::poll::Poll {
+        author: [0; 32],
+        opened_us: 1_700_000_000_000_000,
+        closes_us: 1_700_000_600_000_000,
+        question: "Which day?".into(),
+        options: vec!["Monday".into(), "Friday".into()],
+    };
+    if let Ok(signed) = crate::poll::SignedPoll::new(&voter, poll) {
+        if let Ok(ballot) = crate::poll::Ballot::cast(&voter, &signed.poll, 1, 1_700_000_100_000_000) {
+            messages.push(RegionMessage::Meeting(crate::meeting::MeetingMessage::Ballots(vec![ballot])));
+        }
+        messages.push(RegionMessage::Meeting(crate::meeting::MeetingMessage::Poll(signed)));
+    }
     messages
         .iter()
         .enumerate()

@@ -375,6 +375,7 @@ impl Limited for crate::wire::RegionMessage {
             crate::wire::RegionMessage::Mic(_) | crate::wire::RegionMessage::Look(_) => 3,
             crate::wire::RegionMessage::Screen(_) => 4,
             crate::wire::RegionMessage::Stage(_) => 5,
+            crate::wire::RegionMessage::Meeting(_) => 6,
         }
     }
     // Poses: 20 a second with room for jitter (less as the crowd grows). Chat: a burst of ten
@@ -384,7 +385,9 @@ impl Limited for crate::wire::RegionMessage {
     // then eight a second, so that a stranger's share (two a second) still carries its state
     // and "holding", each said every two seconds, and a few moves. The stage: the same (a
     // presenter paging through slides, a state and two "holding" every two seconds, hands).
-    const LANES: &'static [(u32, u32)] = &[(30, 25), (10, 2), (100, 20), (8, 1), (16, 8), (16, 8)];
+    // Polls: a burst of 16 (polls and their ballots passed on to a newcomer), then eight a
+    // second.
+    const LANES: &'static [(u32, u32)] = &[(30, 25), (10, 2), (100, 20), (8, 1), (16, 8), (16, 8), (16, 8)];
     const CROWD_LANE: Option<usize> = Some(0);
 }
 

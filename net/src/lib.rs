@@ -14,6 +14,7 @@ pub mod films;
 pub mod fuzz;
 mod identity;
 pub mod inbox;
+pub mod meeting;
 mod node;
 pub mod poll;
 pub mod replica;
@@ -30,8 +31,8 @@ pub use inbox::{Inbox, NetStats, StatsSnapshot};
 pub use node::{
     ChatLine, Command, DEFAULT_UPLOAD_RATE, DOWNLINK_BUDGET_BITS_PER_SECOND, Delivery, DirectLine, Event,
     FASTEST_POSE_INTERVAL, LOOK_KEEPALIVE, MAX_BLOCKS, MAX_KEPT_VOLUMES, MAX_PERSON_VOLUME, MIC_KEEPALIVE, NetRuntime,
-    NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, Profile, RelayChoice, RelayState, ScreenView, StageView,
-    Status, Ticket, TicketError, TrustView, Whereabouts, pose_interval, spawn_node, world_topic,
+    NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, PollView, Profile, RelayChoice, RelayState, ScreenView,
+    StageView, Status, Ticket, TicketError, TrustView, Whereabouts, pose_interval, spawn_node, world_topic,
 };
 pub use node::{
     DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, Hearing, MAX_LISTENERS, MAX_MEMBERS, MAX_ON_STAGE, MAX_SPEAKERS,

@@ -91,6 +91,21 @@ pub enum PollError {
     /// The poll counts as many voters as it may.
     #[error("the poll counts {MAX_VOTERS} voters already")]
     Full,
+    /// A ballot for a poll not held (its author says it again to newcomers).
+    #[error("no such poll here")]
+    Unknown,
+    /// Its author has as many polls open as one may.
+    #[error("one person may have {} polls open at once", crate::meeting::MAX_OPEN_PER_KEY)]
+    TooManyOpen,
+    /// The room holds as many polls as it may, all still open.
+    #[error("the room holds {} open polls already", crate::meeting::MAX_POLLS)]
+    BookFull,
+    /// Opened later than now (beyond the clocks' skew).
+    #[error("the poll is dated in the future")]
+    Future,
+    /// Passed on by someone who may not pass it on now.
+    #[error("only the poll's author passes on ballots once it has closed")]
+    NotRelayed,
     /// A CSV that is not one this program wrote.
     #[error("line {line} of the CSV: {reason}")]
     Csv {

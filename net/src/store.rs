@@ -128,6 +128,11 @@ impl Paths {
         self.root.join("avatar.bin")
     }
 
+    /// The meeting room's polls and their ballots.
+    pub(crate) fn polls(&self) -> PathBuf {
+        self.root.join("polls.bin")
+    }
+
     pub(crate) fn outbox(&self) -> PathBuf {
         self.root.join("outbox.bin")
     }

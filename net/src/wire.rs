@@ -156,6 +156,9 @@ pub enum RegionMessage {
     /// About the lecture hall's stage (see [`crate::stage`]): its state, a hand raised or
     /// lowered, a slide held. (Last, so that older peers still read the others.)
     Stage(crate::stage::StageMessage),
+    /// About the meeting room's polls (see [`crate::meeting`]): a poll, ballots. (Last, so
+    /// that older peers still read the others.)
+    Meeting(crate::meeting::MeetingMessage),
 }
 
 /// Whether a person can be heard, shown to the others beside their name.
@@ -265,6 +268,7 @@ impl Body for RegionMessage {
             RegionMessage::Change(_) | RegionMessage::Mic(_) | RegionMessage::Look(_) => Ok(()),
             RegionMessage::Screen(screen) => screen.check_shape(),
             RegionMessage::Stage(stage) => stage.check_shape(),
+            RegionMessage::Meeting(meeting) => meeting.check_shape(),
         }
     }
     fn clean(&mut self) {
@@ -279,7 +283,8 @@ impl Body for RegionMessage {
             | RegionMessage::Change(_)
             | RegionMessage::Mic(_)
             | RegionMessage::Look(_)
-            | RegionMessage::Stage(_) => {}
+            | RegionMessage::Stage(_)
+            | RegionMessage::Meeting(_) => {}
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Helpers for Sanctuary's workspace-level tests: drive a headless client the way a person
 //! would, with keys, and watch where it ends up.
 
+pub mod hostile;
 pub mod models;
 pub mod peers;
 

@@ -89,6 +89,12 @@ pub struct Peer {
     pub slides: Vec<([u8; 32], Vec<u8>)>,
     /// Slides, stage actions and hands refused, and why.
     pub stage_refused: Vec<String>,
+    /// The meeting room's polls as the node last said.
+    pub polls: Vec<sanctuary_net::PollView>,
+    /// Polls, votes and exports refused, and why.
+    pub poll_refused: Vec<String>,
+    /// Where poll results were written.
+    pub exported: Vec<PathBuf>,
     /// What it uploads.
     pub uploads: sanctuary_net::uploads::Uploads,
 }
@@ -155,6 +161,9 @@ impl Peer {
                         stage: None,
                         slides: Vec::new(),
                         stage_refused: Vec::new(),
+                        polls: Vec::new(),
+                        poll_refused: Vec::new(),
+                        exported: Vec::new(),
                         uploads,
                     };
                 }
@@ -203,6 +212,9 @@ impl Peer {
                 Event::Stage(view) => self.stage = Some(view),
                 Event::Slide { hash, bytes } => self.slides.push((hash, bytes)),
                 Event::StageRefused(reason) => self.stage_refused.push(reason),
+                Event::Polls(polls) => self.polls = polls,
+                Event::PollRefused(reason) => self.poll_refused.push(reason),
+                Event::PollExported(path) => self.exported.push(path),
                 _ => {}
             }
         }

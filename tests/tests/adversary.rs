@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt;
 use glam::{Quat, Vec3};
 use iroh::SecretKey;
 use iroh_gossip::api::GossipSender;
@@ -15,6 +14,7 @@ use sanctuary_net::wire::{DirectText, RegionMessage, WorldMessage, encode};
 use sanctuary_net::{
     Command, MAX_MESSAGE_BYTES, PoseFrame, Presence, QuantisedTransform, SharedReplica, alpn, region_topic, world_topic,
 };
+use sanctuary_tests::hostile::Hostile;
 use sanctuary_tests::peers::{Peer, offline_config, wait_until};
 
 fn pose_at(x: f32) -> PoseFrame {
@@ -43,59 +43,6 @@ fn fresh(index: u64) -> SecretKey {
     let mut seed = [0x5au8; 32];
     seed[..8].copy_from_slice(&index.to_le_bytes());
     SecretKey::from_bytes(&seed)
-}
-
-/// The hostile node: plain iroh and iroh-gossip, no Sanctuary rules, pointed at `target`.
-struct Hostile {
-    secret: SecretKey,
-    endpoint: iroh::Endpoint,
-    gossip: iroh_gossip::Gossip,
-    router: iroh::protocol::Router,
-    target: iroh::EndpointAddr,
-}
-
-impl Hostile {
-    async fn new(target: &Peer) -> Self {
-        let secret = SecretKey::generate();
-        let endpoint = iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
-            .relay_mode(iroh::RelayMode::Disabled)
-            .secret_key(secret.clone())
-            .bind()
-            .await
-            .expect("binds");
-        let memory = iroh::address_lookup::MemoryLookup::new();
-        endpoint.address_lookup().expect("open").add(memory.clone());
-        let ticket: iroh_tickets::endpoint::EndpointTicket = target.ticket.to_string().parse().expect("ticket");
-        memory.add_endpoint_info(ticket.endpoint_addr().clone());
-        let gossip = iroh_gossip::Gossip::builder().max_message_size(4 * MAX_MESSAGE_BYTES).spawn(endpoint.clone());
-        let router =
-            iroh::protocol::Router::builder(endpoint.clone()).accept(iroh_gossip::ALPN, gossip.clone()).spawn();
-        Self { secret, endpoint, gossip, router, target: ticket.endpoint_addr().clone() }
-    }
-
-    /// Joins `topic` through the target; what arrives is read and thrown away (gossip stops
-    /// for a subscriber that does not read).
-    async fn join(&self, topic: iroh_gossip::TopicId) -> GossipSender {
-        let joined =
-            tokio::time::timeout(Duration::from_secs(5), self.gossip.subscribe_and_join(topic, vec![self.target.id]))
-                .await
-                .expect("joins in time")
-                .expect("joins");
-        let (sender, mut receiver) = joined.split();
-        tokio::spawn(async move { while receiver.next().await.is_some() {} });
-        sender
-    }
-
-    /// Sends raw bytes as one private message and returns the answer.
-    async fn direct(&self, bytes: &[u8]) -> Vec<u8> {
-        let Ok(connection) = self.endpoint.connect(self.target.clone(), alpn::DIRECT).await else { return Vec::new() };
-        let Ok((mut send, mut recv)) = connection.open_bi().await else { return Vec::new() };
-        let _ = send.write_all(bytes).await;
-        let _ = send.finish();
-        let reply = recv.read_to_end(16).await.unwrap_or_default();
-        connection.close(0u32.into(), b"bye");
-        reply
-    }
 }
 
 /// A pause now and then, so that the attacker's own send queue (which drops what does not fit)

@@ -22,6 +22,7 @@ use super::avatar::load_avatar;
 use super::blocks::Blocks;
 use super::directory::Directory;
 use super::gate::Gate;
+use super::meeting::Meeting;
 use super::outbox::{Outbox, OutboxEntry};
 use super::presence::{Regions, subscribe};
 use super::screen::Screen;
@@ -174,6 +175,7 @@ pub(super) struct Node {
     pub(super) screen: Screen,
     /// The lecture hall's stage, when we are in it (`stage`).
     pub(super) stage: Stage,
+    pub(super) meeting: Meeting,
     last_status: Option<Status>,
     last_status_check: Instant,
     ticket: String,
@@ -256,6 +258,10 @@ impl Node {
         }
         let (trust, trust_problem) = TrustState::open(paths.shields(), vouched);
         if let Some(problem) = trust_problem {
+            let _ = events.send(Event::Notice(problem)).await;
+        }
+        let (meeting, meeting_problem) = Meeting::open(paths.polls());
+        if let Some(problem) = meeting_problem {
             let _ = events.send(Event::Notice(problem)).await;
         }
         let direct =
@@ -360,6 +366,7 @@ impl Node {
             world_sync,
             screen: Screen::new(config.max_film_bytes),
             stage: Stage::default(),
+            meeting,
             last_status: None,
             last_status_check: long_ago,
             ticket: ticket.clone(),
@@ -470,6 +477,9 @@ impl Node {
             Command::Present(paths) => self.present(paths),
             Command::Stage(action) => self.stage_action(action).await,
             Command::Hand(up) => self.raise_hand(up).await,
+            Command::OpenPoll { question, options, open_for } => self.open_poll(question, options, open_for).await,
+            Command::Vote { poll, choice } => self.vote(poll, choice).await,
+            Command::ExportPoll { poll, to } => self.export_poll(poll, to).await,
             Command::Shutdown => {}
         }
     }
@@ -508,6 +518,7 @@ impl Node {
         self.trust_tick();
         self.screen_tick(now).await;
         self.stage_tick(now).await;
+        self.meeting_tick(now).await;
         // Connection state and addresses change slowly: look twice a second, not every tick.
         if now.duration_since(self.last_status_check) < Duration::from_millis(500) {
             return;
@@ -539,6 +550,9 @@ impl Node {
     }
 
     async fn shutdown(mut self) {
+        if let Some(problem) = self.meeting.save() {
+            self.emit(Event::Notice(problem)).await;
+        }
         self.leave_regions().await;
         self.say_gone().await;
         // Give the goodbyes a moment to leave before the connections close.

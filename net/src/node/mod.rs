@@ -17,6 +17,7 @@ mod avatar;
 mod blocks;
 mod directory;
 mod gate;
+mod meeting;
 mod outbox;
 mod presence;
 mod screen;
@@ -26,6 +27,7 @@ mod voice;
 mod volumes;
 
 pub use blocks::MAX_BLOCKS;
+pub use meeting::PollView;
 pub use screen::ScreenView;
 pub use stage::StageView;
 pub(crate) use trust::Door;
@@ -291,6 +293,32 @@ pub enum Command {
     Stage(crate::stage::StageAction),
     /// Raise (`true`) or lower our hand in the lecture hall.
     Hand(bool),
+    /// Open a poll in the meeting room, open for this long from now (at most a week):
+    /// `Event::Polls` shows it, `Event::PollRefused` says why not.
+    OpenPoll {
+        /// The question.
+        question: String,
+        /// Two to eight options.
+        options: Vec<String>,
+        /// How long it stays open.
+        open_for: Duration,
+    },
+    /// Vote for an option (counting from 0) of a poll in the meeting room; a later vote
+    /// replaces ours until the poll closes.
+    Vote {
+        /// The poll's id.
+        poll: [u8; 32],
+        /// The option.
+        choice: u8,
+    },
+    /// Write a poll's results, every vote with its signature, as CSV to a file:
+    /// `Event::PollExported` says where.
+    ExportPoll {
+        /// The poll's id.
+        poll: [u8; 32],
+        /// The file.
+        to: PathBuf,
+    },
     /// Leave every region, say goodbye and stop.
     Shutdown,
 }
@@ -421,6 +449,12 @@ pub enum Event {
     },
     /// Slides could not be shown, a stage action or a hand was refused, and why.
     StageRefused(String),
+    /// The meeting room's polls (every one held, the oldest first) changed.
+    Polls(Vec<PollView>),
+    /// A poll could not be opened, voted on or exported, and why.
+    PollRefused(String),
+    /// A poll's results were written here.
+    PollExported(PathBuf),
     /// The state of these parcels may have changed.
     WorldChanged(Vec<ParcelCoord>),
     /// Our change is made, stored and sent.

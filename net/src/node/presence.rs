@@ -153,6 +153,7 @@ impl Node {
             subscription.neighbours.insert(peer);
             // A new neighbour here: let them see us at once, not at the next keepalive.
             self.regions.sent_pose = None;
+            self.meeting_newcomer();
         } else {
             subscription.neighbours.remove(&peer);
             if subscription.neighbours.is_empty() {
@@ -235,8 +236,10 @@ impl Node {
                 let posing = &mut self.regions.posing;
                 if self.regions.subscriptions.first().is_some_and(|current| current.region == region)
                     && (posing.len() < MAX_AUTHORS || posing.contains_key(&message.author))
+                    && posing.insert(message.author, Instant::now()).is_none()
                 {
-                    posing.insert(message.author, Instant::now());
+                    // Someone new here, perhaps not our neighbour: the polls are said again.
+                    self.meeting_newcomer();
                 }
                 let event = Event::Presence { region, author, sequence: message.sequence, presence };
                 // Poses come often and the next one replaces this: drop rather than wait.
@@ -258,6 +261,7 @@ impl Node {
             RegionMessage::Look(avatar) => self.emit(Event::Look { region, author, avatar }).await,
             RegionMessage::Screen(screen) => self.heard_screen(region, message.author, message.sequence, screen).await,
             RegionMessage::Stage(stage) => self.heard_stage(region, message.author, stage).await,
+            RegionMessage::Meeting(meeting) => self.heard_meeting(region, message.author, meeting),
         }
     }
 
@@ -292,6 +296,7 @@ impl Node {
         if newcomers {
             self.screen_newcomer();
             self.stage_newcomer();
+            self.meeting_newcomer();
         }
     }
 
