@@ -10,9 +10,9 @@
 pub const WALLET_COMMANDS: [&str; 7] = ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync"];
 
 /// The commands the chat box handles itself.
-const CHAT_COMMANDS: [&str; 16] = [
+const CHAT_COMMANDS: [&str; 19] = [
     "/join", "/import", "/name", "/block", "/unblock", "/trust", "/models", "/goto", "/avatar", "/avatars", "/play",
-    "/screen", "/market", "/slides", "/stage", "/hand",
+    "/screen", "/market", "/slides", "/stage", "/hand", "/poll", "/polls", "/vote",
 ];
 
 /// The commands that choose the microphone and the speakers (see `crate::voice`).
@@ -78,6 +78,11 @@ pub enum ChatCommand {
     Stage(String),
     /// `/hand` raises one's hand in the lecture hall; `/hand down` lowers it.
     Hand(String),
+    /// `/poll` lists the meeting room's polls; `/poll QUESTION | A | B [| for 30m]` opens one;
+    /// `/poll export N [FILE]` writes one's results as CSV.
+    Poll(String),
+    /// `/vote N OPTION`: vote in the meeting room's poll N.
+    Vote(String),
     /// `/block WHO`: block someone from the keyboard.
     Block(String),
     /// A wallet or trade command, the whole line, for the wallet to take.
@@ -179,6 +184,8 @@ pub fn parse(text: &str, private: bool) -> ChatCommand {
         "/slides" => needs("usage: /slides PATH/TO/FOLDER (or IMAGE.png IMAGE.jpg ...)", ChatCommand::Slides),
         "/stage" => ChatCommand::Stage(rest.to_owned()),
         "/hand" => ChatCommand::Hand(rest.to_owned()),
+        "/poll" | "/polls" => ChatCommand::Poll(rest.to_owned()),
+        "/vote" => needs("usage: /vote N OPTION (poll N as /poll lists them)", ChatCommand::Vote),
         _ => ChatCommand::Unknown { command: echoed(word), suggestion: suggest(word) },
     }
 }
@@ -360,6 +367,10 @@ mod tests {
         assert_eq!(parse("hello there", false), ChatCommand::Say("hello there".into()));
         assert_eq!(parse(" hello there ", true), ChatCommand::Private("hello there".into()));
         assert_eq!(parse("   ", false), ChatCommand::Empty);
+        assert_eq!(parse("/polls", false), ChatCommand::Poll(String::new()));
+        assert_eq!(parse("/poll Lunch? | A | B", false), ChatCommand::Poll("Lunch? | A | B".into()));
+        assert_eq!(parse("/vote 1 tacos", false), ChatCommand::Vote("1 tacos".into()));
+        assert!(matches!(parse("/vote", false), ChatCommand::Usage(usage) if usage.contains("/vote N")));
     }
 
     #[test]

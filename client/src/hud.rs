@@ -85,11 +85,13 @@ fn update_status(
     player: Query<&Transform, With<Player>>,
     cinema: Option<Res<crate::cinema::Cinema>>,
     lecture: Option<Res<crate::stage::Lecture>>,
+    meeting: Option<Res<crate::meeting::Meeting>>,
     social: Option<Res<crate::network::Social>>,
     mut status: Query<&mut Text, With<StatusText>>,
 ) {
     let Ok(mut text) = status.single_mut() else { return };
-    let region_name = region.map_or("arriving", |region| region.id().title());
+    let here = region.map(|region| region.id());
+    let region_name = here.map_or("arriving", |region| region.title());
     let fps = diagnostics
         .get(&FrameTimeDiagnosticsPlugin::FPS)
         .and_then(|fps| fps.smoothed())
@@ -107,6 +109,11 @@ fn update_status(
         && let Some(stage) = lecture.status(|key| crate::stage::name_of(social, key))
     {
         text.0.push_str(&format!("\nstage: {stage}"));
+    }
+    if here == Some(RegionId::Room(sanctuary_engine::RoomKind::Meeting))
+        && let Some(polls) = meeting.as_ref().and_then(|meeting| meeting.status())
+    {
+        text.0.push_str(&format!("\npolls: {polls}"));
     }
 }
 

@@ -23,6 +23,7 @@ mod hud;
 pub mod locomotion;
 mod market;
 mod materials;
+mod meeting;
 pub mod network;
 mod own_body;
 pub mod panels;
@@ -121,7 +122,7 @@ pub fn presentation_plugin(app: &mut App) {
         shields::plugin,
         avatar_panel::plugin,
         (cinema::plugin, stage::plugin),
-        (cinema_panel::plugin, stage_panel::plugin),
+        (cinema_panel::plugin, stage_panel::plugin, meeting::plugin),
         build::presentation,
         panels::plugin,
         market::plugin,

@@ -219,6 +219,8 @@ pub struct ChatInput {
     pub goto: Option<String>,
     /// `/market` was typed, with what follows (see `market::directory`).
     pub market: Option<String>,
+    /// `/poll` or `/vote` was typed (which, and what follows; see `meeting`).
+    pub poll: Option<(&'static str, String)>,
     /// `/avatars` was typed, with the rank (empty: say the current one).
     pub show_avatars: Option<String>,
     /// `/screen own` was typed: pause one's own view of the screen, or rejoin the room's.
@@ -275,7 +277,7 @@ fn type_scripted_chat(
 }
 
 /// Microseconds since 1970 on this machine.
-fn now_micros() -> u64 {
+pub(crate) fn now_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_micros() as u64).unwrap_or(0)
 }
 
@@ -286,6 +288,7 @@ fn read_node_events(
     mut avatars: Option<ResMut<crate::avatars::Avatars>>,
     mut cinema: Option<ResMut<crate::cinema::Cinema>>,
     mut lecture: Option<ResMut<crate::stage::Lecture>>,
+    mut meeting: Option<ResMut<crate::meeting::Meeting>>,
     slot: Option<Res<crate::blobs::BlobSlot>>,
     mut cues: MessageWriter<SoundCue>,
 ) {
@@ -314,6 +317,9 @@ fn read_node_events(
         }
         if let Some(lecture) = lecture.as_mut() {
             lecture.take(&event);
+        }
+        if let Some(meeting) = meeting.as_mut() {
+            meeting.take(&event);
         }
         handle_event(&mut social, event);
     }
@@ -367,6 +373,10 @@ fn handle_event(social: &mut Social, event: Event) {
         Event::AvatarRefused(reason) => social.notice(format!("that avatar cannot be worn: {reason}")),
         Event::ScreenRefused(reason) => social.notice(format!("the screen: {reason}")),
         Event::StageRefused(reason) => social.notice(format!("the stage: {reason}")),
+        Event::PollRefused(reason) => social.notice(format!("polls: {reason}")),
+        Event::PollExported(path) => {
+            social.notice(format!("the poll's results, every vote signed, are in {}", path.display()))
+        }
         Event::Trust(view) => {
             let before = social.trust.as_ref().map(|view| view.requests()).unwrap_or_default();
             let new: Vec<PublicKey> = view.requests().into_iter().filter(|key| !before.contains(key)).collect();

@@ -113,6 +113,12 @@ pub enum PanelAction {
     ToggleDirectory,
     /// Go to the stall of this index in the directory's list.
     DirectoryGo(u8),
+    /// Open or close the meeting room's polls (F11).
+    TogglePolls,
+    /// Vote in the poll of this index (as listed) for the option of this index.
+    PollVote(u8, u8),
+    /// Export the results of the poll of this index.
+    PollExport(u8),
 }
 
 /// A panel button was clicked.
@@ -185,6 +191,8 @@ pub enum PanelSlot {
     Stage,
     /// Right, lower down: the market directory.
     Directory,
+    /// Right, lower down: the meeting room's polls.
+    Polls,
 }
 
 /// The spec a desktop panel shows now (`None` hides it).
@@ -233,6 +241,7 @@ fn spawn_panels(mut commands: Commands) {
         PanelSlot::Cinema,
         PanelSlot::Stage,
         PanelSlot::Directory,
+        PanelSlot::Polls,
     ] {
         let at = match slot {
             PanelSlot::Wallet => {
@@ -242,7 +251,7 @@ fn spawn_panels(mut commands: Commands) {
             PanelSlot::Stall => Node { right: Val::Px(10.0), top: Val::Px(84.0), width: Val::Px(360.0), ..default() },
             PanelSlot::Avatars => Node { right: Val::Px(10.0), top: Val::Px(84.0), width: Val::Px(420.0), ..default() },
             // Lower than the avatar picker: the network status above it grows with voice's lines.
-            PanelSlot::Cinema | PanelSlot::Stage | PanelSlot::Directory => {
+            PanelSlot::Cinema | PanelSlot::Stage | PanelSlot::Directory | PanelSlot::Polls => {
                 Node { right: Val::Px(10.0), top: Val::Px(200.0), width: Val::Px(460.0), ..default() }
             }
             PanelSlot::Shields => {

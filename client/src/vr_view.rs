@@ -91,6 +91,7 @@ pub fn menu_spec(comfort: &Comfort, build_on: bool, in_city: bool, mic: Option<&
     spec.button("Cinema", PanelAction::ToggleCinema);
     spec.button("Stage", PanelAction::ToggleStage);
     spec.button("Market", PanelAction::ToggleDirectory);
+    spec.button("Polls", PanelAction::TogglePolls);
     if in_city {
         spec.button(if build_on { "Stop building" } else { "Build" }, PanelAction::ToggleBuild);
         if build_on {
@@ -333,6 +334,7 @@ fn menu_panel_specs(
     specs.extend(slot(PanelSlot::Cinema));
     specs.extend(slot(PanelSlot::Stage));
     specs.extend(slot(PanelSlot::Directory));
+    specs.extend(slot(PanelSlot::Polls));
     specs
 }
 

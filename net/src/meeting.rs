@@ -3,8 +3,10 @@
 //! poll and its ballots are [`crate::poll`]'s.
 //!
 //! The rules:
-//! - a room holds at most [`MAX_POLLS`]; when full, the poll that closed first makes room, and
-//!   while every poll is open a new one is refused;
+//! - a room holds at most [`MAX_POLLS`]; when full, the poll that closed first makes room;
+//!   while every poll is open, a poll by someone the person trusts makes room by pushing out
+//!   the newest poll of someone they do not (so that a thousand free keys cannot lock the room
+//!   for a week), and any other new poll is refused;
 //! - one key has at most [`MAX_OPEN_PER_KEY`] polls open at once;
 //! - a poll dated later than now (beyond the clocks' skew) is refused;
 //! - a ballot said by its voter must be dated near now ([`Arrival::Live`]); one passed on by
@@ -66,9 +68,14 @@ impl PollBook {
         self.polls.iter().find(|ballots| ballots.id() == *id)
     }
 
-    /// Takes a poll by the rules (see the module's documentation), our clock reading `now_us`;
-    /// whether it is new.
-    pub fn take_poll(&mut self, poll: SignedPoll, now_us: u64) -> Result<bool, PollError> {
+    /// Takes a poll by the rules (see the module's documentation), our clock reading `now_us`,
+    /// `trusted` saying whose polls may push out strangers'; whether it is new.
+    pub fn take_poll(
+        &mut self,
+        poll: SignedPoll,
+        now_us: u64,
+        trusted: impl Fn(&[u8; 32]) -> bool,
+    ) -> Result<bool, PollError> {
         let id = poll.poll.id();
         if self.get(&id).is_some() {
             return Ok(false);
@@ -90,7 +97,16 @@ impl PollBook {
                 .filter(|(_, held)| !held.poll.poll.open_at(now_us))
                 .min_by_key(|(_, held)| held.poll.poll.closes_us)
                 .map(|(at, _)| at);
-            let Some(at) = first_closed else { return Err(PollError::BookFull) };
+            let newest_strangers = || {
+                self.polls
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, held)| !trusted(&held.poll.poll.author))
+                    .max_by_key(|(_, held)| held.poll.poll.opened_us)
+                    .map(|(at, _)| at)
+            };
+            let room = first_closed.or_else(|| if trusted(&author) { newest_strangers() } else { None });
+            let Some(at) = room else { return Err(PollError::BookFull) };
             self.polls.remove(at);
         }
         let at = self.polls.partition_point(|held| held.poll.poll.opened_us <= ballots.poll.poll.opened_us);
@@ -156,6 +172,10 @@ mod tests {
         SecretKey::from_bytes(&[seed; 32])
     }
 
+    fn nobody(_: &[u8; 32]) -> bool {
+        false
+    }
+
     fn poll(author: u8, question: &str, opened: u64, minutes: u64) -> SignedPoll {
         let poll = Poll {
             author: [0; 32],
@@ -168,26 +188,34 @@ mod tests {
     }
 
     #[test]
-    fn a_key_opens_two_polls_at_once_and_a_full_room_makes_room_only_from_closed_ones() {
+    fn a_key_opens_two_polls_at_once_and_a_full_room_makes_room_from_closed_ones_or_strangers() {
         let mut book = PollBook::default();
-        assert_eq!(book.take_poll(poll(1, "One?", NOW, 10), NOW), Ok(true));
-        assert_eq!(book.take_poll(poll(1, "One?", NOW, 10), NOW), Ok(false), "the same poll twice is one");
-        assert_eq!(book.take_poll(poll(1, "Two?", NOW, 10), NOW), Ok(true));
-        assert_eq!(book.take_poll(poll(1, "Three?", NOW, 10), NOW), Err(PollError::TooManyOpen));
-        assert_eq!(book.take_poll(poll(1, "Later?", NOW + 10 * MINUTE, 10), NOW), Err(PollError::Future));
+        assert_eq!(book.take_poll(poll(1, "One?", NOW, 10), NOW, nobody), Ok(true));
+        assert_eq!(book.take_poll(poll(1, "One?", NOW, 10), NOW, nobody), Ok(false), "the same poll twice is one");
+        assert_eq!(book.take_poll(poll(1, "Two?", NOW, 10), NOW, nobody), Ok(true));
+        assert_eq!(book.take_poll(poll(1, "Three?", NOW, 10), NOW, nobody), Err(PollError::TooManyOpen));
+        assert_eq!(book.take_poll(poll(1, "Later?", NOW + 10 * MINUTE, 10), NOW, nobody), Err(PollError::Future));
         // Once one has closed, its author may open another.
-        assert_eq!(book.take_poll(poll(1, "Three?", NOW + 11 * MINUTE, 10), NOW + 11 * MINUTE), Ok(true));
+        assert_eq!(book.take_poll(poll(1, "Three?", NOW + 11 * MINUTE, 10), NOW + 11 * MINUTE, nobody), Ok(true));
 
         // The room fills: 13 more from others, the first two of which close early.
         let mut book = PollBook::default();
         for seed in 0..MAX_POLLS as u8 {
             let minutes = if seed < 2 { 1 } else { 60 };
-            assert_eq!(book.take_poll(poll(seed + 10, "Q?", NOW + u64::from(seed), minutes), NOW), Ok(true));
+            assert_eq!(book.take_poll(poll(seed + 10, "Q?", NOW + u64::from(seed), minutes), NOW, nobody), Ok(true));
         }
         let later = NOW + 2 * MINUTE;
-        assert_eq!(book.take_poll(poll(50, "Q?", later, 60), later), Ok(true), "the first closed makes room");
-        assert_eq!(book.take_poll(poll(51, "Q?", later, 60), later), Ok(true));
-        assert_eq!(book.take_poll(poll(52, "Q?", later, 60), later), Err(PollError::BookFull));
+        assert_eq!(book.take_poll(poll(50, "Q?", later, 60), later, nobody), Ok(true), "the first closed makes room");
+        assert_eq!(book.take_poll(poll(51, "Q?", later, 60), later, nobody), Ok(true));
+        assert_eq!(book.take_poll(poll(52, "Q?", later, 60), later, nobody), Err(PollError::BookFull));
+        assert_eq!(book.polls().len(), MAX_POLLS);
+        // Every poll open, all by strangers: a friend's poll pushes out the newest stranger's.
+        let friend = *secret(60).public().as_bytes();
+        let friends = |key: &[u8; 32]| *key == friend;
+        let newest = book.polls().last().map(|held| held.id());
+        assert_eq!(book.take_poll(poll(60, "Friend?", later + 1, 60), later + 1, friends), Ok(true));
+        assert!(book.polls().iter().all(|held| Some(held.id()) != newest), "the newest stranger's went");
+        assert_eq!(book.take_poll(poll(61, "Q?", later + 2, 60), later + 2, friends), Err(PollError::BookFull));
         assert_eq!(book.polls().len(), MAX_POLLS);
         assert!(book.polls().windows(2).all(|pair| pair[0].poll.poll.opened_us <= pair[1].poll.poll.opened_us));
     }
@@ -197,7 +225,7 @@ mod tests {
         let mut book = PollBook::default();
         let signed = poll(1, "Lunch?", NOW, 10);
         let (id, author) = (signed.poll.id(), signed.poll.author);
-        book.take_poll(signed.clone(), NOW).expect("opens");
+        book.take_poll(signed.clone(), NOW, nobody).expect("opens");
         let vote =
             |seed: u8, choice: u8, at: u64| Ballot::cast(&secret(seed), &signed.poll, choice, at).expect("casts");
         let cy = *secret(3).public().as_bytes();

@@ -171,7 +171,12 @@ pub(super) fn fill_panels(
     for (slot, mut content) in &mut panels {
         let spec = match slot {
             // The shields', the avatar picker's and the cinema's own plugins fill theirs.
-            PanelSlot::Shields | PanelSlot::Avatars | PanelSlot::Cinema | PanelSlot::Stage | PanelSlot::Directory => {
+            PanelSlot::Shields
+            | PanelSlot::Avatars
+            | PanelSlot::Cinema
+            | PanelSlot::Stage
+            | PanelSlot::Directory
+            | PanelSlot::Polls => {
                 continue;
             }
             // The confirmation is modal: nothing else shows while it waits.

@@ -134,6 +134,14 @@ pub(super) fn submission(social: &mut Social, input: &mut ChatInput) -> Option<C
                 None
             }
         },
+        ChatCommand::Poll(rest) => {
+            input.poll = Some(("poll", rest));
+            None
+        }
+        ChatCommand::Vote(rest) => {
+            input.poll = Some(("vote", rest));
+            None
+        }
         ChatCommand::ShowAvatars(rank) => {
             input.show_avatars = Some(rank);
             None

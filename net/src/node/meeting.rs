@@ -140,7 +140,7 @@ impl Node {
             Ok(signed) => signed,
             Err(error) => return self.poll_refused(error.to_string()),
         };
-        match self.meeting.book.take_poll(signed.clone(), now) {
+        match self.meeting.book.take_poll(signed.clone(), now, |_| true) {
             Ok(_) => {
                 self.meeting_changed();
                 self.say_meeting(MeetingMessage::Poll(signed)).await;
@@ -192,7 +192,12 @@ impl Node {
         }
         let now = wall_micros();
         let changed = match message {
-            MeetingMessage::Poll(poll) => self.meeting.book.take_poll(poll, now) == Ok(true),
+            MeetingMessage::Poll(poll) => {
+                let trust = self.trust.last.clone();
+                let me = *self.me.as_bytes();
+                let trusted = |author: &[u8; 32]| *author == me || trusts(trust.as_deref(), author);
+                self.meeting.book.take_poll(poll, now, trusted) == Ok(true)
+            }
             MeetingMessage::Ballots(ballots) => ballots
                 .into_iter()
                 .map(|ballot| self.meeting.book.take_ballot(ballot, author.as_bytes(), now) == Ok(true))
@@ -268,14 +273,7 @@ impl Node {
     fn poll_views(&self) -> Vec<PollView> {
         let now = wall_micros();
         let trust = self.trust.last.clone();
-        let trusted = |voter: &[u8; 32]| {
-            if voter == self.me.as_bytes() {
-                return true;
-            }
-            let Ok(key) = PublicKey::from_bytes(*voter) else { return false };
-            let standing = trust.as_ref().map_or(Standing::Stranger, |view| view.standing(&key));
-            matches!(standing, Standing::Known | Standing::Trusted(_) | Standing::Me)
-        };
+        let trusted = |voter: &[u8; 32]| voter == self.me.as_bytes() || trusts(trust.as_deref(), voter);
         self.meeting
             .book
             .polls()
@@ -291,6 +289,13 @@ impl Node {
             })
             .collect()
     }
+}
+
+/// Whether the person's trust reaches `key` (they know, or trust, them).
+fn trusts(trust: Option<&super::TrustView>, key: &[u8; 32]) -> bool {
+    let Ok(key) = PublicKey::from_bytes(*key) else { return false };
+    let standing = trust.map_or(Standing::Stranger, |view| view.standing(&key));
+    matches!(standing, Standing::Known | Standing::Trusted(_) | Standing::Me)
 }
 
 /// Writes `csv` to `to` through a temporary file beside it, so that a file already there is
