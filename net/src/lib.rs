@@ -22,6 +22,7 @@ pub mod screen;
 pub mod stage;
 mod store;
 pub mod uploads;
+pub mod whiteboard;
 pub mod wire;
 
 pub use assets::{AssetError, AssetStore, Bundle, BundleFile, model_limits};
