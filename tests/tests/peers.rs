@@ -10,6 +10,7 @@ use sanctuary_net::wire::{RegionMessage, WorldMessage, encode};
 use sanctuary_net::{
     Command, Delivery, MAX_MESSAGE_BYTES, PoseFrame, Presence, QuantisedTransform, region_topic, world_topic,
 };
+use sanctuary_tests::hostile::Hostile;
 use sanctuary_tests::peers::{Peer, offline_config, wait_until};
 
 fn pose_at(x: f32) -> PoseFrame {
@@ -171,27 +172,14 @@ async fn a_hostile_peer_is_counted_and_ignored() {
     let bo_id = bo.id;
 
     // The hostile node: plain iroh and iroh-gossip, no Sanctuary rules.
-    let secret = iroh::SecretKey::generate();
-    let endpoint = iroh::Endpoint::builder(iroh::endpoint::presets::Minimal)
-        .relay_mode(iroh::RelayMode::Disabled)
-        .secret_key(secret.clone())
-        .bind()
-        .await
-        .expect("binds");
-    let memory = iroh::address_lookup::MemoryLookup::new();
-    endpoint.address_lookup().expect("open").add(memory.clone());
-    let ada_ticket: iroh_tickets::endpoint::EndpointTicket = ada.ticket.to_string().parse().expect("ticket");
-    memory.add_endpoint_info(ada_ticket.endpoint_addr().clone());
-    let gossip = iroh_gossip::Gossip::builder().max_message_size(4 * MAX_MESSAGE_BYTES).spawn(endpoint.clone());
-    let router = iroh::protocol::Router::builder(endpoint.clone()).accept(iroh_gossip::ALPN, gossip.clone()).spawn();
+    let mallory = Hostile::new(&ada).await;
+    let (secret, endpoint, gossip, router) = (&mallory.secret, &mallory.endpoint, &mallory.gossip, &mallory.router);
     let topic = region_topic(RegionId::Lobby);
-    let mut lobby = tokio::time::timeout(
-        Duration::from_secs(5),
-        gossip.subscribe_and_join(topic, vec![ada_ticket.endpoint_addr().id]),
-    )
-    .await
-    .expect("joins in time")
-    .expect("joins");
+    let mut lobby =
+        tokio::time::timeout(Duration::from_secs(5), gossip.subscribe_and_join(topic, vec![mallory.target.id]))
+            .await
+            .expect("joins in time")
+            .expect("joins");
     let send = |bytes: Vec<u8>| bytes::Bytes::from(bytes);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_micros() as u64;
     let presence =
@@ -201,27 +189,27 @@ async fn a_hostile_peer_is_counted_and_ignored() {
     lobby.broadcast(send(vec![0xde, 0xad, 0xbe, 0xef])).await.expect("sends");
     lobby.broadcast(send(vec![7; MAX_MESSAGE_BYTES + 100])).await.expect("sends");
     // Forged: Bo's name and key in the author field, signed by Mallory.
-    let real = encode(&secret, topic.as_bytes(), now, &presence(9.0)).expect("encodes");
+    let real = encode(secret, topic.as_bytes(), now, &presence(9.0)).expect("encodes");
     let mut forged = real.clone();
     forged[..32].copy_from_slice(bo_id.as_bytes());
     lobby.broadcast(send(forged)).await.expect("sends");
     // Signed for another topic (a message recorded elsewhere and played here).
-    let elsewhere = encode(&secret, world_topic().as_bytes(), now + 1, &presence(9.0)).expect("encodes");
+    let elsewhere = encode(secret, world_topic().as_bytes(), now + 1, &presence(9.0)).expect("encodes");
     lobby.broadcast(send(elsewhere)).await.expect("sends");
     // A real message, then one recorded a minute earlier.
     lobby.broadcast(send(real)).await.expect("sends");
-    let old = encode(&secret, topic.as_bytes(), now - 60_000_000, &presence(8.0)).expect("encodes");
+    let old = encode(secret, topic.as_bytes(), now - 60_000_000, &presence(8.0)).expect("encodes");
     lobby.broadcast(send(old)).await.expect("sends");
     // A world message on a region topic.
-    let wrong_kind = encode(&secret, topic.as_bytes(), now + 2, &WorldMessage::Gone).expect("encodes");
+    let wrong_kind = encode(secret, topic.as_bytes(), now + 2, &WorldMessage::Gone).expect("encodes");
     lobby.broadcast(send(wrong_kind)).await.expect("sends");
     // A flood of correctly signed poses.
     for index in 0..400u64 {
-        let bytes = encode(&secret, topic.as_bytes(), now + 10 + index, &presence(index as f32)).expect("encodes");
+        let bytes = encode(secret, topic.as_bytes(), now + 10 + index, &presence(index as f32)).expect("encodes");
         lobby.broadcast(send(bytes)).await.expect("sends");
     }
     // Garbage on the private-message protocol too.
-    let ada_addr = ada_ticket.endpoint_addr().clone();
+    let ada_addr = mallory.target.clone();
     if let Ok(connection) = endpoint.connect(ada_addr, sanctuary_net::alpn::DIRECT).await
         && let Ok((mut send_stream, mut recv_stream)) = connection.open_bi().await
     {
