@@ -136,6 +136,18 @@ fn region_seeds() -> Vec<Vec<u8>> {
         }
         messages.push(RegionMessage::Meeting(crate::meeting::MeetingMessage::Poll(signed)));
     }
+    let stroke = crate::whiteboard::Stroke {
+        author: [0; 32],
+        at_us: 1_700_000_100_000_000,
+        colour: [20, 30, 200],
+        width: 4,
+        points: vec![[100, 200], [300, 400], [65_535, 0]],
+    };
+    if let Ok(signed) = crate::whiteboard::SignedStroke::new(&voter, stroke) {
+        messages.push(RegionMessage::Meeting(crate::meeting::MeetingMessage::Stroke(signed)));
+    }
+    let clear = crate::whiteboard::Clear::new(&voter, 1_700_000_200_000_000);
+    messages.push(RegionMessage::Meeting(crate::meeting::MeetingMessage::Clear(clear)));
     messages
         .iter()
         .enumerate()

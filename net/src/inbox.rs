@@ -375,6 +375,9 @@ impl Limited for crate::wire::RegionMessage {
             crate::wire::RegionMessage::Mic(_) | crate::wire::RegionMessage::Look(_) => 3,
             crate::wire::RegionMessage::Screen(_) => 4,
             crate::wire::RegionMessage::Stage(_) => 5,
+            crate::wire::RegionMessage::Meeting(
+                crate::meeting::MeetingMessage::Stroke(_) | crate::meeting::MeetingMessage::Clear(_),
+            ) => 7,
             crate::wire::RegionMessage::Meeting(_) => 6,
         }
     }
@@ -386,8 +389,9 @@ impl Limited for crate::wire::RegionMessage {
     // and "holding", each said every two seconds, and a few moves. The stage: the same (a
     // presenter paging through slides, a state and two "holding" every two seconds, hands).
     // Polls: a burst of 16 (polls and their ballots passed on to a newcomer), then eight a
-    // second.
-    const LANES: &'static [(u32, u32)] = &[(30, 25), (10, 2), (100, 20), (8, 1), (16, 8), (16, 8), (16, 8)];
+    // second. The whiteboard: a burst of 32 strokes (a quick sketch; a stranger gets half),
+    // then eight a second, each at most one message of 4 KiB.
+    const LANES: &'static [(u32, u32)] = &[(30, 25), (10, 2), (100, 20), (8, 1), (16, 8), (16, 8), (16, 8), (32, 8)];
     const CROWD_LANE: Option<usize> = Some(0);
 }
 

@@ -60,6 +60,8 @@ pub mod alpn {
     pub const VOICE: &[u8] = b"sanctuary/voice/1";
     /// Films, through iroh-blobs, from the film store (see [`crate::films::FilmStore`]).
     pub const FILMS: &[u8] = b"sanctuary/films/1";
+    /// A meeting room's whole whiteboard, handed to a newcomer (see `node::board`).
+    pub const BOARD: &[u8] = b"sanctuary/board/1";
 }
 
 /// The gossip topic that carries a region's live state. Every peer derives the same id from the

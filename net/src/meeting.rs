@@ -17,6 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::poll::{Arrival, Ballot, Ballots, CLOCK_SKEW_US, PollError, SignedPoll};
+use crate::whiteboard::{Clear, SignedStroke};
 
 /// The most polls a room holds.
 pub const MAX_POLLS: usize = 16;
@@ -34,6 +35,11 @@ pub enum MeetingMessage {
     /// Ballots, each signed by its voter: one's own vote, or those of a poll passed on to
     /// newcomers.
     Ballots(Vec<Ballot>),
+    /// A stroke drawn on the whiteboard, signed by whoever drew it (see
+    /// [`crate::whiteboard`]).
+    Stroke(SignedStroke),
+    /// A clear of the whiteboard: all of it by its owner, else the signer's own strokes.
+    Clear(Clear),
 }
 
 impl MeetingMessage {
@@ -43,6 +49,8 @@ impl MeetingMessage {
         let ok = match self {
             MeetingMessage::Poll(signed) => signed.poll.check().is_ok(),
             MeetingMessage::Ballots(ballots) => !ballots.is_empty() && ballots.len() <= MAX_BALLOTS_SAID,
+            MeetingMessage::Stroke(stroke) => stroke.stroke.check().is_ok(),
+            MeetingMessage::Clear(_) => true,
         };
         if ok { Ok(()) } else { Err(crate::wire::WireError::Malformed) }
     }

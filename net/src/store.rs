@@ -128,6 +128,11 @@ impl Paths {
         self.root.join("avatar.bin")
     }
 
+    /// The meeting room's whiteboard.
+    pub(crate) fn board(&self) -> PathBuf {
+        self.root.join("board.bin")
+    }
+
     /// The meeting room's polls and their ballots.
     pub(crate) fn polls(&self) -> PathBuf {
         self.root.join("polls.bin")

@@ -95,6 +95,10 @@ pub struct Peer {
     pub poll_refused: Vec<String>,
     /// Where poll results were written.
     pub exported: Vec<PathBuf>,
+    /// The meeting room's whiteboard as the node last said.
+    pub board: Vec<sanctuary_net::whiteboard::Stroke>,
+    /// Strokes and clears refused, and why.
+    pub board_refused: Vec<String>,
     /// What it uploads.
     pub uploads: sanctuary_net::uploads::Uploads,
 }
@@ -164,6 +168,8 @@ impl Peer {
                         polls: Vec::new(),
                         poll_refused: Vec::new(),
                         exported: Vec::new(),
+                        board: Vec::new(),
+                        board_refused: Vec::new(),
                         uploads,
                     };
                 }
@@ -215,6 +221,8 @@ impl Peer {
                 Event::Polls(polls) => self.polls = polls,
                 Event::PollRefused(reason) => self.poll_refused.push(reason),
                 Event::PollExported(path) => self.exported.push(path),
+                Event::Board(strokes) => self.board = strokes,
+                Event::BoardRefused(reason) => self.board_refused.push(reason),
                 _ => {}
             }
         }

@@ -1,9 +1,10 @@
-//! Polls in the meeting room between peers: Ada opens a poll and Bo sees it; both vote, Bo
+//! The meeting room between peers. Polls: Ada opens a poll and Bo sees it; both vote, Bo
 //! votes twice and then changes his mind; a hostile peer votes once honestly and then forges
 //! ballots (in Ada's name, and one altered after signing), which nobody counts; Cy comes in late
 //! and sees the poll with the same tally; the results exported as CSV check vote by vote; a
 //! poll opened outside the meeting room, and a vote after the close, are refused; Ada's polls
-//! are still there after she restarts.
+//! are still there after she restarts. The whiteboard: two peers draw at once and their boards
+//! end the same; one erases his own strokes; a late joiner is handed the whole board.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sanctuary_engine::{RegionId, RoomKind};
 use sanctuary_net::meeting::MeetingMessage;
 use sanctuary_net::poll::{Ballot, verify_csv};
+use sanctuary_net::whiteboard::Stroke;
 use sanctuary_net::wire::{RegionMessage, encode};
 use sanctuary_net::{Command, PollView, Ticket, region_topic};
 use sanctuary_tests::hostile::Hostile;
@@ -179,4 +181,64 @@ async fn a_poll_counts_one_vote_per_key_and_a_late_joiner_sees_the_same_tally() 
     })
     .await;
     again.handle.shutdown().await;
+}
+
+/// A stroke across the board at height `y`, in `colour`.
+fn stroke(y: u16, colour: [u8; 3]) -> Stroke {
+    Stroke { author: [0; 32], at_us: 0, colour, width: 4, points: (0..20).map(|x| [x * 3000, y]).collect() }
+}
+
+/// The strokes on `peer`'s board, as (author, height), in the order drawn.
+fn drawn(peer: &Peer) -> Vec<([u8; 32], u16)> {
+    peer.board.iter().map(|stroke| (stroke.author, stroke.points[0][1])).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whiteboard_strokes_drawn_at_once_end_the_same_and_a_late_joiner_gets_the_board() {
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let mut ada = Peer::start(in_meeting(dirs[0].path(), "Ada", None)).await;
+    let mut bo = Peer::start(in_meeting(dirs[1].path(), "Bo", Some(&ada.ticket))).await;
+    wait_until(&mut [&mut ada, &mut bo], Duration::from_secs(20), "Ada and Bo meet in the meeting room", |peer| {
+        peer.status.as_ref().is_some_and(|status| status.neighbours > 0)
+    })
+    .await;
+    let (ada_key, bo_key) = (*ada.id.as_bytes(), *bo.id.as_bytes());
+
+    // Both draw at once, interleaved: both boards end the same, in the same order.
+    for at in 0..8u16 {
+        ada.handle.send(Command::Draw(stroke(1000 + at, [200, 30, 30])));
+        bo.handle.send(Command::Draw(stroke(2000 + at, [30, 30, 200])));
+    }
+    wait_until(&mut [&mut ada, &mut bo], Duration::from_secs(10), "both boards hold all 16 strokes", |peer| {
+        peer.board.len() == 16
+    })
+    .await;
+    assert_eq!(drawn(&ada), drawn(&bo), "the same strokes in the same order on both");
+    assert_eq!(drawn(&ada).iter().filter(|(author, _)| *author == bo_key).count(), 8);
+
+    // Nobody owns the meeting room's board: Bo's clear takes only his own strokes.
+    bo.handle.send(Command::ClearBoard);
+    wait_until(&mut [&mut ada, &mut bo], Duration::from_secs(10), "Bo's strokes are gone on both", |peer| {
+        peer.board.len() == 8 && peer.board.iter().all(|stroke| stroke.author == ada_key)
+    })
+    .await;
+
+    // Cy comes in late: she is handed the whole board by a neighbour.
+    let mut cy = Peer::start(in_meeting(dirs[2].path(), "Cy", Some(&bo.ticket))).await;
+    wait_until(&mut [&mut ada, &mut bo, &mut cy], Duration::from_secs(20), "Cy has the board", |peer| {
+        peer.board.len() == 8
+    })
+    .await;
+    assert_eq!(drawn(&cy), drawn(&ada));
+
+    // Outside the meeting room there is no board to draw on.
+    let mut dee = Peer::start(offline_config(dirs[3].path(), "Dee", None)).await;
+    dee.handle.send(Command::Draw(stroke(5, [0, 0, 0])));
+    wait_until(&mut [&mut dee], Duration::from_secs(10), "Dee's stroke in the lobby is refused", |peer| {
+        peer.board.is_empty() && peer.board_refused.iter().any(|reason| reason.contains("meeting room"))
+    })
+    .await;
+    for peer in [dee, ada, bo, cy] {
+        peer.handle.shutdown().await;
+    }
 }

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::avatar::load_avatar;
 use super::blocks::Blocks;
+use super::board::{BoardProtocol, Whiteboard};
 use super::directory::Directory;
 use super::gate::Gate;
 use super::meeting::Meeting;
@@ -98,6 +99,7 @@ pub(super) enum Internal {
     FilmShared(Result<([u8; 32], u64, String, std::path::PathBuf), String>),
     DeckShared(Result<Vec<crate::stage::SlideRef>, String>),
     SlideFetched([u8; 32]),
+    BoardFetched(Box<Result<crate::whiteboard::Board, String>>),
 }
 
 impl From<(Option<RegionId>, Signed<WorldMessage>)> for Internal {
@@ -176,6 +178,7 @@ pub(super) struct Node {
     /// The lecture hall's stage, when we are in it (`stage`).
     pub(super) stage: Stage,
     pub(super) meeting: Meeting,
+    pub(super) whiteboard: Whiteboard,
     last_status: Option<Status>,
     last_status_check: Instant,
     ticket: String,
@@ -264,6 +267,11 @@ impl Node {
         if let Some(problem) = meeting_problem {
             let _ = events.send(Event::Notice(problem)).await;
         }
+        let shared_board = Arc::default();
+        let (whiteboard, board_problem) = Whiteboard::open(paths.board(), Arc::clone(&shared_board));
+        if let Some(problem) = board_problem {
+            let _ = events.send(Event::Notice(problem)).await;
+        }
         let direct =
             DirectProtocol::new(me, direct_store.clone(), direct_tx, stats.clone(), blocks.clone(), trust.door.clone());
         let (replica, opened) = SharedReplica::open(&config.data_dir)
@@ -295,6 +303,7 @@ impl Node {
             .accept(alpn::WORLD, sync)
             .accept(alpn::BLOBS, blobs)
             .accept(alpn::FILMS, film_blobs)
+            .accept(alpn::BOARD, BoardProtocol::new(shared_board))
             .accept(alpn::VOICE, VoiceProtocol::new(audible.clone(), gate.clone(), voice_out, stats.clone()))
             .spawn();
 
@@ -367,6 +376,7 @@ impl Node {
             screen: Screen::new(config.max_film_bytes),
             stage: Stage::default(),
             meeting,
+            whiteboard,
             last_status: None,
             last_status_check: long_ago,
             ticket: ticket.clone(),
@@ -480,6 +490,8 @@ impl Node {
             Command::OpenPoll { question, options, open_for } => self.open_poll(question, options, open_for).await,
             Command::Vote { poll, choice } => self.vote(poll, choice).await,
             Command::ExportPoll { poll, to } => self.export_poll(poll, to).await,
+            Command::Draw(stroke) => self.draw(stroke).await,
+            Command::ClearBoard => self.clear_board().await,
             Command::Shutdown => {}
         }
     }
@@ -505,6 +517,7 @@ impl Node {
             Internal::FilmShared(result) => self.film_shared(result).await,
             Internal::DeckShared(deck) => self.deck_shared(deck).await,
             Internal::SlideFetched(hash) => self.slide_fetched(hash).await,
+            Internal::BoardFetched(result) => self.board_fetched(*result),
         }
     }
 
@@ -519,6 +532,7 @@ impl Node {
         self.screen_tick(now).await;
         self.stage_tick(now).await;
         self.meeting_tick(now).await;
+        self.board_tick(now).await;
         // Connection state and addresses change slowly: look twice a second, not every tick.
         if now.duration_since(self.last_status_check) < Duration::from_millis(500) {
             return;
@@ -550,7 +564,7 @@ impl Node {
     }
 
     async fn shutdown(mut self) {
-        if let Some(problem) = self.meeting.save() {
+        for problem in [self.meeting.save(), self.whiteboard.save()].into_iter().flatten() {
             self.emit(Event::Notice(problem)).await;
         }
         self.leave_regions().await;

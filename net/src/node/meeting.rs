@@ -192,6 +192,10 @@ impl Node {
         }
         let now = wall_micros();
         let changed = match message {
+            MeetingMessage::Stroke(_) | MeetingMessage::Clear(_) => {
+                self.heard_on_board(message);
+                false
+            }
             MeetingMessage::Poll(poll) => {
                 let trust = self.trust.last.clone();
                 let me = *self.me.as_bytes();

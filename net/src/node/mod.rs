@@ -15,6 +15,7 @@
 mod actor;
 mod avatar;
 mod blocks;
+mod board;
 mod directory;
 mod gate;
 mod meeting;
@@ -311,6 +312,11 @@ pub enum Command {
         /// The option.
         choice: u8,
     },
+    /// Draw a stroke on the meeting room's whiteboard (its author and date are set here):
+    /// `Event::Board` shows the board, `Event::BoardRefused` says why not.
+    Draw(crate::whiteboard::Stroke),
+    /// Clear the meeting room's whiteboard: all of it when it is ours, else our own strokes.
+    ClearBoard,
     /// Write a poll's results, every vote with its signature, as CSV to a file:
     /// `Event::PollExported` says where.
     ExportPoll {
@@ -455,6 +461,10 @@ pub enum Event {
     PollRefused(String),
     /// A poll's results were written here.
     PollExported(PathBuf),
+    /// The meeting room's whiteboard changed: every stroke on it, the oldest first.
+    Board(Vec<crate::whiteboard::Stroke>),
+    /// A stroke or clear could not be made, and why.
+    BoardRefused(String),
     /// The state of these parcels may have changed.
     WorldChanged(Vec<ParcelCoord>),
     /// Our change is made, stored and sent.
