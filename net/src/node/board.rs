@@ -186,7 +186,10 @@ impl Node {
         }
         if !self.on_the_board() {
             if self.whiteboard.fetched || !self.whiteboard.shared_is_empty() {
+                // Gone from the room: nothing is handed out, and on coming back the board is
+                // fetched again and handed out anew.
                 self.whiteboard.fetched = false;
+                self.whiteboard.changed = true;
                 *self.whiteboard.shared.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(Vec::new());
             }
             return;
