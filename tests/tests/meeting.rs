@@ -39,15 +39,22 @@ fn tally_is(peer: &Peer, question: &str, tally: &[u32]) -> bool {
     poll(peer, question).is_some_and(|view| view.tally == tally)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_poll_counts_one_vote_per_key_and_a_late_joiner_sees_the_same_tally() {
-    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+/// Ada and Bo in the meeting room, keeping their files in the first two of `dirs`, once they
+/// are gossip neighbours.
+async fn ada_and_bo_meet(dirs: &[tempfile::TempDir]) -> (Peer, Peer) {
     let mut ada = Peer::start(in_meeting(dirs[0].path(), "Ada", None)).await;
     let mut bo = Peer::start(in_meeting(dirs[1].path(), "Bo", Some(&ada.ticket))).await;
     wait_until(&mut [&mut ada, &mut bo], Duration::from_secs(20), "Ada and Bo meet in the meeting room", |peer| {
         peer.status.as_ref().is_some_and(|status| status.neighbours > 0)
     })
     .await;
+    (ada, bo)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_counts_one_vote_per_key_and_a_late_joiner_sees_the_same_tally() {
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let (mut ada, mut bo) = ada_and_bo_meet(&dirs).await;
 
     // Ada opens a poll; both see it, with no votes.
     let lunch = "Where do we eat?";
@@ -196,12 +203,7 @@ fn drawn(peer: &Peer) -> Vec<([u8; 32], u16)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whiteboard_strokes_drawn_at_once_end_the_same_and_a_late_joiner_gets_the_board() {
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().expect("temp dir")).collect();
-    let mut ada = Peer::start(in_meeting(dirs[0].path(), "Ada", None)).await;
-    let mut bo = Peer::start(in_meeting(dirs[1].path(), "Bo", Some(&ada.ticket))).await;
-    wait_until(&mut [&mut ada, &mut bo], Duration::from_secs(20), "Ada and Bo meet in the meeting room", |peer| {
-        peer.status.as_ref().is_some_and(|status| status.neighbours > 0)
-    })
-    .await;
+    let (mut ada, mut bo) = ada_and_bo_meet(&dirs).await;
     let (ada_key, bo_key) = (*ada.id.as_bytes(), *bo.id.as_bytes());
 
     // Both draw at once, interleaved: both boards end the same, in the same order.
