@@ -16,7 +16,7 @@ use sanctuary_net::{Command, Event, PollView};
 
 use crate::Frame;
 use crate::network::{ChatInput, NetLink, Social};
-use crate::panels::{PanelAction, PanelContent, PanelPressed, PanelSlot, PanelSpec, Tone};
+use crate::panels::{PanelAction, PanelContent, PanelPressed, PanelSlot, PanelSpec, Tone, opens_itself_in};
 use crate::world::CurrentRegion;
 
 const MEETING: RegionId = RegionId::Room(RoomKind::Meeting);
@@ -302,11 +302,8 @@ fn use_panel(
 ) {
     let mut toggle = keys.just_pressed(KeyCode::F11) && !input.open;
     let here = region.as_ref().map(|region| region.id());
-    if here == Some(MEETING) && meeting.opened_in != here {
-        meeting.opened_in = here;
+    if opens_itself_in(MEETING, here, &mut meeting.opened_in) {
         meeting.panel_open = true;
-    } else if here != meeting.opened_in && here.is_some() {
-        meeting.opened_in = None;
     }
     let mut commands = Vec::new();
     for PanelPressed(action) in pressed.read() {

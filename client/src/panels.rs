@@ -8,6 +8,7 @@ use bevy::image::ImageSampler;
 use bevy::picking::hover::PickingInteraction;
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
+use sanctuary_engine::RegionId;
 use sanctuary_wallet::QrMatrix;
 
 /// How a line should look.
@@ -119,6 +120,20 @@ pub enum PanelAction {
     PollVote(u8, u8),
     /// Export the results of the poll of this index.
     PollExport(u8),
+}
+
+/// Whether a panel that opens by itself in `room` (as the room's board) opens now: we have just
+/// come in. `opened_in` remembers the visit, so that a panel closed there stays closed until
+/// we leave and come back.
+pub fn opens_itself_in(room: RegionId, here: Option<RegionId>, opened_in: &mut Option<RegionId>) -> bool {
+    if here == Some(room) && *opened_in != here {
+        *opened_in = here;
+        return true;
+    }
+    if here != *opened_in && here.is_some() {
+        *opened_in = None;
+    }
+    false
 }
 
 /// A panel button was clicked.

@@ -3,7 +3,9 @@
 //! poll and its ballots are [`crate::poll`]'s.
 //!
 //! The rules:
-//! - a room holds at most [`MAX_POLLS`]; when full, the poll that closed first makes room;
+//! - a room holds at most [`MAX_POLLS`]; when full, a new open poll is made room for by a
+//!   closed one (a stranger's first, then the one that closed first), and a poll arriving
+//!   closed already is refused, so that nobody pushes out a room's past results;
 //!   while every poll is open, a poll by someone the person trusts makes room by pushing out
 //!   the newest poll of someone they do not (so that a thousand free keys cannot lock the room
 //!   for a week), and any other new poll is refused;
@@ -96,14 +98,21 @@ impl PollBook {
         if poll.poll.open_at(now_us) && open.count() >= MAX_OPEN_PER_KEY {
             return Err(PollError::TooManyOpen);
         }
+        let arriving_open = poll.poll.open_at(now_us);
         let ballots = Ballots::new(poll)?;
         if self.polls.len() >= MAX_POLLS {
+            // A poll closed already never pushes out another: else a free key could send
+            // closed polls, each pushing out a room's past results.
+            if !arriving_open {
+                return Err(PollError::BookFull);
+            }
+            // Strangers' closed polls go first, then the one that closed first.
             let first_closed = self
                 .polls
                 .iter()
                 .enumerate()
                 .filter(|(_, held)| !held.poll.poll.open_at(now_us))
-                .min_by_key(|(_, held)| held.poll.poll.closes_us)
+                .min_by_key(|(_, held)| (trusted(&held.poll.poll.author), held.poll.poll.closes_us))
                 .map(|(at, _)| at);
             let newest_strangers = || {
                 self.polls
@@ -217,6 +226,8 @@ mod tests {
         assert_eq!(book.take_poll(poll(51, "Q?", later, 60), later, nobody), Ok(true));
         assert_eq!(book.take_poll(poll(52, "Q?", later, 60), later, nobody), Err(PollError::BookFull));
         assert_eq!(book.polls().len(), MAX_POLLS);
+        // A poll that has closed already makes no room for itself.
+        assert_eq!(book.take_poll(poll(53, "Old?", NOW, 1), later, nobody), Err(PollError::BookFull));
         // Every poll open, all by strangers: a friend's poll pushes out the newest stranger's.
         let friend = *secret(60).public().as_bytes();
         let friends = |key: &[u8; 32]| *key == friend;
@@ -226,6 +237,23 @@ mod tests {
         assert_eq!(book.take_poll(poll(61, "Q?", later + 2, 60), later + 2, friends), Err(PollError::BookFull));
         assert_eq!(book.polls().len(), MAX_POLLS);
         assert!(book.polls().windows(2).all(|pair| pair[0].poll.poll.opened_us <= pair[1].poll.poll.opened_us));
+    }
+
+    #[test]
+    fn strangers_closed_polls_make_room_before_friends_past_results() {
+        let friend = *secret(60).public().as_bytes();
+        let friends = |key: &[u8; 32]| *key == friend;
+        let mut book = PollBook::default();
+        // A friend's poll closed first; a stranger's closed later; the rest stay open.
+        assert_eq!(book.take_poll(poll(60, "Results?", NOW, 1), NOW, friends), Ok(true));
+        assert_eq!(book.take_poll(poll(70, "Spam?", NOW, 2), NOW, friends), Ok(true));
+        for seed in 0..(MAX_POLLS - 2) as u8 {
+            assert_eq!(book.take_poll(poll(seed + 10, "Q?", NOW, 60), NOW, friends), Ok(true));
+        }
+        let later = NOW + 3 * MINUTE;
+        assert_eq!(book.take_poll(poll(80, "New?", later, 60), later, friends), Ok(true));
+        let questions: Vec<&str> = book.polls().iter().map(|held| held.poll.poll.question.as_str()).collect();
+        assert!(questions.contains(&"Results?") && !questions.contains(&"Spam?"), "{questions:?}");
     }
 
     #[test]

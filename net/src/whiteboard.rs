@@ -12,8 +12,8 @@
 //! - the board keeps the newest [`MAX_STROKES`] strokes (by date, then id), a cut that gives the
 //!   same board whichever peer makes it and whenever: keeping the newest of the newest is the
 //!   newest of all;
-//! - a stroke or clear dated later than now (beyond the clocks' skew) is refused, so that
-//!   nobody draws something no clear can reach.
+//! - a stroke or clear dated later than now (beyond the clocks' skew) is refused, so that a
+//!   stroke outlives a clear by at most the skew (5 min) of its author's clock.
 
 use std::collections::{BTreeMap, BTreeSet};
 

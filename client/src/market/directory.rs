@@ -13,7 +13,7 @@ use sanctuary_engine::{ChangeId, EYE_HEIGHT, RegionId};
 
 use super::{Market, sats};
 use crate::network::{ChatInput, Social};
-use crate::panels::{PanelAction, PanelContent, PanelPressed, PanelSlot, PanelSpec, Tone};
+use crate::panels::{PanelAction, PanelContent, PanelPressed, PanelSlot, PanelSpec, Tone, opens_itself_in};
 use crate::player::Player;
 use crate::shields::trust_label;
 use crate::world::{CurrentRegion, EnterRegion};
@@ -160,11 +160,9 @@ pub(super) fn use_directory_panel(
 ) {
     let mut toggle = keys.just_pressed(KeyCode::F10) && !input.open;
     let here = region.as_ref().map(|region| region.id());
-    if here == Some(RegionId::Room(sanctuary_engine::RoomKind::Marketplace)) && directory.opened_in != here {
-        directory.opened_in = here;
+    let marketplace = RegionId::Room(sanctuary_engine::RoomKind::Marketplace);
+    if opens_itself_in(marketplace, here, &mut directory.opened_in) {
         directory.panel_open = true;
-    } else if here != directory.opened_in && here.is_some() {
-        directory.opened_in = None;
     }
     let mut goes = Vec::new();
     for PanelPressed(action) in pressed.read() {

@@ -30,9 +30,15 @@ const FETCH_RETRY: Duration = Duration::from_secs(2);
 const TELL_EVERY: Duration = Duration::from_millis(100);
 /// How often a changed board is written to disk (at most).
 const SAVE_EVERY: Duration = Duration::from_secs(5);
-/// Boards handed out at once, and how often one peer may ask (a burst of 2, then one every 10 s).
+/// Boards handed out at once, how often one peer may ask (a burst of 2, then one every 10 s),
+/// and how often anyone may (a burst of 8, then one every 4 s: however many keys ask, a full
+/// board of 4.6 MB goes out at most about once every 4 s, ~1 MB/s).
 const MAX_ANSWERING: usize = 4;
 const ASKS_PER_PEER: (u32, f64) = (2, 0.1);
+const ASKS_IN_ALL: (u32, f64) = (8, 0.25);
+/// Failed fetches after which we stop asking until we next come into the room (each retry
+/// waits twice as long as the last, from [`FETCH_RETRY`]).
+const MAX_FETCH_FAILURES: u32 = 6;
 
 /// The board as it is handed out: the snapshot's bytes, updated as the board changes (empty
 /// while we are not in the meeting room).
@@ -49,6 +55,7 @@ pub(super) struct Whiteboard {
     fetched: bool,
     fetching: bool,
     failed_at: Option<Instant>,
+    failures: u32,
     changed: bool,
     told: Option<Instant>,
     dirty: bool,
@@ -73,6 +80,7 @@ impl Whiteboard {
             fetched: false,
             fetching: false,
             failed_at: None,
+            failures: 0,
             changed: true,
             told: None,
             dirty: false,
@@ -170,7 +178,12 @@ impl Node {
                     self.whiteboard.changed();
                 }
             }
-            Err(_) => self.whiteboard.failed_at = Some(Instant::now()),
+            // A neighbour that lies or stalls costs us a download each time: we ask less and
+            // less often, then not until we come back.
+            Err(_) => {
+                self.whiteboard.failed_at = Some(Instant::now());
+                self.whiteboard.failures = self.whiteboard.failures.saturating_add(1);
+            }
         }
     }
 
@@ -189,6 +202,7 @@ impl Node {
                 // Gone from the room: nothing is handed out, and on coming back the board is
                 // fetched again and handed out anew.
                 self.whiteboard.fetched = false;
+                self.whiteboard.failures = 0;
                 self.whiteboard.changed = true;
                 *self.whiteboard.shared.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(Vec::new());
             }
@@ -210,7 +224,12 @@ impl Node {
     /// Asks a neighbour in the room for the whole board, once per visit (again after a failure).
     fn fetch_board(&mut self, now: Instant) {
         let board = &self.whiteboard;
-        if board.fetched || board.fetching || board.failed_at.is_some_and(|at| now.duration_since(at) < FETCH_RETRY) {
+        let wait = FETCH_RETRY.saturating_mul(1 << board.failures.min(MAX_FETCH_FAILURES));
+        if board.fetched
+            || board.fetching
+            || board.failures >= MAX_FETCH_FAILURES
+            || board.failed_at.is_some_and(|at| now.duration_since(at) < wait)
+        {
             return;
         }
         let neighbours: Vec<iroh::PublicKey> =
@@ -264,6 +283,7 @@ pub(super) struct BoardProtocol {
     shared: SharedBoard,
     answering: Arc<tokio::sync::Semaphore>,
     asks: Arc<Mutex<RateLimiter<iroh::PublicKey>>>,
+    asks_in_all: Arc<Mutex<RateLimiter<()>>>,
     start: Instant,
 }
 
@@ -273,6 +293,7 @@ impl BoardProtocol {
             shared,
             answering: Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERING)),
             asks: Arc::new(Mutex::new(RateLimiter::with_rate(ASKS_PER_PEER.0, ASKS_PER_PEER.1))),
+            asks_in_all: Arc::new(Mutex::new(RateLimiter::with_rate(ASKS_IN_ALL.0, ASKS_IN_ALL.1))),
             start: Instant::now(),
         }
     }
@@ -281,7 +302,9 @@ impl BoardProtocol {
 impl ProtocolHandler for BoardProtocol {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
         let peer = connection.remote_id();
-        let allowed = self.asks.lock().is_ok_and(|mut asks| asks.allow(peer, self.start.elapsed()));
+        let now = self.start.elapsed();
+        let allowed = self.asks.lock().is_ok_and(|mut asks| asks.allow(peer, now))
+            && self.asks_in_all.lock().is_ok_and(|mut asks| asks.allow((), now));
         let permit = if allowed { self.answering.clone().try_acquire_owned().ok() } else { None };
         let Some(_permit) = permit else { return Ok(()) };
         let Ok(Ok((mut send, mut recv))) = tokio::time::timeout(FETCH_TIMEOUT, connection.accept_bi()).await else {
