@@ -10,9 +10,9 @@
 pub const WALLET_COMMANDS: [&str; 7] = ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync"];
 
 /// The commands the chat box handles itself.
-const CHAT_COMMANDS: [&str; 19] = [
+const CHAT_COMMANDS: [&str; 20] = [
     "/join", "/import", "/name", "/block", "/unblock", "/trust", "/models", "/goto", "/avatar", "/avatars", "/play",
-    "/screen", "/market", "/slides", "/stage", "/hand", "/poll", "/polls", "/vote",
+    "/screen", "/market", "/slides", "/stage", "/hand", "/poll", "/polls", "/vote", "/board",
 ];
 
 /// The commands that choose the microphone and the speakers (see `crate::voice`).
@@ -83,6 +83,9 @@ pub enum ChatCommand {
     Poll(String),
     /// `/vote N OPTION`: vote in the meeting room's poll N.
     Vote(String),
+    /// `/board`: how to draw on the meeting room's whiteboard, the pen, and erasing one's own
+    /// strokes.
+    Board(String),
     /// `/block WHO`: block someone from the keyboard.
     Block(String),
     /// A wallet or trade command, the whole line, for the wallet to take.
@@ -186,6 +189,7 @@ pub fn parse(text: &str, private: bool) -> ChatCommand {
         "/hand" => ChatCommand::Hand(rest.to_owned()),
         "/poll" | "/polls" => ChatCommand::Poll(rest.to_owned()),
         "/vote" => needs("usage: /vote N OPTION (poll N as /poll lists them)", ChatCommand::Vote),
+        "/board" => ChatCommand::Board(rest.to_owned()),
         _ => ChatCommand::Unknown { command: echoed(word), suggestion: suggest(word) },
     }
 }
@@ -368,6 +372,7 @@ mod tests {
         assert_eq!(parse(" hello there ", true), ChatCommand::Private("hello there".into()));
         assert_eq!(parse("   ", false), ChatCommand::Empty);
         assert_eq!(parse("/polls", false), ChatCommand::Poll(String::new()));
+        assert_eq!(parse("/board red 4", false), ChatCommand::Board("red 4".into()));
         assert_eq!(parse("/poll Lunch? | A | B", false), ChatCommand::Poll("Lunch? | A | B".into()));
         assert_eq!(parse("/vote 1 tacos", false), ChatCommand::Vote("1 tacos".into()));
         assert!(matches!(parse("/vote", false), ChatCommand::Usage(usage) if usage.contains("/vote N")));

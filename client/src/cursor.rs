@@ -18,6 +18,7 @@ pub(crate) fn capture_pointer(
     chat: Option<Res<crate::network::ChatInput>>,
     menu: Option<Res<crate::social::AvatarMenu>>,
     build: Option<Res<crate::build::BuildMode>>,
+    board: Option<Res<crate::whiteboard::BoardAim>>,
     keys: Res<ButtonInput<KeyCode>>,
     mut window: Query<(&Window, &mut CursorOptions), With<PrimaryWindow>>,
     mut lock: ResMut<PointerLock>,
@@ -40,6 +41,10 @@ pub(crate) fn capture_pointer(
             cursor.visible = true;
             cursor.grab_mode = CursorGrabMode::None;
         }
+        return;
+    }
+    // A free pointer over the whiteboard draws on it rather than looking around.
+    if !lock.locked && board.is_some_and(|board| board.distance.is_some()) {
         return;
     }
     let Ok((window, mut cursor)) = window.single_mut() else { return };

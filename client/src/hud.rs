@@ -86,6 +86,7 @@ fn update_status(
     cinema: Option<Res<crate::cinema::Cinema>>,
     lecture: Option<Res<crate::stage::Lecture>>,
     meeting: Option<Res<crate::meeting::Meeting>>,
+    board: Option<Res<crate::whiteboard::Whiteboard>>,
     social: Option<Res<crate::network::Social>>,
     mut status: Query<&mut Text, With<StatusText>>,
 ) {
@@ -114,6 +115,11 @@ fn update_status(
         && let Some(polls) = meeting.as_ref().and_then(|meeting| meeting.status())
     {
         text.0.push_str(&format!("\npolls: {polls}"));
+    }
+    if here == Some(RegionId::Room(sanctuary_engine::RoomKind::Meeting))
+        && let Some(board) = &board
+    {
+        text.0.push_str(&format!("\nwhiteboard: {} (/board)", board.status()));
     }
 }
 

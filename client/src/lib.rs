@@ -9,6 +9,7 @@ mod avatar_panel;
 mod avatar_rigs;
 mod avatars;
 mod blobs;
+mod board_ink;
 mod bodies;
 mod build;
 mod chat_command;
@@ -41,6 +42,7 @@ pub mod testing;
 pub mod voice;
 pub mod voice_devices;
 mod vr_view;
+mod whiteboard;
 mod world;
 pub mod xr;
 
@@ -121,7 +123,7 @@ pub fn presentation_plugin(app: &mut App) {
         social::plugin,
         shields::plugin,
         avatar_panel::plugin,
-        (cinema::plugin, stage::plugin),
+        (cinema::plugin, stage::plugin, whiteboard::plugin),
         (cinema_panel::plugin, stage_panel::plugin, meeting::plugin),
         build::presentation,
         panels::plugin,

@@ -267,7 +267,7 @@ fn poll_commands(mut input: ResMut<ChatInput>, meeting: Res<Meeting>, mut social
 /// The panel: every poll with its tally, a button per option of the newest open polls, and
 /// an export button for the newest polls.
 pub fn meeting_spec(meeting: &Meeting, now_us: u64) -> PanelSpec {
-    let mut spec = PanelSpec::new("MEETING ROOM (F11): polls");
+    let mut spec = PanelSpec::new("MEETING ROOM (F11): polls and the whiteboard");
     if meeting.polls.is_empty() {
         spec.line(Tone::Plain, "No polls yet.");
     }
@@ -285,7 +285,6 @@ pub fn meeting_spec(meeting: &Meeting, now_us: u64) -> PanelSpec {
     for (at, _) in meeting.polls.iter().enumerate().rev().take(PANEL_EXPORTS) {
         spec.button(format!("Export {}", at + 1), PanelAction::PollExport(at as u8));
     }
-    spec.button("Close", PanelAction::TogglePolls);
     spec
 }
 
@@ -330,12 +329,22 @@ fn use_panel(
     }
 }
 
-fn fill_panel(meeting: Res<Meeting>, mut panels: Query<(&PanelSlot, &mut PanelContent)>) {
+fn fill_panel(
+    meeting: Res<Meeting>,
+    board: Option<Res<crate::whiteboard::Whiteboard>>,
+    mut panels: Query<(&PanelSlot, &mut PanelContent)>,
+) {
     for (slot, mut content) in &mut panels {
         if *slot != PanelSlot::Polls {
             continue;
         }
-        let spec = meeting.panel_open.then(|| meeting_spec(&meeting, crate::network::now_micros()));
+        let spec = meeting.panel_open.then(|| {
+            let mut spec = meeting_spec(&meeting, crate::network::now_micros());
+            if let Some(board) = &board {
+                crate::whiteboard::panel_part(board, &mut spec);
+            }
+            spec
+        });
         if content.0 != spec {
             content.0 = spec;
         }

@@ -221,6 +221,8 @@ pub struct ChatInput {
     pub market: Option<String>,
     /// `/poll` or `/vote` was typed (which, and what follows; see `meeting`).
     pub poll: Option<(&'static str, String)>,
+    /// `/board` was typed, with what follows (see `whiteboard`).
+    pub board: Option<String>,
     /// `/avatars` was typed, with the rank (empty: say the current one).
     pub show_avatars: Option<String>,
     /// `/screen own` was typed: pause one's own view of the screen, or rejoin the room's.
@@ -289,6 +291,7 @@ fn read_node_events(
     mut cinema: Option<ResMut<crate::cinema::Cinema>>,
     mut lecture: Option<ResMut<crate::stage::Lecture>>,
     mut meeting: Option<ResMut<crate::meeting::Meeting>>,
+    mut whiteboard: Option<ResMut<crate::whiteboard::Whiteboard>>,
     slot: Option<Res<crate::blobs::BlobSlot>>,
     mut cues: MessageWriter<SoundCue>,
 ) {
@@ -320,6 +323,9 @@ fn read_node_events(
         }
         if let Some(meeting) = meeting.as_mut() {
             meeting.take(&event);
+        }
+        if let Some(whiteboard) = whiteboard.as_mut() {
+            whiteboard.take(&event);
         }
         handle_event(&mut social, event);
     }
@@ -424,6 +430,7 @@ fn handle_event(social: &mut Social, event: Event) {
             social.failure = Some(error);
         }
         Event::Stopped => social.notice("network stopped".into()),
+        Event::BoardRefused(reason) => social.notice(format!("the whiteboard: {reason}")),
         _ => {}
     }
 }

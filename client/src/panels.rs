@@ -120,6 +120,10 @@ pub enum PanelAction {
     PollVote(u8, u8),
     /// Export the results of the poll of this index.
     PollExport(u8),
+    /// Take the whiteboard pen of this index (see `whiteboard::PENS`).
+    BoardPen(u8),
+    /// Erase one's own strokes from the whiteboard.
+    BoardErase,
 }
 
 /// Whether a panel that opens by itself in `room` (as the room's board) opens now: we have just

@@ -118,14 +118,14 @@ pub fn menu_spec(comfort: &Comfort, build_on: bool, in_city: bool, mic: Option<&
 
 /// Where a ray meets a panel quad of `size` metres (facing its transform's +z): the distance
 /// along the ray and the texture coordinate, (0, 0) top left. A ray from behind passes through.
-pub fn panel_hit(ray: Ray3d, panel: &Transform, size: Vec2) -> Option<(f32, Vec2)> {
+pub fn panel_hit(ray: Ray3d, panel: &Transform, size: Vec2, reach: f32) -> Option<(f32, Vec2)> {
     let normal = panel.rotation * Vec3::Z;
     let facing = ray.direction.dot(normal);
     if facing >= -1e-4 {
         return None;
     }
     let distance = (panel.translation - ray.origin).dot(normal) / facing;
-    if !(0.0..=LASER_REACH).contains(&distance) {
+    if !(0.0..=reach).contains(&distance) {
         return None;
     }
     let local = panel.rotation.inverse() * (ray.get_point(distance) - panel.translation);
@@ -420,7 +420,7 @@ fn aim_laser(
     let hit = actions
         .point
         .filter(|_| *mode == InputMode::Vr && *visibility != Visibility::Hidden)
-        .and_then(|ray| panel_hit(ray, transform, PANEL_SIZE));
+        .and_then(|ray| panel_hit(ray, transform, PANEL_SIZE, LASER_REACH));
     on_panel.0 = hit.is_some();
     let Some((_, uv)) = hit else {
         if panel.hovering {
@@ -456,6 +456,7 @@ fn draw_laser_and_arc(
     on_panel: Res<LaserOnPanel>,
     teleport: Res<Teleport>,
     panels: Query<(&Transform, &Visibility), With<MenuPanel>>,
+    board: Option<Res<crate::whiteboard::BoardAim>>,
 ) {
     if *mode == InputMode::Vr
         && let Some(ray) = actions.point
@@ -465,8 +466,10 @@ fn draw_laser_and_arc(
             .single()
             .ok()
             .filter(|(_, visibility)| **visibility != Visibility::Hidden)
-            .and_then(|(transform, _)| panel_hit(ray, transform, PANEL_SIZE))
-            .map_or(LASER_REACH, |(distance, _)| distance);
+            .and_then(|(transform, _)| panel_hit(ray, transform, PANEL_SIZE, LASER_REACH))
+            .map(|(distance, _)| distance)
+            .or(board.and_then(|board| board.distance))
+            .unwrap_or(LASER_REACH);
         let colour = if on_panel.0 { Color::srgb(1.0, 0.9, 0.3) } else { Color::srgb(0.3, 0.9, 1.0) };
         gizmos.line(ray.origin, ray.get_point(reach), colour);
     }
@@ -545,24 +548,24 @@ mod tests {
         let eyes = Transform::from_xyz(2.0, 1.6, 5.0).looking_to(Vec3::new(1.0, 0.0, -1.0), Vec3::Y);
         let panel = panel_pose_for(&eyes);
         let centre_ray = Ray3d::new(eyes.translation, Dir3::new(panel.translation - eyes.translation).expect("dir"));
-        let (distance, uv) = panel_hit(centre_ray, &panel, PANEL_SIZE).expect("looking at its middle");
+        let (distance, uv) = panel_hit(centre_ray, &panel, PANEL_SIZE, LASER_REACH).expect("looking at its middle");
         assert!((distance - panel.translation.distance(eyes.translation)).abs() < 1e-3);
         assert!((uv - Vec2::splat(0.5)).length() < 1e-3, "{uv}");
         // The top left corner is texture (0, 0): up and to the left as the person sees it.
         let corner = panel.transform_point(Vec3::new(-PANEL_SIZE.x * 0.49, PANEL_SIZE.y * 0.49, 0.0));
         let corner_ray = Ray3d::new(eyes.translation, Dir3::new(corner - eyes.translation).expect("dir"));
-        let (_, uv) = panel_hit(corner_ray, &panel, PANEL_SIZE).expect("the corner");
+        let (_, uv) = panel_hit(corner_ray, &panel, PANEL_SIZE, LASER_REACH).expect("the corner");
         assert!(uv.x < 0.02 && uv.y < 0.02, "{uv}");
         let left_of_eyes = eyes.left();
         assert!((corner - panel.translation).dot(*left_of_eyes) > 0.0, "the texture is not mirrored");
         let beside = panel.transform_point(Vec3::new(PANEL_SIZE.x, 0.0, 0.0));
         let beside_ray = Ray3d::new(eyes.translation, Dir3::new(beside - eyes.translation).expect("dir"));
-        assert_eq!(panel_hit(beside_ray, &panel, PANEL_SIZE), None);
+        assert_eq!(panel_hit(beside_ray, &panel, PANEL_SIZE, LASER_REACH), None);
         let behind = Ray3d::new(
             panel.translation * 2.0 - eyes.translation,
             Dir3::new(eyes.translation - panel.translation).expect("dir"),
         );
-        assert_eq!(panel_hit(behind, &panel, PANEL_SIZE), None, "from behind the laser passes");
+        assert_eq!(panel_hit(behind, &panel, PANEL_SIZE, LASER_REACH), None, "from behind the laser passes");
     }
 
     #[test]

@@ -142,6 +142,10 @@ pub(super) fn submission(social: &mut Social, input: &mut ChatInput) -> Option<C
             input.poll = Some(("vote", rest));
             None
         }
+        ChatCommand::Board(rest) => {
+            input.board = Some(rest);
+            None
+        }
         ChatCommand::ShowAvatars(rank) => {
             input.show_avatars = Some(rank);
             None
