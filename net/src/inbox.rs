@@ -559,6 +559,12 @@ impl<T: Limited> Inbox<T> {
         self.limiters[lane].set_rate(burst, rate);
     }
 
+    /// Counts a message refused before it reached the inbox as malformed (in a private room:
+    /// not sealed with its key).
+    pub fn count_malformed(&self) {
+        self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a message refused before it reached the inbox (its relay was over budget).
     pub fn count_flooded(&self) {
         self.stats.count_flooded();

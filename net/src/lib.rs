@@ -17,6 +17,7 @@ pub mod inbox;
 pub mod meeting;
 mod node;
 pub mod poll;
+pub mod private_room;
 pub mod replica;
 pub mod screen;
 pub mod stage;
@@ -32,8 +33,8 @@ pub use inbox::{Inbox, NetStats, StatsSnapshot};
 pub use node::{
     ChatLine, Command, DEFAULT_UPLOAD_RATE, DOWNLINK_BUDGET_BITS_PER_SECOND, Delivery, DirectLine, Event,
     FASTEST_POSE_INTERVAL, LOOK_KEEPALIVE, MAX_BLOCKS, MAX_KEPT_VOLUMES, MAX_PERSON_VOLUME, MIC_KEEPALIVE, NetRuntime,
-    NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, PollView, Profile, RelayChoice, RelayState, ScreenView,
-    StageView, Status, Ticket, TicketError, TrustView, Whereabouts, pose_interval, spawn_node, world_topic,
+    NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, PollView, Profile, RelayChoice, RelayState, RoomsView,
+    ScreenView, StageView, Status, Ticket, TicketError, TrustView, Whereabouts, pose_interval, spawn_node, world_topic,
 };
 pub use node::{
     DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, Hearing, MAX_LISTENERS, MAX_MEMBERS, MAX_ON_STAGE, MAX_SPEAKERS,
@@ -62,6 +63,8 @@ pub mod alpn {
     pub const FILMS: &[u8] = b"sanctuary/films/1";
     /// A meeting room's whole whiteboard, handed to a newcomer (see `node::board`).
     pub const BOARD: &[u8] = b"sanctuary/board/1";
+    /// A private room's key, handed by its owner to a member.
+    pub const ROOM: &[u8] = b"sanctuary/room/1";
 }
 
 /// The gossip topic that carries a region's live state. Every peer derives the same id from the
@@ -96,7 +99,9 @@ mod tests {
     #[test]
     fn protocols_have_distinct_alpns() {
         let alpns: HashSet<&[u8]> =
-            [alpn::GOSSIP, alpn::BLOBS, alpn::DIRECT, alpn::WORLD, alpn::VOICE, alpn::FILMS].into_iter().collect();
-        assert_eq!(alpns.len(), 6);
+            [alpn::GOSSIP, alpn::BLOBS, alpn::DIRECT, alpn::WORLD, alpn::VOICE, alpn::FILMS, alpn::BOARD, alpn::ROOM]
+                .into_iter()
+                .collect();
+        assert_eq!(alpns.len(), 8);
     }
 }

@@ -128,6 +128,11 @@ impl Paths {
         self.root.join("avatar.bin")
     }
 
+    /// Our private room and the keys of the rooms we are invited to.
+    pub(crate) fn rooms(&self) -> PathBuf {
+        self.root.join("rooms.bin")
+    }
+
     /// The meeting room's whiteboard.
     pub(crate) fn board(&self) -> PathBuf {
         self.root.join("board.bin")

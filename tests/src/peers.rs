@@ -99,6 +99,10 @@ pub struct Peer {
     pub board: Vec<sanctuary_net::whiteboard::Stroke>,
     /// Strokes and clears refused, and why.
     pub board_refused: Vec<String>,
+    /// Its private room and those it may enter, as last told.
+    pub rooms: Option<sanctuary_net::RoomsView>,
+    /// Private rooms' doors that refused it, and why.
+    pub room_refused: Vec<String>,
     /// What it uploads.
     pub uploads: sanctuary_net::uploads::Uploads,
 }
@@ -170,6 +174,8 @@ impl Peer {
                         exported: Vec::new(),
                         board: Vec::new(),
                         board_refused: Vec::new(),
+                        rooms: None,
+                        room_refused: Vec::new(),
                         uploads,
                     };
                 }
@@ -223,6 +229,8 @@ impl Peer {
                 Event::PollExported(path) => self.exported.push(path),
                 Event::Board(strokes) => self.board = strokes,
                 Event::BoardRefused(reason) => self.board_refused.push(reason),
+                Event::Rooms(view) => self.rooms = Some(view),
+                Event::RoomRefused(reason) => self.room_refused.push(reason),
                 _ => {}
             }
         }

@@ -26,6 +26,7 @@ use super::gate::Gate;
 use super::meeting::Meeting;
 use super::outbox::{Outbox, OutboxEntry};
 use super::presence::{Regions, subscribe};
+use super::rooms::{PrivateRooms, RoomProtocol};
 use super::screen::Screen;
 use super::stage::Stage;
 use super::trust::{TrustState, TrustView};
@@ -100,6 +101,8 @@ pub(super) enum Internal {
     DeckShared(Result<Vec<crate::stage::SlideRef>, String>),
     SlideFetched([u8; 32]),
     BoardFetched(Box<Result<crate::whiteboard::Board, String>>),
+    RoomHanded { from: iroh::PublicKey, bytes: Vec<u8> },
+    RoomPushed { to: [u8; 32], bytes: Vec<u8>, handed: bool },
 }
 
 impl From<(Option<RegionId>, Signed<WorldMessage>)> for Internal {
@@ -179,6 +182,8 @@ pub(super) struct Node {
     pub(super) stage: Stage,
     pub(super) meeting: Meeting,
     pub(super) whiteboard: Whiteboard,
+    /// Our private room and those we may enter (`rooms`).
+    pub(super) rooms: PrivateRooms,
     last_status: Option<Status>,
     last_status_check: Instant,
     ticket: String,
@@ -272,6 +277,10 @@ impl Node {
         if let Some(problem) = board_problem {
             let _ = events.send(Event::Notice(problem)).await;
         }
+        let (rooms, rooms_problem) = PrivateRooms::open(paths.rooms(), me.as_bytes())?;
+        if let Some(problem) = rooms_problem {
+            let _ = events.send(Event::Notice(problem)).await;
+        }
         let direct =
             DirectProtocol::new(me, direct_store.clone(), direct_tx, stats.clone(), blocks.clone(), trust.door.clone());
         let (replica, opened) = SharedReplica::open(&config.data_dir)
@@ -304,6 +313,7 @@ impl Node {
             .accept(alpn::BLOBS, blobs)
             .accept(alpn::FILMS, film_blobs)
             .accept(alpn::BOARD, BoardProtocol::new(shared_board))
+            .accept(alpn::ROOM, RoomProtocol::new(internal_tx.clone()))
             .accept(alpn::VOICE, VoiceProtocol::new(audible.clone(), gate.clone(), voice_out, stats.clone()))
             .spawn();
 
@@ -313,7 +323,7 @@ impl Node {
         let bootstrap: Vec<iroh::PublicKey> = config.join.iter().map(|ticket| ticket.0.endpoint_addr().id).collect();
         let bootstrap_peers = bootstrap.clone();
         let (world, world_task) =
-            subscribe::<WorldMessage>(&gossip, &gate, world_topic(), None, bootstrap, me, &topic_out).await?;
+            subscribe::<WorldMessage>(&gossip, &gate, world_topic(), None, bootstrap, me, &topic_out, None).await?;
 
         let outbox: Vec<OutboxEntry> = match store::read_whole(&paths.outbox()) {
             Ok(outbox) => outbox.unwrap_or_default(),
@@ -377,6 +387,7 @@ impl Node {
             stage: Stage::default(),
             meeting,
             whiteboard,
+            rooms,
             last_status: None,
             last_status_check: long_ago,
             ticket: ticket.clone(),
@@ -396,12 +407,13 @@ impl Node {
         node.emit(Event::Blocks(node.blocks.list())).await;
         node.emit(Event::Shields(node.trust.shields)).await;
         node.emit(Event::Volumes(node.volumes.list())).await;
+        node.tell_rooms().await;
         node.refresh_trust();
         node.keep_held_models();
         node.set_regions(config.regions).await;
         // The peers of the tickets are asked straight into our regions too, without waiting to
         // hear on the world topic where they are.
-        for subscription in &node.regions.subscriptions {
+        for subscription in node.regions.subscriptions.iter().filter(|sub| sub.room.is_none()) {
             let _ = subscription.sender.join_peers(bootstrap_peers.clone()).await;
         }
         Ok((node, mdns_events))
@@ -464,7 +476,7 @@ impl Node {
                 }
                 self.memory.add_endpoint_info(addr);
                 let _ = self.directory.sender().join_peers(vec![id]).await;
-                for subscription in &self.regions.subscriptions {
+                for subscription in self.regions.subscriptions.iter().filter(|sub| sub.room.is_none()) {
                     let _ = subscription.sender.join_peers(vec![id]).await;
                 }
                 self.emit(Event::Notice(format!("joining {}", id.fmt_short()))).await;
@@ -492,6 +504,9 @@ impl Node {
             Command::ExportPoll { poll, to } => self.export_poll(poll, to).await,
             Command::Draw(stroke) => self.draw(stroke).await,
             Command::ClearBoard => self.clear_board().await,
+            command @ (Command::Invite(_) | Command::Uninvite(_) | Command::Visit(_)) => {
+                self.room_command(command).await
+            }
             Command::Shutdown => {}
         }
     }
@@ -518,6 +533,8 @@ impl Node {
             Internal::DeckShared(deck) => self.deck_shared(deck).await,
             Internal::SlideFetched(hash) => self.slide_fetched(hash).await,
             Internal::BoardFetched(result) => self.board_fetched(*result),
+            Internal::RoomHanded { from, bytes } => self.room_handed(from, bytes).await,
+            Internal::RoomPushed { to, bytes, handed } => self.room_pushed(to, bytes, handed),
         }
     }
 
@@ -533,6 +550,7 @@ impl Node {
         self.stage_tick(now).await;
         self.meeting_tick(now).await;
         self.board_tick(now).await;
+        self.rooms_tick(now);
         // Connection state and addresses change slowly: look twice a second, not every tick.
         if now.duration_since(self.last_status_check) < Duration::from_millis(500) {
             return;

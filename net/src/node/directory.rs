@@ -95,8 +95,9 @@ impl Node {
     /// Says on the world topic which regions we are in.
     pub(super) async fn announce(&mut self) {
         self.directory.last_announce = Instant::now();
+        // A private room is not listed: nobody learns who is in one.
         let message = WorldMessage::Here {
-            regions: self.regions.subscriptions.iter().map(|sub| sub.region).collect(),
+            regions: self.regions.subscriptions.iter().filter(|sub| sub.room.is_none()).map(|sub| sub.region).collect(),
             name: self.profile.name.clone(),
         };
         let sequence = self.clock_next();
@@ -151,8 +152,14 @@ impl Node {
             WorldMessage::Here { regions, name } => {
                 let peer = message.author;
                 for subscription in &mut self.regions.subscriptions {
+                    // A private room's members are asked in wherever they are (nobody says they
+                    // are in one); nobody else is.
+                    let there = match &subscription.room {
+                        Some((key, _)) => key.admits(peer.as_bytes()),
+                        None => regions.contains(&subscription.region),
+                    };
                     let wanted = subscription.neighbours.len() < WANTED_NEIGHBOURS
-                        && regions.contains(&subscription.region)
+                        && there
                         && !subscription.neighbours.contains(&peer);
                     if wanted && subscription.asked.len() < MAX_ASKED && subscription.asked.insert(peer) {
                         let _ = subscription.sender.join_peers(vec![peer]).await;
@@ -173,8 +180,17 @@ impl Node {
     /// The world topic's subscription ended: join it again through the peers we know.
     pub(super) async fn rejoin_world(&mut self) {
         let peers: Vec<iroh::PublicKey> = self.directory.peers().collect();
-        match subscribe::<WorldMessage>(&self.gossip, &self.gate, world_topic(), None, peers, self.me, &self.topic_out)
-            .await
+        match subscribe::<WorldMessage>(
+            &self.gossip,
+            &self.gate,
+            world_topic(),
+            None,
+            peers,
+            self.me,
+            &self.topic_out,
+            None,
+        )
+        .await
         {
             Ok((sender, task)) => {
                 self.directory.sender = sender;

@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 
 use super::actor::{Internal, TopicOut, wall_micros};
 use crate::inbox::{Inbox, Limited, NetStats, RateLimiter, Refusal, Vouched};
+use crate::private_room::RoomCipher;
 use crate::wire::Signed;
 
 /// Messages one gossip neighbour may pass on to us per topic, whoever wrote them: a burst and a
@@ -96,6 +97,7 @@ impl Gate {
         region: Option<RegionId>,
         me: iroh::PublicKey,
         out: TopicOut,
+        cipher: Option<RoomCipher>,
     ) -> Arc<TopicGate<T>>
     where
         T: Limited + Send + 'static,
@@ -103,6 +105,7 @@ impl Gate {
     {
         let gate = Arc::new(TopicGate {
             region,
+            cipher,
             start: Instant::now(),
             out,
             state: Mutex::new(GateState {
@@ -169,6 +172,8 @@ impl MessageFilter for Gate {
 /// messages already believed.
 pub(super) struct TopicGate<T> {
     region: Option<RegionId>,
+    /// A private room's: every message is sealed with its key, and opened here first.
+    cipher: Option<RoomCipher>,
     start: Instant,
     out: TopicOut,
     state: Mutex<GateState<T>>,
@@ -269,8 +274,17 @@ where
         }
         // The checks are written not to panic; should one still do so on some input, the
         // message is refused and the topic goes on.
-        let checked =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.inbox.check(content, now, wall_micros())));
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &self.cipher {
+            None => state.inbox.check(content, now, wall_micros()),
+            // Not sealed with the room's key: from someone without it (or altered on the way).
+            Some(cipher) => match cipher.open(content) {
+                Ok(plain) => state.inbox.check(&plain, now, wall_micros()),
+                Err(_) => {
+                    state.inbox.count_malformed();
+                    Err(Refusal::Malformed)
+                }
+            },
+        }));
         let misconduct = match checked {
             Ok(Ok(message)) => {
                 state.seen.insert(content, now);
@@ -373,6 +387,7 @@ mod tests {
             Some(RegionId::Lobby),
             secret(1).public(),
             TopicOut { messages, control },
+            None,
         );
         (gate, checks, received, stats, topic)
     }

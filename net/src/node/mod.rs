@@ -21,6 +21,7 @@ mod gate;
 mod meeting;
 mod outbox;
 mod presence;
+mod rooms;
 mod screen;
 mod stage;
 mod trust;
@@ -29,6 +30,7 @@ mod volumes;
 
 pub use blocks::MAX_BLOCKS;
 pub use meeting::PollView;
+pub use rooms::RoomsView;
 pub use screen::ScreenView;
 pub use stage::StageView;
 pub(crate) use trust::Door;
@@ -317,6 +319,15 @@ pub enum Command {
     Draw(crate::whiteboard::Stroke),
     /// Clear the meeting room's whiteboard: all of it when it is ours, else our own strokes.
     ClearBoard,
+    /// Invite someone into our private room: they are handed its key (and told in a private
+    /// message); `Event::Rooms` shows the members.
+    Invite(PublicKey),
+    /// Take someone out of our private room: a new key is handed to the others, and what is
+    /// said from then on is sealed with it.
+    Uninvite(PublicKey),
+    /// Whose private room the private room region is (`None`: our own), for the next time we
+    /// go in; refused (`Event::RoomRefused`) without an invitation.
+    Visit(Option<PublicKey>),
     /// Write a poll's results, every vote with its signature, as CSV to a file:
     /// `Event::PollExported` says where.
     ExportPoll {
@@ -465,6 +476,10 @@ pub enum Event {
     Board(Vec<crate::whiteboard::Stroke>),
     /// A stroke or clear could not be made, and why.
     BoardRefused(String),
+    /// Our private room's members, the rooms we are invited to, and whose we are visiting.
+    Rooms(RoomsView),
+    /// The door of a private room refused us, or something about our room failed, and why.
+    RoomRefused(String),
     /// The state of these parcels may have changed.
     WorldChanged(Vec<ParcelCoord>),
     /// Our change is made, stored and sent.

@@ -17,8 +17,10 @@ use sanctuary_engine::{PublicKey, RegionId};
 
 use super::actor::{Internal, Node, TaskGuard, TopicOut};
 use super::gate::{Gate, TopicGate};
+use super::rooms::PRIVATE;
 use super::{ChatLine, Event, MIC_KEEPALIVE, POSE_KEEPALIVE, PRESENCE_TIMEOUT, pose_interval};
 use crate::inbox::{Limited, MAX_AUTHORS};
+use crate::private_room::{RoomCipher, RoomKey};
 use crate::region_topic;
 use crate::store;
 use crate::wire::{MAX_REGIONS_PER_PEER, MAX_TEXT_CHARS, MicState, PoseFrame, Presence, RegionMessage, Signed, encode};
@@ -30,6 +32,10 @@ pub(super) const MAX_CHAT_LOG_BYTES: u64 = 64 * 1024 * 1024;
 /// One region we are in.
 pub(super) struct Subscription {
     pub(super) region: RegionId,
+    /// The topic: the region's, or a private room's (named after its key).
+    pub(super) topic: TopicId,
+    /// A private room's key: who may be here, and what seals what is said.
+    pub(super) room: Option<(RoomKey, RoomCipher)>,
     pub(super) sender: GossipSender,
     pub(super) neighbours: HashSet<iroh::PublicKey>,
     /// Peers already asked to join us here. Gossip keeps a handful of neighbours per topic and
@@ -94,7 +100,7 @@ impl Node {
             if wanted.contains(&subscription.region) {
                 kept.push(subscription);
             } else {
-                self.broadcast(&subscription.sender, subscription.region, &RegionMessage::Leave).await;
+                self.say_leave(&subscription).await;
             }
         }
         for region in wanted {
@@ -102,21 +108,49 @@ impl Node {
                 self.regions.subscriptions.push(kept.remove(at));
                 continue;
             }
-            let bootstrap = self.directory.peers_in(region);
+            // A private room is entered with its key only: its topic and members come from it,
+            // and nobody is asked in who is not one.
+            let room = if region == PRIVATE {
+                match self.private_room_key().await {
+                    Some(key) => Some(key),
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            let (topic, bootstrap) = match &room {
+                Some(key) => {
+                    let members = key.members.iter().chain([&key.owner]);
+                    let members = members.filter_map(|member| iroh::PublicKey::from_bytes(member).ok());
+                    (key.topic(), members.filter(|member| *member != self.me).collect())
+                }
+                None => (region_topic(region), self.directory.peers_in(region)),
+            };
+            let room = room.map(|key| {
+                let cipher = key.cipher();
+                (key, cipher)
+            });
+            let cipher = room.as_ref().map(|(_, cipher)| cipher.clone());
             match subscribe::<RegionMessage>(
                 &self.gossip,
                 &self.gate,
-                region_topic(region),
+                topic,
                 Some(region),
                 bootstrap,
                 self.me,
                 &self.topic_out,
+                cipher,
             )
             .await
             {
                 Ok((sender, task)) => {
+                    if let Some((key, _)) = &room {
+                        self.hear_members(key);
+                    }
                     self.regions.subscriptions.push(Subscription {
                         region,
+                        topic,
+                        room,
                         sender,
                         neighbours: HashSet::new(),
                         asked: HashSet::new(),
@@ -171,7 +205,7 @@ impl Node {
         message: &RegionMessage,
     ) -> Option<u64> {
         let sequence = self.clock_next();
-        match encode(&self.secret, region_topic(region).as_bytes(), sequence, message) {
+        match self.seal(region, sequence, message) {
             Ok(bytes) => {
                 let _ = sender.broadcast(bytes.into()).await;
                 Some(sequence)
@@ -180,6 +214,40 @@ impl Node {
                 self.emit(Event::Notice(format!("not sent: {error}"))).await;
                 None
             }
+        }
+    }
+
+    /// Says goodbye on a subscription's topic (which may no longer be among ours).
+    async fn say_leave(&self, subscription: &Subscription) {
+        let cipher = subscription.room.as_ref().map(|(_, cipher)| cipher);
+        if let Ok(bytes) = self.seal_for(subscription.topic, cipher, self.clock_next(), &RegionMessage::Leave) {
+            let _ = subscription.sender.broadcast(bytes.into()).await;
+        }
+    }
+
+    /// `message` signed for `region`'s topic, and sealed with its key in a private room.
+    fn seal(&self, region: RegionId, sequence: u64, message: &RegionMessage) -> Result<Vec<u8>, String> {
+        let subscription = self.regions.subscriptions.iter().find(|subscription| subscription.region == region);
+        let topic = subscription.map_or_else(|| region_topic(region), |subscription| subscription.topic);
+        let cipher = subscription.and_then(|subscription| subscription.room.as_ref()).map(|(_, cipher)| cipher);
+        self.seal_for(topic, cipher, sequence, message)
+    }
+
+    /// `message` signed for `topic`, and sealed with `cipher` when given.
+    fn seal_for(
+        &self,
+        topic: TopicId,
+        cipher: Option<&RoomCipher>,
+        sequence: u64,
+        message: &RegionMessage,
+    ) -> Result<Vec<u8>, String> {
+        let bytes = encode(&self.secret, topic.as_bytes(), sequence, message).map_err(|error| error.to_string())?;
+        match cipher {
+            Some(cipher) => {
+                let sealed = cipher.seal(&bytes);
+                if sealed.is_empty() { Err("this machine has no randomness to seal with".into()) } else { Ok(sealed) }
+            }
+            None => Ok(bytes),
         }
     }
 
@@ -284,7 +352,7 @@ impl Node {
             let presence = Presence { name: self.profile.name.clone(), colour: self.profile.colour, pose };
             let sequence = self.clock_next();
             let message = RegionMessage::Presence(presence);
-            if let Ok(bytes) = encode(&self.secret, region_topic(region).as_bytes(), sequence, &message) {
+            if let Ok(bytes) = self.seal(region, sequence, &message) {
                 self.regions.pose_bytes = bytes.len();
                 let _ = sender.broadcast(bytes.into()).await;
             }
@@ -339,7 +407,7 @@ impl Node {
     /// Says goodbye in every region.
     pub(super) async fn leave_regions(&mut self) {
         for subscription in std::mem::take(&mut self.regions.subscriptions) {
-            self.broadcast(&subscription.sender, subscription.region, &RegionMessage::Leave).await;
+            self.say_leave(&subscription).await;
         }
     }
 }
@@ -354,13 +422,14 @@ pub(super) async fn subscribe<T>(
     bootstrap: Vec<iroh::PublicKey>,
     me: iroh::PublicKey,
     out: &TopicOut,
+    cipher: Option<RoomCipher>,
 ) -> Result<(GossipSender, TaskGuard), String>
 where
     T: Limited + Send + 'static,
     Internal: From<(Option<RegionId>, Signed<T>)>,
 {
     // Open at the gate first, so that nothing arrives unchecked.
-    let checks = gate.open::<T>(topic, region, me, out.clone());
+    let checks = gate.open::<T>(topic, region, me, out.clone(), cipher);
     let topic_handle =
         gossip.subscribe(topic, bootstrap).await.map_err(|error| format!("cannot join a gossip topic: {error}"))?;
     let (sender, receiver) = topic_handle.split();
