@@ -10,9 +10,30 @@
 pub const WALLET_COMMANDS: [&str; 7] = ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync"];
 
 /// The commands the chat box handles itself.
-const CHAT_COMMANDS: [&str; 20] = [
-    "/join", "/import", "/name", "/block", "/unblock", "/trust", "/models", "/goto", "/avatar", "/avatars", "/play",
-    "/screen", "/market", "/slides", "/stage", "/hand", "/poll", "/polls", "/vote", "/board",
+const CHAT_COMMANDS: [&str; 23] = [
+    "/join",
+    "/import",
+    "/name",
+    "/block",
+    "/unblock",
+    "/trust",
+    "/models",
+    "/goto",
+    "/avatar",
+    "/avatars",
+    "/play",
+    "/screen",
+    "/market",
+    "/slides",
+    "/stage",
+    "/hand",
+    "/poll",
+    "/polls",
+    "/vote",
+    "/board",
+    "/room",
+    "/invite",
+    "/uninvite",
 ];
 
 /// The commands that choose the microphone and the speakers (see `crate::voice`).
@@ -86,6 +107,9 @@ pub enum ChatCommand {
     /// `/board`: how to draw on the meeting room's whiteboard, the pen, and erasing one's own
     /// strokes.
     Board(String),
+    /// `/room [NAME|mine]`, `/invite NAME` or `/uninvite NAME`: private rooms (which, and what
+    /// follows).
+    Room(&'static str, String),
     /// `/block WHO`: block someone from the keyboard.
     Block(String),
     /// A wallet or trade command, the whole line, for the wallet to take.
@@ -190,6 +214,11 @@ pub fn parse(text: &str, private: bool) -> ChatCommand {
         "/poll" | "/polls" => ChatCommand::Poll(rest.to_owned()),
         "/vote" => needs("usage: /vote N OPTION (poll N as /poll lists them)", ChatCommand::Vote),
         "/board" => ChatCommand::Board(rest.to_owned()),
+        "/room" => ChatCommand::Room("room", rest.to_owned()),
+        "/invite" => needs("usage: /invite NAME (someone here, a friend online, or a key)", |rest| {
+            ChatCommand::Room("invite", rest)
+        }),
+        "/uninvite" => needs("usage: /uninvite NAME (or a key)", |rest| ChatCommand::Room("uninvite", rest)),
         _ => ChatCommand::Unknown { command: echoed(word), suggestion: suggest(word) },
     }
 }
@@ -373,6 +402,8 @@ mod tests {
         assert_eq!(parse("   ", false), ChatCommand::Empty);
         assert_eq!(parse("/polls", false), ChatCommand::Poll(String::new()));
         assert_eq!(parse("/board red 4", false), ChatCommand::Board("red 4".into()));
+        assert_eq!(parse("/invite Bo", false), ChatCommand::Room("invite", "Bo".into()));
+        assert_eq!(parse("/room", false), ChatCommand::Room("room", String::new()));
         assert_eq!(parse("/poll Lunch? | A | B", false), ChatCommand::Poll("Lunch? | A | B".into()));
         assert_eq!(parse("/vote 1 tacos", false), ChatCommand::Vote("1 tacos".into()));
         assert!(matches!(parse("/vote", false), ChatCommand::Usage(usage) if usage.contains("/vote N")));

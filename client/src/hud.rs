@@ -87,6 +87,7 @@ fn update_status(
     lecture: Option<Res<crate::stage::Lecture>>,
     meeting: Option<Res<crate::meeting::Meeting>>,
     board: Option<Res<crate::whiteboard::Whiteboard>>,
+    rooms: Option<Res<crate::private_room::Rooms>>,
     social: Option<Res<crate::network::Social>>,
     mut status: Query<&mut Text, With<StatusText>>,
 ) {
@@ -120,6 +121,12 @@ fn update_status(
         && let Some(board) = &board
     {
         text.0.push_str(&format!("\nwhiteboard: {} (/board)", board.status()));
+    }
+    if here == Some(RegionId::Room(sanctuary_engine::RoomKind::Private))
+        && let (Some(rooms), Some(social)) = (&rooms, &social)
+        && let Some(line) = rooms.status(social)
+    {
+        text.0.push_str(&format!("\nprivate room: {line} (/room)"));
     }
 }
 

@@ -30,6 +30,7 @@ mod own_body;
 pub mod panels;
 mod player;
 mod portal;
+mod private_room;
 mod scenery;
 mod screenshot;
 mod shields;
@@ -124,7 +125,7 @@ pub fn presentation_plugin(app: &mut App) {
         shields::plugin,
         avatar_panel::plugin,
         (cinema::plugin, stage::plugin, whiteboard::plugin),
-        (cinema_panel::plugin, stage_panel::plugin, meeting::plugin),
+        (cinema_panel::plugin, stage_panel::plugin, meeting::plugin, private_room::plugin),
         build::presentation,
         panels::plugin,
         market::plugin,

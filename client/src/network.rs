@@ -15,6 +15,7 @@ use sanctuary_net::{
 
 mod submit;
 mod trust_command;
+pub(crate) use trust_command::find as find_person;
 
 pub use submit::submit_chat;
 #[cfg(test)]
@@ -223,6 +224,9 @@ pub struct ChatInput {
     pub poll: Option<(&'static str, String)>,
     /// `/board` was typed, with what follows (see `whiteboard`).
     pub board: Option<String>,
+    /// `/room`, `/invite` or `/uninvite` was typed (which, and what follows; see
+    /// `private_room`).
+    pub room: Option<(&'static str, String)>,
     /// `/avatars` was typed, with the rank (empty: say the current one).
     pub show_avatars: Option<String>,
     /// `/screen own` was typed: pause one's own view of the screen, or rejoin the room's.
@@ -292,6 +296,7 @@ fn read_node_events(
     mut lecture: Option<ResMut<crate::stage::Lecture>>,
     mut meeting: Option<ResMut<crate::meeting::Meeting>>,
     mut whiteboard: Option<ResMut<crate::whiteboard::Whiteboard>>,
+    mut rooms: Option<ResMut<crate::private_room::Rooms>>,
     slot: Option<Res<crate::blobs::BlobSlot>>,
     mut cues: MessageWriter<SoundCue>,
 ) {
@@ -326,6 +331,9 @@ fn read_node_events(
         }
         if let Some(whiteboard) = whiteboard.as_mut() {
             whiteboard.take(&event);
+        }
+        if let Some(rooms) = rooms.as_mut() {
+            rooms.take(&event);
         }
         handle_event(&mut social, event);
     }
@@ -431,6 +439,7 @@ fn handle_event(social: &mut Social, event: Event) {
         }
         Event::Stopped => social.notice("network stopped".into()),
         Event::BoardRefused(reason) => social.notice(format!("the whiteboard: {reason}")),
+        Event::RoomRefused(reason) => social.notice(format!("private room: {reason}")),
         _ => {}
     }
 }

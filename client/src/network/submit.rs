@@ -146,6 +146,10 @@ pub(super) fn submission(social: &mut Social, input: &mut ChatInput) -> Option<C
             input.board = Some(rest);
             None
         }
+        ChatCommand::Room(word, rest) => {
+            input.room = Some((word, rest));
+            None
+        }
         ChatCommand::ShowAvatars(rank) => {
             input.show_avatars = Some(rank);
             None

@@ -23,7 +23,7 @@ fn people_here(social: &Social) -> Vec<(PublicKey, String)> {
 }
 
 /// Whom `who` names: a number from the list, a name here (ignoring case), or a key.
-fn find(social: &Social, who: &str) -> Result<PublicKey, String> {
+pub(crate) fn find(social: &Social, who: &str) -> Result<PublicKey, String> {
     let people = people_here(social);
     if let Ok(at) = who.parse::<usize>() {
         return at
