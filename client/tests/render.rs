@@ -303,7 +303,8 @@ fn gltf_transform() -> PathBuf {
 
 /// Issue 16: Bo (a node in this process) wears the shipped avatar "grove", as a tool would export
 /// it compressed (Draco geometry, WebP textures, by glTF Transform), and stands in front of
-/// Ada in the private room; his node makes it plain at import; Ada's client, the real binary,
+/// Ada in her private room (she invites him as she starts, and he goes in once he holds her
+/// room's key); his node makes it plain at import; Ada's client, the real binary,
 /// fetches it from him and draws it from its model: its bones found, the plain body gone, and
 /// grove's green shirt (a WebP texture now) in the middle of the purple room.
 #[test]
@@ -322,17 +323,21 @@ fn a_second_peer_draws_an_avatar_fetched_from_its_wearer() {
     config.name = Some("Bo".to_owned());
     // His plain body would be orange: no green unless his avatar is drawn.
     config.colour = Some([255, 120, 0]);
-    config.regions = vec![region];
+    config.regions = vec![RegionId::Lobby];
     let mut bo = spawn_node(runtime.handle(), config);
-    let ticket = runtime.block_on(async {
+    let (ticket, bo_id) = runtime.block_on(async {
         loop {
             match tokio::time::timeout(Duration::from_secs(20), bo.next_event()).await {
-                Ok(Some(Event::Started { ticket, .. })) => break ticket,
+                Ok(Some(Event::Started { ticket, id, .. })) => break (ticket, id),
                 Ok(Some(_)) => {}
                 other => panic!("Bo's node did not start: {other:?}"),
             }
         }
     });
+    // Ada is a stranger to Bo: he takes her invitation all the same.
+    let mut shields = sanctuary_engine::shields::Shields::default();
+    shields.set(sanctuary_engine::shields::Category::Direct, sanctuary_engine::shields::Reach::Everyone);
+    bo.send(NodeCommand::Shields(shields));
     // Bo stands 2.2 m in front of where Ada arrives, facing her.
     let head = layout.spawn + forward * 2.2;
     let facing = bevy::math::Quat::from_rotation_arc(bevy::math::Vec3::NEG_Z, -forward);
@@ -360,12 +365,35 @@ fn a_second_peer_draws_an_avatar_fetched_from_its_wearer() {
     }
     bo.send(NodeCommand::Pose(pose));
     bo.send(NodeCommand::Wear(Some(grove)));
-    // Bo's events are drained while Ada runs, so that his node never waits on them.
-    runtime.handle().spawn(async move { while bo.next_event().await.is_some() {} });
+    // Bo's events are read while Ada runs, so that his node never waits on them; once he is
+    // invited, he goes into her room.
+    runtime.handle().spawn(async move {
+        while let Some(event) = bo.next_event().await {
+            if let Event::Rooms(rooms) = event
+                && let Some(owner) = rooms.invited_to.first()
+                && rooms.visiting.is_none()
+            {
+                bo.send(NodeCommand::Visit(Some(*owner)));
+                bo.send(NodeCommand::Regions(vec![region]));
+            }
+        }
+    });
 
     let ada_dir = dirs.path().join("ada").display().to_string();
-    let options =
-        ["--offline", "--no-lan", "--no-voice", "--join", &ticket, "--data-dir", &ada_dir, "--after-avatars", "1"];
+    let invite = format!("/invite {bo_id}");
+    let options = [
+        "--offline",
+        "--no-lan",
+        "--no-voice",
+        "--join",
+        &ticket,
+        "--data-dir",
+        &ada_dir,
+        "--after-avatars",
+        "1",
+        "--chat",
+        &invite,
+    ];
     let (picture, _) = run_client(region, "avatar-drawn", &options).unwrap_or_else(|error| panic!("{error}"));
     check_not_blank(&picture).unwrap_or_else(|error| panic!("{error}"));
     // The middle third of the picture, where Bo stands.

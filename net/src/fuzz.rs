@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::assets::{Bundle, BundleFile, model_limits};
 use crate::node::{ChatLine, DirectLine, OutboxEntry, Profile, Ticket};
+use crate::private_room::{HeldRooms, OwnRoom, Removal, RoomCipher, RoomMessage, RoomsFile, room_topic};
 use crate::replica::{decode_frame, parse_log};
 use crate::store::parse_tail;
 use crate::wire::{
@@ -225,6 +226,40 @@ fn ticket_seed() -> Vec<Vec<u8>> {
     vec![iroh_tickets::endpoint::EndpointTicket::new(addr).to_string().into_bytes()]
 }
 
+/// The key of the room whose sealed messages are fuzzed.
+const ROOM_KEY: [u8; 32] = [0x17; 32];
+
+/// A private room's key and a removal, from the owner `secret(1)` to the member `secret(2)`.
+fn room_message_seeds() -> Vec<Vec<u8>> {
+    let mut room = OwnRoom { epoch: 1_700_000_000_000_000, key: ROOM_KEY, members: Default::default() };
+    room.members.insert(*secret(2).public().as_bytes());
+    room.members.insert(*secret(3).public().as_bytes());
+    let removal = Removal::issue(&secret(1), *secret(2).public().as_bytes(), room.epoch + 1);
+    vec![RoomMessage::Key(room.signed(&secret(1))).to_bytes(), RoomMessage::Removed(removal).to_bytes()]
+}
+
+fn rooms_file_seed() -> Vec<Vec<u8>> {
+    let own = OwnRoom { epoch: 5, key: ROOM_KEY, members: [[7; 32]].into_iter().collect() };
+    let mut held = HeldRooms::default();
+    let key = own.signed(&secret(4));
+    let _ = held.take(RoomMessage::Key(key));
+    vec![postcard::to_allocvec(&RoomsFile { own, held }).unwrap_or_default()]
+}
+
+/// Region messages said in a private room: signed for its topic, then sealed with its key.
+fn sealed_seeds() -> Vec<Vec<u8>> {
+    let topic = room_topic(secret(1).public().as_bytes(), &ROOM_KEY);
+    let cipher = RoomCipher::new(&ROOM_KEY);
+    let chat = RegionMessage::Chat { name: "Ada".into(), text: "in here".into() };
+    let presence = RegionMessage::Presence(Presence { name: "Bo".into(), colour: [1, 2, 3], pose: pose(1.0) });
+    [chat, presence]
+        .iter()
+        .enumerate()
+        .filter_map(|(at, message)| encode(&secret(2), topic.as_bytes(), 10 + at as u64, message).ok())
+        .map(|bytes| cipher.seal(&bytes))
+        .collect()
+}
+
 /// Every decoder of this crate, with its seeds.
 pub fn decoders() -> Vec<Decoder> {
     vec![
@@ -245,6 +280,36 @@ pub fn decoders() -> Vec<Decoder> {
             signed: true,
             seeds: direct_seeds(),
             run: |bytes| decode::<DirectText>(bytes, &SCOPE).ok().map(signed_digest),
+        },
+        Decoder {
+            name: "private room key (alpn::ROOM)",
+            signed: true,
+            seeds: room_message_seeds(),
+            run: |bytes| {
+                RoomMessage::open(bytes, secret(1).public().as_bytes(), secret(2).public().as_bytes())
+                    .ok()
+                    .map(|message| digest(&message))
+            },
+        },
+        Decoder {
+            name: "private room message (gossip, sealed)",
+            signed: true,
+            seeds: sealed_seeds(),
+            run: |bytes| {
+                let plain = RoomCipher::new(&ROOM_KEY).open(bytes).ok()?;
+                let topic = room_topic(secret(1).public().as_bytes(), &ROOM_KEY);
+                decode::<RegionMessage>(&plain, topic.as_bytes()).ok().map(signed_digest)
+            },
+        },
+        Decoder {
+            name: "private rooms (disk)",
+            signed: false,
+            seeds: rooms_file_seed(),
+            run: |bytes| {
+                let file: RoomsFile = postcard::from_bytes(bytes).ok()?;
+                let me = [7; 32];
+                Some(digest(&RoomsFile { own: file.own, held: file.held.checked(&me) }))
+            },
         },
         Decoder {
             name: "world sync frame",

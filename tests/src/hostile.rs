@@ -59,6 +59,18 @@ impl Hostile {
         sender
     }
 
+    /// Hands raw bytes to the target as a private room's key (`alpn::ROOM`) and returns the
+    /// answer.
+    pub async fn room(&self, bytes: &[u8]) -> Vec<u8> {
+        let Ok(connection) = self.endpoint.connect(self.target.clone(), alpn::ROOM).await else { return Vec::new() };
+        let Ok((mut send, mut recv)) = connection.open_bi().await else { return Vec::new() };
+        let _ = send.write_all(bytes).await;
+        let _ = send.finish();
+        let reply = recv.read_to_end(16).await.unwrap_or_default();
+        connection.close(0u32.into(), b"bye");
+        reply
+    }
+
     /// Sends raw bytes as one private message and returns the answer.
     pub async fn direct(&self, bytes: &[u8]) -> Vec<u8> {
         let Ok(connection) = self.endpoint.connect(self.target.clone(), alpn::DIRECT).await else { return Vec::new() };

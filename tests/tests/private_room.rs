@@ -3,13 +3,15 @@
 //! her room and talk; Cy, in the private room region but his own room, hears nothing of it. A
 //! relay on the room's topic (a hostile node told the topic) sees only sealed bytes and cannot
 //! slip a message in. Ada removes Bo: a new key, a new topic; Bo is told and is out, what Ada
-//! says next reaches Cy (invited now) but not Bo, and Bo's old key opens none of it.
+//! says next reaches Cy (invited now) but not Bo, and Bo's old key opens none of it. A hostile
+//! node's room keys (junk, a stranger's invitation, a key or removal in Ada's name) are not
+//! taken.
 
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use sanctuary_engine::{RegionId, RoomKind};
-use sanctuary_net::private_room::{RoomCipher, RoomsFile, room_topic};
+use sanctuary_net::private_room::{OwnRoom, Removal, RoomCipher, RoomMessage, RoomsFile, room_topic};
 use sanctuary_net::wire::{RegionMessage, encode, open};
 use sanctuary_net::{Command, Ticket};
 use sanctuary_tests::hostile::Hostile;
@@ -181,9 +183,35 @@ async fn only_members_enter_and_read_a_private_room_and_a_removed_member_reads_n
     assert!(after.iter().all(|bytes| old_cipher.open(bytes).is_err()), "Bo's old key opens none of it");
     assert!(after.iter().any(|bytes| new_cipher.open(bytes).is_ok()));
 
+    // A hostile node hands out room keys: junk, a key of its own room for Ada (a stranger's
+    // invitation, which her shield refuses), Ada's room's key re-signed by it for Bo, and
+    // Cy's removal from Ada's room in her name. Nothing of it is taken.
+    let ada_mallory = Hostile::new(&ada).await;
+    let cy_mallory = Hostile::new(&cy).await;
+    let ada_bytes = *ada_id.as_bytes();
+    let mut own = OwnRoom::new(1).expect("random");
+    own.invite(ada_bytes).expect("room");
+    let _ = ada_mallory.room(b"junk").await;
+    let _ = ada_mallory.room(&RoomMessage::Key(own.signed(&ada_mallory.secret)).to_bytes()).await;
+    let mut forged = own.signed(&cy_mallory.secret);
+    forged.owner = ada_bytes;
+    forged.members = vec![*bo_id.as_bytes()];
+    let _ = cy_mallory.room(&RoomMessage::Key(forged).to_bytes()).await;
+    let mut removal = Removal::issue(&cy_mallory.secret, *cy_id.as_bytes(), u64::MAX);
+    removal.owner = ada_bytes;
+    let _ = cy_mallory.room(&RoomMessage::Removed(removal).to_bytes()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    ada.pump();
+    cy.pump();
+    assert_eq!(ada.rooms.as_ref().map(|rooms| rooms.invited_to.len()), Some(0), "a stranger's invitation");
+    assert_eq!(cy.rooms.as_ref().map(|rooms| rooms.invited_to.clone()), Some(vec![ada_id]), "a forged removal");
+    assert!(cy.room_refused.iter().all(|reason| !reason.contains("removed")));
+
     // Ada's room is kept on disk as it is now: Cy alone is a member.
     assert_eq!(rooms_file(&ada).own.members.into_iter().collect::<Vec<_>>(), vec![*cy_id.as_bytes()]);
-    let _ = mallory.router.shutdown().await;
+    for hostile in [mallory, ada_mallory, cy_mallory] {
+        let _ = hostile.router.shutdown().await;
+    }
     for peer in [ada, bo, cy] {
         peer.handle.shutdown().await;
     }

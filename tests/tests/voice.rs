@@ -314,14 +314,27 @@ async fn a_private_rooms_voice_reaches_only_its_members() {
     let mut bo = Peer::start(offline_config(dirs[1].path(), "Bo", Some(&ada.ticket))).await;
     let mut cy = Peer::start(offline_config(dirs[2].path(), "Cy", Some(&ada.ticket))).await;
     let room = RegionId::Room(RoomKind::Private);
-    gather(&mut [&mut ada, &mut bo, &mut cy], room, &[0.0, 2.0, 4.0]).await;
     let (ada_id, bo_id, cy_id) = (ada.id, bo.id, cy.id);
+    // All three in Ada's room: she invites Bo and Cy, who take invitations from strangers.
+    for (guest, id) in [(&bo, bo_id), (&cy, cy_id)] {
+        guest.take_messages_from_strangers();
+        ada.handle.send(Command::Invite(id));
+    }
+    wait_until(&mut [&mut bo, &mut cy], Duration::from_secs(20), "Bo and Cy are invited", |peer| {
+        peer.rooms.as_ref().is_some_and(|rooms| rooms.invited_to == vec![ada_id])
+    })
+    .await;
+    for guest in [&bo, &cy] {
+        guest.handle.send(Command::Visit(Some(ada_id)));
+    }
+    gather(&mut [&mut ada, &mut bo, &mut cy], room, &[0.0, 2.0, 4.0]).await;
     let (mut ada_in, mut bo_in, mut cy_in) = (
         ada.handle.take_voice().expect("voice"),
         bo.handle.take_voice().expect("voice"),
         cy.handle.take_voice().expect("voice"),
     );
-    // Ada and Bo keep the room's rule; Cy, not a member, ignores it (as an intruder would).
+    // Ada and Bo count only the two of them (as when Cy has just been removed); Cy ignores the
+    // rule (as an intruder would).
     let members = Hearing::Members([ada_id, bo_id].into_iter().collect());
     for peer in [&ada, &bo] {
         peer.handle.send(Command::Hearing { region: room, hearing: members.clone() });

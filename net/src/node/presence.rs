@@ -95,6 +95,9 @@ impl Node {
         let mut unique = BTreeSet::new();
         wanted.retain(|region| unique.insert(*region));
         wanted.truncate(MAX_REGIONS_PER_PEER);
+        if !wanted.contains(&PRIVATE) {
+            self.left_private_room().await;
+        }
         let mut kept = Vec::new();
         for subscription in std::mem::take(&mut self.regions.subscriptions) {
             if wanted.contains(&subscription.region) {
@@ -167,6 +170,13 @@ impl Node {
         self.regions.sent_pose = None;
         self.regions.posing.clear();
         self.announce().await;
+    }
+
+    /// Leaves `region` alone, saying goodbye there.
+    pub(super) async fn leave_region(&mut self, region: RegionId) {
+        let Some(at) = self.regions.subscriptions.iter().position(|sub| sub.region == region) else { return };
+        let subscription = self.regions.subscriptions.remove(at);
+        self.say_leave(&subscription).await;
     }
 
     /// A subscription fell behind and was closed: join again.

@@ -203,8 +203,7 @@ impl Node {
         if rejoin && self.regions.subscriptions.iter().any(|sub| sub.region == PRIVATE) {
             let regions: Vec<RegionId> = self.regions.subscriptions.iter().map(|sub| sub.region).collect();
             // Leaving first, saying goodbye on the old topic.
-            let others: Vec<RegionId> = regions.iter().copied().filter(|region| *region != PRIVATE).collect();
-            self.set_regions(others).await;
+            self.leave_region(PRIVATE).await;
             self.set_regions(regions).await;
         }
     }
@@ -280,6 +279,14 @@ impl Node {
         } else {
             let wait = PUSH_WAIT.saturating_mul(1 << pending.tries.min(6)).min(MAX_PUSH_WAIT);
             pending.next = Instant::now() + wait;
+        }
+    }
+
+    /// Out of the private room: the next time it is entered, it is our own unless the person
+    /// chooses another again.
+    pub(super) async fn left_private_room(&mut self) {
+        if self.rooms.visiting.take().is_some() {
+            self.emit(Event::Rooms(self.rooms.view())).await;
         }
     }
 
