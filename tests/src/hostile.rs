@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use iroh::SecretKey;
-use iroh_gossip::api::GossipSender;
+use iroh_gossip::api::{GossipReceiver, GossipSender};
 use sanctuary_net::{MAX_MESSAGE_BYTES, alpn};
 
 use crate::peers::Peer;
@@ -46,15 +46,20 @@ impl Hostile {
         Self { secret, endpoint, gossip, router, target: ticket.endpoint_addr().clone() }
     }
 
-    /// Joins `topic` through the target; what arrives is read and thrown away (gossip stops
-    /// for a subscriber that does not read).
-    pub async fn join(&self, topic: iroh_gossip::TopicId) -> GossipSender {
+    /// Joins `topic` through the target, keeping what arrives for the caller to read.
+    pub async fn join_and_listen(&self, topic: iroh_gossip::TopicId) -> (GossipSender, GossipReceiver) {
         let joined =
-            tokio::time::timeout(Duration::from_secs(5), self.gossip.subscribe_and_join(topic, vec![self.target.id]))
+            tokio::time::timeout(Duration::from_secs(10), self.gossip.subscribe_and_join(topic, vec![self.target.id]))
                 .await
                 .expect("joins in time")
                 .expect("joins");
-        let (sender, mut receiver) = joined.split();
+        joined.split()
+    }
+
+    /// Joins `topic` through the target; what arrives is read and thrown away (gossip stops
+    /// for a subscriber that does not read).
+    pub async fn join(&self, topic: iroh_gossip::TopicId) -> GossipSender {
+        let (sender, mut receiver) = self.join_and_listen(topic).await;
         tokio::spawn(async move { while receiver.next().await.is_some() {} });
         sender
     }
@@ -62,18 +67,17 @@ impl Hostile {
     /// Hands raw bytes to the target as a private room's key (`alpn::ROOM`) and returns the
     /// answer.
     pub async fn room(&self, bytes: &[u8]) -> Vec<u8> {
-        let Ok(connection) = self.endpoint.connect(self.target.clone(), alpn::ROOM).await else { return Vec::new() };
-        let Ok((mut send, mut recv)) = connection.open_bi().await else { return Vec::new() };
-        let _ = send.write_all(bytes).await;
-        let _ = send.finish();
-        let reply = recv.read_to_end(16).await.unwrap_or_default();
-        connection.close(0u32.into(), b"bye");
-        reply
+        self.ask(alpn::ROOM, bytes).await
     }
 
     /// Sends raw bytes as one private message and returns the answer.
     pub async fn direct(&self, bytes: &[u8]) -> Vec<u8> {
-        let Ok(connection) = self.endpoint.connect(self.target.clone(), alpn::DIRECT).await else { return Vec::new() };
+        self.ask(alpn::DIRECT, bytes).await
+    }
+
+    /// Sends raw bytes on one stream of `alpn` and returns the answer (empty if none).
+    async fn ask(&self, alpn: &[u8], bytes: &[u8]) -> Vec<u8> {
+        let Ok(connection) = self.endpoint.connect(self.target.clone(), alpn).await else { return Vec::new() };
         let Ok((mut send, mut recv)) = connection.open_bi().await else { return Vec::new() };
         let _ = send.write_all(bytes).await;
         let _ = send.finish();

@@ -83,14 +83,7 @@ async fn only_members_enter_and_read_a_private_room_and_a_removed_member_reads_n
     let old_key = ada_file.own.key;
     let topic = room_topic(ada_id.as_bytes(), &old_key);
     let mallory = Hostile::new(&ada).await;
-    let relay = tokio::time::timeout(
-        Duration::from_secs(10),
-        mallory.gossip.subscribe_and_join(topic, vec![ada_id_iroh(&ada)]),
-    )
-    .await
-    .expect("joins in time")
-    .expect("joins");
-    let (relay_sender, mut relay_receiver) = relay.split();
+    let (relay_sender, mut relay_receiver) = mallory.join_and_listen(topic).await;
     let (caught_tx, mut caught) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     tokio::spawn(async move {
         while let Some(Ok(event)) = relay_receiver.next().await {
@@ -159,14 +152,7 @@ async fn only_members_enter_and_read_a_private_room_and_a_removed_member_reads_n
     .await;
     // A relay told the new topic too.
     let new_topic = room_topic(ada_id.as_bytes(), &new_key);
-    let relay = tokio::time::timeout(
-        Duration::from_secs(10),
-        mallory.gossip.subscribe_and_join(new_topic, vec![ada_id_iroh(&ada)]),
-    )
-    .await
-    .expect("joins in time")
-    .expect("joins");
-    let (_new_sender, mut new_receiver) = relay.split();
+    let (_new_sender, mut new_receiver) = mallory.join_and_listen(new_topic).await;
     ada.handle.send(Command::Chat("now without Bo".into()));
     wait_until(&mut [&mut cy], Duration::from_secs(10), "Cy hears Ada", |peer| heard(peer, "now without Bo")).await;
     let mut after = Vec::new();
@@ -215,8 +201,4 @@ async fn only_members_enter_and_read_a_private_room_and_a_removed_member_reads_n
     for peer in [ada, bo, cy] {
         peer.handle.shutdown().await;
     }
-}
-
-fn ada_id_iroh(ada: &Peer) -> iroh::PublicKey {
-    iroh::PublicKey::from_bytes(ada.id.as_bytes()).expect("a key")
 }
