@@ -7,7 +7,8 @@
 //! Bounds: what `private_room` bounds (64 members, 64 rooms held); one thing waiting to be
 //! handed to each member or removed member, at most [`MAX_PENDING`], tried at most
 //! [`MAX_PUSHES`] times, 2 s, 4 s, ... up to a minute apart; the protocol answers 8 peers at
-//! once, each twice and then once every 5 s, reading at most one message of 4 KiB in 10 s.
+//! once, each twice and then once every 5 s (16, then 2 a second, from everyone together),
+//! reading at most one message of 4 KiB in 10 s.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,9 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// apart).
 const MAX_ANSWERING: usize = 8;
 const HANDS_PER_PEER: (u32, f64) = (2, 0.2);
+/// How often anyone may hand us something, all peers together (invitations are rare; fresh
+/// keys each taking their own burst would otherwise cost us a check each).
+const HANDS_IN_ALL: (u32, f64) = (16, 2.0);
 
 /// What the program is told of private rooms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -314,6 +318,7 @@ pub(super) struct RoomProtocol {
     out: mpsc::Sender<Internal>,
     answering: Arc<tokio::sync::Semaphore>,
     hands: Arc<Mutex<RateLimiter<iroh::PublicKey>>>,
+    hands_in_all: Arc<Mutex<RateLimiter<()>>>,
     start: Instant,
 }
 
@@ -323,6 +328,7 @@ impl RoomProtocol {
             out,
             answering: Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERING)),
             hands: Arc::new(Mutex::new(RateLimiter::with_rate(HANDS_PER_PEER.0, HANDS_PER_PEER.1))),
+            hands_in_all: Arc::new(Mutex::new(RateLimiter::with_rate(HANDS_IN_ALL.0, HANDS_IN_ALL.1))),
             start: Instant::now(),
         }
     }
@@ -332,7 +338,8 @@ impl ProtocolHandler for RoomProtocol {
     async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
         let peer = connection.remote_id();
         let now = self.start.elapsed();
-        let allowed = self.hands.lock().is_ok_and(|mut hands| hands.allow(peer, now));
+        let allowed = self.hands.lock().is_ok_and(|mut hands| hands.allow(peer, now))
+            && self.hands_in_all.lock().is_ok_and(|mut hands| hands.allow((), now));
         let permit = if allowed { self.answering.clone().try_acquire_owned().ok() } else { None };
         let Some(_permit) = permit else { return Ok(()) };
         let Ok(Ok((mut send, mut recv))) = tokio::time::timeout(PUSH_TIMEOUT, connection.accept_bi()).await else {
