@@ -112,6 +112,17 @@ pub enum Mode {
     /// A home node: the same network node with no window and no GPU. It stays in the regions
     /// it is given, relays their gossip, prints its ticket and stops cleanly on Ctrl-C.
     Node(NodeArgs),
+    /// Draw every page of a PDF as a PNG picture (`page-001.png` and on) into a folder: what
+    /// `/slides TALK.pdf` runs, in a child process that limits its own memory and CPU time.
+    RenderPdf {
+        /// The PDF.
+        pdf: PathBuf,
+        /// The folder for the pictures (made if missing; its old `page-NNN.png` are replaced).
+        out: PathBuf,
+        /// The renderer's memory (address space), in MiB; at most 2048.
+        #[arg(long, value_name = "MIB", default_value_t = 2048)]
+        memory_mib: u64,
+    },
 }
 
 /// `sanctuary node`.

@@ -28,6 +28,7 @@ mod meeting;
 pub mod network;
 mod own_body;
 pub mod panels;
+pub mod pdf_slides;
 mod player;
 mod portal;
 mod private_room;
@@ -109,6 +110,7 @@ pub fn logic_plugin(app: &mut App) {
         avatar_rigs::plugin,
         own_body::plugin,
         build::logic,
+        pdf_slides::plugin,
     ));
 }
 

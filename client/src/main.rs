@@ -10,8 +10,18 @@ use sanctuary_net::{Event, NetRuntime, spawn_node};
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(Mode::Node(node)) = &args.mode {
-        return run_home_node(node);
+    match &args.mode {
+        Some(Mode::Node(node)) => return run_home_node(node),
+        Some(Mode::RenderPdf { pdf, out, memory_mib }) => {
+            return match sanctuary_pdf::render_command(pdf, out, memory_mib.saturating_mul(1 << 20)) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(problem) => {
+                    eprintln!("error: {problem}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        None => {}
     }
     if let Some(Err(problem)) = args.screenshot.as_deref().map(sanctuary::ScreenshotPlan::check_path) {
         eprintln!("error: {problem}");

@@ -222,6 +222,8 @@ pub struct ChatInput {
     pub market: Option<String>,
     /// `/poll` or `/vote` was typed (which, and what follows; see `meeting`).
     pub poll: Option<(&'static str, String)>,
+    /// `/slides` named a PDF, for `pdf_slides` to draw into pictures first.
+    pub pdf: Option<std::path::PathBuf>,
     /// `/board` was typed, with what follows (see `whiteboard`).
     pub board: Option<String>,
     /// `/room`, `/invite` or `/uninvite` was typed (which, and what follows; see

@@ -108,7 +108,8 @@ pub enum PanelAction {
     HandUp,
     /// Lower one's hand (or give the floor back).
     HandDown,
-    /// Present the folder of slides of this index among those found in the Pictures folder.
+    /// Present the deck (a folder of images or a PDF) of this index among those found in the
+    /// Pictures folder.
     PresentFound(u8),
     /// Open or close the market directory (F10).
     ToggleDirectory,

@@ -1,5 +1,5 @@
 //! The lecture hall's commands from the chat box: `/slides` (the images to present, a folder
-//! of them or files, checked here before they are shared), `/stage` (move the slides, give or
+//! of them or files, checked here before they are shared; a PDF goes to `pdf_slides` first), `/stage` (move the slides, give or
 //! take back the floor, lower a hand, hand the stage over) and, in `network::submit`, `/hand`.
 
 use std::path::{Path, PathBuf};
@@ -40,14 +40,19 @@ pub fn present(typed: &str) -> Result<(Command, usize), String> {
     } else {
         typed.split_whitespace().map(PathBuf::from).collect()
     };
+    let count = paths.len();
+    Ok((present_files(paths)?, count))
+}
+
+/// The node's command to present these pictures, each checked (see [`check_slide`]).
+pub fn present_files(paths: Vec<PathBuf>) -> Result<Command, String> {
     if paths.len() > MAX_SLIDES {
         return Err(format!("{} slides; a deck holds at most {MAX_SLIDES}", paths.len()));
     }
     for path in &paths {
         check_slide(path)?;
     }
-    let count = paths.len();
-    Ok((Command::Present(paths), count))
+    Ok(Command::Present(paths))
 }
 
 /// [`present`], with what became of it told in the chat: the command, if the slides check.

@@ -14,6 +14,7 @@ use sanctuary_net::stage::StageAction;
 use crate::Frame;
 use crate::network::{ChatInput, NetLink, Social, people_here};
 use crate::panels::{PanelAction, PanelContent, PanelPressed, PanelSlot, PanelSpec, Tone};
+use crate::pdf_slides::{PdfSlides, is_pdf};
 use crate::stage::{Lecture, name_of};
 
 /// Folders of slides offered from the Pictures folder, at most.
@@ -66,15 +67,19 @@ fn holds_slides(dir: &Path) -> bool {
     })
 }
 
-/// The decks in `dir`: itself when it holds images, then its folders that do, by name; at most
-/// [`MAX_DECKS`], none when it cannot be read.
+/// The decks in `dir`: itself when it holds images, then its PDFs and its folders that hold
+/// images, by name; at most [`MAX_DECKS`], none when it cannot be read.
 pub fn decks_in(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut folders: Vec<PathBuf> =
-        entries.flatten().take(MAX_ENTRIES).map(|entry| entry.path()).filter(|path| path.is_dir()).collect();
-    folders.sort();
+    let mut found: Vec<PathBuf> = entries
+        .flatten()
+        .take(MAX_ENTRIES)
+        .map(|entry| entry.path())
+        .filter(|path| path.is_dir() || (is_pdf(path) && path.is_file()))
+        .collect();
+    found.sort();
     let mut decks: Vec<PathBuf> = holds_slides(dir).then(|| dir.to_owned()).into_iter().collect();
-    decks.extend(folders.into_iter().filter(|folder| holds_slides(folder)).take(MAX_DECKS));
+    decks.extend(found.into_iter().filter(|path| !path.is_dir() || holds_slides(path)).take(MAX_DECKS));
     decks.truncate(MAX_DECKS);
     decks
 }
@@ -135,7 +140,7 @@ pub fn stage_spec(
     }
     if view.is_none() || ours {
         if decks.is_empty() {
-            spec.line(Tone::Hint, "Folders of images in your Pictures folder are offered here to present.");
+            spec.line(Tone::Hint, "PDFs and folders of images in your Pictures folder are offered here to present.");
         }
         for (index, deck) in decks.iter().enumerate() {
             let label =
@@ -156,6 +161,7 @@ fn use_panel(
     mut panel: ResMut<StagePanel>,
     lecture: Res<Lecture>,
     mut social: ResMut<Social>,
+    mut pdf: ResMut<PdfSlides>,
     link: Res<NetLink>,
 ) {
     let mut toggle = keys.just_pressed(KeyCode::F9) && !input.open;
@@ -185,10 +191,14 @@ fn use_panel(
             }),
             PanelAction::HandUp => Some(Command::Hand(true)),
             PanelAction::HandDown => Some(Command::Hand(false)),
-            PanelAction::PresentFound(index) => panel
-                .decks
-                .get(usize::from(index))
-                .and_then(|deck| crate::stage_command::present_told(&deck.display().to_string(), &mut social)),
+            PanelAction::PresentFound(index) => match panel.decks.get(usize::from(index)) {
+                Some(deck) if is_pdf(deck) => {
+                    social.notice(pdf.start(deck).unwrap_or_else(|problem| problem));
+                    None
+                }
+                Some(deck) => crate::stage_command::present_told(&deck.display().to_string(), &mut social),
+                None => None,
+            },
             _ => None,
         };
         if let Some(command) = command {
@@ -241,6 +251,13 @@ mod tests {
             .map(|path| path.file_name().expect("a name").to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["a talk", "b talk"]);
+        std::fs::write(dir.path().join("lecture.PDF"), "a PDF's name is enough to offer it").expect("writes");
+        std::fs::create_dir(dir.path().join("folder.pdf")).expect("a folder");
+        let names: Vec<String> = decks_in(dir.path())
+            .iter()
+            .map(|path| path.file_name().expect("a name").to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a talk", "b talk", "lecture.PDF"], "PDF files among the folders, by name");
         image.save(dir.path().join("loose.png")).expect("writes");
         assert_eq!(decks_in(dir.path()).first().map(PathBuf::as_path), Some(dir.path()), "loose images first");
         assert!(decks_in(&dir.path().join("missing")).is_empty());

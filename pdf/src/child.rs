@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use crate::page_file;
 
-/// The renderer's address space (a 1920-pixel page is 15 MB; a PDF that asks for far more, say
-/// a 60,000-pixel image, fails to allocate and the child stops).
-pub(crate) const CHILD_MEMORY_BYTES: u64 = 2 << 30;
+/// The renderer's address space at most (a 1920-pixel page is 15 MB; a PDF that asks for far
+/// more fails to allocate, and the child stops).
+pub const CHILD_MEMORY_BYTES: u64 = 2 << 30;
 /// The renderer's CPU time, in seconds (the system stops it after that).
-pub(crate) const CHILD_CPU_SECONDS: u64 = 120;
+pub const CHILD_CPU_SECONDS: u64 = 120;
 /// What is kept of each of the child's outputs.
 const OUTPUT_CAP: u64 = 64 * 1024;
 
@@ -80,14 +80,21 @@ pub fn run_limited(mut command: Command, wall: Duration) -> Result<Finished, Chi
     Ok(Finished { status, stdout: joined(stdout), stderr: joined(stderr) })
 }
 
-/// Draws the PDF at `pdf` into the folder `out` with `renderer render-pdf PDF OUT` (the
-/// program's own executable), within `wall`; the pictures, in page order. Earlier pages in
-/// `out` are removed first, so a shorter deck never picks up a longer one's tail.
-pub fn render_in_child(renderer: &Path, pdf: &Path, out: &Path, wall: Duration) -> Result<Vec<PathBuf>, String> {
+/// Draws the PDF at `pdf` into the folder `out` with `renderer render-pdf PDF OUT
+/// --memory-mib N` (the program's own executable), within `wall` and `memory` bytes; the
+/// pictures, in page order. Earlier pages in `out` are removed first, so a shorter deck never
+/// picks up a longer one's tail.
+pub fn render_in_child(
+    renderer: &Path,
+    pdf: &Path,
+    out: &Path,
+    wall: Duration,
+    memory: u64,
+) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(out).map_err(|error| format!("{}: {error}", out.display()))?;
     clear_pages(out);
     let mut command = Command::new(renderer);
-    command.arg("render-pdf").arg(pdf).arg(out);
+    command.arg("render-pdf").arg(pdf).arg(out).arg("--memory-mib").arg((memory >> 20).max(1).to_string());
     let finished = run_limited(command, wall).map_err(|error| error.to_string())?;
     if !finished.status.success() {
         let said = finished.stderr.lines().rev().find(|line| !line.trim().is_empty()).map(str::trim);
@@ -113,7 +120,7 @@ pub fn render_in_child(renderer: &Path, pdf: &Path, out: &Path, wall: Duration) 
 }
 
 /// Removes the page pictures (`page-NNN.png`) in `dir`, and nothing else.
-fn clear_pages(dir: &Path) {
+pub(crate) fn clear_pages(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten().take(4096) {
         let name = entry.file_name();

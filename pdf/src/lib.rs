@@ -11,7 +11,9 @@ mod child;
 mod render;
 pub mod sample;
 
-pub use child::{ChildError, Finished, limit_self, render_in_child, run_limited};
+pub use child::{
+    CHILD_CPU_SECONDS, CHILD_MEMORY_BYTES, ChildError, Finished, limit_self, render_in_child, run_limited,
+};
 pub use render::{Limits, PdfError, page_file, render_command, render_pdf};
 
 /// The largest PDF read, in bytes.

@@ -159,11 +159,13 @@ fn page_scale(width: f32, height: f32, side: u32) -> Option<f32> {
     (width.min(height) * scale >= 1.0 && scale.is_finite()).then_some(scale)
 }
 
-/// `sanctuary render-pdf PDF OUT`: limits this process ([`crate::limit_self`]), draws every page
-/// of the PDF at `pdf` into the folder `out` (which it makes), prints `page N` after each and
-/// `pages N` at the end. The parent reads those lines ([`crate::render_in_child`]).
-pub fn render_command(pdf: &Path, out: &Path) -> Result<usize, String> {
-    crate::limit_self(crate::child::CHILD_MEMORY_BYTES, crate::child::CHILD_CPU_SECONDS)
+/// `sanctuary render-pdf PDF OUT [--memory-mib N]`: limits this process to `memory` bytes
+/// (at most [`crate::CHILD_MEMORY_BYTES`]) and [`crate::CHILD_CPU_SECONDS`] (see
+/// [`crate::limit_self`]), draws every page of the PDF at `pdf` into the folder `out` (which
+/// it makes), prints `page N` after each and `pages N` at the end. The parent reads those
+/// lines ([`crate::render_in_child`]).
+pub fn render_command(pdf: &Path, out: &Path, memory: u64) -> Result<usize, String> {
+    crate::limit_self(memory.min(crate::CHILD_MEMORY_BYTES), crate::CHILD_CPU_SECONDS)
         .map_err(|error| format!("cannot limit the renderer: {error}"))?;
     let shown = pdf.display();
     let len = std::fs::metadata(pdf).map_err(|error| format!("{shown}: {error}"))?.len();
@@ -172,6 +174,7 @@ pub fn render_command(pdf: &Path, out: &Path) -> Result<usize, String> {
     }
     let bytes = std::fs::read(pdf).map_err(|error| format!("{shown}: {error}"))?;
     std::fs::create_dir_all(out).map_err(|error| format!("{}: {error}", out.display()))?;
+    crate::child::clear_pages(out);
     let pages = render_pdf(bytes, Limits::default(), out, |index, _| println!("page {}", index + 1))
         .map_err(|error| format!("{shown}: {error}"))?;
     println!("pages {pages}");

@@ -121,6 +121,10 @@ pub(super) fn submission(social: &mut Social, input: &mut ChatInput) -> Option<C
                 None
             })
         }
+        ChatCommand::Slides(rest) if crate::pdf_slides::is_pdf(std::path::Path::new(rest.trim())) => {
+            input.pdf = Some(rest.trim().into());
+            None
+        }
         ChatCommand::Slides(rest) => crate::stage_command::present_told(&rest, social),
         ChatCommand::Stage(rest) => crate::stage_command::stage(social, &rest).unwrap_or_else(|problem| {
             social.notice(problem);
