@@ -112,6 +112,14 @@ pub enum Mode {
     /// A home node: the same network node with no window and no GPU. It stays in the regions
     /// it is given, relays their gossip, prints its ticket and stops cleanly on Ctrl-C.
     Node(NodeArgs),
+    /// Write everything that is yours into one archive (a tar file) to take to another machine:
+    /// identity (sealed under a passphrase), profile, chats, private messages, world changes,
+    /// models and avatar, trust and blocks, the wallet's files. The node must not be running.
+    Export(ArchiveArgs),
+    /// Put an archive written by `sanctuary export` into an empty data directory (on this or
+    /// another machine): the same person comes back, with the same key, parcel, history and
+    /// wallet. Nothing already there is ever overwritten.
+    Import(ArchiveArgs),
     /// Draw every page of a PDF as a PNG picture (`page-001.png` and on) into a folder: what
     /// `/slides TALK.pdf` runs, in a child process that limits its own memory and CPU time.
     RenderPdf {
@@ -123,6 +131,20 @@ pub enum Mode {
         #[arg(long, value_name = "MIB", default_value_t = 2048)]
         memory_mib: u64,
     },
+}
+
+/// `sanctuary export` and `sanctuary import`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ArchiveArgs {
+    /// The archive (a tar file).
+    pub file: PathBuf,
+    /// The data directory (default: the usual one, as for the client).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Read the archive's passphrase from the first line of this file instead of asking for
+    /// it (for scripts; `SANCTUARY_PASSPHRASE` works too).
+    #[arg(long, value_name = "PATH")]
+    pub passphrase_file: Option<PathBuf>,
 }
 
 /// `sanctuary node`.

@@ -64,7 +64,7 @@ pub fn load_or_create_identity(dir: &Path) -> Result<SecretKey, IdentityError> {
 
 /// Writes the key to a temporary file, syncs it and renames it into place, so that a crash
 /// leaves either no key file or a whole one.
-fn write_new_key(path: &Path, key: &SecretKey) -> std::io::Result<()> {
+pub(crate) fn write_new_key(path: &Path, key: &SecretKey) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

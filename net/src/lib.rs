@@ -20,6 +20,7 @@ pub mod poll;
 pub mod private_room;
 pub mod replica;
 pub mod screen;
+pub mod sealed;
 pub mod stage;
 mod store;
 pub mod uploads;
@@ -30,6 +31,7 @@ pub use assets::{AssetError, AssetStore, Bundle, BundleFile, model_limits};
 pub use crowd::{Joint, Pose, RemoteAvatar, RemoteCrowd};
 pub use identity::{IDENTITY_FILE, IdentityError, load_or_create_identity};
 pub use inbox::{Inbox, NetStats, StatsSnapshot};
+pub use node::export;
 pub use node::{
     ChatLine, Command, DEFAULT_UPLOAD_RATE, DOWNLINK_BUDGET_BITS_PER_SECOND, Delivery, DirectLine, Event,
     FASTEST_POSE_INTERVAL, LOOK_KEEPALIVE, MAX_BLOCKS, MAX_KEPT_VOLUMES, MAX_PERSON_VOLUME, MIC_KEEPALIVE, NetRuntime,

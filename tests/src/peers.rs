@@ -39,6 +39,8 @@ pub struct Peer {
     pub history: Vec<ChatLine>,
     /// Private messages sent and received.
     pub direct: Vec<DirectLine>,
+    /// Stored private messages handed back at start.
+    pub direct_history: Vec<DirectLine>,
     /// What became of private messages sent.
     pub outcomes: Vec<(u64, Delivery)>,
     /// The world it holds.
@@ -144,6 +146,7 @@ impl Peer {
                         chat: Vec::new(),
                         history: Vec::new(),
                         direct: Vec::new(),
+                        direct_history: Vec::new(),
                         outcomes: Vec::new(),
                         world,
                         assets,
@@ -198,6 +201,7 @@ impl Peer {
                 Event::Chat(line) => self.chat.push(line),
                 Event::ChatHistory { lines, .. } => self.history.extend(lines),
                 Event::Direct(line) => self.direct.push(line),
+                Event::DirectHistory(lines) => self.direct_history.extend(lines),
                 Event::DirectOutcome { id, outcome, .. } => self.outcomes.push((id, outcome)),
                 Event::Failed(error) => panic!("node failed: {error}"),
                 Event::Built(op) => self.built.push(op),

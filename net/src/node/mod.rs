@@ -17,6 +17,7 @@ mod avatar;
 mod blocks;
 mod board;
 mod directory;
+pub mod export;
 mod gate;
 mod meeting;
 mod outbox;
