@@ -40,7 +40,7 @@ impl Stretch {
     /// Whether an honest file could have these (a hostile one must not make us spend gigabytes
     /// or minutes before the passphrase is even checked).
     fn reasonable(&self) -> bool {
-        (8..=1024 * 1024).contains(&self.memory_kib) && (1..=16).contains(&self.passes) && (1..=8).contains(&self.lanes)
+        (8..=256 * 1024).contains(&self.memory_kib) && (1..=8).contains(&self.passes) && (1..=4).contains(&self.lanes)
     }
 }
 
