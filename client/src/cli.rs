@@ -159,6 +159,10 @@ pub struct NodeArgs {
     #[arg(long, value_name = "MIB", default_value_t = 2048)]
     pub model_quota_mib: u64,
 
+    /// Serve the status page (and /status.json) on this port of 127.0.0.1; 0 turns it off.
+    #[arg(long, value_name = "PORT", default_value_t = sanctuary_net::status_page::DEFAULT_STATUS_PORT)]
+    pub status_port: u16,
+
     /// How to reach other peers.
     #[command(flatten)]
     pub network: NetworkArgs,

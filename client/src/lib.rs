@@ -5,6 +5,7 @@
 //! presentation plugins (scenery, HUD, pointer capture, screenshots) need a window and a renderer.
 
 pub mod actions;
+pub mod archive_command;
 mod avatar_panel;
 mod avatar_rigs;
 mod avatars;
@@ -20,6 +21,7 @@ mod crowd;
 pub mod cues;
 mod cursor;
 mod friends;
+pub mod home_node;
 mod hud;
 pub mod locomotion;
 mod market;

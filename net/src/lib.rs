@@ -22,6 +22,7 @@ pub mod replica;
 pub mod screen;
 pub mod sealed;
 pub mod stage;
+pub mod status_page;
 mod store;
 pub mod uploads;
 pub mod whiteboard;
