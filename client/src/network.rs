@@ -1,33 +1,31 @@
-//! The client's side of the network node: events from the node become remote avatars and chat,
-//! the person's pose and region become commands. Nothing here waits on the network: the node
+//! The client's side of the network node: events from the node become remote avatars (see
+//! `avatars`) and chat, the person's pose and region become commands. Nothing here waits on the network: the node
 //! runs on its own runtime and the two sides only exchange messages through channels.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bevy::prelude::*;
-use sanctuary_engine::body::{Drivers, Tracked};
-use sanctuary_engine::{Op, PublicKey, RegionId, Rgb};
+use sanctuary_engine::{Op, PublicKey, RegionId};
 use sanctuary_net::{
-    ChatLine, Command, Delivery, DirectLine, Event, MicState, NetRuntime, NodeConfig, NodeHandle, PRESENCE_TIMEOUT,
-    PoseFrame, Profile, QuantisedTransform, RemoteCrowd, StatsSnapshot, Status, spawn_node,
+    ChatLine, Command, Delivery, DirectLine, Event, MicState, NetRuntime, NodeConfig, NodeHandle, Profile, RemoteCrowd,
+    StatsSnapshot, Status, spawn_node,
 };
 
+mod avatars;
 mod submit;
 mod trust_command;
 pub(crate) use trust_command::find as find_person;
 
+pub(crate) use avatars::place_remote_avatars;
+use avatars::send_pose;
+pub use avatars::{HandView, RemoteAvatarView, pose_of};
 pub use submit::submit_chat;
-#[cfg(test)]
-use submit::{submission, unblock};
 
 use crate::Frame;
-use crate::actions::{Controllers, InputMode, Rig};
 pub use crate::chat_command::{WALLET_COMMANDS, is_wallet_command};
-use crate::crowd::{Drive, Figure};
 use crate::cues::SoundCue;
-use crate::player::Player;
-use crate::world::{CurrentRegion, RegionScoped};
+use crate::world::CurrentRegion;
 
 /// Chat lines kept for the panel.
 const CHAT_KEPT: usize = 200;
@@ -236,26 +234,6 @@ pub struct ChatInput {
     /// A fingerprint of the text (and recipient) held back last time because it looked like a
     /// secret: Enter on the very same text sends it.
     pub held_back: Option<u64>,
-}
-
-/// A remote person's avatar; its transform is their head. Its children are their hands.
-#[derive(Component, Debug, Clone)]
-pub struct RemoteAvatarView {
-    /// Who.
-    pub key: PublicKey,
-    /// Their name.
-    pub name: String,
-    /// Their colour.
-    pub colour: [u8; 3],
-}
-
-/// A remote person's hand, a child of their [`RemoteAvatarView`].
-#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HandView {
-    /// The left hand.
-    Left,
-    /// The right hand.
-    Right,
 }
 
 /// Lines to type into the chat once the node is up (`--chat`), first first.
@@ -493,119 +471,6 @@ fn follow_region(
     link.send(Command::Regions(vec![region.id()]));
 }
 
-/// The person's head and hands as the network sends them. In a headset the tracked hands (their
-/// grips, placed by the rig) are sent; a hand that is not tracked, and both hands on the
-/// desktop, hang at the sides, turned with the body.
-pub fn pose_of(transform: &Transform, player: &Player, tracked: Option<(&Controllers, &Rig)>) -> PoseFrame {
-    let body = Quat::from_rotation_y(player.yaw);
-    // Facing +z at yaw 0, the person's left is +x. A hanging hand is turned as a controller held
-    // in it would be (OpenXR's grip: −z along the fist, +x to the right) with the arm down.
-    let down =
-        Quat::from_rotation_y(player.yaw + std::f32::consts::PI) * Quat::from_rotation_x(-std::f32::consts::FRAC_PI_2);
-    let hanging =
-        |left: f32| QuantisedTransform::new(transform.translation + body * Vec3::new(left * 0.28, -0.62, -0.12), down);
-    let hand = |grip: Option<Transform>, left: f32| match (grip, tracked) {
-        (Some(grip), Some((_, rig))) => {
-            let world = rig.to_world(grip);
-            QuantisedTransform::new(world.translation, world.rotation)
-        }
-        _ => hanging(left),
-    };
-    let grips = tracked.map_or((None, None), |(controllers, _)| (controllers.left.grip, controllers.right.grip));
-    PoseFrame {
-        head: QuantisedTransform::new(transform.translation, transform.rotation),
-        left_hand: hand(grips.0, 1.0),
-        right_hand: hand(grips.1, -1.0),
-    }
-}
-
-/// Sends the pose when it changed (after quantising: a still person sends nothing; the node
-/// adds the keepalive and the rate limit).
-fn send_pose(
-    link: Res<NetLink>,
-    players: Query<(&Transform, &Player)>,
-    mode: Res<InputMode>,
-    controllers: Res<Controllers>,
-    rig: Res<Rig>,
-    mut last: Local<Option<PoseFrame>>,
-) {
-    let Ok((transform, player)) = players.single() else { return };
-    let tracked = (*mode == InputMode::Vr).then_some((&*controllers, &*rig));
-    let pose = pose_of(transform, player, tracked);
-    if *last != Some(pose) {
-        *last = Some(pose);
-        link.send(Command::Pose(pose));
-    }
-}
-
-/// Spawns, moves and removes remote avatars to match the crowd, interpolated to now.
-pub(crate) fn place_remote_avatars(
-    mut commands: Commands,
-    mut social: ResMut<Social>,
-    mut avatars: Query<
-        (Entity, &mut RemoteAvatarView, &mut Transform, &mut Drive, &mut Figure, &Children),
-        Without<HandView>,
-    >,
-    mut hands: Query<(&HandView, &mut Transform), Without<RemoteAvatarView>>,
-) {
-    let now = now_micros();
-    for (_, name) in social.crowd.expire(now, PRESENCE_TIMEOUT) {
-        social.notice(format!("{name} left"));
-    }
-    let mut shown = std::collections::HashSet::new();
-    for (entity, mut view, mut transform, mut drive, mut figure, children) in &mut avatars {
-        let Some(avatar) = social.crowd.get(&view.key) else {
-            commands.entity(entity).despawn();
-            continue;
-        };
-        shown.insert(view.key);
-        if view.name != avatar.name || view.colour != avatar.colour {
-            view.name.clone_from(&avatar.name);
-            view.colour = avatar.colour;
-            // Their body takes the new colour too (scenery.rs recolours its parts).
-            figure.colour = Rgb::new(avatar.colour[0], avatar.colour[1], avatar.colour[2]);
-        }
-        let Some(pose) = avatar.pose_at(now) else { continue };
-        *transform = Transform::from_translation(pose.head.position).with_rotation(pose.head.rotation);
-        let tracked = |joint: &sanctuary_net::Joint| Tracked { position: joint.position, rotation: joint.rotation };
-        drive.0 = Drivers {
-            head: tracked(&pose.head),
-            left_hand: tracked(&pose.left_hand),
-            right_hand: tracked(&pose.right_hand),
-        };
-        let inverse = transform.compute_affine().inverse();
-        for child in children.iter() {
-            if let Ok((side, mut hand)) = hands.get_mut(child) {
-                let joint = if *side == HandView::Left { pose.left_hand } else { pose.right_hand };
-                hand.translation = inverse.transform_point3(joint.position);
-                hand.rotation = pose.head.rotation.inverse() * joint.rotation;
-            }
-        }
-    }
-    for (key, avatar) in social.crowd.iter() {
-        if shown.contains(key) {
-            continue;
-        }
-        let head = avatar.latest().map_or(Vec3::ZERO, |pose| pose.head.position);
-        commands
-            .spawn((
-                RegionScoped,
-                RemoteAvatarView { key: *key, name: avatar.name.clone(), colour: avatar.colour },
-                Figure::new(
-                    Rgb::new(avatar.colour[0], avatar.colour[1], avatar.colour[2]),
-                    u32::from(key.as_bytes()[0]),
-                ),
-                Drive::at(Tracked { position: head, rotation: Quat::IDENTITY }),
-                Transform::from_translation(head),
-                Visibility::default(),
-            ))
-            .with_children(|children| {
-                children.spawn((HandView::Left, Transform::default(), Visibility::default()));
-                children.spawn((HandView::Right, Transform::default(), Visibility::default()));
-            });
-    }
-}
-
 /// The people here, in name order.
 pub fn people_here(social: &Social) -> Vec<(PublicKey, String)> {
     let mut people: Vec<(PublicKey, String)> =
@@ -633,183 +498,11 @@ pub fn person_named(social: &Social, name: &str) -> Result<PublicKey, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sanctuary_net::Presence;
+    use sanctuary_net::{PoseFrame, Presence, QuantisedTransform};
 
     fn presence(name: &str) -> Presence {
         let at = QuantisedTransform::new(Vec3::new(1.0, 1.7, 2.0), Quat::IDENTITY);
         Presence { name: name.into(), colour: [1, 2, 3], pose: PoseFrame { head: at, left_hand: at, right_hand: at } }
-    }
-
-    #[test]
-    fn a_body_takes_the_colour_its_person_changes_to() {
-        let mut app = App::new();
-        app.init_resource::<Social>().add_systems(Update, place_remote_avatars);
-        let bo = PublicKey::from_secret_seed(&[2; 32]);
-        let colour_of = |app: &mut App| {
-            let mut figures = app.world_mut().query_filtered::<&Figure, With<RemoteAvatarView>>();
-            figures.single(app.world()).expect("Bo's figure").colour
-        };
-        app.world_mut().resource_mut::<Social>().crowd.insert(bo, 1, &presence("Bo"), now_micros());
-        app.update();
-        assert_eq!(colour_of(&mut app), Rgb::new(1, 2, 3));
-        let recoloured = Presence { colour: [200, 10, 10], ..presence("Bo") };
-        app.world_mut().resource_mut::<Social>().crowd.insert(bo, 2, &recoloured, now_micros());
-        app.update();
-        assert_eq!(colour_of(&mut app), Rgb::new(200, 10, 10), "the body follows the new colour");
-    }
-
-    /// A valid 24-word BIP39 phrase (from the BIP39 test vectors).
-    const PHRASE: &str = "legal winner thank year wave sausage worth useful legal winner thank year wave sausage \
-                          worth useful legal winner thank year wave sausage worth title";
-
-    /// The chat box, open, with `text` typed, addressed to Bo when `private`.
-    fn typed(text: &str, private: bool) -> ChatInput {
-        let to = private.then(|| (PublicKey::from_secret_seed(&[2; 32]), "Bo".to_owned()));
-        ChatInput { open: true, text: text.into(), to, ..ChatInput::default() }
-    }
-
-    /// Everything the chat panel would show, one line each.
-    fn panel(social: &Social) -> String {
-        social.chat.iter().map(|entry| format!("{}\n", entry.text)).collect()
-    }
-
-    #[test]
-    fn a_crowd_calling_one_a_friend_makes_few_notices() {
-        use sanctuary_engine::trust::{Statement, TrustContext, TrustGraph, TrustLevel};
-        let me = PublicKey::from_secret_seed(&[1; 32]);
-        let mut graph = TrustGraph::new();
-        for n in 0..10u8 {
-            let author = PublicKey::from_secret_seed(&[n + 10; 32]);
-            let level = Some(TrustLevel::Friend);
-            let statement = Statement { author, subject: me, context: TrustContext::People, level, sequence: 1 };
-            graph.insert(statement).expect("taken");
-        }
-        let mut social = Social { me: Some(me), ..Social::default() };
-        handle_event(&mut social, Event::Trust(std::sync::Arc::new(sanctuary_net::TrustView::compute(&graph, &me))));
-        let notices: Vec<&str> = social.chat.iter().map(|entry| entry.text.as_str()).collect();
-        assert_eq!(notices.len(), 4, "{notices:?}");
-        assert!(notices[3].starts_with("and 7 more call you a friend"), "{notices:?}");
-        // The same requests again say nothing new.
-        handle_event(&mut social, Event::Trust(std::sync::Arc::new(sanctuary_net::TrustView::compute(&graph, &me))));
-        assert_eq!(social.chat.len(), 4);
-    }
-
-    #[test]
-    fn a_mistyped_wallet_command_is_neither_sent_nor_shown() {
-        let mut social = Social::default();
-        let secret = format!("/walet restore hunter2hunter2 {PHRASE}");
-        let mut input = typed(&secret, false);
-        let sent = submission(&mut social, &mut input);
-        assert!(sent.is_none(), "an unknown command never leaves the machine: {sent:?}");
-        assert!(input.wallet_commands.is_empty(), "nor does it reach the wallet misspelt");
-        let shown = panel(&social);
-        assert!(!shown.contains("hunter2hunter2") && !shown.contains("sausage"), "no secret on screen: {shown}");
-        assert!(shown.contains("unknown command /walet") && shown.contains("/wallet"), "a notice with a hint: {shown}");
-        // The same typo in a private message is no different.
-        let mut input = typed(&secret, true);
-        assert!(submission(&mut social, &mut input).is_none());
-        assert!(!panel(&social).contains("hunter2hunter2"));
-    }
-
-    #[test]
-    fn a_recovery_phrase_said_aloud_is_held_until_confirmed() {
-        let mut social = Social::default();
-        let mut input = typed(PHRASE, false);
-        let sent = submission(&mut social, &mut input);
-        assert!(sent.is_none(), "held back: {sent:?}");
-        assert_eq!(input.text, PHRASE, "the text stays in the box, so Enter again can send it");
-        assert!(input.open);
-        let shown = panel(&social);
-        assert!(!shown.contains("sausage"), "never echoed: {shown}");
-        assert!(shown.contains("recovery phrase") && shown.contains("Enter again"), "says why and how: {shown}");
-        // Enter again on the same text sends it, unchanged.
-        let sent = submission(&mut social, &mut input);
-        assert!(matches!(&sent, Some(Command::Chat(text)) if text == PHRASE), "confirmed: {sent:?}");
-        assert!(!input.open && input.text.is_empty());
-    }
-
-    #[test]
-    fn a_recovery_phrase_in_a_private_message_is_held_until_confirmed() {
-        let mut social = Social::default();
-        let mut input = typed(PHRASE, true);
-        assert!(submission(&mut social, &mut input).is_none(), "held back");
-        assert!(input.to.is_some(), "still addressed to Bo");
-        assert!(!panel(&social).contains("sausage"));
-        let sent = submission(&mut social, &mut input);
-        assert!(
-            matches!(&sent, Some(Command::Direct { to, text }) if text == PHRASE && *to == PublicKey::from_secret_seed(&[2; 32])),
-            "confirmed: {sent:?}"
-        );
-    }
-
-    #[test]
-    fn a_changed_line_needs_its_own_confirmation() {
-        let mut social = Social::default();
-        let mut input = typed(PHRASE, false);
-        assert!(submission(&mut social, &mut input).is_none());
-        input.text.push_str(" zoo");
-        assert!(submission(&mut social, &mut input).is_none(), "a different text is held again");
-        // Cleared with Esc, then typed again from scratch: held again.
-        input.held_back = None;
-        input.text = PHRASE.to_owned();
-        assert!(submission(&mut social, &mut input).is_none());
-    }
-
-    #[test]
-    fn a_wallet_command_without_its_slash_is_held() {
-        for line in ["wallet unlock correcthorse", "\\wallet restore correcthorse", "walet unlock correcthorse"] {
-            let mut social = Social::default();
-            let mut input = typed(line, false);
-            assert!(submission(&mut social, &mut input).is_none(), "{line} is held back");
-            let shown = panel(&social);
-            assert!(!shown.contains("correcthorse") && shown.contains("passphrase"), "{shown}");
-        }
-    }
-
-    #[test]
-    fn ordinary_chat_is_sent_unchanged() {
-        for line in [
-            "the cat is on the table",
-            "hello, is anyone around? the fountain in the lobby is lovely tonight",
-            "I lost my wallet in the city",
-            "https://example.com/a/b is a good page",
-        ] {
-            let mut social = Social::default();
-            let sent = submission(&mut social, &mut typed(line, false));
-            assert!(matches!(&sent, Some(Command::Chat(text)) if text == line), "{line}: {sent:?}");
-            let sent = submission(&mut social, &mut typed(line, true));
-            assert!(matches!(&sent, Some(Command::Direct { text, .. }) if text == line), "{line}: {sent:?}");
-            assert!(social.chat.is_empty(), "no notice for an ordinary line");
-        }
-    }
-
-    #[test]
-    fn a_double_slash_sends_a_line_that_starts_with_a_slash() {
-        let mut social = Social::default();
-        let sent = submission(&mut social, &mut typed("//hello", false));
-        assert!(matches!(&sent, Some(Command::Chat(text)) if text == "/hello"), "{sent:?}");
-        let sent = submission(&mut social, &mut typed("//shrug", true));
-        assert!(matches!(&sent, Some(Command::Direct { text, .. }) if text == "/shrug"), "{sent:?}");
-    }
-
-    #[test]
-    fn commands_go_where_they_belong() {
-        let mut social = Social::default();
-        for line in ["/wallet unlock correcthorse", "/receive", "/sync", "/send tb1qxyz 1000", "/withdraw"] {
-            let mut input = typed(line, false);
-            assert!(submission(&mut social, &mut input).is_none(), "{line} is not sent");
-            assert_eq!(input.wallet_commands, vec![line.to_owned()], "{line} goes to the wallet");
-        }
-        let sent = submission(&mut social, &mut typed("/name Ada Lovelace", false));
-        assert!(matches!(&sent, Some(Command::Profile(profile)) if profile.name == "Ada Lovelace"), "{sent:?}");
-        let sent = submission(&mut social, &mut typed("/import /tmp/chair.glb", true));
-        assert!(matches!(&sent, Some(Command::Import(path)) if path.as_os_str() == "/tmp/chair.glb"), "{sent:?}");
-        let sent = submission(&mut social, &mut typed("/join not-a-ticket", false));
-        assert!(sent.is_none(), "a bad ticket is refused here: {sent:?}");
-        // Commands are whole words: `/names` is not `/name`.
-        let sent = submission(&mut social, &mut typed("/names", false));
-        assert!(sent.is_none(), "{sent:?}");
-        assert!(panel(&social).contains("unknown command /names"));
     }
 
     #[test]
@@ -849,50 +542,5 @@ mod tests {
         handle_event(&mut social, Event::Left { region: RegionId::Lobby, author: ada });
         assert!(social.crowd.is_empty());
         assert!(social.chat.iter().any(|entry| entry.text == "Ada left"));
-    }
-
-    #[test]
-    fn the_desktop_pose_puts_hands_at_the_sides() {
-        let player = Player { yaw: 0.0, ..Player::default() };
-        let transform = Transform::from_xyz(0.0, 1.7, 0.0);
-        let pose = pose_of(&transform, &player, None);
-        // Facing +z, the left hand is toward +x.
-        assert!(pose.left_hand.position().x > 0.0 && pose.right_hand.position().x < 0.0);
-        assert!(pose.left_hand.position().y < 1.7);
-    }
-
-    #[test]
-    fn in_a_headset_the_tracked_hands_are_sent() {
-        let mut app = crate::testing::vr_app(RegionId::Lobby);
-        crate::testing::run_frames(&mut app, 3);
-        // Raise the right hand above the head.
-        crate::testing::controllers(&mut app).right.grip = Some(Transform::from_xyz(0.1, 2.1, -0.2));
-        crate::testing::controllers(&mut app).left.grip = None;
-        crate::testing::run_frames(&mut app, 1);
-        let transform = crate::testing::player_transform(&mut app);
-        let player = *app.world_mut().query::<&Player>().single(app.world()).expect("player");
-        let controllers = *app.world().resource::<Controllers>();
-        let rig = *app.world().resource::<Rig>();
-        let pose = pose_of(&transform, &player, Some((&controllers, &rig)));
-        let raised = pose.right_hand.position();
-        assert!((raised - rig.to_world(Transform::from_xyz(0.1, 2.1, -0.2)).translation).length() < 0.01);
-        assert!(raised.y > transform.translation.y, "the raised hand is above the eyes");
-        // The untracked left hand hangs at the side, as on the desktop.
-        assert_eq!(pose.left_hand, pose_of(&transform, &player, None).left_hand);
-    }
-
-    #[test]
-    fn unblock_lists_and_undoes_by_number() {
-        let mut social = Social::default();
-        assert!(unblock(&mut social, "").is_none());
-        assert!(social.chat.iter().any(|entry| entry.text == "you block nobody"));
-        let (ada, bo) = (PublicKey::from_secret_seed(&[1; 32]), PublicKey::from_secret_seed(&[2; 32]));
-        social.blocked = vec![ada, bo];
-        assert!(unblock(&mut social, "").is_none(), "a list, no command");
-        assert!(social.chat.iter().any(|entry| entry.text.contains(&format!("1. {}", ada.short()))));
-        assert!(matches!(unblock(&mut social, "2"), Some(Command::Unblock(key)) if key == bo));
-        assert!(unblock(&mut social, "3").is_none(), "no third");
-        assert!(unblock(&mut social, "0").is_none());
-        assert!(unblock(&mut social, "ada").is_none());
     }
 }

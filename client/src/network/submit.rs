@@ -213,3 +213,180 @@ fn fingerprint(text: &str, to: Option<&PublicKey>) -> u64 {
     to.map(PublicKey::as_bytes).hash(&mut hasher);
     hasher.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sanctuary_net::Event;
+
+    use crate::network::handle_event;
+
+    /// A valid 24-word BIP39 phrase (from the BIP39 test vectors).
+    const PHRASE: &str = "legal winner thank year wave sausage worth useful legal winner thank year wave sausage \
+                          worth useful legal winner thank year wave sausage worth title";
+
+    /// The chat box, open, with `text` typed, addressed to Bo when `private`.
+    fn typed(text: &str, private: bool) -> ChatInput {
+        let to = private.then(|| (PublicKey::from_secret_seed(&[2; 32]), "Bo".to_owned()));
+        ChatInput { open: true, text: text.into(), to, ..ChatInput::default() }
+    }
+
+    /// Everything the chat panel would show, one line each.
+    fn panel(social: &Social) -> String {
+        social.chat.iter().map(|entry| format!("{}\n", entry.text)).collect()
+    }
+
+    #[test]
+    fn a_crowd_calling_one_a_friend_makes_few_notices() {
+        use sanctuary_engine::trust::{Statement, TrustContext, TrustGraph, TrustLevel};
+        let me = PublicKey::from_secret_seed(&[1; 32]);
+        let mut graph = TrustGraph::new();
+        for n in 0..10u8 {
+            let author = PublicKey::from_secret_seed(&[n + 10; 32]);
+            let level = Some(TrustLevel::Friend);
+            let statement = Statement { author, subject: me, context: TrustContext::People, level, sequence: 1 };
+            graph.insert(statement).expect("taken");
+        }
+        let mut social = Social { me: Some(me), ..Social::default() };
+        handle_event(&mut social, Event::Trust(std::sync::Arc::new(sanctuary_net::TrustView::compute(&graph, &me))));
+        let notices: Vec<&str> = social.chat.iter().map(|entry| entry.text.as_str()).collect();
+        assert_eq!(notices.len(), 4, "{notices:?}");
+        assert!(notices[3].starts_with("and 7 more call you a friend"), "{notices:?}");
+        // The same requests again say nothing new.
+        handle_event(&mut social, Event::Trust(std::sync::Arc::new(sanctuary_net::TrustView::compute(&graph, &me))));
+        assert_eq!(social.chat.len(), 4);
+    }
+
+    #[test]
+    fn a_mistyped_wallet_command_is_neither_sent_nor_shown() {
+        let mut social = Social::default();
+        let secret = format!("/walet restore hunter2hunter2 {PHRASE}");
+        let mut input = typed(&secret, false);
+        let sent = submission(&mut social, &mut input);
+        assert!(sent.is_none(), "an unknown command never leaves the machine: {sent:?}");
+        assert!(input.wallet_commands.is_empty(), "nor does it reach the wallet misspelt");
+        let shown = panel(&social);
+        assert!(!shown.contains("hunter2hunter2") && !shown.contains("sausage"), "no secret on screen: {shown}");
+        assert!(shown.contains("unknown command /walet") && shown.contains("/wallet"), "a notice with a hint: {shown}");
+        // The same typo in a private message is no different.
+        let mut input = typed(&secret, true);
+        assert!(submission(&mut social, &mut input).is_none());
+        assert!(!panel(&social).contains("hunter2hunter2"));
+    }
+
+    #[test]
+    fn a_recovery_phrase_said_aloud_is_held_until_confirmed() {
+        let mut social = Social::default();
+        let mut input = typed(PHRASE, false);
+        let sent = submission(&mut social, &mut input);
+        assert!(sent.is_none(), "held back: {sent:?}");
+        assert_eq!(input.text, PHRASE, "the text stays in the box, so Enter again can send it");
+        assert!(input.open);
+        let shown = panel(&social);
+        assert!(!shown.contains("sausage"), "never echoed: {shown}");
+        assert!(shown.contains("recovery phrase") && shown.contains("Enter again"), "says why and how: {shown}");
+        // Enter again on the same text sends it, unchanged.
+        let sent = submission(&mut social, &mut input);
+        assert!(matches!(&sent, Some(Command::Chat(text)) if text == PHRASE), "confirmed: {sent:?}");
+        assert!(!input.open && input.text.is_empty());
+    }
+
+    #[test]
+    fn a_recovery_phrase_in_a_private_message_is_held_until_confirmed() {
+        let mut social = Social::default();
+        let mut input = typed(PHRASE, true);
+        assert!(submission(&mut social, &mut input).is_none(), "held back");
+        assert!(input.to.is_some(), "still addressed to Bo");
+        assert!(!panel(&social).contains("sausage"));
+        let sent = submission(&mut social, &mut input);
+        assert!(
+            matches!(&sent, Some(Command::Direct { to, text }) if text == PHRASE && *to == PublicKey::from_secret_seed(&[2; 32])),
+            "confirmed: {sent:?}"
+        );
+    }
+
+    #[test]
+    fn a_changed_line_needs_its_own_confirmation() {
+        let mut social = Social::default();
+        let mut input = typed(PHRASE, false);
+        assert!(submission(&mut social, &mut input).is_none());
+        input.text.push_str(" zoo");
+        assert!(submission(&mut social, &mut input).is_none(), "a different text is held again");
+        // Cleared with Esc, then typed again from scratch: held again.
+        input.held_back = None;
+        input.text = PHRASE.to_owned();
+        assert!(submission(&mut social, &mut input).is_none());
+    }
+
+    #[test]
+    fn a_wallet_command_without_its_slash_is_held() {
+        for line in ["wallet unlock correcthorse", "\\wallet restore correcthorse", "walet unlock correcthorse"] {
+            let mut social = Social::default();
+            let mut input = typed(line, false);
+            assert!(submission(&mut social, &mut input).is_none(), "{line} is held back");
+            let shown = panel(&social);
+            assert!(!shown.contains("correcthorse") && shown.contains("passphrase"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn ordinary_chat_is_sent_unchanged() {
+        for line in [
+            "the cat is on the table",
+            "hello, is anyone around? the fountain in the lobby is lovely tonight",
+            "I lost my wallet in the city",
+            "https://example.com/a/b is a good page",
+        ] {
+            let mut social = Social::default();
+            let sent = submission(&mut social, &mut typed(line, false));
+            assert!(matches!(&sent, Some(Command::Chat(text)) if text == line), "{line}: {sent:?}");
+            let sent = submission(&mut social, &mut typed(line, true));
+            assert!(matches!(&sent, Some(Command::Direct { text, .. }) if text == line), "{line}: {sent:?}");
+            assert!(social.chat.is_empty(), "no notice for an ordinary line");
+        }
+    }
+
+    #[test]
+    fn a_double_slash_sends_a_line_that_starts_with_a_slash() {
+        let mut social = Social::default();
+        let sent = submission(&mut social, &mut typed("//hello", false));
+        assert!(matches!(&sent, Some(Command::Chat(text)) if text == "/hello"), "{sent:?}");
+        let sent = submission(&mut social, &mut typed("//shrug", true));
+        assert!(matches!(&sent, Some(Command::Direct { text, .. }) if text == "/shrug"), "{sent:?}");
+    }
+
+    #[test]
+    fn commands_go_where_they_belong() {
+        let mut social = Social::default();
+        for line in ["/wallet unlock correcthorse", "/receive", "/sync", "/send tb1qxyz 1000", "/withdraw"] {
+            let mut input = typed(line, false);
+            assert!(submission(&mut social, &mut input).is_none(), "{line} is not sent");
+            assert_eq!(input.wallet_commands, vec![line.to_owned()], "{line} goes to the wallet");
+        }
+        let sent = submission(&mut social, &mut typed("/name Ada Lovelace", false));
+        assert!(matches!(&sent, Some(Command::Profile(profile)) if profile.name == "Ada Lovelace"), "{sent:?}");
+        let sent = submission(&mut social, &mut typed("/import /tmp/chair.glb", true));
+        assert!(matches!(&sent, Some(Command::Import(path)) if path.as_os_str() == "/tmp/chair.glb"), "{sent:?}");
+        let sent = submission(&mut social, &mut typed("/join not-a-ticket", false));
+        assert!(sent.is_none(), "a bad ticket is refused here: {sent:?}");
+        // Commands are whole words: `/names` is not `/name`.
+        let sent = submission(&mut social, &mut typed("/names", false));
+        assert!(sent.is_none(), "{sent:?}");
+        assert!(panel(&social).contains("unknown command /names"));
+    }
+
+    #[test]
+    fn unblock_lists_and_undoes_by_number() {
+        let mut social = Social::default();
+        assert!(unblock(&mut social, "").is_none());
+        assert!(social.chat.iter().any(|entry| entry.text == "you block nobody"));
+        let (ada, bo) = (PublicKey::from_secret_seed(&[1; 32]), PublicKey::from_secret_seed(&[2; 32]));
+        social.blocked = vec![ada, bo];
+        assert!(unblock(&mut social, "").is_none(), "a list, no command");
+        assert!(social.chat.iter().any(|entry| entry.text.contains(&format!("1. {}", ada.short()))));
+        assert!(matches!(unblock(&mut social, "2"), Some(Command::Unblock(key)) if key == bo));
+        assert!(unblock(&mut social, "3").is_none(), "no third");
+        assert!(unblock(&mut social, "0").is_none());
+        assert!(unblock(&mut social, "ada").is_none());
+    }
+}
