@@ -368,6 +368,18 @@ pub fn decoders() -> Vec<Decoder> {
             },
         },
         Decoder {
+            name: "status page request (loopback HTTP)",
+            signed: false,
+            seeds: vec![
+                b"GET / HTTP/1.1\r\nHost: 127.0.0.1:7780\r\nAccept: text/html\r\n\r\n".to_vec(),
+                b"GET /status.json HTTP/1.1\r\nhost: localhost:7780\r\n\r\n".to_vec(),
+            ],
+            run: |bytes| {
+                let response = crate::status_page::respond(bytes, 7780, &crate::status_page::StatusSnapshot::default());
+                response.starts_with(b"HTTP/1.1 200 ").then(|| *blake3::hash(&response).as_bytes())
+            },
+        },
+        Decoder {
             name: "ticket (pasted text)",
             signed: false,
             seeds: ticket_seed(),
