@@ -498,11 +498,12 @@ pub fn person_named(social: &Social, name: &str) -> Result<PublicKey, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sanctuary_net::{PoseFrame, Presence, QuantisedTransform};
 
-    fn presence(name: &str) -> Presence {
-        let at = QuantisedTransform::new(Vec3::new(1.0, 1.7, 2.0), Quat::IDENTITY);
-        Presence { name: name.into(), colour: [1, 2, 3], pose: PoseFrame { head: at, left_hand: at, right_hand: at } }
+    /// Someone called `name` in colour (1, 2, 3), standing still at (1, 1.7, 2).
+    pub(super) fn presence(name: &str) -> sanctuary_net::Presence {
+        let at = sanctuary_net::QuantisedTransform::new(Vec3::new(1.0, 1.7, 2.0), Quat::IDENTITY);
+        let pose = sanctuary_net::PoseFrame { head: at, left_hand: at, right_hand: at };
+        sanctuary_net::Presence { name: name.into(), colour: [1, 2, 3], pose }
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod direct;
 pub mod film_store;
 pub mod films;
 pub mod fuzz;
+mod hex;
 mod identity;
 pub mod inbox;
 pub mod meeting;

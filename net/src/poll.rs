@@ -24,6 +24,8 @@ use std::time::Duration;
 use iroh::{PublicKey, SecretKey, Signature};
 use serde::{Deserialize, Serialize};
 
+use crate::hex::{from_hex, hex};
+
 /// The longest question, in characters.
 pub const MAX_QUESTION_CHARS: usize = 200;
 /// The fewest options a poll has.
@@ -414,21 +416,6 @@ pub fn verify_csv(text: &str) -> Result<Ballots, PollError> {
         ballots.take(ballot, Arrival::Kept).map_err(|error| bad(&error.to_string()))?;
     }
     Ok(ballots)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != N * 2 || !text.is_ascii() {
-        return None;
-    }
-    let mut bytes = [0u8; N];
-    for (at, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[at * 2..at * 2 + 2], 16).ok()?;
-    }
-    Some(bytes)
 }
 
 /// A CSV field in quotes, quotes inside doubled; line breaks (which a poll's text never has

@@ -94,7 +94,8 @@ pub fn render_in_child(
     std::fs::create_dir_all(out).map_err(|error| format!("{}: {error}", out.display()))?;
     clear_pages(out);
     let mut command = Command::new(renderer);
-    command.arg("render-pdf").arg(pdf).arg(out).arg("--memory-mib").arg((memory >> 20).max(1).to_string());
+    // `--` first: a file named like an option (`-x.pdf`) is still a file.
+    command.arg("render-pdf").arg("--memory-mib").arg((memory >> 20).max(1).to_string()).arg("--").arg(pdf).arg(out);
     let finished = run_limited(command, wall).map_err(|error| error.to_string())?;
     if !finished.status.success() {
         let said = finished.stderr.lines().rev().find(|line| !line.trim().is_empty()).map(str::trim);

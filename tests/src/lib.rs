@@ -5,9 +5,38 @@ pub mod hostile;
 pub mod models;
 pub mod peers;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use bevy::prelude::*;
 use sanctuary::{CurrentRegion, Player};
 use sanctuary_engine::{Portal, RegionId};
+
+/// The world store of the data directory named by the program's first argument, for the
+/// programs that write into one (`world_writer`, `market_stalls`); a missing argument or a
+/// store that does not open ends the program with what went wrong.
+pub fn replica_from_args(program: &str) -> sanctuary_net::Replica {
+    let Some(dir) = std::env::args().nth(1) else {
+        eprintln!("usage: {program} DATA_DIR");
+        std::process::exit(2);
+    };
+    match sanctuary_net::Replica::open(std::path::Path::new(&dir)) {
+        Ok((replica, _)) => replica,
+        Err(error) => {
+            eprintln!("cannot open the world store: {error}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Sequence numbers for changes: the clock in microseconds, always rising.
+pub fn sequence_clock() -> impl FnMut() -> u64 {
+    let clock = || SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_micros() as u64);
+    let mut last = 0;
+    move || {
+        last = clock().max(last + 1);
+        last
+    }
+}
 
 /// The region the headless client is in.
 pub fn region_of(app: &App) -> RegionId {

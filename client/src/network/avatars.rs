@@ -150,10 +150,7 @@ mod tests {
     use sanctuary_engine::RegionId;
     use sanctuary_net::Presence;
 
-    fn presence(name: &str) -> Presence {
-        let at = QuantisedTransform::new(Vec3::new(1.0, 1.7, 2.0), Quat::IDENTITY);
-        Presence { name: name.into(), colour: [1, 2, 3], pose: PoseFrame { head: at, left_hand: at, right_hand: at } }
-    }
+    use crate::network::tests::presence;
 
     #[test]
     fn a_body_takes_the_colour_its_person_changes_to() {

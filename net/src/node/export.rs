@@ -25,6 +25,7 @@ use sanctuary_engine::{ObjectKind, Op, PublicKey, Verifier};
 use super::Profile;
 use super::outbox::OutboxEntry;
 use crate::assets::{AssetStore, Bundle};
+use crate::hex::{from_hex, hex};
 use crate::private_room::RoomsFile;
 use crate::sealed;
 
@@ -292,21 +293,6 @@ async fn bundle_blobs(store: &AssetStore, hash: [u8; 32]) -> Option<Vec<([u8; 32
     Some(blobs)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn unhex32(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut bytes = [0u8; 32];
-    for (at, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * at..2 * at + 2)?, 16).ok()?;
-    }
-    Some(bytes)
-}
-
 /// The README every archive starts with.
 const README: &str = include_str!("export_readme.txt");
 
@@ -346,7 +332,7 @@ fn allowed(name: &str) -> bool {
         [single] => PLAIN_FILES.contains(single) || ["identity.sealed", "rooms.sealed"].contains(single),
         ["world", "changes.log"] => true,
         ["chat", file] => sanctuary_engine::RegionId::all().any(|region| *file == format!("{}.log", region.slug())),
-        ["blobs", hash] => unhex32(hash).is_some() && *hash == hash.to_lowercase(),
+        ["blobs", hash] => from_hex::<32>(hash).is_some() && *hash == hash.to_lowercase(),
         ["wallet", network, file] => safe_word(network) && WALLET_FILES.contains(file),
         _ => false,
     }
@@ -478,7 +464,7 @@ fn check_manifest(manifest: &str, found: &BTreeMap<String, (blake3::Hash, u64)>)
         else {
             return Err(refused(format!("a MANIFEST line that is not a file: {line:?}")));
         };
-        let (Some(hash), Ok(size)) = (unhex32(hash), size.parse::<u64>()) else {
+        let (Some(hash), Ok(size)) = (from_hex::<32>(hash), size.parse::<u64>()) else {
             return Err(refused(format!("a MANIFEST line that is not a file: {line:?}")));
         };
         match found.get(name) {
@@ -542,7 +528,7 @@ async fn place(
             continue;
         }
         if let Some(hash) = name.strip_prefix("blobs/") {
-            blobs.push((unhex32(hash).ok_or_else(|| refused(format!("{name}: not a hash")))?, name.clone()));
+            blobs.push((from_hex::<32>(hash).ok_or_else(|| refused(format!("{name}: not a hash")))?, name.clone()));
             continue;
         }
         let bytes = read(name)?;

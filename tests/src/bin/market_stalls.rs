@@ -5,12 +5,9 @@
 //!
 //! Usage: `market_stalls DATA_DIR` (with no node running on it)
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use glam::Vec3;
 use sanctuary_engine::trade::{Listing, PayTo, Title};
 use sanctuary_engine::{ModelRef, Op, PublicKey, home_parcel};
-use sanctuary_net::Replica;
 
 /// The sellers' secret seeds and what each offers: title, price in sats.
 const STALLS: [(u8, &str, u64); 6] = [
@@ -23,23 +20,8 @@ const STALLS: [(u8, &str, u64); 6] = [
 ];
 
 fn main() {
-    let Some(dir) = std::env::args().nth(1) else {
-        eprintln!("usage: market_stalls DATA_DIR");
-        std::process::exit(2);
-    };
-    let (mut replica, _) = match Replica::open(std::path::Path::new(&dir)) {
-        Ok(opened) => opened,
-        Err(error) => {
-            eprintln!("cannot open the world store: {error}");
-            std::process::exit(1);
-        }
-    };
-    let clock = || SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_micros() as u64);
-    let mut last = clock();
-    let mut next_seq = move || {
-        last = clock().max(last + 1);
-        last
-    };
+    let mut replica = sanctuary_tests::replica_from_args("market_stalls");
+    let mut next_seq = sanctuary_tests::sequence_clock();
     for (at, (seller, title, price_sats)) in STALLS.into_iter().enumerate() {
         let seed = [seller; 32];
         let parcel = home_parcel(&PublicKey::from_secret_seed(&seed));

@@ -5,32 +5,15 @@
 //! Usage: `world_writer DATA_DIR`
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use glam::Vec3;
 use sanctuary_engine::{Object, ObjectKind, Op, Placement, PublicKey, Rgb, Shape, home_parcel};
-use sanctuary_net::Replica;
 
 fn main() {
-    let Some(dir) = std::env::args().nth(1) else {
-        eprintln!("usage: world_writer DATA_DIR");
-        std::process::exit(2);
-    };
-    let (mut replica, _) = match Replica::open(std::path::Path::new(&dir)) {
-        Ok(opened) => opened,
-        Err(error) => {
-            eprintln!("cannot open the world store: {error}");
-            std::process::exit(1);
-        }
-    };
+    let mut replica = sanctuary_tests::replica_from_args("world_writer");
     let seed = [42u8; 32];
     let parcel = home_parcel(&PublicKey::from_secret_seed(&seed));
-    let clock = || SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_micros() as u64);
-    let mut last = clock();
-    let mut next_seq = move || {
-        last = clock().max(last + 1);
-        last
-    };
+    let mut next_seq = sanctuary_tests::sequence_clock();
     if replica.world().parcel(parcel).owner().is_none() {
         let _ = replica.author(&seed, next_seq(), Op::Claim { parcel });
     }
