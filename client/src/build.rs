@@ -141,6 +141,8 @@ impl CityWorld {
                     Op::Ban { banned: false, .. } => "let back onto your parcel",
                     // Trust is the social panel's to tell.
                     Op::Trust { .. } => return,
+                    Op::Host { kept: true, .. } => "your things are kept there now",
+                    Op::Host { kept: false, .. } => "no longer kept there",
                 };
                 self.feedback = Some((what.to_owned(), true));
             }

@@ -10,7 +10,7 @@
 pub const WALLET_COMMANDS: [&str; 7] = ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync"];
 
 /// The commands the chat box handles itself.
-const CHAT_COMMANDS: [&str; 23] = [
+const CHAT_COMMANDS: [&str; 24] = [
     "/join",
     "/import",
     "/name",
@@ -34,6 +34,7 @@ const CHAT_COMMANDS: [&str; 23] = [
     "/room",
     "/invite",
     "/uninvite",
+    "/home",
 ];
 
 /// The commands that choose the microphone and the speakers (see `crate::voice`).
@@ -112,6 +113,9 @@ pub enum ChatCommand {
     Room(&'static str, String),
     /// `/block WHO`: block someone from the keyboard.
     Block(String),
+    /// `/home [KEY | off KEY]`: where one's things are kept while one is away (one's home node,
+    /// friends' nodes that pin them).
+    Home(String),
     /// A wallet or trade command, the whole line, for the wallet to take.
     Wallet(String),
     /// `/mic` or `/speaker`, the whole line, for the voice settings to take.
@@ -214,6 +218,7 @@ pub fn parse(text: &str, private: bool) -> ChatCommand {
         "/poll" | "/polls" => ChatCommand::Poll(rest.to_owned()),
         "/vote" => needs("usage: /vote N OPTION (poll N as /poll lists them)", ChatCommand::Vote),
         "/board" => ChatCommand::Board(rest.to_owned()),
+        "/home" => ChatCommand::Home(rest.to_owned()),
         "/room" => ChatCommand::Room("room", rest.to_owned()),
         "/invite" => needs("usage: /invite NAME (someone here, a friend online, or a key)", |rest| {
             ChatCommand::Room("invite", rest)

@@ -154,10 +154,28 @@ pub struct NodeArgs {
     #[arg(long = "region", value_parser = parse_region)]
     pub regions: Vec<RegionId>,
 
-    /// Keep the models that the world places, up to this many MiB in all, so that they stay
-    /// reachable while their builders are away (0 keeps none).
+    /// Keep models up to this many MiB in all, for the owner and the friends below, so that
+    /// they stay reachable while their builders are away (0 keeps none).
     #[arg(long, value_name = "MIB", default_value_t = 2048)]
     pub model_quota_mib: u64,
+
+    /// Whose home node this is: their key (64 hex digits; `/home` in the client shows it).
+    /// Everything on their parcels is kept.
+    #[arg(long, value_name = "KEY", value_parser = parse_key)]
+    pub owner: Option<sanctuary_engine::PublicKey>,
+
+    /// How many MiB each friend of the owner may have kept here, once they ask (`/home KEY` in
+    /// their client, naming this node).
+    #[arg(long, value_name = "MIB", default_value_t = 512)]
+    pub friend_quota_mib: u64,
+
+    /// Keep for this person too, friend or not, up to MIB once they ask; repeat for several.
+    #[arg(long = "pin", value_name = "KEY=MIB", value_parser = parse_pin)]
+    pub pins: Vec<(sanctuary_engine::PublicKey, u64)>,
+
+    /// Keep every model the world places (a community node), within --model-quota-mib.
+    #[arg(long)]
+    pub keep_all: bool,
 
     /// Serve the status page (and /status.json) on this port of 127.0.0.1; 0 turns it off.
     #[arg(long, value_name = "PORT", default_value_t = sanctuary_net::status_page::DEFAULT_STATUS_PORT)]
@@ -411,6 +429,17 @@ fn parse_name(text: &str) -> Result<String, String> {
 
 fn parse_region(text: &str) -> Result<RegionId, String> {
     text.parse().map_err(|error: sanctuary_engine::UnknownRegion| error.to_string())
+}
+
+fn parse_key(text: &str) -> Result<sanctuary_engine::PublicKey, String> {
+    text.parse().map_err(|error: sanctuary_engine::KeyError| format!("not a key: {error}"))
+}
+
+fn parse_pin(text: &str) -> Result<(sanctuary_engine::PublicKey, u64), String> {
+    let (key, mib) = text.split_once('=').ok_or_else(|| format!("'{text}' is not KEY=MIB"))?;
+    let mib: u64 = mib.trim().parse().map_err(|_| format!("'{mib}' is not a whole number of MiB"))?;
+    let bytes = mib.checked_mul(1024 * 1024).ok_or_else(|| format!("{mib} MiB is too many"))?;
+    Ok((parse_key(key)?, bytes))
 }
 
 fn parse_drifters(text: &str) -> Result<usize, String> {

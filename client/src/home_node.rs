@@ -2,14 +2,15 @@
 //! service manager (SIGTERM); its status page on a loopback port (see
 //! `sanctuary_net::status_page`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use sanctuary_engine::RegionId;
-use sanctuary_net::status_page::{MAX_SERVED_LISTED, Served, StatusBoard, StatusServer, StatusSnapshot};
+use sanctuary_engine::{PublicKey, RegionId};
+use sanctuary_net::hosting::{HostingPlan, HostingPolicy};
+use sanctuary_net::status_page::{KeptRow, MAX_SERVED_LISTED, Served, StatusBoard, StatusServer, StatusSnapshot};
 use sanctuary_net::uploads::Uploads;
 use sanctuary_net::{Event, NetRuntime, RelayState, SharedReplica, Status, spawn_node};
 
@@ -33,9 +34,48 @@ struct Watch {
     world: Option<SharedReplica>,
     uploads: Option<Uploads>,
     stored_bytes: u64,
+    owner: Option<PublicKey>,
+    /// What the node keeps, and for whom, as last worked out.
+    plan: Option<Box<HostingPlan>>,
+    /// The names of the people in the plan, as heard in their presence.
+    names: HashMap<PublicKey, String>,
 }
 
 impl Watch {
+    /// A presence was heard: the name is kept when the plan lists its person.
+    fn heard(&mut self, key: PublicKey, name: &str) {
+        let listed = self
+            .plan
+            .as_ref()
+            .is_some_and(|plan| plan.kept_for.iter().any(|kept| kept.person == key) || plan.declined.contains(&key));
+        if listed {
+            self.names.insert(key, name.to_owned());
+        }
+    }
+
+    /// A new plan: names of people no longer in it are let go.
+    fn planned(&mut self, plan: Box<HostingPlan>) {
+        self.names.retain(|key, _| plan.kept_for.iter().any(|kept| kept.person == *key) || plan.declined.contains(key));
+        self.plan = Some(plan);
+    }
+
+    fn kept_rows(&self) -> Vec<KeptRow> {
+        let Some(plan) = &self.plan else { return Vec::new() };
+        plan.kept_for
+            .iter()
+            .map(|kept| KeptRow {
+                key: kept.person.to_string(),
+                name: self.names.get(&kept.person).cloned(),
+                role: kept.role.label().to_owned(),
+                named: kept.named,
+                quota: kept.quota,
+                models: kept.models,
+                bytes: kept.bytes,
+                left_out: kept.left_out,
+            })
+            .collect()
+    }
+
     fn snapshot(&self) -> StatusSnapshot {
         let counts = self.uploads.as_ref().map(Uploads::counts);
         let served_to = counts.as_ref().map(|counts| served_most(&counts.to)).unwrap_or_default();
@@ -58,6 +98,16 @@ impl Watch {
             stored_bytes: self.stored_bytes,
             served_bytes: counts.map_or(0, |counts| counts.total),
             served_to,
+            owner: self.owner.map(|owner| owner.to_string()),
+            kept_for: self.kept_rows(),
+            kept_models: self.plan.as_ref().map_or(0, |plan| plan.models.len()),
+            kept_bytes: self.plan.as_ref().map_or(0, |plan| plan.bytes),
+            declined: self
+                .plan
+                .as_ref()
+                .map(|plan| plan.declined.iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
+            declined_count: self.plan.as_ref().map_or(0, |plan| plan.declined_count),
         }
     }
 }
@@ -107,9 +157,7 @@ pub fn run(args: &NodeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if args.model_quota_mib > 0 {
-        config.keep_models = Some(args.model_quota_mib.saturating_mul(1024 * 1024));
-    }
+    config.hosting = hosting_policy(args);
     let data_dir = config.data_dir.clone();
     let runtime = match NetRuntime::new() {
         Ok(runtime) => runtime,
@@ -138,7 +186,13 @@ pub fn run(args: &NodeArgs) -> ExitCode {
         world: None,
         uploads: None,
         stored_bytes: 0,
+        owner: args.owner,
+        plan: None,
+        names: HashMap::new(),
     };
+    if args.owner.is_none() {
+        println!("no --owner given: nobody's things are kept but those of --pin (and all, with --keep-all)");
+    }
     let blobs: PathBuf = data_dir.join("blobs");
     let outcome = runtime.block_on(async {
         let mut tick = tokio::time::interval(STATUS_EVERY);
@@ -169,6 +223,12 @@ pub fn run(args: &NodeArgs) -> ExitCode {
                         watch.status = Some(status);
                     }
                     Some(Event::Chat(line)) => println!("[{}] {}: {}", line.region, line.name, line.text),
+                    Some(Event::Presence { author, presence, .. }) => watch.heard(author, &presence.name),
+                    Some(Event::Hosting(plan)) => {
+                        let people = plan.kept_for.len();
+                        println!("keeping {} models ({} bytes) for {people} people", plan.models.len(), plan.bytes);
+                        watch.planned(plan);
+                    }
                     Some(Event::Notice(notice)) => println!("{notice}"),
                     Some(Event::Failed(error)) => return Some(error),
                     Some(_) => {}
@@ -189,6 +249,20 @@ pub fn run(args: &NodeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What the node keeps, from its options: nothing with a quota of 0.
+fn hosting_policy(args: &NodeArgs) -> Option<HostingPolicy> {
+    if args.model_quota_mib == 0 {
+        return None;
+    }
+    Some(HostingPolicy {
+        owner: args.owner,
+        friend_quota: args.friend_quota_mib.saturating_mul(1024 * 1024),
+        grants: args.pins.iter().copied().collect(),
+        keep_all: args.keep_all,
+        total: args.model_quota_mib.saturating_mul(1024 * 1024),
+    })
 }
 
 /// The status page on `port` of the loopback address (none for 0, or when the port is taken:
@@ -239,6 +313,9 @@ mod tests {
             world: None,
             uploads: None,
             stored_bytes: 42,
+            owner: None,
+            plan: None,
+            names: HashMap::new(),
         };
         let snapshot = watch.snapshot();
         assert_eq!((snapshot.served_bytes, snapshot.stored_bytes, snapshot.relay.as_str()), (0, 42, "starting"));

@@ -13,6 +13,7 @@ use sanctuary_net::{
 };
 
 mod avatars;
+mod home_command;
 mod submit;
 mod trust_command;
 pub(crate) use trust_command::find as find_person;

@@ -173,3 +173,38 @@ fn a_parcel_bans_a_bounded_number_of_keys() {
     assert!(state.admits(&key(90_000)));
     assert_eq!(state.skipped, 1);
 }
+
+/// Host statements (`Op::Host`): the newest per host counts in any order, what it replaces is
+/// no longer held, naming oneself is refused, and `hosts_of`/`hosted_by` read both ways.
+#[test]
+fn host_statements_count_newest_first_and_read_both_ways() {
+    let mut ada = Person::new(1);
+    let (home, friend) = (Person::new(2), Person::new(3));
+    let at_home = ada.sign(Op::Host { host: home.key, kept: true });
+    let at_friend = ada.sign(Op::Host { host: friend.key, kept: true });
+    let not_home = ada.sign(Op::Host { host: home.key, kept: false });
+    let own = ada.sign(Op::Host { host: ada.key, kept: true });
+
+    let mut world = World::new();
+    assert_eq!(world.check(ada.key, &Op::Host { host: ada.key, kept: true }), Err(Rejection::HostSelf));
+    assert_eq!(insert(&mut world, &own), Err(Rejection::HostSelf));
+    for change in [&at_home, &at_friend] {
+        insert(&mut world, change).expect("taken");
+    }
+    assert_eq!(world.hosts_of(&ada.key), {
+        let mut both = vec![home.key, friend.key];
+        both.sort();
+        both
+    });
+    assert_eq!(world.hosted_by(&home.key), vec![ada.key]);
+    insert(&mut world, &not_home).expect("the withdrawal is newer");
+    assert_eq!(world.hosts_of(&ada.key), vec![friend.key]);
+    assert!(world.hosted_by(&home.key).is_empty());
+    assert!(!world.contains(&at_home.id()), "the statement replaced is let go");
+
+    // The other order ends the same: the older statement arriving late is refused.
+    let mut late = World::new();
+    insert(&mut late, &not_home).expect("taken");
+    assert_eq!(insert(&mut late, &at_home), Err(Rejection::Superseded));
+    assert!(late.hosts_of(&ada.key).is_empty());
+}

@@ -13,6 +13,7 @@ pub mod film_store;
 pub mod films;
 pub mod fuzz;
 mod hex;
+pub mod hosting;
 mod identity;
 pub mod inbox;
 pub mod meeting;

@@ -55,6 +55,39 @@ pub struct StatusSnapshot {
     pub served_bytes: u64,
     /// The peers served most, most first (at most [`MAX_SERVED_LISTED`]).
     pub served_to: Vec<Served>,
+    /// The node's owner (key, hex), when it has one.
+    pub owner: Option<String>,
+    /// Whom it keeps things for: the owner first, then friends and others by key.
+    pub kept_for: Vec<KeptRow>,
+    /// Models kept in all, and their bytes.
+    pub kept_models: usize,
+    /// Bytes of the models kept, as their placers declared them.
+    pub kept_bytes: u64,
+    /// People who asked to be kept for and were declined (a few of them), and how many.
+    pub declined: Vec<String>,
+    /// How many asked and were declined.
+    pub declined_count: usize,
+}
+
+/// What the node keeps for one person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeptRow {
+    /// Their key, hex.
+    pub key: String,
+    /// Their name, when the node has seen them.
+    pub name: Option<String>,
+    /// Why: `owner`, `friend` or `granted`.
+    pub role: String,
+    /// Whether they named this node as a host (signed).
+    pub named: bool,
+    /// Their quota in bytes.
+    pub quota: u64,
+    /// Models kept for them.
+    pub models: usize,
+    /// Bytes kept for them.
+    pub bytes: u64,
+    /// Models of theirs past a quota, not kept.
+    pub left_out: usize,
 }
 
 /// Bytes served to one peer.
@@ -148,6 +181,7 @@ pub fn status_html(snapshot: &StatusSnapshot) -> String {
     if served.is_empty() {
         served = "<tr><td colspan=\"2\">nobody yet</td></tr>\n".into();
     }
+    let kept = kept_html(snapshot);
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta http-equiv=\"refresh\" content=\"5\"><title>{name}: Sanctuary home node</title>\
@@ -157,8 +191,50 @@ pub fn status_html(snapshot: &StatusSnapshot) -> String {
          code{{font-size:.85em}}</style></head>\n<body><h1>{name}</h1>\
          <p>Sanctuary home node. This page reloads every 5 s; \
          <a href=\"/status.json\" style=\"color:#7fd\">status.json</a> has the same for scripts.</p>\n\
-         <table>\n{rows}</table>\n<h2>Served most to</h2><table>\n{served}</table></body></html>\n",
+         <table>\n{rows}</table>\n{kept}<h2>Served most to</h2><table>\n{served}</table></body></html>\n",
         name = escape(&snapshot.name),
+    )
+}
+
+/// The page's part on what is kept for whom.
+fn kept_html(snapshot: &StatusSnapshot) -> String {
+    let owner = match &snapshot.owner {
+        Some(owner) => format!("Owner: <code>{}</code>. ", escape(owner)),
+        None => "No owner set (start it with <code>--owner KEY</code>). ".into(),
+    };
+    let mut rows = String::new();
+    for kept in &snapshot.kept_for {
+        let who = match &kept.name {
+            Some(name) => format!("{} <code>{}</code>", escape(name), escape(&kept.key)),
+            None => format!("<code>{}</code>", escape(&kept.key)),
+        };
+        let asked = if kept.named { "yes" } else { "not yet" };
+        let left_out =
+            if kept.left_out > 0 { format!(" ({} left out: quota full)", kept.left_out) } else { String::new() };
+        rows += &format!(
+            "<tr><td>{who}</td><td>{}</td><td>{asked}</td><td>{}{left_out}</td><td>{} of {}</td></tr>\n",
+            escape(&kept.role),
+            kept.models,
+            escape(&size(kept.bytes)),
+            escape(&size(kept.quota)),
+        );
+    }
+    if rows.is_empty() {
+        rows = "<tr><td colspan=\"5\">nobody</td></tr>\n".into();
+    }
+    let declined = match snapshot.declined_count {
+        0 => String::new(),
+        count => {
+            let keys: Vec<String> =
+                snapshot.declined.iter().map(|key| format!("<code>{}</code>", escape(key))).collect();
+            format!("<p>Declined ({count}, not friends of the owner): {}</p>\n", keys.join(", "))
+        }
+    };
+    format!(
+        "<h2>Kept for</h2><p>{owner}{} models, {} in all.</p><table>\n<tr><th>Whose</th><th>Why</th>\
+         <th>Asked (signed)</th><th>Models</th><th>Bytes of quota</th></tr>\n{rows}</table>\n{declined}",
+        snapshot.kept_models,
+        escape(&size(snapshot.kept_bytes)),
     )
 }
 
@@ -306,6 +382,21 @@ mod tests {
             stored_bytes: 5 << 20,
             served_bytes: 12 << 30,
             served_to: vec![Served { key: "<script>alert(1)</script>".into(), bytes: 2048 }],
+            owner: Some("cd".repeat(32)),
+            kept_for: vec![KeptRow {
+                key: "ef".repeat(32),
+                name: Some("Fay <b>".into()),
+                role: "friend".into(),
+                named: true,
+                quota: 512 << 20,
+                models: 3,
+                bytes: 3 << 20,
+                left_out: 1,
+            }],
+            kept_models: 3,
+            kept_bytes: 3 << 20,
+            declined: vec!["12".repeat(32)],
+            declined_count: 5,
             ..StatusSnapshot::default()
         }
     }
@@ -320,7 +411,16 @@ mod tests {
         let page = get("/", "127.0.0.1:7780");
         assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
         assert!(page.contains("Content-Security-Policy: default-src 'none'"));
-        for shown in ["1 h 2 min", "lobby, city", "12.0 GiB", "5.0 MiB", "<td>120</td>"] {
+        for shown in [
+            "1 h 2 min",
+            "lobby, city",
+            "12.0 GiB",
+            "5.0 MiB",
+            "<td>120</td>",
+            "Fay &lt;b&gt;",
+            "<td>friend</td><td>yes</td><td>3 (1 left out: quota full)</td><td>3.0 MiB of 512.0 MiB</td>",
+            "Declined (5, not friends of the owner)",
+        ] {
             assert!(page.contains(shown), "{shown} in {page}");
         }
         // Names from elsewhere are escaped, never markup.
@@ -333,6 +433,9 @@ mod tests {
         assert_eq!(value["served_bytes"], 12u64 << 30);
         assert_eq!(value["regions"][1], "city");
         assert_eq!(value["served_to"][0]["bytes"], 2048);
+        assert_eq!(value["kept_for"][0]["role"], "friend");
+        assert_eq!(value["kept_for"][0]["quota"], 512u64 << 20);
+        assert_eq!(value["declined_count"], 5);
     }
 
     #[test]

@@ -185,8 +185,8 @@ pub enum WorldMessage {
     },
     /// The author is shutting down.
     Gone,
-    /// A signed world change that touches no parcel (a trust statement, see
-    /// `sanctuary_engine::Op::Trust`), passed on as its author made it. (Last of the variants,
+    /// A signed world change that touches no parcel (a trust or host statement, see
+    /// `sanctuary_engine::Op::Trust` and `Op::Host`), passed on as its author made it. (Last of the variants,
     /// so that older peers still read the others.)
     Change(Vec<u8>),
 }

@@ -107,6 +107,8 @@ pub struct Peer {
     pub room_refused: Vec<String>,
     /// What it uploads.
     pub uploads: sanctuary_net::uploads::Uploads,
+    /// What it keeps and for whom (a home node), as last worked out.
+    pub hosting: Option<Box<sanctuary_net::hosting::HostingPlan>>,
 }
 
 /// An offline node configuration (relays disabled, no LAN discovery) keeping its files in `dir`.
@@ -180,6 +182,7 @@ impl Peer {
                         rooms: None,
                         room_refused: Vec::new(),
                         uploads,
+                        hosting: None,
                     };
                 }
                 Event::Failed(error) => panic!("the node failed to start: {error}"),
@@ -235,6 +238,7 @@ impl Peer {
                 Event::BoardRefused(reason) => self.board_refused.push(reason),
                 Event::Rooms(view) => self.rooms = Some(view),
                 Event::RoomRefused(reason) => self.room_refused.push(reason),
+                Event::Hosting(plan) => self.hosting = Some(plan),
                 _ => {}
             }
         }

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use glam::Vec3;
-use sanctuary_engine::{ModelRef, Object, ObjectKind, Op, Placement, RegionId, Rgb, Shape, home_parcel};
+use sanctuary_engine::{ModelRef, Object, ObjectKind, Op, Placement, PublicKey, RegionId, Rgb, Shape, home_parcel};
+use sanctuary_net::hosting::{HostingPolicy, Role};
 use sanctuary_net::{Command, NodeConfig};
 use sanctuary_tests::models::crystal_glb;
 use sanctuary_tests::peers::{Peer, offline_config, wait_until};
@@ -75,7 +76,7 @@ async fn a_home_node_serves_a_builders_model_while_she_is_away() {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("temp dir")).collect();
     let files = tempfile::tempdir().expect("temp dir");
     let mut home_config = in_city(offline_config(dirs[0].path(), "Home", None));
-    home_config.keep_models = Some(64 * 1024 * 1024);
+    home_config.hosting = Some(HostingPolicy { keep_all: true, total: 64 * 1024 * 1024, ..HostingPolicy::default() });
     let mut home = Peer::start(home_config).await;
     let mut ada = Peer::start(in_city(offline_config(dirs[1].path(), "Ada", Some(&home.ticket)))).await;
 
@@ -171,4 +172,95 @@ async fn a_model_comes_from_another_holder_when_one_fails() {
     .expect("the good holder serves it");
     assert!(summary.triangles > 0);
     assert!(fetcher.checked_model(model.hash, &model_limits()).await.is_ok());
+}
+
+/// A home node keeps for its owner, a friend's node for a friend who asks (the pin), and the
+/// builder's things stay reachable while any of them runs. Ada links her home node (a signed
+/// `Op::Host`) and asks Fay's node to pin her things too; she and Fay are friends (both said
+/// so), so Fay's node keeps Ada's model within its per-friend quota. Ada goes offline: Cy, a
+/// newcomer, gets the parcel and the model from Ada's home node. Then the home node goes too:
+/// Dee, another newcomer, gets everything from Fay's node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_builders_things_stay_reachable_through_her_home_node_and_a_friends_pin() {
+    use sanctuary_engine::trust::{TrustContext, TrustLevel};
+
+    let dirs: Vec<tempfile::TempDir> = (0..6).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let files = tempfile::tempdir().expect("temp dir");
+    let mut ada = Peer::start(in_city(offline_config(dirs[0].path(), "Ada", None))).await;
+    let mut fay = Peer::start(in_city(offline_config(dirs[1].path(), "Fay", None))).await;
+    let mut fays_config = in_city(offline_config(dirs[2].path(), "Fay's node", None));
+    fays_config.hosting =
+        Some(HostingPolicy { owner: Some(fay.id), friend_quota: 8 << 20, total: 64 << 20, ..HostingPolicy::default() });
+    let mut fays_node = Peer::start(fays_config).await;
+    let mut home_config = in_city(offline_config(dirs[3].path(), "Ada's home", Some(&fays_node.ticket)));
+    home_config.hosting = Some(HostingPolicy { owner: Some(ada.id), total: 64 << 20, ..HostingPolicy::default() });
+    let mut home = Peer::start(home_config).await;
+    ada.handle.send(Command::Join(home.ticket.clone()));
+    fay.handle.send(Command::Join(fays_node.ticket.clone()));
+
+    let (glb, _) = crystal_glb();
+    let path = files.path().join("crystals.glb");
+    std::fs::write(&path, glb).expect("writes");
+    ada.handle.send(Command::Import(path));
+    wait_until(&mut [&mut ada], Duration::from_secs(10), "imported", |peer| !peer.imported.is_empty()).await;
+    let model: ModelRef = ada.imported[0];
+    let parcel = home_parcel(&ada.id);
+    let mut object = block(parcel, 0.0);
+    object.kind = ObjectKind::Model(model);
+    let friend = |subject| Op::Trust { subject, context: TrustContext::People, level: Some(TrustLevel::Friend) };
+    for op in [
+        Op::Claim { parcel },
+        Op::Put { parcel, epoch: 0, id: 1, object },
+        Op::Host { host: home.id, kept: true },
+        Op::Host { host: fays_node.id, kept: true },
+        friend(fay.id),
+    ] {
+        ada.handle.send(Command::Build(op));
+    }
+    fay.handle.send(Command::Build(friend(ada.id)));
+    wait_until(&mut [&mut ada], Duration::from_secs(20), "Ada built and said it all", |peer| peer.built.len() == 5)
+        .await;
+    wait_until(&mut [&mut fay], Duration::from_secs(20), "Fay said it", |peer| peer.built.len() == 1).await;
+    assert!(ada.refused.is_empty() && fay.refused.is_empty(), "{:?} {:?}", ada.refused, fay.refused);
+    wait_until(&mut [&mut home, &mut fays_node], Duration::from_secs(60), "both nodes keep Ada's model", |peer| {
+        peer.ready.contains(&model.hash)
+    })
+    .await;
+    let plan = fays_node.hosting.as_ref().expect("Fay's node worked out what it keeps");
+    let kept: Vec<(PublicKey, Role, bool, usize)> =
+        plan.kept_for.iter().map(|kept| (kept.person, kept.role, kept.named, kept.models)).collect();
+    assert_eq!(kept, vec![(fay.id, Role::Owner, false, 0), (ada.id, Role::Friend, true, 1)]);
+    assert_eq!(home.world.world().hosts_of(&ada.id).len(), 2);
+    ada.handle.shutdown().await;
+    fay.handle.shutdown().await;
+
+    let mut cy = Peer::start(in_city(offline_config(dirs[4].path(), "Cy", Some(&home.ticket)))).await;
+    wait_until(&mut [&mut cy], Duration::from_secs(30), "Cy has Ada's parcel", |peer| {
+        peer.world.parcel(parcel).objects.contains_key(&1)
+    })
+    .await;
+    cy.handle.send(Command::Fetch { model, hint: Some(ada.id) });
+    wait_until(&mut [&mut cy], Duration::from_secs(30), "Cy has Ada's model from her home node", |peer| {
+        peer.ready.contains(&model.hash)
+    })
+    .await;
+    assert!(cy.failed.is_empty(), "{:?}", cy.failed);
+    cy.handle.shutdown().await;
+    home.handle.shutdown().await;
+
+    let mut dee = Peer::start(in_city(offline_config(dirs[5].path(), "Dee", Some(&fays_node.ticket)))).await;
+    wait_until(&mut [&mut dee], Duration::from_secs(30), "Dee has Ada's parcel", |peer| {
+        peer.world.parcel(parcel).objects.contains_key(&1)
+    })
+    .await;
+    dee.handle.send(Command::Fetch { model, hint: Some(ada.id) });
+    wait_until(&mut [&mut dee], Duration::from_secs(60), "Dee has Ada's model from Fay's pin", |peer| {
+        peer.ready.contains(&model.hash)
+    })
+    .await;
+    assert!(dee.failed.is_empty(), "{:?}", dee.failed);
+    let served = fays_node.uploads.counts();
+    assert!(served.to.get(dee.id.as_bytes()).is_some_and(|bytes| *bytes > 0), "Fay's node served Dee: {served:?}");
+    dee.handle.shutdown().await;
+    fays_node.handle.shutdown().await;
 }

@@ -150,6 +150,7 @@ pub(super) fn submission(social: &mut Social, input: &mut ChatInput) -> Option<C
             input.board = Some(rest);
             None
         }
+        ChatCommand::Home(rest) => super::home_command::home(social, &rest),
         ChatCommand::Room(word, rest) => {
             input.room = Some((word, rest));
             None

@@ -223,6 +223,16 @@ pub enum Op {
         /// Kept off, or let back.
         banned: bool,
     },
+    /// The author says that `host` (their home node, or a friend's node pinning their things)
+    /// keeps their parcels and models (`kept: true`), or no longer does. Fetchers of the
+    /// author's models ask the hosts too; a newer statement on the same host replaces an older
+    /// one (see [`super::hosts`]).
+    Host {
+        /// The node that keeps them.
+        host: PublicKey,
+        /// Kept there, or no longer.
+        kept: bool,
+    },
 }
 
 impl Op {
@@ -237,7 +247,7 @@ impl Op {
             | Op::Withdraw { parcel, .. }
             | Op::Buy { parcel, .. }
             | Op::Ban { parcel, .. } => Some(parcel),
-            Op::Trust { .. } => None,
+            Op::Trust { .. } | Op::Host { .. } => None,
         }
     }
 
@@ -249,7 +259,12 @@ impl Op {
     /// The ownership epoch the change is made in (claims make epoch 0).
     pub(crate) fn epoch(&self) -> u32 {
         match *self {
-            Op::Claim { .. } | Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } | Op::Trust { .. } => 0,
+            Op::Claim { .. }
+            | Op::List { .. }
+            | Op::Withdraw { .. }
+            | Op::Buy { .. }
+            | Op::Trust { .. }
+            | Op::Host { .. } => 0,
             Op::Transfer { epoch, .. } | Op::Put { epoch, .. } | Op::Remove { epoch, .. } | Op::Ban { epoch, .. } => {
                 epoch
             }
@@ -373,6 +388,12 @@ pub enum Rejection {
     /// The parcel bans as many keys as a parcel may.
     #[error("a parcel bans at most {} keys", budget::BANS)]
     TooManyBans,
+    /// A host statement naming its own author.
+    #[error("a key cannot be its own host")]
+    HostSelf,
+    /// A host statement past the most hosts a person names at once.
+    #[error("a person names at most {} hosts at once", super::hosts::MAX_HOSTS)]
+    TooManyHosts,
 }
 
 impl Change {

@@ -20,6 +20,7 @@
 //! duplicates, after drops healed by sync. [`World::state_hash`] proves it.
 
 mod change;
+mod hosts;
 mod parcel;
 mod statements;
 
@@ -30,6 +31,8 @@ pub use change::{
     Change, ChangeId, MAX_CHANGE_BYTES, MAX_MODEL_EXTENT, ModelRef, Object, ObjectId, ObjectKind, Op, Rejection,
     SignedChange, Verified, Verifier, budget, primitive_triangles,
 };
+use hosts::Hosts;
+pub use hosts::{MAX_HOST_RECORDS, MAX_HOSTS};
 pub use parcel::ParcelState;
 use parcel::{OrderKey, ParcelLog};
 pub use statements::MAX_TRUST_RECORDS;
@@ -105,6 +108,8 @@ pub struct World {
     waiting: HashMap<PublicKey, Vec<(ParcelCoord, u32)>>,
     /// Trust statements, apart from the parcels.
     statements: Statements,
+    /// Who keeps whose things (host statements), apart from the parcels.
+    hosts: Hosts,
     verifier: Verifier,
 }
 
@@ -202,7 +207,7 @@ impl World {
         let log = self.parcels.entry(parcel).or_default();
         match change.op {
             // Trade records and statements were taken above.
-            Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } | Op::Trust { .. } => {}
+            Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } | Op::Trust { .. } | Op::Host { .. } => {}
             Op::Claim { .. } => {
                 log.claims.insert(claim_rank(&change.author, parcel), (change.author, id));
                 log.chain_dirty = true;
@@ -234,10 +239,16 @@ impl World {
         Ok(Inserted::New)
     }
 
-    /// Takes a trust statement; the one it replaces is no longer held.
+    /// Takes a trust or host statement; the one it replaces is no longer held.
     fn insert_statement(&mut self, change: Change, signed: SignedChange, id: ChangeId) -> Result<Inserted, Rejection> {
-        let Some(statement) = statement_of(&change) else { return Err(Rejection::Malformed) };
-        if let Some(replaced) = self.statements.insert(statement, id)? {
+        let replaced = match change.op {
+            Op::Host { host, kept } => self.hosts.insert(change.author, change.seq, host, kept, id)?,
+            _ => {
+                let Some(statement) = statement_of(&change) else { return Err(Rejection::Malformed) };
+                self.statements.insert(statement, id)?
+            }
+        };
+        if let Some(replaced) = replaced {
             self.held.remove(&replaced);
         }
         self.held.insert(id, signed);
@@ -247,6 +258,16 @@ impl World {
     /// Every trust statement held, as a graph to work out trust from.
     pub fn trust(&self) -> &TrustGraph {
         self.statements.graph()
+    }
+
+    /// The hosts `person` names now (see [`Op::Host`]), in key order.
+    pub fn hosts_of(&self, person: &PublicKey) -> Vec<PublicKey> {
+        self.hosts.of(person)
+    }
+
+    /// The people who name `host` as one of theirs now, in key order.
+    pub fn hosted_by(&self, host: &PublicKey) -> Vec<PublicKey> {
+        self.hosts.naming(host)
     }
 
     /// Counts a change of `author` waiting for `epoch` of `parcel` against the author's budget,
@@ -305,6 +326,9 @@ impl World {
     /// Whether `author` may make `op` now, and why not if not: what a builder's client asks
     /// before signing, so the person sees the reason instead of a change every peer skips.
     pub fn check(&mut self, author: PublicKey, op: &Op) -> Result<(), Rejection> {
+        if let Op::Host { host, kept } = *op {
+            return self.hosts.check(author, host, kept);
+        }
         let Some(parcel) = op.parcel() else {
             let change = Change { author, seq: u64::MAX, op: *op };
             let statement = statement_of(&change).ok_or(Rejection::Malformed)?;

@@ -96,7 +96,8 @@ impl ParcelState {
             | Op::List { .. }
             | Op::Withdraw { .. }
             | Op::Buy { .. }
-            | Op::Trust { .. } => Ok(()),
+            | Op::Trust { .. }
+            | Op::Host { .. } => Ok(()),
         }
     }
 }

@@ -103,6 +103,7 @@ pub(super) enum Internal {
     BoardFetched(Box<Result<crate::whiteboard::Board, String>>),
     RoomHanded { from: iroh::PublicKey, bytes: Vec<u8> },
     RoomPushed { to: [u8; 32], bytes: Vec<u8>, handed: bool },
+    Hosting(Box<crate::hosting::HostingPlan>),
 }
 
 impl From<(Option<RegionId>, Signed<WorldMessage>)> for Internal {
@@ -347,7 +348,8 @@ impl Node {
         let ticket = EndpointTicket::new(endpoint.addr()).to_string();
         let long_ago = Instant::now().checked_sub(Duration::from_secs(60)).unwrap_or_else(Instant::now);
         let downloader = assets.downloader(&endpoint);
-        let world_sync = WorldSync::new(config.keep_models, replica.clone(), secret.to_bytes(), internal_tx.clone());
+        let world_sync =
+            WorldSync::new(config.hosting.clone(), replica.clone(), secret.to_bytes(), internal_tx.clone());
         let mut node = Node {
             secret,
             me,
@@ -409,7 +411,6 @@ impl Node {
         node.emit(Event::Volumes(node.volumes.list())).await;
         node.tell_rooms().await;
         node.refresh_trust();
-        node.keep_held_models();
         node.set_regions(config.regions).await;
         // The peers of the tickets are asked straight into our regions too, without waiting to
         // hear on the world topic where they are.
@@ -527,6 +528,7 @@ impl Node {
             Internal::Applied(applied) => self.applied(applied).await,
             Internal::Synced { peer, result } => self.sync_done(peer, result).await,
             Internal::Refetch { wanted, hint, attempt } => self.fetch_attempt(wanted, hint, attempt),
+            Internal::Hosting(plan) => self.hosting_planned(plan).await,
             Internal::Worn(result) => self.worn(result).await,
             Internal::VoiceDialled { peer, result } => self.voice_dialled(peer, result),
             Internal::FilmShared(result) => self.film_shared(result).await,

@@ -184,9 +184,9 @@ pub struct NodeConfig {
     pub regions: Vec<RegionId>,
     /// Peers to meet from the start.
     pub join: Vec<Ticket>,
-    /// Keep (fetch and hold) every model the world places, up to this many bytes in all: what
-    /// a home node does, so that it serves builders' models while they are away.
-    pub keep_models: Option<u64>,
+    /// What to keep (fetch and hold) for whom: what a home node does, so that it serves its
+    /// owner's and their friends' models while they are away (see [`crate::hosting`]).
+    pub hosting: Option<crate::hosting::HostingPolicy>,
     /// The largest film this peer fetches or shares on a screen, in bytes.
     pub max_film_bytes: u64,
     /// The most bytes a second this peer uploads from its store (films, models, avatars) to
@@ -206,7 +206,7 @@ impl NodeConfig {
             colour: None,
             regions: vec![RegionId::Lobby],
             join: Vec::new(),
-            keep_models: None,
+            hosting: None,
             max_film_bytes: crate::screen::DEFAULT_MAX_FILM_BYTES,
             upload_rate: Some(DEFAULT_UPLOAD_RATE),
         }
@@ -448,6 +448,8 @@ pub enum Event {
         /// What we upload, counted per peer.
         uploads: crate::uploads::Uploads,
     },
+    /// A home node worked out again what it keeps, and for whom.
+    Hosting(Box<crate::hosting::HostingPlan>),
     /// The screen of the region we are in changed (or its controller's clock was learnt
     /// better).
     Screen(ScreenView),

@@ -3,9 +3,13 @@
 //! ([`crate::replica`], `sanctuary/world/1`), and models fetched from whoever holds them
 //! ([`crate::assets`], iroh-blobs).
 //!
+//! A home node keeps what its hosting plan says ([`crate::hosting`]): the plan is worked out
+//! again off the loop, at most once every [`REPLAN_PAUSE`], whenever the world changed.
+//!
 //! Bounds: the sync protocol's own (see [`crate::replica`]); at most [`MAX_FETCHES`] models are
-//! fetched at once, each from at most [`MAX_PROVIDERS`] peers, tried [`FETCH_ATTEMPTS`] times
-//! with a doubling back-off; a home node keeps models up to its quota of bytes.
+//! fetched at once, each from at most [`MAX_PROVIDERS`] peers (the placer first, then the hosts
+//! the placer names, then whoever is near), tried [`FETCH_ATTEMPTS`] times with a doubling
+//! back-off; a home node keeps models up to its quotas of bytes.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -13,13 +17,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sanctuary_engine::avatar::{AVATAR_BYTES, AvatarRef, avatar_limits};
-use sanctuary_engine::{ModelLimits, ModelRef, ModelSummary, ObjectKind, Op, PublicKey, RegionId, SignedChange};
+use sanctuary_engine::{ModelLimits, ModelRef, ModelSummary, Op, PublicKey, RegionId};
 use tokio::sync::mpsc;
 
 use super::Event;
 use super::actor::{Internal, Node, wall_micros};
 use crate::alpn;
 use crate::assets::{AssetError, model_limits};
+use crate::hosting::{HostingPlan, HostingPolicy, plan};
 use crate::node::world_topic;
 use crate::replica::{Applied, AuthorError, SharedReplica, SyncReport, sync_with};
 use crate::wire::{RegionMessage, WorldMessage, encode};
@@ -36,6 +41,8 @@ const MAX_FETCHES: usize = 4;
 const FETCH_ATTEMPTS: u32 = 4;
 /// The wait before the second try; it doubles with each.
 const FETCH_BACKOFF: Duration = Duration::from_secs(1);
+/// The least time between two workings-out of a home node's hosting plan.
+const REPLAN_PAUSE: Duration = Duration::from_secs(1);
 
 /// Syncing and fetching.
 pub(super) struct WorldSync {
@@ -55,17 +62,17 @@ pub(super) struct WorldSync {
     fetching: Arc<Mutex<HashSet<[u8; 32]>>>,
     /// Fetches running at once.
     fetch_slots: Arc<tokio::sync::Semaphore>,
-    /// What a home node keeps of the world's models, when it keeps them.
-    kept: Option<KeptModels>,
+    /// What a home node keeps, when it keeps anything.
+    hosting: Option<Hosting>,
     /// Our own changes to make, in order, on the builder thread.
     builder: std::sync::mpsc::Sender<(u64, Op)>,
 }
 
 impl WorldSync {
-    /// Keeping models up to `keep_models` bytes, or none; our own changes are made in `replica`
-    /// with `secret`, and reported on `internal`.
+    /// Keeping what `hosting` says (a home node), or nothing; our own changes are made in
+    /// `replica` with `secret`, and reported on `internal`.
     pub(super) fn new(
-        keep_models: Option<u64>,
+        hosting: Option<HostingPolicy>,
         replica: SharedReplica,
         secret: [u8; 32],
         internal: mpsc::Sender<Internal>,
@@ -90,14 +97,16 @@ impl WorldSync {
             retry: HashMap::new(),
             fetching: Arc::new(Mutex::new(HashSet::new())),
             fetch_slots: Arc::new(tokio::sync::Semaphore::new(MAX_FETCHES)),
-            kept: keep_models.map(KeptModels::new),
+            hosting: hosting.map(Hosting::new),
             builder,
         }
     }
 
-    /// Whether models are kept (a home node).
-    pub(super) fn keeps_models(&self) -> bool {
-        self.kept.is_some()
+    /// The world changed: a home node works out what to keep again.
+    fn world_changed(&mut self) {
+        if let Some(hosting) = self.hosting.as_mut() {
+            hosting.dirty = true;
+        }
     }
 }
 
@@ -139,32 +148,22 @@ impl Wanted {
     }
 }
 
-/// The models a home node keeps, within a quota of bytes.
+/// A home node's keeping: its policy, and the models its last plan asked for.
 #[derive(Debug)]
-struct KeptModels {
-    quota: u64,
-    bytes: u64,
-    hashes: HashSet<[u8; 32]>,
+struct Hosting {
+    policy: Arc<HostingPolicy>,
+    /// The world changed since the plan was last worked out.
+    dirty: bool,
+    /// A plan is being worked out now.
+    planning: bool,
+    last_plan: Option<Instant>,
+    /// The models the last plan keeps (each fetched once when it joined the plan).
+    kept: HashSet<[u8; 32]>,
 }
 
-impl KeptModels {
-    fn new(quota: u64) -> Self {
-        Self { quota, bytes: 0, hashes: HashSet::new() }
-    }
-
-    /// Whether `model` is to be kept now (new, and within the quota); if so it is counted.
-    fn take(&mut self, model: ModelRef) -> bool {
-        if self.hashes.contains(&model.hash) {
-            return false;
-        }
-        match self.bytes.checked_add(model.bytes) {
-            Some(bytes) if bytes <= self.quota => {
-                self.bytes = bytes;
-                self.hashes.insert(model.hash);
-                true
-            }
-            _ => false,
-        }
+impl Hosting {
+    fn new(policy: HostingPolicy) -> Self {
+        Self { policy: Arc::new(policy), dirty: true, planning: false, last_plan: None, kept: HashSet::new() }
     }
 }
 
@@ -184,6 +183,7 @@ impl Node {
     pub(super) async fn built(&mut self, op: Op, result: Result<Vec<u8>, AuthorError>) {
         match result {
             Ok(bytes) => {
+                self.world_sync.world_changed();
                 match op.parcel() {
                     Some(parcel) => {
                         if let Some((sender, heard)) =
@@ -227,7 +227,9 @@ impl Node {
 
     /// Changes were applied: keep their models (a home node) and tell the program.
     pub(super) async fn applied(&mut self, applied: Applied) {
-        self.keep_models_of(&applied.new);
+        if !applied.new.is_empty() {
+            self.world_sync.world_changed();
+        }
         if applied.statements {
             self.refresh_trust();
         }
@@ -278,6 +280,16 @@ impl Node {
             providers.retain(|peer| *peer != hint);
             providers.insert(0, hint);
         }
+        // Then the hosts the placer names: their home node, friends' nodes pinning their things.
+        if let Some(hint) = hint {
+            let hosts = self.replica.world().hosts_of(&hint);
+            let hosts = hosts.iter().filter_map(|key| iroh::PublicKey::from_bytes(key.as_bytes()).ok());
+            let at = usize::from(providers.first().is_some_and(|first| first.as_bytes() == hint.as_bytes()));
+            for (offset, host) in hosts.filter(|host| *host != self.me).enumerate() {
+                providers.retain(|peer| *peer != host);
+                providers.insert((at + offset).min(providers.len()), host);
+            }
+        }
         providers.truncate(MAX_PROVIDERS);
         let fetching = self.world_sync.fetching.clone();
         let (assets, downloader, events) = (self.assets.clone(), self.downloader.clone(), self.events.clone());
@@ -315,35 +327,36 @@ impl Node {
         });
     }
 
-    /// A home node keeps the models that the world it holds places, within its quota, so that
-    /// it can serve them while their builders are away.
-    pub(super) fn keep_models_of(&mut self, changes: &[Vec<u8>]) {
-        let Some(kept) = self.world_sync.kept.as_mut() else { return };
-        let mut wanted = Vec::new();
-        for bytes in changes {
-            let Ok(signed) = SignedChange::decode(bytes) else { continue };
-            if let Op::Put { object, .. } = signed.change.op
-                && let ObjectKind::Model(model) = object.kind
-                && kept.take(model)
-            {
-                wanted.push((model, signed.change.author));
-            }
-        }
-        for (model, author) in wanted {
-            self.fetch(Wanted::Model(model), Some(author));
-        }
-    }
-
-    /// Keeps every model the world already places (a home node, at start).
-    pub(super) fn keep_held_models(&mut self) {
-        if !self.world_sync.keeps_models() {
+    /// A home node works out what to keep, off the loop, when the world changed and the last
+    /// plan is at least [`REPLAN_PAUSE`] old.
+    fn replan(&mut self, now: Instant) {
+        let Some(hosting) = self.world_sync.hosting.as_mut() else { return };
+        if !hosting.dirty || hosting.planning || hosting.last_plan.is_some_and(|at| now < at + REPLAN_PAUSE) {
             return;
         }
-        let held: Vec<Vec<u8>> = {
-            let world = self.replica.world();
-            world.changes().filter_map(|id| world.get(&id).map(SignedChange::to_bytes)).collect()
-        };
-        self.keep_models_of(&held);
+        hosting.dirty = false;
+        hosting.planning = true;
+        let (replica, internal, policy) = (self.replica.clone(), self.internal_tx.clone(), hosting.policy.clone());
+        let Ok(me) = PublicKey::from_bytes(*self.me.as_bytes()) else { return };
+        tokio::task::spawn_blocking(move || {
+            let plan = plan(&mut replica.world(), &me, &policy);
+            let _ = internal.blocking_send(Internal::Hosting(Box::new(plan)));
+        });
+    }
+
+    /// A plan was worked out: fetch what joined it, and tell the program (the status page).
+    pub(super) async fn hosting_planned(&mut self, plan: Box<HostingPlan>) {
+        let Some(hosting) = self.world_sync.hosting.as_mut() else { return };
+        hosting.planning = false;
+        hosting.last_plan = Some(Instant::now());
+        let wanted: HashSet<[u8; 32]> = plan.models.iter().map(|(model, _)| model.hash).collect();
+        let new: Vec<(ModelRef, PublicKey)> =
+            plan.models.iter().filter(|(model, _)| !hosting.kept.contains(&model.hash)).copied().collect();
+        hosting.kept = wanted;
+        for (model, person) in new {
+            self.fetch(Wanted::Model(model), Some(person));
+        }
+        self.emit(Event::Hosting(plan)).await;
     }
 
     /// A gossip neighbour came or went: a new one in the city is compared with, once per pair
@@ -419,7 +432,9 @@ impl Node {
                 self.sync(peer);
             }
         }
-        self.keep_models_of(&report.new);
+        if !report.new.is_empty() {
+            self.world_sync.world_changed();
+        }
         if report.statements {
             self.refresh_trust();
         }
@@ -434,6 +449,7 @@ impl Node {
 
     /// Every minute, compares the world with a city neighbour (anti-entropy).
     pub(super) fn world_tick(&mut self, now: Instant) {
+        self.replan(now);
         let due: Vec<iroh::PublicKey> =
             self.world_sync.retry.iter().filter(|(_, at)| **at <= now).map(|(peer, _)| *peer).collect();
         for peer in due {
