@@ -86,3 +86,26 @@ fn archive_passphrase(args: &ArchiveArgs, export: bool) -> Result<String, String
     }
     Ok(passphrase)
 }
+
+/// `sanctuary receipts`: the contribution record (the receipts others signed for what this
+/// person served) as CSV, or with `json` as JSON, on standard output.
+pub fn receipts(data_dir: Option<&std::path::Path>, json: bool) -> ExitCode {
+    let Some(data_dir) = data_dir.map(std::path::Path::to_owned).or_else(crate::cli::default_data_dir) else {
+        eprintln!("error: there is no home directory; pass --data-dir DIR");
+        return ExitCode::from(2);
+    };
+    match sanctuary_net::read_record(&data_dir) {
+        Ok(receipts) if json => {
+            println!("{}", sanctuary_net::receipts::record_json(&receipts));
+            ExitCode::SUCCESS
+        }
+        Ok(receipts) => {
+            print!("{}", sanctuary_net::receipts::record_csv(&receipts));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: the receipts in {} could not be read: {error}", data_dir.display());
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -120,6 +120,16 @@ pub enum Mode {
     /// another machine): the same person comes back, with the same key, parcel, history and
     /// wallet. Nothing already there is ever overwritten.
     Import(ArchiveArgs),
+    /// Print your contribution record: the receipts others signed for what you served them
+    /// (models, avatars, world changes), each with its signature, as CSV or JSON.
+    Receipts {
+        /// The data directory (default: the usual one, as for the client).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// JSON (the sum and every receipt) instead of CSV.
+        #[arg(long)]
+        json: bool,
+    },
     /// Draw every page of a PDF as a PNG picture (`page-001.png` and on) into a folder: what
     /// `/slides TALK.pdf` runs, in a child process that limits its own memory and CPU time.
     RenderPdf {

@@ -39,6 +39,8 @@ struct Watch {
     plan: Option<Box<HostingPlan>>,
     /// The names of the people in the plan, as heard in their presence.
     names: HashMap<PublicKey, String>,
+    /// What it served, by the receipts others signed for it.
+    receipts: sanctuary_net::receipts::Contribution,
 }
 
 impl Watch {
@@ -108,6 +110,7 @@ impl Watch {
                 .map(|plan| plan.declined.iter().map(ToString::to_string).collect())
                 .unwrap_or_default(),
             declined_count: self.plan.as_ref().map_or(0, |plan| plan.declined_count),
+            receipts: self.receipts,
         }
     }
 }
@@ -189,6 +192,7 @@ pub fn run(args: &NodeArgs) -> ExitCode {
         owner: args.owner,
         plan: None,
         names: HashMap::new(),
+        receipts: Default::default(),
     };
     if args.owner.is_none() {
         println!("no --owner given: nobody's things are kept but those of --pin (and all, with --keep-all)");
@@ -224,6 +228,9 @@ pub fn run(args: &NodeArgs) -> ExitCode {
                     }
                     Some(Event::Chat(line)) => println!("[{}] {}: {}", line.region, line.name, line.text),
                     Some(Event::Presence { author, presence, .. }) => watch.heard(author, &presence.name),
+                    Some(Event::Contribution { person, contribution, .. }) if person.to_string() == watch.id => {
+                        watch.receipts = contribution;
+                    }
                     Some(Event::Hosting(plan)) => {
                         let people = plan.kept_for.len();
                         println!("keeping {} models ({} bytes) for {people} people", plan.models.len(), plan.bytes);
@@ -316,6 +323,7 @@ mod tests {
             owner: None,
             plan: None,
             names: HashMap::new(),
+            receipts: Default::default(),
         };
         let snapshot = watch.snapshot();
         assert_eq!((snapshot.served_bytes, snapshot.stored_bytes, snapshot.relay.as_str()), (0, 42, "starting"));

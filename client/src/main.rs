@@ -12,6 +12,9 @@ fn main() -> ExitCode {
         Some(Mode::Node(node)) => return sanctuary::home_node::run(node),
         Some(Mode::Export(archive)) => return sanctuary::archive_command::run(archive, true),
         Some(Mode::Import(archive)) => return sanctuary::archive_command::run(archive, false),
+        Some(Mode::Receipts { data_dir, json }) => {
+            return sanctuary::archive_command::receipts(data_dir.as_deref(), *json);
+        }
         Some(Mode::RenderPdf { pdf, out, memory_mib }) => {
             return match sanctuary_pdf::render_command(pdf, out, memory_mib.saturating_mul(1 << 20)) {
                 Ok(_) => ExitCode::SUCCESS,

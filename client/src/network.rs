@@ -13,6 +13,7 @@ use sanctuary_net::{
 };
 
 mod avatars;
+pub mod contribution;
 mod home_command;
 mod submit;
 mod trust_command;
@@ -163,6 +164,10 @@ pub struct Social {
     pub whereabouts: Vec<sanctuary_net::Whereabouts>,
     /// The world (trust statements included), for "why do I trust this person".
     pub world: Option<sanctuary_net::SharedReplica>,
+    /// People's contribution lines (ours too), as their checked records came.
+    pub contributions: HashMap<PublicKey, String>,
+    /// Bumped whenever `contributions` changes.
+    pub contributions_seen: u64,
     /// The chat panel's lines, oldest first.
     pub chat: Vec<ChatEntry>,
     /// The node failed: why.
@@ -389,6 +394,9 @@ fn handle_event(social: &mut Social, event: Event) {
             social.trust = Some(view);
         }
         Event::Shields(shields) => social.shields = shields,
+        Event::Contribution { person, contribution, receipts, reached } => {
+            contribution::heard(social, person, &contribution, &receipts, reached)
+        }
         Event::Whereabouts(online) => social.whereabouts = online,
         Event::Volumes(kept) => social.kept_volumes = kept,
         Event::Chat(line) => show_chat(social, line),

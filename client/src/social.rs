@@ -523,14 +523,24 @@ fn update_chat_panel(
 fn show_avatar_menu(
     menu: Res<AvatarMenu>,
     social: Res<Social>,
+    link: Option<Res<NetLink>>,
+    mut seen: Local<u64>,
     voice: Option<Res<crate::voice::VoiceState>>,
     mut panel: Query<&mut Visibility, With<MenuPanel>>,
     mut title: Query<&mut Text, (With<MenuTitle>, Without<MenuVolume>, Without<MenuTrust>)>,
     mut volume: Query<&mut Text, (With<MenuVolume>, Without<MenuTrust>)>,
     mut trust: Query<&mut Text, (With<MenuTrust>, Without<MenuVolume>, Without<MenuTitle>)>,
 ) {
-    if !menu.is_changed() {
+    let records_came = *seen != social.contributions_seen;
+    *seen = social.contributions_seen;
+    if !menu.is_changed() && !records_came {
         return;
+    }
+    // What they served, by others' receipts: asked for as the menu opens.
+    if menu.is_changed()
+        && let (Some((key, _)), Some(link)) = (&menu.0, &link)
+    {
+        link.send(Command::AskContribution(*key));
     }
     for mut visibility in &mut panel {
         *visibility = if menu.0.is_some() { Visibility::Inherited } else { Visibility::Hidden };
@@ -539,7 +549,8 @@ fn show_avatar_menu(
         title.0.clone_from(name);
     }
     if let (Some((key, _)), Ok(mut line)) = (&menu.0, trust.single_mut()) {
-        line.0 = why_trusted(&social, key);
+        let served = social.contributions.get(key).map_or("asking what they served...", String::as_str);
+        line.0 = format!("{}\n{served}", why_trusted(&social, key));
     }
     if let (Some((key, _)), Ok(mut line)) = (&menu.0, volume.single_mut()) {
         line.0 = match &voice {

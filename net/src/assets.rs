@@ -248,14 +248,29 @@ impl AssetStore {
         hash: [u8; 32],
         limits: &ModelLimits,
         providers: Vec<iroh::PublicKey>,
+        progress: impl FnMut(u64, u64) + Send,
+    ) -> Result<ModelSummary, AssetError> {
+        let mut served = Served::default();
+        self.fetch_counted(downloader, hash, limits, providers, progress, &mut served).await
+    }
+
+    /// [`AssetStore::fetch`], counting in `served` what each provider sent (for receipts, see
+    /// [`crate::receipts`]), whether the fetch succeeds or not.
+    pub async fn fetch_counted(
+        &self,
+        downloader: &Downloader,
+        hash: [u8; 32],
+        limits: &ModelLimits,
+        providers: Vec<iroh::PublicKey>,
         mut progress: impl FnMut(u64, u64) + Send,
+        served: &mut Served,
     ) -> Result<ModelSummary, AssetError> {
         if providers.is_empty() {
             return Err(AssetError::Unavailable("nobody who might have it is around".into()));
         }
         // The manifest first, and no more of it than a manifest may be.
         let manifest = Hash::from_bytes(hash);
-        download(downloader, manifest, MAX_MANIFEST_BYTES as u64, providers.clone(), &mut |_| {}).await?;
+        download(downloader, manifest, MAX_MANIFEST_BYTES as u64, providers.clone(), &mut |_| {}, served).await?;
         self.expect_complete(manifest, MAX_MANIFEST_BYTES as u64, "its manifest").await?;
         let bundle = self.bundle(hash).await.ok_or_else(|| AssetError::Model("its manifest is damaged".into()))?;
         // The sizes it declares, before any file is fetched.
@@ -271,10 +286,9 @@ impl AssetStore {
         for file in &bundle.files {
             let before = done;
             // Each file is asked for up to its declared size only: a provider cannot send more.
-            download(downloader, Hash::from_bytes(file.hash), file.size, providers.clone(), &mut |bytes| {
-                progress(before + bytes.min(file.size), total)
-            })
-            .await?;
+            let hash = Hash::from_bytes(file.hash);
+            let mut told = |bytes: u64| progress(before + bytes.min(file.size), total);
+            download(downloader, hash, file.size, providers.clone(), &mut told, served).await?;
             self.expect_complete(Hash::from_bytes(file.hash), file.size, &file.name).await?;
             done += file.size;
             progress(done, total);
@@ -299,14 +313,41 @@ impl AssetStore {
     }
 }
 
+/// What each provider sent during fetches: `(provider, bytes, blobs completed)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Served {
+    /// By provider, in the order they first sent something.
+    pub by: Vec<(iroh::PublicKey, u64, u64)>,
+}
+
+impl Served {
+    fn entry(&mut self, provider: iroh::PublicKey) -> &mut (iroh::PublicKey, u64, u64) {
+        let at = match self.by.iter().position(|(id, _, _)| *id == provider) {
+            Some(at) => at,
+            None => {
+                self.by.push((provider, 0, 0));
+                self.by.len() - 1
+            }
+        };
+        &mut self.by[at]
+    }
+
+    /// Whether nothing came from anyone.
+    pub fn is_empty(&self) -> bool {
+        self.by.iter().all(|(_, bytes, blobs)| *bytes == 0 && *blobs == 0)
+    }
+}
+
 /// Downloads the first `limit` bytes of one blob (all of it, if it is no larger), reporting its
-/// bytes as they come.
+/// bytes as they come, and counting in `served` what each provider sent: the downloader asks
+/// one provider at a time, so the bytes it reports after naming a provider came from it.
 async fn download(
     downloader: &Downloader,
     hash: Hash,
     limit: u64,
     providers: Vec<iroh::PublicKey>,
     progress: &mut (dyn FnMut(u64) + Send),
+    served: &mut Served,
 ) -> Result<(), AssetError> {
     use iroh_blobs::protocol::{ChunkRanges, ChunkRangesExt, GetRequest};
     // An empty range asks for nothing; the last chunk proves a blob's size (zero included).
@@ -317,9 +358,25 @@ async fn download(
         .await
         .map_err(|error| AssetError::Unavailable(error.to_string()))?;
     let mut failed = None;
+    let (mut current, mut seen) = (None, 0u64);
     while let Some(item) = stream.next().await {
         match item {
-            DownloadProgressItem::Progress(bytes) => progress(bytes),
+            DownloadProgressItem::TryProvider { id, .. } => current = Some(id),
+            DownloadProgressItem::PartComplete { .. } => {
+                if let Some(provider) = current {
+                    served.entry(provider).2 += 1;
+                }
+            }
+            DownloadProgressItem::Progress(bytes) => {
+                if let Some(provider) = current
+                    && bytes > seen
+                {
+                    let entry = served.entry(provider);
+                    entry.1 = entry.1.saturating_add((bytes - seen).min(limit));
+                }
+                seen = seen.max(bytes);
+                progress(bytes)
+            }
             DownloadProgressItem::Error(error) => failed = Some(error.to_string()),
             DownloadProgressItem::DownloadError => failed = Some("every provider failed".to_owned()),
             _ => {}

@@ -260,6 +260,19 @@ fn sealed_seeds() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A receipt Bo signs for Ada, and a record of two.
+fn receipt_seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let server = *secret(1).public().as_bytes();
+    let mut signed = Vec::new();
+    for receiver in [2, 3] {
+        let mut given = crate::receipts::Given::default();
+        given.add(server, 123_456, 3, 17, 1_700_000_000);
+        signed.extend(given.receipt(&secret(receiver), server, 1_700_000_100));
+    }
+    let one = signed.iter().take(1).map(crate::receipts::SignedReceipt::to_bytes).collect();
+    (one, vec![postcard::to_allocvec(&signed).unwrap_or_default()])
+}
+
 /// Every decoder of this crate, with its seeds.
 pub fn decoders() -> Vec<Decoder> {
     vec![
@@ -365,6 +378,27 @@ pub fn decoders() -> Vec<Decoder> {
             run: |bytes| {
                 let bundle: Bundle = postcard::from_bytes(bytes).ok()?;
                 (bundle.files.len() <= model_limits().max_files).then(|| digest(&bundle))
+            },
+        },
+        Decoder {
+            name: "contribution receipt (alpn::RECEIPT)",
+            signed: true,
+            seeds: receipt_seeds().0,
+            run: |bytes| {
+                let signed = crate::receipts::SignedReceipt::from_bytes(bytes).ok()?;
+                signed.verify().ok().map(|()| digest(&signed))
+            },
+        },
+        Decoder {
+            name: "contribution record (alpn::RECEIPT, answered)",
+            // A shorter length prefix leaves a true subset of the receipts: no forgery, but
+            // not the seed's digest either; each receipt's signature is the decoder above's.
+            signed: false,
+            seeds: receipt_seeds().1,
+            run: |bytes| {
+                let receipts: Vec<crate::receipts::SignedReceipt> = postcard::from_bytes(bytes).ok()?;
+                let held = crate::receipts::checked_record(secret(1).public().as_bytes(), receipts);
+                (!held.is_empty()).then(|| digest(&held))
             },
         },
         Decoder {

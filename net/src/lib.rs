@@ -20,6 +20,7 @@ pub mod meeting;
 mod node;
 pub mod poll;
 pub mod private_room;
+pub mod receipts;
 pub mod replica;
 pub mod screen;
 pub mod sealed;
@@ -35,6 +36,7 @@ pub use crowd::{Joint, Pose, RemoteAvatar, RemoteCrowd};
 pub use identity::{IDENTITY_FILE, IdentityError, load_or_create_identity};
 pub use inbox::{Inbox, NetStats, StatsSnapshot};
 pub use node::export;
+pub use node::read_record;
 pub use node::{
     ChatLine, Command, DEFAULT_UPLOAD_RATE, DOWNLINK_BUDGET_BITS_PER_SECOND, Delivery, DirectLine, Event,
     FASTEST_POSE_INTERVAL, LOOK_KEEPALIVE, MAX_BLOCKS, MAX_KEPT_VOLUMES, MAX_PERSON_VOLUME, MIC_KEEPALIVE, NetRuntime,
@@ -70,6 +72,9 @@ pub mod alpn {
     pub const BOARD: &[u8] = b"sanctuary/board/1";
     /// A private room's key, handed by its owner to a member.
     pub const ROOM: &[u8] = b"sanctuary/room/1";
+    /// Contribution receipts handed to the peer that served, and records asked for (see
+    /// [`crate::receipts`]).
+    pub const RECEIPT: &[u8] = b"sanctuary/receipt/1";
 }
 
 /// The gossip topic that carries a region's live state. Every peer derives the same id from the

@@ -67,6 +67,8 @@ pub struct StatusSnapshot {
     pub declined: Vec<String>,
     /// How many asked and were declined.
     pub declined_count: usize,
+    /// What it served by the receipts others signed for it (see [`crate::receipts`]).
+    pub receipts: crate::receipts::Contribution,
 }
 
 /// What the node keeps for one person.
@@ -173,6 +175,11 @@ pub fn status_html(snapshot: &StatusSnapshot) -> String {
     rows += &row("World changes held", snapshot.world_changes.to_string());
     rows += &row("Models and avatars stored", size(snapshot.stored_bytes));
     rows += &row("Served to others", size(snapshot.served_bytes));
+    let signed = match snapshot.receipts.people {
+        0 => "no receipts yet".to_owned(),
+        _ => snapshot.receipts.line(),
+    };
+    rows += &row("By others' receipts", signed);
     let mut served = String::new();
     for peer in &snapshot.served_to {
         served +=
@@ -397,6 +404,7 @@ mod tests {
             kept_bytes: 3 << 20,
             declined: vec!["12".repeat(32)],
             declined_count: 5,
+            receipts: crate::receipts::Contribution { people: 40, blob_bytes: 12 << 30, blobs: 90, world_changes: 0 },
             ..StatusSnapshot::default()
         }
     }
@@ -420,6 +428,7 @@ mod tests {
             "Fay &lt;b&gt;",
             "<td>friend</td><td>yes</td><td>3 (1 left out: quota full)</td><td>3.0 MiB of 512.0 MiB</td>",
             "Declined (5, not friends of the owner)",
+            "served 12.0 GiB to 40 people",
         ] {
             assert!(page.contains(shown), "{shown} in {page}");
         }
@@ -436,6 +445,7 @@ mod tests {
         assert_eq!(value["kept_for"][0]["role"], "friend");
         assert_eq!(value["kept_for"][0]["quota"], 512u64 << 20);
         assert_eq!(value["declined_count"], 5);
+        assert_eq!(value["receipts"]["people"], 40);
     }
 
     #[test]

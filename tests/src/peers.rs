@@ -109,7 +109,14 @@ pub struct Peer {
     pub uploads: sanctuary_net::uploads::Uploads,
     /// What it keeps and for whom (a home node), as last worked out.
     pub hosting: Option<Box<sanctuary_net::hosting::HostingPlan>>,
+    /// Contribution records told (ours, and those asked for): whose, the sum, the checked
+    /// receipts, and whether their node answered.
+    pub contributions: Vec<Contribution>,
 }
+
+/// A contribution record as the node told it.
+pub type Contribution =
+    (PublicKey, sanctuary_net::receipts::Contribution, Arc<Vec<sanctuary_net::receipts::SignedReceipt>>, bool);
 
 /// An offline node configuration (relays disabled, no LAN discovery) keeping its files in `dir`.
 pub fn offline_config(dir: &Path, name: &str, join: Option<&Ticket>) -> NodeConfig {
@@ -183,6 +190,7 @@ impl Peer {
                         room_refused: Vec::new(),
                         uploads,
                         hosting: None,
+                        contributions: Vec::new(),
                     };
                 }
                 Event::Failed(error) => panic!("the node failed to start: {error}"),
@@ -239,6 +247,9 @@ impl Peer {
                 Event::Rooms(view) => self.rooms = Some(view),
                 Event::RoomRefused(reason) => self.room_refused.push(reason),
                 Event::Hosting(plan) => self.hosting = Some(plan),
+                Event::Contribution { person, contribution, receipts, reached } => {
+                    self.contributions.push((person, contribution, receipts, reached))
+                }
                 _ => {}
             }
         }

@@ -177,9 +177,11 @@ async fn a_model_comes_from_another_holder_when_one_fails() {
 /// A home node keeps for its owner, a friend's node for a friend who asks (the pin), and the
 /// builder's things stay reachable while any of them runs. Ada links her home node (a signed
 /// `Op::Host`) and asks Fay's node to pin her things too; she and Fay are friends (both said
-/// so), so Fay's node keeps Ada's model within its per-friend quota. Ada goes offline: Cy, a
-/// newcomer, gets the parcel and the model from Ada's home node. Then the home node goes too:
-/// Dee, another newcomer, gets everything from Fay's node.
+/// so), so Fay's node keeps Ada's model within its per-friend quota. Ada goes offline (and Fay's
+/// node for a while): Cy, a newcomer, gets the parcel and the model from Ada's home node, and
+/// signs a receipt for it. Then the home node goes and Fay's node comes back: Dee, another
+/// newcomer, gets everything from Fay's node, and asks it what it served (the receipts, hers
+/// among them). Its record is kept on disk, every receipt signed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_builders_things_stay_reachable_through_her_home_node_and_a_friends_pin() {
     use sanctuary_engine::trust::{TrustContext, TrustLevel};
@@ -191,7 +193,7 @@ async fn a_builders_things_stay_reachable_through_her_home_node_and_a_friends_pi
     let mut fays_config = in_city(offline_config(dirs[2].path(), "Fay's node", None));
     fays_config.hosting =
         Some(HostingPolicy { owner: Some(fay.id), friend_quota: 8 << 20, total: 64 << 20, ..HostingPolicy::default() });
-    let mut fays_node = Peer::start(fays_config).await;
+    let mut fays_node = Peer::start(fays_config.clone()).await;
     let mut home_config = in_city(offline_config(dirs[3].path(), "Ada's home", Some(&fays_node.ticket)));
     home_config.hosting = Some(HostingPolicy { owner: Some(ada.id), total: 64 << 20, ..HostingPolicy::default() });
     let mut home = Peer::start(home_config).await;
@@ -233,6 +235,8 @@ async fn a_builders_things_stay_reachable_through_her_home_node_and_a_friends_pi
     assert_eq!(home.world.world().hosts_of(&ada.id).len(), 2);
     ada.handle.shutdown().await;
     fay.handle.shutdown().await;
+    // Fay's node is off for a while, so that Cy can only be served by Ada's home node.
+    fays_node.handle.shutdown().await;
 
     let mut cy = Peer::start(in_city(offline_config(dirs[4].path(), "Cy", Some(&home.ticket)))).await;
     wait_until(&mut [&mut cy], Duration::from_secs(30), "Cy has Ada's parcel", |peer| {
@@ -245,9 +249,26 @@ async fn a_builders_things_stay_reachable_through_her_home_node_and_a_friends_pi
     })
     .await;
     assert!(cy.failed.is_empty(), "{:?}", cy.failed);
+    // Cy signs a receipt for what the home node served and hands it over: the home node's
+    // record, which is Cy's word and not its own, now says so.
+    let (cy_key, home_id) = (*cy.id.as_bytes(), home.id);
+    wait_until(&mut [&mut home, &mut cy], Duration::from_secs(30), "the home node holds Cy's receipt", |peer| {
+        peer.id != home_id
+            || peer.contributions.iter().any(|(person, _, receipts, _)| {
+                *person == peer.id
+                    && receipts
+                        .iter()
+                        .any(|signed| signed.receipt.receiver == cy_key && signed.receipt.blob_bytes >= model.bytes)
+            })
+    })
+    .await;
     cy.handle.shutdown().await;
     home.handle.shutdown().await;
 
+    // Fay's node comes back (its store and world kept) with the home node off: the pin still
+    // holds, and Dee gets everything from it.
+    fays_config.join.clear();
+    let mut fays_node = Peer::start(fays_config).await;
     let mut dee = Peer::start(in_city(offline_config(dirs[5].path(), "Dee", Some(&fays_node.ticket)))).await;
     wait_until(&mut [&mut dee], Duration::from_secs(30), "Dee has Ada's parcel", |peer| {
         peer.world.parcel(parcel).objects.contains_key(&1)
@@ -261,6 +282,30 @@ async fn a_builders_things_stay_reachable_through_her_home_node_and_a_friends_pi
     assert!(dee.failed.is_empty(), "{:?}", dee.failed);
     let served = fays_node.uploads.counts();
     assert!(served.to.get(dee.id.as_bytes()).is_some_and(|bytes| *bytes > 0), "Fay's node served Dee: {served:?}");
+    // Dee asks Fay's node what it served, and checks the receipts that come back: her own
+    // among them, once it has been handed over (receipts go out every 5 s).
+    let (fays_id, dee_key) = (fays_node.id, *dee.id.as_bytes());
+    let mut asked = std::time::Instant::now() - Duration::from_secs(10);
+    wait_until(&mut [&mut dee, &mut fays_node], Duration::from_secs(40), "Fay's node's record shows Dee", |peer| {
+        if peer.id == fays_id {
+            return true;
+        }
+        if asked.elapsed() >= Duration::from_secs(2) {
+            asked = std::time::Instant::now();
+            peer.handle.send(Command::AskContribution(fays_id));
+        }
+        peer.contributions.iter().any(|(person, contribution, receipts, reached)| {
+            *person == fays_id
+                && *reached
+                && contribution.blob_bytes >= model.bytes
+                && receipts.iter().any(|signed| signed.receipt.receiver == dee_key && signed.verify().is_ok())
+        })
+    })
+    .await;
     dee.handle.shutdown().await;
     fays_node.handle.shutdown().await;
+    // The record is kept, and exported as CSV with every signature.
+    let record = sanctuary_net::read_record(dirs[2].path()).expect("the record is read");
+    let csv = sanctuary_net::receipts::record_csv(&record);
+    assert!(csv.contains(&dee.id.to_string()), "{csv}");
 }

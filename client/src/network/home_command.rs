@@ -45,6 +45,9 @@ pub(super) fn home(social: &mut Social, rest: &str) -> Option<Command> {
                     text += &format!(" {}. {host}", at + 1);
                 }
             }
+            if let Some(line) = social.contributions.get(&me) {
+                text += &format!(" By the receipts others signed, you {line}.");
+            }
             social.notice(text);
             return None;
         }

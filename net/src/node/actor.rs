@@ -26,6 +26,7 @@ use super::gate::Gate;
 use super::meeting::Meeting;
 use super::outbox::{Outbox, OutboxEntry};
 use super::presence::{Regions, subscribe};
+use super::receipts::{ReceiptProtocol, Receipts};
 use super::rooms::{PrivateRooms, RoomProtocol};
 use super::screen::Screen;
 use super::stage::Stage;
@@ -103,6 +104,7 @@ pub(super) enum Internal {
     BoardFetched(Box<Result<crate::whiteboard::Board, String>>),
     RoomHanded { from: iroh::PublicKey, bytes: Vec<u8> },
     RoomPushed { to: [u8; 32], bytes: Vec<u8>, handed: bool },
+    ReceivedBlobs(crate::assets::Served),
     Hosting(Box<crate::hosting::HostingPlan>),
 }
 
@@ -185,6 +187,8 @@ pub(super) struct Node {
     pub(super) whiteboard: Whiteboard,
     /// Our private room and those we may enter (`rooms`).
     pub(super) rooms: PrivateRooms,
+    /// Receipts we sign for what we receive, and our record of those others sign (`receipts`).
+    pub(super) receipts: Receipts,
     last_status: Option<Status>,
     last_status_check: Instant,
     ticket: String,
@@ -282,6 +286,10 @@ impl Node {
         if let Some(problem) = rooms_problem {
             let _ = events.send(Event::Notice(problem)).await;
         }
+        let (receipts, receipts_problems) = Receipts::open(&config.data_dir);
+        for problem in receipts_problems {
+            let _ = events.send(Event::Notice(problem)).await;
+        }
         let direct =
             DirectProtocol::new(me, direct_store.clone(), direct_tx, stats.clone(), blocks.clone(), trust.door.clone());
         let (replica, opened) = SharedReplica::open(&config.data_dir)
@@ -315,6 +323,7 @@ impl Node {
             .accept(alpn::FILMS, film_blobs)
             .accept(alpn::BOARD, BoardProtocol::new(shared_board))
             .accept(alpn::ROOM, RoomProtocol::new(internal_tx.clone()))
+            .accept(alpn::RECEIPT, ReceiptProtocol::new(me, receipts.record.clone()))
             .accept(alpn::VOICE, VoiceProtocol::new(audible.clone(), gate.clone(), voice_out, stats.clone()))
             .spawn();
 
@@ -390,6 +399,7 @@ impl Node {
             meeting,
             whiteboard,
             rooms,
+            receipts,
             last_status: None,
             last_status_check: long_ago,
             ticket: ticket.clone(),
@@ -409,6 +419,7 @@ impl Node {
         node.emit(Event::Blocks(node.blocks.list())).await;
         node.emit(Event::Shields(node.trust.shields)).await;
         node.emit(Event::Volumes(node.volumes.list())).await;
+        node.tell_own_contribution().await;
         node.tell_rooms().await;
         node.refresh_trust();
         node.set_regions(config.regions).await;
@@ -493,6 +504,7 @@ impl Node {
             Command::Build(op) => self.build(op),
             Command::Import(path) => self.import(path),
             Command::Fetch { model, hint } => self.fetch(Wanted::Model(model), hint),
+            Command::AskContribution(person) => self.ask_contribution(person).await,
             Command::FetchAvatar { avatar, hint } => self.fetch(Wanted::Avatar(avatar), hint),
             Command::Wear(path) => self.wear(path).await,
             Command::ShareFilm(path) => self.share_film(path),
@@ -529,6 +541,7 @@ impl Node {
             Internal::Synced { peer, result } => self.sync_done(peer, result).await,
             Internal::Refetch { wanted, hint, attempt } => self.fetch_attempt(wanted, hint, attempt),
             Internal::Hosting(plan) => self.hosting_planned(plan).await,
+            Internal::ReceivedBlobs(served) => self.received_blobs(served),
             Internal::Worn(result) => self.worn(result).await,
             Internal::VoiceDialled { peer, result } => self.voice_dialled(peer, result),
             Internal::FilmShared(result) => self.film_shared(result).await,
@@ -553,6 +566,7 @@ impl Node {
         self.meeting_tick(now).await;
         self.board_tick(now).await;
         self.rooms_tick(now);
+        self.receipts_tick(now).await;
         // Connection state and addresses change slowly: look twice a second, not every tick.
         if now.duration_since(self.last_status_check) < Duration::from_millis(500) {
             return;
@@ -585,6 +599,9 @@ impl Node {
 
     async fn shutdown(mut self) {
         for problem in [self.meeting.save(), self.whiteboard.save()].into_iter().flatten() {
+            self.emit(Event::Notice(problem)).await;
+        }
+        for problem in self.receipts.save() {
             self.emit(Event::Notice(problem)).await;
         }
         self.leave_regions().await;

@@ -43,7 +43,7 @@ const MAX_FILES: usize = 100_000;
 const MAX_TEXT_BYTES: u64 = 16 << 20;
 
 /// Files kept whole, by their path in the data directory (and the archive).
-const PLAIN_FILES: [&str; 9] = [
+const PLAIN_FILES: [&str; 11] = [
     "profile.bin",
     "avatar.bin",
     "blocks.bin",
@@ -53,6 +53,8 @@ const PLAIN_FILES: [&str; 9] = [
     "direct.log",
     "show-avatars",
     "world/changes.log",
+    "receipts.bin",
+    "receipts-given.bin",
 ];
 
 /// What went wrong, in words for the person who asked.
@@ -564,6 +566,19 @@ fn check_kept(name: &str, bytes: &[u8], key: PublicKey, report: &mut ArchiveRepo
         "shields.bin" => whole(postcard::from_bytes::<Shields>(bytes).is_ok()),
         "volumes.bin" => whole(postcard::from_bytes::<Vec<([u8; 32], f32)>>(bytes).is_ok()),
         "outbox.bin" => whole(postcard::from_bytes::<Vec<OutboxEntry>>(bytes).is_ok()),
+        "receipts-given.bin" => whole(postcard::from_bytes::<crate::receipts::Given>(bytes).is_ok()),
+        // Every receipt must be for this person and signed by its receiver.
+        "receipts.bin" => {
+            let record: crate::receipts::Record = postcard::from_bytes(bytes)
+                .map_err(|_| refused("receipts.bin is damaged (not what it should hold)"))?;
+            let sound = |signed: &crate::receipts::SignedReceipt| {
+                signed.receipt.server == *key.as_bytes() && signed.verify().is_ok()
+            };
+            if !record.all().iter().all(sound) {
+                return Err(refused("receipts.bin holds a receipt that is not signed by its receiver for this key"));
+            }
+            Ok(())
+        }
         "world/changes.log" => {
             let (records, read) = crate::replica::parse_log(bytes);
             if read != bytes.len() {
@@ -594,4 +609,43 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
     let mut file = fs::File::create(path).map_err(io_at(path))?;
     file.write_all(bytes).map_err(io_at(path))?;
     file.sync_all().map_err(io_at(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receipts::{Given, Record};
+
+    /// An archive's receipts must all be for its person and signed by their receivers: one
+    /// written by the person with a stranger's name on it is refused.
+    #[test]
+    fn receipts_in_an_archive_are_checked() {
+        let (server, receiver) = (iroh::SecretKey::from_bytes(&[1; 32]), iroh::SecretKey::from_bytes(&[2; 32]));
+        let key = PublicKey::from_bytes(*server.public().as_bytes()).expect("a key");
+        let mut report =
+            ArchiveReport { key, files: 0, bytes: 0, changes: 0, own_changes: 0, blobs: 0, models_missing: 0 };
+        let mut given = Given::default();
+        given.add(*key.as_bytes(), 4096, 1, 0, 1);
+        let signed = given.receipt(&receiver, *key.as_bytes(), 2).expect("counted");
+        let mut record = Record::default();
+        record.take(key.as_bytes(), receiver.public().as_bytes(), signed.clone()).expect("taken");
+        let bytes = postcard::to_allocvec(&record).expect("encodes");
+        assert!(check_kept("receipts.bin", &bytes, key, &mut report).is_ok());
+        // The same bytes under someone else's key: not their receipts.
+        let other = PublicKey::from_bytes(*receiver.public().as_bytes()).expect("a key");
+        assert!(check_kept("receipts.bin", &bytes, other, &mut report).is_err());
+        // A receipt inflated after it was signed.
+        let mut forged = signed;
+        forged.receipt.blob_bytes = 1 << 40;
+        let mut tampered: std::collections::HashMap<[u8; 32], crate::receipts::SignedReceipt> =
+            std::collections::HashMap::new();
+        tampered.insert(*receiver.public().as_bytes(), forged);
+        let bytes = postcard::to_allocvec(&(tampered,)).expect("encodes");
+        assert!(check_kept("receipts.bin", &bytes, key, &mut report).is_err());
+        assert!(check_kept("receipts.bin", b"garbage", key, &mut report).is_err());
+        assert!(
+            check_kept("receipts-given.bin", &postcard::to_allocvec(&given).expect("encodes"), key, &mut report)
+                .is_ok()
+        );
+    }
 }

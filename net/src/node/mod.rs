@@ -22,6 +22,7 @@ mod gate;
 mod meeting;
 mod outbox;
 mod presence;
+mod receipts;
 mod rooms;
 mod screen;
 mod stage;
@@ -31,6 +32,7 @@ mod volumes;
 
 pub use blocks::MAX_BLOCKS;
 pub use meeting::PollView;
+pub use receipts::read_record;
 pub use rooms::RoomsView;
 pub use screen::ScreenView;
 pub use stage::StageView;
@@ -276,6 +278,9 @@ pub enum Command {
     Build(Op),
     /// Import a `.glb` or `.gltf` (and the files it names) into the asset store.
     Import(PathBuf),
+    /// Ask `person`'s node for their contribution record (receipts others signed for them);
+    /// `Event::Contribution` answers once it is checked (our own key answers at once).
+    AskContribution(PublicKey),
     /// Fetch a model from whoever has it: `hint` (its placer, say) first, then neighbours.
     Fetch {
         /// The model.
@@ -450,6 +455,18 @@ pub enum Event {
     },
     /// A home node worked out again what it keeps, and for whom.
     Hosting(Box<crate::hosting::HostingPlan>),
+    /// Someone's contribution record (ours when `person` is us, at start and as it grows):
+    /// the sum, and the receipts it was checked from (those that count most).
+    Contribution {
+        /// Whose.
+        person: PublicKey,
+        /// The sum of the receipts.
+        contribution: crate::receipts::Contribution,
+        /// The receipts, each checked: for that person, signed by its receiver.
+        receipts: Arc<Vec<crate::receipts::SignedReceipt>>,
+        /// Whether their node answered (when not, the rest is empty).
+        reached: bool,
+    },
     /// The screen of the region we are in changed (or its controller's clock was learnt
     /// better).
     Screen(ScreenView),

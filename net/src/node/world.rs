@@ -303,11 +303,14 @@ impl Node {
                 return;
             }
             let progress_events = events.clone();
-            let result = assets
-                .fetch(&downloader, hash, &limits, providers, move |done, total| {
-                    let _ = progress_events.try_send(Event::AssetProgress { hash, done, total });
-                })
-                .await;
+            let mut served = crate::assets::Served::default();
+            let told = move |done, total| {
+                let _ = progress_events.try_send(Event::AssetProgress { hash, done, total });
+            };
+            let result = assets.fetch_counted(&downloader, hash, &limits, providers, told, &mut served).await;
+            if !served.is_empty() {
+                let _ = internal.send(Internal::ReceivedBlobs(served)).await;
+            }
             let event = match result {
                 Err(AssetError::Unavailable(_)) if attempt + 1 < FETCH_ATTEMPTS => {
                     drop(slot);
@@ -419,6 +422,7 @@ impl Node {
         if let Some(peer) = report.peer {
             self.world_sync.synced_with.insert(peer);
             self.world_sync.syncing.remove(&peer);
+            self.received_changes(peer, report.received);
         }
         // A comparison goes both ways: what nobody heard has now been handed over.
         self.world_sync.unheard = false;
