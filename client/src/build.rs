@@ -143,6 +143,8 @@ impl CityWorld {
                     Op::Trust { .. } => return,
                     Op::Host { kept: true, .. } => "your things are kept there now",
                     Op::Host { kept: false, .. } => "no longer kept there",
+                    // Said by the node itself whenever the name or colour changes.
+                    Op::Profile { .. } => return,
                 };
                 self.feedback = Some((what.to_owned(), true));
             }

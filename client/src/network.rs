@@ -198,8 +198,14 @@ impl Social {
         self.shields.admits(category, self.standing(key))
     }
 
+    /// `key`'s name: as they are here, else as they signed it into the world (so that someone
+    /// away is still named), else the start of their key.
     pub(crate) fn name_of(&self, key: &PublicKey) -> String {
-        self.crowd.get(key).map_or_else(|| key.short(), |avatar| avatar.name.clone())
+        if let Some(avatar) = self.crowd.get(key) {
+            return avatar.name.clone();
+        }
+        let signed = self.world.as_ref().and_then(|world| world.world().profile_of(key));
+        signed.map_or_else(|| key.short(), |(name, _)| sanctuary_net::wire::clean_text(name.as_str()))
     }
 }
 

@@ -36,6 +36,7 @@ pub use rng::LayoutRng;
 pub use structure::{Placement, Rgb, Shape, Structure, Surface};
 pub use world::{
     Change, ChangeId, Inserted, MAX_CHANGE_BYTES, MAX_HOST_RECORDS, MAX_HOSTS, MAX_MODEL_EXTENT,
-    MAX_TRADE_RECORDS_PER_AUTHOR, MAX_TRUST_RECORDS, MAX_WAITING_PER_AUTHOR, ModelRef, Object, ObjectId, ObjectKind,
-    Op, ParcelState, Rejection, SignedChange, Verified, Verifier, World, budget, primitive_triangles,
+    MAX_PROFILE_NAME_CHARS, MAX_TRADE_RECORDS_PER_AUTHOR, MAX_TRUST_RECORDS, MAX_WAITING_PER_AUTHOR, ModelRef, Object,
+    ObjectId, ObjectKind, Op, ParcelState, ProfileName, Rejection, SignedChange, Verified, Verifier, World, budget,
+    primitive_triangles,
 };

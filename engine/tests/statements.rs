@@ -3,8 +3,8 @@
 
 use sanctuary_engine::trust::{TrustContext, TrustError, TrustLevel};
 use sanctuary_engine::{
-    Change, ChangeId, MAX_TRUST_RECORDS, Op, ParcelCoord, PublicKey, Rejection, SignedChange, World, budget,
-    home_parcel,
+    Change, ChangeId, MAX_TRUST_RECORDS, Op, ParcelCoord, ProfileName, PublicKey, Rejection, SignedChange, World,
+    budget, home_parcel,
 };
 
 struct Person {
@@ -172,6 +172,31 @@ fn a_parcel_bans_a_bounded_number_of_keys() {
     assert_eq!(state.banned.len(), budget::BANS);
     assert!(state.admits(&key(90_000)));
     assert_eq!(state.skipped, 1);
+}
+
+/// Profile statements (`Op::Profile`): the newest name counts in any order, the older is let
+/// go, and a name that is not clean never reads back.
+#[test]
+fn the_newest_profile_names_its_author() {
+    let mut ada = Person::new(1);
+    let first = ada.sign(Op::Profile { name: ProfileName::new("Ada").expect("a name"), colour: [1, 2, 3] });
+    let second = ada.sign(Op::Profile { name: ProfileName::new("Ada L.").expect("a name"), colour: [4, 5, 6] });
+    let mut world = World::new();
+    assert!(world.profile_of(&ada.key).is_none());
+    insert(&mut world, &second).expect("taken");
+    assert_eq!(insert(&mut world, &first), Err(Rejection::Superseded));
+    let (name, colour) = world.profile_of(&ada.key).expect("named");
+    assert_eq!((name.as_str(), colour), ("Ada L.", [4, 5, 6]));
+    let mut forward = World::new();
+    insert(&mut forward, &first).expect("taken");
+    insert(&mut forward, &second).expect("taken");
+    assert!(!forward.contains(&first.id()), "the older is let go");
+    assert_eq!(forward.profile_of(&ada.key).map(|(name, _)| name), Some(name));
+    // A change whose name bytes are not a clean name is not a change.
+    let mut bytes = second.to_bytes();
+    let at = bytes.windows(6).position(|window| window == b"Ada L.").expect("the name is in the bytes");
+    bytes[at] = 0x07;
+    assert!(world.insert_bytes(&bytes).is_err());
 }
 
 /// Host statements (`Op::Host`): the newest per host counts in any order, what it replaces is

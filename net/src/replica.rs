@@ -263,9 +263,12 @@ fn causal_rank(change: &Change) -> (u8, u32, u64) {
         Op::Claim { .. } => (0, 0, change.seq),
         Op::Transfer { epoch, .. } => (1, epoch, change.seq),
         Op::Put { epoch, .. } | Op::Remove { epoch, .. } | Op::Ban { epoch, .. } => (2, epoch, change.seq),
-        Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } | Op::Trust { .. } | Op::Host { .. } => {
-            (3, 0, change.seq)
-        }
+        Op::List { .. }
+        | Op::Withdraw { .. }
+        | Op::Buy { .. }
+        | Op::Trust { .. }
+        | Op::Host { .. }
+        | Op::Profile { .. } => (3, 0, change.seq),
     }
 }
 

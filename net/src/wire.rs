@@ -185,8 +185,8 @@ pub enum WorldMessage {
     },
     /// The author is shutting down.
     Gone,
-    /// A signed world change that touches no parcel (a trust or host statement, see
-    /// `sanctuary_engine::Op::Trust` and `Op::Host`), passed on as its author made it. (Last of the variants,
+    /// A signed world change that touches no parcel (a trust, host or profile statement, see
+    /// `sanctuary_engine::Op::Trust`, `Op::Host` and `Op::Profile`), passed on as its author made it. (Last of the variants,
     /// so that older peers still read the others.)
     Change(Vec<u8>),
 }

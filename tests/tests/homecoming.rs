@@ -243,6 +243,9 @@ async fn a_builders_things_stay_reachable_through_her_home_node_and_a_friends_pi
         peer.world.parcel(parcel).objects.contains_key(&1)
     })
     .await;
+    // Ada's name comes with the world too, though nobody has met her.
+    let named = cy.world.world().profile_of(&ada.id).map(|(name, _)| name.as_str().to_owned());
+    assert_eq!(named.as_deref(), Some("Ada"));
     cy.handle.send(Command::Fetch { model, hint: Some(ada.id) });
     wait_until(&mut [&mut cy], Duration::from_secs(30), "Cy has Ada's model from her home node", |peer| {
         peer.ready.contains(&model.hash)

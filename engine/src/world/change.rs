@@ -233,6 +233,14 @@ pub enum Op {
         /// Kept there, or no longer.
         kept: bool,
     },
+    /// The author's name and colour, for whoever holds the world to show while they are away
+    /// (see [`super::profiles`]); a newer one replaces the older.
+    Profile {
+        /// Their name.
+        name: super::ProfileName,
+        /// Their avatar's colour.
+        colour: [u8; 3],
+    },
 }
 
 impl Op {
@@ -247,7 +255,7 @@ impl Op {
             | Op::Withdraw { parcel, .. }
             | Op::Buy { parcel, .. }
             | Op::Ban { parcel, .. } => Some(parcel),
-            Op::Trust { .. } | Op::Host { .. } => None,
+            Op::Trust { .. } | Op::Host { .. } | Op::Profile { .. } => None,
         }
     }
 
@@ -264,7 +272,8 @@ impl Op {
             | Op::Withdraw { .. }
             | Op::Buy { .. }
             | Op::Trust { .. }
-            | Op::Host { .. } => 0,
+            | Op::Host { .. }
+            | Op::Profile { .. } => 0,
             Op::Transfer { epoch, .. } | Op::Put { epoch, .. } | Op::Remove { epoch, .. } | Op::Ban { epoch, .. } => {
                 epoch
             }

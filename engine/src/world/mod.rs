@@ -22,6 +22,7 @@
 mod change;
 mod hosts;
 mod parcel;
+mod profiles;
 mod statements;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -35,6 +36,8 @@ use hosts::Hosts;
 pub use hosts::{MAX_HOST_RECORDS, MAX_HOSTS};
 pub use parcel::ParcelState;
 use parcel::{OrderKey, ParcelLog};
+use profiles::Profiles;
+pub use profiles::{MAX_PROFILE_NAME_CHARS, ProfileName};
 pub use statements::MAX_TRUST_RECORDS;
 use statements::Statements;
 
@@ -110,6 +113,8 @@ pub struct World {
     statements: Statements,
     /// Who keeps whose things (host statements), apart from the parcels.
     hosts: Hosts,
+    /// People's names and colours (profile statements).
+    profiles: Profiles,
     verifier: Verifier,
 }
 
@@ -207,7 +212,12 @@ impl World {
         let log = self.parcels.entry(parcel).or_default();
         match change.op {
             // Trade records and statements were taken above.
-            Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } | Op::Trust { .. } | Op::Host { .. } => {}
+            Op::List { .. }
+            | Op::Withdraw { .. }
+            | Op::Buy { .. }
+            | Op::Trust { .. }
+            | Op::Host { .. }
+            | Op::Profile { .. } => {}
             Op::Claim { .. } => {
                 log.claims.insert(claim_rank(&change.author, parcel), (change.author, id));
                 log.chain_dirty = true;
@@ -243,6 +253,7 @@ impl World {
     fn insert_statement(&mut self, change: Change, signed: SignedChange, id: ChangeId) -> Result<Inserted, Rejection> {
         let replaced = match change.op {
             Op::Host { host, kept } => self.hosts.insert(change.author, change.seq, host, kept, id)?,
+            Op::Profile { name, colour } => self.profiles.insert(change.author, change.seq, id, name, colour)?,
             _ => {
                 let Some(statement) = statement_of(&change) else { return Err(Rejection::Malformed) };
                 self.statements.insert(statement, id)?
@@ -263,6 +274,11 @@ impl World {
     /// The hosts `person` names now (see [`Op::Host`]), in key order.
     pub fn hosts_of(&self, person: &PublicKey) -> Vec<PublicKey> {
         self.hosts.of(person)
+    }
+
+    /// `person`'s name and colour as they last signed them into the world, if they have.
+    pub fn profile_of(&self, person: &PublicKey) -> Option<(ProfileName, [u8; 3])> {
+        self.profiles.of(person)
     }
 
     /// The people who name `host` as one of theirs now, in key order.
@@ -328,6 +344,9 @@ impl World {
     pub fn check(&mut self, author: PublicKey, op: &Op) -> Result<(), Rejection> {
         if let Op::Host { host, kept } = *op {
             return self.hosts.check(author, host, kept);
+        }
+        if let Op::Profile { .. } = op {
+            return Ok(());
         }
         let Some(parcel) = op.parcel() else {
             let change = Change { author, seq: u64::MAX, op: *op };

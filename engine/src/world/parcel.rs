@@ -97,7 +97,8 @@ impl ParcelState {
             | Op::Withdraw { .. }
             | Op::Buy { .. }
             | Op::Trust { .. }
-            | Op::Host { .. } => Ok(()),
+            | Op::Host { .. }
+            | Op::Profile { .. } => Ok(()),
         }
     }
 }

@@ -420,6 +420,7 @@ impl Node {
         node.emit(Event::Shields(node.trust.shields)).await;
         node.emit(Event::Volumes(node.volumes.list())).await;
         node.tell_own_contribution().await;
+        node.sign_profile();
         node.tell_rooms().await;
         node.refresh_trust();
         node.set_regions(config.regions).await;
@@ -500,6 +501,7 @@ impl Node {
                 }
                 self.regions.sent_pose = None;
                 self.announce().await;
+                self.sign_profile();
             }
             Command::Build(op) => self.build(op),
             Command::Import(path) => self.import(path),

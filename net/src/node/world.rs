@@ -179,6 +179,16 @@ impl Node {
         }
     }
 
+    /// Signs our name and colour into the world when they are not what the world holds of us
+    /// (so that people see who we are while we are away; see `Op::Profile`).
+    pub(super) fn sign_profile(&mut self) {
+        let Some(name) = sanctuary_engine::ProfileName::new(&self.profile.name) else { return };
+        let colour = self.profile.colour;
+        if self.replica.world().profile_of(&self.me_key) != Some((name, colour)) {
+            self.build(Op::Profile { name, colour });
+        }
+    }
+
     /// Our change is made and stored (or refused): pass it on and tell the program.
     pub(super) async fn built(&mut self, op: Op, result: Result<Vec<u8>, AuthorError>) {
         match result {
