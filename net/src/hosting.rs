@@ -105,6 +105,27 @@ fn mutual_friends(world: &World, a: &PublicKey, b: &PublicKey) -> bool {
     friendly(graph.said(TrustContext::People, a, b)) && friendly(graph.said(TrustContext::People, b, a))
 }
 
+/// The models placed on the parcels `person` owns now, each once, in parcel and object order.
+pub fn models_placed_by(world: &mut World, person: &PublicKey) -> Vec<ModelRef> {
+    let mut seen = HashSet::new();
+    let mut models = Vec::new();
+    let parcels: Vec<_> = world.parcels().collect();
+    for parcel in parcels {
+        let state = world.parcel(parcel);
+        if state.owner() != Some(*person) {
+            continue;
+        }
+        for object in state.objects.values() {
+            if let ObjectKind::Model(model) = object.kind
+                && seen.insert(model.hash)
+            {
+                models.push(model);
+            }
+        }
+    }
+    models
+}
+
 /// Works out what the node `me` keeps under `policy` in `world`.
 pub fn plan(world: &mut World, me: &PublicKey, policy: &HostingPolicy) -> HostingPlan {
     let naming: HashSet<PublicKey> = world.hosted_by(me).into_iter().collect();

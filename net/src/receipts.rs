@@ -1,6 +1,7 @@
 //! Contribution receipts: what a peer served is recorded by the people it served, never by its
 //! own word. Whoever receives bytes (models and avatars from a peer's blob store, world changes
-//! by sync) signs a small receipt for the peer that sent them and hands it over; the server's
+//! by sync) or has their things kept (a host holding their models, spot-checked) signs a small
+//! receipt for that peer and hands it over; the server's
 //! contribution record is the set of receipts others signed for it. Anyone can check a record:
 //! every receipt names its server and is signed by its receiver.
 //!
@@ -51,6 +52,9 @@ pub struct Receipt {
     pub blobs: u64,
     /// World changes received from the server by sync that the receiver lacked.
     pub world_changes: u64,
+    /// Bytes of the receiver's models the server was last seen to hold (every blob's last
+    /// chunk asked for and verified), as one of the hosts the receiver names; not a sum.
+    pub kept_bytes: u64,
     /// When the receiver first got something from the server (seconds since 1970).
     pub since: u64,
     /// When this receipt was signed (seconds since 1970, the receiver's clock).
@@ -61,7 +65,7 @@ impl Receipt {
     /// What the receipt is worth when records are compared: its bytes, with a world change
     /// counted as a kilobyte.
     pub fn weight(&self) -> u64 {
-        self.blob_bytes.saturating_add(self.world_changes.saturating_mul(1024))
+        self.blob_bytes.saturating_add(self.world_changes.saturating_mul(1024)).saturating_add(self.kept_bytes)
     }
 
     fn signing_bytes(&self) -> Vec<u8> {
@@ -147,6 +151,7 @@ struct Totals {
     blob_bytes: u64,
     blobs: u64,
     world_changes: u64,
+    kept_bytes: u64,
     since: u64,
 }
 
@@ -170,6 +175,24 @@ impl Given {
         true
     }
 
+    /// `server` was seen (now, `at`) to hold `bytes` of our models; returns whether that is news
+    /// (a receipt is then due). A server never counted is counted only when it holds something.
+    pub fn set_kept(&mut self, server: [u8; 32], bytes: u64, at: u64) -> bool {
+        let full = self.totals.len() >= MAX_SERVERS_COUNTED;
+        match self.totals.get_mut(&server) {
+            Some(totals) if totals.kept_bytes == bytes => false,
+            Some(totals) => {
+                totals.kept_bytes = bytes;
+                true
+            }
+            None if bytes == 0 || full => false,
+            None => {
+                self.totals.insert(server, Totals { kept_bytes: bytes, since: at, ..Totals::default() });
+                true
+            }
+        }
+    }
+
     /// The next receipt for `server`, signed by `secret` at `at`: everything so far, with the
     /// next sequence number. `None` for a server never counted.
     pub fn receipt(&mut self, secret: &SecretKey, server: [u8; 32], at: u64) -> Option<SignedReceipt> {
@@ -182,6 +205,7 @@ impl Given {
             blob_bytes: totals.blob_bytes,
             blobs: totals.blobs,
             world_changes: totals.world_changes,
+            kept_bytes: totals.kept_bytes,
             since: totals.since,
             at,
         };
@@ -216,6 +240,10 @@ pub struct Contribution {
     pub blobs: u64,
     /// World changes they received.
     pub world_changes: u64,
+    /// Bytes of their models it holds for them (as each last saw).
+    pub kept_bytes: u64,
+    /// People it holds something for.
+    pub kept_for: usize,
 }
 
 impl Contribution {
@@ -225,6 +253,10 @@ impl Contribution {
         let mut line = format!("served {} to {people}", size(self.blob_bytes));
         if self.world_changes > 0 {
             line += &format!(", and {} world changes", self.world_changes);
+        }
+        if self.kept_for > 0 {
+            let people = if self.kept_for == 1 { "1 person".to_owned() } else { format!("{} people", self.kept_for) };
+            line += &format!("; keeps {} for {people}", size(self.kept_bytes));
         }
         line
     }
@@ -317,6 +349,8 @@ fn sum<'a>(receipts: impl Iterator<Item = &'a Receipt>) -> Contribution {
         total.blob_bytes = total.blob_bytes.saturating_add(receipt.blob_bytes);
         total.blobs = total.blobs.saturating_add(receipt.blobs);
         total.world_changes = total.world_changes.saturating_add(receipt.world_changes);
+        total.kept_bytes = total.kept_bytes.saturating_add(receipt.kept_bytes);
+        total.kept_for += usize::from(receipt.kept_bytes > 0);
     }
     total
 }
@@ -354,17 +388,18 @@ fn hex(bytes: &[u8; 32]) -> String {
 
 /// A record as CSV: one line per receipt, with its signature, so that anyone can check it.
 pub fn record_csv(receipts: &[SignedReceipt]) -> String {
-    let mut csv = String::from("server,receiver,seq,blob_bytes,blobs,world_changes,since,at,signature\n");
+    let mut csv = String::from("server,receiver,seq,blob_bytes,blobs,world_changes,kept_bytes,since,at,signature\n");
     for signed in receipts {
         let receipt = &signed.receipt;
         csv += &format!(
-            "{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{}\n",
             hex(&receipt.server),
             hex(&receipt.receiver),
             receipt.seq,
             receipt.blob_bytes,
             receipt.blobs,
             receipt.world_changes,
+            receipt.kept_bytes,
             receipt.since,
             receipt.at,
             crate::hex::hex(&signed.signature.to_bytes()),
@@ -382,6 +417,7 @@ struct ReceiptJson {
     blob_bytes: u64,
     blobs: u64,
     world_changes: u64,
+    kept_bytes: u64,
     since: u64,
     at: u64,
     signature: String,
@@ -407,6 +443,7 @@ pub fn record_json(receipts: &[SignedReceipt]) -> String {
                     blob_bytes: receipt.blob_bytes,
                     blobs: receipt.blobs,
                     world_changes: receipt.world_changes,
+                    kept_bytes: receipt.kept_bytes,
                     since: receipt.since,
                     at: receipt.at,
                     signature: crate::hex::hex(&signed.signature.to_bytes()),
@@ -445,7 +482,10 @@ mod tests {
         // Older and replayed receipts change nothing.
         assert_eq!(record.take(&me, &from, first.clone()), Err(ReceiptError::Replayed));
         assert_eq!(record.take(&me, &from, second.clone()), Err(ReceiptError::Replayed));
-        assert_eq!(record.contribution(), Contribution { people: 1, blob_bytes: 12_000, blobs: 2, world_changes: 40 });
+        assert_eq!(
+            record.contribution(),
+            Contribution { people: 1, blob_bytes: 12_000, blobs: 2, world_changes: 40, ..Contribution::default() }
+        );
 
         // A receipt the server wrote itself, with more bytes, does not verify.
         let mut forged = second.clone();
@@ -470,6 +510,25 @@ mod tests {
         assert!(second.to_bytes().len() <= MAX_RECEIPT_BYTES);
         assert_eq!(SignedReceipt::from_bytes(&[0xff; 10]), Err(ReceiptError::Malformed));
         assert_eq!(SignedReceipt::from_bytes(&[0; MAX_RECEIPT_BYTES + 1]), Err(ReceiptError::TooLarge));
+    }
+
+    #[test]
+    fn what_a_host_keeps_is_said_as_last_seen_not_summed() {
+        let (host, ada) = (secret(1), secret(2));
+        let me = id(&host);
+        let mut given = Given::default();
+        assert!(!given.set_kept(me, 0, 1), "holding nothing is no news");
+        assert!(given.set_kept(me, 3 << 20, 1));
+        assert!(!given.set_kept(me, 3 << 20, 2), "the same again is no news");
+        let first = given.receipt(&ada, me, 3).expect("counted");
+        assert!(given.set_kept(me, 1 << 20, 4), "it holds less now");
+        let second = given.receipt(&ada, me, 5).expect("counted");
+        assert_eq!((first.receipt.kept_bytes, second.receipt.kept_bytes), (3 << 20, 1 << 20));
+        let mut record = Record::default();
+        record.take(&me, &id(&ada), second).expect("taken");
+        let contribution = record.contribution();
+        assert_eq!((contribution.kept_bytes, contribution.kept_for), (1 << 20, 1));
+        assert_eq!(contribution.line(), "served 0 B to 1 person; keeps 1.0 MiB for 1 person");
     }
 
     #[test]
@@ -530,7 +589,7 @@ mod tests {
         let csv = record_csv(&held);
         assert_eq!(csv.lines().count(), 3);
         assert!(csv.starts_with("server,receiver,seq,blob_bytes"));
-        assert!(csv.contains(&format!(",{},2,{},3,0,10,12,", crate::hex::hex(&id(&ada)), 2u64 << 30)), "{csv}");
+        assert!(csv.contains(&format!(",{},2,{},3,0,0,10,12,", crate::hex::hex(&id(&ada)), 2u64 << 30)), "{csv}");
         let json: serde_json::Value = serde_json::from_str(&record_json(&held)).expect("JSON");
         assert_eq!(json["contribution"]["people"], 2);
         assert_eq!(json["receipts"].as_array().map(Vec::len), Some(2));

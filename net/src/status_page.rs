@@ -404,7 +404,12 @@ mod tests {
             kept_bytes: 3 << 20,
             declined: vec!["12".repeat(32)],
             declined_count: 5,
-            receipts: crate::receipts::Contribution { people: 40, blob_bytes: 12 << 30, blobs: 90, world_changes: 0 },
+            receipts: crate::receipts::Contribution {
+                people: 40,
+                blob_bytes: 12 << 30,
+                blobs: 90,
+                ..Default::default()
+            },
             ..StatusSnapshot::default()
         }
     }

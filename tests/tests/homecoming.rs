@@ -177,7 +177,8 @@ async fn a_model_comes_from_another_holder_when_one_fails() {
 /// A home node keeps for its owner, a friend's node for a friend who asks (the pin), and the
 /// builder's things stay reachable while any of them runs. Ada links her home node (a signed
 /// `Op::Host`) and asks Fay's node to pin her things too; she and Fay are friends (both said
-/// so), so Fay's node keeps Ada's model within its per-friend quota. Ada goes offline (and Fay's
+/// so), so Fay's node keeps Ada's model within its per-friend quota. Ada checks that both hold
+/// it and signs each a receipt for keeping it. Ada goes offline (and Fay's
 /// node for a while): Cy, a newcomer, gets the parcel and the model from Ada's home node, and
 /// signs a receipt for it. Then the home node goes and Fay's node comes back: Dee, another
 /// newcomer, gets everything from Fay's node, and asks it what it served (the receipts, hers
@@ -197,7 +198,10 @@ async fn a_builders_things_stay_reachable_through_her_home_node_and_a_friends_pi
     let mut home_config = in_city(offline_config(dirs[3].path(), "Ada's home", Some(&fays_node.ticket)));
     home_config.hosting = Some(HostingPolicy { owner: Some(ada.id), total: 64 << 20, ..HostingPolicy::default() });
     let mut home = Peer::start(home_config).await;
+    // Ada knows where both nodes are (on the internet, relays and address lookup find them by
+    // id; here, with neither, tickets do).
     ada.handle.send(Command::Join(home.ticket.clone()));
+    ada.handle.send(Command::Join(fays_node.ticket.clone()));
     fay.handle.send(Command::Join(fays_node.ticket.clone()));
 
     let (glb, _) = crystal_glb();
@@ -233,6 +237,25 @@ async fn a_builders_things_stay_reachable_through_her_home_node_and_a_friends_pi
         plan.kept_for.iter().map(|kept| (kept.person, kept.role, kept.named, kept.models)).collect();
     assert_eq!(kept, vec![(fay.id, Role::Owner, false, 0), (ada.id, Role::Friend, true, 1)]);
     assert_eq!(home.world.world().hosts_of(&ada.id).len(), 2);
+    // Ada checks that her hosts hold her model (the last chunk of each of its blobs, verified)
+    // and signs receipts saying so: both nodes' records now say they keep it for her.
+    let (ada_id, ada_key) = (ada.id, *ada.id.as_bytes());
+    wait_until(
+        &mut [&mut ada, &mut home, &mut fays_node],
+        Duration::from_secs(120),
+        "Ada's receipts for keeping",
+        |peer| {
+            peer.id == ada_id
+                || peer.contributions.iter().any(|(person, contribution, receipts, _)| {
+                    *person == peer.id
+                        && contribution.kept_for >= 1
+                        && receipts.iter().any(|signed| {
+                            signed.receipt.receiver == ada_key && signed.receipt.kept_bytes >= model.bytes
+                        })
+                })
+        },
+    )
+    .await;
     ada.handle.shutdown().await;
     fay.handle.shutdown().await;
     // Fay's node is off for a while, so that Cy can only be served by Ada's home node.

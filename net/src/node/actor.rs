@@ -105,6 +105,7 @@ pub(super) enum Internal {
     RoomHanded { from: iroh::PublicKey, bytes: Vec<u8> },
     RoomPushed { to: [u8; 32], bytes: Vec<u8>, handed: bool },
     ReceivedBlobs(crate::assets::Served),
+    KeptChecked { kept: Vec<(iroh::PublicKey, u64)>, asked: usize, all: u64 },
     Hosting(Box<crate::hosting::HostingPlan>),
 }
 
@@ -544,6 +545,7 @@ impl Node {
             Internal::Refetch { wanted, hint, attempt } => self.fetch_attempt(wanted, hint, attempt),
             Internal::Hosting(plan) => self.hosting_planned(plan).await,
             Internal::ReceivedBlobs(served) => self.received_blobs(served),
+            Internal::KeptChecked { kept, asked, all } => self.kept_checked(kept, asked, all),
             Internal::Worn(result) => self.worn(result).await,
             Internal::VoiceDialled { peer, result } => self.voice_dialled(peer, result),
             Internal::FilmShared(result) => self.film_shared(result).await,

@@ -1,7 +1,9 @@
 //! Contribution receipts on the node (the rules are [`crate::receipts`]). What we receive is
 //! counted by whom it came from: the parts of models and avatars by the provider that sent
 //! them (as the downloader reports its progress), world changes by the neighbour a sync brought
-//! them from. Every [`RECEIPT_EVERY`], each server whose totals grew is handed a fresh signed
+//! them from; and what the hosts we name keep of our models, checked now and then
+//! ([`KEPT_CHECK_EVERY`]: the last chunk of every blob, asked for and verified, which a host
+//! without the blob cannot answer). Every [`RECEIPT_EVERY`], each server whose totals grew is handed a fresh signed
 //! receipt over `alpn::RECEIPT` (a lost one is covered by the next: receipts are cumulative).
 //! Receipts others hand us join our record, kept in `receipts.bin`; anyone may ask for it
 //! (`Command::AskContribution`), and what comes back is checked before the program sees it.
@@ -23,7 +25,7 @@ use iroh::protocol::{AcceptError, ProtocolHandler};
 use sanctuary_engine::PublicKey;
 
 use super::Event;
-use super::actor::{Node, wall_micros};
+use super::actor::{Internal, Node, wall_micros};
 use crate::alpn;
 use crate::assets::Served;
 use crate::inbox::RateLimiter;
@@ -47,6 +49,13 @@ const HANDING: u8 = b'R';
 const ASKING: u8 = b'?';
 /// The largest book file read back (the record of 10,000 receivers is about 2 MB).
 const MAX_BOOK_FILE: u64 = 16 << 20;
+/// How often our hosts are checked for holding our models; sooner after we name one, and again
+/// within [`KEPT_CHECK_AGAIN`] while one holds less than all of them (it may still be fetching).
+const KEPT_CHECK_EVERY: Duration = Duration::from_secs(600);
+const KEPT_CHECK_SOON: Duration = Duration::from_secs(10);
+const KEPT_CHECK_AGAIN: Duration = Duration::from_secs(30);
+/// The most of our models a check asks a host about.
+const MAX_MODELS_CHECKED: usize = 64;
 
 /// Our record, shared with the protocol that takes receipts in.
 #[derive(Debug, Default)]
@@ -76,6 +85,9 @@ pub(super) struct Receipts {
     handing: Arc<tokio::sync::Semaphore>,
     /// People whose record we are asking for now.
     asking: Arc<Mutex<HashSet<PublicKey>>>,
+    /// When our hosts are next checked, and whether a check is running.
+    next_kept_check: Instant,
+    checking_kept: bool,
 }
 
 /// Reads a book, or starts an empty one: a damaged or oversized file is set aside (renamed
@@ -112,6 +124,8 @@ impl Receipts {
             last_round: Instant::now(),
             handing: Arc::new(tokio::sync::Semaphore::new(MAX_HANDING)),
             asking: Arc::default(),
+            next_kept_check: Instant::now() + KEPT_CHECK_SOON,
+            checking_kept: false,
         };
         (receipts, [given_problem, record_problem].into_iter().flatten().collect())
     }
@@ -131,6 +145,11 @@ impl Receipts {
             }
         }
         problems
+    }
+
+    /// We named a host: it is checked soon (once it has had time to fetch).
+    pub(super) fn kept_check_soon(&mut self) {
+        self.next_kept_check = self.next_kept_check.min(Instant::now() + KEPT_CHECK_SOON);
     }
 
     /// Counts what came from `server`.
@@ -162,6 +181,48 @@ impl Node {
         }
     }
 
+    /// Our hosts were checked: what each holds of our models goes into the next receipts.
+    /// `asked` hosts were asked; those that answered are in `kept`, with what they hold of the
+    /// `all` bytes of our models. While one holds less or did not answer, the next check is soon.
+    pub(super) fn kept_checked(&mut self, kept: Vec<(iroh::PublicKey, u64)>, asked: usize, all: u64) {
+        self.receipts.checking_kept = false;
+        let short = kept.len() < asked || kept.iter().any(|(_, bytes)| *bytes < all);
+        self.receipts.next_kept_check = Instant::now() + if short { KEPT_CHECK_AGAIN } else { KEPT_CHECK_EVERY };
+        let at = wall_micros() / 1_000_000;
+        for (host, bytes) in kept {
+            if self.receipts.given.set_kept(*host.as_bytes(), bytes, at) {
+                self.receipts.pending.insert(*host.as_bytes());
+                self.receipts.given_changed = true;
+            }
+        }
+    }
+
+    /// Starts a check of our hosts when one is due: the hosts we name and our models, read
+    /// from the world off the loop, then asked about on a task of its own.
+    fn check_hosts(&mut self, now: Instant) {
+        if self.receipts.checking_kept || now < self.receipts.next_kept_check {
+            return;
+        }
+        self.receipts.checking_kept = true;
+        let (replica, me) = (self.replica.clone(), self.me_key);
+        let (endpoint, assets, internal) = (self.endpoint.clone(), self.assets.clone(), self.internal_tx.clone());
+        tokio::spawn(async move {
+            let read = tokio::task::spawn_blocking(move || {
+                let mut world = replica.world();
+                let hosts = world.hosts_of(&me);
+                (hosts, crate::hosting::models_placed_by(&mut world, &me))
+            });
+            let (hosts, models) = read.await.unwrap_or_default();
+            let hosts: Vec<iroh::PublicKey> =
+                hosts.iter().filter_map(|key| iroh::PublicKey::from_bytes(key.as_bytes()).ok()).collect();
+            let models: Vec<_> = models.into_iter().take(MAX_MODELS_CHECKED).collect();
+            let all = models.iter().fold(0u64, |sum, model| sum.saturating_add(model.bytes));
+            let asked = if models.is_empty() { 0 } else { hosts.len() };
+            let kept = if asked == 0 { Vec::new() } else { check_kept(endpoint, assets, hosts, models).await };
+            let _ = internal.send(Internal::KeptChecked { kept, asked, all }).await;
+        });
+    }
+
     /// A sync brought `changes` new world changes from `peer`.
     pub(super) fn received_changes(&mut self, peer: iroh::PublicKey, changes: usize) {
         self.receipts.count(*peer.as_bytes(), 0, 0, changes as u64);
@@ -174,6 +235,7 @@ impl Node {
             return;
         }
         self.receipts.last_round = now;
+        self.check_hosts(now);
         let servers: Vec<[u8; 32]> = self.receipts.pending.iter().copied().collect();
         for server in servers {
             let Ok(permit) = self.receipts.handing.clone().try_acquire_owned() else { break };
@@ -256,6 +318,57 @@ impl Node {
             let _ = events.send(Event::Contribution { person, contribution, receipts, reached: true }).await;
         });
     }
+}
+
+/// Checks which of our hosts hold our models: for each host we name, the last chunk of every
+/// blob of each of our models (its manifest and files) is asked for and verified, which a host
+/// that does not hold the blob cannot answer. Returns the declared bytes of the models each
+/// host answered for in full.
+async fn check_kept(
+    endpoint: iroh::Endpoint,
+    assets: crate::AssetStore,
+    hosts: Vec<iroh::PublicKey>,
+    models: Vec<sanctuary_engine::ModelRef>,
+) -> Vec<(iroh::PublicKey, u64)> {
+    use iroh_blobs::Hash;
+    use iroh_blobs::get::request::get_verified_size;
+    // Every blob of each model, as our own store lists it.
+    let mut blobs: Vec<(u64, Vec<(Hash, u64)>)> = Vec::new();
+    for model in models.into_iter().take(MAX_MODELS_CHECKED) {
+        let Some(bundle) = assets.bundle(model.hash).await else { continue };
+        let mut hashes = vec![(Hash::from_bytes(model.hash), 0)];
+        hashes.extend(bundle.files.iter().map(|file| (Hash::from_bytes(file.hash), file.size)));
+        blobs.push((model.bytes, hashes));
+    }
+    let mut kept = Vec::new();
+    for host in hosts {
+        let check = async {
+            let connection = endpoint.connect(host, alpn::BLOBS).await.ok()?;
+            let mut bytes = 0u64;
+            for (model_bytes, hashes) in &blobs {
+                let mut whole = true;
+                for (hash, size) in hashes {
+                    match get_verified_size(&connection, hash).await {
+                        // A manifest's size is not declared; a file's must be as declared.
+                        Ok((verified, _)) if *size == 0 || verified == *size => {}
+                        _ => {
+                            whole = false;
+                            break;
+                        }
+                    }
+                }
+                if whole {
+                    bytes = bytes.saturating_add(*model_bytes);
+                }
+            }
+            connection.close(0u32.into(), b"checked");
+            Some(bytes)
+        };
+        if let Ok(Some(bytes)) = tokio::time::timeout(EXCHANGE_TIMEOUT * 3, check).await {
+            kept.push((host, bytes));
+        }
+    }
+    kept
 }
 
 /// Hands `signed` to the server `peer`; the answer is one byte (0: taken).
@@ -376,7 +489,7 @@ mod tests {
         assert!(problems.is_empty());
         assert_eq!(
             receipts.record.lock().contribution(),
-            Contribution { people: 1, blob_bytes: 100, blobs: 1, world_changes: 0 }
+            Contribution { people: 1, blob_bytes: 100, blobs: 1, ..Contribution::default() }
         );
     }
 

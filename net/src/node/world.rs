@@ -194,6 +194,9 @@ impl Node {
         match result {
             Ok(bytes) => {
                 self.world_sync.world_changed();
+                if let Op::Host { kept: true, .. } = op {
+                    self.receipts.kept_check_soon();
+                }
                 match op.parcel() {
                     Some(parcel) => {
                         if let Some((sender, heard)) =
