@@ -67,7 +67,11 @@ impl Watch {
             .iter()
             .map(|kept| KeptRow {
                 key: kept.person.to_string(),
-                name: self.names.get(&kept.person).cloned(),
+                // As heard in their presence, else as they signed it into the world.
+                name: self.names.get(&kept.person).cloned().or_else(|| {
+                    let world = self.world.as_ref()?.world();
+                    world.profile_of(&kept.person).map(|(name, _)| sanctuary_net::wire::clean_text(name.as_str()))
+                }),
                 role: kept.role.label().to_owned(),
                 named: kept.named,
                 quota: kept.quota,

@@ -387,7 +387,8 @@ async fn partition(smoke: bool) -> Result<(), String> {
             peer.handle.send(Command::Build(Op::Put { parcel, epoch: 0, id, object }));
         }
     }
-    let expected = 2 * per_group * (builds as usize + 1);
+    // Each peer's claim, its builds, and the name it signs into the world (`Op::Profile`).
+    let expected = 2 * per_group * (builds as usize + 2);
     // One peer of the second group is killed and comes back while the groups are apart.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let victim = per_group + 1;
