@@ -198,10 +198,8 @@ async fn late_joiner(history: &[Vec<u8>], runs: usize) -> Result<f64, String> {
     let expected = home_world.state_hash();
     // Each node also signs its own name into the world (`Op::Profile`): the joiner is whole
     // when it holds every change of the history, whatever else it holds.
-    let ids: Vec<sanctuary_engine::ChangeId> = history
-        .iter()
-        .filter_map(|bytes| SignedChange::decode(bytes).ok().map(|signed| signed.id()))
-        .collect();
+    let ids: Vec<sanctuary_engine::ChangeId> =
+        history.iter().filter_map(|bytes| SignedChange::decode(bytes).ok().map(|signed| signed.id())).collect();
     let holds_all = |world: &SharedReplica| {
         world.len() >= history.len() && {
             let world = world.world();

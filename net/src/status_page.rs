@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::receipts::size;
+
 /// The port the status page is served on by default.
 pub const DEFAULT_STATUS_PORT: u16 = 7780;
 /// The most bytes of a request's head read.
@@ -137,18 +139,6 @@ fn escape(text: &str) -> String {
         }
     }
     safe
-}
-
-/// Bytes as people read them.
-fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
 /// A duration as people read it.

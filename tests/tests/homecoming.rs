@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use glam::Vec3;
-use sanctuary_engine::{ModelRef, Object, ObjectKind, Op, Placement, PublicKey, RegionId, Rgb, Shape, home_parcel};
+use sanctuary_engine::{
+    ModelRef, Object, ObjectKind, Op, ParcelCoord, Placement, PublicKey, RegionId, Rgb, Shape, home_parcel,
+};
 use sanctuary_net::hosting::{HostingPolicy, Role};
 use sanctuary_net::{Command, NodeConfig};
 use sanctuary_tests::models::crystal_glb;
@@ -15,7 +17,28 @@ fn in_city(mut config: NodeConfig) -> NodeConfig {
     config
 }
 
-fn block(parcel: sanctuary_engine::ParcelCoord, x: f32) -> Object {
+/// A newcomer gets `parcel` (object 1 on it) by sync, then `model` asked for with its placer
+/// `placer` as the hint, with no fetch failing on the way.
+async fn newcomer_gets(peer: &mut Peer, parcel: ParcelCoord, model: ModelRef, placer: PublicKey, from: &str) {
+    wait_until(
+        &mut [&mut *peer],
+        Duration::from_secs(30),
+        &format!("the newcomer has the parcel from {from}"),
+        |peer| peer.world.parcel(parcel).objects.contains_key(&1),
+    )
+    .await;
+    peer.handle.send(Command::Fetch { model, hint: Some(placer) });
+    wait_until(
+        &mut [&mut *peer],
+        Duration::from_secs(60),
+        &format!("the newcomer has the model from {from}"),
+        |peer| peer.ready.contains(&model.hash),
+    )
+    .await;
+    assert!(peer.failed.is_empty(), "{:?}", peer.failed);
+}
+
+fn block(parcel: ParcelCoord, x: f32) -> Object {
     let centre = parcel.bounds().center();
     Object {
         kind: ObjectKind::Primitive(Shape::Cuboid),
@@ -98,16 +121,7 @@ async fn a_home_node_serves_a_builders_model_while_she_is_away() {
     ada.handle.shutdown().await;
 
     let mut cy = Peer::start(in_city(offline_config(dirs[2].path(), "Cy", Some(&home.ticket)))).await;
-    wait_until(&mut [&mut cy], Duration::from_secs(30), "Cy has Ada's parcel from the home node", |peer| {
-        peer.world.parcel(parcel).objects.contains_key(&1)
-    })
-    .await;
-    cy.handle.send(Command::Fetch { model, hint: Some(ada.id) });
-    wait_until(&mut [&mut cy], Duration::from_secs(30), "Cy has Ada's model without Ada", |peer| {
-        peer.ready.contains(&model.hash)
-    })
-    .await;
-    assert!(cy.failed.is_empty(), "{:?}", cy.failed);
+    newcomer_gets(&mut cy, parcel, model, ada.id, "the home node, without Ada").await;
     home.handle.shutdown().await;
     cy.handle.shutdown().await;
 }
@@ -262,19 +276,10 @@ async fn a_builders_things_stay_reachable_through_her_home_node_and_a_friends_pi
     fays_node.handle.shutdown().await;
 
     let mut cy = Peer::start(in_city(offline_config(dirs[4].path(), "Cy", Some(&home.ticket)))).await;
-    wait_until(&mut [&mut cy], Duration::from_secs(30), "Cy has Ada's parcel", |peer| {
-        peer.world.parcel(parcel).objects.contains_key(&1)
-    })
-    .await;
+    newcomer_gets(&mut cy, parcel, model, ada.id, "Ada's home node").await;
     // Ada's name comes with the world too, though nobody has met her.
     let named = cy.world.world().profile_of(&ada.id).map(|(name, _)| name.as_str().to_owned());
     assert_eq!(named.as_deref(), Some("Ada"));
-    cy.handle.send(Command::Fetch { model, hint: Some(ada.id) });
-    wait_until(&mut [&mut cy], Duration::from_secs(30), "Cy has Ada's model from her home node", |peer| {
-        peer.ready.contains(&model.hash)
-    })
-    .await;
-    assert!(cy.failed.is_empty(), "{:?}", cy.failed);
     // Cy signs a receipt for what the home node served and hands it over: the home node's
     // record, which is Cy's word and not its own, now says so.
     let (cy_key, home_id) = (*cy.id.as_bytes(), home.id);
@@ -296,16 +301,7 @@ async fn a_builders_things_stay_reachable_through_her_home_node_and_a_friends_pi
     fays_config.join.clear();
     let mut fays_node = Peer::start(fays_config).await;
     let mut dee = Peer::start(in_city(offline_config(dirs[5].path(), "Dee", Some(&fays_node.ticket)))).await;
-    wait_until(&mut [&mut dee], Duration::from_secs(30), "Dee has Ada's parcel", |peer| {
-        peer.world.parcel(parcel).objects.contains_key(&1)
-    })
-    .await;
-    dee.handle.send(Command::Fetch { model, hint: Some(ada.id) });
-    wait_until(&mut [&mut dee], Duration::from_secs(60), "Dee has Ada's model from Fay's pin", |peer| {
-        peer.ready.contains(&model.hash)
-    })
-    .await;
-    assert!(dee.failed.is_empty(), "{:?}", dee.failed);
+    newcomer_gets(&mut dee, parcel, model, ada.id, "Fay's pin").await;
     let served = fays_node.uploads.counts();
     assert!(served.to.get(dee.id.as_bytes()).is_some_and(|bytes| *bytes > 0), "Fay's node served Dee: {served:?}");
     // Dee asks Fay's node what it served, and checks the receipts that come back: her own
