@@ -2,7 +2,7 @@
 //! service manager (SIGTERM); its status page on a loopback port (see
 //! `sanctuary_net::status_page`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -39,6 +39,9 @@ struct Watch {
     plan: Option<Box<HostingPlan>>,
     /// The names of the people in the plan, as heard in their presence.
     names: HashMap<PublicKey, String>,
+    /// The people the plan lists (kept for or declined): whose presence names are kept. A set,
+    /// since every presence heard in a crowd asks it.
+    listed: HashSet<PublicKey>,
     /// What it served, by the receipts others signed for it.
     receipts: sanctuary_net::receipts::Contribution,
 }
@@ -46,31 +49,30 @@ struct Watch {
 impl Watch {
     /// A presence was heard: the name is kept when the plan lists its person.
     fn heard(&mut self, key: PublicKey, name: &str) {
-        let listed = self
-            .plan
-            .as_ref()
-            .is_some_and(|plan| plan.kept_for.iter().any(|kept| kept.person == key) || plan.declined.contains(&key));
-        if listed {
+        if self.listed.contains(&key) {
             self.names.insert(key, name.to_owned());
         }
     }
 
     /// A new plan: names of people no longer in it are let go.
     fn planned(&mut self, plan: Box<HostingPlan>) {
-        self.names.retain(|key, _| plan.kept_for.iter().any(|kept| kept.person == *key) || plan.declined.contains(key));
+        self.listed = plan.kept_for.iter().map(|kept| kept.person).chain(plan.declined.iter().copied()).collect();
+        self.names.retain(|key, _| self.listed.contains(key));
         self.plan = Some(plan);
     }
 
     fn kept_rows(&self) -> Vec<KeptRow> {
         let Some(plan) = &self.plan else { return Vec::new() };
+        // The world is locked once for every row, not once a row.
+        let world = self.world.as_ref().map(SharedReplica::world);
         plan.kept_for
             .iter()
             .map(|kept| KeptRow {
                 key: kept.person.to_string(),
                 // As heard in their presence, else as they signed it into the world.
                 name: self.names.get(&kept.person).cloned().or_else(|| {
-                    let world = self.world.as_ref()?.world();
-                    world.profile_of(&kept.person).map(|(name, _)| sanctuary_net::wire::clean_text(name.as_str()))
+                    let (name, _) = world.as_ref()?.profile_of(&kept.person)?;
+                    Some(sanctuary_net::wire::clean_text(name.as_str()))
                 }),
                 role: kept.role.label().to_owned(),
                 named: kept.named,
@@ -196,6 +198,7 @@ pub fn run(args: &NodeArgs) -> ExitCode {
         owner: args.owner,
         plan: None,
         names: HashMap::new(),
+        listed: HashSet::new(),
         receipts: Default::default(),
     };
     if args.owner.is_none() {
@@ -309,6 +312,42 @@ mod tests {
     }
 
     #[test]
+    fn only_the_names_of_people_the_plan_lists_are_kept() {
+        use sanctuary_net::hosting::{KeptFor, Role};
+        let (ada, bo, cy) = (
+            PublicKey::from_secret_seed(&[1; 32]),
+            PublicKey::from_secret_seed(&[2; 32]),
+            PublicKey::from_secret_seed(&[3; 32]),
+        );
+        let mut watch = Watch {
+            started: Instant::now(),
+            id: String::new(),
+            name: String::new(),
+            regions: Vec::new(),
+            status: None,
+            world: None,
+            uploads: None,
+            stored_bytes: 0,
+            owner: Some(ada),
+            plan: None,
+            names: HashMap::new(),
+            listed: HashSet::new(),
+            receipts: Default::default(),
+        };
+        let kept = KeptFor { person: ada, role: Role::Owner, named: true, quota: 1, models: 0, bytes: 0, left_out: 0 };
+        let plan =
+            HostingPlan { kept_for: vec![kept], declined: vec![bo], declined_count: 1, ..HostingPlan::default() };
+        watch.planned(Box::new(plan));
+        for (key, name) in [(ada, "Ada"), (bo, "Bo"), (cy, "Cy")] {
+            watch.heard(key, name);
+        }
+        assert_eq!(watch.names.len(), 2, "a passer-by's name is not kept");
+        assert_eq!(watch.kept_rows()[0].name.as_deref(), Some("Ada"));
+        watch.planned(Box::default());
+        assert!(watch.names.is_empty(), "names of people no longer listed are let go");
+    }
+
+    #[test]
     fn the_page_lists_who_was_served_most_first() {
         let to: BTreeMap<[u8; 32], u64> = (0..40u8).map(|at| ([at; 32], u64::from(at % 7) * 100)).collect();
         let served = served_most(&to);
@@ -327,6 +366,7 @@ mod tests {
             owner: None,
             plan: None,
             names: HashMap::new(),
+            listed: HashSet::new(),
             receipts: Default::default(),
         };
         let snapshot = watch.snapshot();

@@ -17,6 +17,15 @@ fn in_city(mut config: NodeConfig) -> NodeConfig {
     config
 }
 
+/// `peer` imports the crystals model (written into `dir`); returns it.
+async fn imports_crystals(peer: &mut Peer, dir: &std::path::Path) -> ModelRef {
+    let path = dir.join("crystals.glb");
+    std::fs::write(&path, crystal_glb().0).expect("writes");
+    peer.handle.send(Command::Import(path));
+    wait_until(&mut [&mut *peer], Duration::from_secs(10), "imported", |peer| !peer.imported.is_empty()).await;
+    peer.imported[0]
+}
+
 /// A newcomer gets `parcel` (object 1 on it) by sync, then `model` asked for with its placer
 /// `placer` as the hint, with no fetch failing on the way.
 async fn newcomer_gets(peer: &mut Peer, parcel: ParcelCoord, model: ModelRef, placer: PublicKey, from: &str) {
@@ -103,12 +112,7 @@ async fn a_home_node_serves_a_builders_model_while_she_is_away() {
     let mut home = Peer::start(home_config).await;
     let mut ada = Peer::start(in_city(offline_config(dirs[1].path(), "Ada", Some(&home.ticket)))).await;
 
-    let (glb, _) = crystal_glb();
-    let path = files.path().join("crystals.glb");
-    std::fs::write(&path, glb).expect("writes");
-    ada.handle.send(Command::Import(path));
-    wait_until(&mut [&mut ada], Duration::from_secs(10), "imported", |peer| !peer.imported.is_empty()).await;
-    let model: ModelRef = ada.imported[0];
+    let model = imports_crystals(&mut ada, files.path()).await;
     let parcel = home_parcel(&ada.id);
     ada.handle.send(Command::Build(Op::Claim { parcel }));
     let mut object = block(parcel, 0.0);
@@ -218,12 +222,7 @@ async fn a_builders_things_stay_reachable_through_her_home_node_and_a_friends_pi
     ada.handle.send(Command::Join(fays_node.ticket.clone()));
     fay.handle.send(Command::Join(fays_node.ticket.clone()));
 
-    let (glb, _) = crystal_glb();
-    let path = files.path().join("crystals.glb");
-    std::fs::write(&path, glb).expect("writes");
-    ada.handle.send(Command::Import(path));
-    wait_until(&mut [&mut ada], Duration::from_secs(10), "imported", |peer| !peer.imported.is_empty()).await;
-    let model: ModelRef = ada.imported[0];
+    let model = imports_crystals(&mut ada, files.path()).await;
     let parcel = home_parcel(&ada.id);
     let mut object = block(parcel, 0.0);
     object.kind = ObjectKind::Model(model);
