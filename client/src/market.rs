@@ -168,15 +168,7 @@ pub struct Market {
 }
 
 fn sats(amount: u64) -> String {
-    let digits = amount.to_string();
-    let mut grouped = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    format!("{grouped} sats")
+    format!("{} sats", sanctuary_wallet::group_digits(amount))
 }
 
 fn read_wallet_events(

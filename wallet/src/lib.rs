@@ -10,11 +10,14 @@
 //!   checked against block headers and their proof of work.
 //! - The wallet thread ([`WalletService`]) the client talks to, which also watches trade
 //!   payments within fixed budgets (`watch`).
+//! - The Lightning wallet ([`lightning::Lightning`]): an LDK node from the same seed, on the
+//!   same chain source, for tips, stalls and paid hosting.
 //! - With the `test-chain` feature, `testchain` serves an in-process regtest chain over
 //!   Esplora's HTTP API, for tests only.
 
 mod account;
 mod chain;
+pub mod lightning;
 mod seed;
 mod service;
 pub mod store;
@@ -43,6 +46,19 @@ pub use bdk_wallet::bitcoin::Network;
 /// recovery phrases are made of: what the chat box uses to hold back a phrase typed by mistake.
 pub fn is_recovery_word(word: &str) -> bool {
     bdk_wallet::keys::bip39::Language::English.find_word(&word.to_lowercase()).is_some()
+}
+
+/// A number with its thousands grouped: 1234567 → "1,234,567".
+pub fn group_digits(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// The Bitcoin network a person's wallet runs on.

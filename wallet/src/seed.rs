@@ -146,6 +146,26 @@ impl Seed {
         Xpriv::new_master(network.to_bitcoin(), seed.as_ref()).map_err(|error| SeedError::Derivation(error.to_string()))
     }
 
+    /// The 64 bytes the Lightning node's keys come from: the BIP39 seed (words and passphrase)
+    /// hashed with BLAKE3 in key-derivation mode under a context of its own, read as 64 bytes.
+    ///
+    /// So one recovery phrase restores both wallets, yet the Lightning node never derives the
+    /// BIP84 keys of the on-chain wallet (its own on-chain wallet would otherwise spend the same
+    /// coins), and knowing the Lightning keys reveals nothing of the on-chain ones. The phrase
+    /// brings back the node's identity and its on-chain funds; the state of open channels is not
+    /// in it and needs the node's own directory (which the data export carries).
+    pub fn lightning_entropy(&self) -> Result<Zeroizing<[u8; 64]>, SeedError> {
+        let mnemonic = Mnemonic::parse_in_normalized(Language::English, &self.words)
+            .map_err(|error| SeedError::BadMnemonic(error.to_string()))?;
+        let seed = Zeroizing::new(mnemonic.to_seed(self.passphrase.as_str()));
+        let mut entropy = Zeroizing::new([0u8; 64]);
+        blake3::Hasher::new_derive_key("sanctuary 2026 lightning node seed v1")
+            .update(seed.as_ref())
+            .finalize_xof()
+            .fill(entropy.as_mut());
+        Ok(entropy)
+    }
+
     /// The BIP84 (native segwit) descriptors, external and internal, with their private keys,
     /// as text for bdk.
     pub fn descriptors(&self, network: WalletNetwork) -> Result<(Zeroizing<String>, Zeroizing<String>), SeedError> {

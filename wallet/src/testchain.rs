@@ -6,7 +6,8 @@
 //! real proof of work at regtest difficulty, real coinbases (BIP34 height, subsidy plus fees, a
 //! witness commitment when needed) and real merkle roots; transactions are real ones made by bdk
 //! wallets, accepted into a mempool only when their inputs exist, are unspent and mature, their
-//! values add up and their P2WPKH signatures verify.
+//! values add up and their P2WPKH signatures verify (and, for Lightning channels, the 2-of-2
+//! signatures of P2WSH funding outputs; other P2WSH scripts are checked against their hash only).
 //!
 //! The HTTP server (`http.rs`) is deliberately small: one thread per connection, HTTP/1.1 parsed
 //! by hand, one request per connection, every answer with `Content-Length` and
@@ -121,7 +122,7 @@ pub enum ChainError {
         outputs: Amount,
     },
     /// An input spends a script the test chain cannot verify.
-    #[error("input {input} does not spend a P2WPKH output: only P2WPKH spends are checked by the test chain")]
+    #[error("input {input} spends neither a P2WPKH nor a P2WSH output, the only kinds the test chain checks")]
     UncheckedScript {
         /// The index of the input.
         input: usize,
@@ -422,7 +423,7 @@ impl State {
         }
         let mut cache = SighashCache::new(tx);
         for (index, prevout) in prevouts.iter().enumerate() {
-            self.verify_p2wpkh(tx, &mut cache, index, prevout)?;
+            self.verify_input(tx, &mut cache, index, prevout)?;
         }
         Ok(inputs - outputs)
     }
@@ -468,6 +469,67 @@ impl State {
             _ => {}
         }
         Ok(output.clone())
+    }
+
+    /// Verifies that input `index` may spend `prevout`: fully for P2WPKH and for P2WSH 2-of-2
+    /// multisig (a Lightning channel's funding output); for other P2WSH scripts (a channel's
+    /// commitment outputs: to_local, HTLCs, anchors) only that the witness carries the script
+    /// the output commits to, since the test chain runs no script interpreter.
+    fn verify_input(
+        &self,
+        tx: &Transaction,
+        cache: &mut SighashCache<&Transaction>,
+        index: usize,
+        prevout: &TxOut,
+    ) -> Result<(), ChainError> {
+        if prevout.script_pubkey.is_p2wsh() {
+            return self.verify_p2wsh(tx, cache, index, prevout);
+        }
+        self.verify_p2wpkh(tx, cache, index, prevout)
+    }
+
+    /// Verifies a P2WSH spend: the witness's last item is the script the output commits to and,
+    /// where that script is `2 <key> <key> 2 CHECKMULTISIG`, both signatures verify in order.
+    fn verify_p2wsh(
+        &self,
+        tx: &Transaction,
+        cache: &mut SighashCache<&Transaction>,
+        index: usize,
+        prevout: &TxOut,
+    ) -> Result<(), ChainError> {
+        let bad = |reason: String| ChainError::BadSignature { input: index, reason };
+        let input = tx.input.get(index).ok_or_else(|| bad("no such input".to_owned()))?;
+        if !input.script_sig.is_empty() {
+            return Err(bad("a P2WSH spend must have an empty script_sig".to_owned()));
+        }
+        let script = input.witness.last().ok_or_else(|| bad("the witness is empty".to_owned()))?;
+        let script = ScriptBuf::from_bytes(script.to_vec());
+        if ScriptBuf::new_p2wsh(&script.wscript_hash()) != prevout.script_pubkey {
+            return Err(bad("the witness script does not hash to the spent output's script hash".to_owned()));
+        }
+        let Some(keys) = two_of_two(&script) else {
+            return Ok(());
+        };
+        // [empty (CHECKMULTISIG's extra pop), first signature, second signature, script]
+        let (Some(dummy), Some(first), Some(second), 4) =
+            (input.witness.nth(0), input.witness.nth(1), input.witness.nth(2), input.witness.len())
+        else {
+            return Err(bad(format!("a 2-of-2 witness has 4 items, not {}", input.witness.len())));
+        };
+        if !dummy.is_empty() {
+            return Err(bad("CHECKMULTISIG's dummy item must be empty".to_owned()));
+        }
+        for (signature, key) in [(first, keys.0), (second, keys.1)] {
+            let signature = ecdsa::Signature::from_slice(signature)
+                .map_err(|error| bad(format!("unreadable signature: {error}")))?;
+            let sighash = cache
+                .p2wsh_signature_hash(index, &script, prevout.value, signature.sighash_type)
+                .map_err(|error| bad(format!("cannot compute the signature hash: {error}")))?;
+            self.secp
+                .verify_ecdsa(&Message::from(sighash), &signature.signature, &key.0)
+                .map_err(|error| bad(format!("a 2-of-2 signature does not verify: {error}")))?;
+        }
+        Ok(())
     }
 
     /// Verifies that input `index` is a valid P2WPKH spend of `prevout`.
@@ -783,6 +845,30 @@ impl State {
 
 /// Locks the state; a poisoned lock is still used (the state is only changed by code that does
 /// not panic).
+/// The two keys of a `2 <key> <key> 2 CHECKMULTISIG` script, if it is one.
+fn two_of_two(script: &Script) -> Option<(CompressedPublicKey, CompressedPublicKey)> {
+    use bdk_wallet::bitcoin::opcodes::all::{OP_CHECKMULTISIG, OP_PUSHNUM_2};
+    use bdk_wallet::bitcoin::script::Instruction;
+    let instructions: Vec<Instruction<'_>> = script.instructions().collect::<Result<_, _>>().ok()?;
+    let [
+        Instruction::Op(m),
+        Instruction::PushBytes(first),
+        Instruction::PushBytes(second),
+        Instruction::Op(n),
+        Instruction::Op(check),
+    ] = instructions.as_slice()
+    else {
+        return None;
+    };
+    if *m != OP_PUSHNUM_2 || *n != OP_PUSHNUM_2 || *check != OP_CHECKMULTISIG {
+        return None;
+    }
+    Some((
+        CompressedPublicKey::from_slice(first.as_bytes()).ok()?,
+        CompressedPublicKey::from_slice(second.as_bytes()).ok()?,
+    ))
+}
+
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }

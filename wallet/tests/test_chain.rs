@@ -259,6 +259,77 @@ fn tampered_signature_is_refused() {
     assert_eq!(chain.broadcast(&tx), Ok(tx.compute_txid()));
 }
 
+/// A Lightning channel's funding output, `2 <key> <key> 2 CHECKMULTISIG` behind P2WSH, is spent
+/// only with both signatures in the script's order; a P2WSH script of another kind is held to
+/// the hash its output commits to.
+#[test]
+fn two_of_two_spends_are_checked() {
+    use bdk_wallet::bitcoin::ecdsa;
+    use bdk_wallet::bitcoin::opcodes::all::{OP_CHECKMULTISIG, OP_PUSHNUM_1, OP_PUSHNUM_2};
+    use bdk_wallet::bitcoin::script::Builder;
+    use bdk_wallet::bitcoin::secp256k1::Message;
+    use bdk_wallet::bitcoin::sighash::{EcdsaSighashType, SighashCache};
+
+    let (chain, client, mut alice, _bob) = funded();
+    let secp = Secp256k1::new();
+    let keys = [SecretKey::from_slice(&[3; 32]).expect("key"), SecretKey::from_slice(&[4; 32]).expect("key")];
+    let public = keys.map(|key| PublicKey::from_secret_key(&secp, &key).serialize());
+    let multisig = Builder::new()
+        .push_opcode(OP_PUSHNUM_2)
+        .push_slice(public[0])
+        .push_slice(public[1])
+        .push_opcode(OP_PUSHNUM_2)
+        .push_opcode(OP_CHECKMULTISIG)
+        .into_script();
+    let anything = Builder::new().push_opcode(OP_PUSHNUM_1).into_script();
+    let fund = |alice: &mut Person, script: &ScriptBuf| {
+        let tx = alice.pay(&ScriptBuf::new_p2wsh(&script.wscript_hash()), Amount::from_sat(COIN), None);
+        chain.broadcast(&tx).expect("the funding is accepted");
+        chain.mine(1, &miner());
+        alice.sync(&client);
+        let vout = tx.output.iter().position(|out| out.value == Amount::from_sat(COIN)).expect("the funded output");
+        OutPoint::new(tx.compute_txid(), u32::try_from(vout).expect("small"))
+    };
+    let funding = fund(&mut alice, &multisig);
+    let spend = |outpoint: OutPoint, witness: Vec<Vec<u8>>| Transaction {
+        version: transaction::Version::TWO,
+        lock_time: absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: outpoint,
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::MAX,
+            witness: Witness::from_slice(&witness),
+        }],
+        output: vec![TxOut { value: Amount::from_sat(COIN - 1_000), script_pubkey: miner() }],
+    };
+    let unsigned = spend(funding, Vec::new());
+    let sighash = SighashCache::new(&unsigned)
+        .p2wsh_signature_hash(0, &multisig, Amount::from_sat(COIN), EcdsaSighashType::All)
+        .expect("sighash");
+    let signatures =
+        keys.map(|key| ecdsa::Signature::sighash_all(secp.sign_ecdsa(&Message::from(sighash), &key)).to_vec());
+    let witness = |first: &[u8], second: &[u8], script: &ScriptBuf| {
+        vec![Vec::new(), first.to_vec(), second.to_vec(), script.to_bytes()]
+    };
+
+    let swapped = spend(funding, witness(&signatures[1], &signatures[0], &multisig));
+    assert!(matches!(chain.broadcast(&swapped), Err(ChainError::BadSignature { input: 0, .. })));
+    let mut tampered_signature = signatures[1].clone();
+    tampered_signature[8] ^= 0x01;
+    let tampered = spend(funding, witness(&signatures[0], &tampered_signature, &multisig));
+    assert!(matches!(chain.broadcast(&tampered), Err(ChainError::BadSignature { input: 0, .. })));
+    let other_script = spend(funding, witness(&signatures[0], &signatures[1], &anything));
+    assert!(matches!(chain.broadcast(&other_script), Err(ChainError::BadSignature { input: 0, .. })));
+    let honest = spend(funding, witness(&signatures[0], &signatures[1], &multisig));
+    assert_eq!(chain.broadcast(&honest), Ok(honest.compute_txid()));
+
+    let committed = fund(&mut alice, &anything);
+    let wrong = Builder::new().push_opcode(OP_PUSHNUM_2).into_script();
+    assert!(matches!(chain.broadcast(&spend(committed, vec![wrong.to_bytes()])), Err(ChainError::BadSignature { .. })));
+    let right = spend(committed, vec![anything.to_bytes()]);
+    assert_eq!(chain.broadcast(&right), Ok(right.compute_txid()));
+}
+
 /// The remaining acceptance rules: no coinbases, no duplicate or unknown inputs, no outputs worth
 /// more than the inputs, coinbases only after 100 confirmations, and only P2WPKH spends.
 #[test]
@@ -305,9 +376,9 @@ fn malformed_transactions_are_refused() {
         other => panic!("expected a premature coinbase spend, got {other:?}"),
     }
     let op_true = OutPoint::new(coinbase_at(&client, 1).compute_txid(), 0);
-    let refusal = chain.broadcast(&spend(op_true)).expect_err("only P2WPKH spends are checked");
+    let refusal = chain.broadcast(&spend(op_true)).expect_err("only P2WPKH and P2WSH spends are checked");
     assert!(matches!(refusal, ChainError::UncheckedScript { input: 0 }));
-    assert!(refusal.to_string().contains("only P2WPKH spends are checked by the test chain"));
+    assert!(refusal.to_string().contains("the only kinds the test chain checks"));
     let genesis_coinbase = OutPoint::new(coinbase_at(&client, 0).compute_txid(), 0);
     assert!(matches!(chain.broadcast(&spend(genesis_coinbase)), Err(ChainError::MissingOrSpent { .. })));
 

@@ -1,0 +1,634 @@
+//! The Lightning wallet: an LDK node ([`ldk_node`]) beside the on-chain wallet, for payments
+//! that settle in a second for a few sats (tips, stalls, paid hosting).
+//!
+//! - **Keys.** The node's keys come from the same recovery phrase as the on-chain wallet,
+//!   through [`Seed::lightning_entropy`]: one backup restores both wallets' keys and funds on the
+//!   chain. The state of open channels is not in the phrase; it lives in the node's directory
+//!   (an SQLite database LDK writes before it acts), which the data export must carry.
+//! - **Chain.** The same Esplora server and network as the on-chain wallet. The node keeps its
+//!   own on-chain wallet for channel funds (LDK spends from it to open channels and sweeps
+//!   closed channels into it); the person moves coins to it from the main wallet.
+//! - **Runtime.** The node's tasks run on the tokio runtime it is given (the network node's), or
+//!   on one of its own.
+//! - **Money out.** Every payment is quoted first ([`PaymentRequest::quote`]): the amount and the
+//!   most the routing may cost; a route that costs more is not taken. Amounts are bounded by
+//!   [`MAX_PAYMENT_MSAT`].
+//! - **Logs.** LDK's log lines go to the `log` facade (target `ldk_node`...), where the program's
+//!   logger filters and bounds them; LDK logs no keys or preimages at the levels kept.
+
+mod request;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ldk_node::bitcoin::secp256k1::PublicKey;
+use ldk_node::config::{BackgroundSyncConfig, EsploraSyncConfig};
+use ldk_node::lightning::ln::msgs::SocketAddress;
+use ldk_node::lightning::routing::router::RouteParametersConfig;
+use ldk_node::lightning_invoice::{Bolt11InvoiceDescription, Description};
+use ldk_node::payment::{PaymentDirection, PaymentKind, PaymentStatus};
+use ldk_node::{Builder, Event, Node, NodeError, PendingSweepBalance, UserChannelId};
+
+pub use request::{
+    MAX_PAYMENT_MSAT, MAX_REQUEST_CHARS, MAX_SHOWN_CHARS, PaymentRequest, Quote, RequestError, fee_cap_msat, shown,
+};
+
+use crate::{Seed, WalletNetwork};
+
+/// How long an invoice or offer made here stays payable: one hour.
+pub const REQUEST_EXPIRY_SECS: u32 = 60 * 60;
+/// The smallest channel opened: 20,000 sat (below it, on-chain fees to open and close eat it).
+pub const MIN_CHANNEL_SAT: u64 = 20_000;
+/// The largest channel opened: 0.16 BTC, the limit of channels without `option_support_large_channel`.
+pub const MAX_CHANNEL_SAT: u64 = 16_777_215;
+/// The most characters of a payer's note (a BOLT12 invoice request carries it).
+pub const MAX_NOTE_CHARS: usize = 512;
+
+/// Why a Lightning action failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LightningError {
+    /// The seed could not give the node's keys.
+    #[error("cannot derive the Lightning keys: {0}")]
+    Keys(String),
+    /// The node could not be built or started (its directory, its chain source).
+    #[error("the Lightning node cannot start: {0}")]
+    Start(String),
+    /// A node id is not a public key.
+    #[error("'{0}' is not a Lightning node id (66 hexadecimal characters)")]
+    BadNodeId(String),
+    /// An address is not host:port.
+    #[error("'{0}' is not a Lightning node address (host:port)")]
+    BadAddress(String),
+    /// A channel size outside what is opened.
+    #[error("a channel holds {MIN_CHANNEL_SAT} to {MAX_CHANNEL_SAT} sat, not {0}")]
+    ChannelSize(u64),
+    /// No open channel has this id.
+    #[error("no channel {0}")]
+    NoSuchChannel(String),
+    /// The payment request was refused.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// A payer's note longer than [`MAX_NOTE_CHARS`].
+    #[error("a payer's note is at most {MAX_NOTE_CHARS} characters")]
+    NoteTooLong,
+    /// LDK refused or failed.
+    #[error("{0}")]
+    Node(String),
+}
+
+impl From<NodeError> for LightningError {
+    fn from(error: NodeError) -> Self {
+        LightningError::Node(explain(&error))
+    }
+}
+
+/// LDK's errors in the words a person can act on.
+fn explain(error: &NodeError) -> String {
+    match error {
+        NodeError::InsufficientFunds => {
+            "not enough funds (on-chain for a channel, or outbound capacity for a payment)".to_owned()
+        }
+        NodeError::ConnectionFailed => "could not reach that Lightning node".to_owned(),
+        NodeError::DuplicatePayment => "this request was already paid".to_owned(),
+        NodeError::NotRunning => "the Lightning node is not running".to_owned(),
+        NodeError::TxSyncFailed | NodeError::TxSyncTimeout => "the chain server did not answer".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Where and how the node runs.
+#[derive(Debug, Clone)]
+pub struct LightningConfig {
+    /// The node's directory (its database and keys' state), beside the on-chain wallet's.
+    pub data_dir: PathBuf,
+    /// The network, the on-chain wallet's.
+    pub network: WalletNetwork,
+    /// The Esplora server, the on-chain wallet's.
+    pub esplora_url: String,
+    /// Where it takes Lightning connections; none for a client that only dials out.
+    pub listen: Option<SocketAddr>,
+    /// Whether it syncs with the chain by itself (every 30 s for channels, 60 s for its
+    /// on-chain wallet) or only when [`Lightning::sync`] is called (tests).
+    pub background_sync: bool,
+}
+
+impl LightningConfig {
+    /// The node's directory inside a wallet directory.
+    pub fn dir_in(wallet_dir: &Path) -> PathBuf {
+        wallet_dir.join("lightning")
+    }
+}
+
+/// A running Lightning node.
+pub struct Lightning {
+    node: Arc<Node>,
+    network: WalletNetwork,
+}
+
+impl fmt::Debug for Lightning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lightning").field("node_id", &self.node_id()).field("network", &self.network).finish()
+    }
+}
+
+/// One channel as the wallet panel shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelView {
+    /// The id this node gave the channel (to close it by).
+    pub id: String,
+    /// The other node.
+    pub peer: String,
+    /// Its size.
+    pub capacity_sat: u64,
+    /// What this side can send now.
+    pub outbound_msat: u64,
+    /// What this side can receive now.
+    pub inbound_msat: u64,
+    /// Where it stands.
+    pub state: ChannelState,
+    /// Whether this side opened it.
+    pub opened_here: bool,
+}
+
+/// Where a channel stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelState {
+    /// Its funding transaction waits for confirmations.
+    Opening {
+        /// Confirmations so far.
+        confirmations: u32,
+        /// Confirmations needed.
+        required: u32,
+    },
+    /// Open, and the other node is connected: it can pay and be paid.
+    Ready,
+    /// Open, but the other node is not connected now.
+    Offline,
+}
+
+impl fmt::Display for ChannelState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelState::Opening { confirmations, required } => {
+                write!(f, "opening ({confirmations} of {required} confirmations)")
+            }
+            ChannelState::Ready => f.write_str("ready"),
+            ChannelState::Offline => f.write_str("peer offline"),
+        }
+    }
+}
+
+/// The Lightning wallet's money, in sats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LightningBalances {
+    /// The node's on-chain funds, all of them.
+    pub onchain_sat: u64,
+    /// What of them may be spent (less the reserve kept to close channels safely).
+    pub spendable_onchain_sat: u64,
+    /// What is held back on-chain to pay for closing anchor channels.
+    pub reserve_sat: u64,
+    /// This side's money in channels, as it would be paid out on closing.
+    pub lightning_sat: u64,
+    /// Money of closed channels on its way back on-chain.
+    pub closing_sat: u64,
+}
+
+/// Something the node did or saw, for the program to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LightningEvent {
+    /// A channel's funding transaction went out; it waits for confirmations.
+    ChannelPending {
+        /// The channel.
+        channel: String,
+        /// The other node.
+        peer: String,
+    },
+    /// A channel can pay and be paid.
+    ChannelReady {
+        /// The channel.
+        channel: String,
+        /// The other node.
+        peer: String,
+    },
+    /// A channel closed.
+    ChannelClosed {
+        /// The channel.
+        channel: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A payment this node made arrived.
+    PaymentSent {
+        /// The payment's id here.
+        payment: String,
+        /// Its payment hash, hex.
+        hash: String,
+        /// What the routing cost.
+        fee_msat: u64,
+    },
+    /// A payment this node tried failed; no money left.
+    PaymentFailed {
+        /// The payment's id here.
+        payment: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A payment arrived here.
+    PaymentReceived {
+        /// The payment's id here.
+        payment: String,
+        /// Its payment hash, hex.
+        hash: String,
+        /// What arrived.
+        amount_msat: u64,
+    },
+}
+
+/// One payment in the node's book, for the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentView {
+    /// The payment's id here.
+    pub id: String,
+    /// Sent or received.
+    pub outgoing: bool,
+    /// The amount (what the payee got).
+    pub amount_msat: Option<u64>,
+    /// What the routing cost (sent payments).
+    pub fee_msat: Option<u64>,
+    /// Pending, succeeded or failed.
+    pub status: PaymentState,
+    /// "bolt11", "bolt12", "onchain" or "keysend".
+    pub kind: &'static str,
+    /// The payer's note of a BOLT12 payment (received or sent), cleaned for showing.
+    pub note: Option<String>,
+    /// When it last changed, in seconds since the epoch.
+    pub updated: u64,
+}
+
+/// Where a payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentState {
+    /// Not settled yet.
+    Pending,
+    /// Settled.
+    Succeeded,
+    /// Failed; no money moved.
+    Failed,
+}
+
+impl Lightning {
+    /// Builds and starts the node from the person's seed. `runtime` is the tokio runtime its
+    /// tasks run on; without one it makes its own.
+    pub fn start(
+        seed: &Seed,
+        config: &LightningConfig,
+        runtime: Option<tokio_handle::Handle>,
+    ) -> Result<Lightning, LightningError> {
+        let entropy = seed.lightning_entropy().map_err(|error| LightningError::Keys(error.to_string()))?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|error| LightningError::Start(format!("{}: {error}", config.data_dir.display())))?;
+        let mut builder = Builder::new();
+        builder.set_entropy_seed_bytes(*entropy);
+        builder.set_network(config.network.to_bitcoin());
+        builder.set_storage_dir_path(config.data_dir.to_string_lossy().into_owned());
+        let background_sync_config = config.background_sync.then_some(BackgroundSyncConfig {
+            onchain_wallet_sync_interval_secs: 60,
+            lightning_wallet_sync_interval_secs: 30,
+            fee_rate_cache_update_interval_secs: 600,
+        });
+        builder
+            .set_chain_source_esplora(config.esplora_url.clone(), Some(EsploraSyncConfig { background_sync_config }));
+        builder.set_log_facade_logger();
+        if let Some(listen) = config.listen {
+            builder
+                .set_listening_addresses(vec![SocketAddress::from(listen)])
+                .map_err(|error| LightningError::Start(error.to_string()))?;
+        }
+        if let Some(handle) = runtime {
+            builder.set_runtime(handle);
+        }
+        let node = builder.build().map_err(|error| LightningError::Start(error.to_string()))?;
+        node.start().map_err(|error| LightningError::Start(explain(&error)))?;
+        Ok(Lightning { node: Arc::new(node), network: config.network })
+    }
+
+    /// The node's id (its public key, hex): what others open channels to.
+    pub fn node_id(&self) -> String {
+        self.node.node_id().to_string()
+    }
+
+    /// Where it takes connections, as `host:port`, if it listens.
+    pub fn listening(&self) -> Vec<String> {
+        self.node.listening_addresses().unwrap_or_default().iter().map(ToString::to_string).collect()
+    }
+
+    /// A fresh address of the node's own on-chain wallet, to fund channels from.
+    pub fn funding_address(&self) -> Result<String, LightningError> {
+        Ok(self.node.onchain_payment().new_address()?.to_string())
+    }
+
+    /// Brings the node's view of the chain up to date (its on-chain wallet and its channels).
+    pub fn sync(&self) -> Result<(), LightningError> {
+        Ok(self.node.sync_wallets()?)
+    }
+
+    /// Connects to `peer` at `address` and opens a channel of `amount_sat` from the node's
+    /// on-chain funds, giving `push_msat` of it to the other side. The channel is unannounced
+    /// (a private channel between a person and their LSP or friend). Returns its id.
+    pub fn open_channel(
+        &self,
+        peer: &str,
+        address: &str,
+        amount_sat: u64,
+        push_msat: Option<u64>,
+    ) -> Result<String, LightningError> {
+        if !(MIN_CHANNEL_SAT..=MAX_CHANNEL_SAT).contains(&amount_sat) {
+            return Err(LightningError::ChannelSize(amount_sat));
+        }
+        if push_msat.is_some_and(|push| push > amount_sat.saturating_mul(1000)) {
+            return Err(LightningError::ChannelSize(amount_sat));
+        }
+        let peer_key = parse_node_id(peer)?;
+        let address = parse_address(address)?;
+        let id = self.node.open_channel(peer_key, address, amount_sat, push_msat, None)?;
+        Ok(channel_id(id))
+    }
+
+    /// The channels, with where each stands.
+    pub fn channels(&self) -> Vec<ChannelView> {
+        let connected: Vec<PublicKey> =
+            self.node.list_peers().into_iter().filter(|peer| peer.is_connected).map(|peer| peer.node_id).collect();
+        self.node
+            .list_channels()
+            .into_iter()
+            .map(|channel| {
+                let state = if !channel.is_channel_ready {
+                    ChannelState::Opening {
+                        confirmations: channel.confirmations.unwrap_or(0),
+                        required: channel.confirmations_required.unwrap_or(0),
+                    }
+                } else if channel.is_usable && connected.contains(&channel.counterparty_node_id) {
+                    ChannelState::Ready
+                } else {
+                    ChannelState::Offline
+                };
+                ChannelView {
+                    id: channel_id(channel.user_channel_id),
+                    peer: channel.counterparty_node_id.to_string(),
+                    capacity_sat: channel.channel_value_sats,
+                    outbound_msat: channel.outbound_capacity_msat,
+                    inbound_msat: channel.inbound_capacity_msat,
+                    state,
+                    opened_here: channel.is_outbound,
+                }
+            })
+            .collect()
+    }
+
+    /// Closes a channel: cooperatively (both sides sign a closing transaction; the money is
+    /// back on-chain once it confirms), or by force when the other side is gone (this side's
+    /// last state goes on-chain and its money waits out a time lock).
+    pub fn close_channel(&self, channel: &str, force: bool) -> Result<(), LightningError> {
+        let found = self
+            .node
+            .list_channels()
+            .into_iter()
+            .find(|details| channel_id(details.user_channel_id) == channel)
+            .ok_or_else(|| LightningError::NoSuchChannel(shown(channel)))?;
+        if force {
+            self.node.force_close_channel(&found.user_channel_id, found.counterparty_node_id, None)?;
+        } else {
+            self.node.close_channel(&found.user_channel_id, found.counterparty_node_id)?;
+        }
+        Ok(())
+    }
+
+    /// The Lightning wallet's money.
+    pub fn balances(&self) -> LightningBalances {
+        let details = self.node.list_balances();
+        let closing = details
+            .pending_balances_from_channel_closures
+            .iter()
+            .fold(0u64, |sum, pending| sum.saturating_add(pending_sat(pending)));
+        LightningBalances {
+            onchain_sat: details.total_onchain_balance_sats,
+            spendable_onchain_sat: details.spendable_onchain_balance_sats,
+            reserve_sat: details.total_anchor_channels_reserve_sats,
+            lightning_sat: details.total_lightning_balance_sats,
+            closing_sat: closing,
+        }
+    }
+
+    /// A BOLT11 invoice for `amount_msat`, payable for [`REQUEST_EXPIRY_SECS`].
+    pub fn invoice(&self, amount_msat: u64, description: &str) -> Result<String, LightningError> {
+        check_receive(amount_msat)?;
+        let description = Description::new(shown(description))
+            .map_err(|error| LightningError::Node(format!("the description cannot go in an invoice: {error}")))?;
+        let invoice = self.node.bolt11_payment().receive(
+            amount_msat,
+            &Bolt11InvoiceDescription::Direct(description),
+            REQUEST_EXPIRY_SECS,
+        )?;
+        Ok(invoice.to_string())
+    }
+
+    /// A BOLT12 offer: for `amount_msat`, or for any amount the payer chooses (a tip jar).
+    /// An offer without expiry can be printed on a stall or a profile and paid many times.
+    pub fn offer(
+        &self,
+        amount_msat: Option<u64>,
+        description: &str,
+        expiry_secs: Option<u32>,
+    ) -> Result<String, LightningError> {
+        let description = shown(description);
+        let offer = match amount_msat {
+            Some(amount) => {
+                check_receive(amount)?;
+                self.node.bolt12_payment().receive(amount, &description, expiry_secs, None)?
+            }
+            None => self.node.bolt12_payment().receive_variable_amount(&description, expiry_secs)?,
+        };
+        Ok(offer.to_string())
+    }
+
+    /// Reads a payment request for this node's network.
+    pub fn read(&self, text: &str) -> Result<PaymentRequest, LightningError> {
+        Ok(PaymentRequest::parse(text, self.network)?)
+    }
+
+    /// Pays `request` as `quote` says (which the person saw and confirmed): the routing may not
+    /// cost more than the quote's cap. A BOLT12 payment carries `note` to the payee. Returns the
+    /// payment's id; [`LightningEvent::PaymentSent`] or [`LightningEvent::PaymentFailed`] follows.
+    pub fn pay(&self, request: &PaymentRequest, quote: &Quote, note: Option<&str>) -> Result<String, LightningError> {
+        if note.is_some_and(|note| note.chars().count() > MAX_NOTE_CHARS) {
+            return Err(LightningError::NoteTooLong);
+        }
+        // The quote must be one this request gives; a quote made up elsewhere is refused.
+        let checked = request.quote(Some(quote.amount_msat))?;
+        if checked.max_fee_msat < quote.max_fee_msat {
+            return Err(LightningError::Request(RequestError::BadAmount(quote.max_fee_msat)));
+        }
+        let route = RouteParametersConfig {
+            max_total_routing_fee_msat: Some(quote.max_fee_msat),
+            ..RouteParametersConfig::default()
+        };
+        let id = match request {
+            PaymentRequest::Invoice(invoice) => match invoice.amount_milli_satoshis() {
+                Some(_) => self.node.bolt11_payment().send(invoice, Some(route))?,
+                None => self.node.bolt11_payment().send_using_amount(invoice, quote.amount_msat, Some(route))?,
+            },
+            PaymentRequest::Offer(offer) => {
+                let note = note.map(str::to_owned);
+                if request.amount_msat() == Some(quote.amount_msat) {
+                    self.node.bolt12_payment().send(offer, None, note, Some(route))?
+                } else {
+                    self.node.bolt12_payment().send_using_amount(offer, quote.amount_msat, None, note, Some(route))?
+                }
+            }
+        };
+        Ok(hex(&id.0))
+    }
+
+    /// One payment by its id.
+    pub fn payment(&self, id: &str) -> Option<PaymentView> {
+        self.payments().into_iter().find(|payment| payment.id == id)
+    }
+
+    /// Every payment in the node's book (Lightning and its on-chain wallet), oldest first.
+    pub fn payments(&self) -> Vec<PaymentView> {
+        let mut payments: Vec<PaymentView> = self.node.list_payments().into_iter().map(view).collect();
+        payments.sort_by_key(|payment| payment.updated);
+        payments
+    }
+
+    /// The next thing the node did, if any, marked as handled (LDK keeps an event until then,
+    /// across restarts).
+    pub fn next_event(&self) -> Option<LightningEvent> {
+        loop {
+            let event = self.node.next_event()?;
+            let converted = convert(event);
+            // If marking fails the event comes again, which every caller tolerates.
+            let _ = self.node.event_handled();
+            if let Some(converted) = converted {
+                return Some(converted);
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the next event.
+    pub fn wait_event(&self, timeout: Duration) -> Option<LightningEvent> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(event) = self.next_event() {
+                return Some(event);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the node: its state is on disk, and it picks up where it was when started again.
+    pub fn stop(&self) -> Result<(), LightningError> {
+        Ok(self.node.stop()?)
+    }
+}
+
+/// tokio's runtime handle, as ldk-node re-exports it (the same tokio the program runs).
+pub mod tokio_handle {
+    pub use ldk_node::tokio::runtime::Handle;
+}
+
+fn check_receive(amount_msat: u64) -> Result<(), LightningError> {
+    if amount_msat == 0 || amount_msat > MAX_PAYMENT_MSAT {
+        return Err(LightningError::Request(RequestError::BadAmount(amount_msat)));
+    }
+    Ok(())
+}
+
+fn parse_node_id(text: &str) -> Result<PublicKey, LightningError> {
+    PublicKey::from_str(text.trim()).map_err(|_| LightningError::BadNodeId(shown(text)))
+}
+
+fn parse_address(text: &str) -> Result<SocketAddress, LightningError> {
+    SocketAddress::from_str(text.trim()).map_err(|_| LightningError::BadAddress(shown(text)))
+}
+
+fn pending_sat(pending: &PendingSweepBalance) -> u64 {
+    match pending {
+        PendingSweepBalance::PendingBroadcast { amount_satoshis, .. }
+        | PendingSweepBalance::BroadcastAwaitingConfirmation { amount_satoshis, .. }
+        | PendingSweepBalance::AwaitingThresholdConfirmations { amount_satoshis, .. } => *amount_satoshis,
+    }
+}
+
+fn channel_id(id: UserChannelId) -> String {
+    format!("{:032x}", id.0)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn convert(event: Event) -> Option<LightningEvent> {
+    Some(match event {
+        Event::ChannelPending { user_channel_id, counterparty_node_id, .. } => LightningEvent::ChannelPending {
+            channel: channel_id(user_channel_id),
+            peer: counterparty_node_id.to_string(),
+        },
+        Event::ChannelReady { user_channel_id, counterparty_node_id, .. } => LightningEvent::ChannelReady {
+            channel: channel_id(user_channel_id),
+            peer: counterparty_node_id.map(|key| key.to_string()).unwrap_or_default(),
+        },
+        Event::ChannelClosed { user_channel_id, reason, .. } => LightningEvent::ChannelClosed {
+            channel: channel_id(user_channel_id),
+            reason: reason.map(|reason| shown(&reason.to_string())).unwrap_or_else(|| "closed".to_owned()),
+        },
+        Event::PaymentSuccessful { payment_id, payment_hash, fee_paid_msat, .. } => LightningEvent::PaymentSent {
+            payment: payment_id.map(|id| hex(&id.0)).unwrap_or_default(),
+            hash: hex(&payment_hash.0),
+            fee_msat: fee_paid_msat.unwrap_or(0),
+        },
+        Event::PaymentFailed { payment_id, reason, .. } => LightningEvent::PaymentFailed {
+            payment: payment_id.map(|id| hex(&id.0)).unwrap_or_default(),
+            reason: reason.map(|reason| format!("{reason:?}")).unwrap_or_else(|| "failed".to_owned()),
+        },
+        Event::PaymentReceived { payment_id, payment_hash, amount_msat, .. } => LightningEvent::PaymentReceived {
+            payment: payment_id.map(|id| hex(&id.0)).unwrap_or_default(),
+            hash: hex(&payment_hash.0),
+            amount_msat,
+        },
+        _ => return None,
+    })
+}
+
+fn view(details: ldk_node::payment::PaymentDetails) -> PaymentView {
+    let (kind, note) = match &details.kind {
+        PaymentKind::Bolt11 { .. } | PaymentKind::Bolt11Jit { .. } => ("bolt11", None),
+        PaymentKind::Bolt12Offer { payer_note, .. } | PaymentKind::Bolt12Refund { payer_note, .. } => {
+            ("bolt12", payer_note.as_ref().map(|note| shown(&note.0)))
+        }
+        PaymentKind::Onchain { .. } => ("onchain", None),
+        PaymentKind::Spontaneous { .. } => ("keysend", None),
+    };
+    PaymentView {
+        id: hex(&details.id.0),
+        outgoing: details.direction == PaymentDirection::Outbound,
+        amount_msat: details.amount_msat,
+        fee_msat: details.fee_paid_msat,
+        status: match details.status {
+            PaymentStatus::Pending => PaymentState::Pending,
+            PaymentStatus::Succeeded => PaymentState::Succeeded,
+            PaymentStatus::Failed => PaymentState::Failed,
+        },
+        kind,
+        note,
+        updated: details.latest_update_timestamp,
+    }
+}

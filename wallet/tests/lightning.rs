@@ -1,0 +1,224 @@
+//! Two Lightning nodes on the in-process regtest chain, each from its own recovery phrase: fund
+//! one, open a channel, pay a BOLT11 invoice and a BOLT12 offer (with a payer's note), refuse
+//! what should be refused, close the channel and find the money back on-chain.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::str::FromStr;
+use std::time::Duration;
+
+use bdk_wallet::bitcoin::{Address, Network, ScriptBuf};
+use sanctuary_wallet::lightning::{
+    ChannelState, Lightning, LightningConfig, LightningError, LightningEvent, PaymentState, RequestError,
+};
+use sanctuary_wallet::testchain::TestChain;
+use sanctuary_wallet::{Seed, WalletNetwork};
+
+const ADA: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+const BO: &str = "legal winner thank year wave sausage worth useful legal winner thank yellow";
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A free port on loopback (bound and let go; the node binds it again at once).
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a free port");
+    listener.local_addr().expect("its address")
+}
+
+fn start(words: &str, chain: &TestChain, dir: &std::path::Path) -> Lightning {
+    let seed = Seed::restore(words, "").expect("a valid phrase");
+    let config = LightningConfig {
+        data_dir: dir.to_path_buf(),
+        network: WalletNetwork::Regtest,
+        esplora_url: chain.url(),
+        listen: Some(free_port()),
+        background_sync: false,
+    };
+    Lightning::start(&seed, &config, None).expect("the node starts")
+}
+
+fn script_of(address: &str) -> ScriptBuf {
+    Address::from_str(address).expect("an address").require_network(Network::Regtest).expect("regtest").script_pubkey()
+}
+
+/// A block nobody in the test owns the reward of.
+fn miner() -> ScriptBuf {
+    ScriptBuf::from_bytes(vec![0x51])
+}
+
+/// Waits for the first event `wanted` picks, skipping others; fails after [`WAIT`].
+fn expect<T>(node: &Lightning, what: &str, mut wanted: impl FnMut(&LightningEvent) -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < deadline {
+        if let Some(event) = node.wait_event(Duration::from_millis(200)) {
+            if let Some(found) = wanted(&event) {
+                return found;
+            }
+            seen.push(event);
+        }
+    }
+    panic!("{what}: not seen within {WAIT:?}; saw {seen:?}");
+}
+
+/// Mines `blocks` and brings both nodes up to date, until `ready` holds (LDK reacts to a sync
+/// on its own tasks).
+fn mine_and_sync(chain: &TestChain, nodes: &[&Lightning], blocks: u32) {
+    chain.mine(blocks, &miner());
+    for node in nodes {
+        node.sync().expect("the nodes sync with the test chain");
+    }
+}
+
+#[test]
+fn a_channel_pays_an_invoice_and_an_offer_and_closes() {
+    let chain = TestChain::start().expect("the test chain starts");
+    let dirs = [tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir")];
+    let ada = start(ADA, &chain, dirs[0].path());
+    let bo = start(BO, &chain, dirs[1].path());
+    assert_ne!(ada.node_id(), bo.node_id());
+
+    // Ada's node gets one block reward, mature after 100 more blocks.
+    chain.mine(1, &script_of(&ada.funding_address().expect("an address")));
+    mine_and_sync(&chain, &[&ada, &bo], 100);
+    let funded = ada.balances();
+    assert_eq!(funded.spendable_onchain_sat, 50 * 100_000_000, "{funded:?}");
+
+    // Channels outside the bounds are refused before anything moves.
+    let bo_address = bo.listening().first().cloned().expect("Bo listens");
+    assert!(matches!(
+        ada.open_channel(&bo.node_id(), &bo_address, 1_000, None),
+        Err(LightningError::ChannelSize(1_000))
+    ));
+    assert!(matches!(ada.open_channel("not a key", &bo_address, 100_000, None), Err(LightningError::BadNodeId(_))));
+    assert!(matches!(ada.open_channel(&bo.node_id(), "nowhere", 100_000, None), Err(LightningError::BadAddress(_))));
+
+    let channel = ada.open_channel(&bo.node_id(), &bo_address, 1_000_000, None).expect("the channel opens");
+    expect(&ada, "Ada's channel pending", |event| match event {
+        LightningEvent::ChannelPending { channel: id, .. } if *id == channel => Some(()),
+        _ => None,
+    });
+    expect(&bo, "Bo's channel pending", |event| matches!(event, LightningEvent::ChannelPending { .. }).then_some(()));
+    let opening = ada.channels();
+    assert_eq!(opening.len(), 1);
+    assert!(matches!(opening[0].state, ChannelState::Opening { .. }), "{opening:?}");
+    assert!(opening[0].opened_here);
+
+    // The funding transaction went to the chain's mempool; six blocks make the channel ready.
+    assert_eq!(chain.mempool().len(), 1, "the funding transaction is broadcast");
+    mine_and_sync(&chain, &[&ada, &bo], 6);
+    expect(&ada, "Ada's channel ready", |event| matches!(event, LightningEvent::ChannelReady { .. }).then_some(()));
+    expect(&bo, "Bo's channel ready", |event| matches!(event, LightningEvent::ChannelReady { .. }).then_some(()));
+    let ready = ada.channels();
+    assert_eq!(ready[0].state, ChannelState::Ready, "{ready:?}");
+    assert_eq!(ready[0].capacity_sat, 1_000_000);
+    assert_eq!(ready[0].peer, bo.node_id());
+
+    // A BOLT11 invoice: quoted, then paid.
+    let invoice = bo.invoice(25_000_000, "a tip for the gallery").expect("an invoice");
+    let request = ada.read(&invoice).expect("Ada reads Bo's invoice");
+    assert_eq!(request.amount_msat(), Some(25_000_000));
+    assert_eq!(request.description(), "a tip for the gallery");
+    assert_eq!(request.payee(), Some(bo.node_id()));
+    let quote = request.quote(None).expect("a quote");
+    assert_eq!(quote.line(), "25,000 sat, fee at most 255 sat");
+    assert!(matches!(
+        request.quote(Some(1_000)),
+        Err(RequestError::AmountMismatch { asked: 25_000_000, given: 1_000 })
+    ));
+    let sent = ada.pay(&request, &quote, None).expect("the payment leaves");
+    let fee = expect(&ada, "Ada's payment sent", |event| match event {
+        LightningEvent::PaymentSent { payment, fee_msat, .. } if *payment == sent => Some(*fee_msat),
+        LightningEvent::PaymentFailed { payment, reason } if *payment == sent => panic!("the payment failed: {reason}"),
+        _ => None,
+    });
+    assert_eq!(fee, 0, "a payment over a direct channel pays no routing fee");
+    let received = expect(&bo, "Bo's payment received", |event| match event {
+        LightningEvent::PaymentReceived { amount_msat, .. } => Some(*amount_msat),
+        _ => None,
+    });
+    assert_eq!(received, 25_000_000);
+    assert_eq!(ada.payment(&sent).map(|payment| payment.status), Some(PaymentState::Succeeded));
+    // The same invoice is not paid twice.
+    assert!(ada.pay(&request, &quote, None).is_err(), "a paid invoice is refused the second time");
+
+    // A BOLT12 offer with a payer's note, paid a little more than it asks (a tip on top).
+    let offer = bo.offer(Some(2_000_000), "a coffee at Bo's stall", None).expect("an offer");
+    let request = ada.read(&offer).expect("Ada reads Bo's offer");
+    assert_eq!(request.amount_msat(), Some(2_000_000));
+    assert!(matches!(request.quote(Some(1_999_000)), Err(RequestError::AmountMismatch { .. })));
+    let quote = request.quote(Some(2_500_000)).expect("paying more than an offer asks is allowed");
+    let sent = ada.pay(&request, &quote, Some("for listing 7, buyer ada")).expect("the offer is paid");
+    expect(&ada, "Ada's offer payment sent", |event| match event {
+        LightningEvent::PaymentSent { payment, .. } if *payment == sent => Some(()),
+        LightningEvent::PaymentFailed { payment, reason } if *payment == sent => panic!("the offer failed: {reason}"),
+        _ => None,
+    });
+    let received = expect(&bo, "Bo's offer payment", |event| match event {
+        LightningEvent::PaymentReceived { payment, amount_msat, .. } => Some((payment.clone(), *amount_msat)),
+        _ => None,
+    });
+    assert_eq!(received.1, 2_500_000);
+    let booked = bo.payment(&received.0).expect("Bo's node books the payment");
+    assert_eq!(booked.kind, "bolt12");
+    assert_eq!(booked.note.as_deref(), Some("for listing 7, buyer ada"));
+    assert!(!booked.outgoing);
+
+    // What each side holds in the channel adds up.
+    let channel_now = ada.channels().remove(0);
+    // Ada's side lost what she paid (and what she keeps back for the commitment's fees).
+    assert!(channel_now.outbound_msat <= 1_000_000_000 - 27_500_000, "{channel_now:?}");
+    // Bo can send back what he got, less the reserve the channel holds back on his side.
+    assert!(channel_now.inbound_msat > 0, "{channel_now:?}");
+    assert!(bo.balances().lightning_sat >= 27_500, "{:?}", bo.balances());
+
+    // A request for another network, or for nothing, is refused with a reason.
+    let mainnet_invoice = "lnbc1pvjluezsp5zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zygspp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdpl2pkx2ctnv5sxxmmwwd5kgetjypeh2ursdae8g6twvus8g6rfwvs8qun0dfjkxaq9qrsgq357wnc5r2ueh7ck6q93dj32dlqnls087fxdwk8qakdyafkq3yap9us6v52vjjsrvywa6rt52cm9r9zqt8r2t7mlcwspyetp5h2tztugp9lfyql";
+    assert!(matches!(ada.read(mainnet_invoice), Err(LightningError::Request(RequestError::WrongNetwork(_)))));
+
+    // A cooperative close: the money goes back on-chain to both.
+    ada.close_channel(&channel, false).expect("the channel closes");
+    expect(&ada, "Ada's channel closed", |event| matches!(event, LightningEvent::ChannelClosed { .. }).then_some(()));
+    expect(&bo, "Bo's channel closed", |event| matches!(event, LightningEvent::ChannelClosed { .. }).then_some(()));
+    mine_and_sync(&chain, &[&ada, &bo], 1);
+    let deadline = std::time::Instant::now() + WAIT;
+    while bo.balances().onchain_sat < 27_500 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        mine_and_sync(&chain, &[&ada, &bo], 1);
+    }
+    assert!(bo.balances().onchain_sat >= 27_000, "Bo's share is on-chain: {:?}", bo.balances());
+    assert!(ada.channels().is_empty());
+    assert!(matches!(ada.close_channel(&channel, false), Err(LightningError::NoSuchChannel(_))));
+
+    ada.stop().expect("Ada's node stops");
+    bo.stop().expect("Bo's node stops");
+}
+
+/// The same phrase gives the same node id after the node's directory is lost: the identity (and
+/// the node's on-chain funds) come back from the phrase; another phrase gives another node.
+#[test]
+fn the_recovery_phrase_restores_the_node_identity() {
+    let chain = TestChain::start().expect("the test chain starts");
+    let first = tempfile::tempdir().expect("dir");
+    let node = start(ADA, &chain, first.path());
+    let id = node.node_id();
+    let address = node.funding_address().expect("an address");
+    chain.mine(1, &script_of(&address));
+    chain.mine(100, &miner());
+    node.stop().expect("stops");
+    drop(node);
+
+    let second = tempfile::tempdir().expect("dir");
+    let restored = start(ADA, &chain, second.path());
+    assert_eq!(restored.node_id(), id, "the phrase gives the same node");
+    restored.sync().expect("sync");
+    assert_eq!(
+        restored.balances().onchain_sat,
+        50 * 100_000_000,
+        "the node's on-chain funds come back from the phrase"
+    );
+    restored.stop().expect("stops");
+
+    let other = tempfile::tempdir().expect("dir");
+    let bo = start(BO, &chain, other.path());
+    assert_ne!(bo.node_id(), id);
+    bo.stop().expect("stops");
+}
