@@ -2,83 +2,28 @@
 //! one, open a channel, pay a BOLT11 invoice and a BOLT12 offer (with a payer's note), refuse
 //! what should be refused, close the channel and find the money back on-chain.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::str::FromStr;
 use std::time::Duration;
 
-use bdk_wallet::bitcoin::{Address, Network, ScriptBuf};
-use sanctuary_wallet::lightning::{
-    ChannelState, Lightning, LightningConfig, LightningError, LightningEvent, PaymentState, RequestError,
+use sanctuary_wallet::lightning::testing::{
+    WAIT, expect, expect_sent, fund, mine_and_sync, nobody, script_of, start_on,
 };
+use sanctuary_wallet::lightning::{ChannelState, LightningError, LightningEvent, PaymentState, RequestError};
 use sanctuary_wallet::testchain::TestChain;
-use sanctuary_wallet::{Seed, WalletNetwork};
 
 const ADA: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
 const BO: &str = "legal winner thank year wave sausage worth useful legal winner thank yellow";
-const WAIT: Duration = Duration::from_secs(60);
-
-/// A free port on loopback (bound and let go; the node binds it again at once).
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a free port");
-    listener.local_addr().expect("its address")
-}
-
-fn start(words: &str, chain: &TestChain, dir: &std::path::Path) -> Lightning {
-    let seed = Seed::restore(words, "").expect("a valid phrase");
-    let config = LightningConfig {
-        data_dir: dir.to_path_buf(),
-        network: WalletNetwork::Regtest,
-        esplora_url: chain.url(),
-        listen: Some(free_port()),
-        background_sync: false,
-    };
-    Lightning::start(&seed, &config, None).expect("the node starts")
-}
-
-fn script_of(address: &str) -> ScriptBuf {
-    Address::from_str(address).expect("an address").require_network(Network::Regtest).expect("regtest").script_pubkey()
-}
-
-/// A block nobody in the test owns the reward of.
-fn miner() -> ScriptBuf {
-    ScriptBuf::from_bytes(vec![0x51])
-}
-
-/// Waits for the first event `wanted` picks, skipping others; fails after [`WAIT`].
-fn expect<T>(node: &Lightning, what: &str, mut wanted: impl FnMut(&LightningEvent) -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + WAIT;
-    let mut seen = Vec::new();
-    while std::time::Instant::now() < deadline {
-        if let Some(event) = node.wait_event(Duration::from_millis(200)) {
-            if let Some(found) = wanted(&event) {
-                return found;
-            }
-            seen.push(event);
-        }
-    }
-    panic!("{what}: not seen within {WAIT:?}; saw {seen:?}");
-}
-
-/// Mines `blocks` and brings both nodes up to date, until `ready` holds (LDK reacts to a sync
-/// on its own tasks).
-fn mine_and_sync(chain: &TestChain, nodes: &[&Lightning], blocks: u32) {
-    chain.mine(blocks, &miner());
-    for node in nodes {
-        node.sync().expect("the nodes sync with the test chain");
-    }
-}
 
 #[test]
 fn a_channel_pays_an_invoice_and_an_offer_and_closes() {
     let chain = TestChain::start().expect("the test chain starts");
     let dirs = [tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir")];
-    let ada = start(ADA, &chain, dirs[0].path());
-    let bo = start(BO, &chain, dirs[1].path());
+    let ada = start_on(&chain, ADA, dirs[0].path());
+    let bo = start_on(&chain, BO, dirs[1].path());
     assert_ne!(ada.node_id(), bo.node_id());
 
     // Ada's node gets one block reward, mature after 100 more blocks.
-    chain.mine(1, &script_of(&ada.funding_address().expect("an address")));
-    mine_and_sync(&chain, &[&ada, &bo], 100);
+    fund(&chain, &ada);
+    bo.sync().expect("Bo syncs");
     let funded = ada.balances();
     assert_eq!(funded.spendable_onchain_sat, 50 * 100_000_000, "{funded:?}");
 
@@ -125,11 +70,7 @@ fn a_channel_pays_an_invoice_and_an_offer_and_closes() {
         Err(RequestError::AmountMismatch { asked: 25_000_000, given: 1_000 })
     ));
     let sent = ada.pay(&request, &quote, None).expect("the payment leaves");
-    let fee = expect(&ada, "Ada's payment sent", |event| match event {
-        LightningEvent::PaymentSent { payment, fee_msat, .. } if *payment == sent => Some(*fee_msat),
-        LightningEvent::PaymentFailed { payment, reason } if *payment == sent => panic!("the payment failed: {reason}"),
-        _ => None,
-    });
+    let fee = expect_sent(&ada, &sent);
     assert_eq!(fee, 0, "a payment over a direct channel pays no routing fee");
     let received = expect(&bo, "Bo's payment received", |event| match event {
         LightningEvent::PaymentReceived { amount_msat, .. } => Some(*amount_msat),
@@ -147,11 +88,7 @@ fn a_channel_pays_an_invoice_and_an_offer_and_closes() {
     assert!(matches!(request.quote(Some(1_999_000)), Err(RequestError::AmountMismatch { .. })));
     let quote = request.quote(Some(2_500_000)).expect("paying more than an offer asks is allowed");
     let sent = ada.pay(&request, &quote, Some("for listing 7, buyer ada")).expect("the offer is paid");
-    expect(&ada, "Ada's offer payment sent", |event| match event {
-        LightningEvent::PaymentSent { payment, .. } if *payment == sent => Some(()),
-        LightningEvent::PaymentFailed { payment, reason } if *payment == sent => panic!("the offer failed: {reason}"),
-        _ => None,
-    });
+    expect_sent(&ada, &sent);
     let received = expect(&bo, "Bo's offer payment", |event| match event {
         LightningEvent::PaymentReceived { payment, amount_msat, .. } => Some((payment.clone(), *amount_msat)),
         _ => None,
@@ -198,16 +135,16 @@ fn a_channel_pays_an_invoice_and_an_offer_and_closes() {
 fn the_recovery_phrase_restores_the_node_identity() {
     let chain = TestChain::start().expect("the test chain starts");
     let first = tempfile::tempdir().expect("dir");
-    let node = start(ADA, &chain, first.path());
+    let node = start_on(&chain, ADA, first.path());
     let id = node.node_id();
     let address = node.funding_address().expect("an address");
     chain.mine(1, &script_of(&address));
-    chain.mine(100, &miner());
+    chain.mine(100, &nobody());
     node.stop().expect("stops");
     drop(node);
 
     let second = tempfile::tempdir().expect("dir");
-    let restored = start(ADA, &chain, second.path());
+    let restored = start_on(&chain, ADA, second.path());
     assert_eq!(restored.node_id(), id, "the phrase gives the same node");
     restored.sync().expect("sync");
     assert_eq!(
@@ -218,7 +155,7 @@ fn the_recovery_phrase_restores_the_node_identity() {
     restored.stop().expect("stops");
 
     let other = tempfile::tempdir().expect("dir");
-    let bo = start(BO, &chain, other.path());
+    let bo = start_on(&chain, BO, other.path());
     assert_ne!(bo.node_id(), id);
     bo.stop().expect("stops");
 }

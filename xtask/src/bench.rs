@@ -86,6 +86,10 @@ pub fn run(args: &[String]) -> Result<()> {
             let bench = crate::build_executable("voice_bench")?;
             crate::run_command(std::process::Command::new(bench).args(&args[1..]))
         }
+        Some("pay") => {
+            let bench = crate::build_executable("pay_bench")?;
+            crate::run_command(std::process::Command::new(bench).args(&args[1..]))
+        }
         Some("trust") => {
             let bench = crate::build_executable("trust_bench")?;
             crate::run_command(std::process::Command::new(bench).args(&args[1..]))
@@ -103,8 +107,10 @@ pub fn run(args: &[String]) -> Result<()> {
             crate::run_command(std::process::Command::new(bench).args(&args[1..]))
         }
         Some(other) => {
-            bail!("unknown benchmark '{other}'; available: frame, net, hostile, world, voice, trust, xr, video")
+            bail!("unknown benchmark '{other}'; available: frame, net, hostile, world, voice, pay, trust, xr, video")
         }
-        None => bail!("name a benchmark: cargo xtask bench frame | net | hostile | world | voice | trust | xr | video"),
+        None => bail!(
+            "name a benchmark: cargo xtask bench frame | net | hostile | world | voice | pay | trust | xr | video"
+        ),
     }
 }

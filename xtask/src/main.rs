@@ -21,6 +21,7 @@ Commands:
   bench net        pose bytes, gossip delivery p50/p95 with 8 and 32 peers, CPU to take in 1,000 avatars, then bench hostile
   bench hostile    R6: delivery under a one-key and a 1,000-key flood; R3: time to converge after a partition heals
   bench voice      P10/P11: voice mouth to ear on loopback, CPU per stream and for 16 speakers, kbit/s per stream
+  bench pay        Lightning payments on loopback, pay to settled: invoice and offer, direct and one hop (p95 <= 1 s)
   bench trust      P12: one person's trust in 10,000 keys from 100,000 statements
   bench world      64 MiB blob vs TCP, a late joiner on 100,000 changes, changes verified per second
   bench xr         CPU time of a VR frame with simulated controllers (P9), beside the same frame in flat mode

@@ -66,6 +66,9 @@ pub fn run() -> Result<()> {
     let bench = crate::build_executable("world_bench")?;
     crate::run_command(std::process::Command::new(bench).arg("--smoke"))
         .context("the world benchmark no longer runs: `cargo xtask bench world` shows the error")?;
+    let bench = crate::build_executable("pay_bench")?;
+    crate::run_command(std::process::Command::new(bench).arg("--smoke"))
+        .context("the payment benchmark no longer runs: `cargo xtask bench pay` shows the error")?;
     let bench = crate::build_executable("trust_bench")?;
     crate::run_command(std::process::Command::new(bench).arg("--smoke"))
         .context("the trust benchmark no longer runs: `cargo xtask bench trust` shows the error")?;

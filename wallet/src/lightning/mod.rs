@@ -17,6 +17,8 @@
 //!   logger filters and bounds them; LDK logs no keys or preimages at the levels kept.
 
 mod request;
+#[cfg(feature = "test-chain")]
+pub mod testing;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -30,6 +32,7 @@ use ldk_node::config::{BackgroundSyncConfig, EsploraSyncConfig};
 use ldk_node::lightning::ln::msgs::SocketAddress;
 use ldk_node::lightning::routing::router::RouteParametersConfig;
 use ldk_node::lightning_invoice::{Bolt11InvoiceDescription, Description};
+use ldk_node::liquidity::LSPS2ServiceConfig;
 use ldk_node::payment::{PaymentDirection, PaymentKind, PaymentStatus};
 use ldk_node::{Builder, Event, Node, NodeError, PendingSweepBalance, UserChannelId};
 
@@ -96,6 +99,11 @@ fn explain(error: &NodeError) -> String {
         NodeError::ConnectionFailed => "could not reach that Lightning node".to_owned(),
         NodeError::DuplicatePayment => "this request was already paid".to_owned(),
         NodeError::NotRunning => "the Lightning node is not running".to_owned(),
+        // LDK hides an unannounced node behind a peer it can name as the way in: a public node
+        // (in the graph), or its only peer.
+        NodeError::OfferCreationFailed => {
+            "no offer can be made yet: it needs a channel to a public node (an LSP), or a single peer".to_owned()
+        }
         NodeError::TxSyncFailed | NodeError::TxSyncTimeout => "the chain server did not answer".to_owned(),
         other => other.to_string(),
     }
@@ -112,9 +120,48 @@ pub struct LightningConfig {
     pub esplora_url: String,
     /// Where it takes Lightning connections; none for a client that only dials out.
     pub listen: Option<SocketAddr>,
+    /// The name it goes by (at most 32 bytes).
+    pub alias: Option<String>,
+    /// A node that serves others (a home node): it forwards payments into their unannounced
+    /// channels and opens just-in-time channels to them (LSPS2) on these terms.
+    pub provider: Option<ProviderTerms>,
+    /// The node a person's node gets just-in-time channels from (LSPS2): their home node or
+    /// an LSP. It is trusted with zero-confirmation channels.
+    pub lsp: Option<LspLink>,
     /// Whether it syncs with the chain by itself (every 30 s for channels, 60 s for its
     /// on-chain wallet) or only when [`Lightning::sync`] is called (tests).
     pub background_sync: bool,
+}
+
+/// What a serving node charges for a just-in-time channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProviderTerms {
+    /// The opening fee, in millionths of the payment that opens the channel.
+    pub opening_fee_ppm: u32,
+    /// The smallest opening fee.
+    pub min_opening_fee_msat: u64,
+    /// The smallest and largest payment that opens a channel.
+    pub payment_msat: (u64, u64),
+}
+
+impl Default for ProviderTerms {
+    /// 1 % of the first payment, at least 1,000 sat, for payments of 10,000 sat to 0.1 BTC.
+    fn default() -> Self {
+        ProviderTerms {
+            opening_fee_ppm: 10_000,
+            min_opening_fee_msat: 1_000_000,
+            payment_msat: (10_000_000, MAX_PAYMENT_MSAT),
+        }
+    }
+}
+
+/// A node to get just-in-time channels from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LspLink {
+    /// Its node id, hex.
+    pub node_id: String,
+    /// Where it listens, `host:port`.
+    pub address: String,
 }
 
 impl LightningConfig {
@@ -309,6 +356,30 @@ impl Lightning {
                 .set_listening_addresses(vec![SocketAddress::from(listen)])
                 .map_err(|error| LightningError::Start(error.to_string()))?;
         }
+        if let Some(alias) = &config.alias {
+            builder
+                .set_node_alias(alias.clone())
+                .map_err(|error| LightningError::Start(format!("the node's name: {error}")))?;
+        }
+        if let Some(terms) = config.provider {
+            // The node forwards into the unannounced channels of those it serves only as a
+            // provider (LDK's `accept_forwards_to_priv_channels`).
+            builder.set_liquidity_provider_lsps2(LSPS2ServiceConfig {
+                require_token: None,
+                advertise_service: false,
+                channel_opening_fee_ppm: terms.opening_fee_ppm,
+                channel_over_provisioning_ppm: 100_000,
+                min_channel_opening_fee_msat: terms.min_opening_fee_msat,
+                min_channel_lifetime: 1_008,
+                max_client_to_self_delay: 2_016,
+                min_payment_size_msat: terms.payment_msat.0,
+                max_payment_size_msat: terms.payment_msat.1,
+                client_trusts_lsp: false,
+            });
+        }
+        if let Some(lsp) = &config.lsp {
+            builder.set_liquidity_source_lsps2(parse_node_id(&lsp.node_id)?, parse_address(&lsp.address)?, None);
+        }
         if let Some(handle) = runtime {
             builder.set_runtime(handle);
         }
@@ -437,6 +508,27 @@ impl Lightning {
         Ok(invoice.to_string())
     }
 
+    /// A BOLT11 invoice for `amount_msat` that the node's LSP pays through a channel it opens
+    /// for the payment (LSPS2), keeping its opening fee (at most `max_fee_msat`) from it: how a
+    /// newcomer with no channel is paid for the first time.
+    pub fn invoice_via_lsp(
+        &self,
+        amount_msat: u64,
+        description: &str,
+        max_fee_msat: u64,
+    ) -> Result<String, LightningError> {
+        check_receive(amount_msat)?;
+        let description = Description::new(shown(description))
+            .map_err(|error| LightningError::Node(format!("the description cannot go in an invoice: {error}")))?;
+        let invoice = self.node.bolt11_payment().receive_via_jit_channel(
+            amount_msat,
+            &Bolt11InvoiceDescription::Direct(description),
+            REQUEST_EXPIRY_SECS,
+            Some(max_fee_msat),
+        )?;
+        Ok(invoice.to_string())
+    }
+
     /// A BOLT12 offer: for `amount_msat`, or for any amount the payer chooses (a tip jar).
     /// An offer without expiry can be printed on a stall or a profile and paid many times.
     pub fn offer(
@@ -530,7 +622,7 @@ impl Lightning {
             if std::time::Instant::now() >= deadline {
                 return None;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
