@@ -5,13 +5,16 @@
 use std::time::Duration;
 
 use sanctuary_wallet::lightning::testing::{
-    WAIT, expect, expect_sent, fund, mine_and_sync, nobody, script_of, start_on,
+    WAIT, expect, expect_sent, fund, mine_and_sync, nobody, open_ready_channel, script_of, start_on, start_with,
 };
-use sanctuary_wallet::lightning::{ChannelState, LightningError, LightningEvent, PaymentState, RequestError};
+use sanctuary_wallet::lightning::{
+    ChannelState, LightningError, LightningEvent, LspLink, PaymentState, ProviderTerms, RequestError,
+};
 use sanctuary_wallet::testchain::TestChain;
 
 const ADA: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
 const BO: &str = "legal winner thank year wave sausage worth useful legal winner thank yellow";
+const CY: &str = "letter advice cage absurd amount doctor acoustic avoid letter advice cage above";
 
 #[test]
 fn a_channel_pays_an_invoice_and_an_offer_and_closes() {
@@ -158,4 +161,47 @@ fn the_recovery_phrase_restores_the_node_identity() {
     let bo = start_on(&chain, BO, other.path());
     assert_ne!(bo.node_id(), id);
     bo.stop().expect("stops");
+}
+
+/// A newcomer with no channel and no coins is paid for the first time through her home node,
+/// which opens a channel to her for the payment (LSPS2) and keeps its opening fee from it.
+#[test]
+fn a_newcomer_is_paid_through_a_just_in_time_channel() {
+    let chain = TestChain::start().expect("the test chain starts");
+    let dirs =
+        [tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir")];
+    let ada = start_on(&chain, ADA, dirs[0].path());
+    let home = start_on(&chain, BO, dirs[1].path());
+    let link = LspLink { node_id: home.node_id(), address: home.listening().first().cloned().expect("it listens") };
+    let cy = start_with(&chain, CY, dirs[2].path(), Some(link));
+    fund(&chain, &ada);
+    fund(&chain, &home);
+    cy.sync().expect("Cy syncs");
+    open_ready_channel(&chain, &ada, &home, 2_000_000);
+    assert!(cy.channels().is_empty());
+    assert_eq!(cy.balances().onchain_sat, 0);
+
+    let amount_msat = 200_000_000;
+    let terms = ProviderTerms::default();
+    let fee_msat = (amount_msat / 1_000_000 * u64::from(terms.opening_fee_ppm)).max(terms.min_opening_fee_msat);
+    // An LSP asking more than Cy allows is refused when she makes the invoice or when it
+    // arrives; her allowance covers the home node's terms here.
+    let invoice = cy.invoice_via_lsp(amount_msat, "my first sats", fee_msat).expect("an invoice through the LSP");
+    let request = ada.read(&invoice).expect("Ada reads it");
+    let quote = request.quote(None).expect("a quote");
+    let sent = ada.pay(&request, &quote, None).expect("Ada pays");
+    expect_sent(&ada, &sent);
+    let received = expect(&cy, "Cy is paid", |event| match event {
+        LightningEvent::PaymentReceived { amount_msat, .. } => Some(*amount_msat),
+        _ => None,
+    });
+    assert_eq!(received, amount_msat - fee_msat, "the home node keeps its opening fee and no more");
+    let channels = cy.channels();
+    assert_eq!(channels.len(), 1, "the home node opened Cy a channel: {channels:?}");
+    assert_eq!(channels[0].peer, home.node_id());
+    assert!(!channels[0].opened_here);
+    assert!(cy.balances().lightning_sat >= (amount_msat - fee_msat) / 1000 - 1, "{:?}", cy.balances());
+    for node in [&ada, &home, &cy] {
+        node.stop().expect("stops");
+    }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bdk_wallet::bitcoin::{Address, Network, ScriptBuf};
 
-use super::{Lightning, LightningConfig, LightningEvent, ProviderTerms};
+use super::{Lightning, LightningConfig, LightningEvent, LspLink, ProviderTerms};
 use crate::testchain::TestChain;
 use crate::{Seed, WalletNetwork};
 
@@ -25,6 +25,11 @@ pub fn free_port() -> SocketAddr {
 
 /// A node from `words` in `dir`, on `chain`, listening on loopback, syncing only when asked.
 pub fn start_on(chain: &TestChain, words: &str, dir: &Path) -> Lightning {
+    start_with(chain, words, dir, None)
+}
+
+/// As [`start_on`], getting just-in-time channels from `lsp`.
+pub fn start_with(chain: &TestChain, words: &str, dir: &Path, lsp: Option<LspLink>) -> Lightning {
     let seed = Seed::restore(words, "").unwrap_or_else(|error| panic!("not a test phrase: {error}"));
     let config = LightningConfig {
         data_dir: dir.to_path_buf(),
@@ -34,7 +39,7 @@ pub fn start_on(chain: &TestChain, words: &str, dir: &Path) -> Lightning {
         alias: Some("sanctuary test".to_owned()),
         // Every test node may serve (forward into private channels, open channels on demand).
         provider: Some(ProviderTerms::default()),
-        lsp: None,
+        lsp,
         background_sync: false,
     };
     Lightning::start(&seed, &config, None).unwrap_or_else(|error| panic!("the node does not start: {error}"))
