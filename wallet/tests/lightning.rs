@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use sanctuary_wallet::lightning::testing::{
-    WAIT, expect, expect_sent, fund, mine_and_sync, nobody, open_ready_channel, script_of, start_on, start_with,
+    WAIT, expect, expect_sent, fund, mine_and_sync, nobody, open_ready_channel, script_of, start_at, start_on,
+    start_with, wait_ready,
 };
 use sanctuary_wallet::lightning::{
     ChannelState, LightningError, LightningEvent, LspLink, PaymentState, ProviderTerms, RequestError,
@@ -203,5 +204,120 @@ fn a_newcomer_is_paid_through_a_just_in_time_channel() {
     assert!(cy.balances().lightning_sat >= (amount_msat - fee_msat) / 1000 - 1, "{:?}", cy.balances());
     for node in [&ada, &home, &cy] {
         node.stop().expect("stops");
+    }
+}
+
+/// Set in the child process of [`a_kill_during_a_payment_loses_no_money`]: the payer's directory,
+/// the chain's URL and the invoice, separated by spaces.
+const CHILD: &str = "SANCTUARY_LIGHTNING_CRASH_CHILD";
+
+/// The payer's node runs in a child process that pays an invoice and is killed with SIGKILL at
+/// once. Started again from its directory, the money is accounted for: the payee got all of the
+/// payment or none of it, the payer's book says the same, and the payer holds what she held
+/// less what the payee got (less on-chain fees, where LDK found its channel state older than its
+/// channel monitor after the kill and closed the channel on-chain to stay safe).
+#[test]
+fn a_kill_during_a_payment_loses_no_money() {
+    if let Ok(job) = std::env::var(CHILD) {
+        return crash_child(&job);
+    }
+    let chain = TestChain::start().expect("the test chain starts");
+    let dirs = [tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir")];
+    let ada = start_on(&chain, ADA, dirs[0].path());
+    let bo = start_on(&chain, BO, dirs[1].path());
+    fund(&chain, &ada);
+    // Bo needs coins of his own to claim an HTLC on-chain (anchor channels pay their fees then).
+    fund(&chain, &bo);
+    open_ready_channel(&chain, &ada, &bo, 1_000_000);
+    // A first payment, so that the channel is past its first update round.
+    let warm_up = ada.read(&bo.invoice(1_000_000, "warm-up").expect("invoice")).expect("read");
+    expect_sent(&ada, &ada.pay(&warm_up, &warm_up.quote(None).expect("quote"), None).expect("pays"));
+    let total = |balances: sanctuary_wallet::lightning::LightningBalances| {
+        balances.onchain_sat + balances.lightning_sat + balances.closing_sat
+    };
+    let before = total(ada.balances());
+    ada.stop().expect("Ada stops");
+    drop(ada);
+    while bo.next_event().is_some() {}
+
+    let invoice = bo.invoice(10_000_000, "paid while killed").expect("an invoice");
+    let job = format!("{} {} {invoice}", dirs[0].path().display(), chain.url());
+    let mut child = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", "a_kill_during_a_payment_loses_no_money", "--nocapture", "--test-threads=1"])
+        .env(CHILD, job)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the child starts");
+    let stdout = child.stdout.take().expect("its output");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    // The harness prints "test NAME ... " before the child's own line, on the same line.
+    let said = lines.find(|line| line.as_ref().is_ok_and(|line| line.contains("paying ")));
+    assert!(said.is_some(), "the child never paid");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+
+    let ada = start_at(&chain.url(), ADA, dirs[0].path(), None);
+    // Blocks come until Ada's channel is back in use, or closed and every sat of it swept
+    // on-chain (through the HTLC's timeout, or Bo's claim with the preimage).
+    let mut received_msat = 0;
+    let settled = |ada: &sanctuary_wallet::lightning::Lightning| {
+        let open = ada.channels().iter().any(|channel| channel.state == ChannelState::Ready);
+        let balances = ada.balances();
+        let pending = ada.payments().iter().any(|payment| payment.outgoing && payment.status == PaymentState::Pending);
+        !pending && (open || (balances.lightning_sat == 0 && balances.closing_sat == 0))
+    };
+    let deadline = std::time::Instant::now() + WAIT * 2;
+    loop {
+        while let Some(event) = bo.next_event() {
+            if let LightningEvent::PaymentReceived { amount_msat, .. } = event {
+                received_msat += amount_msat;
+            }
+        }
+        if settled(&ada) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "Ada never settled: {:?} {:?}", ada.balances(), ada.channels());
+        // Ada's own output waits out its time lock (144 blocks) before it is swept.
+        mine_and_sync(&chain, &[&ada, &bo], 24);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(received_msat == 0 || received_msat == 10_000_000, "all of the payment or none: {received_msat}");
+    let sent = ada
+        .payments()
+        .iter()
+        .filter(|payment| payment.outgoing && payment.kind == "bolt11" && payment.status == PaymentState::Succeeded)
+        .count();
+    assert_eq!(sent, 1 + usize::from(received_msat > 0), "Ada's book of sent payments matches what Bo received");
+    let after = total(ada.balances());
+    let lost = before - received_msat / 1000 - after;
+    let closed = ada.channels().is_empty();
+    if closed {
+        assert!(lost < 20_000, "only on-chain fees went: {lost} sat ({:?})", ada.balances());
+    } else {
+        assert_eq!(lost, 0, "nothing went but the payment: {:?}", ada.balances());
+    }
+    println!(
+        "killed during a payment: Bo received {received_msat} msat; channel {}; Ada lost {lost} sat to fees",
+        if closed { "closed on-chain" } else { "kept" }
+    );
+    ada.stop().expect("Ada stops");
+    bo.stop().expect("Bo stops");
+}
+
+/// The child: Ada's node from its directory, paying the invoice, then waiting to be killed.
+fn crash_child(job: &str) {
+    let mut parts = job.split(' ');
+    let (Some(dir), Some(url), Some(invoice)) = (parts.next(), parts.next(), parts.next()) else {
+        panic!("a bad job: {job}");
+    };
+    let ada = start_at(url, ADA, std::path::Path::new(dir), None);
+    wait_ready(&ada);
+    let request = ada.read(invoice).expect("the invoice reads");
+    let quote = request.quote(None).expect("a quote");
+    let id = ada.pay(&request, &quote, None).expect("the payment leaves");
+    println!("paying {id}");
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
     }
 }

@@ -30,11 +30,16 @@ pub fn start_on(chain: &TestChain, words: &str, dir: &Path) -> Lightning {
 
 /// As [`start_on`], getting just-in-time channels from `lsp`.
 pub fn start_with(chain: &TestChain, words: &str, dir: &Path, lsp: Option<LspLink>) -> Lightning {
+    start_at(&chain.url(), words, dir, lsp)
+}
+
+/// As [`start_with`], on the test chain at `esplora_url` (a chain in another process).
+pub fn start_at(esplora_url: &str, words: &str, dir: &Path, lsp: Option<LspLink>) -> Lightning {
     let seed = Seed::restore(words, "").unwrap_or_else(|error| panic!("not a test phrase: {error}"));
     let config = LightningConfig {
         data_dir: dir.to_path_buf(),
         network: WalletNetwork::Regtest,
-        esplora_url: chain.url(),
+        esplora_url: esplora_url.to_owned(),
         listen: Some(free_port()),
         alias: Some("sanctuary test".to_owned()),
         // Every test node may serve (forward into private channels, open channels on demand).
@@ -113,6 +118,17 @@ pub fn open_ready_channel(chain: &TestChain, from: &Lightning, to: &Lightning, s
         matches!(event, LightningEvent::ChannelReady { .. }).then_some(())
     });
     channel
+}
+
+/// Waits until some channel of `node` is ready (the other side connected).
+pub fn wait_ready(node: &Lightning) {
+    let deadline = Instant::now() + WAIT;
+    while !node.channels().iter().any(|channel| channel.state == super::ChannelState::Ready) {
+        if Instant::now() >= deadline {
+            panic!("no channel became ready within {WAIT:?}: {:?}", node.channels());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Waits until the payment `id` made by `node` is sent and returns its routing fee; panics if
