@@ -287,13 +287,23 @@ impl Account {
 
     /// Opens the wallet in `dir` with its unlock passphrase.
     pub fn unlock(dir: &Path, unlock_passphrase: &str, network: WalletNetwork) -> Result<Self, WalletError> {
+        Self::unlock_with_seed(dir, unlock_passphrase, network).map(|(account, _)| account)
+    }
+
+    /// Opens the wallet and hands back its seed too (the Lightning node's keys come from it).
+    pub fn unlock_with_seed(
+        dir: &Path,
+        unlock_passphrase: &str,
+        network: WalletNetwork,
+    ) -> Result<(Self, Seed), WalletError> {
         let bytes = match fs::read(seed_path(dir)) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Err(WalletError::NoWallet),
             Err(error) => return Err(error.into()),
         };
         let seed = SealedSeed::from_bytes(&bytes)?.unseal(unlock_passphrase)?;
-        Self::open(dir, &seed, network)
+        let account = Self::open(dir, &seed, network)?;
+        Ok((account, seed))
     }
 
     fn open(dir: &Path, seed: &Seed, network: WalletNetwork) -> Result<Self, WalletError> {

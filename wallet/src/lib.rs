@@ -34,7 +34,10 @@ pub use account::{
 };
 pub use chain::{Chain, MAX_CHECKED_PAYMENTS, MAX_HISTORY_PAGES, check_header, merkle_root};
 pub use seed::{SealedSeed, Seed, SeedError};
-pub use service::{ServiceConfig, WalletCommand, WalletEvent, WalletService, WalletStatus, trade_txid};
+pub use service::{
+    LightningSettings, LnCommand, LnEvent, ServiceConfig, WalletCommand, WalletEvent, WalletService, WalletStatus,
+    trade_txid,
+};
 pub use zeroize::Zeroizing;
 
 /// A bitcoin transaction id, for callers that do not depend on the bitcoin crate themselves.

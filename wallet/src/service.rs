@@ -26,6 +26,14 @@ use crate::chain::Chain;
 use crate::watch::TradeWatch;
 use crate::{Seed, WalletNetwork};
 
+mod lightning;
+
+use lightning::Rail;
+pub use lightning::{LightningSettings, LnCommand, LnEvent};
+
+/// How often the Lightning node's events are looked at while it runs.
+const LIGHTNING_POLL: Duration = Duration::from_millis(100);
+
 /// The fee rate used when the chain source gives no estimate, in sat/vB.
 const FALLBACK_FEE_RATE: f64 = 1.0;
 /// The shortest time between two rounds, however often commands ask for one.
@@ -78,6 +86,8 @@ pub enum WalletCommand {
         /// The person's key.
         me: Option<PublicKey>,
     },
+    /// Something for the Lightning node.
+    Lightning(LnCommand),
 }
 
 /// What `{:?}` shows for a secret.
@@ -106,6 +116,7 @@ impl fmt::Debug for WalletCommand {
             WalletCommand::Watch { listings, me } => {
                 f.debug_struct("Watch").field("listings", &listings.len()).field("me", me).finish()
             }
+            WalletCommand::Lightning(command) => f.debug_tuple("Lightning").field(command).finish(),
         }
     }
 }
@@ -181,6 +192,8 @@ pub enum WalletEvent {
         /// knows (what `trade::settle` takes); a listing missing here has none known yet.
         seen: HashMap<ChangeId, HashMap<TxId, PaymentSeen>>,
     },
+    /// What the Lightning node did or said.
+    Lightning(LnEvent),
     /// Something failed: what was being done, and why.
     Failed {
         /// What was being done.
@@ -222,6 +235,7 @@ impl fmt::Debug for WalletEvent {
             WalletEvent::Payments { tip_height, seen } => {
                 f.debug_struct("Payments").field("tip_height", tip_height).field("listings", &seen.len()).finish()
             }
+            WalletEvent::Lightning(event) => f.debug_tuple("Lightning").field(event).finish(),
             WalletEvent::Failed { action, error } => {
                 f.debug_struct("Failed").field("action", action).field("error", error).finish()
             }
@@ -240,6 +254,8 @@ pub struct ServiceConfig {
     pub esplora_url: String,
     /// How often to sync while unlocked.
     pub sync_every: Duration,
+    /// The Lightning node beside the wallet.
+    pub lightning: LightningSettings,
 }
 
 /// The client's end of the wallet thread.
@@ -281,6 +297,7 @@ struct Worker {
     account: Option<Account>,
     chain: Option<Chain>,
     watch: TradeWatch,
+    rail: Rail,
 }
 
 fn run(config: ServiceConfig, commands: Receiver<WalletCommand>, events: Sender<WalletEvent>) {
@@ -294,11 +311,15 @@ fn run(config: ServiceConfig, commands: Receiver<WalletCommand>, events: Sender<
     };
     let status = if Account::exists(&config.dir) { WalletStatus::Locked } else { WalletStatus::None };
     let _ = events.send(WalletEvent::Status(status));
-    let mut worker = Worker { config, events, account: None, chain, watch: TradeWatch::default() };
+    let rail = Rail::new(config.lightning.clone());
+    let mut worker = Worker { config, events, account: None, chain, watch: TradeWatch::default(), rail };
     let mut next_round = Instant::now();
     let mut last_round: Option<Instant> = None;
     loop {
-        let wait = next_round.saturating_duration_since(Instant::now());
+        worker.poll_lightning();
+        let until_round = next_round.saturating_duration_since(Instant::now());
+        // While the Lightning node runs (or waits to start again), its events are looked at often.
+        let wait = if worker.rail.active() { until_round.min(LIGHTNING_POLL) } else { until_round };
         match commands.recv_timeout(wait) {
             Ok(command) => {
                 let sync_after = worker.handle(command);
@@ -308,11 +329,13 @@ fn run(config: ServiceConfig, commands: Receiver<WalletCommand>, events: Sender<
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
-                worker.round();
-                last_round = Some(Instant::now());
-                next_round = Instant::now().checked_add(worker.config.sync_every).unwrap_or_else(Instant::now);
+                if Instant::now() >= next_round {
+                    worker.round();
+                    last_round = Some(Instant::now());
+                    next_round = Instant::now().checked_add(worker.config.sync_every).unwrap_or_else(Instant::now);
+                }
             }
-            Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Disconnected) => return worker.lock_lightning(),
         }
     }
 }
@@ -320,6 +343,31 @@ fn run(config: ServiceConfig, commands: Receiver<WalletCommand>, events: Sender<
 impl Worker {
     fn emit(&self, event: WalletEvent) {
         let _ = self.events.send(event);
+    }
+
+    fn poll_lightning(&mut self) {
+        let events = self.events.clone();
+        let emit = move |event| {
+            let _ = events.send(WalletEvent::Lightning(event));
+        };
+        let (dir, network, esplora) = (self.config.dir.clone(), self.config.network, self.config.esplora_url.clone());
+        self.rail.poll(&dir, network, &esplora, &emit);
+    }
+
+    fn unlock_lightning(&mut self, seed: &Seed) {
+        let events = self.events.clone();
+        let emit = move |event| {
+            let _ = events.send(WalletEvent::Lightning(event));
+        };
+        let (dir, network, esplora) = (self.config.dir.clone(), self.config.network, self.config.esplora_url.clone());
+        self.rail.unlocked(seed, &dir, network, &esplora, &emit);
+    }
+
+    fn lock_lightning(&mut self) {
+        let events = self.events.clone();
+        self.rail.locked(&move |event| {
+            let _ = events.send(WalletEvent::Lightning(event));
+        });
     }
 
     fn fail(&self, action: &'static str, error: WalletError) {
@@ -349,17 +397,19 @@ impl Worker {
                         self.emit(WalletEvent::Created { words: shown });
                         self.emit(WalletEvent::Status(WalletStatus::Unlocked));
                         self.receive();
+                        self.unlock_lightning(&seed);
                         return true;
                     }
                     Err(error) => self.fail("create the wallet", error),
                 }
             }
             WalletCommand::Unlock(passphrase) => {
-                match Account::unlock(&self.config.dir, &passphrase, self.config.network) {
-                    Ok(account) => {
+                match Account::unlock_with_seed(&self.config.dir, &passphrase, self.config.network) {
+                    Ok((account, seed)) => {
                         self.account = Some(account);
                         self.emit(WalletEvent::Status(WalletStatus::Unlocked));
                         self.receive();
+                        self.unlock_lightning(&seed);
                         return true;
                     }
                     Err(error) => self.fail("unlock the wallet", error),
@@ -367,6 +417,7 @@ impl Worker {
             }
             WalletCommand::Lock => {
                 self.account = None;
+                self.lock_lightning();
                 let status = if Account::exists(&self.config.dir) { WalletStatus::Locked } else { WalletStatus::None };
                 self.emit(WalletEvent::Status(status));
             }
@@ -434,6 +485,12 @@ impl Worker {
                 None => self.fail("export the ledger", WalletError::Load("unlock the wallet first".into())),
             },
             WalletCommand::Watch { listings, me } => return self.watch.set(listings, me),
+            WalletCommand::Lightning(command) => {
+                let events = self.events.clone();
+                self.rail.handle(command, &move |event| {
+                    let _ = events.send(WalletEvent::Lightning(event));
+                });
+            }
         }
         false
     }
@@ -486,6 +543,10 @@ impl Worker {
                         rebroadcast: report.rebroadcast,
                     };
                     let _ = self.events.send(event);
+                    let events = self.events.clone();
+                    self.rail.round(&move |event| {
+                        let _ = events.send(WalletEvent::Lightning(event));
+                    });
                 }
                 Err(error) => {
                     let _ =

@@ -170,6 +170,7 @@ fn bystander(chain: &TestChain, dir: &Path) -> WalletService {
         network: WalletNetwork::Regtest,
         esplora_url: chain.url(),
         sync_every: Duration::from_secs(3600),
+        lightning: Default::default(),
     })
     .expect("service")
 }

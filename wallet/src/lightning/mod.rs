@@ -40,7 +40,7 @@ pub use request::{
     MAX_PAYMENT_MSAT, MAX_REQUEST_CHARS, MAX_SHOWN_CHARS, PaymentRequest, Quote, RequestError, fee_cap_msat, shown,
 };
 
-use crate::{Seed, WalletNetwork};
+use crate::{Seed, WalletNetwork, Zeroizing};
 
 /// How long an invoice or offer made here stays payable: one hour.
 pub const REQUEST_EXPIRY_SECS: u32 = 60 * 60;
@@ -337,10 +337,20 @@ impl Lightning {
         runtime: Option<tokio_handle::Handle>,
     ) -> Result<Lightning, LightningError> {
         let entropy = seed.lightning_entropy().map_err(|error| LightningError::Keys(error.to_string()))?;
+        Lightning::start_with_entropy(&entropy, config, runtime)
+    }
+
+    /// As [`Lightning::start`], from the seed's [`Seed::lightning_entropy`] (kept by the wallet
+    /// thread while unlocked, to start again after the chain source was away).
+    pub fn start_with_entropy(
+        entropy: &Zeroizing<[u8; 64]>,
+        config: &LightningConfig,
+        runtime: Option<tokio_handle::Handle>,
+    ) -> Result<Lightning, LightningError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|error| LightningError::Start(format!("{}: {error}", config.data_dir.display())))?;
         let mut builder = Builder::new();
-        builder.set_entropy_seed_bytes(*entropy);
+        builder.set_entropy_seed_bytes(**entropy);
         builder.set_network(config.network.to_bitcoin());
         builder.set_storage_dir_path(config.data_dir.to_string_lossy().into_owned());
         let background_sync_config = config.background_sync.then_some(BackgroundSyncConfig {

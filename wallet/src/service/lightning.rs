@@ -1,0 +1,373 @@
+//! The Lightning rail of the wallet thread: the node starts when the wallet is unlocked (from
+//! the same seed), stops when it is locked, and is asked to start again with a growing pause
+//! when the chain source was away. Payments are quoted first and paid only by the quote's tag,
+//! once the person has confirmed what the quote showed.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use crate::lightning::{
+    ChannelView, Lightning, LightningBalances, LightningConfig, LightningError, LightningEvent, LspLink,
+    PaymentRequest, ProviderTerms, Quote, REQUEST_EXPIRY_SECS, tokio_handle,
+};
+use crate::{Seed, WalletNetwork};
+
+/// The most quotes waiting for a yes; an older one is dropped for a new one.
+const MAX_QUOTES: usize = 8;
+/// The first pause before starting again after a failed start; it doubles up to the last.
+const RETRY_FIRST: Duration = Duration::from_secs(30);
+const RETRY_LAST: Duration = Duration::from_secs(30 * 60);
+/// The longest description or note taken from the person.
+const MAX_TEXT_CHARS: usize = 200;
+
+/// How the Lightning node runs, beside the on-chain wallet.
+#[derive(Clone, Default)]
+pub struct LightningSettings {
+    /// Whether there is a Lightning node at all.
+    pub enabled: bool,
+    /// The tokio runtime its tasks run on (the network node's); its own if none.
+    pub runtime: Option<tokio_handle::Handle>,
+    /// Where it takes Lightning connections.
+    pub listen: Option<SocketAddr>,
+    /// Its name.
+    pub alias: Option<String>,
+    /// The node it gets just-in-time channels from.
+    pub lsp: Option<LspLink>,
+    /// Terms, when it serves others (a home node).
+    pub provider: Option<ProviderTerms>,
+    /// Whether it syncs by itself (always, except in tests that mine by hand).
+    pub background_sync: bool,
+}
+
+impl fmt::Debug for LightningSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LightningSettings")
+            .field("enabled", &self.enabled)
+            .field("listen", &self.listen)
+            .field("alias", &self.alias)
+            .field("lsp", &self.lsp)
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the Lightning rail is asked to do.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum LnCommand {
+    /// Open a channel of `amount_sat` to `peer` at `address` from the node's on-chain funds.
+    Open {
+        /// The other node's id.
+        peer: String,
+        /// Where it listens.
+        address: String,
+        /// The channel's size.
+        amount_sat: u64,
+    },
+    /// Close a channel (by its id or its number in the list, from 1), cooperatively or by force.
+    Close {
+        /// The channel.
+        channel: String,
+        /// By force.
+        force: bool,
+    },
+    /// Make an invoice.
+    Invoice {
+        /// The amount.
+        amount_msat: u64,
+        /// What it is for.
+        description: String,
+        /// Through the LSP's just-in-time channel (for someone with no channel yet).
+        via_lsp: bool,
+    },
+    /// Make an offer: for an amount, or for any.
+    Offer {
+        /// The amount, if fixed.
+        amount_msat: Option<u64>,
+        /// What it is for.
+        description: String,
+    },
+    /// Read a payment request and quote it (answered with [`LnEvent::Quoted`]).
+    Quote {
+        /// The request's text.
+        text: String,
+        /// The amount, where the request names none (or more than an offer asks).
+        amount_msat: Option<u64>,
+        /// The caller's number.
+        tag: u64,
+    },
+    /// Pay what quote `tag` showed, with a note for a BOLT12 payee.
+    Pay {
+        /// The quote's tag.
+        tag: u64,
+        /// The payer's note.
+        note: Option<String>,
+    },
+    /// Forget quote `tag`.
+    Cancel {
+        /// The quote's tag.
+        tag: u64,
+    },
+    /// A fresh address of the node's on-chain wallet, to fund channels.
+    FundingAddress,
+}
+
+/// What the Lightning rail reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LnEvent {
+    /// The node runs.
+    Running {
+        /// Its id.
+        node_id: String,
+        /// Where it listens.
+        listening: Vec<String>,
+    },
+    /// The node could not start; it is tried again later.
+    Unavailable {
+        /// Why.
+        error: String,
+        /// Seconds until the next try.
+        retry_s: u64,
+    },
+    /// The node stopped (the wallet was locked).
+    Stopped,
+    /// Its money and channels, after a change or a sync.
+    State {
+        /// The money.
+        balances: LightningBalances,
+        /// The channels.
+        channels: Vec<ChannelView>,
+    },
+    /// An invoice or offer made here, to show and share.
+    Made {
+        /// "invoice" or "offer".
+        kind: &'static str,
+        /// The text to share.
+        text: String,
+        /// How long it stays payable, if it expires.
+        expiry_s: Option<u32>,
+    },
+    /// A request read and quoted, waiting for the person's yes.
+    Quoted {
+        /// The caller's number.
+        tag: u64,
+        /// What it costs.
+        quote: Quote,
+        /// The payee's node or signing key, if the request names one.
+        payee: Option<String>,
+    },
+    /// A payment left (its outcome follows as an [`LnEvent::Happened`]).
+    Paying {
+        /// The quote's tag.
+        tag: u64,
+        /// The payment's id.
+        payment: String,
+    },
+    /// Something the node did or saw.
+    Happened(LightningEvent),
+    /// An address of the node's on-chain wallet.
+    FundingAddress(String),
+    /// Something failed.
+    Failed {
+        /// What was being done.
+        action: &'static str,
+        /// Why.
+        error: String,
+    },
+}
+
+/// The rail: the node while the wallet is unlocked, its pending quotes, and when to try again.
+pub(super) struct Rail {
+    settings: LightningSettings,
+    node: Option<Lightning>,
+    entropy: Option<Zeroizing<[u8; 64]>>,
+    next_try: Option<Instant>,
+    pause: Duration,
+    quotes: VecDeque<(u64, PaymentRequest, Quote)>,
+}
+
+impl Rail {
+    pub(super) fn new(settings: LightningSettings) -> Rail {
+        Rail { settings, node: None, entropy: None, next_try: None, pause: RETRY_FIRST, quotes: VecDeque::new() }
+    }
+
+    /// Whether the node runs or waits to start again (its events are then looked at often).
+    pub(super) fn active(&self) -> bool {
+        self.node.is_some() || self.next_try.is_some()
+    }
+
+    /// The wallet was unlocked: keep the node's keys and start it.
+    pub(super) fn unlocked(
+        &mut self,
+        seed: &Seed,
+        dir: &Path,
+        network: WalletNetwork,
+        esplora: &str,
+        emit: &dyn Fn(LnEvent),
+    ) {
+        if !self.settings.enabled {
+            return;
+        }
+        match seed.lightning_entropy() {
+            Ok(entropy) => self.entropy = Some(entropy),
+            Err(error) => {
+                return emit(LnEvent::Failed { action: "derive the Lightning keys", error: error.to_string() });
+            }
+        }
+        self.pause = RETRY_FIRST;
+        self.try_start(dir, network, esplora, emit);
+    }
+
+    /// The wallet was locked: stop the node and forget its keys.
+    pub(super) fn locked(&mut self, emit: &dyn Fn(LnEvent)) {
+        self.entropy = None;
+        self.next_try = None;
+        self.quotes.clear();
+        if let Some(node) = self.node.take() {
+            if let Err(error) = node.stop() {
+                emit(LnEvent::Failed { action: "stop the Lightning node", error: error.to_string() });
+            }
+            emit(LnEvent::Stopped);
+        }
+    }
+
+    fn try_start(&mut self, dir: &Path, network: WalletNetwork, esplora: &str, emit: &dyn Fn(LnEvent)) {
+        let Some(entropy) = &self.entropy else { return };
+        let config = LightningConfig {
+            data_dir: LightningConfig::dir_in(dir),
+            network,
+            esplora_url: esplora.to_owned(),
+            listen: self.settings.listen,
+            alias: self.settings.alias.clone(),
+            provider: self.settings.provider,
+            lsp: self.settings.lsp.clone(),
+            background_sync: self.settings.background_sync,
+        };
+        match Lightning::start_with_entropy(entropy, &config, self.settings.runtime.clone()) {
+            Ok(node) => {
+                self.next_try = None;
+                emit(LnEvent::Running { node_id: node.node_id(), listening: node.listening() });
+                emit(LnEvent::State { balances: node.balances(), channels: node.channels() });
+                self.node = Some(node);
+            }
+            Err(error) => {
+                emit(LnEvent::Unavailable { error: error.to_string(), retry_s: self.pause.as_secs() });
+                self.next_try = Instant::now().checked_add(self.pause);
+                self.pause = (self.pause * 2).min(RETRY_LAST);
+            }
+        }
+    }
+
+    /// Looks at the node's events (often), and starts it again when its pause is over.
+    pub(super) fn poll(&mut self, dir: &Path, network: WalletNetwork, esplora: &str, emit: &dyn Fn(LnEvent)) {
+        if self.node.is_none() {
+            if self.next_try.is_some_and(|at| Instant::now() >= at) {
+                self.try_start(dir, network, esplora, emit);
+            }
+            return;
+        }
+        let Some(node) = &self.node else { return };
+        let mut changed = false;
+        while let Some(event) = node.next_event() {
+            changed = true;
+            emit(LnEvent::Happened(event));
+        }
+        if changed {
+            emit(LnEvent::State { balances: node.balances(), channels: node.channels() });
+        }
+    }
+
+    /// After the wallet's sync round: the state as it is now.
+    pub(super) fn round(&self, emit: &dyn Fn(LnEvent)) {
+        if let Some(node) = &self.node {
+            emit(LnEvent::State { balances: node.balances(), channels: node.channels() });
+        }
+    }
+
+    pub(super) fn handle(&mut self, command: LnCommand, emit: &dyn Fn(LnEvent)) {
+        let Some(node) = &self.node else {
+            let error = match (self.settings.enabled, &self.entropy) {
+                (false, _) => "Lightning is off in this copy",
+                (true, None) => "unlock the wallet first",
+                (true, Some(_)) => "the Lightning node has not started yet (the chain source may be away)",
+            };
+            return emit(LnEvent::Failed { action: "use Lightning", error: error.to_owned() });
+        };
+        let fail =
+            |action: &'static str, error: LightningError| emit(LnEvent::Failed { action, error: error.to_string() });
+        match command {
+            LnCommand::Open { peer, address, amount_sat } => match node.open_channel(&peer, &address, amount_sat, None)
+            {
+                Ok(_) => emit(LnEvent::State { balances: node.balances(), channels: node.channels() }),
+                Err(error) => fail("open the channel", error),
+            },
+            LnCommand::Close { channel, force } => {
+                let channels = node.channels();
+                let id = match channel.parse::<usize>() {
+                    Ok(number) if (1..=channels.len()).contains(&number) => channels[number - 1].id.clone(),
+                    _ => channel,
+                };
+                match node.close_channel(&id, force) {
+                    Ok(()) => emit(LnEvent::State { balances: node.balances(), channels: node.channels() }),
+                    Err(error) => fail("close the channel", error),
+                }
+            }
+            LnCommand::Invoice { amount_msat, description, via_lsp } => {
+                let description = clip(&description);
+                let made = if via_lsp {
+                    node.invoice_via_lsp(amount_msat, &description, amount_msat / 20)
+                } else {
+                    node.invoice(amount_msat, &description)
+                };
+                match made {
+                    Ok(text) => emit(LnEvent::Made { kind: "invoice", text, expiry_s: Some(REQUEST_EXPIRY_SECS) }),
+                    Err(error) => fail("make an invoice", error),
+                }
+            }
+            LnCommand::Offer { amount_msat, description } => match node.offer(amount_msat, &clip(&description), None) {
+                Ok(text) => emit(LnEvent::Made { kind: "offer", text, expiry_s: None }),
+                Err(error) => fail("make an offer", error),
+            },
+            LnCommand::Quote { text, amount_msat, tag } => {
+                let quoted = node.read(&text).and_then(|request| Ok((request.quote(amount_msat)?, request)));
+                match quoted {
+                    Ok((quote, request)) => {
+                        let payee = request.payee();
+                        if self.quotes.len() >= MAX_QUOTES {
+                            self.quotes.pop_front();
+                        }
+                        self.quotes.push_back((tag, request, quote.clone()));
+                        emit(LnEvent::Quoted { tag, quote, payee });
+                    }
+                    Err(error) => fail("read the payment request", error),
+                }
+            }
+            LnCommand::Pay { tag, note } => {
+                let Some(index) = self.quotes.iter().position(|(quoted, ..)| *quoted == tag) else {
+                    return emit(LnEvent::Failed { action: "pay", error: "that payment is no longer waiting".into() });
+                };
+                let Some((_, request, quote)) = self.quotes.remove(index) else { return };
+                let note = note.map(|note| clip(&note));
+                match node.pay(&request, &quote, note.as_deref()) {
+                    Ok(payment) => emit(LnEvent::Paying { tag, payment }),
+                    Err(error) => fail("pay", error),
+                }
+            }
+            LnCommand::Cancel { tag } => self.quotes.retain(|(quoted, ..)| *quoted != tag),
+            LnCommand::FundingAddress => match node.funding_address() {
+                Ok(address) => emit(LnEvent::FundingAddress(address)),
+                Err(error) => fail("make a funding address", error),
+            },
+        }
+    }
+}
+
+fn clip(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(MAX_TEXT_CHARS).collect()
+}

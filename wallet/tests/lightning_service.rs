@@ -1,0 +1,165 @@
+//! The Lightning rail of the wallet thread, as the client drives it: the node starts when the
+//! wallet is unlocked, an invoice is made, read and quoted, paid only by the quote's tag after the
+//! person's yes, and the node stops when the wallet is locked.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sanctuary_wallet::lightning::testing::{free_port, mine_and_sync, start_on};
+use sanctuary_wallet::lightning::{LightningEvent, ProviderTerms};
+use sanctuary_wallet::testchain::TestChain;
+use sanctuary_wallet::{
+    LightningSettings, LnCommand, LnEvent, ServiceConfig, WalletCommand, WalletEvent, WalletNetwork, WalletService,
+    Zeroizing,
+};
+
+const BO: &str = "legal winner thank year wave sausage worth useful legal winner thank yellow";
+const WAIT: Duration = Duration::from_secs(60);
+
+fn service(chain: &TestChain, dir: &Path) -> WalletService {
+    WalletService::spawn(ServiceConfig {
+        dir: dir.to_owned(),
+        network: WalletNetwork::Regtest,
+        esplora_url: chain.url(),
+        sync_every: Duration::from_secs(3600),
+        lightning: LightningSettings {
+            enabled: true,
+            listen: Some(free_port()),
+            alias: Some("ada".to_owned()),
+            provider: Some(ProviderTerms::default()),
+            background_sync: true,
+            ..LightningSettings::default()
+        },
+    })
+    .expect("the wallet thread starts")
+}
+
+/// The next Lightning event `wanted` picks, skipping others; fails on a Lightning failure.
+fn next<T>(service: &WalletService, what: &str, mut wanted: impl FnMut(&LnEvent) -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        match service.next_event(Duration::from_millis(200)) {
+            Some(WalletEvent::Lightning(event)) => {
+                if let Some(found) = wanted(&event) {
+                    return found;
+                }
+                if let LnEvent::Failed { action, error } = event {
+                    panic!("{what}: could not {action}: {error}");
+                }
+            }
+            Some(WalletEvent::Failed { action, error }) => eprintln!("(wallet: could not {action}: {error})"),
+            _ => {}
+        }
+    }
+    panic!("{what}: not seen within {WAIT:?}");
+}
+
+#[test]
+fn the_wallet_thread_quotes_then_pays_and_stops_the_node_on_lock() {
+    let chain = TestChain::start().expect("the test chain starts");
+    let dirs = [tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir")];
+    let ada = service(&chain, dirs[0].path());
+    // Before the wallet is unlocked there is no node to use.
+    ada.send(WalletCommand::Lightning(LnCommand::FundingAddress));
+    let refused = next(&ada, "a refusal", |event| match event {
+        LnEvent::Failed { error, .. } => Some(error.clone()),
+        _ => None,
+    });
+    assert!(refused.contains("unlock the wallet first") || refused.contains("not started"), "{refused}");
+
+    ada.send(WalletCommand::Create {
+        words: None,
+        bip39_passphrase: Zeroizing::new(String::new()),
+        unlock: Zeroizing::new("correct horse".to_owned()),
+    });
+    let node_id = next(&ada, "Ada's node runs", |event| match event {
+        LnEvent::Running { node_id, .. } => Some(node_id.clone()),
+        _ => None,
+    });
+    ada.send(WalletCommand::Lightning(LnCommand::FundingAddress));
+    let address = next(&ada, "a funding address", |event| match event {
+        LnEvent::FundingAddress(address) => Some(address.clone()),
+        _ => None,
+    });
+    chain.mine(1, &sanctuary_wallet::lightning::testing::script_of(&address));
+    chain.mine(100, &sanctuary_wallet::lightning::testing::nobody());
+
+    // Bo is a plain node; Ada's wallet thread opens a channel to him once its node has the coins.
+    let bo = start_on(&chain, BO, dirs[1].path());
+    let bo_address = bo.listening().first().cloned().expect("Bo listens");
+    let opened = Instant::now();
+    loop {
+        ada.send(WalletCommand::Lightning(LnCommand::Open {
+            peer: bo.node_id(),
+            address: bo_address.clone(),
+            amount_sat: 500_000,
+        }));
+        // The node syncs by itself; until it has seen its coins, opening fails for want of funds.
+        let outcome = loop {
+            match ada.next_event(Duration::from_secs(5)) {
+                Some(WalletEvent::Lightning(LnEvent::State { channels, .. })) if !channels.is_empty() => break true,
+                Some(WalletEvent::Lightning(LnEvent::Failed { .. })) | None => break false,
+                _ => {}
+            }
+        };
+        if outcome {
+            break;
+        }
+        assert!(opened.elapsed() < Duration::from_secs(120), "Ada's node never had the coins to open a channel");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // Six blocks; both nodes see the channel ready (Ada's by its own background sync).
+    let ready = Instant::now();
+    while !bo.channels().iter().any(|channel| channel.state == sanctuary_wallet::lightning::ChannelState::Ready) {
+        mine_and_sync(&chain, &[&bo], 1);
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(ready.elapsed() < Duration::from_secs(120), "the channel never became ready");
+    }
+    assert_eq!(bo.channels()[0].peer, node_id, "the channel is with Ada's node");
+    next(&ada, "Ada's channel ready", |event| {
+        matches!(event, LnEvent::Happened(LightningEvent::ChannelReady { .. })).then_some(())
+    });
+
+    // Quote, then pay by the quote's tag.
+    let invoice = bo.invoice(21_000_000, "a tip").expect("Bo's invoice");
+    ada.send(WalletCommand::Lightning(LnCommand::Quote { text: invoice, amount_msat: None, tag: 7 }));
+    let quote = next(&ada, "the quote", |event| match event {
+        LnEvent::Quoted { tag: 7, quote, payee } => {
+            assert_eq!(payee.as_deref(), Some(bo.node_id().as_str()));
+            Some(quote.clone())
+        }
+        _ => None,
+    });
+    assert_eq!(quote.line(), "21,000 sat, fee at most 215 sat");
+    // A tag that was never quoted pays nothing.
+    ada.send(WalletCommand::Lightning(LnCommand::Pay { tag: 8, note: None }));
+    next(&ada, "an unknown tag refused", |event| match event {
+        LnEvent::Failed { .. } => Some(()),
+        _ => None,
+    });
+    ada.send(WalletCommand::Lightning(LnCommand::Pay { tag: 7, note: None }));
+    let payment = next(&ada, "the payment leaves", |event| match event {
+        LnEvent::Paying { tag: 7, payment } => Some(payment.clone()),
+        _ => None,
+    });
+    next(&ada, "the payment arrives", |event| match event {
+        LnEvent::Happened(LightningEvent::PaymentSent { payment: sent, .. }) if *sent == payment => Some(()),
+        LnEvent::Happened(LightningEvent::PaymentFailed { reason, .. }) => panic!("the payment failed: {reason}"),
+        _ => None,
+    });
+    // The same tag is used up.
+    ada.send(WalletCommand::Lightning(LnCommand::Pay { tag: 7, note: None }));
+    next(&ada, "a spent tag refused", |event| match event {
+        LnEvent::Failed { .. } => Some(()),
+        _ => None,
+    });
+
+    ada.send(WalletCommand::Lock);
+    next(&ada, "the node stops with the lock", |event| (*event == LnEvent::Stopped).then_some(()));
+    ada.send(WalletCommand::Lightning(LnCommand::FundingAddress));
+    next(&ada, "no node while locked", |event| match event {
+        LnEvent::Failed { error, .. } if error.contains("unlock") => Some(()),
+        _ => None,
+    });
+    bo.stop().expect("Bo stops");
+}
