@@ -7,7 +7,8 @@
 
 /// The chat commands that belong to the wallet: they may carry passphrases, so they are neither
 /// sent nor shown.
-pub const WALLET_COMMANDS: [&str; 7] = ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync"];
+pub const WALLET_COMMANDS: [&str; 8] =
+    ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync", "/ln"];
 
 /// The commands the chat box handles itself.
 const CHAT_COMMANDS: [&str; 24] = [

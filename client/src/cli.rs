@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use sanctuary_engine::{LOBBY_DRIFTERS, RegionId};
 use sanctuary_net::{NodeConfig, RelayChoice, Ticket};
-use sanctuary_wallet::{MainnetConsent, ServiceConfig, WalletNetwork};
+use sanctuary_wallet::lightning::LspLink;
+use sanctuary_wallet::{LightningSettings, MainnetConsent, ServiceConfig, WalletNetwork};
 
 /// Sanctuary: a peer-to-peer virtual world. Starts the desktop client in the lobby.
 #[derive(Debug, Clone, Parser)]
@@ -361,12 +362,45 @@ pub struct WalletArgs {
     /// Seconds between wallet syncs while it is unlocked.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub wallet_sync_s: u64,
+
+    /// No Lightning node beside the wallet.
+    #[arg(long)]
+    pub no_lightning: bool,
+
+    /// Take Lightning connections on this TCP port (by default the node only dials out).
+    #[arg(long, value_name = "PORT")]
+    pub lightning_port: Option<u16>,
+
+    /// The Lightning node that opens channels for you on demand (LSPS2): your home node or an
+    /// LSP, as NODE_ID@HOST:PORT.
+    #[arg(long, value_name = "NODE_ID@HOST:PORT")]
+    pub lsp: Option<String>,
 }
 
 impl Default for WalletArgs {
     fn default() -> Self {
-        Self { bitcoin_network: "signet".into(), mainnet_i_understand: false, esplora: None, wallet_sync_s: 30 }
+        Self {
+            bitcoin_network: "signet".into(),
+            mainnet_i_understand: false,
+            esplora: None,
+            wallet_sync_s: 30,
+            no_lightning: false,
+            lightning_port: None,
+            lsp: None,
+        }
     }
+}
+
+/// `NODE_ID@HOST:PORT` as a Lightning node's id and address.
+pub fn parse_node_address(text: &str) -> Result<LspLink, String> {
+    let (node_id, address) = text.trim().split_once('@').ok_or_else(|| format!("'{text}' is not NODE_ID@HOST:PORT"))?;
+    if node_id.len() != 66 || !node_id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("'{node_id}' is not a Lightning node id (66 hexadecimal characters)"));
+    }
+    if address.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
+        return Err(format!("'{address}' is not HOST:PORT"));
+    }
+    Ok(LspLink { node_id: node_id.to_owned(), address: address.to_owned() })
 }
 
 impl WalletArgs {
@@ -392,6 +426,17 @@ impl WalletArgs {
             network,
             esplora_url,
             sync_every: std::time::Duration::from_secs(self.wallet_sync_s),
+            lightning: LightningSettings {
+                enabled: !self.no_lightning,
+                runtime: None,
+                listen: self
+                    .lightning_port
+                    .map(|port| std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port))),
+                alias: None,
+                lsp: self.lsp.as_deref().map(parse_node_address).transpose()?,
+                provider: None,
+                background_sync: true,
+            },
         })
     }
 }

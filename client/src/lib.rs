@@ -213,7 +213,11 @@ pub fn client_app(args: &cli::Args, headset: bool) -> App {
         Err(error) => warn!("{error}; running single-player"),
     }
     match args.wallet.service_config(args.network.data_dir.clone()) {
-        Ok(config) => match WalletLink::start(config) {
+        Ok(mut config) => match WalletLink::start({
+            // The Lightning node's tasks share the network node's runtime.
+            config.lightning.runtime = app.world().get_resource::<NetLink>().and_then(NetLink::runtime);
+            config
+        }) {
             Ok(link) => {
                 app.insert_resource(link);
             }

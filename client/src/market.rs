@@ -23,8 +23,9 @@ use sanctuary_engine::trade::{
 use sanctuary_engine::{ChangeId, ModelRef, Op, ParcelCoord, Placement, PublicKey, RegionId, Rgb, Shape, Structure};
 use sanctuary_net::Command;
 use sanctuary_wallet::{
-    Balances, HistoryEntry, PayRequest, PayTarget, Receive, ServiceConfig, SyncProgress, TxState, WalletCommand,
-    WalletEvent, WalletNetwork, WalletService, WalletStatus, WalletTxid, Zeroizing, trade_txid,
+    Balances, HistoryEntry, LnCommand, PayRequest, PayTarget, Receive, ServiceConfig, SyncProgress, TxState,
+    WalletCommand, WalletEvent, WalletNetwork, WalletService, WalletStatus, WalletTxid, Zeroizing, group_digits,
+    trade_txid,
 };
 
 use crate::Frame;
@@ -43,6 +44,7 @@ const STALL_VIEW: f32 = 90.0;
 const MARKET_REFRESH_S: f32 = 1.0;
 
 mod directory;
+mod lightning;
 mod panels;
 use panels::fill_panels;
 pub use panels::{confirm_panel, stall_panel, wallet_panel};
@@ -93,6 +95,8 @@ enum Purpose {
     Send { to: String },
     /// Buying from a stall.
     Buy { listing: ChangeId, parcel: ParcelCoord, title: String },
+    /// A Lightning payment being quoted.
+    Lightning,
     /// A listing waiting for its fresh address.
     List { parcel: ParcelCoord, item: ModelRef, title: Title, price_sats: u64, confirmations: u8, spot: Vec3 },
 }
@@ -101,10 +105,17 @@ enum Purpose {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingDraft {
     purpose_text: String,
-    txid: WalletTxid,
     amount_sats: u64,
-    fee_sats: u64,
-    fee_rate: f64,
+    rail: DraftRail,
+}
+
+/// How a payment waiting for a yes would go.
+#[derive(Debug, Clone, PartialEq)]
+enum DraftRail {
+    /// A signed transaction, with its network fee.
+    Chain { txid: WalletTxid, fee_sats: u64, fee_rate: f64 },
+    /// A quoted Lightning payment, with the most its routing may cost.
+    Lightning { tag: u64, max_fee_sats: u64 },
 }
 
 /// The wallet as the person sees it.
@@ -130,6 +141,8 @@ pub struct WalletUi {
     pub message: Option<(String, bool)>,
     /// A payment to confirm.
     pub draft: Option<PendingDraft>,
+    /// The Lightning node.
+    pub lightning: lightning::LnUi,
     next_tag: u64,
     purposes: HashMap<u64, Purpose>,
     /// Sent payments still to be claimed as purchases.
@@ -168,7 +181,7 @@ pub struct Market {
 }
 
 fn sats(amount: u64) -> String {
-    format!("{} sats", sanctuary_wallet::group_digits(amount))
+    format!("{} sats", group_digits(amount))
 }
 
 fn read_wallet_events(
@@ -233,10 +246,11 @@ fn read_wallet_events(
                 let purpose_text = match &purpose {
                     Purpose::Send { to } => format!("Send to {to}"),
                     Purpose::Buy { title, .. } => format!("Buy \"{title}\""),
-                    Purpose::List { .. } => continue,
+                    Purpose::List { .. } | Purpose::Lightning => continue,
                 };
                 ui.to_claim.insert(txid, purpose);
-                ui.draft = Some(PendingDraft { purpose_text, txid, amount_sats, fee_sats, fee_rate: fee_rate_sat_vb });
+                let rail = DraftRail::Chain { txid, fee_sats, fee_rate: fee_rate_sat_vb };
+                ui.draft = Some(PendingDraft { purpose_text, amount_sats, rail });
             }
             WalletEvent::Sent(txid) => {
                 cues.write(SoundCue::Paid);
@@ -257,6 +271,7 @@ fn read_wallet_events(
                 market.payments = seen;
                 market.since_refresh = MARKET_REFRESH_S;
             }
+            WalletEvent::Lightning(event) => lightning::on_event(event, &mut ui, &mut cues),
             WalletEvent::Failed { action, error } => {
                 ui.progress = None;
                 ui.say(format!("could not {action}: {error}"), false);
@@ -411,6 +426,7 @@ fn wallet_command(
             Ok(Some(WalletCommand::FreshAddress { tag }))
         }
         ("/withdraw", _) => Ok(None),
+        ("/ln", _) => lightning::ln_command(&rest, ui),
         _ => Err(format!("unknown wallet command {command}")),
     }
 }
@@ -457,12 +473,20 @@ fn wallet_keys(
     let Some(link) = link else { return };
     if let Some(draft) = ui.draft.clone() {
         if key(KeyCode::KeyY) || button(PanelAction::Pay) {
-            link.send(WalletCommand::Confirm(draft.txid));
+            link.send(match draft.rail {
+                DraftRail::Chain { txid, .. } => WalletCommand::Confirm(txid),
+                DraftRail::Lightning { tag, .. } => WalletCommand::Lightning(LnCommand::Pay { tag, note: None }),
+            });
             ui.draft = None;
             ui.say("sending...", true);
         } else if key(KeyCode::KeyN) || key(KeyCode::Escape) || button(PanelAction::Cancel) {
-            link.send(WalletCommand::Cancel(draft.txid));
-            ui.to_claim.remove(&draft.txid);
+            match draft.rail {
+                DraftRail::Chain { txid, .. } => {
+                    link.send(WalletCommand::Cancel(txid));
+                    ui.to_claim.remove(&txid);
+                }
+                DraftRail::Lightning { tag, .. } => link.send(WalletCommand::Lightning(LnCommand::Cancel { tag })),
+            }
             ui.draft = None;
             ui.say("payment cancelled; nothing was sent", true);
         }

@@ -10,12 +10,17 @@
 //!
 //! - `fund ADDRESS`: mines a block paying ADDRESS 50 regtest BTC, then 100 more so it matures;
 //! - `mine [N]`: mines N blocks (default 1), taking the mempool;
-//! - `height`: prints the tip's height.
+//! - `height`: prints the tip's height;
+//! - `lightning`: starts a Lightning node here (a serving node, like a home node) and prints
+//!   `NODE_ID@127.0.0.1:PORT` to open channels to;
+//! - `invoice SATS [TEXT]`, `offer SATS [TEXT]`: a request from that node, to pay;
+//! - `ln`: its channels and balances (after a sync).
 
 use std::io::BufRead;
 use std::str::FromStr;
 
 use bdk_wallet::bitcoin::{Address, Network, ScriptBuf};
+use sanctuary_wallet::lightning::testing::start_on;
 use sanctuary_wallet::testchain::TestChain;
 
 fn main() {
@@ -38,6 +43,14 @@ fn main() {
     let burn = ScriptBuf::new_op_return([0u8; 4]);
     chain.mine(1, &burn);
     println!("test chain (regtest) serving Esplora at {}", chain.url());
+    let lightning_dir = match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(error) => {
+            eprintln!("no temporary directory for the Lightning node: {error}");
+            std::process::exit(1);
+        }
+    };
+    let mut node = None;
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -64,8 +77,48 @@ fn main() {
                 _ => println!("mine N: N up to 10000"),
             },
             ["height"] => println!("height {}", chain.height()),
+            ["lightning"] if node.is_none() => {
+                let started = start_on(
+                    &chain,
+                    "legal winner thank year wave sausage worth useful legal winner thank yellow",
+                    lightning_dir.path(),
+                );
+                println!("lightning node {}@{}", started.node_id(), started.listening().join(","));
+                node = Some(started);
+            }
+            ["invoice" | "offer", sats, text @ ..] => match (node.as_ref(), sats.parse::<u64>()) {
+                (Some(node), Ok(sats)) => {
+                    let made = if words[0] == "invoice" {
+                        node.invoice(sats * 1000, &text.join(" "))
+                    } else {
+                        node.offer(Some(sats * 1000), &text.join(" "), None)
+                    };
+                    match made {
+                        Ok(text) => println!("{text}"),
+                        Err(error) => println!("{error}"),
+                    }
+                }
+                _ => println!("start the node with `lightning`, then: invoice SATS [TEXT]"),
+            },
+            ["ln"] => match node.as_ref() {
+                Some(node) => {
+                    if let Err(error) = node.sync() {
+                        println!("sync: {error}");
+                    }
+                    while let Some(event) = node.next_event() {
+                        println!("event: {event:?}");
+                    }
+                    println!("{:?}", node.balances());
+                    for channel in node.channels() {
+                        println!("{channel:?}");
+                    }
+                }
+                None => println!("no node: `lightning` starts one"),
+            },
             [] => {}
-            _ => println!("commands: fund ADDRESS | mine [N] | height"),
+            _ => println!(
+                "commands: fund ADDRESS | mine [N] | height | lightning | invoice SATS [TEXT] | offer SATS [TEXT] | ln"
+            ),
         }
     }
 }

@@ -79,6 +79,7 @@ pub fn wallet_panel(ui: &WalletUi, link: Option<&WalletLink>, market: &Market, m
                     spec.line(Tone::Warn, format!("  refund owed to {}: {reason}", claim.buyer.short()));
                 }
             }
+            lightning::lightning_lines(&ui.lightning, &mut spec);
             spec.line(Tone::Hint, "/send ADDRESS SATS [SAT/VB] | /receive | /sync | /export | /wallet lock");
             spec.line(Tone::Hint, "/sell SATS [CONFIRMATIONS] TITLE | /withdraw");
         }
@@ -150,8 +151,19 @@ pub fn stall_panel(view: &ListingView, settlement: Option<&Settlement>, me: Opti
 pub fn confirm_panel(draft: &PendingDraft) -> PanelSpec {
     let mut spec = PanelSpec::new(format!("CONFIRM PAYMENT | {}", draft.purpose_text));
     spec.line(Tone::Plain, format!("amount       {}", sats(draft.amount_sats)));
-    spec.line(Tone::Plain, format!("network fee  {} ({:.1} sat/vB)", sats(draft.fee_sats), draft.fee_rate));
-    spec.line(Tone::Good, format!("total        {}", sats(draft.amount_sats + draft.fee_sats)));
+    match draft.rail {
+        DraftRail::Chain { fee_sats, fee_rate, .. } => {
+            spec.line(Tone::Plain, format!("network fee  {} ({fee_rate:.1} sat/vB)", sats(fee_sats)));
+            spec.line(Tone::Good, format!("total        {}", sats(draft.amount_sats.saturating_add(fee_sats))));
+        }
+        DraftRail::Lightning { max_fee_sats, .. } => {
+            spec.line(Tone::Plain, format!("routing fee  at most {} (Lightning)", sats(max_fee_sats)));
+            spec.line(
+                Tone::Good,
+                format!("total        at most {}", sats(draft.amount_sats.saturating_add(max_fee_sats))),
+            );
+        }
+    }
     spec.line(Tone::Hint, "Y: pay    N: cancel");
     spec.button("Pay", PanelAction::Pay).button("Cancel", PanelAction::Cancel);
     spec
@@ -242,10 +254,8 @@ mod tests {
     fn the_confirmation_shows_amount_fee_and_total() {
         let draft = PendingDraft {
             purpose_text: "Buy \"Crystal lamp\"".into(),
-            txid: "ab".repeat(32).parse().expect("a txid"),
             amount_sats: 20_000,
-            fee_sats: 184,
-            fee_rate: 1.3,
+            rail: DraftRail::Chain { txid: "ab".repeat(32).parse().expect("a txid"), fee_sats: 184, fee_rate: 1.3 },
         };
         let text = confirm_panel(&draft).text();
         assert!(text.contains("20,000 sats") && text.contains("184 sats") && text.contains("20,184 sats"), "{text}");

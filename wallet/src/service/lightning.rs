@@ -301,12 +301,20 @@ impl Rail {
         };
         let fail =
             |action: &'static str, error: LightningError| emit(LnEvent::Failed { action, error: error.to_string() });
+        let state = || emit(LnEvent::State { balances: node.balances(), channels: node.channels() });
         match command {
-            LnCommand::Open { peer, address, amount_sat } => match node.open_channel(&peer, &address, amount_sat, None)
-            {
-                Ok(_) => emit(LnEvent::State { balances: node.balances(), channels: node.channels() }),
-                Err(error) => fail("open the channel", error),
-            },
+            LnCommand::Open { peer, address, amount_sat } => {
+                // Coins sent to the node a moment ago may not be seen yet: look before refusing.
+                if node.balances().spendable_onchain_sat < amount_sat
+                    && let Err(error) = node.sync()
+                {
+                    return fail("open the channel", error);
+                }
+                match node.open_channel(&peer, &address, amount_sat, None) {
+                    Ok(_) => state(),
+                    Err(error) => fail("open the channel", error),
+                }
+            }
             LnCommand::Close { channel, force } => {
                 let channels = node.channels();
                 let id = match channel.parse::<usize>() {
@@ -314,13 +322,14 @@ impl Rail {
                     _ => channel,
                 };
                 match node.close_channel(&id, force) {
-                    Ok(()) => emit(LnEvent::State { balances: node.balances(), channels: node.channels() }),
+                    Ok(()) => state(),
                     Err(error) => fail("close the channel", error),
                 }
             }
             LnCommand::Invoice { amount_msat, description, via_lsp } => {
                 let description = clip(&description);
                 let made = if via_lsp {
+                    // The LSP may keep up to 5 % of the payment for opening the channel.
                     node.invoice_via_lsp(amount_msat, &description, amount_msat / 20)
                 } else {
                     node.invoice(amount_msat, &description)
@@ -335,8 +344,7 @@ impl Rail {
                 Err(error) => fail("make an offer", error),
             },
             LnCommand::Quote { text, amount_msat, tag } => {
-                let quoted = node.read(&text).and_then(|request| Ok((request.quote(amount_msat)?, request)));
-                match quoted {
+                match node.read(&text).and_then(|request| Ok((request.quote(amount_msat)?, request))) {
                     Ok((quote, request)) => {
                         let payee = request.payee();
                         if self.quotes.len() >= MAX_QUOTES {

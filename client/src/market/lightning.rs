@@ -1,0 +1,251 @@
+//! Lightning in the wallet: `/ln` commands typed in chat, what the node reports, and payments
+//! quoted for the person's yes (the same confirmation as an on-chain payment, showing the amount
+//! and the most the routing may cost).
+
+use sanctuary_wallet::lightning::{ChannelState, ChannelView, LightningBalances, LightningEvent, Quote};
+use sanctuary_wallet::{LnCommand, LnEvent, QrMatrix};
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// The Lightning node as the person sees it.
+#[derive(Debug, Default)]
+pub struct LnUi {
+    /// The node's id, once it runs.
+    pub node_id: Option<String>,
+    /// Where it takes connections.
+    pub listening: Vec<String>,
+    /// Why it is not running, while it is not.
+    pub unavailable: Option<String>,
+    /// Its money.
+    pub balances: Option<LightningBalances>,
+    /// Its channels.
+    pub channels: Vec<ChannelView>,
+    /// The last invoice or offer made here, to share: its kind and text.
+    pub made: Option<(&'static str, String)>,
+    /// An address of the node's own on-chain wallet, to fund channels.
+    pub funding: Option<String>,
+}
+
+/// The usage line of every `/ln` command.
+pub const LN_USAGE: &str = "/ln pay REQUEST [SATS] | /ln invoice SATS [TEXT] | /ln offer [SATS] [TEXT] | \
+                            /ln open NODE_ID@HOST:PORT SATS | /ln close N [force] | /ln address";
+
+/// The largest amount typed in one command: 0.1 BTC (as the payment bound).
+const MAX_TYPED_SATS: u64 = sanctuary_wallet::lightning::MAX_PAYMENT_MSAT / 1000;
+
+fn parse_sats(text: &str) -> Result<u64, String> {
+    let sats: u64 = text.replace(['_', ','], "").parse().map_err(|_| format!("'{text}' is not an amount in sats"))?;
+    if sats == 0 || sats > MAX_TYPED_SATS {
+        return Err(format!("amounts are 1 to {} sats", group_digits(MAX_TYPED_SATS)));
+    }
+    Ok(sats)
+}
+
+/// Turns `/ln ...` into a command for the wallet thread.
+pub(super) fn ln_command(rest: &[&str], ui: &mut WalletUi) -> Result<Option<WalletCommand>, String> {
+    let text_after = |from: usize| rest.get(from..).unwrap_or_default().join(" ");
+    let command = match rest.first().copied() {
+        None | Some("status") => return Ok(None),
+        Some("address") => LnCommand::FundingAddress,
+        Some("open") => {
+            let usage = "usage: /ln open NODE_ID@HOST:PORT SATS";
+            let (Some(node), Some(amount)) = (rest.get(1), rest.get(2)) else { return Err(usage.into()) };
+            let link = crate::cli::parse_node_address(node)?;
+            LnCommand::Open { peer: link.node_id, address: link.address, amount_sat: parse_sats(amount)? }
+        }
+        Some("close") => {
+            let channel = rest.get(1).ok_or("usage: /ln close N [force] (N from the wallet panel's list)")?;
+            LnCommand::Close { channel: (*channel).to_owned(), force: rest.get(2) == Some(&"force") }
+        }
+        Some("invoice") => {
+            let amount = rest.get(1).ok_or("usage: /ln invoice SATS [WHAT FOR]")?;
+            LnCommand::Invoice { amount_msat: parse_sats(amount)? * 1000, description: text_after(2), via_lsp: false }
+        }
+        Some("jit") => {
+            let amount = rest.get(1).ok_or("usage: /ln jit SATS [WHAT FOR] (paid through your LSP's new channel)")?;
+            LnCommand::Invoice { amount_msat: parse_sats(amount)? * 1000, description: text_after(2), via_lsp: true }
+        }
+        Some("offer") => match rest.get(1).map(|word| parse_sats(word)) {
+            Some(Ok(sats)) => LnCommand::Offer { amount_msat: Some(sats * 1000), description: text_after(2) },
+            _ => LnCommand::Offer { amount_msat: None, description: text_after(1) },
+        },
+        Some("pay") => {
+            let request = rest.get(1).ok_or("usage: /ln pay INVOICE-OR-OFFER [SATS]")?;
+            let amount_msat = rest.get(2).map(|amount| parse_sats(amount)).transpose()?.map(|sats| sats * 1000);
+            let tag = ui.tag(Purpose::Lightning);
+            LnCommand::Quote { text: (*request).to_owned(), amount_msat, tag }
+        }
+        Some(other) => return Err(format!("unknown /ln command '{other}'; {LN_USAGE}")),
+    };
+    Ok(Some(WalletCommand::Lightning(command)))
+}
+
+/// Takes in what the Lightning node reports.
+pub(super) fn on_event(event: LnEvent, ui: &mut WalletUi, cues: &mut MessageWriter<SoundCue>) {
+    match event {
+        LnEvent::Running { node_id, listening } => {
+            info!("lightning: node {node_id} running, listening on {listening:?}");
+            ui.lightning.node_id = Some(node_id);
+            ui.lightning.listening = listening;
+            ui.lightning.unavailable = None;
+        }
+        LnEvent::Unavailable { error, retry_s } => {
+            ui.lightning.unavailable = Some(format!("{error} (trying again in {retry_s} s)"));
+        }
+        LnEvent::Stopped => ui.lightning = LnUi::default(),
+        LnEvent::State { balances, channels } => {
+            ui.lightning.balances = Some(balances);
+            ui.lightning.channels = channels;
+        }
+        LnEvent::Made { kind, text, .. } => {
+            // Invoices and offers are for sharing; printing one lets a person copy it.
+            info!("lightning: {kind} {text}");
+            ui.say(format!("{kind} made: its text is in the terminal, its QR code in the panel"), true);
+            ui.lightning.made = Some((kind, text));
+        }
+        LnEvent::Quoted { tag, quote, payee } => {
+            if ui.purposes.remove(&tag).is_none() {
+                return;
+            }
+            ui.draft = Some(lightning_draft(tag, &quote, payee));
+        }
+        LnEvent::Paying { .. } => ui.say("paying over Lightning...", true),
+        LnEvent::Happened(event) => match event {
+            LightningEvent::PaymentSent { fee_msat, .. } => {
+                cues.write(SoundCue::Paid);
+                ui.say(format!("paid over Lightning (routing fee {} msat)", group_digits(fee_msat)), true);
+            }
+            LightningEvent::PaymentFailed { reason, .. } => {
+                ui.say(format!("the Lightning payment failed ({reason}); nothing was paid"), false);
+            }
+            LightningEvent::PaymentReceived { amount_msat, .. } => {
+                cues.write(SoundCue::Paid);
+                ui.say(format!("received {} over Lightning", sats(amount_msat / 1000)), true);
+            }
+            LightningEvent::ChannelPending { .. } => ui.say("channel opening: waiting for confirmations", true),
+            LightningEvent::ChannelReady { .. } => ui.say("a Lightning channel is ready", true),
+            LightningEvent::ChannelClosed { reason, .. } => {
+                ui.say(format!("a Lightning channel closed: {reason}"), true)
+            }
+        },
+        LnEvent::FundingAddress(address) => {
+            info!("lightning: funding address {address}");
+            ui.lightning.funding = Some(address);
+        }
+        LnEvent::Failed { action, error } => ui.say(format!("could not {action}: {error}"), false),
+        _ => {}
+    }
+}
+
+/// The confirmation of a quoted Lightning payment.
+fn lightning_draft(tag: u64, quote: &Quote, payee: Option<String>) -> PendingDraft {
+    let to = payee.map(|payee| format!(" to {}...", payee.get(..12).unwrap_or(&payee))).unwrap_or_default();
+    let what = if quote.description.is_empty() { String::new() } else { format!(" \"{}\"", quote.description) };
+    PendingDraft {
+        purpose_text: format!("Lightning{what}{to}"),
+        amount_sats: quote.amount_msat.div_ceil(1000),
+        rail: DraftRail::Lightning { tag, max_fee_sats: quote.max_fee_msat.div_ceil(1000) },
+    }
+}
+
+/// The wallet panel's Lightning lines.
+pub(super) fn lightning_lines(ln: &LnUi, spec: &mut PanelSpec) {
+    match (&ln.node_id, &ln.unavailable) {
+        (Some(node_id), _) => {
+            spec.line(Tone::Plain, format!("LIGHTNING  node {}...{}", &node_id[..8], &node_id[node_id.len() - 6..]));
+        }
+        (None, Some(why)) => {
+            spec.line(Tone::Warn, format!("LIGHTNING  not running: {why}"));
+            return;
+        }
+        (None, None) => {
+            spec.line(Tone::Plain, "LIGHTNING  starting...");
+            return;
+        }
+    }
+    if let Some(balances) = &ln.balances {
+        spec.line(Tone::Good, format!("  in channels  {}", sats(balances.lightning_sat)));
+        spec.line(
+            Tone::Plain,
+            format!(
+                "  for channels {} on-chain{}",
+                sats(balances.onchain_sat),
+                if balances.closing_sat > 0 {
+                    format!(", {} closing", sats(balances.closing_sat))
+                } else {
+                    String::new()
+                }
+            ),
+        );
+    }
+    for (number, channel) in ln.channels.iter().enumerate().take(4) {
+        let state = match channel.state {
+            ChannelState::Ready => "ready".to_owned(),
+            other => other.to_string(),
+        };
+        spec.line(
+            if channel.state == ChannelState::Ready { Tone::Good } else { Tone::Plain },
+            format!(
+                "  {}. {} with {}...  {state}  send {} / receive {}",
+                number + 1,
+                sats(channel.capacity_sat),
+                &channel.peer[..10],
+                group_digits(channel.outbound_msat / 1000),
+                group_digits(channel.inbound_msat / 1000)
+            ),
+        );
+    }
+    if ln.channels.is_empty() {
+        spec.line(Tone::Hint, "  no channel yet: /ln address, fund it, then /ln open NODE_ID@HOST:PORT SATS");
+    }
+    if let Some(address) = &ln.funding {
+        spec.line(Tone::Plain, format!("  fund channels at {address}"));
+    }
+    if let Some((kind, text)) = &ln.made {
+        let shown = if text.len() > 48 { format!("{}...", &text[..48]) } else { text.clone() };
+        spec.line(Tone::Good, format!("  your {kind}: {shown}"));
+        // The request's QR code takes the receive address's place while it is the newest thing.
+        if let Some(qr) = QrMatrix::encode(&text.to_uppercase()) {
+            spec.qr = Some(qr);
+        }
+    }
+    spec.line(Tone::Hint, LN_USAGE);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ln_commands_parse_or_say_why_not() {
+        let mut ui = WalletUi::default();
+        let node = format!("{}@127.0.0.1:9735", "02".repeat(33));
+        let open = ln_command(&["open", &node, "500,000"], &mut ui).expect("parses");
+        assert!(
+            matches!(open, Some(WalletCommand::Lightning(LnCommand::Open { amount_sat: 500_000, .. }))),
+            "{open:?}"
+        );
+        assert!(ln_command(&["open", "nonsense", "5"], &mut ui).is_err());
+        assert!(ln_command(&["invoice", "0"], &mut ui).is_err(), "no zero amounts");
+        assert!(ln_command(&["invoice", "99999999999"], &mut ui).is_err(), "no absurd amounts");
+        let pay = ln_command(&["pay", "lnbcrt1xyz"], &mut ui).expect("parses");
+        let Some(WalletCommand::Lightning(LnCommand::Quote { tag, .. })) = pay else { panic!("a quote: {pay:?}") };
+        assert!(matches!(ui.purposes.get(&tag), Some(Purpose::Lightning)));
+        let offer = ln_command(&["offer", "tips", "welcome"], &mut ui).expect("parses");
+        assert!(matches!(offer, Some(WalletCommand::Lightning(LnCommand::Offer { amount_msat: None, .. }))));
+        assert!(ln_command(&["fly"], &mut ui).is_err());
+        assert!(ln_command(&[], &mut ui).expect("status").is_none());
+    }
+
+    #[test]
+    fn a_quote_becomes_a_confirmation_with_the_fee_cap() {
+        let quote = Quote { amount_msat: 21_000_000, max_fee_msat: 215_000, description: "a tip".into() };
+        let draft = lightning_draft(7, &quote, Some("03".repeat(33)));
+        let text = confirm_panel(&draft).text();
+        assert!(text.contains("21,000 sats"), "{text}");
+        assert!(text.contains("at most 215 sats"), "{text}");
+        assert!(text.contains("at most 21,215 sats"), "{text}");
+        assert!(text.contains("\"a tip\""), "{text}");
+    }
+}
