@@ -157,15 +157,21 @@ pub fn client_app(args: &cli::Args, headset: bool) -> App {
     // Models are read from the node's blob store; the source must exist before the asset plugin.
     blobs::register(&mut app);
     let title = format!("Sanctuary — {}", args.region.title());
-    let plugins = DefaultPlugins.set(WindowPlugin {
-        primary_window: Some(Window {
-            title,
-            resolution: WindowResolution::new(args.width, args.height),
-            present_mode: PresentMode::AutoVsync,
+    let plugins = DefaultPlugins
+        .set(WindowPlugin {
+            primary_window: Some(Window {
+                title,
+                resolution: WindowResolution::new(args.width, args.height),
+                present_mode: PresentMode::AutoVsync,
+                ..default()
+            }),
             ..default()
-        }),
-        ..default()
-    });
+        })
+        // LDK reports every chain sync at info; only its warnings and errors are kept.
+        .set(bevy::log::LogPlugin {
+            filter: format!("{},ldk_node=warn,lightning=warn,lightning_liquidity=warn", bevy::log::DEFAULT_FILTER),
+            ..default()
+        });
     add_default_plugins(&mut app, plugins, headset && !args.vr_preview);
     if args.vr_preview {
         app.insert_resource(vr_view::VrPreview).insert_resource(InputMode::Vr);
@@ -213,11 +219,10 @@ pub fn client_app(args: &cli::Args, headset: bool) -> App {
         Err(error) => warn!("{error}; running single-player"),
     }
     match args.wallet.service_config(args.network.data_dir.clone()) {
-        Ok(mut config) => match WalletLink::start({
-            // The Lightning node's tasks share the network node's runtime.
-            config.lightning.runtime = app.world().get_resource::<NetLink>().and_then(NetLink::runtime);
-            config
-        }) {
+        // The Lightning node runs on a runtime of its own rather than the network node's: at
+        // exit that one is gone before the wallet thread stops the Lightning node, and LDK
+        // must stop cleanly to leave its state whole.
+        Ok(config) => match WalletLink::start(config) {
             Ok(link) => {
                 app.insert_resource(link);
             }

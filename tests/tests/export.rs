@@ -88,6 +88,11 @@ async fn an_exported_person_comes_back_whole_on_another_machine() {
     wallet.fresh_address().expect("an address");
     wallet.fresh_address().expect("an address");
     drop(wallet);
+    // The Lightning node's channel state (an SQLite file), which the phrase cannot restore.
+    let lightning = ada_dir.path().join("wallet").join("regtest").join("lightning");
+    std::fs::create_dir_all(&lightning).expect("a folder");
+    let channels = [b"SQLite format 3\0".as_slice(), &[7; 4080]].concat();
+    std::fs::write(lightning.join("ldk_node_data.sqlite"), &channels).expect("written");
 
     // Export; a second export to the same name is refused.
     let archive = files.path().join("ada.tar");
@@ -113,6 +118,8 @@ async fn an_exported_person_comes_back_whole_on_another_machine() {
     assert_eq!(replica.state_hash(), hash, "the same world");
     drop(replica);
     assert_eq!(next_address(&new_home), next_address(ada_dir.path()), "the same wallet, at the same address");
+    let carried = std::fs::read(new_home.join("wallet/regtest/lightning/ldk_node_data.sqlite")).expect("carried");
+    assert_eq!(carried, channels, "the Lightning channel state comes along");
     let mut again = Peer::start(in_city(offline_config(&new_home, "Ada", Some(&bo.ticket)))).await;
     assert_eq!(again.id, ada_id, "the same key and node id");
     wait_until(&mut [&mut again], Duration::from_secs(10), "history back", |peer| {

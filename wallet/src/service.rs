@@ -291,6 +291,25 @@ impl WalletService {
     }
 }
 
+impl Drop for WalletService {
+    /// Locks the wallet before the program goes on, so that the Lightning node stops cleanly
+    /// with its channel state written whole (after a kill LDK may find that state older than
+    /// its channel monitors and close the channel on-chain). Waits at most 10 s.
+    fn drop(&mut self) {
+        if self.commands.send(WalletCommand::Lock).is_err() {
+            return;
+        }
+        let Ok(events) = self.events.lock() else { return };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match events.recv_timeout(left) {
+                Ok(WalletEvent::Status(_)) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
 struct Worker {
     config: ServiceConfig,
     events: Sender<WalletEvent>,

@@ -153,7 +153,9 @@ fn lightning_draft(tag: u64, quote: &Quote, payee: Option<String>) -> PendingDra
 pub(super) fn lightning_lines(ln: &LnUi, spec: &mut PanelSpec) {
     match (&ln.node_id, &ln.unavailable) {
         (Some(node_id), _) => {
-            spec.line(Tone::Plain, format!("LIGHTNING  node {}...{}", &node_id[..8], &node_id[node_id.len() - 6..]));
+            let start = node_id.get(..8).unwrap_or(node_id);
+            let end = node_id.get(node_id.len().saturating_sub(6)..).unwrap_or_default();
+            spec.line(Tone::Plain, format!("LIGHTNING  node {start}...{end}"));
         }
         (None, Some(why)) => {
             spec.line(Tone::Warn, format!("LIGHTNING  not running: {why}"));
@@ -184,13 +186,13 @@ pub(super) fn lightning_lines(ln: &LnUi, spec: &mut PanelSpec) {
             ChannelState::Ready => "ready".to_owned(),
             other => other.to_string(),
         };
+        let tone = if channel.state == ChannelState::Ready { Tone::Good } else { Tone::Plain };
+        let peer = channel.peer.get(..10).unwrap_or(&channel.peer);
+        spec.line(tone, format!("  {}. {} with {peer}...  {state}", number + 1, sats(channel.capacity_sat)));
         spec.line(
-            if channel.state == ChannelState::Ready { Tone::Good } else { Tone::Plain },
+            Tone::Plain,
             format!(
-                "  {}. {} with {}...  {state}  send {} / receive {}",
-                number + 1,
-                sats(channel.capacity_sat),
-                &channel.peer[..10],
+                "     can send {}, receive {}",
                 group_digits(channel.outbound_msat / 1000),
                 group_digits(channel.inbound_msat / 1000)
             ),
@@ -203,7 +205,10 @@ pub(super) fn lightning_lines(ln: &LnUi, spec: &mut PanelSpec) {
         spec.line(Tone::Plain, format!("  fund channels at {address}"));
     }
     if let Some((kind, text)) = &ln.made {
-        let shown = if text.len() > 48 { format!("{}...", &text[..48]) } else { text.clone() };
+        let shown = match text.get(..40) {
+            Some(start) if text.len() > 40 => format!("{start}..."),
+            _ => text.clone(),
+        };
         spec.line(Tone::Good, format!("  your {kind}: {shown}"));
         // The request's QR code takes the receive address's place while it is the newest thing.
         if let Some(qr) = QrMatrix::encode(&text.to_uppercase()) {

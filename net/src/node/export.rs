@@ -231,6 +231,7 @@ fn wallet_files(data_dir: &Path) -> Result<Vec<String>, ExportError> {
         for file in WALLET_FILES {
             names.push(format!("wallet/{network}/{file}"));
         }
+        names.push(format!("wallet/{network}/lightning/{LIGHTNING_STATE}"));
     }
     names.sort();
     Ok(names)
@@ -238,6 +239,11 @@ fn wallet_files(data_dir: &Path) -> Result<Vec<String>, ExportError> {
 
 /// A wallet network folder's files that are carried.
 const WALLET_FILES: [&str; 3] = ["seed.sealed", "wallet.log", "ledger.csv"];
+/// The Lightning node's state (its channels), in the wallet network folder's `lightning/`: the
+/// recovery phrase cannot bring it back. Taken while nothing runs (the data directory's lock).
+const LIGHTNING_STATE: &str = "ldk_node_data.sqlite";
+/// The first bytes of every SQLite database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
 /// A name of lowercase letters and digits, 1 to 16 of them.
 fn safe_word(word: &str) -> bool {
@@ -336,6 +342,7 @@ fn allowed(name: &str) -> bool {
         ["chat", file] => sanctuary_engine::RegionId::all().any(|region| *file == format!("{}.log", region.slug())),
         ["blobs", hash] => from_hex::<32>(hash).is_some() && *hash == hash.to_lowercase(),
         ["wallet", network, file] => safe_word(network) && WALLET_FILES.contains(file),
+        ["wallet", network, "lightning", file] => safe_word(network) && *file == LIGHTNING_STATE,
         _ => false,
     }
 }
@@ -596,6 +603,7 @@ fn check_kept(name: &str, bytes: &[u8], key: PublicKey, report: &mut ArchiveRepo
             report.changes = records.len();
             Ok(())
         }
+        name if name.ends_with(&format!("/lightning/{LIGHTNING_STATE}")) => whole(bytes.starts_with(SQLITE_HEADER)),
         // Logs are read record by record and a damaged tail is skipped, as the node does; the
         // wallet's files are the wallet's to read; the rank file is one word.
         _ => Ok(()),
@@ -615,6 +623,20 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
 mod tests {
     use super::*;
     use crate::receipts::{Given, Record};
+
+    /// The Lightning node's state travels under its own name only, and must be an SQLite file.
+    #[test]
+    fn lightning_state_is_allowed_by_name_and_checked() {
+        assert!(allowed("wallet/regtest/lightning/ldk_node_data.sqlite"));
+        assert!(!allowed("wallet/regtest/lightning/other.sqlite"));
+        assert!(!allowed("wallet/../lightning/ldk_node_data.sqlite"));
+        let key = PublicKey::from_bytes(*iroh::SecretKey::from_bytes(&[1; 32]).public().as_bytes()).expect("a key");
+        let mut report =
+            ArchiveReport { key, files: 0, bytes: 0, changes: 0, own_changes: 0, blobs: 0, models_missing: 0 };
+        let name = "wallet/signet/lightning/ldk_node_data.sqlite";
+        assert!(check_kept(name, b"SQLite format 3\0rest", key, &mut report).is_ok());
+        assert!(check_kept(name, b"not a database at all", key, &mut report).is_err());
+    }
 
     /// An archive's receipts must all be for its person and signed by their receivers: one
     /// written by the person with a stranger's name on it is refused.

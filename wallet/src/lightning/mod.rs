@@ -100,10 +100,10 @@ fn explain(error: &NodeError) -> String {
         NodeError::DuplicatePayment => "this request was already paid".to_owned(),
         NodeError::NotRunning => "the Lightning node is not running".to_owned(),
         // LDK hides an unannounced node behind a peer it can name as the way in: a public node
-        // (in the graph), or its only peer.
-        NodeError::OfferCreationFailed => {
-            "no offer can be made yet: it needs a channel to a public node (an LSP), or a single peer".to_owned()
-        }
+        // (in the graph), or its only peer, connected.
+        NodeError::OfferCreationFailed => "no offer can be made now: it needs a connected channel peer (with \
+                                           several, a public one such as an LSP); try again in a moment"
+            .to_owned(),
         NodeError::TxSyncFailed | NodeError::TxSyncTimeout => "the chain server did not answer".to_owned(),
         other => other.to_string(),
     }
