@@ -498,10 +498,7 @@ impl State {
         prevout: &TxOut,
     ) -> Result<(), ChainError> {
         let bad = |reason: String| ChainError::BadSignature { input: index, reason };
-        let input = tx.input.get(index).ok_or_else(|| bad("no such input".to_owned()))?;
-        if !input.script_sig.is_empty() {
-            return Err(bad("a P2WSH spend must have an empty script_sig".to_owned()));
-        }
+        let input = witness_input(tx, index, "P2WSH")?;
         let script = input.witness.last().ok_or_else(|| bad("the witness is empty".to_owned()))?;
         let script = ScriptBuf::from_bytes(script.to_vec());
         if ScriptBuf::new_p2wsh(&script.wscript_hash()) != prevout.script_pubkey {
@@ -544,10 +541,7 @@ impl State {
         if !prevout.script_pubkey.is_p2wpkh() {
             return Err(ChainError::UncheckedScript { input: index });
         }
-        let input = tx.input.get(index).ok_or_else(|| bad("no such input".to_owned()))?;
-        if !input.script_sig.is_empty() {
-            return Err(bad("a P2WPKH spend must have an empty script_sig".to_owned()));
-        }
+        let input = witness_input(tx, index, "P2WPKH")?;
         let (Some(signature), Some(public_key), None) =
             (input.witness.nth(0), input.witness.nth(1), input.witness.nth(2))
         else {
@@ -845,6 +839,17 @@ impl State {
 
 /// Locks the state; a poisoned lock is still used (the state is only changed by code that does
 /// not panic).
+/// Input `index` of `tx`, which spends a witness program of `kind` and so has an empty
+/// script_sig.
+fn witness_input<'a>(tx: &'a Transaction, index: usize, kind: &str) -> Result<&'a TxIn, ChainError> {
+    let bad = |reason: String| ChainError::BadSignature { input: index, reason };
+    let input = tx.input.get(index).ok_or_else(|| bad("no such input".to_owned()))?;
+    if !input.script_sig.is_empty() {
+        return Err(bad(format!("a {kind} spend must have an empty script_sig")));
+    }
+    Ok(input)
+}
+
 /// The two keys of a `2 <key> <key> 2 CHECKMULTISIG` script, if it is one.
 fn two_of_two(script: &Script) -> Option<(CompressedPublicKey, CompressedPublicKey)> {
     use bdk_wallet::bitcoin::opcodes::all::{OP_CHECKMULTISIG, OP_PUSHNUM_2};

@@ -104,6 +104,16 @@ fn block_at(client: &BlockingClient, height: u32) -> Block {
     client.get_block_by_hash(&hash).expect("block request").expect("the block exists")
 }
 
+/// A transaction spending `outpoint` with `witness`, paying `value` to nobody in the tests.
+fn spend_to_miner(outpoint: OutPoint, witness: Witness, value: Amount) -> Transaction {
+    Transaction {
+        version: transaction::Version::TWO,
+        lock_time: absolute::LockTime::ZERO,
+        input: vec![TxIn { previous_output: outpoint, script_sig: ScriptBuf::new(), sequence: Sequence::MAX, witness }],
+        output: vec![TxOut { value, script_pubkey: miner() }],
+    }
+}
+
 fn http_error(error: esplora_client::Error) -> (u16, String) {
     match error {
         esplora_client::Error::HttpResponse { status, message } => (status, message),
@@ -291,16 +301,8 @@ fn two_of_two_spends_are_checked() {
         OutPoint::new(tx.compute_txid(), u32::try_from(vout).expect("small"))
     };
     let funding = fund(&mut alice, &multisig);
-    let spend = |outpoint: OutPoint, witness: Vec<Vec<u8>>| Transaction {
-        version: transaction::Version::TWO,
-        lock_time: absolute::LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: outpoint,
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::MAX,
-            witness: Witness::from_slice(&witness),
-        }],
-        output: vec![TxOut { value: Amount::from_sat(COIN - 1_000), script_pubkey: miner() }],
+    let spend = |outpoint: OutPoint, witness: Vec<Vec<u8>>| {
+        spend_to_miner(outpoint, Witness::from_slice(&witness), Amount::from_sat(COIN - 1_000))
     };
     let unsigned = spend(funding, Vec::new());
     let sighash = SighashCache::new(&unsigned)
@@ -359,17 +361,7 @@ fn malformed_transactions_are_refused() {
     inflated.output[0].value = Amount::from_sat(60 * COIN);
     assert!(matches!(chain.broadcast(&inflated), Err(ChainError::OutputsExceedInputs { .. })));
 
-    let spend = |outpoint: OutPoint| Transaction {
-        version: transaction::Version::TWO,
-        lock_time: absolute::LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: outpoint,
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::MAX,
-            witness: Witness::new(),
-        }],
-        output: vec![TxOut { value: Amount::from_sat(COIN), script_pubkey: miner() }],
-    };
+    let spend = |outpoint: OutPoint| spend_to_miner(outpoint, Witness::new(), Amount::from_sat(COIN));
     let young = OutPoint::new(coinbase_at(&client, 3).compute_txid(), 0);
     match chain.broadcast(&spend(young)) {
         Err(ChainError::PrematureCoinbaseSpend { confirmations: 99, .. }) => {}

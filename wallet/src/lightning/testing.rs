@@ -36,7 +36,7 @@ pub fn start_with(chain: &TestChain, words: &str, dir: &Path, lsp: Option<LspLin
 /// As [`start_with`], on the test chain at `esplora_url` (a chain in another process).
 pub fn start_at(esplora_url: &str, words: &str, dir: &Path, lsp: Option<LspLink>) -> Lightning {
     let seed = Seed::restore(words, "").unwrap_or_else(|error| panic!("not a test phrase: {error}"));
-    let config = LightningConfig {
+    let mut config = LightningConfig {
         data_dir: dir.to_path_buf(),
         network: WalletNetwork::Regtest,
         esplora_url: esplora_url.to_owned(),
@@ -47,7 +47,20 @@ pub fn start_at(esplora_url: &str, words: &str, dir: &Path, lsp: Option<LspLink>
         lsp,
         background_sync: false,
     };
-    Lightning::start(&seed, &config, None).unwrap_or_else(|error| panic!("the node does not start: {error}"))
+    // A port let go by `free_port` can be taken by another test's node before this one binds
+    // it: a failed start is tried again on another port.
+    let mut tries = 0;
+    loop {
+        match Lightning::start(&seed, &config, None) {
+            Ok(node) => return node,
+            Err(error) if tries < 3 => {
+                eprintln!("a test node did not start ({error}); trying another port");
+                tries += 1;
+                config.listen = Some(free_port());
+            }
+            Err(error) => panic!("the node does not start: {error}"),
+        }
+    }
 }
 
 /// The output script of a regtest address.
