@@ -494,6 +494,7 @@ impl Worker {
                 Some(account) => {
                     let written = std::fs::File::create(&path).and_then(|mut file| {
                         account.write_csv(&mut file)?;
+                        self.rail.write_csv(&mut file)?;
                         file.sync_all()
                     });
                     match written {

@@ -147,6 +147,17 @@ fn the_wallet_thread_quotes_then_pays_and_stops_the_node_on_lock() {
         LnEvent::Happened(LightningEvent::PaymentFailed { reason, .. }) => panic!("the payment failed: {reason}"),
         _ => None,
     });
+    // The ledger holds the payment beside the on-chain history, and the channel's funding.
+    let ledger = dirs[0].path().join("ledger.csv");
+    ada.send(WalletCommand::ExportCsv(ledger.clone()));
+    let deadline = Instant::now() + WAIT;
+    while !matches!(ada.next_event(Duration::from_millis(200)), Some(WalletEvent::Exported(_))) {
+        assert!(Instant::now() < deadline, "the ledger was never written");
+    }
+    let csv = std::fs::read_to_string(&ledger).expect("the ledger");
+    assert!(csv.starts_with("date_utc,txid,kind,amount_sats,fee_sats,block_height,network"), "{csv}");
+    assert!(csv.lines().any(|line| line.contains(&format!(",{payment},lightning_sent,-21000,0,,regtest"))), "{csv}");
+    assert!(csv.lines().any(|line| line.contains(",channel_funds_received,5000000000,")), "{csv}");
     // The same tag is used up.
     ada.send(WalletCommand::Lightning(LnCommand::Pay { tag: 7, note: None }));
     next(&ada, "a spent tag refused", |event| match event {

@@ -315,6 +315,8 @@ pub struct PaymentView {
     pub note: Option<String>,
     /// When it last changed, in seconds since the epoch.
     pub updated: u64,
+    /// The transaction of an on-chain payment of the node's own wallet.
+    pub txid: Option<String>,
 }
 
 /// Where a payment stands.
@@ -608,6 +610,27 @@ impl Lightning {
         payments
     }
 
+    /// Appends the node's settled payments to a ledger in the on-chain wallet's CSV columns
+    /// (`date_utc,txid,kind,amount_sats,fee_sats,block_height,network`): Lightning payments as
+    /// `lightning_sent` or `lightning_received` with their payment id in the txid column and
+    /// amounts in sats to the millisatoshi (`21000`, `0.215`); the node's own on-chain payments
+    /// (channel funds) as `channel_funds_sent` or `channel_funds_received` with their txid.
+    pub fn write_csv(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        for payment in self.payments().into_iter().filter(|payment| payment.status == PaymentState::Succeeded) {
+            let (kind, reference) = match (payment.kind, payment.outgoing) {
+                ("onchain", true) => ("channel_funds_sent", payment.txid.clone().unwrap_or_default()),
+                ("onchain", false) => ("channel_funds_received", payment.txid.clone().unwrap_or_default()),
+                (_, true) => ("lightning_sent", payment.id.clone()),
+                (_, false) => ("lightning_received", payment.id.clone()),
+            };
+            let sign = if payment.outgoing { "-" } else { "" };
+            let amount = payment.amount_msat.map(|msat| format!("{sign}{}", msat_as_sats(msat))).unwrap_or_default();
+            let fee = payment.fee_msat.map(msat_as_sats).unwrap_or_default();
+            writeln!(out, "{},{reference},{kind},{amount},{fee},,{}", crate::utc_date(payment.updated), self.network)?;
+        }
+        Ok(())
+    }
+
     /// The next thing the node did, if any, marked as handled (LDK keeps an event until then,
     /// across restarts).
     pub fn next_event(&self) -> Option<LightningEvent> {
@@ -645,6 +668,15 @@ impl Lightning {
 /// tokio's runtime handle, as ldk-node re-exports it (the same tokio the program runs).
 pub mod tokio_handle {
     pub use ldk_node::tokio::runtime::Handle;
+}
+
+/// Millisatoshis as sats: `21000`, `0.215`, `3.5`.
+fn msat_as_sats(msat: u64) -> String {
+    let (sats, rest) = (msat / 1000, msat % 1000);
+    if rest == 0 {
+        return sats.to_string();
+    }
+    format!("{sats}.{rest:03}").trim_end_matches('0').to_owned()
 }
 
 fn check_receive(amount_msat: u64) -> Result<(), LightningError> {
@@ -732,5 +764,23 @@ fn view(details: ldk_node::payment::PaymentDetails) -> PaymentView {
         kind,
         note,
         updated: details.latest_update_timestamp,
+        txid: match &details.kind {
+            PaymentKind::Onchain { txid, .. } => Some(txid.to_string()),
+            _ => None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millisatoshis_are_written_as_sats_to_the_millisatoshi() {
+        assert_eq!(msat_as_sats(21_000_000), "21000");
+        assert_eq!(msat_as_sats(215), "0.215");
+        assert_eq!(msat_as_sats(3_500), "3.5");
+        assert_eq!(msat_as_sats(1_010), "1.01");
+        assert_eq!(msat_as_sats(0), "0");
     }
 }

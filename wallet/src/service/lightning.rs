@@ -290,6 +290,14 @@ impl Rail {
         }
     }
 
+    /// Appends the node's settled payments to the ledger, if it runs.
+    pub(super) fn write_csv(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        match &self.node {
+            Some(node) => node.write_csv(out),
+            None => Ok(()),
+        }
+    }
+
     pub(super) fn handle(&mut self, command: LnCommand, emit: &dyn Fn(LnEvent)) {
         let Some(node) = &self.node else {
             let error = match (self.settings.enabled, &self.entropy) {
