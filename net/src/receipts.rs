@@ -12,7 +12,9 @@
 //!
 //! Bounds: a receipt is at most [`MAX_RECEIPT_BYTES`]; a server keeps the receipts of at most
 //! [`MAX_RECEIPTS_KEPT`] receivers (past that, a newcomer displaces the one that counted
-//! least, if it counts more); a receiver keeps totals for at most [`MAX_SERVERS_COUNTED`]
+//! least, if it counts more by what this server itself saw it serve the newcomer: a receipt's
+//! numbers are the receiver's word, and a crowd of fresh keys claiming a lot must not push out
+//! the people it really served); a receiver keeps totals for at most [`MAX_SERVERS_COUNTED`]
 //! servers; a record handed to someone who asks holds at most [`MAX_RECEIPTS_SHOWN`].
 //!
 //! What receipts cannot prove: that a receiver is a real person. Keys are free, so a server
@@ -277,8 +279,16 @@ pub fn size(bytes: u64) -> String {
 impl Record {
     /// Takes `signed`, handed over by `from`, for the server `me`: checked (for us, from its
     /// receiver, signed, newer than what that receiver said before), then it replaces the
-    /// receiver's last one.
-    pub fn take(&mut self, me: &[u8; 32], from: &[u8; 32], signed: SignedReceipt) -> Result<(), ReceiptError> {
+    /// receiver's last one. `vouched` is what this server saw itself serve `from` (in
+    /// [`Receipt::weight`]'s units): when the record is full, a newcomer counts only as much as
+    /// both its receipt and `vouched` say.
+    pub fn take(
+        &mut self,
+        me: &[u8; 32],
+        from: &[u8; 32],
+        signed: SignedReceipt,
+        vouched: u64,
+    ) -> Result<(), ReceiptError> {
         let receipt = signed.receipt;
         if receipt.server != *me {
             return Err(ReceiptError::NotForUs);
@@ -296,7 +306,7 @@ impl Record {
                 .min_by_key(|(key, held)| (held.receipt.weight(), **key))
                 .map(|(key, held)| (*key, held.receipt.weight()));
             match least {
-                Some((key, weight)) if weight < receipt.weight() => {
+                Some((key, weight)) if weight < receipt.weight().min(vouched) => {
                     signed.verify()?;
                     self.receipts.remove(&key);
                 }
@@ -478,10 +488,10 @@ mod tests {
 
         let mut record = Record::default();
         let (me, from) = (id(&server), id(&receiver));
-        assert_eq!(record.take(&me, &from, second.clone()), Ok(()));
+        assert_eq!(record.take(&me, &from, second.clone(), 0), Ok(()));
         // Older and replayed receipts change nothing.
-        assert_eq!(record.take(&me, &from, first.clone()), Err(ReceiptError::Replayed));
-        assert_eq!(record.take(&me, &from, second.clone()), Err(ReceiptError::Replayed));
+        assert_eq!(record.take(&me, &from, first.clone(), 0), Err(ReceiptError::Replayed));
+        assert_eq!(record.take(&me, &from, second.clone(), 0), Err(ReceiptError::Replayed));
         assert_eq!(
             record.contribution(),
             Contribution { people: 1, blob_bytes: 12_000, blobs: 2, world_changes: 40, ..Contribution::default() }
@@ -491,18 +501,18 @@ mod tests {
         let mut forged = second.clone();
         forged.receipt.blob_bytes = 1 << 40;
         forged.receipt.seq = 3;
-        assert_eq!(record.take(&me, &from, forged), Err(ReceiptError::BadSignature));
+        assert_eq!(record.take(&me, &from, forged, 0), Err(ReceiptError::BadSignature));
         // Someone else's key signing as the receiver does not verify either.
         let mut stolen = SignedReceipt::sign(&forger, Receipt { seq: 9, ..second.receipt });
         stolen.receipt.receiver = from;
-        assert_eq!(record.take(&me, &from, stolen), Err(ReceiptError::BadSignature));
+        assert_eq!(record.take(&me, &from, stolen, 0), Err(ReceiptError::BadSignature));
         // Handed over by another peer, or for another server, or signed for oneself: refused.
-        assert_eq!(record.take(&me, &id(&forger), second.clone()), Err(ReceiptError::NotFromReceiver));
-        assert_eq!(record.take(&id(&forger), &from, second.clone()), Err(ReceiptError::NotForUs));
+        assert_eq!(record.take(&me, &id(&forger), second.clone(), 0), Err(ReceiptError::NotFromReceiver));
+        assert_eq!(record.take(&id(&forger), &from, second.clone(), 0), Err(ReceiptError::NotForUs));
         let mut own = Given::default();
         own.add(me, 1, 1, 0, 1);
         let own = own.receipt(&server, me, 2).expect("counted");
-        assert_eq!(record.take(&me, &me, own), Err(ReceiptError::OwnReceipt));
+        assert_eq!(record.take(&me, &me, own, 0), Err(ReceiptError::OwnReceipt));
         assert_eq!(record.contribution().blob_bytes, 12_000);
 
         // Bytes round-trip; garbage and oversized bytes are refused.
@@ -525,7 +535,7 @@ mod tests {
         let second = given.receipt(&ada, me, 5).expect("counted");
         assert_eq!((first.receipt.kept_bytes, second.receipt.kept_bytes), (3 << 20, 1 << 20));
         let mut record = Record::default();
-        record.take(&me, &id(&ada), second).expect("taken");
+        record.take(&me, &id(&ada), second, 0).expect("taken");
         let contribution = record.contribution();
         assert_eq!((contribution.kept_bytes, contribution.kept_for), (1 << 20, 1));
         assert_eq!(contribution.line(), "served 0 B to 1 person; keeps 1.0 MiB for 1 person");
@@ -547,12 +557,17 @@ mod tests {
         };
         for seed in 0..MAX_RECEIPTS_KEPT as u32 {
             let (from, signed) = receipt_of(seed, 1_000 + u64::from(seed));
-            record.take(&me, &from, signed).expect("room");
+            record.take(&me, &from, signed, 0).expect("room");
         }
         let (from, small) = receipt_of(1_000_000, 10);
-        assert_eq!(record.take(&me, &from, small), Err(ReceiptError::Full));
+        assert_eq!(record.take(&me, &from, small, u64::MAX), Err(ReceiptError::Full));
+        // A fresh key claiming a gigabyte this server never sent it pushes nobody out (a crowd
+        // of such keys would otherwise fill the record with its own word).
         let (from, large) = receipt_of(1_000_001, 1 << 30);
-        assert_eq!(record.take(&me, &from, large), Ok(()));
+        assert_eq!(record.take(&me, &from, large.clone(), 0), Err(ReceiptError::Full));
+        assert_eq!(record.take(&me, &from, large.clone(), 999), Err(ReceiptError::Full), "served less than the least");
+        // Served for real, it counts as much as both its receipt and the server's count say.
+        assert_eq!(record.take(&me, &from, large, 1 << 20), Ok(()));
         assert_eq!(record.len(), MAX_RECEIPTS_KEPT);
         let shown = record.shown();
         assert_eq!(shown.len(), MAX_RECEIPTS_SHOWN);

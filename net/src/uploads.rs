@@ -147,6 +147,11 @@ impl Uploads {
         UploadCounts { to: state.served.clone(), others: state.others, total: state.total }
     }
 
+    /// Bytes sent to `peer` so far (0 for a peer not counted by name).
+    pub fn served_to(&self, peer: &[u8; 32]) -> u64 {
+        lock(&self.state).served.get(peer).copied().unwrap_or(0)
+    }
+
     /// The rate uploads are held to, in bytes a second.
     pub fn rate(&self) -> Option<u64> {
         self.rate

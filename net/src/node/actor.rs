@@ -324,7 +324,7 @@ impl Node {
             .accept(alpn::FILMS, film_blobs)
             .accept(alpn::BOARD, BoardProtocol::new(shared_board))
             .accept(alpn::ROOM, RoomProtocol::new(internal_tx.clone()))
-            .accept(alpn::RECEIPT, ReceiptProtocol::new(me, receipts.record.clone()))
+            .accept(alpn::RECEIPT, ReceiptProtocol::new(me, receipts.record.clone(), Some(uploads.clone())))
             .accept(alpn::VOICE, VoiceProtocol::new(audible.clone(), gate.clone(), voice_out, stats.clone()))
             .spawn();
 

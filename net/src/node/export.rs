@@ -650,7 +650,7 @@ mod tests {
         given.add(*key.as_bytes(), 4096, 1, 0, 1);
         let signed = given.receipt(&receiver, *key.as_bytes(), 2).expect("counted");
         let mut record = Record::default();
-        record.take(key.as_bytes(), receiver.public().as_bytes(), signed.clone()).expect("taken");
+        record.take(key.as_bytes(), receiver.public().as_bytes(), signed.clone(), 0).expect("taken");
         let bytes = postcard::to_allocvec(&record).expect("encodes");
         assert!(check_kept("receipts.bin", &bytes, key, &mut report).is_ok());
         // The same bytes under someone else's key: not their receipts.

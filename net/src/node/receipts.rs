@@ -31,6 +31,7 @@ use crate::assets::Served;
 use crate::inbox::RateLimiter;
 use crate::receipts::{Contribution, Given, MAX_RECORD_BYTES, Record, SignedReceipt, checked_record};
 use crate::store;
+use crate::uploads::Uploads;
 
 /// How often servers whose totals grew are handed a receipt, and the books saved.
 const RECEIPT_EVERY: Duration = Duration::from_secs(5);
@@ -403,6 +404,7 @@ async fn ask(endpoint: iroh::Endpoint, peer: iroh::PublicKey) -> Result<Vec<u8>,
 pub(super) struct ReceiptProtocol {
     me: [u8; 32],
     record: Arc<SharedRecord>,
+    uploads: Option<Uploads>,
     answering: Arc<tokio::sync::Semaphore>,
     per_peer: Arc<Mutex<RateLimiter<iroh::PublicKey>>>,
     in_all: Arc<Mutex<RateLimiter<()>>>,
@@ -410,10 +412,11 @@ pub(super) struct ReceiptProtocol {
 }
 
 impl ReceiptProtocol {
-    pub(super) fn new(me: iroh::PublicKey, record: Arc<SharedRecord>) -> Self {
+    pub(super) fn new(me: iroh::PublicKey, record: Arc<SharedRecord>, uploads: Option<Uploads>) -> Self {
         Self {
             me: *me.as_bytes(),
             record,
+            uploads,
             answering: Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERING)),
             per_peer: Arc::new(Mutex::new(RateLimiter::with_rate(PER_PEER.0, PER_PEER.1))),
             in_all: Arc::new(Mutex::new(RateLimiter::with_rate(IN_ALL.0, IN_ALL.1))),
@@ -425,8 +428,11 @@ impl ReceiptProtocol {
     fn answer(&self, peer: iroh::PublicKey, bytes: &[u8]) -> Vec<u8> {
         match bytes.split_first() {
             Some((&HANDING, receipt)) => {
+                // What this peer saw itself upload to them: a newcomer to a full record counts
+                // no more than that.
+                let vouched = self.uploads.as_ref().map_or(0, |uploads| uploads.served_to(peer.as_bytes()));
                 let taken = SignedReceipt::from_bytes(receipt)
-                    .and_then(|signed| self.record.lock().take(&self.me, peer.as_bytes(), signed));
+                    .and_then(|signed| self.record.lock().take(&self.me, peer.as_bytes(), signed, vouched));
                 match taken {
                     Ok(()) => {
                         self.record.changed.store(true, Ordering::Relaxed);
@@ -482,7 +488,7 @@ mod tests {
         given.add(*server.public().as_bytes(), 100, 1, 0, 5);
         let signed = given.receipt(&receiver, *server.public().as_bytes(), 6).expect("counted");
         let mut record = Record::default();
-        record.take(server.public().as_bytes(), receiver.public().as_bytes(), signed.clone()).expect("taken");
+        record.take(server.public().as_bytes(), receiver.public().as_bytes(), signed.clone(), 0).expect("taken");
         store::write_atomic(&dir.path().join("receipts.bin"), &record).expect("saved");
         assert_eq!(read_record(dir.path()).expect("read"), vec![signed]);
         let (receipts, problems) = Receipts::open(dir.path());
@@ -497,7 +503,7 @@ mod tests {
     fn the_protocol_takes_only_the_receivers_own_receipts() {
         let server = iroh::SecretKey::from_bytes(&[1; 32]);
         let (ada, bo) = (iroh::SecretKey::from_bytes(&[2; 32]), iroh::SecretKey::from_bytes(&[3; 32]));
-        let protocol = ReceiptProtocol::new(server.public(), Arc::default());
+        let protocol = ReceiptProtocol::new(server.public(), Arc::default(), None);
         let mut given = Given::default();
         given.add(*server.public().as_bytes(), 4096, 2, 0, 5);
         let signed = given.receipt(&ada, *server.public().as_bytes(), 6).expect("counted");
