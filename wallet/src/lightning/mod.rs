@@ -510,13 +510,8 @@ impl Lightning {
     /// A BOLT11 invoice for `amount_msat`, payable for [`REQUEST_EXPIRY_SECS`].
     pub fn invoice(&self, amount_msat: u64, description: &str) -> Result<String, LightningError> {
         check_receive(amount_msat)?;
-        let description = Description::new(shown(description))
-            .map_err(|error| LightningError::Node(format!("the description cannot go in an invoice: {error}")))?;
-        let invoice = self.node.bolt11_payment().receive(
-            amount_msat,
-            &Bolt11InvoiceDescription::Direct(description),
-            REQUEST_EXPIRY_SECS,
-        )?;
+        let description = invoice_description(description)?;
+        let invoice = self.node.bolt11_payment().receive(amount_msat, &description, REQUEST_EXPIRY_SECS)?;
         Ok(invoice.to_string())
     }
 
@@ -530,11 +525,10 @@ impl Lightning {
         max_fee_msat: u64,
     ) -> Result<String, LightningError> {
         check_receive(amount_msat)?;
-        let description = Description::new(shown(description))
-            .map_err(|error| LightningError::Node(format!("the description cannot go in an invoice: {error}")))?;
+        let description = invoice_description(description)?;
         let invoice = self.node.bolt11_payment().receive_via_jit_channel(
             amount_msat,
-            &Bolt11InvoiceDescription::Direct(description),
+            &description,
             REQUEST_EXPIRY_SECS,
             Some(max_fee_msat),
         )?;
@@ -680,10 +674,14 @@ fn msat_as_sats(msat: u64) -> String {
 }
 
 fn check_receive(amount_msat: u64) -> Result<(), LightningError> {
-    if amount_msat == 0 || amount_msat > MAX_PAYMENT_MSAT {
-        return Err(LightningError::Request(RequestError::BadAmount(amount_msat)));
-    }
-    Ok(())
+    Ok(request::check_amount(amount_msat)?)
+}
+
+/// The person's text as an invoice's description, cleaned and cut as for showing.
+fn invoice_description(text: &str) -> Result<Bolt11InvoiceDescription, LightningError> {
+    let description = Description::new(shown(text))
+        .map_err(|error| LightningError::Node(format!("the description cannot go in an invoice: {error}")))?;
+    Ok(Bolt11InvoiceDescription::Direct(description))
 }
 
 fn parse_node_id(text: &str) -> Result<PublicKey, LightningError> {

@@ -187,7 +187,7 @@ pub fn fee_cap_msat(amount_msat: u64) -> u64 {
     (amount_msat / 100).saturating_add(5_000)
 }
 
-fn check_amount(amount_msat: u64) -> Result<(), RequestError> {
+pub(super) fn check_amount(amount_msat: u64) -> Result<(), RequestError> {
     if amount_msat == 0 || amount_msat > MAX_PAYMENT_MSAT {
         return Err(RequestError::BadAmount(amount_msat));
     }

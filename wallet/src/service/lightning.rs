@@ -22,6 +22,8 @@ const MAX_QUOTES: usize = 8;
 /// The first pause before starting again after a failed start; it doubles up to the last.
 const RETRY_FIRST: Duration = Duration::from_secs(30);
 const RETRY_LAST: Duration = Duration::from_secs(30 * 60);
+/// The most of the node's events taken in at one look.
+const MAX_EVENTS_A_LOOK: usize = 64;
 /// The longest description or note taken from the person.
 const MAX_TEXT_CHARS: usize = 200;
 
@@ -273,8 +275,10 @@ impl Rail {
             return;
         }
         let Some(node) = &self.node else { return };
+        // At most a batch a look: a stream of tiny payments from strangers cannot keep the
+        // wallet thread from its commands (the rest wait in LDK's queue for the next look).
         let mut changed = false;
-        while let Some(event) = node.next_event() {
+        for event in std::iter::from_fn(|| node.next_event()).take(MAX_EVENTS_A_LOOK) {
             changed = true;
             emit(LnEvent::Happened(event));
         }
