@@ -28,6 +28,7 @@ fn service(chain: &TestChain, dir: &Path) -> WalletService {
             alias: Some("ada".to_owned()),
             provider: Some(ProviderTerms::default()),
             background_sync: true,
+            tip_limit_sat: Some(1_500),
             ..LightningSettings::default()
         },
     })
@@ -116,9 +117,16 @@ fn the_wallet_thread_quotes_then_pays_and_stops_the_node_on_lock() {
         assert!(ready.elapsed() < Duration::from_secs(120), "the channel never became ready");
     }
     assert_eq!(bo.channels()[0].peer, node_id, "the channel is with Ada's node");
-    next(&ada, "Ada's channel ready", |event| {
-        matches!(event, LnEvent::Happened(LightningEvent::ChannelReady { .. })).then_some(())
-    });
+    // With a channel ready, Ada's node makes the offer her profile carries for tips.
+    let (mut ready_seen, mut tip_offer) = (false, None);
+    while !ready_seen || tip_offer.is_none() {
+        next(&ada, "Ada's channel ready and her offer for tips", |event| match event {
+            LnEvent::Happened(LightningEvent::ChannelReady { .. }) => Some(ready_seen = true),
+            LnEvent::TipOffer(Some(offer)) => Some(tip_offer = Some(offer.clone())),
+            _ => None,
+        });
+    }
+    assert!(tip_offer.is_some_and(|offer| offer.starts_with("lno1")));
 
     // Quote, then pay by the quote's tag.
     let invoice = bo.invoice(21_000_000, "a tip").expect("Bo's invoice");
@@ -164,6 +172,40 @@ fn the_wallet_thread_quotes_then_pays_and_stops_the_node_on_lock() {
         LnEvent::Failed { .. } => Some(()),
         _ => None,
     });
+
+    // Tips go through an offer, within the daily limit (1,500 sat here), and say they are tips.
+    ada.send(WalletCommand::Lightning(LnCommand::Tip {
+        offer: bo.invoice(1_000_000, "not an offer").expect("an invoice"),
+        amount_msat: 1_000_000,
+        tag: 9,
+    }));
+    next(&ada, "a tip to an invoice refused", |event| match event {
+        LnEvent::Failed { error, .. } if error.contains("through an offer") => Some(()),
+        _ => None,
+    });
+    let bo_offer = bo.offer(None, "Bo's tips", None).expect("Bo's offer");
+    ada.send(WalletCommand::Lightning(LnCommand::Tip { offer: bo_offer.clone(), amount_msat: 1_000_000, tag: 10 }));
+    let tip = next(&ada, "the tip quoted", |event| match event {
+        LnEvent::Quoted { tag: 10, quote, .. } => Some(quote.clone()),
+        _ => None,
+    });
+    assert_eq!(tip.line(), "1,000 sat, fee at most 15 sat");
+    ada.send(WalletCommand::Lightning(LnCommand::Pay { tag: 10, note: Some("from Ada".into()) }));
+    let received = sanctuary_wallet::lightning::testing::expect(&bo, "Bo receives the tip", |event| match event {
+        LightningEvent::PaymentReceived { amount_msat: 1_000_000, note, .. } => Some((1_000_000, note.clone())),
+        _ => None,
+    });
+    assert_eq!(received, (1_000_000, Some("Tip".to_owned())), "a note that is not a tip's is replaced");
+    next(&ada, "the tip settles", |event| {
+        matches!(event, LnEvent::Happened(LightningEvent::PaymentSent { .. })).then_some(())
+    });
+    // 1,000 of 1,500 sat tipped today: another 1,000 would go over, and is refused at the quote.
+    ada.send(WalletCommand::Lightning(LnCommand::Tip { offer: bo_offer, amount_msat: 1_000_000, tag: 11 }));
+    let refused = next(&ada, "a tip over the limit refused", |event| match event {
+        LnEvent::Failed { action: "tip", error } => Some(error.clone()),
+        _ => None,
+    });
+    assert!(refused.contains("daily tip limit: 1,000 of 1,500 sat"), "{refused}");
 
     ada.send(WalletCommand::Lock);
     next(&ada, "the node stops with the lock", |event| (*event == LnEvent::Stopped).then_some(()));

@@ -50,6 +50,14 @@ pub const MIN_CHANNEL_SAT: u64 = 20_000;
 pub const MAX_CHANNEL_SAT: u64 = 16_777_215;
 /// The most characters of a payer's note (a BOLT12 invoice request carries it).
 pub const MAX_NOTE_CHARS: usize = 512;
+/// How the payer's note of a tip starts ("Tip from Ada"): tips are counted against the daily
+/// limit by it, and the payee's client shows them as tips.
+pub const TIP_NOTE: &str = "Tip";
+
+/// Whether a payer's note marks a tip.
+pub fn is_tip_note(note: &str) -> bool {
+    note == TIP_NOTE || note.strip_prefix(TIP_NOTE).is_some_and(|rest| rest.starts_with(' '))
+}
 
 /// Why a Lightning action failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -277,6 +285,8 @@ pub enum LightningEvent {
         hash: String,
         /// What the routing cost.
         fee_msat: u64,
+        /// The payee's proof of payment (the preimage of the payment hash), hex.
+        preimage: Option<String>,
     },
     /// A payment this node tried failed; no money left.
     PaymentFailed {
@@ -293,6 +303,8 @@ pub enum LightningEvent {
         hash: String,
         /// What arrived.
         amount_msat: u64,
+        /// The payer's note, for a BOLT12 payment that carried one (cleaned for showing).
+        note: Option<String>,
     },
 }
 
@@ -597,6 +609,18 @@ impl Lightning {
         self.payments().into_iter().find(|payment| payment.id == id)
     }
 
+    /// What this node's tips since `since` (seconds since 1970) cost: outgoing BOLT12 payments
+    /// whose note starts with [`TIP_NOTE`], settled or on their way, with their routing fees.
+    /// Counted from the node's own book, so that a restart does not reset a spending limit.
+    pub fn tipped_msat_since(&self, since: u64) -> u64 {
+        self.payments()
+            .iter()
+            .filter(|payment| payment.outgoing && payment.kind == "bolt12" && payment.status != PaymentState::Failed)
+            .filter(|payment| payment.updated >= since && payment.note.as_deref().is_some_and(is_tip_note))
+            .map(|payment| payment.amount_msat.unwrap_or(0).saturating_add(payment.fee_msat.unwrap_or(0)))
+            .fold(0, u64::saturating_add)
+    }
+
     /// Every payment in the node's book (Lightning and its on-chain wallet), oldest first.
     pub fn payments(&self) -> Vec<PaymentView> {
         let mut payments: Vec<PaymentView> = self.node.list_payments().into_iter().map(view).collect();
@@ -630,9 +654,13 @@ impl Lightning {
     pub fn next_event(&self) -> Option<LightningEvent> {
         loop {
             let event = self.node.next_event()?;
-            let converted = convert(event);
+            let mut converted = convert(event);
             // If marking fails the event comes again, which every caller tolerates.
             let _ = self.node.event_handled();
+            // The payer's note is in the node's book, not in the event.
+            if let Some(LightningEvent::PaymentReceived { payment, note, .. }) = &mut converted {
+                *note = self.payment(payment).and_then(|view| view.note);
+            }
             if let Some(converted) = converted {
                 return Some(converted);
             }
@@ -722,11 +750,14 @@ fn convert(event: Event) -> Option<LightningEvent> {
             channel: channel_id(user_channel_id),
             reason: reason.map(|reason| shown(&reason.to_string())).unwrap_or_else(|| "closed".to_owned()),
         },
-        Event::PaymentSuccessful { payment_id, payment_hash, fee_paid_msat, .. } => LightningEvent::PaymentSent {
-            payment: payment_id.map(|id| hex(&id.0)).unwrap_or_default(),
-            hash: hex(&payment_hash.0),
-            fee_msat: fee_paid_msat.unwrap_or(0),
-        },
+        Event::PaymentSuccessful { payment_id, payment_hash, payment_preimage, fee_paid_msat, .. } => {
+            LightningEvent::PaymentSent {
+                payment: payment_id.map(|id| hex(&id.0)).unwrap_or_default(),
+                hash: hex(&payment_hash.0),
+                fee_msat: fee_paid_msat.unwrap_or(0),
+                preimage: payment_preimage.map(|preimage| hex(&preimage.0)),
+            }
+        }
         Event::PaymentFailed { payment_id, reason, .. } => LightningEvent::PaymentFailed {
             payment: payment_id.map(|id| hex(&id.0)).unwrap_or_default(),
             reason: reason.map(|reason| format!("{reason:?}")).unwrap_or_else(|| "failed".to_owned()),
@@ -735,6 +766,7 @@ fn convert(event: Event) -> Option<LightningEvent> {
             payment: payment_id.map(|id| hex(&id.0)).unwrap_or_default(),
             hash: hex(&payment_hash.0),
             amount_msat,
+            note: None,
         },
         _ => return None,
     })

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use crate::lightning::{
-    ChannelView, Lightning, LightningBalances, LightningConfig, LightningError, LightningEvent, LspLink,
-    PaymentRequest, ProviderTerms, Quote, REQUEST_EXPIRY_SECS, tokio_handle,
+    ChannelState, ChannelView, Lightning, LightningBalances, LightningConfig, LightningError, LightningEvent, LspLink,
+    PaymentRequest, ProviderTerms, Quote, REQUEST_EXPIRY_SECS, TIP_NOTE, is_tip_note, tokio_handle,
 };
 use crate::{Seed, WalletNetwork};
 
@@ -26,6 +26,12 @@ const RETRY_LAST: Duration = Duration::from_secs(30 * 60);
 const MAX_EVENTS_A_LOOK: usize = 64;
 /// The longest description or note taken from the person.
 const MAX_TEXT_CHARS: usize = 200;
+/// What tips may cost in a day unless the person chose otherwise: 10,000 sat (fees included).
+pub const DEFAULT_TIP_LIMIT_SAT: u64 = 10_000;
+/// The window the tip limit counts over.
+const TIP_WINDOW_SECS: u64 = 24 * 60 * 60;
+/// What the offer others tip through says.
+const TIPS_DESCRIPTION: &str = "Tips in Sanctuary";
 
 /// How the Lightning node runs, beside the on-chain wallet.
 #[derive(Clone, Default)]
@@ -44,6 +50,9 @@ pub struct LightningSettings {
     pub provider: Option<ProviderTerms>,
     /// Whether it syncs by itself (always, except in tests that mine by hand).
     pub background_sync: bool,
+    /// The most tips may cost in 24 hours, routing fees included; `None`:
+    /// [`DEFAULT_TIP_LIMIT_SAT`].
+    pub tip_limit_sat: Option<u64>,
 }
 
 impl fmt::Debug for LightningSettings {
@@ -54,6 +63,7 @@ impl fmt::Debug for LightningSettings {
             .field("alias", &self.alias)
             .field("lsp", &self.lsp)
             .field("provider", &self.provider)
+            .field("tip_limit_sat", &self.tip_limit_sat)
             .finish_non_exhaustive()
     }
 }
@@ -103,7 +113,18 @@ pub enum LnCommand {
         /// The caller's number.
         tag: u64,
     },
-    /// Pay what quote `tag` showed, with a note for a BOLT12 payee.
+    /// Quote a tip of `amount_msat` through someone's offer (answered with [`LnEvent::Quoted`],
+    /// or refused when it would go over the daily tip limit).
+    Tip {
+        /// Their offer, as their profile carries it.
+        offer: String,
+        /// How much.
+        amount_msat: u64,
+        /// The caller's number.
+        tag: u64,
+    },
+    /// Pay what quote `tag` showed, with a note for a BOLT12 payee (a tip's note always starts
+    /// with [`crate::lightning::TIP_NOTE`]; "Tip" if the caller gives none that does).
     Pay {
         /// The quote's tag.
         tag: u64,
@@ -175,6 +196,9 @@ pub enum LnEvent {
     Happened(LightningEvent),
     /// An address of the node's on-chain wallet.
     FundingAddress(String),
+    /// The offer others can tip this node through, made once it has a channel to be paid over
+    /// (`None`: no channel, no tips). For the person's profile.
+    TipOffer(Option<String>),
     /// Something failed.
     Failed {
         /// What was being done.
@@ -191,12 +215,23 @@ pub(super) struct Rail {
     entropy: Option<Zeroizing<[u8; 64]>>,
     next_try: Option<Instant>,
     pause: Duration,
-    quotes: VecDeque<(u64, PaymentRequest, Quote)>,
+    /// Quotes waiting for a yes: their tag, request, quote, and whether they are tips.
+    quotes: VecDeque<(u64, PaymentRequest, Quote, bool)>,
+    /// The offer made for tips, while the node has a usable channel.
+    tip_offer: Option<String>,
 }
 
 impl Rail {
     pub(super) fn new(settings: LightningSettings) -> Rail {
-        Rail { settings, node: None, entropy: None, next_try: None, pause: RETRY_FIRST, quotes: VecDeque::new() }
+        Rail {
+            settings,
+            node: None,
+            entropy: None,
+            next_try: None,
+            pause: RETRY_FIRST,
+            quotes: VecDeque::new(),
+            tip_offer: None,
+        }
     }
 
     /// Whether the node runs or waits to start again (its events are then looked at often).
@@ -231,6 +266,7 @@ impl Rail {
         self.entropy = None;
         self.next_try = None;
         self.quotes.clear();
+        self.tip_offer = None;
         if let Some(node) = self.node.take() {
             if let Err(error) = node.stop() {
                 emit(LnEvent::Failed { action: "stop the Lightning node", error: error.to_string() });
@@ -257,6 +293,7 @@ impl Rail {
                 emit(LnEvent::Running { node_id: node.node_id(), listening: node.listening() });
                 emit(LnEvent::State { balances: node.balances(), channels: node.channels() });
                 self.node = Some(node);
+                self.keep_tip_offer(emit);
             }
             Err(error) => {
                 emit(LnEvent::Unavailable { error: error.to_string(), retry_s: self.pause.as_secs() });
@@ -284,14 +321,54 @@ impl Rail {
         }
         if changed {
             emit(LnEvent::State { balances: node.balances(), channels: node.channels() });
+            self.keep_tip_offer(emit);
         }
     }
 
     /// After the wallet's sync round: the state as it is now.
-    pub(super) fn round(&self, emit: &dyn Fn(LnEvent)) {
+    pub(super) fn round(&mut self, emit: &dyn Fn(LnEvent)) {
         if let Some(node) = &self.node {
             emit(LnEvent::State { balances: node.balances(), channels: node.channels() });
+            self.keep_tip_offer(emit);
         }
+    }
+
+    /// Makes the tips offer once a channel is ready (an offer needs a peer to be reached
+    /// through), and takes it back when none is.
+    fn keep_tip_offer(&mut self, emit: &dyn Fn(LnEvent)) {
+        let Some(node) = &self.node else { return };
+        let usable = node.channels().iter().any(|channel| channel.state == ChannelState::Ready);
+        match (usable, &self.tip_offer) {
+            (true, None) => match node.offer(None, TIPS_DESCRIPTION, None) {
+                Ok(offer) => {
+                    self.tip_offer = Some(offer.clone());
+                    emit(LnEvent::TipOffer(Some(offer)));
+                }
+                Err(error) => emit(LnEvent::Failed { action: "make the offer for tips", error: error.to_string() }),
+            },
+            (false, Some(_)) => {
+                self.tip_offer = None;
+                emit(LnEvent::TipOffer(None));
+            }
+            _ => {}
+        }
+    }
+
+    /// Refuses a tip of `msat` (fees included) that would take the last 24 hours' tips over
+    /// the limit.
+    fn within_tip_limit(&self, node: &Lightning, msat: u64) -> Result<(), String> {
+        let limit_msat = self.settings.tip_limit_sat.unwrap_or(DEFAULT_TIP_LIMIT_SAT).saturating_mul(1000);
+        let since = crate::account::now_s().saturating_sub(TIP_WINDOW_SECS);
+        let spent = node.tipped_msat_since(since);
+        if spent.saturating_add(msat) <= limit_msat {
+            return Ok(());
+        }
+        Err(format!(
+            "this tip (up to {} sat with fees) would go over your daily tip limit: {} of {} sat tipped in the last 24 hours",
+            crate::group_digits(msat.div_ceil(1000)),
+            crate::group_digits(spent.div_ceil(1000)),
+            crate::group_digits(limit_msat / 1000),
+        ))
     }
 
     /// Appends the node's settled payments to the ledger, if it runs.
@@ -359,21 +436,51 @@ impl Rail {
                 match node.read(&text).and_then(|request| Ok((request.quote(amount_msat)?, request))) {
                     Ok((quote, request)) => {
                         let payee = request.payee();
-                        if self.quotes.len() >= MAX_QUOTES {
-                            self.quotes.pop_front();
-                        }
-                        self.quotes.push_back((tag, request, quote.clone()));
+                        self.keep_quote(tag, request, quote.clone(), false);
                         emit(LnEvent::Quoted { tag, quote, payee });
                     }
                     Err(error) => fail("read the payment request", error),
                 }
             }
+            LnCommand::Tip { offer, amount_msat, tag } => {
+                let request = match node.read(&offer) {
+                    Ok(request @ PaymentRequest::Offer(_)) => request,
+                    Ok(PaymentRequest::Invoice(_)) => {
+                        return emit(LnEvent::Failed {
+                            action: "tip",
+                            error: "a tip goes through an offer, not an invoice".into(),
+                        });
+                    }
+                    Err(error) => return fail("read their offer", error),
+                };
+                let quote = match request.quote(Some(amount_msat)) {
+                    Ok(quote) => quote,
+                    Err(error) => return emit(LnEvent::Failed { action: "tip", error: error.to_string() }),
+                };
+                if let Err(error) = self.within_tip_limit(node, quote.amount_msat.saturating_add(quote.max_fee_msat)) {
+                    return emit(LnEvent::Failed { action: "tip", error });
+                }
+                let payee = request.payee();
+                self.keep_quote(tag, request, quote.clone(), true);
+                emit(LnEvent::Quoted { tag, quote, payee });
+            }
             LnCommand::Pay { tag, note } => {
                 let Some(index) = self.quotes.iter().position(|(quoted, ..)| *quoted == tag) else {
                     return emit(LnEvent::Failed { action: "pay", error: "that payment is no longer waiting".into() });
                 };
-                let Some((_, request, quote)) = self.quotes.remove(index) else { return };
-                let note = note.map(|note| clip(&note));
+                let Some((_, request, quote, tip)) = self.quotes.remove(index) else { return };
+                let mut note = note.map(|note| clip(&note));
+                if tip {
+                    // Checked again: other tips may have left since this one was quoted.
+                    if let Err(error) =
+                        self.within_tip_limit(node, quote.amount_msat.saturating_add(quote.max_fee_msat))
+                    {
+                        return emit(LnEvent::Failed { action: "tip", error });
+                    }
+                    if !note.as_deref().is_some_and(is_tip_note) {
+                        note = Some(TIP_NOTE.to_owned());
+                    }
+                }
                 match node.pay(&request, &quote, note.as_deref()) {
                     Ok(payment) => emit(LnEvent::Paying { tag, payment }),
                     Err(error) => fail("pay", error),
@@ -385,6 +492,15 @@ impl Rail {
                 Err(error) => fail("make a funding address", error),
             },
         }
+    }
+}
+
+impl Rail {
+    fn keep_quote(&mut self, tag: u64, request: PaymentRequest, quote: Quote, tip: bool) {
+        if self.quotes.len() >= MAX_QUOTES {
+            self.quotes.pop_front();
+        }
+        self.quotes.push_back((tag, request, quote, tip));
     }
 }
 
