@@ -375,6 +375,12 @@ pub struct WalletArgs {
     /// LSP, as NODE_ID@HOST:PORT.
     #[arg(long, value_name = "NODE_ID@HOST:PORT")]
     pub lsp: Option<String>,
+
+    /// The most your tips may cost in 24 hours, in sats, routing fees included (each tip is
+    /// shown for your yes first).
+    #[arg(long, value_name = "SATS", default_value_t = sanctuary_wallet::DEFAULT_TIP_LIMIT_SAT,
+          value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    pub tip_limit: u64,
 }
 
 impl Default for WalletArgs {
@@ -387,6 +393,7 @@ impl Default for WalletArgs {
             no_lightning: false,
             lightning_port: None,
             lsp: None,
+            tip_limit: sanctuary_wallet::DEFAULT_TIP_LIMIT_SAT,
         }
     }
 }
@@ -436,6 +443,7 @@ impl WalletArgs {
                 lsp: self.lsp.as_deref().map(parse_node_address).transpose()?,
                 provider: None,
                 background_sync: true,
+                tip_limit_sat: Some(self.tip_limit),
             },
         })
     }

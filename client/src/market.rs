@@ -46,6 +46,9 @@ const MARKET_REFRESH_S: f32 = 1.0;
 mod directory;
 mod lightning;
 mod panels;
+#[cfg(test)]
+mod tip_tests;
+pub(crate) use lightning::{TIP_AMOUNTS, TipAsk};
 use panels::fill_panels;
 pub use panels::{confirm_panel, stall_panel, wallet_panel};
 
@@ -97,6 +100,8 @@ enum Purpose {
     Buy { listing: ChangeId, parcel: ParcelCoord, title: String },
     /// A Lightning payment being quoted.
     Lightning,
+    /// A tip being quoted: to whom, and the note it carries.
+    Tip { name: String, note: String },
     /// A listing waiting for its fresh address.
     List { parcel: ParcelCoord, item: ModelRef, title: Title, price_sats: u64, confirmations: u8, spot: Vec3 },
 }
@@ -115,7 +120,7 @@ enum DraftRail {
     /// A signed transaction, with its network fee.
     Chain { txid: WalletTxid, fee_sats: u64, fee_rate: f64 },
     /// A quoted Lightning payment, with the most its routing may cost.
-    Lightning { tag: u64, max_fee_sats: u64 },
+    Lightning { tag: u64, max_fee_sats: u64, note: Option<String> },
 }
 
 /// The wallet as the person sees it.
@@ -143,6 +148,8 @@ pub struct WalletUi {
     pub draft: Option<PendingDraft>,
     /// The Lightning node.
     pub lightning: lightning::LnUi,
+    /// A tip asked for from someone's menu, for the wallet thread to quote.
+    pub tip_asked: Option<TipAsk>,
     next_tag: u64,
     purposes: HashMap<u64, Purpose>,
     /// Sent payments still to be claimed as purchases.
@@ -180,7 +187,8 @@ pub struct Market {
     since_refresh: f32,
 }
 
-fn sats(amount: u64) -> String {
+/// An amount as the panels and buttons show it: "1,000 sats".
+pub(crate) fn sats(amount: u64) -> String {
     format!("{} sats", group_digits(amount))
 }
 
@@ -246,7 +254,7 @@ fn read_wallet_events(
                 let purpose_text = match &purpose {
                     Purpose::Send { to } => format!("Send to {to}"),
                     Purpose::Buy { title, .. } => format!("Buy \"{title}\""),
-                    Purpose::List { .. } | Purpose::Lightning => continue,
+                    Purpose::List { .. } | Purpose::Lightning | Purpose::Tip { .. } => continue,
                 };
                 ui.to_claim.insert(txid, purpose);
                 let rail = DraftRail::Chain { txid, fee_sats, fee_rate: fee_rate_sat_vb };
@@ -271,7 +279,7 @@ fn read_wallet_events(
                 market.payments = seen;
                 market.since_refresh = MARKET_REFRESH_S;
             }
-            WalletEvent::Lightning(event) => lightning::on_event(event, &mut ui, &mut cues),
+            WalletEvent::Lightning(event) => lightning::on_event(event, &mut ui, &mut cues, net.as_deref()),
             WalletEvent::Failed { action, error } => {
                 ui.progress = None;
                 ui.say(format!("could not {action}: {error}"), false);
@@ -302,6 +310,16 @@ fn wallet_commands(
     net: Option<Res<NetLink>>,
     players: Query<&Transform, With<Player>>,
 ) {
+    if let Some(ask) = ui.tip_asked.take() {
+        match (&link, ui.status) {
+            (None, _) => ui.say("the wallet is not running", false),
+            (Some(_), status) if status != Some(WalletStatus::Unlocked) => {
+                ui.say("unlock your wallet to tip (P shows how)", false)
+            }
+            (Some(link), _) => link.send(lightning::tip_command(ask, &mut ui)),
+        }
+        ui.open = true;
+    }
     let typed = std::mem::take(&mut input.wallet_commands);
     for text in typed {
         let Some(link) = &link else {
@@ -475,7 +493,7 @@ fn wallet_keys(
         if key(KeyCode::KeyY) || button(PanelAction::Pay) {
             link.send(match draft.rail {
                 DraftRail::Chain { txid, .. } => WalletCommand::Confirm(txid),
-                DraftRail::Lightning { tag, .. } => WalletCommand::Lightning(LnCommand::Pay { tag, note: None }),
+                DraftRail::Lightning { tag, note, .. } => WalletCommand::Lightning(LnCommand::Pay { tag, note }),
             });
             ui.draft = None;
             ui.say("sending...", true);

@@ -31,7 +31,8 @@ use crate::world::CurrentRegion;
 
 /// Chat lines kept for the panel.
 const CHAT_KEPT: usize = 200;
-/// Microphone states kept (one per person here; a state may arrive before its person's pose).
+/// Microphone states and tip offers kept (one per person here; either may arrive before its
+/// person's pose).
 const MICS_KEPT: usize = 1_024;
 
 pub(super) fn plugin(app: &mut App) {
@@ -148,6 +149,8 @@ pub struct Social {
     pub crowd: RemoteCrowd,
     /// How the people here set their microphones (those who said).
     pub mics: HashMap<PublicKey, MicState>,
+    /// The offers the people here take tips through (those who said).
+    pub tips: HashMap<PublicKey, String>,
     /// Whom we block, as the node last said.
     pub blocked: Vec<PublicKey>,
     /// The avatar we wear, as the node last said.
@@ -353,6 +356,7 @@ fn handle_event(social: &mut Social, event: Event) {
             let name = social.name_of(&author);
             social.crowd.remove(&author);
             social.mics.remove(&author);
+            social.tips.remove(&author);
             social.notice(format!("{name} left"));
         }
         Event::Mic { region, author, state } if Some(region) == social.region => {
@@ -365,6 +369,20 @@ fn handle_event(social: &mut Social, event: Event) {
                 social.mics.insert(author, state);
             }
         }
+        Event::Tips { region, author, offer } if Some(region) == social.region => match offer {
+            Some(offer) => {
+                if social.tips.len() >= MICS_KEPT {
+                    let crowd = &social.crowd;
+                    social.tips.retain(|key, _| crowd.get(key).is_some());
+                }
+                if social.tips.len() < MICS_KEPT || social.tips.contains_key(&author) {
+                    social.tips.insert(author, offer);
+                }
+            }
+            None => {
+                social.tips.remove(&author);
+            }
+        },
         Event::Blocks(keys) => social.blocked = keys,
         Event::Wearing { avatar, name, summary } => {
             match (name, summary) {
@@ -479,6 +497,7 @@ fn follow_region(
     social.region = Some(region.id());
     social.crowd.clear();
     social.mics.clear();
+    social.tips.clear();
     social.chat.retain(|entry| entry.kind == ChatKind::Private);
     for entity in &avatars {
         commands.entity(entity).despawn();

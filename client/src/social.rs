@@ -13,8 +13,10 @@ use sanctuary_net::{Command, MAX_TEXT_CHARS, MicState, RelayState};
 use crate::Frame;
 use crate::chat_command::masked;
 use crate::hud::{floating_label, place_label};
+use crate::market::{TIP_AMOUNTS, TipAsk};
 use crate::network::{ChatInput, ChatKind, NetLink, RemoteAvatarView, Social, submit_chat};
 use crate::player::{Player, PointerLock};
+use sanctuary_wallet::lightning::TIP_NOTE;
 
 /// Chat lines shown at once.
 const SHOWN_LINES: usize = 9;
@@ -58,7 +60,7 @@ struct MenuTitle;
 struct MenuVolume;
 
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
-enum MenuButton {
+pub(crate) enum MenuButton {
     Message,
     Quieter,
     Louder,
@@ -68,8 +70,13 @@ enum MenuButton {
     Distrust,
     Block,
     BlockShared,
+    /// Tip this many sats.
+    Tip(u64),
     Close,
 }
+
+#[derive(Component, Debug)]
+struct MenuTips;
 
 #[derive(Component, Debug)]
 struct MenuTrust;
@@ -132,6 +139,28 @@ fn spawn_panels(mut commands: Commands) {
                 TextFont::from_font_size(15.0),
                 TextColor(Color::srgb(0.8, 0.9, 1.0)),
             ));
+            menu.spawn((
+                MenuTips,
+                Text::new(""),
+                TextFont::from_font_size(15.0),
+                TextColor(Color::srgb(1.0, 0.85, 0.4)),
+            ));
+            menu.spawn(Node { flex_direction: FlexDirection::Row, column_gap: Val::Px(6.0), ..default() })
+                .with_children(|row| {
+                    for sats in TIP_AMOUNTS {
+                        row.spawn((
+                            MenuButton::Tip(sats),
+                            Button,
+                            Node { padding: UiRect::axes(Val::Px(8.0), Val::Px(4.0)), ..default() },
+                            BackgroundColor(Color::srgba(0.55, 0.35, 0.05, 0.9)),
+                        ))
+                        .with_child((
+                            Text::new(crate::market::sats(sats)),
+                            TextFont::from_font_size(16.0),
+                            TextColor(Color::WHITE),
+                        ));
+                    }
+                });
             for (button, label) in [
                 (MenuButton::Message, "Message (M)"),
                 (MenuButton::Quieter, "Quieter (-)"),
@@ -263,7 +292,7 @@ fn pick_avatar(
 /// The menu's buttons and keys: M (or the button) opens a private message, - and + turn their
 /// voice down and up, Esc closes.
 #[allow(clippy::too_many_arguments)]
-fn use_avatar_menu(
+pub(crate) fn use_avatar_menu(
     keys: Res<ButtonInput<KeyCode>>,
     buttons: Query<(&Interaction, &MenuButton), Changed<Interaction>>,
     mut menu: ResMut<AvatarMenu>,
@@ -273,6 +302,7 @@ fn use_avatar_menu(
     mut input: ResMut<ChatInput>,
     mut lock: ResMut<PointerLock>,
     mut cursor: Query<&mut bevy::window::CursorOptions, With<PrimaryWindow>>,
+    wallet: Option<ResMut<crate::market::WalletUi>>,
 ) {
     let Some((key, name)) = menu.0.clone() else { return };
     // The menu needs the pointer.
@@ -349,6 +379,23 @@ fn use_avatar_menu(
     if keys.just_pressed(KeyCode::KeyX) || pressed(MenuButton::Block) {
         link.send(Command::Block(key));
         social.notice(format!("{name} is blocked: you no longer see or hear them (/unblock undoes it)"));
+        menu.0 = None;
+        return;
+    }
+    let tip = buttons.iter().find_map(|(interaction, button)| match button {
+        MenuButton::Tip(sats) if *interaction == Interaction::Pressed => Some(*sats),
+        _ => None,
+    });
+    if let Some(sats) = tip {
+        match (social.tips.get(&key), wallet) {
+            (Some(offer), Some(mut wallet)) => {
+                let me = social.profile.as_ref().map_or("someone", |profile| profile.name.as_str());
+                let note = format!("{TIP_NOTE} from {me}");
+                wallet.tip_asked = Some(TipAsk { offer: offer.clone(), name: name.clone(), sats, note });
+            }
+            (Some(_), None) => social.notice("tipping needs the wallet, which is not running".to_owned()),
+            (None, _) => social.notice(format!("{name} takes no tips yet (their wallet has no Lightning channel)")),
+        }
         menu.0 = None;
         return;
     }
@@ -530,6 +577,7 @@ fn show_avatar_menu(
     mut title: Query<&mut Text, (With<MenuTitle>, Without<MenuVolume>, Without<MenuTrust>)>,
     mut volume: Query<&mut Text, (With<MenuVolume>, Without<MenuTrust>)>,
     mut trust: Query<&mut Text, (With<MenuTrust>, Without<MenuVolume>, Without<MenuTitle>)>,
+    mut tips: Query<&mut Text, (With<MenuTips>, Without<MenuTrust>, Without<MenuVolume>, Without<MenuTitle>)>,
 ) {
     let records_came = *seen != social.contributions_seen;
     *seen = social.contributions_seen;
@@ -551,6 +599,13 @@ fn show_avatar_menu(
     if let (Some((key, _)), Ok(mut line)) = (&menu.0, trust.single_mut()) {
         let served = social.contributions.get(key).map_or("asking what they served...", String::as_str);
         line.0 = format!("{}\n{served}", why_trusted(&social, key));
+    }
+    if let (Some((key, _)), Ok(mut line)) = (&menu.0, tips.single_mut()) {
+        line.0 = if social.tips.contains_key(key) {
+            "Tip over Lightning (you confirm first):".to_owned()
+        } else {
+            "takes no tips yet".to_owned()
+        };
     }
     if let (Some((key, _)), Ok(mut line)) = (&menu.0, volume.single_mut()) {
         line.0 = match &voice {

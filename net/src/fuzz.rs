@@ -85,6 +85,8 @@ fn region_seeds() -> Vec<Vec<u8>> {
             rank: sanctuary_engine::avatar::Rank::Good,
         })),
         RegionMessage::Look(None),
+        RegionMessage::Tips(Some(format!("lno1{}", "qpzry9x8gf2tvdw0s3jn54khce6mua7l".repeat(10)))),
+        RegionMessage::Tips(None),
         RegionMessage::Screen(crate::screen::ScreenMessage::State(crate::screen::ScreenState {
             version: 3,
             controller: [4; 32],

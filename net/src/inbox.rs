@@ -379,19 +379,22 @@ impl Limited for crate::wire::RegionMessage {
                 crate::meeting::MeetingMessage::Stroke(_) | crate::meeting::MeetingMessage::Clear(_),
             ) => 7,
             crate::wire::RegionMessage::Meeting(_) => 6,
+            crate::wire::RegionMessage::Tips(_) => 8,
         }
     }
     // Poses: 20 a second with room for jitter (less as the crowd grows). Chat: a burst of ten
     // lines, then two a second. Building: a burst of 100 changes (a pasted group), then 20 a
     // second. The microphone and the avatar worn: a burst of eight (someone toggling mute or
-    // trying on avatars), then one a second. The screen: a burst of 16 (someone seeking about),
+    // trying on avatars), then one a second; the tip offer the same, in a lane of its own so
+    // that a stranger's few looks do not hold back their offer (it changes rarely). The screen: a burst of 16 (someone seeking about),
     // then eight a second, so that a stranger's share (two a second) still carries its state
     // and "holding", each said every two seconds, and a few moves. The stage: the same (a
     // presenter paging through slides, a state and two "holding" every two seconds, hands).
     // Polls: a burst of 16 (polls and their ballots passed on to a newcomer), then eight a
     // second. The whiteboard: a burst of 32 strokes (a quick sketch; a stranger gets half),
     // then eight a second, each at most one message of 4 KiB.
-    const LANES: &'static [(u32, u32)] = &[(30, 25), (10, 2), (100, 20), (8, 1), (16, 8), (16, 8), (16, 8), (32, 8)];
+    const LANES: &'static [(u32, u32)] =
+        &[(30, 25), (10, 2), (100, 20), (8, 1), (16, 8), (16, 8), (16, 8), (32, 8), (8, 1)];
     const CROWD_LANE: Option<usize> = Some(0);
 }
 

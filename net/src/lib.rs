@@ -41,14 +41,18 @@ pub use node::{
     ChatLine, Command, DEFAULT_UPLOAD_RATE, DOWNLINK_BUDGET_BITS_PER_SECOND, Delivery, DirectLine, Event,
     FASTEST_POSE_INTERVAL, LOOK_KEEPALIVE, MAX_BLOCKS, MAX_KEPT_VOLUMES, MAX_PERSON_VOLUME, MIC_KEEPALIVE, NetRuntime,
     NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, PollView, Profile, RelayChoice, RelayState, RoomsView,
-    ScreenView, StageView, Status, Ticket, TicketError, TrustView, Whereabouts, pose_interval, spawn_node, world_topic,
+    ScreenView, StageView, Status, TIPS_KEEPALIVE, Ticket, TicketError, TrustView, Whereabouts, pose_interval,
+    spawn_node, world_topic,
 };
 pub use node::{
     DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, Hearing, MAX_LISTENERS, MAX_MEMBERS, MAX_ON_STAGE, MAX_SPEAKERS,
     MAX_STAGE_LISTENERS, MAX_VOICE_DATAGRAM, VOICE_QUEUE, VoiceDatagram, VoiceSender,
 };
 pub use replica::{Applied, AuthorError, OpenReport, Replica, SharedReplica, SyncReport, WorldLog};
-pub use wire::{MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_TEXT_CHARS, MicState, PoseFrame, Presence, QuantisedTransform};
+pub use wire::{
+    MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_TEXT_CHARS, MAX_TIP_OFFER_CHARS, MicState, PoseFrame, Presence,
+    QuantisedTransform, check_tip_offer,
+};
 
 use iroh_gossip::TopicId;
 use sanctuary_engine::RegionId;

@@ -159,6 +159,24 @@ pub enum RegionMessage {
     /// About the meeting room's polls (see [`crate::meeting`]): a poll, ballots. (Last, so
     /// that older peers still read the others.)
     Meeting(crate::meeting::MeetingMessage),
+    /// The BOLT12 offer the author takes tips through (`None`: no tips). Part of how the author
+    /// appears, signed like the rest: sent when it changes, to newcomers, and every
+    /// [`crate::TIPS_KEEPALIVE`]. (Last, so that older peers still read the others.)
+    Tips(Option<String>),
+}
+
+/// The longest tip offer, in characters: an offer with a few blinded paths fits easily, and a
+/// message with one still fits a gossip message.
+pub const MAX_TIP_OFFER_CHARS: usize = 2000;
+
+/// Whether `text` looks like a BOLT12 offer as a node writes it: `lno1` and bech32 letters, at
+/// most [`MAX_TIP_OFFER_CHARS`]. The payer's wallet reads it properly before paying; this keeps
+/// anything else (markup, control characters, a novel) out of what peers pass on and show.
+pub fn check_tip_offer(text: &str) -> Result<(), WireError> {
+    const BECH32: &str = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    let well_formed = text.len() <= MAX_TIP_OFFER_CHARS
+        && text.strip_prefix("lno1").is_some_and(|data| data.len() >= 8 && data.chars().all(|c| BECH32.contains(c)));
+    if well_formed { Ok(()) } else { Err(WireError::NotAnOffer) }
 }
 
 /// Whether a person can be heard, shown to the others beside their name.
@@ -269,6 +287,8 @@ impl Body for RegionMessage {
             RegionMessage::Screen(screen) => screen.check_shape(),
             RegionMessage::Stage(stage) => stage.check_shape(),
             RegionMessage::Meeting(meeting) => meeting.check_shape(),
+            RegionMessage::Tips(Some(offer)) => check_tip_offer(offer),
+            RegionMessage::Tips(None) => Ok(()),
         }
     }
     fn clean(&mut self) {
@@ -284,7 +304,8 @@ impl Body for RegionMessage {
             | RegionMessage::Mic(_)
             | RegionMessage::Look(_)
             | RegionMessage::Stage(_)
-            | RegionMessage::Meeting(_) => {}
+            | RegionMessage::Meeting(_)
+            | RegionMessage::Tips(_) => {}
         }
     }
 }
@@ -376,6 +397,9 @@ pub enum WireError {
         /// The bytes it declares.
         bytes: u64,
     },
+    /// A tip offer that is not a BOLT12 offer of at most [`MAX_TIP_OFFER_CHARS`].
+    #[error("not a Lightning offer (lno1..., at most {MAX_TIP_OFFER_CHARS} characters)")]
+    NotAnOffer,
 }
 
 /// The bytes a signature covers: context, scope, author, sequence and content.
@@ -508,6 +532,25 @@ mod tests {
         let huge = RegionMessage::Look(Some(AvatarRef { hash: [3; 32], bytes: AVATAR_BYTES + 1, rank: Rank::Good }));
         // Decoding runs the same check after the signature.
         assert_eq!(encode(&secret(1), &TOPIC, 7, &huge), Err(WireError::AvatarTooLarge { bytes: AVATAR_BYTES + 1 }));
+    }
+
+    #[test]
+    fn a_tip_offer_travels_only_shaped_like_an_offer() {
+        let offer = format!("lno1{}", "qpzry9x8gf2tvdw0s3jn54khce6mua7l".repeat(12));
+        let tips = RegionMessage::Tips(Some(offer.clone()));
+        let bytes = encode(&secret(1), &TOPIC, 8, &tips).expect("encodes");
+        assert_eq!(decode::<RegionMessage>(&bytes, &TOPIC).expect("verifies").body, tips);
+        assert!(encode(&secret(1), &TOPIC, 9, &RegionMessage::Tips(None)).is_ok());
+        let too_long = format!("lno1{}", "q".repeat(MAX_TIP_OFFER_CHARS));
+        let invoice = format!("lnbc1{}", "q".repeat(100));
+        for bad in [too_long, invoice, format!("{offer}\u{202e}"), format!("{offer}B"), "lno1".into(), String::new()] {
+            assert_eq!(check_tip_offer(&bad), Err(WireError::NotAnOffer), "{bad}");
+            assert_eq!(encode(&secret(1), &TOPIC, 10, &RegionMessage::Tips(Some(bad))), Err(WireError::NotAnOffer));
+        }
+        // The longest offer still fits one gossip message.
+        let longest = format!("lno1{}", "q".repeat(MAX_TIP_OFFER_CHARS - 4));
+        let bytes = encode(&secret(1), &TOPIC, 11, &RegionMessage::Tips(Some(longest))).expect("encodes");
+        assert!(bytes.len() <= MAX_MESSAGE_BYTES, "{} bytes", bytes.len());
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct Peer {
     pub volumes: Option<Vec<(PublicKey, f32)>>,
     /// What each person was last said to wear.
     pub looks: HashMap<PublicKey, Option<AvatarRef>>,
+    /// The offer each person last said they take tips through.
+    pub tips: HashMap<PublicKey, Option<String>>,
     /// What we wear, as the node last said.
     pub wearing: Option<Option<AvatarRef>>,
     /// Avatars that could not be put on, and why.
@@ -173,6 +175,7 @@ impl Peer {
                         whereabouts: Vec::new(),
                         volumes: None,
                         looks: HashMap::new(),
+                        tips: HashMap::new(),
                         wearing: None,
                         avatar_refused: Vec::new(),
                         screen: None,
@@ -232,6 +235,9 @@ impl Peer {
                 Event::Volumes(kept) => self.volumes = Some(kept),
                 Event::Look { author, avatar, .. } => {
                     self.looks.insert(author, avatar);
+                }
+                Event::Tips { author, offer, .. } => {
+                    self.tips.insert(author, offer);
                 }
                 Event::Wearing { avatar, .. } => self.wearing = Some(avatar),
                 Event::AvatarRefused(reason) => self.avatar_refused.push(reason),

@@ -120,11 +120,15 @@ fn the_wallet_thread_quotes_then_pays_and_stops_the_node_on_lock() {
     // With a channel ready, Ada's node makes the offer her profile carries for tips.
     let (mut ready_seen, mut tip_offer) = (false, None);
     while !ready_seen || tip_offer.is_none() {
-        next(&ada, "Ada's channel ready and her offer for tips", |event| match event {
-            LnEvent::Happened(LightningEvent::ChannelReady { .. }) => Some(ready_seen = true),
-            LnEvent::TipOffer(Some(offer)) => Some(tip_offer = Some(offer.clone())),
+        let seen = next(&ada, "Ada's channel ready and her offer for tips", |event| match event {
+            LnEvent::Happened(LightningEvent::ChannelReady { .. }) => Some(None),
+            LnEvent::TipOffer(Some(offer)) => Some(Some(offer.clone())),
             _ => None,
         });
+        match seen {
+            None => ready_seen = true,
+            offer => tip_offer = offer,
+        }
     }
     assert!(tip_offer.is_some_and(|offer| offer.starts_with("lno1")));
 

@@ -2,6 +2,8 @@
 //! quoted for the person's yes (the same confirmation as an on-chain payment, showing the amount
 //! and the most the routing may cost).
 
+use sanctuary_net::Command;
+use sanctuary_wallet::lightning::is_tip_note;
 use sanctuary_wallet::lightning::{ChannelState, ChannelView, LightningBalances, LightningEvent, Quote};
 use sanctuary_wallet::{LnCommand, LnEvent, QrMatrix};
 
@@ -25,6 +27,31 @@ pub struct LnUi {
     pub made: Option<(&'static str, String)>,
     /// An address of the node's own on-chain wallet, to fund channels.
     pub funding: Option<String>,
+    /// Whether others can tip us (an offer is out, with a channel to be paid over).
+    pub tips: bool,
+}
+
+/// A tip asked for from someone's menu.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TipAsk {
+    /// The offer their profile carries.
+    pub offer: String,
+    /// Their name, for the confirmation.
+    pub name: String,
+    /// How much.
+    pub sats: u64,
+    /// The note it carries to them ("Tip from Ada").
+    pub note: String,
+}
+
+/// The amounts the menu offers to tip, in sats.
+pub const TIP_AMOUNTS: [u64; 3] = [100, 1_000, 5_000];
+
+/// The wallet thread's command for a tip: quoted first (within the daily limit), paid on yes.
+pub(super) fn tip_command(ask: TipAsk, ui: &mut WalletUi) -> WalletCommand {
+    let tag = ui.tag(Purpose::Tip { name: ask.name, note: ask.note });
+    ui.say("asking their offer for an invoice...", true);
+    WalletCommand::Lightning(LnCommand::Tip { offer: ask.offer, amount_msat: ask.sats.saturating_mul(1000), tag })
 }
 
 /// The usage line of every `/ln` command.
@@ -82,7 +109,7 @@ pub(super) fn ln_command(rest: &[&str], ui: &mut WalletUi) -> Result<Option<Wall
 }
 
 /// Takes in what the Lightning node reports.
-pub(super) fn on_event(event: LnEvent, ui: &mut WalletUi, cues: &mut MessageWriter<SoundCue>) {
+pub(super) fn on_event(event: LnEvent, ui: &mut WalletUi, cues: &mut MessageWriter<SoundCue>, net: Option<&NetLink>) {
     match event {
         LnEvent::Running { node_id, listening } => {
             info!("lightning: node {node_id} running, listening on {listening:?}");
@@ -93,7 +120,20 @@ pub(super) fn on_event(event: LnEvent, ui: &mut WalletUi, cues: &mut MessageWrit
         LnEvent::Unavailable { error, retry_s } => {
             ui.lightning.unavailable = Some(format!("{error} (trying again in {retry_s} s)"));
         }
-        LnEvent::Stopped => ui.lightning = LnUi::default(),
+        LnEvent::Stopped => {
+            ui.lightning = LnUi::default();
+            if let Some(net) = net {
+                net.send(Command::TipOffer(None));
+            }
+        }
+        LnEvent::TipOffer(offer) => {
+            // Beside our look, for whoever clicks us: tips need a channel, so the offer comes
+            // and goes with one.
+            if let Some(net) = net {
+                net.send(Command::TipOffer(offer.clone()));
+            }
+            ui.lightning.tips = offer.is_some();
+        }
         LnEvent::State { balances, channels } => {
             ui.lightning.balances = Some(balances);
             ui.lightning.channels = channels;
@@ -104,12 +144,11 @@ pub(super) fn on_event(event: LnEvent, ui: &mut WalletUi, cues: &mut MessageWrit
             ui.say(format!("{kind} made: its text is in the terminal, its QR code in the panel"), true);
             ui.lightning.made = Some((kind, text));
         }
-        LnEvent::Quoted { tag, quote, payee } => {
-            if ui.purposes.remove(&tag).is_none() {
-                return;
-            }
-            ui.draft = Some(lightning_draft(tag, &quote, payee));
-        }
+        LnEvent::Quoted { tag, quote, payee } => match ui.purposes.remove(&tag) {
+            Some(Purpose::Tip { name, note }) => ui.draft = Some(tip_draft(tag, &quote, &name, note)),
+            Some(_) => ui.draft = Some(lightning_draft(tag, &quote, payee)),
+            None => {}
+        },
         LnEvent::Paying { .. } => ui.say("paying over Lightning...", true),
         LnEvent::Happened(event) => match event {
             LightningEvent::PaymentSent { fee_msat, .. } => {
@@ -119,9 +158,12 @@ pub(super) fn on_event(event: LnEvent, ui: &mut WalletUi, cues: &mut MessageWrit
             LightningEvent::PaymentFailed { reason, .. } => {
                 ui.say(format!("the Lightning payment failed ({reason}); nothing was paid"), false);
             }
-            LightningEvent::PaymentReceived { amount_msat, .. } => {
+            LightningEvent::PaymentReceived { amount_msat, note, .. } => {
                 cues.write(SoundCue::Paid);
-                ui.say(format!("received {} over Lightning", sats(amount_msat / 1000)), true);
+                match note.filter(|note| is_tip_note(note)) {
+                    Some(note) => ui.say(format!("{note}: {} received", sats(amount_msat / 1000)), true),
+                    None => ui.say(format!("received {} over Lightning", sats(amount_msat / 1000)), true),
+                }
             }
             LightningEvent::ChannelPending { .. } => ui.say("channel opening: waiting for confirmations", true),
             LightningEvent::ChannelReady { .. } => ui.say("a Lightning channel is ready", true),
@@ -145,7 +187,16 @@ fn lightning_draft(tag: u64, quote: &Quote, payee: Option<String>) -> PendingDra
     PendingDraft {
         purpose_text: format!("Lightning{what}{to}"),
         amount_sats: quote.amount_msat.div_ceil(1000),
-        rail: DraftRail::Lightning { tag, max_fee_sats: quote.max_fee_msat.div_ceil(1000) },
+        rail: DraftRail::Lightning { tag, max_fee_sats: quote.max_fee_msat.div_ceil(1000), note: None },
+    }
+}
+
+/// The confirmation of a tip.
+fn tip_draft(tag: u64, quote: &Quote, name: &str, note: String) -> PendingDraft {
+    PendingDraft {
+        purpose_text: format!("Tip {name} over Lightning"),
+        amount_sats: quote.amount_msat.div_ceil(1000),
+        rail: DraftRail::Lightning { tag, max_fee_sats: quote.max_fee_msat.div_ceil(1000), note: Some(note) },
     }
 }
 
@@ -200,6 +251,8 @@ pub(super) fn lightning_lines(ln: &LnUi, spec: &mut PanelSpec) {
     }
     if ln.channels.is_empty() {
         spec.line(Tone::Hint, "  no channel yet: /ln address, fund it, then /ln open NODE_ID@HOST:PORT SATS");
+    } else if ln.tips {
+        spec.line(Tone::Good, "  others can tip you from your avatar's menu");
     }
     if let Some(address) = &ln.funding {
         spec.line(Tone::Plain, format!("  fund channels at {address}"));

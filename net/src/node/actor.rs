@@ -154,6 +154,8 @@ pub(super) struct Node {
     pub(super) profile: Profile,
     /// The avatar we wear (`None`: a plain body).
     pub(super) avatar: Option<AvatarRef>,
+    /// The offer we take tips through.
+    pub(super) tip_offer: Option<String>,
     pub(super) paths: Paths,
     pub(super) events: mpsc::Sender<Event>,
     pub(super) stats: Arc<NetStats>,
@@ -372,6 +374,7 @@ impl Node {
             memory,
             profile,
             avatar,
+            tip_offer: None,
             paths,
             events,
             stats,
@@ -510,6 +513,7 @@ impl Node {
             Command::AskContribution(person) => self.ask_contribution(person).await,
             Command::FetchAvatar { avatar, hint } => self.fetch(Wanted::Avatar(avatar), hint),
             Command::Wear(path) => self.wear(path).await,
+            Command::TipOffer(offer) => self.set_tip_offer(offer).await,
             Command::ShareFilm(path) => self.share_film(path),
             Command::Screen(action) => self.screen_action(action).await,
             Command::Present(paths) => self.present(paths),

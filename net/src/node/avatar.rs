@@ -11,7 +11,7 @@ use sanctuary_engine::avatar::AvatarRef;
 use tokio::sync::mpsc;
 
 use super::actor::{Internal, Node};
-use super::{Event, LOOK_KEEPALIVE};
+use super::{Event, LOOK_KEEPALIVE, TIPS_KEEPALIVE};
 use crate::store::{self, Paths};
 use crate::wire::RegionMessage;
 
@@ -77,5 +77,34 @@ impl Node {
         let (region, sender) = (subscription.region, subscription.sender.clone());
         self.broadcast(&sender, region, &RegionMessage::Look(self.avatar)).await;
         self.regions.sent_look = Some((self.avatar, now));
+    }
+
+    /// Takes the offer we are tipped through, if it looks like one, and says it at the next tick.
+    pub(super) async fn set_tip_offer(&mut self, offer: Option<String>) {
+        if let Some(Err(error)) = offer.as_deref().map(crate::wire::check_tip_offer) {
+            return self.emit(Event::Notice(format!("the offer for tips was not taken: {error}"))).await;
+        }
+        if offer != self.tip_offer {
+            self.tip_offer = offer;
+            self.regions.sent_tips = None;
+        }
+    }
+
+    /// Says our tip offer, if we ever had one, when it changed, when someone new may not know it
+    /// (`newcomers`), and every [`TIPS_KEEPALIVE`].
+    pub(super) async fn send_tips(&mut self, now: Instant, newcomers: bool) {
+        let Some(subscription) = self.regions.current() else { return };
+        let due = match self.regions.sent_tips {
+            // Nobody needs to hear "no tips" from someone who never took any.
+            None => self.tip_offer.is_some() || self.regions.sent_tips_ever,
+            Some(at) => newcomers || now.duration_since(at) >= TIPS_KEEPALIVE,
+        };
+        if !due {
+            return;
+        }
+        let (region, sender) = (subscription.region, subscription.sender.clone());
+        self.broadcast(&sender, region, &RegionMessage::Tips(self.tip_offer.clone())).await;
+        self.regions.sent_tips = Some(now);
+        self.regions.sent_tips_ever = true;
     }
 }

@@ -82,6 +82,9 @@ pub const MIC_KEEPALIVE: Duration = Duration::from_secs(10);
 
 /// How often the avatar worn is said again when nothing changed, for whoever missed it.
 pub const LOOK_KEEPALIVE: Duration = Duration::from_secs(10);
+
+/// How often the tip offer is said again when nothing changed (newcomers hear it at once).
+pub const TIPS_KEEPALIVE: Duration = Duration::from_secs(30);
 /// Someone not heard from for this long has left.
 pub const PRESENCE_TIMEOUT: Duration = Duration::from_secs(7);
 /// Bytes a pose costs on the wire beyond its message: gossip framing and QUIC/UDP/IP headers.
@@ -231,6 +234,9 @@ pub enum Command {
     /// Wear the model at this path (a `.glb`, `.gltf` or `.vrm` with its files), checked
     /// against the avatar budget and kept; `None` takes it off.
     Wear(Option<PathBuf>),
+    /// The BOLT12 offer others may tip us through, said beside our look (`None`: no tips).
+    /// Refused with a notice unless it looks like an offer ([`crate::check_tip_offer`]).
+    TipOffer(Option<String>),
     /// Fetch someone's avatar from them (`hint`) or whoever is near.
     FetchAvatar {
         /// The avatar.
@@ -584,6 +590,15 @@ pub enum Event {
         author: PublicKey,
         /// Their avatar.
         avatar: Option<AvatarRef>,
+    },
+    /// The offer someone takes tips through (`None`: they take none now).
+    Tips {
+        /// Where.
+        region: RegionId,
+        /// Who.
+        author: PublicKey,
+        /// Their offer, shaped like one (the wallet reads it before paying).
+        offer: Option<String>,
     },
     /// We now wear `avatar` (at the start too), or a plain body; `name` is the file's name when
     /// it was just put on.

@@ -64,6 +64,10 @@ pub(super) struct Regions {
     sent_mic: Option<(MicState, Instant)>,
     /// The avatar we said we wear last, and when; `None` says it at the next tick.
     pub(super) sent_look: Option<(Option<AvatarRef>, Instant)>,
+    /// When we said our tip offer last; `None` says it at the next tick.
+    pub(super) sent_tips: Option<Instant>,
+    /// Whether we ever said one (then "none" is worth saying when it goes).
+    pub(super) sent_tips_ever: bool,
 }
 
 impl Regions {
@@ -337,6 +341,7 @@ impl Node {
             RegionMessage::Change(bytes) => self.apply_change(bytes),
             RegionMessage::Mic(state) => self.emit(Event::Mic { region, author, state }).await,
             RegionMessage::Look(avatar) => self.emit(Event::Look { region, author, avatar }).await,
+            RegionMessage::Tips(offer) => self.emit(Event::Tips { region, author, offer }).await,
             RegionMessage::Screen(screen) => self.heard_screen(region, message.author, message.sequence, screen).await,
             RegionMessage::Stage(stage) => self.heard_stage(region, message.author, stage).await,
             RegionMessage::Meeting(meeting) => self.heard_meeting(region, message.author, meeting),
@@ -371,6 +376,7 @@ impl Node {
         // After the pose, so that whoever is new knows who the microphone belongs to.
         self.send_mic(now, newcomers).await;
         self.send_look(now, newcomers).await;
+        self.send_tips(now, newcomers).await;
         if newcomers {
             self.screen_newcomer();
             self.stage_newcomer();
