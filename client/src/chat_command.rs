@@ -7,8 +7,8 @@
 
 /// The chat commands that belong to the wallet: they may carry passphrases, so they are neither
 /// sent nor shown.
-pub const WALLET_COMMANDS: [&str; 8] =
-    ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync", "/ln"];
+pub const WALLET_COMMANDS: [&str; 9] =
+    ["/wallet", "/send", "/sell", "/withdraw", "/export", "/receive", "/sync", "/ln", "/tip"];
 
 /// The commands the chat box handles itself.
 const CHAT_COMMANDS: [&str; 24] = [

@@ -72,7 +72,8 @@ pub struct Args {
     pub stage_panel: bool,
 
     /// Type this line into the chat once the network is up (commands such as `/trust` too);
-    /// repeat for several, typed in order: for scripts and demonstrations.
+    /// repeat for several, typed in order: for scripts and demonstrations. `/wait SECONDS`
+    /// pauses before the next line.
     #[arg(long = "chat", value_name = "LINE")]
     pub chat: Vec<String>,
 

@@ -31,7 +31,7 @@ use sanctuary_wallet::{
 use crate::Frame;
 use crate::build::CityWorld;
 use crate::cues::SoundCue;
-use crate::network::{ChatInput, NetLink};
+use crate::network::{ChatInput, NetLink, Social};
 use crate::panels::{PanelAction, PanelContent, PanelPressed, PanelSlot, PanelSpec, Tone};
 use crate::player::Player;
 use crate::world::{CurrentRegion, RegionScoped, StructureView, structure_transform};
@@ -48,7 +48,7 @@ mod lightning;
 mod panels;
 #[cfg(test)]
 mod tip_tests;
-pub(crate) use lightning::{TIP_AMOUNTS, TipAsk};
+pub(crate) use lightning::{TIP_AMOUNTS, TipAsk, tip_note};
 use panels::fill_panels;
 pub use panels::{confirm_panel, stall_panel, wallet_panel};
 
@@ -309,7 +309,20 @@ fn wallet_commands(
     world: Res<CityWorld>,
     net: Option<Res<NetLink>>,
     players: Query<&Transform, With<Player>>,
+    social: Res<Social>,
 ) {
+    let mut typed = std::mem::take(&mut input.wallet_commands);
+    // `/tip NAME SATS` asks as the menu's Tip buttons do.
+    typed.retain(|text| match text.strip_prefix("/tip") {
+        Some(rest) if rest.is_empty() || rest.starts_with(' ') => {
+            match lightning::typed_tip(rest, &social) {
+                Ok(ask) => ui.tip_asked = Some(ask),
+                Err(problem) => ui.say(problem, false),
+            }
+            false
+        }
+        _ => true,
+    });
     if let Some(ask) = ui.tip_asked.take() {
         match (&link, ui.status) {
             (None, _) => ui.say("the wallet is not running", false),
@@ -320,7 +333,6 @@ fn wallet_commands(
         }
         ui.open = true;
     }
-    let typed = std::mem::take(&mut input.wallet_commands);
     for text in typed {
         let Some(link) = &link else {
             ui.say("the wallet is not running", false);

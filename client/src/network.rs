@@ -256,18 +256,29 @@ pub struct ChatInput {
 pub struct ScriptedChat(pub std::collections::VecDeque<String>);
 
 /// Types the next scripted line, one a frame, as if the person had typed it and pressed Enter.
+/// `/wait SECONDS` (at most 600) pauses the script, for what takes a while (a wallet starting,
+/// someone arriving).
 fn type_scripted_chat(
     link: Res<NetLink>,
     mut social: ResMut<Social>,
     mut input: ResMut<ChatInput>,
     script: Option<ResMut<ScriptedChat>>,
+    mut paused_until: Local<Option<std::time::Instant>>,
 ) {
     let Some(mut script) = script else { return };
     // Once the node is up and the region entered (entering one clears the notices).
     if social.me.is_none() || social.region.is_none() {
         return;
     }
+    if paused_until.is_some_and(|until| std::time::Instant::now() < until) {
+        return;
+    }
     if let Some(line) = script.0.pop_front() {
+        if let Some(seconds) = line.strip_prefix("/wait ") {
+            let seconds = seconds.trim().parse::<f64>().unwrap_or(0.0).clamp(0.0, 600.0);
+            *paused_until = std::time::Instant::now().checked_add(std::time::Duration::from_secs_f64(seconds));
+            return;
+        }
         // Typed into the chat box itself, so that what a command asks of the program (`/goto`,
         // `/market`, `/screen own`) is done as if typed by hand.
         input.open = true;

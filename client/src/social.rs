@@ -13,10 +13,9 @@ use sanctuary_net::{Command, MAX_TEXT_CHARS, MicState, RelayState};
 use crate::Frame;
 use crate::chat_command::masked;
 use crate::hud::{floating_label, place_label};
-use crate::market::{TIP_AMOUNTS, TipAsk};
+use crate::market::{TIP_AMOUNTS, TipAsk, tip_note};
 use crate::network::{ChatInput, ChatKind, NetLink, RemoteAvatarView, Social, submit_chat};
 use crate::player::{Player, PointerLock};
-use sanctuary_wallet::lightning::TIP_NOTE;
 
 /// Chat lines shown at once.
 const SHOWN_LINES: usize = 9;
@@ -390,7 +389,7 @@ pub(crate) fn use_avatar_menu(
         match (social.tips.get(&key), wallet) {
             (Some(offer), Some(mut wallet)) => {
                 let me = social.profile.as_ref().map_or("someone", |profile| profile.name.as_str());
-                let note = format!("{TIP_NOTE} from {me}");
+                let note = tip_note(me);
                 wallet.tip_asked = Some(TipAsk { offer: offer.clone(), name: name.clone(), sats, note });
             }
             (Some(_), None) => social.notice("tipping needs the wallet, which is not running".to_owned()),

@@ -3,7 +3,9 @@
 //! and the most the routing may cost).
 
 use sanctuary_net::Command;
-use sanctuary_wallet::lightning::is_tip_note;
+use sanctuary_wallet::lightning::{TIP_NOTE, is_tip_note};
+
+use crate::network::Social;
 use sanctuary_wallet::lightning::{ChannelState, ChannelView, LightningBalances, LightningEvent, Quote};
 use sanctuary_wallet::{LnCommand, LnEvent, QrMatrix};
 
@@ -52,6 +54,28 @@ pub(super) fn tip_command(ask: TipAsk, ui: &mut WalletUi) -> WalletCommand {
     let tag = ui.tag(Purpose::Tip { name: ask.name, note: ask.note });
     ui.say("asking their offer for an invoice...", true);
     WalletCommand::Lightning(LnCommand::Tip { offer: ask.offer, amount_msat: ask.sats.saturating_mul(1000), tag })
+}
+
+/// `/tip NAME SATS`: a tip to someone here by name (as their menu's Tip buttons ask).
+pub(super) fn typed_tip(rest: &str, social: &Social) -> Result<TipAsk, String> {
+    let usage = "usage: /tip NAME SATS (someone here who takes tips)";
+    let mut words: Vec<&str> = rest.split_whitespace().collect();
+    let sats = parse_sats(words.pop().ok_or(usage)?)?;
+    let name = words.join(" ");
+    if name.is_empty() {
+        return Err(usage.into());
+    }
+    let mut found = social.tips.iter().filter(|(key, _)| social.name_of(key).eq_ignore_ascii_case(&name));
+    let (Some((_, offer)), None) = (found.next(), found.next()) else {
+        return Err(format!("nobody here called {name} takes tips (or several do: click the one you mean)"));
+    };
+    let me = social.profile.as_ref().map_or("someone", |profile| profile.name.as_str());
+    Ok(TipAsk { offer: offer.clone(), name, sats, note: tip_note(me) })
+}
+
+/// The note a tip carries: "Tip from Ada".
+pub(crate) fn tip_note(me: &str) -> String {
+    format!("{TIP_NOTE} from {me}")
 }
 
 /// The usage line of every `/ln` command.
@@ -294,6 +318,32 @@ mod tests {
         assert!(matches!(offer, Some(WalletCommand::Lightning(LnCommand::Offer { amount_msat: None, .. }))));
         assert!(ln_command(&["fly"], &mut ui).is_err());
         assert!(ln_command(&[], &mut ui).expect("status").is_none());
+    }
+
+    #[test]
+    fn a_typed_tip_finds_the_one_person_by_name() {
+        use sanctuary_net::{PoseFrame, Presence, QuantisedTransform};
+        let mut social = Social::default();
+        let rest = QuantisedTransform::new(Vec3::ZERO, Quat::IDENTITY);
+        let pose = PoseFrame { head: rest, left_hand: rest, right_hand: rest };
+        for (seed, name) in [(2, "Bo"), (3, "Cy Twin"), (4, "cy twin"), (5, "Di")] {
+            let key = PublicKey::from_secret_seed(&[seed; 32]);
+            social.crowd.insert(key, 1, &Presence { name: name.into(), colour: [1, 2, 3], pose }, 1);
+            if name != "Di" {
+                social.tips.insert(key, format!("lno1offer{seed}"));
+            }
+        }
+        social.profile = Some(sanctuary_net::Profile::new("Ada", [1, 1, 1]));
+        let ask = typed_tip(" bo 1,000", &social).expect("Bo takes tips");
+        assert_eq!(
+            ask,
+            TipAsk { offer: "lno1offer2".into(), name: "bo".into(), sats: 1_000, note: "Tip from Ada".into() }
+        );
+        assert!(typed_tip(" Cy Twin 100", &social).is_err(), "two people answer to that name");
+        assert!(typed_tip(" Di 100", &social).is_err_and(|why| why.contains("nobody here called Di takes tips")));
+        assert!(typed_tip(" Bo 0", &social).is_err(), "no zero tips");
+        assert!(typed_tip(" 100", &social).is_err_and(|why| why.starts_with("usage")));
+        assert!(typed_tip("", &social).is_err());
     }
 
     #[test]
