@@ -136,7 +136,7 @@ impl CityWorld {
                     Op::Remove { .. } => "removed",
                     Op::List { .. } => "listed for sale",
                     Op::Withdraw { .. } => "listing withdrawn",
-                    Op::Buy { .. } => "purchase claimed",
+                    Op::Buy { .. } | Op::BuyLightning { .. } => "purchase claimed",
                     Op::Ban { banned: true, .. } => "kept off your parcel",
                     Op::Ban { banned: false, .. } => "let back onto your parcel",
                     // Trust is the social panel's to tell.

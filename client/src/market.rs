@@ -46,6 +46,9 @@ const MARKET_REFRESH_S: f32 = 1.0;
 mod directory;
 mod lightning;
 mod panels;
+mod sale;
+#[cfg(test)]
+mod sale_tests;
 #[cfg(test)]
 mod tip_tests;
 pub(crate) use lightning::{TIP_AMOUNTS, TipAsk, tip_note};
@@ -56,7 +59,7 @@ pub(super) fn plugin(app: &mut App) {
     app.init_resource::<WalletUi>().init_resource::<Market>().init_resource::<directory::Directory>().add_systems(
         Update,
         (
-            (read_wallet_events, wallet_keys, wallet_commands).chain().in_set(Frame::Input),
+            (read_wallet_events, take_sale_events, wallet_keys, wallet_commands).chain().in_set(Frame::Input),
             (directory::use_directory_panel, directory::market_directory, directory::arrive_at_stall)
                 .chain()
                 .in_set(Frame::Input),
@@ -102,6 +105,8 @@ enum Purpose {
     Lightning,
     /// A tip being quoted: to whom, and the note it carries.
     Tip { name: String, note: String },
+    /// An invoice being made for a buyer's ask at our Lightning stall.
+    SaleInvoice { ask: u64, listing: ChangeId, buyer: PublicKey },
     /// A listing waiting for its fresh address.
     List { parcel: ParcelCoord, item: ModelRef, title: Title, price_sats: u64, confirmations: u8, spot: Vec3 },
 }
@@ -150,6 +155,8 @@ pub struct WalletUi {
     pub lightning: lightning::LnUi,
     /// A tip asked for from someone's menu, for the wallet thread to quote.
     pub tip_asked: Option<TipAsk>,
+    /// Purchases and sales over Lightning under way.
+    pub sales: sale::Sales,
     next_tag: u64,
     purposes: HashMap<u64, Purpose>,
     /// Sent payments still to be claimed as purchases.
@@ -254,7 +261,9 @@ fn read_wallet_events(
                 let purpose_text = match &purpose {
                     Purpose::Send { to } => format!("Send to {to}"),
                     Purpose::Buy { title, .. } => format!("Buy \"{title}\""),
-                    Purpose::List { .. } | Purpose::Lightning | Purpose::Tip { .. } => continue,
+                    Purpose::List { .. } | Purpose::Lightning | Purpose::Tip { .. } | Purpose::SaleInvoice { .. } => {
+                        continue;
+                    }
                 };
                 ui.to_claim.insert(txid, purpose);
                 let rail = DraftRail::Chain { txid, fee_sats, fee_rate: fee_rate_sat_vb };
@@ -286,6 +295,21 @@ fn read_wallet_events(
             }
             _ => {}
         }
+    }
+}
+
+/// What the node said about Lightning sales, for either side.
+fn take_sale_events(
+    link: Option<Res<WalletLink>>,
+    net: Option<Res<NetLink>>,
+    mut ui: ResMut<WalletUi>,
+    market: Res<Market>,
+    world: Res<CityWorld>,
+    mut events: ResMut<crate::network::SaleEvents>,
+) {
+    let links = sale::Links { wallet: link.as_deref(), net: net.as_deref() };
+    while let Some(event) = events.0.pop_front() {
+        sale::on_net_event(event, &mut ui, &market, world.me, &links);
     }
 }
 
@@ -340,7 +364,7 @@ fn wallet_commands(
         };
         let player = players.single().copied().unwrap_or_default();
         let position = player.translation;
-        match wallet_command(&text, &mut ui, &world, player, link) {
+        match wallet_command(&text, &mut ui, &world, player, link, net.as_deref()) {
             Ok(Some(command)) => link.send(command),
             Ok(None) => {}
             Err(problem) => ui.say(problem, false),
@@ -359,6 +383,7 @@ fn wallet_command(
     world: &CityWorld,
     player: Transform,
     link: &WalletLink,
+    net: Option<&NetLink>,
 ) -> Result<Option<WalletCommand>, String> {
     let position = player.translation;
     let mut words = text.split_whitespace();
@@ -415,11 +440,14 @@ fn wallet_command(
             Ok(Some(WalletCommand::Prepare { request, tag }))
         }
         ("/sell", _) => {
-            let usage = "usage: /sell SATS [CONFIRMATIONS 0-6] TITLE (sells the model you imported last)";
+            let usage = "usage: /sell SATS [CONFIRMATIONS 0-6 | ln] TITLE (sells the model you imported last; ln: paid \
+                         over Lightning)";
             let price_sats: u64 =
                 rest.first().and_then(|price| price.replace(['_', ','], "").parse().ok()).ok_or(usage)?;
+            let lightning = rest.get(1).is_some_and(|word| word.eq_ignore_ascii_case("ln"));
             let (confirmations, title_from) = match rest.get(1).and_then(|word| word.parse::<u8>().ok()) {
                 Some(confirmations) => (confirmations, 2),
+                None if lightning => (0, 2),
                 None => (1, 1),
             };
             let title = Title::new(&rest.get(title_from..).unwrap_or_default().join(" ")).ok_or(usage)?;
@@ -442,6 +470,20 @@ fn wallet_command(
                 .into_iter()
                 .find(|spot| ParcelCoord::containing(*spot) == Some(parcel))
                 .map_or(Vec3::new(position.x, 0.0, position.z), |spot| Vec3::new(spot.x, 0.0, spot.z));
+            if lightning {
+                // Paid to our Lightning node: no address to fetch, and it must be running.
+                if ui.lightning.node_id.is_none() {
+                    return Err("a Lightning stall needs your Lightning node running (unlock the wallet)".into());
+                }
+                let listing = Listing { item: *item, title, price_sats, pay_to: PayTo::LIGHTNING, confirmations, spot };
+                listing.check().map_err(|error| error.to_string())?;
+                net.ok_or("no network: listings need one")?.send(Command::Build(Op::List { parcel, listing }));
+                ui.say(
+                    format!("listing {} for {} over Lightning", title.text().unwrap_or("?"), sats(price_sats)),
+                    true,
+                );
+                return Ok(None);
+            }
             let listing = Listing {
                 item: *item,
                 title,
@@ -487,6 +529,7 @@ fn wallet_keys(
     market: Res<Market>,
     world: Res<CityWorld>,
     players: Query<&Transform, With<Player>>,
+    net: Option<Res<NetLink>>,
 ) {
     let buttons: Vec<PanelAction> = pressed.read().map(|PanelPressed(action)| *action).collect();
     let button = |action: PanelAction| buttons.contains(&action);
@@ -542,9 +585,21 @@ fn wallet_keys(
             return;
         }
         let state = market.settled.get(&view.id).map(|settled| settled.state);
-        if matches!(state, Some(SaleState::Owned { .. } | SaleState::Pending { .. } | SaleState::Unclaimed { .. })) {
+        if matches!(
+            state,
+            Some(
+                SaleState::Owned { .. }
+                    | SaleState::Pending { .. }
+                    | SaleState::Unclaimed { .. }
+                    | SaleState::Paid { .. }
+            )
+        ) {
             ui.say("this item is already sold or being paid for", false);
             return;
+        }
+        if view.listing.pay_to.is_lightning() {
+            // Never paid on-chain: the listing has no address.
+            return sale::ask_to_buy(view, &mut ui, net.as_deref());
         }
         let title = view.listing.title.text().unwrap_or("item").to_owned();
         let request = PayRequest {
@@ -598,7 +653,8 @@ fn refresh_market(
     // Items bought by this person join the build palette.
     if let Some(me) = world.me {
         for view in &market.listings {
-            if let Some(Settlement { state: SaleState::Owned { buyer, .. }, .. }) = settled.get(&view.id)
+            if let Some(Settlement { state: SaleState::Owned { buyer, .. } | SaleState::Paid { buyer, .. }, .. }) =
+                settled.get(&view.id)
                 && *buyer == me
                 && !world.imported.iter().any(|(_, model)| model.hash == view.listing.item.hash)
             {
@@ -623,8 +679,10 @@ fn stall_sign(view: &ListingView, settlement: Option<&Settlement>, me: Option<Pu
     let title = view.listing.title.text().unwrap_or("item");
     let state = match settlement.map(|settled| settled.state) {
         Some(SaleState::Owned { buyer, confirmations: 0, .. }) if Some(buyer) == me => "yours (pending)".to_owned(),
-        Some(SaleState::Owned { buyer, .. }) if Some(buyer) == me => "OWNED by you".to_owned(),
-        Some(SaleState::Owned { .. }) => "SOLD".to_owned(),
+        Some(SaleState::Owned { buyer, .. } | SaleState::Paid { buyer, .. }) if Some(buyer) == me => {
+            "OWNED by you".to_owned()
+        }
+        Some(SaleState::Owned { .. } | SaleState::Paid { .. }) => "SOLD".to_owned(),
         Some(SaleState::Pending { confirmations, needed, .. }) => format!("pending {confirmations}/{needed}"),
         Some(SaleState::Unclaimed { .. }) => "paid, awaiting claim".to_owned(),
         Some(SaleState::Withdrawn) => "withdrawn".to_owned(),

@@ -36,15 +36,19 @@ const CHAT_KEPT: usize = 200;
 const MICS_KEPT: usize = 1_024;
 
 pub(super) fn plugin(app: &mut App) {
-    app.init_resource::<Social>().init_resource::<ChatInput>().add_message::<SoundCue>().add_systems(
-        Update,
-        (
-            (read_node_events, type_scripted_chat).chain().in_set(Frame::Input),
-            follow_region.in_set(Frame::World),
-            (send_pose, place_remote_avatars).chain().in_set(Frame::Animate),
-        )
-            .run_if(resource_exists::<NetLink>),
-    );
+    app.init_resource::<Social>()
+        .init_resource::<SaleEvents>()
+        .init_resource::<ChatInput>()
+        .add_message::<SoundCue>()
+        .add_systems(
+            Update,
+            (
+                (read_node_events, type_scripted_chat).chain().in_set(Frame::Input),
+                follow_region.in_set(Frame::World),
+                (send_pose, place_remote_avatars).chain().in_set(Frame::Animate),
+            )
+                .run_if(resource_exists::<NetLink>),
+        );
 }
 
 /// The running node: the runtime it lives on (when this app owns one) and the handle to it.
@@ -255,6 +259,14 @@ pub struct ChatInput {
 #[derive(Resource, Debug, Default)]
 pub struct ScriptedChat(pub std::collections::VecDeque<String>);
 
+/// What the node says about Lightning sales (a buyer's ask, a seller's answer), for the market
+/// to take; at most [`SALE_EVENTS_KEPT`], the oldest dropped.
+#[derive(Resource, Debug, Default)]
+pub struct SaleEvents(pub std::collections::VecDeque<Event>);
+
+/// The most sale events waiting for the market.
+const SALE_EVENTS_KEPT: usize = 64;
+
 /// Types the next scripted line, one a frame, as if the person had typed it and pressed Enter.
 /// `/wait SECONDS` (at most 600) pauses the script, for what takes a while (a wallet starting,
 /// someone arriving).
@@ -305,6 +317,7 @@ fn read_node_events(
     mut rooms: Option<ResMut<crate::private_room::Rooms>>,
     slot: Option<Res<crate::blobs::BlobSlot>>,
     mut cues: MessageWriter<SoundCue>,
+    mut sales: ResMut<SaleEvents>,
 ) {
     // A bounded number per frame, so that a burst never stalls a frame.
     for _ in 0..4096 {
@@ -321,6 +334,13 @@ fn read_node_events(
         }
         if let Event::Built(Op::Put { .. }) = &event {
             cues.write(SoundCue::Placed);
+        }
+        if matches!(event, Event::SaleAsked { .. } | Event::SaleOffered { .. }) {
+            if sales.0.len() >= SALE_EVENTS_KEPT {
+                sales.0.pop_front();
+            }
+            sales.0.push_back(event);
+            continue;
         }
         city.take(&event);
         if let Some(avatars) = avatars.as_mut() {

@@ -99,6 +99,7 @@ mod tests {
             },
             withdrawn_at: None,
             claims: Vec::new(),
+            paid: Vec::new(),
         }
     }
 

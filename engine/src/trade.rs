@@ -47,6 +47,20 @@
 //! the chain as the peer's chain source reports it: a source that hides the earliest payment can
 //! mislead the peers that ask it (the README says what the wallet checks and what it trusts).
 //!
+//! **Paid over Lightning.** A listing whose address is [`PayTo::LIGHTNING`] is paid to the
+//! seller's Lightning node instead, at most [`MAX_LIGHTNING_PRICE_SATS`], with no confirmations.
+//! The buyer asks the seller's client for an invoice; with it comes a *voucher*: the seller's
+//! signature (their world key) over the listing, the buyer and the invoice's payment hash
+//! ([`voucher_message`]). Paying the invoice gives the buyer its preimage, which the seller's
+//! node reveals only when paid. The buyer's claim ([`LightningProof`]: preimage and voucher) is
+//! then checked by every peer alike, with no chain and no node: the voucher must be the seller's
+//! signature for this listing, this buyer and SHA-256 of the preimage. The binding is as strong
+//! as the on-chain commitment (nobody else can claim with the buyer's voucher, and a voucher
+//! for one listing is worth nothing for another), and the sale is final at once. A seller's
+//! client gives one voucher at a time per listing; should a seller's vouchers for two buyers
+//! both be paid, every peer sees it from the two signatures and decides it the same way (the
+//! lower payment hash owns the item, the other is owed a refund) rather than by arrival.
+//!
 //! This module knows nothing of bitcoin: scripts are bytes and transaction ids are 32 bytes; the
 //! wallet turns chain data into [`PaymentSeen`].
 
@@ -75,6 +89,13 @@ pub const MAX_PRICE_SATS: u64 = 21_000_000 * 100_000_000;
 
 /// Domain separation for payment commitments.
 const COMMITMENT_CONTEXT: &str = "sanctuary trade payment commitment v1";
+
+/// The largest price of a listing paid over Lightning: 0.1 BTC, the most the wallet pays over
+/// Lightning at once.
+pub const MAX_LIGHTNING_PRICE_SATS: u64 = 10_000_000;
+
+/// Domain separation for the seller's vouchers.
+const VOUCHER_CONTEXT: &[u8] = b"sanctuary lightning sale voucher v1";
 
 /// A transaction id as 32 bytes, in the byte order bitcoin hashes it (not the reversed hex).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -143,6 +164,15 @@ impl PayTo {
     /// The longest script in bytes.
     pub const MAX_BYTES: usize = 34;
 
+    /// The mark of a listing paid over Lightning: no script at all (length 0, which no chain
+    /// payment can match and which peers that know only chain payments refuse as no address).
+    pub const LIGHTNING: PayTo = PayTo { len: 0, head: [0xff; 32], tail: [0xff; 2] };
+
+    /// Whether the listing is paid over Lightning.
+    pub fn is_lightning(&self) -> bool {
+        *self == Self::LIGHTNING
+    }
+
     /// Wraps an output script; `None` if it is empty or longer than 34 bytes.
     pub fn new(script: &[u8]) -> Option<PayTo> {
         if script.is_empty() || script.len() > Self::MAX_BYTES {
@@ -210,6 +240,9 @@ pub enum ListingError {
     /// The stall's position is not a finite point.
     #[error("the stall's position is not a point")]
     BadSpot,
+    /// A Lightning price of nothing or above the Lightning bound.
+    #[error("a Lightning price is between 1 sat and {MAX_LIGHTNING_PRICE_SATS} sats")]
+    BadLightningPrice,
 }
 
 impl Listing {
@@ -217,6 +250,15 @@ impl Listing {
     pub fn check(&self) -> Result<(), ListingError> {
         if self.title.text().is_none() {
             return Err(ListingError::BadTitle);
+        }
+        if self.pay_to.is_lightning() {
+            if !(1..=MAX_LIGHTNING_PRICE_SATS).contains(&self.price_sats) {
+                return Err(ListingError::BadLightningPrice);
+            }
+            if self.confirmations != 0 {
+                return Err(ListingError::BadConfirmations);
+            }
+            return if self.spot.is_finite() { Ok(()) } else { Err(ListingError::BadSpot) };
         }
         if !(MIN_PRICE_SATS..=MAX_PRICE_SATS).contains(&self.price_sats) {
             return Err(ListingError::BadPrice);
@@ -241,6 +283,80 @@ pub fn payment_commitment(listing: &ChangeId, buyer: &PublicKey) -> [u8; 32] {
     hasher.update(&listing.0);
     hasher.update(buyer.as_bytes());
     *hasher.finalize().as_bytes()
+}
+
+/// What the seller signs to vouch for a Lightning payment: the context, the listing, the buyer
+/// and the invoice's payment hash.
+pub fn voucher_message(listing: &ChangeId, buyer: &PublicKey, payment_hash: &[u8; 32]) -> Vec<u8> {
+    [VOUCHER_CONTEXT, &listing.0, buyer.as_bytes(), payment_hash].concat()
+}
+
+/// The seller's voucher, signed with their world key's secret seed.
+pub fn sign_voucher(
+    secret_seed: &[u8; 32],
+    listing: &ChangeId,
+    buyer: &PublicKey,
+    payment_hash: &[u8; 32],
+) -> [u8; 64] {
+    use ed25519_dalek::Signer;
+    let key = ed25519_dalek::SigningKey::from_bytes(secret_seed);
+    key.sign(&voucher_message(listing, buyer, payment_hash)).to_bytes()
+}
+
+/// Whether `proof` shows that `buyer` paid `seller` for `listing`: the voucher is the seller's
+/// signature over the listing, the buyer and SHA-256 of the preimage.
+pub fn voucher_holds(seller: &PublicKey, listing: &ChangeId, buyer: &PublicKey, proof: &LightningProof) -> bool {
+    voucher_signed(seller, listing, buyer, &proof.payment_hash(), &proof.voucher)
+}
+
+/// Whether `voucher` is `seller`'s signature over the listing, the buyer and `payment_hash`:
+/// what a buyer checks before paying.
+pub fn voucher_signed(
+    seller: &PublicKey,
+    listing: &ChangeId,
+    buyer: &PublicKey,
+    payment_hash: &[u8; 32],
+    voucher: &[u8; 64],
+) -> bool {
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(seller.as_bytes()) else { return false };
+    let signature = ed25519_dalek::Signature::from_bytes(voucher);
+    key.verify_strict(&voucher_message(listing, buyer, payment_hash), &signature).is_ok()
+}
+
+/// A Lightning payment's proof, as a buyer's claim carries it.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LightningProof {
+    /// The payment's preimage: the seller's node reveals it only to whoever paid the invoice.
+    pub preimage: [u8; 32],
+    /// The seller's signature over the listing, the buyer and the payment hash
+    /// ([`voucher_message`]).
+    #[serde(with = "crate::world::signature_bytes")]
+    pub voucher: [u8; 64],
+}
+
+impl LightningProof {
+    /// The payment hash: SHA-256 of the preimage, as the invoice named it.
+    pub fn payment_hash(&self) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(self.preimage).into()
+    }
+}
+
+impl fmt::Debug for LightningProof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The preimage is the proof: shown only by the hash it answers.
+        let hash = self.payment_hash();
+        write!(f, "LightningProof(hash {:02x}{:02x}{:02x}{:02x}…)", hash[0], hash[1], hash[2], hash[3])
+    }
+}
+
+/// A buyer's signed claim that they paid a Lightning listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LightningClaim {
+    /// Who claims.
+    pub buyer: PublicKey,
+    /// The proof.
+    pub proof: LightningProof,
 }
 
 /// Where a confirmed transaction sits in the chain.
@@ -310,6 +426,8 @@ pub struct ListingView {
     pub withdrawn_at: Option<u32>,
     /// The buyers' claims, in order.
     pub claims: Vec<Claim>,
+    /// The buyers' Lightning claims, in order (only a listing paid over Lightning counts them).
+    pub paid: Vec<LightningClaim>,
 }
 
 /// Where a sale stands.
@@ -348,6 +466,13 @@ pub enum SaleState {
     },
     /// The seller withdrew it and no qualifying payment is known.
     Withdrawn,
+    /// The item belongs to the buyer, paid over Lightning: final at once.
+    Paid {
+        /// The new owner.
+        buyer: PublicKey,
+        /// The payment's hash.
+        payment_hash: [u8; 32],
+    },
 }
 
 /// What the rule says about one claim.
@@ -393,6 +518,9 @@ pub enum ClaimError {
     /// The same payment was already claimed by an earlier claim of its buyer.
     #[error("this payment was already claimed")]
     Replayed,
+    /// A Lightning claim whose voucher is not the seller's for this listing, buyer and payment.
+    #[error("the seller's voucher does not hold for this buyer and payment")]
+    BadVoucher,
 }
 
 /// The outcome of [`settle`].
@@ -420,6 +548,9 @@ impl Settlement {
 /// more claims never take an owned item from its buyer (see the module's documentation).
 pub fn settle(view: &ListingView, payments: &HashMap<TxId, PaymentSeen>, tip_height: u32) -> Settlement {
     let listing = &view.listing;
+    if listing.pay_to.is_lightning() {
+        return settle_lightning(view);
+    }
     // The chain decides which payment leads, claimed or not.
     let leader =
         payments.values().filter(|payment| payment.qualifies(listing.price_sats)).min_by_key(|payment| payment.rank());
@@ -467,6 +598,38 @@ pub fn settle(view: &ListingView, payments: &HashMap<TxId, PaymentSeen>, tip_hei
                 false => SaleState::Pending { buyer, txid: leader.txid, confirmations, needed },
             }
         }
+    };
+    Settlement { state, verdicts }
+}
+
+/// [`settle`] for a listing paid over Lightning: the claims whose vouchers hold are payments;
+/// the one with the lowest payment hash owns the item (the only one, unless the seller vouched
+/// for two), every other is owed a refund. Claims are listed with their payment hash as `txid`.
+fn settle_lightning(view: &ListingView) -> Settlement {
+    let valid = |claim: &LightningClaim| voucher_holds(&view.seller, &view.id, &claim.buyer, &claim.proof);
+    let leader = view.paid.iter().filter(|claim| valid(claim)).min_by_key(|claim| claim.proof.payment_hash());
+    let mut counted: HashSet<[u8; 32]> = HashSet::new();
+    let verdicts = view
+        .paid
+        .iter()
+        .map(|claim| {
+            let hash = claim.proof.payment_hash();
+            let verdict = if !valid(claim) {
+                Verdict::Rejected(ClaimError::BadVoucher)
+            } else if !counted.insert(hash) {
+                Verdict::Rejected(ClaimError::Replayed)
+            } else if leader.is_some_and(|leader| leader.proof.payment_hash() == hash) {
+                Verdict::Leads
+            } else {
+                Verdict::Refund(RefundReason::SoldToAnother)
+            };
+            (Claim { buyer: claim.buyer, txid: TxId(hash) }, verdict)
+        })
+        .collect();
+    let state = match leader {
+        Some(leader) => SaleState::Paid { buyer: leader.buyer, payment_hash: leader.proof.payment_hash() },
+        None if view.withdrawn_at.is_some() => SaleState::Withdrawn,
+        None => SaleState::Open,
     };
     Settlement { state, verdicts }
 }

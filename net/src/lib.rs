@@ -39,10 +39,10 @@ pub use node::export;
 pub use node::read_record;
 pub use node::{
     ChatLine, Command, DEFAULT_UPLOAD_RATE, DOWNLINK_BUDGET_BITS_PER_SECOND, Delivery, DirectLine, Event,
-    FASTEST_POSE_INTERVAL, LOOK_KEEPALIVE, MAX_BLOCKS, MAX_KEPT_VOLUMES, MAX_PERSON_VOLUME, MIC_KEEPALIVE, NetRuntime,
-    NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, PollView, Profile, RelayChoice, RelayState, RoomsView,
-    ScreenView, StageView, Status, TIPS_KEEPALIVE, Ticket, TicketError, TrustView, Whereabouts, pose_interval,
-    spawn_node, world_topic,
+    FASTEST_POSE_INTERVAL, LOOK_KEEPALIVE, MAX_BLOCKS, MAX_INVOICE_CHARS, MAX_KEPT_VOLUMES, MAX_PERSON_VOLUME,
+    MIC_KEEPALIVE, NetRuntime, NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, PollView, Profile,
+    RelayChoice, RelayState, RoomsView, SALE_ANSWER_TIMEOUT, SaleOffer, ScreenView, StageView, Status, TIPS_KEEPALIVE,
+    Ticket, TicketError, TrustView, Whereabouts, pose_interval, spawn_node, world_topic,
 };
 pub use node::{
     DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, Hearing, MAX_LISTENERS, MAX_MEMBERS, MAX_ON_STAGE, MAX_SPEAKERS,
@@ -79,6 +79,8 @@ pub mod alpn {
     /// Contribution receipts handed to the peer that served, and records asked for (see
     /// [`crate::receipts`]).
     pub const RECEIPT: &[u8] = b"sanctuary/receipt/1";
+    /// Asking a seller's node for an invoice and voucher for a Lightning listing.
+    pub const SALE: &[u8] = b"sanctuary/sale/1";
 }
 
 /// The gossip topic that carries a region's live state. Every peer derives the same id from the

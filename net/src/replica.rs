@@ -266,6 +266,7 @@ fn causal_rank(change: &Change) -> (u8, u32, u64) {
         Op::List { .. }
         | Op::Withdraw { .. }
         | Op::Buy { .. }
+        | Op::BuyLightning { .. }
         | Op::Trust { .. }
         | Op::Host { .. }
         | Op::Profile { .. } => (3, 0, change.seq),

@@ -35,8 +35,8 @@ pub use account::{
 pub use chain::{Chain, MAX_CHECKED_PAYMENTS, MAX_HISTORY_PAGES, check_header, merkle_root};
 pub use seed::{SealedSeed, Seed, SeedError};
 pub use service::{
-    DEFAULT_TIP_LIMIT_SAT, LightningSettings, LnCommand, LnEvent, ServiceConfig, WalletCommand, WalletEvent,
-    WalletService, WalletStatus, trade_txid,
+    DEFAULT_TIP_LIMIT_SAT, LightningSettings, LnCommand, LnEvent, SALE_INVOICE_EXPIRY_SECS, ServiceConfig,
+    WalletCommand, WalletEvent, WalletService, WalletStatus, trade_txid,
 };
 pub use zeroize::Zeroizing;
 

@@ -29,7 +29,7 @@ use crate::{Seed, WalletNetwork};
 mod lightning;
 
 use lightning::Rail;
-pub use lightning::{DEFAULT_TIP_LIMIT_SAT, LightningSettings, LnCommand, LnEvent};
+pub use lightning::{DEFAULT_TIP_LIMIT_SAT, LightningSettings, LnCommand, LnEvent, SALE_INVOICE_EXPIRY_SECS};
 
 /// How often the Lightning node's events are looked at while it runs.
 const LIGHTNING_POLL: Duration = Duration::from_millis(100);

@@ -77,7 +77,8 @@ impl TradeWatch {
     /// listings or claims changed (worth a round at once).
     pub fn set(&mut self, listings: Vec<ListingView>, me: Option<PublicKey>) -> bool {
         let before = self.own();
-        self.listings = listings;
+        // A listing paid over Lightning has no address to look at: its claims prove themselves.
+        self.listings = listings.into_iter().filter(|view| !view.listing.pay_to.is_lightning()).collect();
         self.me = me;
         let present: BTreeSet<ChangeId> = self.listings.iter().map(|view| view.id).collect();
         self.entries.retain(|id, _| present.contains(id));
@@ -174,6 +175,7 @@ impl TradeWatch {
                     | SaleState::Unclaimed { confirmations, .. }
                     | SaleState::Pending { confirmations, .. } => confirmations,
                     SaleState::Open | SaleState::Withdrawn => 0,
+                    SaleState::Paid { .. } => FINAL_DEPTH,
                 };
                 entry.buried = depth >= FINAL_DEPTH;
                 let all_answered = view.claims.iter().all(|claim| answer.contains_key(&claim.txid));
@@ -299,6 +301,7 @@ mod tests {
             },
             withdrawn_at: None,
             claims: claims.iter().map(|(buyer, txid)| Claim { buyer: *buyer, txid: TxId([*txid; 32]) }).collect(),
+            paid: Vec::new(),
         }
     }
 

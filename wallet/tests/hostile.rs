@@ -63,6 +63,7 @@ fn view(id: u8, seller: PublicKey, script: &[u8], price_sats: u64, confirmations
         },
         withdrawn_at: None,
         claims: Vec::new(),
+        paid: Vec::new(),
     }
 }
 

@@ -169,17 +169,27 @@ pub(super) fn on_event(event: LnEvent, ui: &mut WalletUi, cues: &mut MessageWrit
             ui.lightning.made = Some((kind, text));
         }
         LnEvent::Quoted { tag, quote, payee } => match ui.purposes.remove(&tag) {
+            _ if sale::quoted(ui, tag, &quote) => {}
             Some(Purpose::Tip { name, note }) => ui.draft = Some(tip_draft(tag, &quote, &name, note)),
             Some(_) => ui.draft = Some(lightning_draft(tag, &quote, payee)),
             None => {}
         },
-        LnEvent::Paying { .. } => ui.say("paying over Lightning...", true),
+        LnEvent::Paying { tag, payment } => {
+            sale::paying(ui, tag, &payment);
+            ui.say("paying over Lightning...", true);
+        }
+        LnEvent::SaleInvoice { tag, invoice, payment_hash } => {
+            sale::invoice_made(ui, tag, invoice, payment_hash, net);
+        }
         LnEvent::Happened(event) => match event {
-            LightningEvent::PaymentSent { fee_msat, .. } => {
+            LightningEvent::PaymentSent { payment, fee_msat, preimage, .. } => {
                 cues.write(SoundCue::Paid);
-                ui.say(format!("paid over Lightning (routing fee {} msat)", group_digits(fee_msat)), true);
+                if !sale::paid(ui, &payment, preimage.as_deref(), net) {
+                    ui.say(format!("paid over Lightning (routing fee {} msat)", group_digits(fee_msat)), true);
+                }
             }
-            LightningEvent::PaymentFailed { reason, .. } => {
+            LightningEvent::PaymentFailed { payment, reason } => {
+                sale::failed(ui, &payment);
                 ui.say(format!("the Lightning payment failed ({reason}); nothing was paid"), false);
             }
             LightningEvent::PaymentReceived { amount_msat, note, .. } => {

@@ -103,6 +103,7 @@ pub fn stall_panel(view: &ListingView, settlement: Option<&Settlement>, me: Opti
     spec.line(Tone::Good, format!("price {}", sats(view.listing.price_sats)));
     spec.line(Tone::Plain, format!("seller {}", view.seller.short()));
     let needed = match view.listing.confirmations {
+        _ if view.listing.pay_to.is_lightning() => "paid over Lightning: owned at once".to_owned(),
         0 => "owned at once (shown pending until it confirms)".to_owned(),
         1 => "owned after 1 confirmation".to_owned(),
         n => format!("owned after {n} confirmations"),
@@ -114,7 +115,10 @@ pub fn stall_panel(view: &ListingView, settlement: Option<&Settlement>, me: Opti
             let pending = if confirmations == 0 { " (pending confirmation)" } else { "" };
             spec.line(Tone::Good, format!("OWNED: it is yours{pending}; it is in your build palette"));
         }
-        Some(SaleState::Owned { .. }) => {
+        Some(SaleState::Paid { buyer, .. }) if Some(buyer) == me => {
+            spec.line(Tone::Good, "OWNED: it is yours; it is in your build palette");
+        }
+        Some(SaleState::Owned { .. } | SaleState::Paid { .. }) => {
             spec.line(Tone::Warn, "sold");
         }
         Some(SaleState::Pending { buyer, confirmations, needed, .. }) => {
@@ -226,6 +230,7 @@ mod tests {
             },
             withdrawn_at: None,
             claims: Vec::new(),
+            paid: Vec::new(),
         }
     }
 

@@ -21,6 +21,7 @@ fn listing(price: u64, confirmations: u8) -> ListingView {
         },
         withdrawn_at: None,
         claims: Vec::new(),
+        paid: Vec::new(),
     }
 }
 
@@ -341,4 +342,104 @@ fn listings_are_checked() {
     let script: Vec<u8> = (0..34).collect();
     assert_eq!(PayTo::new(&script).expect("34 bytes").script(), script);
     assert_eq!(PayTo::new(&[0; 35]), None);
+}
+
+/// A listing paid over Lightning, sold by `key(1)` (secret seed `[1; 32]`).
+fn lightning_listing(price: u64) -> ListingView {
+    let mut view = listing(price, 0);
+    view.listing.pay_to = PayTo::LIGHTNING;
+    view
+}
+
+/// What a buyer holds after paying: the preimage, and the seller's voucher for its hash.
+fn paid(view: &ListingView, buyer: PublicKey, preimage: u8) -> LightningClaim {
+    let mut proof = LightningProof { preimage: [preimage; 32], voucher: [0; 64] };
+    proof.voucher = sign_voucher(&[1; 32], &view.id, &buyer, &proof.payment_hash());
+    LightningClaim { buyer, proof }
+}
+
+#[test]
+fn a_lightning_listing_is_checked_by_its_own_bounds() {
+    let view = lightning_listing(5_000);
+    assert_eq!(view.listing.check(), Ok(()));
+    assert!(PayTo::LIGHTNING.is_lightning() && PayTo::LIGHTNING.script().is_empty());
+    let mut small = view.listing;
+    small.price_sats = 1;
+    assert_eq!(small.check(), Ok(()), "a Lightning price may be below the dust limit");
+    for (price, confirmations, expected) in [
+        (0, 0, ListingError::BadLightningPrice),
+        (MAX_LIGHTNING_PRICE_SATS + 1, 0, ListingError::BadLightningPrice),
+        (5_000, 1, ListingError::BadConfirmations),
+    ] {
+        let mut bad = view.listing;
+        (bad.price_sats, bad.confirmations) = (price, confirmations);
+        assert_eq!(bad.check(), Err(expected));
+    }
+    // The mark travels as a listing's address does, and reads back as the mark.
+    let bytes = postcard::to_allocvec(&view.listing).expect("encodes");
+    assert!(postcard::from_bytes::<Listing>(&bytes).expect("decodes").pay_to.is_lightning());
+}
+
+#[test]
+fn a_vouched_preimage_buys_the_item_at_once() {
+    let mut view = lightning_listing(5_000);
+    assert_eq!(settle(&view, &HashMap::new(), 0).state, SaleState::Open);
+    let claim = paid(&view, key(2), 9);
+    view.paid.push(claim);
+    let settled = settle(&view, &HashMap::new(), 0);
+    let hash = claim.proof.payment_hash();
+    assert_eq!(settled.state, SaleState::Paid { buyer: key(2), payment_hash: hash });
+    assert_eq!(settled.verdicts, vec![(Claim { buyer: key(2), txid: TxId(hash) }, Verdict::Leads)]);
+    // SHA-256, as Lightning hashes preimages.
+    let zero = LightningProof { preimage: [0; 32], voucher: [0; 64] }.payment_hash();
+    assert_eq!(zero[..4], [0x66, 0x68, 0x7a, 0xad]);
+    // A withdrawal afterwards changes nothing.
+    view.withdrawn_at = Some(10);
+    assert_eq!(settle(&view, &HashMap::new(), 0).state, SaleState::Paid { buyer: key(2), payment_hash: hash });
+}
+
+#[test]
+fn a_voucher_for_someone_else_another_listing_or_another_payment_buys_nothing() {
+    let mut view = lightning_listing(5_000);
+    let ada = paid(&view, key(2), 9);
+    // Bo replays Ada's proof as his own.
+    let theft = LightningClaim { buyer: key(3), proof: ada.proof };
+    // A preimage nobody vouched for.
+    let guess = LightningClaim { buyer: key(3), proof: LightningProof { preimage: [4; 32], ..ada.proof } };
+    // A voucher for another listing of the same seller.
+    let mut other = lightning_listing(5_000);
+    other.id = ChangeId([8; 32]);
+    let elsewhere = paid(&other, key(3), 5);
+    // A voucher signed by the buyer, not the seller.
+    let mut forged = LightningProof { preimage: [6; 32], voucher: [0; 64] };
+    forged.voucher = sign_voucher(&[3; 32], &view.id, &key(3), &forged.payment_hash());
+    let forged = LightningClaim { buyer: key(3), proof: forged };
+    view.paid = vec![theft, guess, elsewhere, forged];
+    let settled = settle(&view, &HashMap::new(), 0);
+    assert_eq!(settled.state, SaleState::Open);
+    assert!(settled.verdicts.iter().all(|(_, verdict)| *verdict == Verdict::Rejected(ClaimError::BadVoucher)));
+    // Ada's own claim still buys it, and her claim made twice counts once.
+    view.paid.extend([ada, ada]);
+    let settled = settle(&view, &HashMap::new(), 0);
+    assert_eq!(settled.state, SaleState::Paid { buyer: key(2), payment_hash: ada.proof.payment_hash() });
+    assert_eq!(settled.verdicts[5].1, Verdict::Rejected(ClaimError::Replayed));
+    // Chain payments and on-chain claims do not count for a Lightning listing.
+    let mut chain_only = lightning_listing(5_000);
+    chain_only.claims.push(Claim { buyer: key(2), txid: TxId([1; 32]) });
+    let payments = seen(&[pay(&chain_only, key(2), 1, 5_000, Some((1, 1)))]);
+    assert_eq!(settle(&chain_only, &payments, 10).state, SaleState::Open);
+}
+
+#[test]
+fn two_paid_vouchers_are_decided_alike_whatever_arrives_first() {
+    let view = lightning_listing(5_000);
+    let (ada, bo) = (paid(&view, key(2), 9), paid(&view, key(3), 10));
+    let first = if ada.proof.payment_hash() < bo.proof.payment_hash() { ada } else { bo };
+    for order in [[ada, bo], [bo, ada]] {
+        let mut view = view.clone();
+        view.paid = order.to_vec();
+        let settled = settle(&view, &HashMap::new(), 0);
+        assert_eq!(settled.state, SaleState::Paid { buyer: first.buyer, payment_hash: first.proof.payment_hash() });
+        assert_eq!(settled.refunds().count(), 1, "the seller owes the other buyer");
+    }
 }

@@ -241,6 +241,17 @@ pub enum Op {
         /// Their avatar's colour.
         colour: [u8; 3],
     },
+    /// A buyer claims an item listed for Lightning: the proof is the payment's preimage and the
+    /// seller's voucher for its hash, this buyer and this listing (see [`crate::trade`]). (Last,
+    /// so that older peers still read every other change.)
+    BuyLightning {
+        /// The listing's parcel.
+        parcel: ParcelCoord,
+        /// The listing.
+        listing: ChangeId,
+        /// The payment's proof.
+        proof: crate::trade::LightningProof,
+    },
 }
 
 impl Op {
@@ -254,6 +265,7 @@ impl Op {
             | Op::List { parcel, .. }
             | Op::Withdraw { parcel, .. }
             | Op::Buy { parcel, .. }
+            | Op::BuyLightning { parcel, .. }
             | Op::Ban { parcel, .. } => Some(parcel),
             Op::Trust { .. } | Op::Host { .. } | Op::Profile { .. } => None,
         }
@@ -261,7 +273,7 @@ impl Op {
 
     /// Whether the change is a trade record rather than an edit of the parcel.
     pub fn is_trade(&self) -> bool {
-        matches!(self, Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. })
+        matches!(self, Op::List { .. } | Op::Withdraw { .. } | Op::Buy { .. } | Op::BuyLightning { .. })
     }
 
     /// The ownership epoch the change is made in (claims make epoch 0).
@@ -271,6 +283,7 @@ impl Op {
             | Op::List { .. }
             | Op::Withdraw { .. }
             | Op::Buy { .. }
+            | Op::BuyLightning { .. }
             | Op::Trust { .. }
             | Op::Host { .. }
             | Op::Profile { .. } => 0,
@@ -302,7 +315,7 @@ pub struct SignedChange {
     pub signature: [u8; 64],
 }
 
-mod signature_bytes {
+pub(crate) mod signature_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8; 64], serializer: S) -> Result<S::Ok, S::Error> {
@@ -385,6 +398,10 @@ pub enum Rejection {
     /// A claim naming a listing on another parcel than the listing's.
     #[error("the claim names another parcel than the listing's")]
     WrongParcel,
+    /// A Lightning claim whose voucher does not hold: not the seller's signature over this
+    /// listing, this buyer and the preimage's hash, or the listing is not paid over Lightning.
+    #[error("the seller's voucher does not hold for this listing, buyer and payment")]
+    BadVoucher,
     /// The author holds as many records of this kind as one key may, all older than this one.
     #[error("a key may have at most {0} of these held at once")]
     OverBudget(usize),

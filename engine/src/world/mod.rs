@@ -28,6 +28,7 @@ mod statements;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use change::check_object;
+pub(crate) use change::signature_bytes;
 pub use change::{
     Change, ChangeId, MAX_CHANGE_BYTES, MAX_MODEL_EXTENT, ModelRef, Object, ObjectId, ObjectKind, Op, Rejection,
     SignedChange, Verified, Verifier, budget, primitive_triangles,
@@ -43,7 +44,7 @@ use statements::Statements;
 
 use crate::city::{ParcelCoord, claim_rank, home_parcel};
 use crate::identity::PublicKey;
-use crate::trade::{Claim, ListingView};
+use crate::trade::{Claim, LightningClaim, ListingView};
 use crate::trust::{Statement, TrustGraph};
 
 /// The most trade records (listings, withdrawals, claims) held per author. Past it, the ones
@@ -170,7 +171,7 @@ impl World {
                         return Err(Rejection::NotSeller);
                     }
                 }
-                Op::Buy { listing, parcel, .. } => {
+                Op::Buy { listing, parcel, .. } | Op::BuyLightning { listing, parcel, .. } => {
                     if let Some(listed) = self.trade.get(&listing)
                         && !matches!(listed.op, Op::List { parcel: listed_at, .. } if listed_at == parcel)
                     {
@@ -215,6 +216,7 @@ impl World {
             Op::List { .. }
             | Op::Withdraw { .. }
             | Op::Buy { .. }
+            | Op::BuyLightning { .. }
             | Op::Trust { .. }
             | Op::Host { .. }
             | Op::Profile { .. } => {}
@@ -364,6 +366,20 @@ impl World {
                 _ => Err(Rejection::NotSeller),
             },
             Op::Buy { .. } => Ok(()),
+            // Our own claim is checked as every peer will: a voucher that does not hold for the
+            // listing, the buyer and the preimage is refused before it goes out.
+            Op::BuyLightning { listing, proof, .. } => match self.trade.get(listing) {
+                Some(Change { author: seller, op: Op::List { listing: listed, .. }, .. })
+                    if listed.pay_to.is_lightning() =>
+                {
+                    if crate::trade::voucher_holds(seller, listing, &author, proof) {
+                        Ok(())
+                    } else {
+                        Err(Rejection::BadVoucher)
+                    }
+                }
+                _ => Err(Rejection::BadVoucher),
+            },
             Op::Claim { parcel } => {
                 let home = home_parcel(&author);
                 if home != *parcel {
@@ -428,6 +444,7 @@ impl World {
                     listing,
                     withdrawn_at: None,
                     claims: Vec::new(),
+                    paid: Vec::new(),
                 };
                 views.insert(*id, view);
             }
@@ -447,6 +464,11 @@ impl World {
                 Op::Buy { listing, txid, .. } => {
                     if let Some(view) = views.get_mut(&listing) {
                         view.claims.push(Claim { buyer: change.author, txid });
+                    }
+                }
+                Op::BuyLightning { listing, proof, .. } => {
+                    if let Some(view) = views.get_mut(&listing) {
+                        view.paid.push(LightningClaim { buyer: change.author, proof });
                     }
                 }
                 _ => {}

@@ -96,6 +96,7 @@ impl ParcelState {
             | Op::List { .. }
             | Op::Withdraw { .. }
             | Op::Buy { .. }
+            | Op::BuyLightning { .. }
             | Op::Trust { .. }
             | Op::Host { .. }
             | Op::Profile { .. } => Ok(()),

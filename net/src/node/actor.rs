@@ -28,6 +28,7 @@ use super::outbox::{Outbox, OutboxEntry};
 use super::presence::{Regions, subscribe};
 use super::receipts::{ReceiptProtocol, Receipts};
 use super::rooms::{PrivateRooms, RoomProtocol};
+use super::sale::{SaleDesk, SaleProtocol};
 use super::screen::Screen;
 use super::stage::Stage;
 use super::trust::{TrustState, TrustView};
@@ -103,6 +104,7 @@ pub(super) enum Internal {
     SlideFetched([u8; 32]),
     BoardFetched(Box<Result<crate::whiteboard::Board, String>>),
     RoomHanded { from: iroh::PublicKey, bytes: Vec<u8> },
+    SaleAsked { buyer: PublicKey, listing: sanctuary_engine::ChangeId, reply: tokio::sync::oneshot::Sender<Vec<u8>> },
     RoomPushed { to: [u8; 32], bytes: Vec<u8>, handed: bool },
     ReceivedBlobs(crate::assets::Served),
     KeptChecked { kept: Vec<(iroh::PublicKey, u64)>, asked: usize, all: u64 },
@@ -190,6 +192,8 @@ pub(super) struct Node {
     pub(super) whiteboard: Whiteboard,
     /// Our private room and those we may enter (`rooms`).
     pub(super) rooms: PrivateRooms,
+    /// Buyers' asks waiting for the program's invoice.
+    pub(super) sales: SaleDesk,
     /// Receipts we sign for what we receive, and our record of those others sign (`receipts`).
     pub(super) receipts: Receipts,
     last_status: Option<Status>,
@@ -326,6 +330,7 @@ impl Node {
             .accept(alpn::FILMS, film_blobs)
             .accept(alpn::BOARD, BoardProtocol::new(shared_board))
             .accept(alpn::ROOM, RoomProtocol::new(internal_tx.clone()))
+            .accept(alpn::SALE, SaleProtocol::new(internal_tx.clone()))
             .accept(alpn::RECEIPT, ReceiptProtocol::new(me, receipts.record.clone(), Some(uploads.clone())))
             .accept(alpn::VOICE, VoiceProtocol::new(audible.clone(), gate.clone(), voice_out, stats.clone()))
             .spawn();
@@ -403,6 +408,7 @@ impl Node {
             meeting,
             whiteboard,
             rooms,
+            sales: SaleDesk::default(),
             receipts,
             last_status: None,
             last_status_check: long_ago,
@@ -514,6 +520,8 @@ impl Node {
             Command::FetchAvatar { avatar, hint } => self.fetch(Wanted::Avatar(avatar), hint),
             Command::Wear(path) => self.wear(path).await,
             Command::TipOffer(offer) => self.set_tip_offer(offer).await,
+            Command::AskSale { seller, listing } => self.ask_sale(seller, listing),
+            Command::AnswerSale { ask, answer } => self.answer_sale(ask, answer),
             Command::ShareFilm(path) => self.share_film(path),
             Command::Screen(action) => self.screen_action(action).await,
             Command::Present(paths) => self.present(paths),
@@ -557,6 +565,7 @@ impl Node {
             Internal::SlideFetched(hash) => self.slide_fetched(hash).await,
             Internal::BoardFetched(result) => self.board_fetched(*result),
             Internal::RoomHanded { from, bytes } => self.room_handed(from, bytes).await,
+            Internal::SaleAsked { buyer, listing, reply } => self.sale_asked(buyer, listing, reply).await,
             Internal::RoomPushed { to, bytes, handed } => self.room_pushed(to, bytes, handed),
         }
     }

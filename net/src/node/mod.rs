@@ -24,6 +24,7 @@ mod outbox;
 mod presence;
 mod receipts;
 mod rooms;
+mod sale;
 mod screen;
 mod stage;
 mod trust;
@@ -34,6 +35,7 @@ pub use blocks::MAX_BLOCKS;
 pub use meeting::PollView;
 pub use receipts::read_record;
 pub use rooms::RoomsView;
+pub use sale::{ANSWER_TIMEOUT as SALE_ANSWER_TIMEOUT, MAX_INVOICE_CHARS, SaleOffer};
 pub use screen::ScreenView;
 pub use stage::StageView;
 pub(crate) use trust::Door;
@@ -234,6 +236,22 @@ pub enum Command {
     /// Wear the model at this path (a `.glb`, `.gltf` or `.vrm` with its files), checked
     /// against the avatar budget and kept; `None` takes it off.
     Wear(Option<PathBuf>),
+    /// Ask `seller`'s node for an invoice for their Lightning `listing` (answered with
+    /// [`Event::SaleOffered`]).
+    AskSale {
+        /// The seller.
+        seller: PublicKey,
+        /// The listing.
+        listing: sanctuary_engine::ChangeId,
+    },
+    /// Answer a buyer's ask ([`Event::SaleAsked`]): an invoice and its payment hash, which the
+    /// node vouches for with our key, or why not.
+    AnswerSale {
+        /// The ask.
+        ask: u64,
+        /// The invoice and its payment hash, or the reason for a refusal.
+        answer: Result<(String, [u8; 32]), String>,
+    },
     /// The BOLT12 offer others may tip us through, said beside our look (`None`: no tips).
     /// Refused with a notice unless it looks like an offer ([`crate::check_tip_offer`]).
     TipOffer(Option<String>),
@@ -590,6 +608,25 @@ pub enum Event {
         author: PublicKey,
         /// Their avatar.
         avatar: Option<AvatarRef>,
+    },
+    /// A buyer asks for an invoice for our Lightning listing: answer with
+    /// [`Command::AnswerSale`] within [`SALE_ANSWER_TIMEOUT`].
+    SaleAsked {
+        /// The ask's number.
+        ask: u64,
+        /// Who asks (their connection's key: the voucher names them).
+        buyer: PublicKey,
+        /// Which listing.
+        listing: sanctuary_engine::ChangeId,
+    },
+    /// A seller's node answered our [`Command::AskSale`].
+    SaleOffered {
+        /// The seller.
+        seller: PublicKey,
+        /// The listing.
+        listing: sanctuary_engine::ChangeId,
+        /// An invoice with its voucher, or a refusal.
+        offer: SaleOffer,
     },
     /// The offer someone takes tips through (`None`: they take none now).
     Tips {

@@ -527,6 +527,21 @@ impl Lightning {
         Ok(invoice.to_string())
     }
 
+    /// A BOLT11 invoice for a sale, payable for `expiry_secs`, with its payment hash (which the
+    /// seller's voucher names).
+    pub fn sale_invoice(
+        &self,
+        amount_msat: u64,
+        description: &str,
+        expiry_secs: u32,
+    ) -> Result<(String, [u8; 32]), LightningError> {
+        use ldk_node::bitcoin::hashes::Hash;
+        check_receive(amount_msat)?;
+        let description = invoice_description(description)?;
+        let invoice = self.node.bolt11_payment().receive(amount_msat, &description, expiry_secs)?;
+        Ok((invoice.to_string(), invoice.payment_hash().to_byte_array()))
+    }
+
     /// A BOLT11 invoice for `amount_msat` that the node's LSP pays through a channel it opens
     /// for the payment (LSPS2), keeping its opening fee (at most `max_fee_msat`) from it: how a
     /// newcomer with no channel is paid for the first time.

@@ -104,6 +104,15 @@ impl PaymentRequest {
         Ok(request)
     }
 
+    /// An invoice's payment hash (what its preimage hashes to); offers have none until paid.
+    pub fn payment_hash(&self) -> Option<[u8; 32]> {
+        use ldk_node::bitcoin::hashes::Hash;
+        match self {
+            PaymentRequest::Invoice(invoice) => Some(invoice.payment_hash().to_byte_array()),
+            PaymentRequest::Offer(_) => None,
+        }
+    }
+
     /// The amount the request names, in millisatoshis, if it names one.
     pub fn amount_msat(&self) -> Option<u64> {
         match self {

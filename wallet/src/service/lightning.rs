@@ -28,6 +28,9 @@ const MAX_EVENTS_A_LOOK: usize = 64;
 const MAX_TEXT_CHARS: usize = 200;
 /// What tips may cost in a day unless the person chose otherwise: 10,000 sat (fees included).
 pub const DEFAULT_TIP_LIMIT_SAT: u64 = 10_000;
+/// How long an invoice for a sale stays payable: ten minutes (the seller vouches for one
+/// buyer's invoice at a time per listing).
+pub const SALE_INVOICE_EXPIRY_SECS: u32 = 10 * 60;
 /// The window the tip limit counts over.
 const TIP_WINDOW_SECS: u64 = 24 * 60 * 60;
 /// What the offer others tip through says.
@@ -123,6 +126,28 @@ pub enum LnCommand {
         /// The caller's number.
         tag: u64,
     },
+    /// Make an invoice for a sale at a Lightning stall, payable for [`SALE_INVOICE_EXPIRY_SECS`]
+    /// (answered with [`LnEvent::SaleInvoice`]).
+    SaleInvoice {
+        /// The price.
+        amount_msat: u64,
+        /// What it is for.
+        description: String,
+        /// The caller's number.
+        tag: u64,
+    },
+    /// Quote a purchase: `invoice` must be for exactly `amount_msat` and name `payment_hash`
+    /// (the hash the seller's voucher names), else it is refused.
+    Purchase {
+        /// The seller's invoice.
+        invoice: String,
+        /// The price.
+        amount_msat: u64,
+        /// The hash the voucher names.
+        payment_hash: [u8; 32],
+        /// The caller's number.
+        tag: u64,
+    },
     /// Pay what quote `tag` showed, with a note for a BOLT12 payee (a tip's note always starts
     /// with [`crate::lightning::TIP_NOTE`]; "Tip" if the caller gives none that does).
     Pay {
@@ -196,6 +221,15 @@ pub enum LnEvent {
     Happened(LightningEvent),
     /// An address of the node's on-chain wallet.
     FundingAddress(String),
+    /// An invoice made for a sale, with its payment hash.
+    SaleInvoice {
+        /// The caller's number.
+        tag: u64,
+        /// The invoice.
+        invoice: String,
+        /// Its payment hash.
+        payment_hash: [u8; 32],
+    },
     /// The offer others can tip this node through, made once it has a channel to be paid over
     /// (`None`: no channel, no tips). For the person's profile.
     TipOffer(Option<String>),
@@ -440,6 +474,32 @@ impl Rail {
                         emit(LnEvent::Quoted { tag, quote, payee });
                     }
                     Err(error) => fail("read the payment request", error),
+                }
+            }
+            LnCommand::SaleInvoice { amount_msat, description, tag } => {
+                match node.sale_invoice(amount_msat, &clip(&description), SALE_INVOICE_EXPIRY_SECS) {
+                    Ok((invoice, payment_hash)) => emit(LnEvent::SaleInvoice { tag, invoice, payment_hash }),
+                    Err(error) => fail("make an invoice for the sale", error),
+                }
+            }
+            LnCommand::Purchase { invoice, amount_msat, payment_hash, tag } => {
+                let request = match node.read(&invoice) {
+                    Ok(request) if request.payment_hash() == Some(payment_hash) => request,
+                    Ok(_) => {
+                        return emit(LnEvent::Failed {
+                            action: "buy",
+                            error: "the seller's invoice is not the one their voucher names".into(),
+                        });
+                    }
+                    Err(error) => return fail("read the seller's invoice", error),
+                };
+                match request.quote(Some(amount_msat)) {
+                    Ok(quote) => {
+                        let payee = request.payee();
+                        self.keep_quote(tag, request, quote.clone(), false);
+                        emit(LnEvent::Quoted { tag, quote, payee });
+                    }
+                    Err(error) => emit(LnEvent::Failed { action: "buy", error: error.to_string() }),
                 }
             }
             LnCommand::Tip { offer, amount_msat, tag } => {

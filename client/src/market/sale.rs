@@ -1,0 +1,216 @@
+//! Stalls paid over Lightning, both sides. The buyer's `F` asks the seller's node for an invoice
+//! (`Command::AskSale`); the answer carries the seller's voucher, checked here for this buyer,
+//! listing and payment hash before the wallet quotes the invoice (which must name that hash and
+//! the price) for the person's yes; once paid, the preimage and the voucher go out as the
+//! claim (`Op::BuyLightning`) that every peer checks. The seller's client answers asks with an
+//! invoice from its Lightning node, one buyer at a time per listing: another buyer's invoice
+//! still payable, or the item sold, is a refusal with the reason.
+
+use std::time::{Duration, Instant};
+
+use sanctuary_engine::trade::{LightningProof, voucher_signed};
+use sanctuary_net::{Event, SaleOffer};
+use sanctuary_wallet::{LnCommand, SALE_INVOICE_EXPIRY_SECS};
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// The most asks and purchases kept in flight at once; older ones are forgotten first.
+const MAX_IN_FLIGHT: usize = 16;
+
+/// A purchase over Lightning on its way: what it is for, and the seller's voucher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct LightningBuy {
+    pub(super) listing: ChangeId,
+    pub(super) parcel: ParcelCoord,
+    pub(super) title: String,
+    pub(super) voucher: [u8; 64],
+}
+
+/// Both sides' state.
+#[derive(Debug, Default)]
+pub struct Sales {
+    /// Listings we asked an invoice for, waiting for the seller's answer.
+    asked: Vec<(ChangeId, ParcelCoord, String, u64)>,
+    /// Quoted or paying purchases, by quote tag, then by payment id.
+    buying: Vec<(u64, Option<String>, LightningBuy)>,
+    /// As a seller: the buyer each listing's payable invoice is vouched for, the invoice, its
+    /// hash, and until when.
+    vouched: HashMap<ChangeId, (PublicKey, String, [u8; 32], Instant)>,
+}
+
+fn keep_bounded<T>(items: &mut Vec<T>, item: T) {
+    if items.len() >= MAX_IN_FLIGHT {
+        items.remove(0);
+    }
+    items.push(item);
+}
+
+/// The buyer's `F` at a Lightning stall: ask the seller's node for an invoice.
+pub(super) fn ask_to_buy(view: &ListingView, ui: &mut WalletUi, net: Option<&NetLink>) {
+    let Some(net) = net else { return ui.say("buying needs the network", false) };
+    if ui.lightning.node_id.is_none() {
+        return ui.say("this stall is paid over Lightning: your Lightning node has not started yet", false);
+    }
+    let title = view.listing.title.text().unwrap_or("item").to_owned();
+    keep_bounded(&mut ui.sales.asked, (view.id, view.parcel, title, view.listing.price_sats));
+    net.send(Command::AskSale { seller: view.seller, listing: view.id });
+    ui.say("asking the seller's node for an invoice...", true);
+}
+
+/// What the node says about sales: a buyer's ask (we sell) or a seller's answer (we buy).
+pub(super) fn on_net_event(event: Event, ui: &mut WalletUi, market: &Market, me: Option<PublicKey>, link: &Links<'_>) {
+    match event {
+        Event::SaleOffered { seller, listing, offer } => {
+            let Some(at) = ui.sales.asked.iter().position(|(asked, ..)| *asked == listing) else { return };
+            let (_, parcel, title, price_sats) = ui.sales.asked.remove(at);
+            let (invoice, payment_hash, voucher) = match offer {
+                SaleOffer::Invoice { invoice, payment_hash, voucher } => (invoice, payment_hash, voucher),
+                SaleOffer::Refused(reason) => return ui.say(reason, false),
+            };
+            // The voucher is checked before anything is shown: a seller's node that vouches
+            // for something else would leave the buyer without a proof.
+            let Some(me) = me else { return };
+            if !voucher_signed(&seller, &listing, &me, &payment_hash, &voucher) {
+                return ui.say("the seller's voucher does not hold: not buying", false);
+            }
+            let Some(wallet) = &link.wallet else { return ui.say("the wallet is not running", false) };
+            let tag = ui.tag(Purpose::Lightning);
+            keep_bounded(&mut ui.sales.buying, (tag, None, LightningBuy { listing, parcel, title, voucher }));
+            wallet.send(WalletCommand::Lightning(LnCommand::Purchase {
+                invoice,
+                amount_msat: price_sats.saturating_mul(1000),
+                payment_hash,
+                tag,
+            }));
+        }
+        Event::SaleAsked { ask, buyer, listing } => {
+            let answer = answer_ask(ui, market, ask, buyer, listing, link);
+            if let (Err(reason), Some(net)) = (answer, &link.net) {
+                net.send(Command::AnswerSale { ask, answer: Err(reason) });
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The seller's side: asks the wallet for an invoice for `buyer`, or says why not.
+fn answer_ask(
+    ui: &mut WalletUi,
+    market: &Market,
+    ask: u64,
+    buyer: PublicKey,
+    listing: ChangeId,
+    link: &Links<'_>,
+) -> Result<(), String> {
+    let view = market.listings.iter().find(|view| view.id == listing).ok_or("no such listing")?;
+    if market.settled.get(&listing).is_some_and(|settled| settled.state != SaleState::Open) {
+        return Err("this item is sold".into());
+    }
+    let now = Instant::now();
+    // A minute's margin: an invoice about to expire is not handed out again.
+    ui.sales.vouched.retain(|_, (.., until)| until.saturating_duration_since(now) > Duration::from_secs(60));
+    match ui.sales.vouched.get(&listing) {
+        Some((other, _, _, until)) if *other != buyer => {
+            let minutes = until.duration_since(now).as_secs().div_ceil(60);
+            return Err(format!("someone else is paying for this item now; try again in {minutes} min"));
+        }
+        // The same buyer again: the same invoice (one invoice per listing while it is payable,
+        // however often a key asks).
+        Some((_, invoice, payment_hash, _)) => {
+            if let Some(net) = &link.net {
+                net.send(Command::AnswerSale { ask, answer: Ok((invoice.clone(), *payment_hash)) });
+            }
+            return Ok(());
+        }
+        None => {}
+    }
+    let (Some(wallet), true) = (&link.wallet, ui.lightning.node_id.is_some()) else {
+        return Err("the seller's Lightning node is not running now".into());
+    };
+    let title = view.listing.title.text().unwrap_or("item").to_owned();
+    let tag = ui.tag(Purpose::SaleInvoice { ask, listing, buyer });
+    wallet.send(WalletCommand::Lightning(LnCommand::SaleInvoice {
+        amount_msat: view.listing.price_sats.saturating_mul(1000),
+        description: format!("{title} (Sanctuary)"),
+        tag,
+    }));
+    ui.say(format!("{} asks to buy {title}: making an invoice", buyer.short()), true);
+    Ok(())
+}
+
+/// The wallet made the invoice for an ask: vouched for by the node, handed to the buyer.
+pub(super) fn invoice_made(
+    ui: &mut WalletUi,
+    tag: u64,
+    invoice: String,
+    payment_hash: [u8; 32],
+    net: Option<&NetLink>,
+) {
+    let Some(Purpose::SaleInvoice { listing, buyer, ask }) = ui.purposes.remove(&tag) else { return };
+    let until = Instant::now() + Duration::from_secs(u64::from(SALE_INVOICE_EXPIRY_SECS));
+    if let Some(net) = net {
+        net.send(Command::AnswerSale { ask, answer: Ok((invoice.clone(), payment_hash)) });
+    }
+    ui.sales.vouched.insert(listing, (buyer, invoice, payment_hash, until));
+}
+
+/// A quoted purchase: its confirmation, if the quote is one of ours.
+pub(super) fn quoted(ui: &mut WalletUi, tag: u64, quote: &sanctuary_wallet::lightning::Quote) -> bool {
+    let Some((_, _, buy)) = ui.sales.buying.iter().find(|(quoted, ..)| *quoted == tag) else { return false };
+    ui.draft = Some(PendingDraft {
+        purpose_text: format!("Buy \"{}\" over Lightning", buy.title),
+        amount_sats: quote.amount_msat.div_ceil(1000),
+        rail: DraftRail::Lightning { tag, max_fee_sats: quote.max_fee_msat.div_ceil(1000), note: None },
+    });
+    true
+}
+
+/// A payment left: remembered by its id, to claim the item when it arrives.
+pub(super) fn paying(ui: &mut WalletUi, tag: u64, payment: &str) {
+    if let Some((_, id, _)) = ui.sales.buying.iter_mut().find(|(quoted, ..)| *quoted == tag) {
+        *id = Some(payment.to_owned());
+    }
+}
+
+/// A payment arrived: if it bought an item, the claim goes out with the preimage and voucher.
+/// Returns whether it was a purchase.
+pub(super) fn paid(ui: &mut WalletUi, payment: &str, preimage: Option<&str>, net: Option<&NetLink>) -> bool {
+    let Some(at) = ui.sales.buying.iter().position(|(_, id, _)| id.as_deref() == Some(payment)) else { return false };
+    let (_, _, buy) = ui.sales.buying.remove(at);
+    let Some(preimage) = preimage.and_then(preimage_bytes) else {
+        ui.say("paid, but the payment's proof is missing: the item cannot be claimed", false);
+        return true;
+    };
+    let proof = LightningProof { preimage, voucher: buy.voucher };
+    match net {
+        Some(net) => {
+            net.send(Command::Build(Op::BuyLightning { parcel: buy.parcel, listing: buy.listing, proof }));
+            ui.say(format!("paid for {} over Lightning: it is yours", buy.title), true);
+        }
+        None => ui.say("paid, but there is no network to claim the item on", false),
+    }
+    true
+}
+
+/// A payment failed: a purchase it was is forgotten.
+pub(super) fn failed(ui: &mut WalletUi, payment: &str) {
+    ui.sales.buying.retain(|(_, id, _)| id.as_deref() != Some(payment));
+}
+
+fn preimage_bytes(hex: &str) -> Option<[u8; 32]> {
+    let mut bytes = [0u8; 32];
+    if hex.len() != 64 {
+        return None;
+    }
+    for (index, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(index * 2..index * 2 + 2)?, 16).ok()?;
+    }
+    Some(bytes)
+}
+
+/// The wallet thread and the network node, either of which may be missing.
+pub(super) struct Links<'a> {
+    pub(super) wallet: Option<&'a WalletLink>,
+    pub(super) net: Option<&'a NetLink>,
+}
