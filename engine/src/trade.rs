@@ -57,9 +57,10 @@
 //! signature for this listing, this buyer and SHA-256 of the preimage. The binding is as strong
 //! as the on-chain commitment (nobody else can claim with the buyer's voucher, and a voucher
 //! for one listing is worth nothing for another), and the sale is final at once. A seller's
-//! client gives one voucher at a time per listing; should a seller's vouchers for two buyers
-//! both be paid, every peer sees it from the two signatures and decides it the same way (the
-//! lower payment hash owns the item, the other is owed a refund) rather than by arrival.
+//! node takes only the first payment per listing and sends the others back; should two
+//! vouched payments for one listing ever both be taken, every peer sees it from the two
+//! signatures and decides it the same way (the lower payment hash owns the item, the other is
+//! owed a refund) rather than by arrival.
 //!
 //! This module knows nothing of bitcoin: scripts are bytes and transaction ids are 32 bytes; the
 //! wallet turns chain data into [`PaymentSeen`].

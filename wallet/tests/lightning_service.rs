@@ -211,6 +211,40 @@ fn the_wallet_thread_quotes_then_pays_and_stops_the_node_on_lock() {
     });
     assert!(refused.contains("daily tip limit: 1,000 of 1,500 sat"), "{refused}");
 
+    // Ada sells one item over Lightning: two buyers' invoices for it, and Bo pays both. Her
+    // node takes the first payment and sends the second back; an invoice for another item is
+    // taken too.
+    let sale_invoice = |sale: u8, tag: u64| {
+        ada.send(WalletCommand::Lightning(LnCommand::SaleInvoice {
+            amount_msat: 2_000_000,
+            description: "Glass koi".into(),
+            sale: [sale; 32],
+            tag,
+        }));
+        next(&ada, "a sale invoice", |event| match event {
+            LnEvent::SaleInvoice { tag: made, invoice, .. } if *made == tag => Some(invoice.clone()),
+            _ => None,
+        })
+    };
+    let pay = |invoice: &str| {
+        let request = bo.read(invoice).expect("Bo reads the invoice");
+        let quote = request.quote(None).expect("a quote");
+        bo.pay(&request, &quote, None).expect("Bo pays")
+    };
+    let (first, second, other) = (sale_invoice(1, 20), sale_invoice(1, 21), sale_invoice(2, 22));
+    let paid = pay(&first);
+    sanctuary_wallet::lightning::testing::expect_sent(&bo, &paid);
+    let returned = pay(&second);
+    let reason =
+        sanctuary_wallet::lightning::testing::expect(&bo, "the second payment sent back", |event| match event {
+            LightningEvent::PaymentFailed { payment, reason } if *payment == returned => Some(reason.clone()),
+            LightningEvent::PaymentSent { payment, .. } if *payment == returned => panic!("the item was paid twice"),
+            _ => None,
+        });
+    assert!(!reason.is_empty());
+    let paid = pay(&other);
+    sanctuary_wallet::lightning::testing::expect_sent(&bo, &paid);
+
     ada.send(WalletCommand::Lock);
     next(&ada, "the node stops with the lock", |event| (*event == LnEvent::Stopped).then_some(()));
     ada.send(WalletCommand::Lightning(LnCommand::FundingAddress));

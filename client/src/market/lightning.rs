@@ -204,6 +204,8 @@ pub(super) fn on_event(event: LnEvent, ui: &mut WalletUi, cues: &mut MessageWrit
             LightningEvent::ChannelClosed { reason, .. } => {
                 ui.say(format!("a Lightning channel closed: {reason}"), true)
             }
+            // The wallet thread takes or returns held payments itself.
+            LightningEvent::PaymentClaimable { .. } => {}
         },
         LnEvent::FundingAddress(address) => {
             info!("lightning: funding address {address}");

@@ -2,9 +2,10 @@
 //! (`Command::AskSale`); the answer carries the seller's voucher, checked here for this buyer,
 //! listing and payment hash before the wallet quotes the invoice (which must name that hash and
 //! the price) for the person's yes; once paid, the preimage and the voucher go out as the
-//! claim (`Op::BuyLightning`) that every peer checks. The seller's client answers asks with an
-//! invoice from its Lightning node, one buyer at a time per listing: another buyer's invoice
-//! still payable, or the item sold, is a refusal with the reason.
+//! claim (`Op::BuyLightning`) that every peer checks. The seller's client answers asks with a
+//! held invoice from its Lightning node (the same one to a buyer who asks again): the node takes
+//! the first payment for the listing and sends any other back to its payer, so nobody can hold
+//! a stall by asking and never paying, and no item is sold twice. A sold item is refused.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,8 @@ use super::*;
 
 /// The most asks and purchases kept in flight at once; older ones are forgotten first.
 const MAX_IN_FLIGHT: usize = 16;
+/// The most invoices remembered to hand again to the buyer who asked (the wallet holds 64).
+const MAX_VOUCHED: usize = 64;
 
 /// A purchase over Lightning on its way: what it is for, and the seller's voucher.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,9 +37,9 @@ pub struct Sales {
     asked: Vec<(ChangeId, ParcelCoord, String, u64)>,
     /// Quoted or paying purchases, by quote tag, then by payment id.
     buying: Vec<(u64, Option<String>, LightningBuy)>,
-    /// As a seller: the buyer each listing's payable invoice is vouched for, the invoice, its
-    /// hash, and until when.
-    vouched: HashMap<ChangeId, (PublicKey, String, [u8; 32], Instant)>,
+    /// As a seller: the invoices handed out and still payable, by listing and buyer (asked
+    /// again, a buyer gets the same one), with their hashes and until when.
+    vouched: HashMap<(ChangeId, PublicKey), (String, [u8; 32], Instant)>,
 }
 
 fn keep_bounded<T>(items: &mut Vec<T>, item: T) {
@@ -110,20 +113,12 @@ fn answer_ask(
     let now = Instant::now();
     // A minute's margin: an invoice about to expire is not handed out again.
     ui.sales.vouched.retain(|_, (.., until)| until.saturating_duration_since(now) > Duration::from_secs(60));
-    match ui.sales.vouched.get(&listing) {
-        Some((other, _, _, until)) if *other != buyer => {
-            let minutes = until.duration_since(now).as_secs().div_ceil(60);
-            return Err(format!("someone else is paying for this item now; try again in {minutes} min"));
+    // The same buyer again: the same invoice, however often a key asks.
+    if let Some((invoice, payment_hash, _)) = ui.sales.vouched.get(&(listing, buyer)) {
+        if let Some(net) = &link.net {
+            net.send(Command::AnswerSale { ask, answer: Ok((invoice.clone(), *payment_hash)) });
         }
-        // The same buyer again: the same invoice (one invoice per listing while it is payable,
-        // however often a key asks).
-        Some((_, invoice, payment_hash, _)) => {
-            if let Some(net) = &link.net {
-                net.send(Command::AnswerSale { ask, answer: Ok((invoice.clone(), *payment_hash)) });
-            }
-            return Ok(());
-        }
-        None => {}
+        return Ok(());
     }
     let (Some(wallet), true) = (&link.wallet, ui.lightning.node_id.is_some()) else {
         return Err("the seller's Lightning node is not running now".into());
@@ -133,6 +128,7 @@ fn answer_ask(
     wallet.send(WalletCommand::Lightning(LnCommand::SaleInvoice {
         amount_msat: view.listing.price_sats.saturating_mul(1000),
         description: format!("{title} (Sanctuary)"),
+        sale: listing.0,
         tag,
     }));
     ui.say(format!("{} asks to buy {title}: making an invoice", buyer.short()), true);
@@ -152,7 +148,9 @@ pub(super) fn invoice_made(
     if let Some(net) = net {
         net.send(Command::AnswerSale { ask, answer: Ok((invoice.clone(), payment_hash)) });
     }
-    ui.sales.vouched.insert(listing, (buyer, invoice, payment_hash, until));
+    if ui.sales.vouched.len() < MAX_VOUCHED {
+        ui.sales.vouched.insert((listing, buyer), (invoice, payment_hash, until));
+    }
 }
 
 /// A quoted purchase: its confirmation, if the quote is one of ours.

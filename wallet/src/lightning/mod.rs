@@ -295,6 +295,13 @@ pub enum LightningEvent {
         /// Why, in words.
         reason: String,
     },
+    /// A payment to a held invoice ([`Lightning::sale_invoice`]) waits to be taken or sent back.
+    PaymentClaimable {
+        /// Its payment hash.
+        hash: [u8; 32],
+        /// What may be taken.
+        amount_msat: u64,
+    },
     /// A payment arrived here.
     PaymentReceived {
         /// The payment's id here.
@@ -529,17 +536,46 @@ impl Lightning {
 
     /// A BOLT11 invoice for a sale, payable for `expiry_secs`, with its payment hash (which the
     /// seller's voucher names).
+    ///
+    /// The invoice is *held*: a payment to it is not taken until [`Lightning::claim_held`] (with
+    /// the preimage returned here, which only this node knows) and is sent back by
+    /// [`Lightning::fail_held`], so that a seller takes one payment per item and turns away the
+    /// rest ([`LightningEvent::PaymentClaimable`] says one arrived).
     pub fn sale_invoice(
         &self,
         amount_msat: u64,
         description: &str,
         expiry_secs: u32,
-    ) -> Result<(String, [u8; 32]), LightningError> {
-        use ldk_node::bitcoin::hashes::Hash;
+    ) -> Result<(String, [u8; 32], Zeroizing<[u8; 32]>), LightningError> {
+        use ldk_node::bitcoin::hashes::{Hash, sha256};
         check_receive(amount_msat)?;
         let description = invoice_description(description)?;
-        let invoice = self.node.bolt11_payment().receive(amount_msat, &description, expiry_secs)?;
-        Ok((invoice.to_string(), invoice.payment_hash().to_byte_array()))
+        let mut preimage = Zeroizing::new([0u8; 32]);
+        getrandom::fill(preimage.as_mut()).map_err(|error| LightningError::Node(format!("no randomness: {error}")))?;
+        let hash = sha256::Hash::hash(preimage.as_ref()).to_byte_array();
+        let invoice = self.node.bolt11_payment().receive_for_hash(
+            amount_msat,
+            &description,
+            expiry_secs,
+            ldk_node::lightning_types::payment::PaymentHash(hash),
+        )?;
+        Ok((invoice.to_string(), hash, preimage))
+    }
+
+    /// Takes a held payment ([`Lightning::sale_invoice`]) of `amount_msat` with its preimage.
+    pub fn claim_held(&self, preimage: &[u8; 32], amount_msat: u64) -> Result<(), LightningError> {
+        use ldk_node::bitcoin::hashes::{Hash, sha256};
+        let hash = sha256::Hash::hash(preimage).to_byte_array();
+        Ok(self.node.bolt11_payment().claim_for_hash(
+            ldk_node::lightning_types::payment::PaymentHash(hash),
+            amount_msat,
+            ldk_node::lightning_types::payment::PaymentPreimage(*preimage),
+        )?)
+    }
+
+    /// Sends a held payment back to its payer.
+    pub fn fail_held(&self, hash: &[u8; 32]) -> Result<(), LightningError> {
+        Ok(self.node.bolt11_payment().fail_for_hash(ldk_node::lightning_types::payment::PaymentHash(*hash))?)
     }
 
     /// A BOLT11 invoice for `amount_msat` that the node's LSP pays through a channel it opens
@@ -783,6 +819,9 @@ fn convert(event: Event) -> Option<LightningEvent> {
             amount_msat,
             note: None,
         },
+        Event::PaymentClaimable { payment_hash, claimable_amount_msat, .. } => {
+            LightningEvent::PaymentClaimable { hash: payment_hash.0, amount_msat: claimable_amount_msat }
+        }
         _ => return None,
     })
 }

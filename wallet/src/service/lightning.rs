@@ -28,9 +28,12 @@ const MAX_EVENTS_A_LOOK: usize = 64;
 const MAX_TEXT_CHARS: usize = 200;
 /// What tips may cost in a day unless the person chose otherwise: 10,000 sat (fees included).
 pub const DEFAULT_TIP_LIMIT_SAT: u64 = 10_000;
-/// How long an invoice for a sale stays payable: ten minutes (the seller vouches for one
-/// buyer's invoice at a time per listing).
+/// How long an invoice for a sale stays payable: ten minutes.
 pub const SALE_INVOICE_EXPIRY_SECS: u32 = 10 * 60;
+/// The most sale invoices held at once; a newer one pushes out the oldest.
+const MAX_HELD: usize = 64;
+/// The most sales remembered as paid (each is one of the person's listings).
+const MAX_SOLD: usize = 1024;
 /// The window the tip limit counts over.
 const TIP_WINDOW_SECS: u64 = 24 * 60 * 60;
 /// What the offer others tip through says.
@@ -133,6 +136,9 @@ pub enum LnCommand {
         amount_msat: u64,
         /// What it is for.
         description: String,
+        /// What is sold (a listing's id): the node takes one payment per sale, whichever of its
+        /// invoices it comes to, and sends the others back.
+        sale: [u8; 32],
         /// The caller's number.
         tag: u64,
     },
@@ -253,6 +259,18 @@ pub(super) struct Rail {
     quotes: VecDeque<(u64, PaymentRequest, Quote, bool)>,
     /// The offer made for tips, while the node has a usable channel.
     tip_offer: Option<String>,
+    /// Sale invoices whose payments wait for our word, oldest first.
+    held: VecDeque<HeldSale>,
+    /// Sales paid since the node started, oldest first.
+    sold: VecDeque<[u8; 32]>,
+}
+
+/// A held sale invoice: its hash and preimage, what it sells, and for how much.
+struct HeldSale {
+    hash: [u8; 32],
+    preimage: Zeroizing<[u8; 32]>,
+    sale: [u8; 32],
+    amount_msat: u64,
 }
 
 impl Rail {
@@ -265,6 +283,8 @@ impl Rail {
             pause: RETRY_FIRST,
             quotes: VecDeque::new(),
             tip_offer: None,
+            held: VecDeque::new(),
+            sold: VecDeque::new(),
         }
     }
 
@@ -301,6 +321,8 @@ impl Rail {
         self.next_try = None;
         self.quotes.clear();
         self.tip_offer = None;
+        // Their preimages go with the keys: payments to them are sent back.
+        self.held.clear();
         if let Some(node) = self.node.take() {
             if let Err(error) = node.stop() {
                 emit(LnEvent::Failed { action: "stop the Lightning node", error: error.to_string() });
@@ -348,15 +370,20 @@ impl Rail {
         let Some(node) = &self.node else { return };
         // At most a batch a look: a stream of tiny payments from strangers cannot keep the
         // wallet thread from its commands (the rest wait in LDK's queue for the next look).
-        let mut changed = false;
-        for event in std::iter::from_fn(|| node.next_event()).take(MAX_EVENTS_A_LOOK) {
-            changed = true;
-            emit(LnEvent::Happened(event));
+        let events: Vec<LightningEvent> = std::iter::from_fn(|| node.next_event()).take(MAX_EVENTS_A_LOOK).collect();
+        if events.is_empty() {
+            return;
         }
-        if changed {
+        for event in events {
+            match event {
+                LightningEvent::PaymentClaimable { hash, amount_msat } => self.take_or_return(hash, amount_msat, emit),
+                event => emit(LnEvent::Happened(event)),
+            }
+        }
+        if let Some(node) = &self.node {
             emit(LnEvent::State { balances: node.balances(), channels: node.channels() });
-            self.keep_tip_offer(emit);
         }
+        self.keep_tip_offer(emit);
     }
 
     /// After the wallet's sync round: the state as it is now.
@@ -385,6 +412,32 @@ impl Rail {
                 emit(LnEvent::TipOffer(None));
             }
             _ => {}
+        }
+    }
+
+    /// A payment to a held sale invoice arrived: taken if it is the first for its sale and pays
+    /// the price, else sent back to its payer (the item is sold, or the invoice is not ours any
+    /// more).
+    fn take_or_return(&mut self, hash: [u8; 32], amount_msat: u64, emit: &dyn Fn(LnEvent)) {
+        let Some(node) = &self.node else { return };
+        let held = self.held.iter().position(|held| held.hash == hash).and_then(|at| self.held.remove(at));
+        let outcome = match held {
+            Some(held) if !self.sold.contains(&held.sale) && amount_msat >= held.amount_msat => {
+                match node.claim_held(&held.preimage, amount_msat) {
+                    Ok(()) => {
+                        if self.sold.len() >= MAX_SOLD {
+                            self.sold.pop_front();
+                        }
+                        self.sold.push_back(held.sale);
+                        return;
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            _ => node.fail_held(&hash),
+        };
+        if let Err(error) = outcome {
+            emit(LnEvent::Failed { action: "settle a payment for a sale", error: error.to_string() });
         }
     }
 
@@ -476,9 +529,16 @@ impl Rail {
                     Err(error) => fail("read the payment request", error),
                 }
             }
-            LnCommand::SaleInvoice { amount_msat, description, tag } => {
+            LnCommand::SaleInvoice { amount_msat, description, sale, tag } => {
                 match node.sale_invoice(amount_msat, &clip(&description), SALE_INVOICE_EXPIRY_SECS) {
-                    Ok((invoice, payment_hash)) => emit(LnEvent::SaleInvoice { tag, invoice, payment_hash }),
+                    Ok((invoice, payment_hash, preimage)) => {
+                        if self.held.len() >= MAX_HELD {
+                            // The oldest goes: a payment to it comes back to its payer.
+                            self.held.pop_front();
+                        }
+                        self.held.push_back(HeldSale { hash: payment_hash, preimage, sale, amount_msat });
+                        emit(LnEvent::SaleInvoice { tag, invoice, payment_hash });
+                    }
                     Err(error) => fail("make an invoice for the sale", error),
                 }
             }
