@@ -49,6 +49,21 @@ pub fn controllers(app: &mut App) -> Mut<'_, Controllers> {
     app.world_mut().resource_mut::<Controllers>()
 }
 
+/// A network node that stays on this machine (no relays, no LAN discovery), named `name`,
+/// keeping its files in `dir` and joining `join` if given.
+pub fn offline_node(
+    dir: &std::path::Path,
+    name: &str,
+    join: Option<sanctuary_net::Ticket>,
+) -> sanctuary_net::NodeConfig {
+    let mut node = sanctuary_net::NodeConfig::new(dir);
+    node.relays = sanctuary_net::RelayChoice::Disabled;
+    node.lan_discovery = false;
+    node.name = Some(name.to_owned());
+    node.join = join.into_iter().collect();
+    node
+}
+
 /// Runs `frames` frames.
 pub fn run_frames(app: &mut App, frames: usize) {
     for _ in 0..frames {

@@ -120,6 +120,13 @@ pub struct Peer {
 pub type Contribution =
     (PublicKey, sanctuary_net::receipts::Contribution, Arc<Vec<sanctuary_net::receipts::SignedReceipt>>, bool);
 
+/// Standing at `x` along the lobby's line z = -4, head at 1.7 m, hands at the sides.
+pub fn standing(x: f32) -> PoseFrame {
+    use sanctuary_net::QuantisedTransform;
+    let at = |dx: f32| QuantisedTransform::new(glam::Vec3::new(x + dx, 1.7, -4.0), glam::Quat::IDENTITY);
+    PoseFrame { head: at(0.0), left_hand: at(-0.3), right_hand: at(0.3) }
+}
+
 /// An offline node configuration (relays disabled, no LAN discovery) keeping its files in `dir`.
 pub fn offline_config(dir: &Path, name: &str, join: Option<&Ticket>) -> NodeConfig {
     let mut config = NodeConfig::new(dir);

@@ -5,17 +5,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use glam::{Quat, Vec3};
 use sanctuary_engine::avatar::{Rank, avatar_limits};
 use sanctuary_engine::{HumanBone, RigSource};
-use sanctuary_net::{Command, PoseFrame, QuantisedTransform};
+use sanctuary_net::Command;
 use sanctuary_tests::models::pack_glb;
-use sanctuary_tests::peers::{Peer, offline_config, wait_until};
-
-fn pose_at(x: f32) -> PoseFrame {
-    let at = |dx: f32| QuantisedTransform::new(Vec3::new(x + dx, 1.7, -4.0), Quat::IDENTITY);
-    PoseFrame { head: at(0.0), left_hand: at(-0.3), right_hand: at(0.3) }
-}
+use sanctuary_tests::peers::{Peer, offline_config, standing, wait_until};
 
 fn shipped(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/avatars").join(name)
@@ -55,8 +49,8 @@ async fn an_avatar_is_worn_announced_fetched_and_kept() {
     let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("temp dir")).collect();
     let mut ada = Peer::start(offline_config(dirs[0].path(), "Ada", None)).await;
     let mut bo = Peer::start(offline_config(dirs[1].path(), "Bo", Some(&ada.ticket))).await;
-    ada.handle.send(Command::Pose(pose_at(0.0)));
-    bo.handle.send(Command::Pose(pose_at(2.0)));
+    ada.handle.send(Command::Pose(standing(0.0)));
+    bo.handle.send(Command::Pose(standing(2.0)));
     let (ada_id, bo_id) = (ada.id, bo.id);
     wait_until(&mut [&mut ada, &mut bo], Duration::from_secs(5), "both are plain and see each other", |peer| {
         let other = if peer.id == ada_id { bo_id } else { ada_id };
@@ -107,7 +101,7 @@ async fn an_avatar_is_worn_announced_fetched_and_kept() {
 
     // And takes it off: Bo hears that too.
     ada.handle.send(Command::Join(bo.ticket.clone()));
-    ada.handle.send(Command::Pose(pose_at(0.5)));
+    ada.handle.send(Command::Pose(standing(0.5)));
     ada.handle.send(Command::Wear(None));
     wait_until(&mut [&mut ada, &mut bo], Duration::from_secs(10), "Bo hears Ada is plain again", |peer| {
         peer.id == ada_id || peer.looks.get(&ada_id) == Some(&None)

@@ -4,14 +4,8 @@
 
 use std::time::Duration;
 
-use glam::{Quat, Vec3};
-use sanctuary_net::{Command, PoseFrame, QuantisedTransform};
-use sanctuary_tests::peers::{Peer, offline_config, wait_until};
-
-fn pose_at(x: f32) -> PoseFrame {
-    let at = |dx: f32| QuantisedTransform::new(Vec3::new(x + dx, 1.7, -4.0), Quat::IDENTITY);
-    PoseFrame { head: at(0.0), left_hand: at(-0.3), right_hand: at(0.3) }
-}
+use sanctuary_net::Command;
+use sanctuary_tests::peers::{Peer, offline_config, standing, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tip_offer_is_heard_by_whoever_is_near_and_taken_back() {
@@ -19,8 +13,8 @@ async fn a_tip_offer_is_heard_by_whoever_is_near_and_taken_back() {
     let mut ada = Peer::start(offline_config(dirs[0].path(), "Ada", None)).await;
     let mut bo = Peer::start(offline_config(dirs[1].path(), "Bo", Some(&ada.ticket))).await;
     let bo_id = bo.id;
-    ada.handle.send(Command::Pose(pose_at(0.0)));
-    bo.handle.send(Command::Pose(pose_at(2.0)));
+    ada.handle.send(Command::Pose(standing(0.0)));
+    bo.handle.send(Command::Pose(standing(2.0)));
     wait_until(&mut [&mut ada, &mut bo], Duration::from_secs(20), "Ada sees Bo", |peer| {
         peer.id == bo_id || peer.pose_of(bo_id).is_some()
     })
@@ -44,7 +38,7 @@ async fn a_tip_offer_is_heard_by_whoever_is_near_and_taken_back() {
 
     // A newcomer hears it without waiting for the keepalive.
     let mut cy = Peer::start(offline_config(dirs[2].path(), "Cy", Some(&ada.ticket))).await;
-    cy.handle.send(Command::Pose(pose_at(4.0)));
+    cy.handle.send(Command::Pose(standing(4.0)));
     wait_until(&mut [&mut ada, &mut bo, &mut cy], Duration::from_secs(20), "Cy hears Bo's offer", |peer| {
         peer.id == bo_id || peer.tips.get(&bo_id).is_some_and(|heard| heard.is_some())
     })

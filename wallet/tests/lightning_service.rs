@@ -5,34 +5,20 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sanctuary_wallet::lightning::testing::{free_port, mine_and_sync, start_on};
+use sanctuary_wallet::lightning::testing::{mine_and_sync, service_config, start_on};
 use sanctuary_wallet::lightning::{LightningEvent, ProviderTerms};
 use sanctuary_wallet::testchain::TestChain;
-use sanctuary_wallet::{
-    LightningSettings, LnCommand, LnEvent, ServiceConfig, WalletCommand, WalletEvent, WalletNetwork, WalletService,
-    Zeroizing,
-};
+use sanctuary_wallet::{LnCommand, LnEvent, WalletCommand, WalletEvent, WalletService, Zeroizing};
 
 const BO: &str = "legal winner thank year wave sausage worth useful legal winner thank yellow";
 const WAIT: Duration = Duration::from_secs(60);
 
 fn service(chain: &TestChain, dir: &Path) -> WalletService {
-    WalletService::spawn(ServiceConfig {
-        dir: dir.to_owned(),
-        network: WalletNetwork::Regtest,
-        esplora_url: chain.url(),
-        sync_every: Duration::from_secs(3600),
-        lightning: LightningSettings {
-            enabled: true,
-            listen: Some(free_port()),
-            alias: Some("ada".to_owned()),
-            provider: Some(ProviderTerms::default()),
-            background_sync: true,
-            tip_limit_sat: Some(1_500),
-            ..LightningSettings::default()
-        },
-    })
-    .expect("the wallet thread starts")
+    let mut config = service_config(chain, dir);
+    config.lightning.alias = Some("ada".to_owned());
+    config.lightning.provider = Some(ProviderTerms::default());
+    config.lightning.tip_limit_sat = Some(1_500);
+    WalletService::spawn(config).expect("the wallet thread starts")
 }
 
 /// The next Lightning event `wanted` picks, skipping others; fails on a Lightning failure.

@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 
 use sanctuary_engine::{ModelRef, RegionId, home_parcel};
 use sanctuary_wallet::lightning::ChannelState;
-use sanctuary_wallet::lightning::testing::{free_port, nobody, script_of};
+use sanctuary_wallet::lightning::testing::{nobody, script_of, service_config};
 use sanctuary_wallet::testchain::TestChain;
-use sanctuary_wallet::{LightningSettings, ServiceConfig, WalletNetwork};
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
-use crate::testing::logic_app;
+use crate::testing::{logic_app, offline_node};
 
 /// A client with its wallet thread and network node, standing in the city.
 fn client(chain: &TestChain, dir: &std::path::Path, name: &str, join: Option<sanctuary_net::Ticket>) -> App {
@@ -22,25 +21,10 @@ fn client(chain: &TestChain, dir: &std::path::Path, name: &str, join: Option<san
         Update,
         (read_wallet_events, take_sale_events, wallet_keys, wallet_commands, refresh_market).chain(),
     );
-    let config = ServiceConfig {
-        dir: dir.join("wallet"),
-        network: WalletNetwork::Regtest,
-        esplora_url: chain.url(),
-        sync_every: Duration::from_secs(3600),
-        lightning: LightningSettings {
-            enabled: true,
-            listen: Some(free_port()),
-            background_sync: true,
-            ..LightningSettings::default()
-        },
-    };
-    app.insert_resource(WalletLink::start(config).expect("the wallet thread starts"));
-    let mut node = sanctuary_net::NodeConfig::new(dir.join("net"));
-    node.relays = sanctuary_net::RelayChoice::Disabled;
-    node.lan_discovery = false;
-    node.name = Some(name.into());
-    node.join = join.into_iter().collect();
-    app.insert_resource(NetLink::start(node).expect("the network node starts"));
+    app.insert_resource(
+        WalletLink::start(service_config(chain, &dir.join("wallet"))).expect("the wallet thread starts"),
+    );
+    app.insert_resource(NetLink::start(offline_node(&dir.join("net"), name, join)).expect("the network node starts"));
     app
 }
 

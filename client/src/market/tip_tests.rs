@@ -6,16 +6,15 @@
 use std::time::{Duration, Instant};
 
 use sanctuary_engine::RegionId;
-use sanctuary_wallet::lightning::testing::{expect, free_port, mine_and_sync, nobody, script_of, start_on};
+use sanctuary_wallet::lightning::testing::{expect, mine_and_sync, nobody, script_of, service_config, start_on};
 use sanctuary_wallet::lightning::{ChannelState, LightningEvent};
 use sanctuary_wallet::testchain::TestChain;
-use sanctuary_wallet::{LightningSettings, ServiceConfig, WalletNetwork};
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
 use crate::network::Social;
 use crate::social::{AvatarMenu, MenuButton, use_avatar_menu};
-use crate::testing::logic_app;
+use crate::testing::{logic_app, offline_node};
 
 const BO: &str = "legal winner thank year wave sausage worth useful legal winner thank yellow";
 
@@ -53,25 +52,11 @@ fn a_tip_goes_from_the_menu_through_the_confirmation_to_the_other_node() {
         .init_resource::<Market>()
         .init_resource::<AvatarMenu>()
         .add_systems(Update, (use_avatar_menu, read_wallet_events, wallet_keys, wallet_commands).chain());
-    let config = ServiceConfig {
-        dir: dirs[0].path().to_owned(),
-        network: WalletNetwork::Regtest,
-        esplora_url: chain.url(),
-        sync_every: Duration::from_secs(3600),
-        lightning: LightningSettings {
-            enabled: true,
-            listen: Some(free_port()),
-            background_sync: true,
-            tip_limit_sat: Some(1_500),
-            ..LightningSettings::default()
-        },
-    };
+    let mut config = service_config(&chain, dirs[0].path());
+    config.lightning.tip_limit_sat = Some(1_500);
     app.insert_resource(WalletLink::start(config).expect("the wallet thread starts"));
     // The avatar menu speaks to the network node: an offline one.
-    let mut node = sanctuary_net::NodeConfig::new(dirs[0].path().join("net"));
-    node.relays = sanctuary_net::RelayChoice::Disabled;
-    node.lan_discovery = false;
-    node.name = Some("Ada".into());
+    let node = offline_node(&dirs[0].path().join("net"), "Ada", None);
     app.insert_resource(NetLink::start(node).expect("the network node starts"));
 
     // Ada makes her wallet; its Lightning node starts, and she funds it from the chain.

@@ -23,6 +23,24 @@ pub fn free_port() -> SocketAddr {
     }
 }
 
+/// A wallet thread's settings for tests: regtest on `chain`, kept in `dir`, syncing the chain
+/// only when asked, with a Lightning node that listens on a free loopback port and syncs by
+/// itself.
+pub fn service_config(chain: &TestChain, dir: &Path) -> crate::ServiceConfig {
+    crate::ServiceConfig {
+        dir: dir.to_owned(),
+        network: WalletNetwork::Regtest,
+        esplora_url: chain.url(),
+        sync_every: Duration::from_secs(3600),
+        lightning: crate::LightningSettings {
+            enabled: true,
+            listen: Some(free_port()),
+            background_sync: true,
+            ..crate::LightningSettings::default()
+        },
+    }
+}
+
 /// A node from `words` in `dir`, on `chain`, listening on loopback, syncing only when asked.
 pub fn start_on(chain: &TestChain, words: &str, dir: &Path) -> Lightning {
     start_with(chain, words, dir, None)
