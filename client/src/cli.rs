@@ -113,7 +113,7 @@ pub struct Args {
 pub enum Mode {
     /// A home node: the same network node with no window and no GPU. It stays in the regions
     /// it is given, relays their gossip, prints its ticket and stops cleanly on Ctrl-C.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Write everything that is yours into one archive (a tar file) to take to another machine:
     /// identity (sealed under a passphrase), profile, chats, private messages, world changes,
     /// models and avatar, trust and blocks, the wallet's files. The node must not be running.
@@ -188,6 +188,21 @@ pub struct NodeArgs {
     /// Keep every model the world places (a community node), within --model-quota-mib.
     #[arg(long)]
     pub keep_all: bool,
+
+    /// Sell hosting for this many sats per GiB and month, paid over Lightning: people ask with
+    /// `/home NODE-KEY MIB MONTHS` and are kept for as with --pin while what they paid for runs.
+    /// Needs the node's wallet (--wallet-passphrase-file).
+    #[arg(long, value_name = "SATS")]
+    pub sell_hosting: Option<u64>,
+
+    /// The file holding the passphrase that unlocks the node's wallet (made on first start,
+    /// its recovery words written once beside it, in recovery-words.txt, to copy away).
+    #[arg(long, value_name = "PATH")]
+    pub wallet_passphrase_file: Option<PathBuf>,
+
+    /// The node's Bitcoin wallet and Lightning node (for --sell-hosting).
+    #[command(flatten)]
+    pub wallet: WalletArgs,
 
     /// Serve the status page (and /status.json) on this port of 127.0.0.1; 0 turns it off.
     #[arg(long, value_name = "PORT", default_value_t = sanctuary_net::status_page::DEFAULT_STATUS_PORT)]

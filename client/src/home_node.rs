@@ -1,6 +1,9 @@
 //! `sanctuary node`: the network node alone, with no window, until Ctrl-C or a stop from the
 //! service manager (SIGTERM); its status page on a loopback port (see
-//! `sanctuary_net::status_page`).
+//! `sanctuary_net::status_page`); with `--sell-hosting`, its wallet and hosting desk
+//! ([`seller`]).
+
+pub(crate) mod seller;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -18,7 +21,9 @@ use crate::cli::NodeArgs;
 
 /// How often the status page's figures are brought up to date.
 const STATUS_EVERY: Duration = Duration::from_secs(2);
-/// How often the store on disk is measured.
+/// How often the wallet thread's news is looked at, when the node sells hosting.
+const WALLET_EVERY: Duration = Duration::from_millis(100);
+/// How often the store on disk is measured (and the hosting ledger written).
 const MEASURE_EVERY: Duration = Duration::from_secs(30);
 /// Files looked at when measuring the store (a bound, not an expectation).
 const MAX_MEASURED_FILES: usize = 200_000;
@@ -168,6 +173,13 @@ pub fn run(args: &NodeArgs) -> ExitCode {
     };
     config.hosting = hosting_policy(args);
     let data_dir = config.data_dir.clone();
+    let mut seller = match seller::Seller::start(args, &data_dir, config.hosting.is_some()) {
+        Ok(seller) => seller,
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match NetRuntime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -207,19 +219,33 @@ pub fn run(args: &NodeArgs) -> ExitCode {
     let blobs: PathBuf = data_dir.join("blobs");
     let outcome = runtime.block_on(async {
         let mut tick = tokio::time::interval(STATUS_EVERY);
+        let mut wallet_tick = tokio::time::interval(WALLET_EVERY);
         let mut measured: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = stopped.recv() => return None,
                 _ = tick.tick() => {
-                    if measured.is_none_or(|at| at.elapsed() >= MEASURE_EVERY) {
+                    let measure = measured.is_none_or(|at| at.elapsed() >= MEASURE_EVERY);
+                    if measure {
                         let dir = blobs.clone();
                         watch.stored_bytes = tokio::task::spawn_blocking(move || stored_bytes(&dir)).await.unwrap_or(0);
                         measured = Some(Instant::now());
                     }
+                    if let Some(seller) = seller.as_mut() {
+                        seller.round(&node, measure);
+                    }
                     board.set(watch.snapshot());
                 }
-                event = node.next_event() => match event {
+                _ = wallet_tick.tick(), if seller.is_some() => {
+                    if let Some(seller) = seller.as_mut() {
+                        seller.wallet_events(&node);
+                    }
+                }
+                event = node.next_event() => {
+                    if let (Some(seller), Some(event)) = (seller.as_mut(), event.as_ref()) {
+                        seller.net_event(event, &node, &watch.id);
+                    }
+                    match event {
                     Some(Event::Started { id, ticket, profile, world, uploads, .. }) => {
                         println!("home node {id} ({}) keeping {}", profile.name, data_dir.display());
                         println!("regions: {}", names.join(", "));
@@ -227,6 +253,13 @@ pub fn run(args: &NodeArgs) -> ExitCode {
                         (watch.id, watch.name) = (id.to_string(), profile.name);
                         (watch.world, watch.uploads) = (Some(world), Some(uploads));
                         board.set(watch.snapshot());
+                        if let Some(seller) = seller.as_mut() {
+                            seller.running(&node);
+                        }
+                    }
+                    Some(Event::HostingAsked { ask, .. }) if seller.is_none() => {
+                        let refusal = "this node does not sell hosting; ask its owner for a --pin".to_owned();
+                        node.send(sanctuary_net::Command::AnswerHosting { ask, answer: Err(refusal) });
                     }
                     Some(Event::Ticket(ticket)) => println!("ticket: {ticket}"),
                     Some(Event::Status(status)) => {
@@ -247,7 +280,7 @@ pub fn run(args: &NodeArgs) -> ExitCode {
                     Some(Event::Failed(error)) => return Some(error),
                     Some(_) => {}
                     None => return Some("the node stopped by itself".to_owned()),
-                },
+                }},
             }
         }
     });
@@ -274,6 +307,7 @@ fn hosting_policy(args: &NodeArgs) -> Option<HostingPolicy> {
         owner: args.owner,
         friend_quota: args.friend_quota_mib.saturating_mul(1024 * 1024),
         grants: args.pins.iter().copied().collect(),
+        paid: BTreeMap::new(),
         keep_all: args.keep_all,
         total: args.model_quota_mib.saturating_mul(1024 * 1024),
     })

@@ -22,6 +22,7 @@ pub mod cues;
 mod cursor;
 mod friends;
 pub mod home_node;
+pub mod hosting_desk;
 mod hud;
 pub mod locomotion;
 mod market;

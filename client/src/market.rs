@@ -44,6 +44,9 @@ const STALL_VIEW: f32 = 90.0;
 const MARKET_REFRESH_S: f32 = 1.0;
 
 mod directory;
+mod hosting;
+#[cfg(test)]
+mod hosting_tests;
 mod lightning;
 mod panels;
 mod sale;
@@ -157,6 +160,8 @@ pub struct WalletUi {
     pub tip_asked: Option<TipAsk>,
     /// Purchases and sales over Lightning under way.
     pub sales: sale::Sales,
+    /// Hosting bought from home nodes, under way.
+    pub hosting: hosting::HostingBuys,
     next_tag: u64,
     purposes: HashMap<u64, Purpose>,
     /// Sent payments still to be claimed as purchases.
@@ -309,7 +314,15 @@ fn take_sale_events(
 ) {
     let links = sale::Links { wallet: link.as_deref(), net: net.as_deref() };
     while let Some(event) = events.0.pop_front() {
-        sale::on_net_event(event, &mut ui, &market, world.me, &links);
+        if let sanctuary_net::Event::HostingOffered { .. } = event {
+            let named = match (&world.replica, world.me) {
+                (Some(replica), Some(me)) => replica.world().hosts_of(&me),
+                _ => Vec::new(),
+            };
+            hosting::offered(event, &mut ui, link.as_deref(), &named);
+        } else {
+            sale::on_net_event(event, &mut ui, &market, world.me, &links);
+        }
     }
 }
 

@@ -335,7 +335,7 @@ fn read_node_events(
         if let Event::Built(Op::Put { .. }) = &event {
             cues.write(SoundCue::Placed);
         }
-        if matches!(event, Event::SaleAsked { .. } | Event::SaleOffered { .. }) {
+        if matches!(event, Event::SaleAsked { .. } | Event::SaleOffered { .. } | Event::HostingOffered { .. }) {
             if sales.0.len() >= SALE_EVENTS_KEPT {
                 sales.0.pop_front();
             }

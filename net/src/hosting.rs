@@ -7,6 +7,8 @@
 //! - the owner's **friends** (both said "friend" or "close friend" of the other) who name the
 //!   node: each within the per-friend quota;
 //! - people given a **quota of their own** (`--pin KEY=MIB`) who name the node;
+//! - people who **paid** for a quota (see [`crate::paid_hosting`]) and name the node, while
+//!   what they paid for runs (a grant and a payment add up);
 //! - with `--keep-all`, a community node, every model the world places, after the above.
 //!
 //! Anyone else who names the node is declined: listed (at most [`MAX_DECLINED_LISTED`]) and
@@ -34,6 +36,8 @@ pub struct HostingPolicy {
     pub friend_quota: u64,
     /// People with a quota of their own (bytes), friends or not.
     pub grants: BTreeMap<PublicKey, u64>,
+    /// People who paid for a quota that runs now (bytes).
+    pub paid: BTreeMap<PublicKey, u64>,
     /// Whether every model the world places is kept too (a community node).
     pub keep_all: bool,
     /// Bytes of models kept in all.
@@ -49,6 +53,8 @@ pub enum Role {
     Granted,
     /// A friend of the owner.
     Friend,
+    /// Someone who paid (and has no grant).
+    Paid,
 }
 
 impl Role {
@@ -58,6 +64,7 @@ impl Role {
             Role::Owner => "owner",
             Role::Granted => "granted",
             Role::Friend => "friend",
+            Role::Paid => "paid",
         }
     }
 }
@@ -137,8 +144,10 @@ pub fn plan(world: &mut World, me: &PublicKey, policy: &HostingPolicy) -> Hostin
     let mut asking: Vec<PublicKey> = naming.iter().copied().filter(|key| Some(*key) != policy.owner).collect();
     asking.sort();
     for person in asking {
+        let paid = policy.paid.get(&person).copied();
         let role = match (policy.grants.get(&person), policy.owner) {
-            (Some(quota), _) => Some((Role::Granted, *quota)),
+            (Some(quota), _) => Some((Role::Granted, quota.saturating_add(paid.unwrap_or(0)))),
+            (None, _) if paid.is_some() => paid.map(|quota| (Role::Paid, quota)),
             (None, Some(owner)) if mutual_friends(world, &owner, &person) => Some((Role::Friend, policy.friend_quota)),
             _ => None,
         };
@@ -342,5 +351,33 @@ mod tests {
         assert_eq!(hashes(&plan, &other).len(), 1);
         assert_eq!(plan.others, 2);
         assert_eq!(plan.bytes, 9 * MIB);
+    }
+
+    #[test]
+    fn paid_quotas_keep_like_grants_and_add_to_them() {
+        let mut world = World::new();
+        let node = Person::new(1);
+        let (mut payer, mut both, mut unnamed) = (Person::new(7), Person::new(8), Person::new(9));
+        let paid_for = payer.builds(&mut world, &[3, 3]);
+        both.builds(&mut world, &[4, 4]);
+        unnamed.builds(&mut world, &[1]);
+        payer.names_host(&mut world, &node, true);
+        both.names_host(&mut world, &node, true);
+        let mut policy = HostingPolicy { total: 64 * MIB, ..HostingPolicy::default() };
+        policy.paid.insert(payer.key, 4 * MIB);
+        policy.paid.insert(unnamed.key, 4 * MIB);
+        policy.paid.insert(both.key, 4 * MIB);
+        policy.grants.insert(both.key, 4 * MIB);
+        let plan = plan(&mut world, &node.key, &policy);
+        assert_eq!(hashes(&plan, &payer), vec![paid_for[0].hash], "3 MiB fit in the 4 paid for, 6 do not");
+        assert_eq!(hashes(&plan, &both).len(), 2, "a grant and a payment add up");
+        assert!(hashes(&plan, &unnamed).is_empty(), "paying is not asking: the payer names the node too");
+        let roles: Vec<(PublicKey, Role)> = plan.kept_for.iter().map(|kept| (kept.person, kept.role)).collect();
+        assert!(roles.contains(&(payer.key, Role::Paid)) && roles.contains(&(both.key, Role::Granted)), "{roles:?}");
+        // When what was paid for runs out, a stranger again.
+        policy.paid.clear();
+        let plan = super::plan(&mut world, &node.key, &policy);
+        assert!(hashes(&plan, &payer).is_empty());
+        assert!(plan.declined.contains(&payer.key));
     }
 }

@@ -12,12 +12,13 @@ mod direct;
 pub mod film_store;
 pub mod films;
 pub mod fuzz;
-mod hex;
+pub mod hex;
 pub mod hosting;
 mod identity;
 pub mod inbox;
 pub mod meeting;
 mod node;
+pub mod paid_hosting;
 pub mod poll;
 pub mod private_room;
 pub mod receipts;
@@ -39,10 +40,10 @@ pub use node::export;
 pub use node::read_record;
 pub use node::{
     ChatLine, Command, DEFAULT_UPLOAD_RATE, DOWNLINK_BUDGET_BITS_PER_SECOND, Delivery, DirectLine, Event,
-    FASTEST_POSE_INTERVAL, LOOK_KEEPALIVE, MAX_BLOCKS, MAX_INVOICE_CHARS, MAX_KEPT_VOLUMES, MAX_PERSON_VOLUME,
-    MIC_KEEPALIVE, NetRuntime, NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, PollView, Profile,
-    RelayChoice, RelayState, RoomsView, SALE_ANSWER_TIMEOUT, SaleOffer, ScreenView, StageView, Status, TIPS_KEEPALIVE,
-    Ticket, TicketError, TrustView, Whereabouts, pose_interval, spawn_node, world_topic,
+    FASTEST_POSE_INTERVAL, HostingOffer, LOOK_KEEPALIVE, MAX_BLOCKS, MAX_INVOICE_CHARS, MAX_KEPT_VOLUMES,
+    MAX_PERSON_VOLUME, MIC_KEEPALIVE, NetRuntime, NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, PollView,
+    Profile, RelayChoice, RelayState, RoomsView, SALE_ANSWER_TIMEOUT, SaleOffer, ScreenView, StageView, Status,
+    TIPS_KEEPALIVE, Ticket, TicketError, TrustView, Whereabouts, pose_interval, spawn_node, world_topic,
 };
 pub use node::{
     DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, Hearing, MAX_LISTENERS, MAX_MEMBERS, MAX_ON_STAGE, MAX_SPEAKERS,
@@ -80,7 +81,7 @@ pub mod alpn {
     /// [`crate::receipts`]).
     pub const RECEIPT: &[u8] = b"sanctuary/receipt/1";
     /// Asking a seller's node for an invoice and voucher for a Lightning listing.
-    pub const SALE: &[u8] = b"sanctuary/sale/1";
+    pub const SALE: &[u8] = b"sanctuary/sale/2";
 }
 
 /// The gossip topic that carries a region's live state. Every peer derives the same id from the

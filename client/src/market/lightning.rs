@@ -169,13 +169,14 @@ pub(super) fn on_event(event: LnEvent, ui: &mut WalletUi, cues: &mut MessageWrit
             ui.lightning.made = Some((kind, text));
         }
         LnEvent::Quoted { tag, quote, payee } => match ui.purposes.remove(&tag) {
-            _ if sale::quoted(ui, tag, &quote) => {}
+            _ if sale::quoted(ui, tag, &quote) || hosting::quoted(ui, tag, &quote) => {}
             Some(Purpose::Tip { name, note }) => ui.draft = Some(tip_draft(tag, &quote, &name, note)),
             Some(_) => ui.draft = Some(lightning_draft(tag, &quote, payee)),
             None => {}
         },
         LnEvent::Paying { tag, payment } => {
             sale::paying(ui, tag, &payment);
+            hosting::paying(ui, tag, &payment);
             ui.say("paying over Lightning...", true);
         }
         LnEvent::SaleInvoice { tag, invoice, payment_hash } => {
@@ -184,12 +185,13 @@ pub(super) fn on_event(event: LnEvent, ui: &mut WalletUi, cues: &mut MessageWrit
         LnEvent::Happened(event) => match event {
             LightningEvent::PaymentSent { payment, fee_msat, preimage, .. } => {
                 cues.write(SoundCue::Paid);
-                if !sale::paid(ui, &payment, preimage.as_deref(), net) {
+                if !sale::paid(ui, &payment, preimage.as_deref(), net) && !hosting::paid(ui, &payment, net) {
                     ui.say(format!("paid over Lightning (routing fee {} msat)", group_digits(fee_msat)), true);
                 }
             }
             LightningEvent::PaymentFailed { payment, reason } => {
                 sale::failed(ui, &payment);
+                hosting::failed(ui, &payment);
                 ui.say(format!("the Lightning payment failed ({reason}); nothing was paid"), false);
             }
             LightningEvent::PaymentReceived { amount_msat, note, .. } => {

@@ -176,7 +176,7 @@ pub(super) fn paying(ui: &mut WalletUi, tag: u64, payment: &str) {
 pub(super) fn paid(ui: &mut WalletUi, payment: &str, preimage: Option<&str>, net: Option<&NetLink>) -> bool {
     let Some(at) = ui.sales.buying.iter().position(|(_, id, _)| id.as_deref() == Some(payment)) else { return false };
     let (_, _, buy) = ui.sales.buying.remove(at);
-    let Some(preimage) = preimage.and_then(preimage_bytes) else {
+    let Some(preimage) = preimage.and_then(sanctuary_net::hex::from_hex::<32>) else {
         ui.say("paid, but the payment's proof is missing: the item cannot be claimed", false);
         return true;
     };
@@ -194,17 +194,6 @@ pub(super) fn paid(ui: &mut WalletUi, payment: &str, preimage: Option<&str>, net
 /// A payment failed: a purchase it was is forgotten.
 pub(super) fn failed(ui: &mut WalletUi, payment: &str) {
     ui.sales.buying.retain(|(_, id, _)| id.as_deref() != Some(payment));
-}
-
-fn preimage_bytes(hex: &str) -> Option<[u8; 32]> {
-    let mut bytes = [0u8; 32];
-    if hex.len() != 64 {
-        return None;
-    }
-    for (index, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(index * 2..index * 2 + 2)?, 16).ok()?;
-    }
-    Some(bytes)
 }
 
 /// The wallet thread and the network node, either of which may be missing.

@@ -15,7 +15,7 @@ use super::*;
 use crate::testing::{logic_app, offline_node};
 
 /// A client with its wallet thread and network node, standing in the city.
-fn client(chain: &TestChain, dir: &std::path::Path, name: &str, join: Option<sanctuary_net::Ticket>) -> App {
+pub(super) fn client(chain: &TestChain, dir: &std::path::Path, name: &str, join: Option<sanctuary_net::Ticket>) -> App {
     let mut app = logic_app(RegionId::City);
     app.init_resource::<WalletUi>().init_resource::<Market>().add_systems(
         Update,
@@ -28,16 +28,16 @@ fn client(chain: &TestChain, dir: &std::path::Path, name: &str, join: Option<san
     app
 }
 
-fn wallet(app: &App) -> &WalletUi {
+pub(super) fn wallet(app: &App) -> &WalletUi {
     app.world().resource::<WalletUi>()
 }
 
-fn typed(app: &mut App, command: &str) {
+pub(super) fn typed(app: &mut App, command: &str) {
     app.world_mut().resource_mut::<ChatInput>().wallet_commands.push(command.to_owned());
 }
 
 /// A key pressed for one frame (no input plugin clears it in these apps).
-fn press(app: &mut App, key: KeyCode) {
+pub(super) fn press(app: &mut App, key: KeyCode) {
     app.world_mut().resource_mut::<ButtonInput<KeyCode>>().press(key);
     app.update();
     let mut keys = app.world_mut().resource_mut::<ButtonInput<KeyCode>>();
@@ -54,7 +54,7 @@ fn stand_at(app: &mut App, at: Vec3) {
 }
 
 /// Runs both clients' frames until `done`, within `limit`.
-fn until(apps: &mut [&mut App], limit: Duration, what: &str, mut done: impl FnMut(&mut [&mut App]) -> bool) {
+pub(super) fn until(apps: &mut [&mut App], limit: Duration, what: &str, mut done: impl FnMut(&mut [&mut App]) -> bool) {
     let deadline = Instant::now() + limit;
     while !done(apps) {
         let said: Vec<_> = apps.iter().map(|app| wallet(app).message.clone()).collect();

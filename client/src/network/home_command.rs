@@ -4,7 +4,9 @@
 //!   name now, numbered;
 //! - `/home KEY` names a node (their home node, or a friend's node that will pin their things)
 //!   as a host: a signed statement everyone can check, and the request the node answers;
-//! - `/home off KEY` (or `/home off N`, a number from the list) takes it back.
+//! - `/home off KEY` (or `/home off N`, a number from the list) takes it back;
+//! - `/home KEY MIB MONTHS` asks a node that sells hosting for an invoice: MIB of one's models
+//!   kept for MONTHS months (the wallet shows the price for a yes; once paid, the node is named).
 
 use sanctuary_engine::{MAX_HOSTS, Op, PublicKey};
 use sanctuary_net::Command;
@@ -13,7 +15,8 @@ use super::Social;
 
 /// How to use it, when it was not.
 const USAGE: &str = "usage: /home lists where your things are kept; /home NODE-KEY names a node that keeps them \
-                     (your home node, or a friend's that pins them); /home off NODE-KEY (or its number) takes it back";
+                     (your home node, or a friend's that pins them); /home NODE-KEY MIB MONTHS buys keeping from a \
+                     node that sells it; /home off NODE-KEY (or its number) takes it back";
 
 /// The hosts the person names now, in key order.
 fn hosts(social: &Social) -> Vec<PublicKey> {
@@ -53,6 +56,7 @@ pub(super) fn home(social: &mut Social, rest: &str) -> Option<Command> {
         }
         [key] => (*key, true),
         ["off", which] => (*which, false),
+        [key, mib, months] => return buy(social, me, key, mib, months),
         _ => {
             social.notice(USAGE.into());
             return None;
@@ -96,6 +100,30 @@ pub(super) fn home(social: &mut Social, rest: &str) -> Option<Command> {
         format!("{host} no longer keeps your things")
     });
     Some(Command::Build(Op::Host { host, kept }))
+}
+
+/// `/home KEY MIB MONTHS`: the ask for an invoice, when the numbers are within bounds.
+fn buy(social: &mut Social, me: PublicKey, key: &str, mib: &str, months: &str) -> Option<Command> {
+    use sanctuary_net::paid_hosting::{MAX_MONTHS, MAX_PAID_MIB};
+    let host = match key.parse::<PublicKey>() {
+        Ok(host) if host == me => {
+            social
+                .notice("that is your own key: name the node's id, which `sanctuary node` prints as it starts".into());
+            return None;
+        }
+        Ok(host) => host,
+        Err(error) => {
+            social.notice(format!("'{key}' is not a node's key ({error}); {USAGE}"));
+            return None;
+        }
+    };
+    let (Ok(mib @ 1..=MAX_PAID_MIB), Ok(months @ 1..=MAX_MONTHS)) = (mib.parse::<u32>(), months.parse::<u16>()) else {
+        social
+            .notice(format!("ask for 1 to {MAX_PAID_MIB} MiB and 1 to {MAX_MONTHS} months: /home NODE-KEY MIB MONTHS"));
+        return None;
+    };
+    social.notice(format!("asking {} for an invoice: {mib} MiB for {months} month(s)...", host.short()));
+    Some(Command::AskHosting { host, mib, months })
 }
 
 #[cfg(test)]
@@ -149,7 +177,24 @@ mod tests {
         assert!(last_notice(&social).contains("your own key"));
         assert!(home(&mut social, "off 3").is_none());
         assert!(last_notice(&social).contains("no host numbered 3"));
-        assert!(home(&mut social, "a b c").is_none());
+        assert!(home(&mut social, "a b c d").is_none());
         assert!(last_notice(&social).starts_with("usage: /home"));
+    }
+
+    #[test]
+    fn home_with_a_size_and_months_asks_for_an_invoice_within_bounds() {
+        let (mut social, _dir, _) = social_with_world();
+        let me = social.me.expect("a key");
+        let node = PublicKey::from_secret_seed(&[9; 32]);
+        let command = home(&mut social, &format!("{node} 1024 3"));
+        assert!(matches!(command, Some(Command::AskHosting { host, mib: 1024, months: 3 }) if host == node));
+        for bad in ["0 3", "1024 0", "1024 25", "99999999 1", "-1 2", "lots 2"] {
+            assert!(home(&mut social, &format!("{node} {bad}")).is_none(), "{bad}");
+            assert!(last_notice(&social).starts_with("ask for 1 to"), "{bad}: {}", last_notice(&social));
+        }
+        assert!(home(&mut social, &format!("{me} 10 1")).is_none());
+        assert!(last_notice(&social).contains("your own key"));
+        assert!(home(&mut social, "nokey 10 1").is_none());
+        assert!(last_notice(&social).contains("is not a node's key"));
     }
 }

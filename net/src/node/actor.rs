@@ -104,7 +104,7 @@ pub(super) enum Internal {
     SlideFetched([u8; 32]),
     BoardFetched(Box<Result<crate::whiteboard::Board, String>>),
     RoomHanded { from: iroh::PublicKey, bytes: Vec<u8> },
-    SaleAsked { buyer: PublicKey, listing: sanctuary_engine::ChangeId, reply: tokio::sync::oneshot::Sender<Vec<u8>> },
+    SaleAsked { buyer: PublicKey, ask: super::sale::Ask, reply: tokio::sync::oneshot::Sender<Vec<u8>> },
     RoomPushed { to: [u8; 32], bytes: Vec<u8>, handed: bool },
     ReceivedBlobs(crate::assets::Served),
     KeptChecked { kept: Vec<(iroh::PublicKey, u64)>, asked: usize, all: u64 },
@@ -522,6 +522,9 @@ impl Node {
             Command::TipOffer(offer) => self.set_tip_offer(offer).await,
             Command::AskSale { seller, listing } => self.ask_sale(seller, listing),
             Command::AnswerSale { ask, answer } => self.answer_sale(ask, answer),
+            Command::AskHosting { host, mib, months } => self.ask_hosting(host, mib, months),
+            Command::AnswerHosting { ask, answer } => self.answer_hosting(ask, answer),
+            Command::PaidHosting(paid) => self.world_sync.set_paid(paid),
             Command::ShareFilm(path) => self.share_film(path),
             Command::Screen(action) => self.screen_action(action).await,
             Command::Present(paths) => self.present(paths),
@@ -565,7 +568,7 @@ impl Node {
             Internal::SlideFetched(hash) => self.slide_fetched(hash).await,
             Internal::BoardFetched(result) => self.board_fetched(*result),
             Internal::RoomHanded { from, bytes } => self.room_handed(from, bytes).await,
-            Internal::SaleAsked { buyer, listing, reply } => self.sale_asked(buyer, listing, reply).await,
+            Internal::SaleAsked { buyer, ask, reply } => self.sale_asked(buyer, ask, reply).await,
             Internal::RoomPushed { to, bytes, handed } => self.room_pushed(to, bytes, handed),
         }
     }

@@ -35,7 +35,7 @@ pub use blocks::MAX_BLOCKS;
 pub use meeting::PollView;
 pub use receipts::read_record;
 pub use rooms::RoomsView;
-pub use sale::{ANSWER_TIMEOUT as SALE_ANSWER_TIMEOUT, MAX_INVOICE_CHARS, SaleOffer};
+pub use sale::{ANSWER_TIMEOUT as SALE_ANSWER_TIMEOUT, HostingOffer, MAX_INVOICE_CHARS, SaleOffer};
 pub use screen::ScreenView;
 pub use stage::StageView;
 pub(crate) use trust::Door;
@@ -252,6 +252,28 @@ pub enum Command {
         /// The invoice and its payment hash, or the reason for a refusal.
         answer: Result<(String, [u8; 32]), String>,
     },
+    /// Ask the home node `host` for an invoice for keeping `mib` MiB of our models for
+    /// `months` months (answered with [`Event::HostingOffered`]).
+    AskHosting {
+        /// The node.
+        host: PublicKey,
+        /// How much.
+        mib: u32,
+        /// How long.
+        months: u16,
+    },
+    /// Answer someone's ask for paid hosting ([`Event::HostingAsked`]): an invoice, its
+    /// payment hash and its amount, whose terms the node signs with our key, or why not.
+    AnswerHosting {
+        /// The ask.
+        ask: u64,
+        /// The invoice, its payment hash and amount, or the reason for a refusal.
+        answer: Result<(String, [u8; 32], u64), String>,
+    },
+    /// What people have paid for, running now (bytes by person, see
+    /// [`crate::paid_hosting::PaidBook::quotas`]): kept for them as for a `--pin`, once they
+    /// name this node. Only for a node that keeps things for others.
+    PaidHosting(std::collections::BTreeMap<PublicKey, u64>),
     /// The BOLT12 offer others may tip us through, said beside our look (`None`: no tips).
     /// Refused with a notice unless it looks like an offer ([`crate::check_tip_offer`]).
     TipOffer(Option<String>),
@@ -618,6 +640,29 @@ pub enum Event {
         buyer: PublicKey,
         /// Which listing.
         listing: sanctuary_engine::ChangeId,
+    },
+    /// Someone asks to have `mib` MiB of their models kept for `months` months, for pay: answer
+    /// with [`Command::AnswerHosting`] within [`SALE_ANSWER_TIMEOUT`].
+    HostingAsked {
+        /// The ask's number.
+        ask: u64,
+        /// Who asks (their connection's key: the terms name them).
+        person: PublicKey,
+        /// How much.
+        mib: u32,
+        /// How long.
+        months: u16,
+    },
+    /// A home node answered our [`Command::AskHosting`].
+    HostingOffered {
+        /// The node.
+        host: PublicKey,
+        /// How much was asked for.
+        mib: u32,
+        /// How long.
+        months: u16,
+        /// An invoice with the node's signed terms, or a refusal.
+        offer: HostingOffer,
     },
     /// A seller's node answered our [`Command::AskSale`].
     SaleOffered {

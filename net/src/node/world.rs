@@ -11,7 +11,7 @@
 //! the placer names, then whoever is near), tried [`FETCH_ATTEMPTS`] times with a doubling
 //! back-off; a home node keeps models up to its quotas of bytes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -99,6 +99,23 @@ impl WorldSync {
             fetch_slots: Arc::new(tokio::sync::Semaphore::new(MAX_FETCHES)),
             hosting: hosting.map(Hosting::new),
             builder,
+        }
+    }
+
+    /// Whether this node keeps things for others (a home node).
+    pub(super) fn hosts(&self) -> bool {
+        self.hosting.is_some()
+    }
+
+    /// What people paid for now: kept as granted, from the next plan on.
+    pub(super) fn set_paid(&mut self, paid: BTreeMap<PublicKey, u64>) {
+        let Some(hosting) = self.hosting.as_mut() else { return };
+        if hosting.policy.paid != paid {
+            let mut policy = (*hosting.policy).clone();
+            // The policy's bound on the plan: no more payers than people kept for.
+            policy.paid = paid.into_iter().take(crate::hosting::MAX_KEPT_FOR).collect();
+            hosting.policy = Arc::new(policy);
+            hosting.dirty = true;
         }
     }
 
