@@ -114,8 +114,8 @@ pub enum ChatCommand {
     Room(&'static str, String),
     /// `/block WHO`: block someone from the keyboard.
     Block(String),
-    /// `/home [KEY | off KEY]`: where one's things are kept while one is away (one's home node,
-    /// friends' nodes that pin them).
+    /// `/home [KEY | KEY MIB MONTHS | off KEY]`: where one's things are kept while one is away
+    /// (one's home node, friends' nodes that pin them, nodes paid to keep them).
     Home(String),
     /// A wallet or trade command, the whole line, for the wallet to take.
     Wallet(String),

@@ -212,6 +212,11 @@ fn read_wallet_events(
     mut cues: MessageWriter<SoundCue>,
 ) {
     let Some(link) = link else { return };
+    ui.sales.open_log(&link.dir);
+    let ready = ui.lightning.node_id.is_some() && net.is_some();
+    if let Some(payments) = ui.sales.due_for_recheck(ready) {
+        link.service.send(WalletCommand::Lightning(LnCommand::Recheck { payments }));
+    }
     for event in link.service.drain() {
         match event {
             WalletEvent::Status(status) => {

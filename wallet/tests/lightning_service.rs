@@ -140,11 +140,28 @@ fn the_wallet_thread_quotes_then_pays_and_stops_the_node_on_lock() {
         LnEvent::Paying { tag: 7, payment } => Some(payment.clone()),
         _ => None,
     });
-    next(&ada, "the payment arrives", |event| match event {
-        LnEvent::Happened(LightningEvent::PaymentSent { payment: sent, .. }) if *sent == payment => Some(()),
+    let preimage = next(&ada, "the payment arrives", |event| match event {
+        LnEvent::Happened(LightningEvent::PaymentSent { payment: sent, preimage, .. }) if *sent == payment => {
+            Some(preimage.clone())
+        }
         LnEvent::Happened(LightningEvent::PaymentFailed { reason, .. }) => panic!("the payment failed: {reason}"),
         _ => None,
     });
+    assert!(preimage.is_some());
+    // Asked again (a program that missed the event), the wallet says the same from the book;
+    // of an id it never paid, or one that is not an id, nothing.
+    let unknown = "00".repeat(32);
+    ada.send(WalletCommand::Lightning(LnCommand::Recheck {
+        payments: vec![unknown.clone(), "not an id".into(), payment.clone()],
+    }));
+    let rechecked = next(&ada, "the payment rechecked", |event| match event {
+        LnEvent::Rechecked(LightningEvent::PaymentSent { payment: sent, preimage, .. }) => {
+            Some((sent.clone(), preimage.clone()))
+        }
+        LnEvent::Rechecked(other) => panic!("only the payment made is told of: {other:?}"),
+        _ => None,
+    });
+    assert_eq!(rechecked, (payment.clone(), preimage));
     // The ledger holds the payment beside the on-chain history, and the channel's funding.
     let ledger = dirs[0].path().join("ledger.csv");
     ada.send(WalletCommand::ExportCsv(ledger.clone()));

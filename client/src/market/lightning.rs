@@ -209,6 +209,10 @@ pub(super) fn on_event(event: LnEvent, ui: &mut WalletUi, cues: &mut MessageWrit
             // The wallet thread takes or returns held payments itself.
             LightningEvent::PaymentClaimable { .. } => {}
         },
+        LnEvent::Rechecked(LightningEvent::PaymentSent { payment, preimage, .. }) => {
+            sale::paid(ui, &payment, preimage.as_deref(), net);
+        }
+        LnEvent::Rechecked(LightningEvent::PaymentFailed { payment, .. }) => sale::failed(ui, &payment),
         LnEvent::FundingAddress(address) => {
             info!("lightning: funding address {address}");
             ui.lightning.funding = Some(address);

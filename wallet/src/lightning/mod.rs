@@ -655,6 +655,39 @@ impl Lightning {
         Ok(hex(&id.0))
     }
 
+    /// What became of an outgoing payment, as the event that told it would have: rebuilt from
+    /// the node's book for a program that missed that event (it stopped while the payment was
+    /// on its way, or after reading the event and before acting on it). `None` while the payment
+    /// is still on its way, or for an id this node never paid.
+    pub fn outcome(&self, id: &str) -> Option<LightningEvent> {
+        let bytes = unhex32(id)?;
+        let details = self.node.payment(&ldk_node::lightning::ln::channelmanager::PaymentId(bytes))?;
+        if details.direction != PaymentDirection::Outbound {
+            return None;
+        }
+        let (hash, preimage) = match &details.kind {
+            PaymentKind::Bolt11 { hash, preimage, .. }
+            | PaymentKind::Bolt11Jit { hash, preimage, .. }
+            | PaymentKind::Spontaneous { hash, preimage } => (Some(*hash), *preimage),
+            PaymentKind::Bolt12Offer { hash, preimage, .. } | PaymentKind::Bolt12Refund { hash, preimage, .. } => {
+                (*hash, *preimage)
+            }
+            PaymentKind::Onchain { .. } => return None,
+        };
+        match details.status {
+            PaymentStatus::Pending => None,
+            PaymentStatus::Succeeded => Some(LightningEvent::PaymentSent {
+                payment: id.to_owned(),
+                hash: hash.map(|hash| hex(&hash.0)).unwrap_or_default(),
+                fee_msat: details.fee_paid_msat.unwrap_or(0),
+                preimage: preimage.map(|preimage| hex(&preimage.0)),
+            }),
+            PaymentStatus::Failed => {
+                Some(LightningEvent::PaymentFailed { payment: id.to_owned(), reason: "it failed".to_owned() })
+            }
+        }
+    }
+
     /// One payment by its id.
     pub fn payment(&self, id: &str) -> Option<PaymentView> {
         self.payments().into_iter().find(|payment| payment.id == id)
@@ -781,6 +814,18 @@ fn pending_sat(pending: &PendingSweepBalance) -> u64 {
 
 fn channel_id(id: UserChannelId) -> String {
     format!("{:032x}", id.0)
+}
+
+/// The 32 bytes `text` spells in hex, if it spells exactly that many.
+fn unhex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (at, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[at * 2..at * 2 + 2], 16).ok()?;
+    }
+    Some(bytes)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -30,6 +30,8 @@ const MAX_TEXT_CHARS: usize = 200;
 pub const DEFAULT_TIP_LIMIT_SAT: u64 = 10_000;
 /// How long an invoice for a sale stays payable: ten minutes.
 pub const SALE_INVOICE_EXPIRY_SECS: u32 = 10 * 60;
+/// The most payments looked at by one [`LnCommand::Recheck`].
+const MAX_RECHECKED: usize = 64;
 /// The most sale invoices held at once; a newer one pushes out the oldest.
 const MAX_HELD: usize = 64;
 /// The most sales remembered as paid (each is one of the person's listings).
@@ -169,6 +171,13 @@ pub enum LnCommand {
     },
     /// A fresh address of the node's on-chain wallet, to fund channels.
     FundingAddress,
+    /// Say again what became of these outgoing payments, as [`LnEvent::Rechecked`] with their
+    /// `PaymentSent` or `PaymentFailed` (nothing for one still on its way: its event follows).
+    /// For a program that may have missed the events while it was not running.
+    Recheck {
+        /// The payments' ids (at most 64 are looked at).
+        payments: Vec<String>,
+    },
 }
 
 /// What the Lightning rail reports.
@@ -225,6 +234,9 @@ pub enum LnEvent {
     },
     /// Something the node did or saw.
     Happened(LightningEvent),
+    /// What became of a payment asked about with [`LnCommand::Recheck`] (its `PaymentSent` or
+    /// `PaymentFailed`, rebuilt from the node's book; it may have been told before).
+    Rechecked(LightningEvent),
     /// An address of the node's on-chain wallet.
     FundingAddress(String),
     /// An invoice made for a sale, with its payment hash.
@@ -611,6 +623,13 @@ impl Rail {
                 Ok(address) => emit(LnEvent::FundingAddress(address)),
                 Err(error) => fail("make a funding address", error),
             },
+            LnCommand::Recheck { payments } => {
+                for payment in payments.iter().take(MAX_RECHECKED) {
+                    if let Some(outcome) = node.outcome(payment) {
+                        emit(LnEvent::Rechecked(outcome));
+                    }
+                }
+            }
         }
     }
 }
