@@ -7,6 +7,7 @@ mod city;
 pub mod crowd;
 mod identity;
 mod layout;
+pub mod ledger;
 pub mod market;
 mod model;
 mod region;

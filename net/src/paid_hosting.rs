@@ -25,6 +25,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use sanctuary_engine::PublicKey;
+use sanctuary_engine::ledger::{msat_as_sats, utc_date};
 use serde::{Deserialize, Serialize};
 
 use crate::hex::{from_hex, hex};
@@ -338,14 +339,14 @@ impl PaidBook {
             let _ = writeln!(
                 csv,
                 "{},{},{},{},{},{},{},{},{},{},{kept},{seq}",
-                utc(grant.paid_at),
+                utc_date(grant.paid_at),
                 grant.person,
                 grant.mib,
                 grant.months,
-                utc(grant.from),
-                utc(grant.until),
+                utc_date(grant.from),
+                utc_date(grant.until),
                 grant.runs_at(now),
-                sats(grant.paid_msat),
+                msat_as_sats(grant.paid_msat),
                 hex(&grant.payment_hash),
                 kept_now(&grant.person).map(|bytes| bytes.to_string()).unwrap_or_default(),
             );
@@ -386,29 +387,6 @@ fn read_grant(stored: &StoredGrant) -> Option<PaidGrant> {
 /// Seconds since 1970, now.
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs())
-}
-
-/// Millisatoshis as sats, to the millisatoshi (`21000`, `0.215`).
-fn sats(msat: u64) -> String {
-    let (whole, part) = (msat / 1000, msat % 1000);
-    if part == 0 { whole.to_string() } else { format!("{whole}.{}", format!("{part:03}").trim_end_matches('0')) }
-}
-
-/// Seconds since 1970 as an ISO 8601 UTC time.
-fn utc(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
-    let rest = secs % 86_400;
-    // Howard Hinnant's days-from-civil, inverted.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
 #[cfg(test)]
@@ -523,6 +501,5 @@ mod tests {
             )
         );
         assert!(lines[2].ends_with(&format!(",0.098,{},,,", "02".repeat(32))), "{}", lines[2]);
-        assert_eq!(utc(1_796_083_200), "2026-12-01T00:00:00Z");
     }
 }

@@ -40,6 +40,8 @@ pub use request::{
     MAX_PAYMENT_MSAT, MAX_REQUEST_CHARS, MAX_SHOWN_CHARS, PaymentRequest, Quote, RequestError, fee_cap_msat, shown,
 };
 
+use sanctuary_engine::ledger::msat_as_sats;
+
 use crate::{Seed, WalletNetwork, Zeroizing};
 
 /// How long an invoice or offer made here stays payable: one hour.
@@ -776,15 +778,6 @@ pub mod tokio_handle {
     pub use ldk_node::tokio::runtime::Handle;
 }
 
-/// Millisatoshis as sats: `21000`, `0.215`, `3.5`.
-fn msat_as_sats(msat: u64) -> String {
-    let (sats, rest) = (msat / 1000, msat % 1000);
-    if rest == 0 {
-        return sats.to_string();
-    }
-    format!("{sats}.{rest:03}").trim_end_matches('0').to_owned()
-}
-
 fn check_receive(amount_msat: u64) -> Result<(), LightningError> {
     Ok(request::check_amount(amount_msat)?)
 }
@@ -897,19 +890,5 @@ fn view(details: ldk_node::payment::PaymentDetails) -> PaymentView {
             PaymentKind::Onchain { txid, .. } => Some(txid.to_string()),
             _ => None,
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn millisatoshis_are_written_as_sats_to_the_millisatoshi() {
-        assert_eq!(msat_as_sats(21_000_000), "21000");
-        assert_eq!(msat_as_sats(215), "0.215");
-        assert_eq!(msat_as_sats(3_500), "3.5");
-        assert_eq!(msat_as_sats(1_010), "1.01");
-        assert_eq!(msat_as_sats(0), "0");
     }
 }
