@@ -189,11 +189,13 @@ pub fn run(args: &NodeArgs) -> ExitCode {
     };
     let mut node = spawn_node(runtime.handle(), config);
     let (stop, mut stopped) = tokio::sync::mpsc::unbounded_channel();
-    // Ctrl-C (SIGINT, which the systemd unit in the README stops it with too).
+    // Ctrl-C (SIGINT, which the systemd unit in the README stops it with too), and SIGTERM and
+    // SIGHUP (launchd, `docker stop`, `timeout`): each stops it cleanly, the wallet locked and the
+    // Lightning node's state written whole.
     if let Err(error) = ctrlc::set_handler(move || {
         let _ = stop.send(());
     }) {
-        eprintln!("warning: Ctrl-C cannot be caught ({error}); stop the node with SIGKILL only as a last resort");
+        eprintln!("warning: Ctrl-C and SIGTERM cannot be caught ({error}); stopping the node ends it at once");
     }
     let board = StatusBoard::default();
     let _server = start_status_page(args.status_port, &board);
