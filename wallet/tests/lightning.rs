@@ -301,12 +301,14 @@ fn a_kill_during_a_payment_loses_no_money() {
         .count();
     assert_eq!(sent, 1 + usize::from(received_msat > 0), "Ada's book of sent payments matches what Bo received");
     let after = total(ada.balances());
-    let lost = before - received_msat / 1000 - after;
+    // Signed: after a kill before the payment left, LDK's balances may show a few sats more
+    // than before (seen once in a full run), which is no loss.
+    let lost = i128::from(before) - i128::from(received_msat / 1000) - i128::from(after);
     let closed = ada.channels().is_empty();
     if closed {
         assert!(lost < 20_000, "only on-chain fees went: {lost} sat ({:?})", ada.balances());
     } else {
-        assert_eq!(lost, 0, "nothing went but the payment: {:?}", ada.balances());
+        assert!(lost <= 0, "nothing went but the payment: {lost} sat ({before} before, {:?})", ada.balances());
     }
     println!(
         "killed during a payment: Bo received {received_msat} msat; channel {}; Ada lost {lost} sat to fees",
