@@ -31,13 +31,6 @@ pub struct HostingBuys {
     buying: Vec<(u64, Option<String>, HostingBuy)>,
 }
 
-fn keep_bounded<T>(items: &mut Vec<T>, item: T) {
-    if items.len() >= MAX_IN_FLIGHT {
-        items.remove(0);
-    }
-    items.push(item);
-}
-
 /// A node answered our ask (`/home NODE-KEY MIB MONTHS`, which only our own program makes):
 /// its invoice goes to the wallet for a quote.
 pub(super) fn offered(event: Event, ui: &mut WalletUi, wallet: Option<&WalletLink>, named: &[PublicKey]) {
@@ -55,7 +48,7 @@ pub(super) fn offered(event: Event, ui: &mut WalletUi, wallet: Option<&WalletLin
     }
     let tag = ui.tag(Purpose::Lightning);
     let buy = HostingBuy { host, mib, months, named: named.contains(&host) };
-    keep_bounded(&mut ui.hosting.buying, (tag, None, buy));
+    sale::keep_bounded(&mut ui.hosting.buying, (tag, None, buy), MAX_IN_FLIGHT);
     wallet.send(WalletCommand::Lightning(LnCommand::Purchase { invoice, amount_msat, payment_hash, tag }));
 }
 

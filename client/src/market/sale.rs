@@ -132,8 +132,9 @@ impl Sales {
     }
 }
 
-fn keep_bounded<T>(items: &mut Vec<T>, item: T) {
-    if items.len() >= MAX_IN_FLIGHT {
+/// Adds `item` at the end, letting the oldest go when there are `most` already.
+pub(super) fn keep_bounded<T>(items: &mut Vec<T>, item: T, most: usize) {
+    if items.len() >= most {
         items.remove(0);
     }
     items.push(item);
@@ -146,7 +147,7 @@ pub(super) fn ask_to_buy(view: &ListingView, ui: &mut WalletUi, net: Option<&Net
         return ui.say("this stall is paid over Lightning: your Lightning node has not started yet", false);
     }
     let title = view.listing.title.text().unwrap_or("item").to_owned();
-    keep_bounded(&mut ui.sales.asked, (view.id, view.parcel, title, view.listing.price_sats));
+    keep_bounded(&mut ui.sales.asked, (view.id, view.parcel, title, view.listing.price_sats), MAX_IN_FLIGHT);
     net.send(Command::AskSale { seller: view.seller, listing: view.id });
     ui.say("asking the seller's node for an invoice...", true);
 }
@@ -169,7 +170,8 @@ pub(super) fn on_net_event(event: Event, ui: &mut WalletUi, market: &Market, me:
             }
             let Some(wallet) = &link.wallet else { return ui.say("the wallet is not running", false) };
             let tag = ui.tag(Purpose::Lightning);
-            keep_bounded(&mut ui.sales.buying, (tag, None, LightningBuy { listing, parcel, title, voucher }));
+            let buy = LightningBuy { listing, parcel, title, voucher };
+            keep_bounded(&mut ui.sales.buying, (tag, None, buy), MAX_IN_FLIGHT);
             wallet.send(WalletCommand::Lightning(LnCommand::Purchase {
                 invoice,
                 amount_msat: price_sats.saturating_mul(1000),
