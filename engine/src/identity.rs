@@ -1,7 +1,10 @@
 //! Identities: a person is an ed25519 public key, which is also their iroh node id.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
+
+use ed25519_dalek::VerifyingKey;
 
 use serde::{Deserialize, Serialize};
 
@@ -40,15 +43,20 @@ impl PublicKey {
 
     /// Checks that `bytes` are the canonical encoding of a valid ed25519 public key that is
     /// not a small-order point.
+    ///
+    /// The check decompresses the point, the costly part of using a key after the signature
+    /// itself; a key that passed is remembered (per thread, [`KEY_CACHE_SLOTS`] of them), so the
+    /// same person's next message, change or pose costs a comparison of 32 bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, KeyError> {
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::NotOnCurve)?;
-        if key.to_bytes() != bytes {
-            return Err(KeyError::NotOnCurve);
-        }
-        if key.is_weak() {
-            return Err(KeyError::Weak);
-        }
-        Ok(Self(bytes))
+        checked_key(bytes).map(|_| Self(bytes))
+    }
+
+    /// The key, decompressed, for checking signatures: from this thread's cache of checked keys,
+    /// or decompressed once more (the cache may have let it go).
+    pub fn verifying_key(&self) -> VerifyingKey {
+        // Every `PublicKey` passed the check, so it cannot fail here; the fallback keeps the
+        // promise without a panic.
+        checked_key(self.0).unwrap_or_else(|_| VerifyingKey::from(curve25519_dalek::EdwardsPoint::default()))
     }
 
     /// The public key of a secret key seed. Used by tests and by callers that hold the secret.
@@ -65,6 +73,69 @@ impl PublicKey {
     pub fn short(&self) -> String {
         self.to_string()[..8].to_owned()
     }
+}
+
+/// How many checked keys each thread remembers: a thousand people around, with room to spare.
+pub const KEY_CACHE_SLOTS: usize = 2048;
+
+thread_local! {
+    /// Keys that passed [`check_key`], each in the slot its bytes pick (a direct-mapped cache: a
+    /// newcomer takes the slot over). Only keys that passed are ever stored, and a lookup compares
+    /// all 32 bytes, so a hit is exactly as good as checking again.
+    static KEY_CACHE: RefCell<Vec<Option<VerifyingKey>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The slot of a key's bytes. Keys are points' y coordinates, already spread over all values; a
+/// multiply mixes in more of the bytes. Anyone can make keys that share a slot, which costs them
+/// and their victims only the decompression the cache would have saved.
+fn slot(bytes: &[u8; 32]) -> usize {
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&bytes[..8]);
+    let mixed = u64::from_le_bytes(low).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> 53) as usize % KEY_CACHE_SLOTS
+}
+
+/// The decompressed key for `bytes`, from the cache or checked now.
+fn checked_key(bytes: [u8; 32]) -> Result<VerifyingKey, KeyError> {
+    let slot = slot(&bytes);
+    let cached = KEY_CACHE.with(|cache| {
+        cache
+            .try_borrow()
+            .ok()
+            .and_then(|cache| cache.get(slot).copied().flatten())
+            .filter(|key| *key.as_bytes() == bytes)
+    });
+    if let Some(key) = cached {
+        return Ok(key);
+    }
+    let key = check_key(bytes)?;
+    KEY_CACHE.with(|cache| {
+        if let Ok(mut cache) = cache.try_borrow_mut() {
+            if cache.is_empty() {
+                cache.resize(KEY_CACHE_SLOTS, None);
+            }
+            if let Some(entry) = cache.get_mut(slot) {
+                *entry = Some(key);
+            }
+        }
+    });
+    Ok(key)
+}
+
+/// The full check, without the cache: a point on the curve, in its one canonical encoding, not
+/// of small order.
+fn check_key(bytes: [u8; 32]) -> Result<VerifyingKey, KeyError> {
+    let key = VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::NotOnCurve)?;
+    // Decompression reads y modulo p, so y and y + p would name one point; only the encoding
+    // that compressing the point gives back is a key. (`VerifyingKey::to_bytes` returns the
+    // bytes it was given, so it cannot tell.)
+    if key.to_edwards().compress().to_bytes() != bytes {
+        return Err(KeyError::NotOnCurve);
+    }
+    if key.is_weak() {
+        return Err(KeyError::Weak);
+    }
+    Ok(key)
 }
 
 impl TryFrom<[u8; 32]> for PublicKey {
@@ -164,11 +235,68 @@ mod tests {
                 bytes[0] = y;
                 bytes
             })
-            .find(|bytes| ed25519_dalek::VerifyingKey::from_bytes(bytes).is_err())
+            .find(|bytes| VerifyingKey::from_bytes(bytes).is_err())
             .expect("some small y is off the curve");
         assert_eq!(PublicKey::from_bytes(off_curve), Err(KeyError::NotOnCurve));
         let text: String = off_curve.iter().map(|byte| format!("{byte:02x}")).collect();
         assert_eq!(text.parse::<PublicKey>(), Err(KeyError::NotOnCurve));
+    }
+
+    #[test]
+    fn rejects_a_second_encoding_of_a_point() {
+        // y below 19 and y + p both decompress to the same point; only the first is its key.
+        let p_plus = |y: u8| {
+            let mut bytes = [0xff; 32];
+            bytes[0] = 0xed + y;
+            bytes[31] = 0x7f;
+            bytes
+        };
+        let (canonical, second) = (2u8..19)
+            .map(|y| {
+                let mut bytes = [0u8; 32];
+                bytes[0] = y;
+                (bytes, p_plus(y))
+            })
+            .find(|(canonical, _)| PublicKey::from_bytes(*canonical).is_ok())
+            .expect("some y below 19 is a key");
+        assert!(VerifyingKey::from_bytes(&second).is_ok(), "the second encoding decompresses");
+        assert_eq!(PublicKey::from_bytes(second), Err(KeyError::NotOnCurve));
+        // Still refused once the canonical one is in the cache.
+        assert!(PublicKey::from_bytes(canonical).is_ok());
+        assert_eq!(PublicKey::from_bytes(second), Err(KeyError::NotOnCurve));
+    }
+
+    #[test]
+    fn the_cache_never_lets_a_bad_key_in() {
+        let mut weak = [0u8; 32];
+        weak[0] = 1;
+        let off_curve = (2u8..=255)
+            .map(|y| {
+                let mut bytes = [0u8; 32];
+                bytes[0] = y;
+                bytes
+            })
+            .find(|bytes| VerifyingKey::from_bytes(bytes).is_err())
+            .expect("some small y is off the curve");
+        for _ in 0..3 {
+            assert_eq!(PublicKey::from_bytes(weak), Err(KeyError::Weak));
+            assert_eq!(PublicKey::from_bytes(off_curve), Err(KeyError::NotOnCurve));
+        }
+        // Good keys that share a slot with each other: each lookup gives its own point.
+        let keys: Vec<PublicKey> = (0..4 * KEY_CACHE_SLOTS as u32)
+            .map(|n| {
+                let mut seed = [0u8; 32];
+                seed[..4].copy_from_slice(&n.to_le_bytes());
+                PublicKey::from_secret_seed(&seed)
+            })
+            .collect();
+        for _ in 0..2 {
+            for key in &keys {
+                let checked = PublicKey::from_bytes(*key.as_bytes()).expect("a real key");
+                assert_eq!(checked.verifying_key().as_bytes(), key.as_bytes());
+                assert_eq!(checked.verifying_key().to_edwards().compress().to_bytes(), *key.as_bytes());
+            }
+        }
     }
 
     #[test]

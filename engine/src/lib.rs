@@ -13,6 +13,7 @@ mod model;
 mod region;
 mod rng;
 pub mod shields;
+pub mod signature;
 mod structure;
 pub mod trade;
 pub mod trust;
@@ -38,6 +39,6 @@ pub use structure::{Placement, Rgb, Shape, Structure, Surface};
 pub use world::{
     Change, ChangeId, Inserted, MAX_CHANGE_BYTES, MAX_HOST_RECORDS, MAX_HOSTS, MAX_MODEL_EXTENT,
     MAX_PROFILE_NAME_CHARS, MAX_TRADE_RECORDS_PER_AUTHOR, MAX_TRUST_RECORDS, MAX_WAITING_PER_AUTHOR, ModelRef, Object,
-    ObjectId, ObjectKind, Op, ParcelState, ProfileName, Rejection, SignedChange, Verified, Verifier, World, budget,
-    primitive_triangles,
+    ObjectId, ObjectKind, Op, ParcelState, ProfileName, Rejection, SignedChange, VERIFY_BATCH, Verified, Verifier,
+    World, budget, primitive_triangles,
 };

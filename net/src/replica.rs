@@ -28,7 +28,7 @@ use iroh::protocol::{AcceptError, ProtocolHandler};
 use sanctuary_engine::trade::ListingView;
 use sanctuary_engine::{
     Change, ChangeId, Inserted, MAX_CHANGE_BYTES, Op, ParcelCoord, ParcelState, PublicKey, Rejection, SignedChange,
-    Verified, Verifier, World,
+    VERIFY_BATCH, Verified, Verifier, World,
 };
 use serde::{Deserialize, Serialize};
 
@@ -359,38 +359,26 @@ impl SharedReplica {
         let chunk = changes.len().div_ceil(threads).max(1);
         let mut refused = 0;
         let mut verified = Vec::with_capacity(changes.len());
-        if threads == 1 || changes.len() < 64 {
-            // A change or a few from gossip: not worth starting threads for.
-            let mut verifier = Verifier::default();
-            for bytes in changes {
-                match verifier.verify(bytes) {
+        let mut take = |outcomes: Vec<Result<Verified, _>>| {
+            for outcome in outcomes {
+                match outcome {
                     Ok(change) => verified.push(change),
                     Err(_) => refused += 1,
                 }
             }
-            let mut applied = self.apply_verified(verified)?;
-            applied.refused += refused;
-            return Ok(applied);
-        }
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = changes
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        let mut verifier = Verifier::default();
-                        part.iter().map(|bytes| verifier.verify(bytes)).collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            for worker in workers {
-                for outcome in worker.join().unwrap_or_default() {
-                    match outcome {
-                        Ok(change) => verified.push(change),
-                        Err(_) => refused += 1,
-                    }
+        };
+        if threads == 1 || changes.len() < 2 * VERIFY_BATCH {
+            // A change or a few from gossip: not worth starting threads for.
+            take(Verifier.verify_many(changes));
+        } else {
+            std::thread::scope(|scope| {
+                let workers: Vec<_> =
+                    changes.chunks(chunk).map(|part| scope.spawn(move || Verifier.verify_many(part))).collect();
+                for worker in workers {
+                    take(worker.join().unwrap_or_default());
                 }
-            }
-        });
+            });
+        }
         let mut applied = self.apply_verified(verified)?;
         applied.refused += refused;
         Ok(applied)

@@ -2,7 +2,6 @@
 //! and id, why one is refused ([`Rejection`]), and the checks every change passes before the
 //! rules look at it ([`Verifier`]).
 
-use std::collections::HashMap;
 use std::fmt;
 
 use glam::Vec3;
@@ -10,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::city::ParcelCoord;
 use crate::identity::PublicKey;
+use crate::signature;
 use crate::structure::{Placement, Rgb, Shape};
 use crate::trade::{Listing, ListingError, TxId};
 use crate::trust::{TrustContext, TrustError, TrustLevel};
@@ -496,60 +496,105 @@ pub struct Verified {
     pub id: ChangeId,
 }
 
-/// Checks signatures, caching each author's decompressed key (the costly part after the first).
-#[derive(Debug, Default)]
-pub struct Verifier {
-    keys: HashMap<PublicKey, ed25519_dalek::VerifyingKey>,
-}
+/// How many signatures [`Verifier::verify_many`] checks at once: past about 64 a bigger batch
+/// saves little, and one bad signature makes the whole batch be checked one by one.
+pub const VERIFY_BATCH: usize = 64;
+
+/// Checks changes: the encoding, the change's own well-formedness, and the signature under the
+/// world's rule ([`crate::signature`]). Authors' keys are decompressed once per thread (the
+/// [`PublicKey`] cache), not once per change.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Verifier;
 
 impl Verifier {
     /// Decodes `bytes` and checks the signature and the change's own well-formedness.
     ///
     /// The bytes must be the canonical encoding of the change (what [`SignedChange::to_bytes`]
     /// gives), so that a change has one id and every peer passes on bytes that verify.
-    pub fn verify(&mut self, bytes: &[u8]) -> Result<Verified, Rejection> {
-        let signed = SignedChange::decode(bytes)?;
-        let canonical = signed.to_bytes();
-        if canonical != bytes {
-            return Err(Rejection::Malformed);
+    pub fn verify(&self, bytes: &[u8]) -> Result<Verified, Rejection> {
+        let signed = Self::well_formed(bytes)?;
+        if !signature::verify(&claim(&signed, bytes)) {
+            return Err(Rejection::BadSignature);
         }
-        // The change's bytes are the encoding's start; the signature (a length and 64 bytes)
-        // its end.
-        let mut message = Vec::with_capacity(SIGNING_CONTEXT.len() + bytes.len());
-        message.extend_from_slice(SIGNING_CONTEXT);
-        message.extend_from_slice(&bytes[..bytes.len() - 65]);
-        self.check_signature(&signed, &message)?;
         Ok(Verified { signed, id: ChangeId(*blake3::hash(bytes).as_bytes()) })
     }
 
+    /// [`Verifier::verify`] for many changes, with their signatures checked [`VERIFY_BATCH`] at a
+    /// time; each verdict is the one `verify` gives that change alone.
+    pub fn verify_many<B: AsRef<[u8]>>(&self, changes: &[B]) -> Vec<Result<Verified, Rejection>> {
+        let mut outcomes: Vec<Result<Verified, Rejection>> = Vec::with_capacity(changes.len());
+        // (index in `outcomes`, decoded change) for those whose signature is still to check.
+        let mut pending: Vec<(usize, SignedChange)> = Vec::with_capacity(VERIFY_BATCH);
+        let settle = |pending: &mut Vec<(usize, SignedChange)>, outcomes: &mut Vec<Result<Verified, Rejection>>| {
+            let claims: Vec<signature::Claim<'_>> =
+                pending.iter().map(|(index, signed)| claim(signed, changes[*index].as_ref())).collect();
+            for ((index, signed), holds) in pending.iter().zip(signature::verify_batch(&claims)) {
+                let bytes = changes[*index].as_ref();
+                outcomes[*index] = if holds {
+                    Ok(Verified { signed: *signed, id: ChangeId(*blake3::hash(bytes).as_bytes()) })
+                } else {
+                    Err(Rejection::BadSignature)
+                };
+            }
+            pending.clear();
+        };
+        for (index, bytes) in changes.iter().enumerate() {
+            match Self::well_formed(bytes.as_ref()) {
+                Ok(signed) => {
+                    // A place holder until the batch is settled.
+                    outcomes.push(Err(Rejection::BadSignature));
+                    pending.push((index, signed));
+                    if pending.len() == VERIFY_BATCH {
+                        settle(&mut pending, &mut outcomes);
+                    }
+                }
+                Err(rejection) => outcomes.push(Err(rejection)),
+            }
+        }
+        settle(&mut pending, &mut outcomes);
+        outcomes
+    }
+
     /// Checks the signature and well-formedness of a decoded change.
-    pub fn verify_signed(&mut self, signed: SignedChange) -> Result<Verified, Rejection> {
-        self.check_signature(&signed, &signed.change.signing_bytes())?;
+    pub fn verify_signed(&self, signed: SignedChange) -> Result<Verified, Rejection> {
+        Self::check_content(&signed)?;
+        let message = postcard::to_allocvec(&signed.change).unwrap_or_default();
+        let claim = signature::Claim {
+            key: signed.change.author,
+            message: [SIGNING_CONTEXT, &message],
+            signature: &signed.signature,
+        };
+        if !signature::verify(&claim) {
+            return Err(Rejection::BadSignature);
+        }
         Ok(Verified { signed, id: signed.id() })
     }
 
-    fn check_signature(&mut self, signed: &SignedChange, message: &[u8]) -> Result<(), Rejection> {
-        let change = signed.change;
-        if let Op::Put { object, .. } = &change.op {
-            check_object(object)?;
+    /// Everything but the signature: the size, the canonical encoding, the content.
+    fn well_formed(bytes: &[u8]) -> Result<SignedChange, Rejection> {
+        let signed = SignedChange::decode(bytes)?;
+        if signed.to_bytes() != bytes {
+            return Err(Rejection::Malformed);
         }
-        if let Op::List { listing, .. } = &change.op {
-            listing.check()?;
+        Self::check_content(&signed)?;
+        Ok(signed)
+    }
+
+    fn check_content(signed: &SignedChange) -> Result<(), Rejection> {
+        match &signed.change.op {
+            Op::Put { object, .. } => check_object(object),
+            Op::List { listing, .. } => Ok(listing.check()?),
+            _ => Ok(()),
         }
-        let author = change.author;
-        let key = match self.keys.get(&author) {
-            Some(key) => *key,
-            None => {
-                let key =
-                    ed25519_dalek::VerifyingKey::from_bytes(author.as_bytes()).map_err(|_| Rejection::BadSignature)?;
-                if self.keys.len() > 100_000 {
-                    self.keys.clear();
-                }
-                self.keys.insert(author, key);
-                key
-            }
-        };
-        let signature = ed25519_dalek::Signature::from_bytes(&signed.signature);
-        key.verify_strict(message, &signature).map_err(|_| Rejection::BadSignature)
+    }
+}
+
+/// The signature claim of a change whose canonical bytes are `bytes`: the change's encoding is
+/// their start, the signature (a length byte and 64 bytes) their end.
+fn claim<'a>(signed: &'a SignedChange, bytes: &'a [u8]) -> signature::Claim<'a> {
+    signature::Claim {
+        key: signed.change.author,
+        message: [SIGNING_CONTEXT, &bytes[..bytes.len().saturating_sub(65)]],
+        signature: &signed.signature,
     }
 }

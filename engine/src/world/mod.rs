@@ -31,7 +31,7 @@ use change::check_object;
 pub(crate) use change::signature_bytes;
 pub use change::{
     Change, ChangeId, MAX_CHANGE_BYTES, MAX_MODEL_EXTENT, ModelRef, Object, ObjectId, ObjectKind, Op, Rejection,
-    SignedChange, Verified, Verifier, budget, primitive_triangles,
+    SignedChange, VERIFY_BATCH, Verified, Verifier, budget, primitive_triangles,
 };
 use hosts::Hosts;
 pub use hosts::{MAX_HOST_RECORDS, MAX_HOSTS};

@@ -254,7 +254,7 @@ fn safe_word(word: &str) -> bool {
 /// placed.
 fn own_models(log: &[u8], key: PublicKey) -> (usize, usize, BTreeSet<[u8; 32]>) {
     let (records, _) = crate::replica::parse_log(log);
-    let mut verifier = Verifier::default();
+    let verifier = Verifier;
     let (mut own, mut bundles) = (0, BTreeSet::new());
     for record in &records {
         let Ok(verified) = verifier.verify(record) else { continue };
@@ -591,7 +591,7 @@ fn check_kept(name: &str, bytes: &[u8], key: PublicKey, report: &mut ArchiveRepo
             if read != bytes.len() {
                 return Err(refused("world/changes.log is damaged (a record does not check)"));
             }
-            let mut verifier = Verifier::default();
+            let verifier = Verifier;
             for (at, record) in records.iter().enumerate() {
                 let verified = verifier.verify(record).map_err(|_| {
                     refused(format!("world/changes.log: change {} is not signed by its author", at + 1))

@@ -161,7 +161,7 @@ fn other_decoders() -> Vec<Decoder> {
             signed: true,
             seeds: vec![change(1, Op::Claim { parcel }), change(2, Op::Remove { parcel, epoch: 0, id: 9 })],
             run: |bytes| {
-                let verified = Verifier::default().verify(bytes).ok()?;
+                let verified = Verifier.verify(bytes).ok()?;
                 Some(verified.id.0)
             },
         },
