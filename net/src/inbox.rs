@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use iroh::PublicKey;
 
-use crate::wire::{Body, Signed, WireError, open};
+use crate::wire::{Body, Signed, WireError, checked_author, open};
 
 /// How far behind an author's newest message (on the author's own clock) a message may be and
 /// still count: later than that it is a replay. No clock of the receiver is involved, so a
@@ -500,7 +500,7 @@ impl<T: Limited> Inbox<T> {
         };
         self.fit_crowd_lane(now);
         let lane = unverified.body().lane().min(self.limiters.len() - 1);
-        if let Ok(claimed) = PublicKey::from_bytes(&unverified.claimed_author())
+        if let Some(claimed) = checked_author(&unverified.claimed_author())
             && !self.limiter(lane, &claimed).would_allow(&claimed, now)
         {
             self.stats.count_flooded();

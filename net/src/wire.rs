@@ -456,16 +456,32 @@ impl<T: Body> Unverified<T> {
         &self.envelope.body
     }
 
-    /// Checks the author key and the signature for `scope`.
+    /// Checks the author key and the signature for `scope` (ed25519 `verify_strict`, as iroh's
+    /// `PublicKey::verify` does).
     pub fn verify(self, scope: &[u8; 32]) -> Result<Signed<T>, WireError> {
         let Envelope { author, sequence, body, signature } = self.envelope;
-        let key = PublicKey::from_bytes(&author).map_err(|_| WireError::BadAuthor)?;
+        let checked = sanctuary_engine::PublicKey::from_bytes(author).map_err(|_| WireError::BadAuthor)?;
+        let key = checked.verifying_key();
         let signed = signed_bytes(scope, &author, sequence, &body)?;
-        key.verify(&signed, &signature).map_err(|_| WireError::BadSignature)?;
+        let signature = ed25519_dalek::Signature::from_bytes(&signature.to_bytes());
+        key.verify_strict(&signed, &signature).map_err(|_| WireError::BadSignature)?;
         let mut body = body;
         body.clean();
-        Ok(Signed { author: key, sequence, body })
+        Ok(Signed { author: iroh_key(key), sequence, body })
     }
+}
+
+/// The iroh key of `bytes` if they are a person's key (on the curve, canonical, not of small
+/// order), decompressed at most once per thread: a crowd's messages all pass through here, and
+/// decompressing a key costs a third of checking a signature.
+pub fn checked_author(bytes: &[u8; 32]) -> Option<PublicKey> {
+    sanctuary_engine::PublicKey::from_bytes(*bytes).ok().map(|key| iroh_key(key.verifying_key()))
+}
+
+/// An iroh key from a checked one, without decompressing it once more (iroh's `from_bytes`
+/// would). `from_verifying_key` is iroh's own conversion; the pinned version keeps it.
+fn iroh_key(key: ed25519_dalek::VerifyingKey) -> PublicKey {
+    PublicKey::from_verifying_key(key)
 }
 
 /// Checks the size, shape and limits of a message, leaving the signature for later.
@@ -586,6 +602,31 @@ mod tests {
         envelope.author = *secret(2).public().as_bytes();
         let forged = postcard::to_allocvec(&envelope).expect("encodes");
         assert_eq!(decode_presence(&forged, &TOPIC), Err(WireError::BadSignature));
+    }
+
+    /// Checked keys are remembered (`checked_author`); a remembered key must never stand in for
+    /// another, and a key refused once must be refused every time.
+    #[test]
+    fn remembered_keys_are_never_lent_or_let_in() {
+        let from_ada = encode_presence(&secret(1), &TOPIC, 5, &presence()).expect("encodes");
+        let from_bob = encode_presence(&secret(2), &TOPIC, 6, &presence()).expect("encodes");
+        for _ in 0..3 {
+            assert_eq!(decode_presence(&from_ada, &TOPIC).expect("verifies").author, secret(1).public());
+            assert_eq!(decode_presence(&from_bob, &TOPIC).expect("verifies").author, secret(2).public());
+            // Ada's signature under Bob's key, both keys remembered by now.
+            let mut envelope: Envelope<RegionMessage> = postcard::from_bytes(&from_ada).expect("decodes");
+            envelope.author = *secret(2).public().as_bytes();
+            let swapped = postcard::to_allocvec(&envelope).expect("encodes");
+            assert_eq!(decode_presence(&swapped, &TOPIC), Err(WireError::BadSignature));
+            // A small-order key (the identity point).
+            let mut identity = [0u8; 32];
+            identity[0] = 1;
+            envelope.author = identity;
+            let weak = postcard::to_allocvec(&envelope).expect("encodes");
+            assert_eq!(decode_presence(&weak, &TOPIC), Err(WireError::BadAuthor));
+            assert_eq!(checked_author(&identity), None);
+            assert_eq!(checked_author(secret(1).public().as_bytes()), Some(secret(1).public()));
+        }
     }
 
     #[test]
