@@ -416,6 +416,18 @@ pub fn decoders() -> Vec<Decoder> {
             },
         },
         Decoder {
+            name: "near pose datagram (alpn::POSE)",
+            signed: false,
+            seeds: vec![
+                crate::near_pose::PoseDatagram { scope: [1, 2, 3, 4], stamp: 1_790_000_000_000_000, pose: pose(1.0) }
+                    .encode()
+                    .to_vec(),
+            ],
+            run: |bytes| {
+                crate::near_pose::PoseDatagram::decode(bytes).ok().map(|datagram| digest(&datagram.encode().to_vec()))
+            },
+        },
+        Decoder {
             name: "ticket (pasted text)",
             signed: false,
             seeds: ticket_seed(),

@@ -17,6 +17,7 @@ pub mod hosting;
 mod identity;
 pub mod inbox;
 pub mod meeting;
+pub mod near_pose;
 mod node;
 pub mod paid_hosting;
 pub mod poll;
