@@ -23,6 +23,7 @@ use super::blocks::Blocks;
 use super::board::{BoardProtocol, Whiteboard};
 use super::directory::Directory;
 use super::gate::Gate;
+use super::links::{Admitted, Positions};
 use super::meeting::Meeting;
 use super::outbox::{Outbox, OutboxEntry};
 use super::presence::{Regions, subscribe};
@@ -32,7 +33,7 @@ use super::sale::{SaleDesk, SaleProtocol};
 use super::screen::Screen;
 use super::stage::Stage;
 use super::trust::{TrustState, TrustView};
-use super::voice::{Audible, Voice, VoiceDatagram, VoiceProtocol, VoiceSender};
+use super::voice::{Voice, VoiceDatagram, VoiceProtocol, VoiceSender};
 use super::volumes::Volumes;
 use super::world::{Wanted, WorldSync};
 use super::{Command, DirectLine, Event, NodeConfig, Profile, RelayChoice, RelayState, Status, world_topic};
@@ -152,6 +153,8 @@ pub(super) struct Node {
     pub(super) gossip: Gossip,
     pub(super) gate: Arc<Gate>,
     pub(super) voice: Voice,
+    /// Where people are, from their signed poses: for voice and near poses.
+    pub(super) positions: Positions,
     memory: MemoryLookup,
     pub(super) profile: Profile,
     /// The avatar we wear (`None`: a plain body).
@@ -313,7 +316,7 @@ impl Node {
             .await
             .map_err(|error| format!("cannot open the asset store: {error}"))?;
         let (sync_tx, sync_rx) = mpsc::channel(64);
-        let audible = Audible::default();
+        let audible = Admitted::default();
         let sync = SyncProtocol::new(replica.clone(), sync_tx);
         let films = FilmStore::open(&config.data_dir.join("films"), FILM_GC_INTERVAL)
             .await
@@ -396,7 +399,8 @@ impl Node {
             direct_rx,
             sync_rx,
             regions: Regions::default(),
-            voice: Voice::new(audible, voice_sender, blocks.clone()),
+            voice: Voice::new(audible, voice_sender),
+            positions: Positions::new(blocks.clone()),
             blocks,
             trust,
             volumes,

@@ -19,6 +19,7 @@ mod board;
 mod directory;
 pub mod export;
 mod gate;
+mod links;
 mod meeting;
 mod outbox;
 mod presence;

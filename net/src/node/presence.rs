@@ -314,7 +314,7 @@ impl Node {
         }
         match message.body {
             RegionMessage::Presence(presence) => {
-                self.voice.heard(message.author, region, presence.pose.head.position());
+                self.positions.heard(message.author, region, presence.pose.head.position());
                 let posing = &mut self.regions.posing;
                 if self.regions.subscriptions.first().is_some_and(|current| current.region == region)
                     && (posing.len() < MAX_AUTHORS || posing.contains_key(&message.author))
