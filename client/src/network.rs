@@ -383,6 +383,9 @@ fn handle_event(social: &mut Social, event: Event) {
                 social.notice(format!("{} is here", presence.name));
             }
         }
+        Event::NearPose { region, author, stamp, pose } if Some(region) == social.region => {
+            social.crowd.insert_pose(&author, stamp, pose, now_micros());
+        }
         Event::Left { region, author } if Some(region) == social.region && social.crowd.get(&author).is_some() => {
             let name = social.name_of(&author);
             social.crowd.remove(&author);

@@ -118,6 +118,26 @@ impl RemoteAvatar {
     pub fn latest(&self) -> Option<Pose> {
         self.samples.back().map(|(_, pose)| *pose)
     }
+
+    /// Keeps a pose stamped `stamp` on the sender's clock, received at `now` on ours (from a
+    /// signed presence or a near neighbour's datagram: one clock, so the two interleave).
+    fn sample(&mut self, stamp: u64, pose: PoseFrame, now: u64) {
+        // The offset follows the fastest delivery, and creeps up slowly (1 ms a second) so that
+        // clock drift or a slower route does not leave the avatar stuck in the past; a jump of
+        // more than a second (a clock change) resets it.
+        let measured = i128::from(now) - i128::from(stamp);
+        let relaxed = self.offset + i128::from(now.saturating_sub(self.heard) / 1000);
+        self.offset = if measured > self.offset + 1_000_000 { measured } else { relaxed.min(measured) };
+        self.heard = now;
+        let at = self.samples.partition_point(|(time, _)| *time < stamp);
+        if self.samples.get(at).is_some_and(|(time, _)| *time == stamp) {
+            return;
+        }
+        self.samples.insert(at, (stamp, Pose::from(pose)));
+        while self.samples.len() > KEPT {
+            self.samples.pop_front();
+        }
+    }
 }
 
 /// Everyone else in the region, as this peer last heard of them.
@@ -143,24 +163,19 @@ impl RemoteCrowd {
                 heard: now,
             }
         });
-        // The offset follows the fastest delivery, and creeps up slowly (1 ms a second) so that
-        // clock drift or a slower route does not leave the avatar stuck in the past; a jump of
-        // more than a second (a clock change) resets it.
-        let relaxed = avatar.offset + i128::from(now.saturating_sub(avatar.heard) / 1000);
-        avatar.offset = if measured > avatar.offset + 1_000_000 { measured } else { relaxed.min(measured) };
-        avatar.heard = now;
         avatar.name.clone_from(&presence.name);
         avatar.colour = presence.colour;
-        let pose = Pose::from(presence.pose);
-        let at = avatar.samples.partition_point(|(time, _)| *time < sequence);
-        if avatar.samples.get(at).is_some_and(|(time, _)| *time == sequence) {
-            return new;
-        }
-        avatar.samples.insert(at, (sequence, pose));
-        while avatar.samples.len() > KEPT {
-            avatar.samples.pop_front();
-        }
+        avatar.sample(sequence, presence.pose, now);
         new
+    }
+
+    /// Takes a near neighbour's pose (a datagram: no name or colour) stamped `stamp` on their
+    /// clock, received at `now` on ours; only someone already known from a signed presence
+    /// moves. Returns whether they were known.
+    pub fn insert_pose(&mut self, author: &PublicKey, stamp: u64, pose: PoseFrame, now: u64) -> bool {
+        let Some(avatar) = self.avatars.get_mut(author) else { return false };
+        avatar.sample(stamp, pose, now);
+        true
     }
 
     /// Removes a person who left; `true` if they were here.
@@ -241,6 +256,27 @@ mod tests {
         assert_eq!(avatar.latest().expect("has poses").head.position.x, 5.0);
         // Long after: holds the last pose, never extrapolates.
         assert_eq!(avatar.pose_at(now + 10_000_000).expect("has poses").head.position.x, 5.0);
+    }
+
+    #[test]
+    fn near_poses_move_only_people_already_known() {
+        let mut crowd = RemoteCrowd::default();
+        let (ada, bo) = (key(1), key(2));
+        assert!(!crowd.insert_pose(&bo, 1_000_000, presence(9.0).pose, 1_000_000), "a datagram makes nobody");
+        assert!(crowd.get(&bo).is_none());
+        crowd.insert(ada, 1_000_000, &presence(0.0), 1_000_000);
+        // Datagrams between two signed presences, on the same clock: they interleave.
+        for step in 1..=4u64 {
+            assert!(crowd.insert_pose(
+                &ada,
+                1_000_000 + step * 50_000,
+                presence(step as f32).pose,
+                1_000_000 + step * 50_000
+            ));
+        }
+        let avatar = crowd.get(&ada).expect("Ada is here");
+        assert_eq!(avatar.latest().expect("has poses").head.position.x, 4.0);
+        assert_eq!(avatar.name, "Ada", "the name comes from the signed presence");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub struct NetStats {
     panicked: AtomicU64,
     dropped_events: AtomicU64,
     cut_off: AtomicU64,
+    near_poses: AtomicU64,
 }
 
 /// A copy of [`NetStats`] at one moment.
@@ -55,6 +56,9 @@ pub struct StatsSnapshot {
     /// Gossip neighbours disconnected and refused for a while, because most of what they passed
     /// on was refused (see `node::gate`).
     pub cut_off: u64,
+    /// Near neighbours' pose datagrams that passed every check (see `node::near`); those
+    /// refused are counted with the gossip messages above, by reason.
+    pub near_poses: u64,
 }
 
 impl StatsSnapshot {
@@ -85,6 +89,7 @@ impl NetStats {
             panicked: load(&self.panicked),
             dropped_events: load(&self.dropped_events),
             cut_off: load(&self.cut_off),
+            near_poses: load(&self.near_poses),
         }
     }
 
@@ -99,6 +104,18 @@ impl NetStats {
 
     pub(crate) fn count_accepted(&self) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_malformed(&self) {
+        self.malformed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_bad_clock(&self) {
+        self.bad_clock.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_near_pose(&self) {
+        self.near_poses.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_flooded(&self) {

@@ -50,6 +50,9 @@ pub use node::{
     DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, Hearing, MAX_LISTENERS, MAX_MEMBERS, MAX_ON_STAGE, MAX_SPEAKERS,
     MAX_STAGE_LISTENERS, MAX_VOICE_DATAGRAM, VOICE_QUEUE, VoiceDatagram, VoiceSender,
 };
+pub use node::{
+    MAX_NEAR, MAX_NEAR_CONNECTIONS, NEAR_DISTANCE, NEAR_KEEPALIVE, NEAR_POSE_INTERVAL, POSES_PER_NEIGHBOUR,
+};
 pub use replica::{Applied, AuthorError, OpenReport, Replica, SharedReplica, SyncReport, WorldLog};
 pub use wire::{
     MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_TEXT_CHARS, MAX_TIP_OFFER_CHARS, MicState, PoseFrame, Presence,
@@ -83,6 +86,9 @@ pub mod alpn {
     pub const RECEIPT: &[u8] = b"sanctuary/receipt/1";
     /// Asking a seller's node for an invoice and voucher for a Lightning listing.
     pub const SALE: &[u8] = b"sanctuary/sale/2";
+    /// Near poses: QUIC datagrams on a direct connection to the nearest people (see
+    /// [`crate::near_pose`] and `node::near`).
+    pub const POSE: &[u8] = b"sanctuary/pose/1";
 }
 
 /// The gossip topic that carries a region's live state. Every peer derives the same id from the
@@ -116,10 +122,20 @@ mod tests {
 
     #[test]
     fn protocols_have_distinct_alpns() {
-        let alpns: HashSet<&[u8]> =
-            [alpn::GOSSIP, alpn::BLOBS, alpn::DIRECT, alpn::WORLD, alpn::VOICE, alpn::FILMS, alpn::BOARD, alpn::ROOM]
-                .into_iter()
-                .collect();
-        assert_eq!(alpns.len(), 8);
+        let all = [
+            alpn::GOSSIP,
+            alpn::BLOBS,
+            alpn::DIRECT,
+            alpn::WORLD,
+            alpn::VOICE,
+            alpn::FILMS,
+            alpn::BOARD,
+            alpn::ROOM,
+            alpn::RECEIPT,
+            alpn::SALE,
+            alpn::POSE,
+        ];
+        let alpns: HashSet<&[u8]> = all.into_iter().collect();
+        assert_eq!(alpns.len(), all.len());
     }
 }

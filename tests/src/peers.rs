@@ -27,6 +27,8 @@ pub struct Peer {
     pub dir: PathBuf,
     /// The newest presence heard from each person, by region.
     pub presences: HashMap<(RegionId, PublicKey), Presence>,
+    /// Near neighbours' pose datagrams, in order: who, their stamp, the pose.
+    pub near_poses: Vec<(PublicKey, u64, PoseFrame)>,
     /// Who left.
     pub left: Vec<PublicKey>,
     /// Microphone states heard, in order: who, and how it was set.
@@ -158,6 +160,7 @@ impl Peer {
                         ticket,
                         dir,
                         presences: HashMap::new(),
+                        near_poses: Vec::new(),
                         left: Vec::new(),
                         mics: Vec::new(),
                         blocks: Vec::new(),
@@ -216,6 +219,7 @@ impl Peer {
                 Event::Presence { region, author, presence, .. } => {
                     self.presences.insert((region, author), presence);
                 }
+                Event::NearPose { author, stamp, pose, .. } => self.near_poses.push((author, stamp, pose)),
                 Event::Left { author, .. } => self.left.push(author),
                 Event::Mic { author, state, .. } => self.mics.push((author, state)),
                 Event::Blocks(keys) => self.blocks = keys,

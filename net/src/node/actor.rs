@@ -25,6 +25,7 @@ use super::directory::Directory;
 use super::gate::Gate;
 use super::links::{Admitted, Positions};
 use super::meeting::Meeting;
+use super::near::{Here, Near, NearProtocol};
 use super::outbox::{Outbox, OutboxEntry};
 use super::presence::{Regions, subscribe};
 use super::receipts::{ReceiptProtocol, Receipts};
@@ -100,6 +101,7 @@ pub(super) enum Internal {
     Refetch { wanted: Wanted, hint: Option<PublicKey>, attempt: u32 },
     Worn(Result<(AvatarRef, String, ModelSummary), String>),
     VoiceDialled { peer: iroh::PublicKey, result: Result<iroh::endpoint::Connection, String> },
+    NearDialled { peer: iroh::PublicKey, result: Result<iroh::endpoint::Connection, String> },
     FilmShared(Result<([u8; 32], u64, String, std::path::PathBuf), String>),
     DeckShared(Result<Vec<crate::stage::SlideRef>, String>),
     SlideFetched([u8; 32]),
@@ -155,6 +157,7 @@ pub(super) struct Node {
     pub(super) voice: Voice,
     /// Where people are, from their signed poses: for voice and near poses.
     pub(super) positions: Positions,
+    pub(super) near: Near,
     memory: MemoryLookup,
     pub(super) profile: Profile,
     /// The avatar we wear (`None`: a plain body).
@@ -317,6 +320,7 @@ impl Node {
             .map_err(|error| format!("cannot open the asset store: {error}"))?;
         let (sync_tx, sync_rx) = mpsc::channel(64);
         let audible = Admitted::default();
+        let (near_admitted, near_here) = (Admitted::default(), Here::default());
         let sync = SyncProtocol::new(replica.clone(), sync_tx);
         let films = FilmStore::open(&config.data_dir.join("films"), FILM_GC_INTERVAL)
             .await
@@ -336,6 +340,16 @@ impl Node {
             .accept(alpn::SALE, SaleProtocol::new(internal_tx.clone()))
             .accept(alpn::RECEIPT, ReceiptProtocol::new(me, receipts.record.clone(), Some(uploads.clone())))
             .accept(alpn::VOICE, VoiceProtocol::new(audible.clone(), gate.clone(), voice_out, stats.clone()))
+            .accept(
+                alpn::POSE,
+                NearProtocol::new(
+                    near_admitted.clone(),
+                    near_here.clone(),
+                    gate.clone(),
+                    events.clone(),
+                    stats.clone(),
+                ),
+            )
             .spawn();
 
         for ticket in &config.join {
@@ -401,6 +415,7 @@ impl Node {
             regions: Regions::default(),
             voice: Voice::new(audible, voice_sender),
             positions: Positions::new(blocks.clone()),
+            near: Near::new(near_admitted, near_here),
             blocks,
             trust,
             volumes,
@@ -567,6 +582,7 @@ impl Node {
             Internal::KeptChecked { kept, asked, all } => self.kept_checked(kept, asked, all),
             Internal::Worn(result) => self.worn(result).await,
             Internal::VoiceDialled { peer, result } => self.voice_dialled(peer, result),
+            Internal::NearDialled { peer, result } => self.near_dialled(peer, result),
             Internal::FilmShared(result) => self.film_shared(result).await,
             Internal::DeckShared(deck) => self.deck_shared(deck).await,
             Internal::SlideFetched(hash) => self.slide_fetched(hash).await,
@@ -584,6 +600,7 @@ impl Node {
         self.world_tick(now);
         self.outbox_tick(now);
         self.voice_tick(now);
+        self.near_tick(now);
         self.trust_tick();
         self.screen_tick(now).await;
         self.stage_tick(now).await;
@@ -608,6 +625,7 @@ impl Node {
             neighbours: self.regions.current().map_or(0, |sub| sub.neighbours.len()),
             crowd: self.regions.crowd(),
             voice_listeners: self.voice.sender.listeners(),
+            near_neighbours: self.near.neighbours(),
             outbox: self.outbox.len(),
         };
         if self.last_status.as_ref() != Some(&status) {

@@ -21,6 +21,7 @@ pub mod export;
 mod gate;
 mod links;
 mod meeting;
+mod near;
 mod outbox;
 mod presence;
 mod receipts;
@@ -34,6 +35,9 @@ mod volumes;
 
 pub use blocks::MAX_BLOCKS;
 pub use meeting::PollView;
+pub use near::{
+    MAX_NEAR, MAX_NEAR_CONNECTIONS, NEAR_DISTANCE, NEAR_KEEPALIVE, NEAR_POSE_INTERVAL, POSES_PER_NEIGHBOUR,
+};
 pub use receipts::read_record;
 pub use rooms::RoomsView;
 pub use sale::{ANSWER_TIMEOUT as SALE_ANSWER_TIMEOUT, HostingOffer, MAX_INVOICE_CHARS, SaleOffer};
@@ -477,6 +481,8 @@ pub struct Status {
     pub crowd: usize,
     /// The people our voice goes to now (those in hearing range we are connected to).
     pub voice_listeners: usize,
+    /// The people who get our pose twenty times a second now (the nearest, connected).
+    pub near_neighbours: usize,
     /// Private messages waiting to be delivered.
     pub outbox: usize,
 }
@@ -613,6 +619,18 @@ pub enum Event {
         sequence: u64,
         /// Name, colour, pose.
         presence: Presence,
+    },
+    /// A near neighbour's pose, from a datagram on a direct connection (see [`NEAR_DISTANCE`]):
+    /// it moves someone already known from their [`Event::Presence`], and nothing else.
+    NearPose {
+        /// Where.
+        region: RegionId,
+        /// Who (the connection's peer).
+        author: PublicKey,
+        /// Their clock in µs, as a presence's sequence.
+        stamp: u64,
+        /// Head and hands.
+        pose: PoseFrame,
     },
     /// How someone's microphone is set.
     Mic {
