@@ -51,7 +51,8 @@ pub use node::{
     MAX_STAGE_LISTENERS, MAX_VOICE_DATAGRAM, VOICE_QUEUE, VoiceDatagram, VoiceSender,
 };
 pub use node::{
-    MAX_NEAR, MAX_NEAR_CONNECTIONS, NEAR_DISTANCE, NEAR_KEEPALIVE, NEAR_POSE_INTERVAL, POSES_PER_NEIGHBOUR,
+    MAX_NEAR, MAX_NEAR_CONNECTIONS, NEAR_DISTANCE, NEAR_DOWNLINK_BITS_PER_SECOND, NEAR_KEEPALIVE, NEAR_POSE_INTERVAL,
+    POSES_PER_NEIGHBOUR,
 };
 pub use replica::{Applied, AuthorError, OpenReport, Replica, SharedReplica, SyncReport, WorldLog};
 pub use wire::{

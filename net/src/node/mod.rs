@@ -97,13 +97,20 @@ pub const PRESENCE_TIMEOUT: Duration = Duration::from_secs(7);
 /// Bytes a pose costs on the wire beyond its message: gossip framing and QUIC/UDP/IP headers.
 const POSE_OVERHEAD_BYTES: u64 = 64;
 
-/// The time between two poses when `others` people share the region and a pose message is
-/// `message_bytes` long: 20 a second while the crowd is small, slower as it grows, so that
-/// everyone's poses together stay within 80 % of [`DOWNLINK_BUDGET_BITS_PER_SECOND`] (the rest is
+/// What the near neighbours' pose datagrams may take of a downlink at most: [`MAX_NEAR`] people
+/// at 20 a second, each datagram with about 48 bytes of QUIC, UDP and IP around it.
+pub const NEAR_DOWNLINK_BITS_PER_SECOND: u64 =
+    MAX_NEAR as u64 * 20 * (crate::near_pose::POSE_DATAGRAM_BYTES as u64 + 48) * 8;
+
+/// The time between two signed poses on gossip when `others` people share the region and a pose
+/// message is `message_bytes` long: 20 a second while the crowd is small, slower as it grows, so
+/// that everyone's poses together stay within 80 % of what [`DOWNLINK_BUDGET_BITS_PER_SECOND`]
+/// leaves beside the near neighbours' datagrams ([`NEAR_DOWNLINK_BITS_PER_SECOND`]; the rest is
 /// left for chat and the world topic). Never slower than [`POSE_KEEPALIVE`].
 pub fn pose_interval(others: usize, message_bytes: usize) -> Duration {
     let bits = (message_bytes as u64 + POSE_OVERHEAD_BYTES) * 8;
-    let share = DOWNLINK_BUDGET_BITS_PER_SECOND * 8 / 10 / (others.max(1) as u64);
+    let gossip = DOWNLINK_BUDGET_BITS_PER_SECOND.saturating_sub(NEAR_DOWNLINK_BITS_PER_SECOND);
+    let share = gossip * 8 / 10 / (others.max(1) as u64);
     let interval = Duration::from_secs_f64(bits as f64 / share.max(1) as f64);
     interval.clamp(FASTEST_POSE_INTERVAL, POSE_KEEPALIVE)
 }
@@ -893,9 +900,12 @@ mod tests {
     fn pose_rate_falls_as_the_region_fills_and_stays_within_the_budget() {
         assert_eq!(pose_interval(0, 158), FASTEST_POSE_INTERVAL);
         assert_eq!(pose_interval(7, 158), FASTEST_POSE_INTERVAL);
-        for others in [31usize, 99, 500, 999] {
+        // With the near neighbours' datagrams beside them, within the budget up to the crowd
+        // where the keepalive floor binds.
+        for others in [31usize, 99, 300, 450] {
             let interval = pose_interval(others, 158);
-            let down = others as f64 * (158.0 + 64.0) * 8.0 / interval.as_secs_f64();
+            let gossip = others as f64 * (158.0 + 64.0) * 8.0 / interval.as_secs_f64();
+            let down = gossip + NEAR_DOWNLINK_BITS_PER_SECOND as f64;
             assert!(down <= DOWNLINK_BUDGET_BITS_PER_SECOND as f64, "{others} others: {down} bit/s");
         }
         assert_eq!(pose_interval(100_000, 158), POSE_KEEPALIVE);
