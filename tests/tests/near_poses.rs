@@ -60,7 +60,6 @@ async fn near_people_get_poses_at_twenty_hertz_and_nobody_else_does() {
     // Two seconds of Ada turning: twenty poses a second reach Bo (at least 15 on a busy
     // machine), each newer than the one before, and the last one is where she ended up.
     let before = from(&bo, ada.id);
-    let stats_before = bo.stats();
     turn(&mut ada, &mut [&mut bo, &mut cy], Duration::from_secs(2), 1.0).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     bo.pump();
@@ -75,7 +74,8 @@ async fn near_people_get_poses_at_twenty_hertz_and_nobody_else_does() {
     let last = bo.near_poses.iter().rev().find(|(author, _, _)| *author == ada.id).map(|(_, _, pose)| *pose);
     let last_turn = last.expect("a pose").head.rotation().to_euler(glam::EulerRot::YXZ).0;
     assert!(last_turn > 1.5, "the last pose is her latest turn ({last_turn} rad)");
-    assert!(bo.stats().near_poses >= stats_before.near_poses + got as u64, "counted as taken");
+    // Every datagram shown was counted as taken (the count may run ahead of the events read).
+    assert!(bo.stats().near_poses >= from(&bo, ada.id) as u64, "counted as taken");
     assert_eq!(from(&cy, ada.id), 0, "Cy stands too far for near poses");
     assert!(cy.stats().near_poses == 0);
     let status = ada.status.as_ref().expect("Ada's node reports its state");
