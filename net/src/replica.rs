@@ -581,12 +581,10 @@ async fn answer(replica: &SharedReplica, mut send: SendStream, mut recv: RecvStr
             let ids = std::mem::take(&mut buckets[bucket]);
             if theirs.0 == 0 { full.extend(ids) } else { listed.extend(ids) }
         }
-        // One causal order across every bucket: a claim must not come after its edits.
-        (ours, bytes_of(&world, full), listed)
+        (ours, full, listed)
     };
     write_frame(&mut send, &Frame::Summary(ours)).await?;
-    let mut report = SyncReport { sent: full.len(), ..SyncReport::default() };
-    send_changes(&mut send, full).await?;
+    let mut report = SyncReport::default();
     for part in listed.chunks(IDS_PER_FRAME) {
         write_frame(&mut send, &Frame::Ids(part.to_vec())).await?;
     }
@@ -607,7 +605,11 @@ async fn answer(replica: &SharedReplica, mut send: SendStream, mut recv: RecvStr
             _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "unexpected sync frame")),
         }
     }
-    let give = bytes_of(&replica.world(), wanted);
+    // Everything goes in one causal order, the buckets the asker lacks and the ids it wanted
+    // alike: a claim whose id falls in a bucket the asker holds something of is wanted, and sent
+    // before the edits in buckets it lacks (sent apart, the edits came first, and all but
+    // `MAX_WAITING_PER_AUTHOR` of them were refused until the next sync a minute later).
+    let give = bytes_of(&replica.world(), full.into_iter().chain(wanted));
     report.sent += give.len();
     send_changes(&mut send, give).await?;
     write_frame(&mut send, &Frame::Done).await?;
@@ -784,6 +786,60 @@ mod tests {
             let (_, report) = Replica::open(dir.path()).expect("opens");
             proptest::prop_assert!(report.cut_bytes <= bytes.len() as u64);
         }
+    }
+
+    /// A builder's claim and edits, the edits more than a receiver holds waiting for a claim.
+    fn builder_history(seed: &[u8; 32], edits: u64) -> Vec<Vec<u8>> {
+        let author = PublicKey::from_secret_seed(seed);
+        let mut history = vec![Change { author, seq: 1, op: Op::Claim { parcel: home_parcel(&author) } }.sign(seed)];
+        history.extend((1..=edits).map(|id| Change { author, seq: 1 + id, op: build_op(seed, id) }.sign(seed)));
+        history.iter().map(SignedChange::to_bytes).collect()
+    }
+
+    /// A late joiner that already holds one change (its own profile, say) in the bucket of a
+    /// builder's claim gets the claim and every edit in one sync: the claim, listed and wanted,
+    /// must not come after the edits from the buckets the joiner lacks.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_in_a_bucket_both_hold_comes_before_its_edits() {
+        use iroh::address_lookup::MemoryLookup;
+        use iroh::endpoint::presets;
+        use iroh::protocol::Router;
+        use iroh::{Endpoint, RelayMode};
+
+        let seed = [21u8; 32];
+        let history = builder_history(&seed, sanctuary_engine::MAX_WAITING_PER_AUTHOR as u64 * 2);
+        let claim_bucket = blake3::hash(&history[0]).as_bytes()[0];
+        // Another person's claim whose id shares the claim's bucket.
+        let mate = (0u32..)
+            .map(|n| {
+                let mut other = [0u8; 32];
+                other[..4].copy_from_slice(&n.to_le_bytes());
+                other[31] = 0xee;
+                let author = PublicKey::from_secret_seed(&other);
+                Change { author, seq: 1, op: Op::Claim { parcel: home_parcel(&author) } }.sign(&other).to_bytes()
+            })
+            .find(|bytes| blake3::hash(bytes).as_bytes()[0] == claim_bucket)
+            .expect("some claim shares the bucket");
+        let (answer_dir, ask_dir) = (tempfile::tempdir().expect("temp dir"), tempfile::tempdir().expect("temp dir"));
+        let (answerer, _) = SharedReplica::open(answer_dir.path()).expect("opens");
+        let (asker, _) = SharedReplica::open(ask_dir.path()).expect("opens");
+        assert_eq!(answerer.apply_bytes(&history, 1).expect("stored").new.len(), history.len());
+        assert_eq!(asker.apply_bytes(std::slice::from_ref(&mate), 1).expect("stored").new.len(), 1);
+
+        let (arrivals, _kept) = tokio::sync::mpsc::channel(4);
+        let server = Endpoint::builder(presets::Minimal).relay_mode(RelayMode::Disabled).bind().await.expect("binds");
+        let _router = Router::builder(server.clone())
+            .accept(crate::alpn::WORLD, SyncProtocol::new(answerer.clone(), arrivals))
+            .spawn();
+        let client = Endpoint::builder(presets::Minimal).relay_mode(RelayMode::Disabled).bind().await.expect("binds");
+        let memory = MemoryLookup::new();
+        client.address_lookup().expect("lookup").add(memory.clone());
+        memory.add_endpoint_info(server.addr());
+        let connection = client.connect(server.id(), crate::alpn::WORLD).await.expect("connects");
+        let report = sync_with(&asker, &connection).await.expect("syncs");
+        assert_eq!(report.refused, 0, "nothing was refused for want of its claim");
+        assert_eq!(asker.len(), history.len() + 1, "one sync brings the whole history");
+        assert_eq!(answerer.len(), history.len() + 1, "and the asker's own change goes back");
     }
 
     /// An answerer that lists more ids than any world holds, for ever.
