@@ -225,18 +225,23 @@ mod tests {
         assert_eq!(PublicKey::from_bytes(identity), Err(KeyError::Weak));
     }
 
-    #[test]
-    fn rejects_points_off_the_curve() {
-        // About half of all y coordinates have no point on the curve; find one and check that
-        // it is refused as bytes and as text.
-        let off_curve = (2u8..=255)
+    /// 32 bytes whose y coordinate has no point on the curve (about half of all y do not).
+    fn off_curve() -> [u8; 32] {
+        (2u8..=255)
             .map(|y| {
                 let mut bytes = [0u8; 32];
                 bytes[0] = y;
                 bytes
             })
             .find(|bytes| VerifyingKey::from_bytes(bytes).is_err())
-            .expect("some small y is off the curve");
+            .expect("some small y is off the curve")
+    }
+
+    #[test]
+    fn rejects_points_off_the_curve() {
+        // About half of all y coordinates have no point on the curve; find one and check that
+        // it is refused as bytes and as text.
+        let off_curve = off_curve();
         assert_eq!(PublicKey::from_bytes(off_curve), Err(KeyError::NotOnCurve));
         let text: String = off_curve.iter().map(|byte| format!("{byte:02x}")).collect();
         assert_eq!(text.parse::<PublicKey>(), Err(KeyError::NotOnCurve));
@@ -270,14 +275,7 @@ mod tests {
     fn the_cache_never_lets_a_bad_key_in() {
         let mut weak = [0u8; 32];
         weak[0] = 1;
-        let off_curve = (2u8..=255)
-            .map(|y| {
-                let mut bytes = [0u8; 32];
-                bytes[0] = y;
-                bytes
-            })
-            .find(|bytes| VerifyingKey::from_bytes(bytes).is_err())
-            .expect("some small y is off the curve");
+        let off_curve = off_curve();
         for _ in 0..3 {
             assert_eq!(PublicKey::from_bytes(weak), Err(KeyError::Weak));
             assert_eq!(PublicKey::from_bytes(off_curve), Err(KeyError::NotOnCurve));
@@ -304,14 +302,7 @@ mod tests {
         let key = PublicKey::from_secret_seed(&[1; 32]);
         let bytes = postcard::to_allocvec(&key).expect("encode");
         assert_eq!(postcard::from_bytes::<PublicKey>(&bytes).expect("decode"), key);
-        let bad = (2u8..=255)
-            .map(|y| {
-                let mut bytes = [0u8; 32];
-                bytes[0] = y;
-                bytes
-            })
-            .find(|bytes| PublicKey::from_bytes(*bytes).is_err())
-            .expect("some small y is off the curve");
+        let bad = off_curve();
         let bad_bytes = postcard::to_allocvec(&bad).expect("encode");
         assert!(postcard::from_bytes::<PublicKey>(&bad_bytes).is_err());
     }
