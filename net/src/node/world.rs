@@ -49,12 +49,15 @@ pub(super) struct WorldSync {
     /// Peers we have compared the world with since they last came (cleared when they go, so a
     /// returning peer is compared again at once).
     pub(super) synced_with: HashSet<iroh::PublicKey>,
-    /// Peers we are comparing with now (at most one comparison each; a city's neighbours).
-    syncing: HashSet<iroh::PublicKey>,
+    /// Peers we are comparing with now, and since when (at most one comparison each; a city's
+    /// neighbours).
+    syncing: HashMap<iroh::PublicKey, Instant>,
     last_anti_entropy: Instant,
-    /// Whether we made a change that no neighbour heard (none was there when it was said): the
-    /// next neighbour to come is compared with at once, whichever of us has the smaller id.
-    unheard: bool,
+    /// When we made the oldest change that no neighbour heard (none was there when it was said):
+    /// the next neighbour to come is compared with at once, whichever of us has the smaller id.
+    /// Only a comparison we started after it clears it (one already under way had summed up the
+    /// world without it).
+    unheard: Option<Instant>,
     /// Neighbours whose comparison failed, and when to try again (only those still neighbours,
     /// so the map is no larger than the city's active view).
     retry: HashMap<iroh::PublicKey, Instant>,
@@ -91,9 +94,9 @@ impl WorldSync {
         });
         Self {
             synced_with: HashSet::new(),
-            syncing: HashSet::new(),
+            syncing: HashMap::new(),
             last_anti_entropy: Instant::now(),
-            unheard: false,
+            unheard: None,
             retry: HashMap::new(),
             fetching: Arc::new(Mutex::new(HashSet::new())),
             fetch_slots: Arc::new(tokio::sync::Semaphore::new(MAX_FETCHES)),
@@ -221,7 +224,9 @@ impl Node {
                         {
                             self.broadcast(&sender, RegionId::City, &RegionMessage::Change(bytes)).await;
                             // Gossip said to nobody is lost: the next neighbour compares with us.
-                            self.world_sync.unheard |= !heard;
+                            if !heard {
+                                self.world_sync.unheard.get_or_insert_with(Instant::now);
+                            }
                         }
                         self.emit(Event::WorldChanged(vec![parcel])).await;
                     }
@@ -403,7 +408,7 @@ impl Node {
             self.world_sync.retry.remove(&peer);
         } else if matches!(region, Some(RegionId::City) | None)
             && !self.world_sync.synced_with.contains(&peer)
-            && (self.me < peer || self.world_sync.unheard)
+            && (self.me < peer || self.world_sync.unheard.is_some())
         {
             self.sync(peer);
         }
@@ -412,9 +417,10 @@ impl Node {
     /// Compares the world with `peer` in the background (unless a comparison with them is
     /// running already).
     pub(super) fn sync(&mut self, peer: iroh::PublicKey) {
-        if peer == self.me || !self.world_sync.syncing.insert(peer) {
+        if peer == self.me || self.world_sync.syncing.contains_key(&peer) {
             return;
         }
+        self.world_sync.syncing.insert(peer, Instant::now());
         self.world_sync.synced_with.insert(peer);
         let (replica, endpoint, internal) = (self.replica.clone(), self.endpoint.clone(), self.internal_tx.clone());
         tokio::spawn(async move {
@@ -432,7 +438,14 @@ impl Node {
     /// A sync we asked for ended.
     pub(super) async fn sync_done(&mut self, peer: iroh::PublicKey, result: Result<SyncReport, String>) {
         match result {
-            Ok(report) => self.synced(SyncReport { peer: Some(peer), ..report }).await,
+            Ok(report) => {
+                // What nobody heard before this comparison began has now been handed over.
+                let started = self.world_sync.syncing.get(&peer).copied();
+                if started.zip(self.world_sync.unheard).is_some_and(|(started, since)| since < started) {
+                    self.world_sync.unheard = None;
+                }
+                self.synced(SyncReport { peer: Some(peer), ..report }).await;
+            }
             // Not reachable now (or not a Sanctuary peer): tried again shortly while it stays a
             // neighbour, else when next met.
             Err(_) => {
@@ -454,8 +467,6 @@ impl Node {
             self.world_sync.syncing.remove(&peer);
             self.received_changes(peer, report.received);
         }
-        // A comparison goes both ways: what nobody heard has now been handed over.
-        self.world_sync.unheard = false;
         if report.received > 0 {
             let others: Vec<iroh::PublicKey> = self
                 .regions
