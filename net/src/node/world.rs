@@ -128,6 +128,19 @@ impl WorldSync {
             hosting.dirty = true;
         }
     }
+
+    /// A change of ours was said at `at` with no neighbour to hear it.
+    fn said_to_nobody(&mut self, at: Instant) {
+        self.unheard.get_or_insert(at);
+    }
+
+    /// A comparison we began at `started` ended: what nobody heard before it began has been
+    /// handed over; what came after, it summed up without.
+    fn compared(&mut self, started: Instant) {
+        if self.unheard.is_some_and(|since| since < started) {
+            self.unheard = None;
+        }
+    }
 }
 
 /// A model to fetch: one placed in the world, or someone's avatar.
@@ -225,7 +238,7 @@ impl Node {
                             self.broadcast(&sender, RegionId::City, &RegionMessage::Change(bytes)).await;
                             // Gossip said to nobody is lost: the next neighbour compares with us.
                             if !heard {
-                                self.world_sync.unheard.get_or_insert_with(Instant::now);
+                                self.world_sync.said_to_nobody(Instant::now());
                             }
                         }
                         self.emit(Event::WorldChanged(vec![parcel])).await;
@@ -439,10 +452,8 @@ impl Node {
     pub(super) async fn sync_done(&mut self, peer: iroh::PublicKey, result: Result<SyncReport, String>) {
         match result {
             Ok(report) => {
-                // What nobody heard before this comparison began has now been handed over.
-                let started = self.world_sync.syncing.get(&peer).copied();
-                if started.zip(self.world_sync.unheard).is_some_and(|(started, since)| since < started) {
-                    self.world_sync.unheard = None;
+                if let Some(started) = self.world_sync.syncing.get(&peer).copied() {
+                    self.world_sync.compared(started);
                 }
                 self.synced(SyncReport { peer: Some(peer), ..report }).await;
             }
@@ -517,4 +528,28 @@ impl Node {
 fn fits_within(bounds: Option<([f32; 3], [f32; 3])>, min: [f32; 3], max: [f32; 3]) -> bool {
     let Some((low, high)) = bounds else { return false };
     (0..3).all(|axis| low[axis] >= min[axis] - 1e-3 && high[axis] <= max[axis] + 1e-3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A change said to nobody while a comparison was under way is still owed to the next
+    /// neighbour when that comparison ends; a comparison begun after it settles it.
+    #[test]
+    fn only_a_comparison_begun_after_an_unheard_change_settles_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (replica, _) = SharedReplica::open(dir.path()).expect("opens");
+        let (internal, _kept) = mpsc::channel(4);
+        let mut sync = WorldSync::new(None, replica, [3; 32], internal);
+        let start = Instant::now();
+        let (began, said, later) = (start, start + Duration::from_millis(10), start + Duration::from_millis(20));
+        sync.said_to_nobody(said);
+        sync.compared(began);
+        assert_eq!(sync.unheard, Some(said), "a comparison begun before the change did not carry it");
+        sync.said_to_nobody(later);
+        assert_eq!(sync.unheard, Some(said), "the oldest unheard change counts");
+        sync.compared(later + Duration::from_millis(1));
+        assert_eq!(sync.unheard, None, "one begun after it did");
+    }
 }
