@@ -41,6 +41,8 @@ pub struct Claim<'a> {
 /// A claim taken apart: the points and scalars of its equation.
 struct Prepared {
     key: [u8; 32],
+    /// R as the signature wrote it (canonical, checked), for the batch weights.
+    r_bytes: [u8; 32],
     a: EdwardsPoint,
     r: EdwardsPoint,
     s: Scalar,
@@ -89,7 +91,7 @@ fn prepare(claim: &Claim<'_>) -> Option<Prepared> {
         hash.update(part);
     }
     let k = Scalar::from_bytes_mod_order_wide(&hash.finalize().into());
-    Some(Prepared { key, a, r, s, k })
+    Some(Prepared { key, r_bytes, a, r, s, k })
 }
 
 /// Whether the 255 bits of y (the sign bit of x aside) are below p = 2^255 − 19: the encoding
@@ -138,7 +140,7 @@ fn all_hold(batch: &[&Prepared]) -> bool {
 fn weights(batch: &[&Prepared]) -> Vec<Scalar> {
     let mut hasher = blake3::Hasher::new_derive_key("sanctuary ed25519 batch weights v1");
     for prepared in batch {
-        hasher.update(prepared.r.compress().as_bytes());
+        hasher.update(&prepared.r_bytes);
         hasher.update(prepared.s.as_bytes());
         hasher.update(&prepared.key);
         hasher.update(prepared.k.as_bytes());
