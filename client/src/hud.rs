@@ -104,6 +104,9 @@ fn update_status(
         "SANCTUARY | {region_name}\n{fps} | x {:.0}  z {:.0}  height {:.0} m\n{mouse}",
         position.x, position.z, position.y
     );
+    if let Some(social) = social.as_ref().filter(|social| social.far.people > 0 && social.far.region == here) {
+        text.0.push_str(&format!("\n{} people nearby, {} further off", social.crowd.len(), social.far.people));
+    }
     if let Some(screen) = cinema.as_ref().and_then(|cinema| cinema.status()) {
         text.0.push_str(&format!("\nscreen: {screen}"));
     }

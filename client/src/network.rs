@@ -14,6 +14,7 @@ use sanctuary_net::{
 
 mod avatars;
 pub mod contribution;
+mod far_crowd;
 mod home_command;
 mod submit;
 mod trust_command;
@@ -22,6 +23,7 @@ pub(crate) use trust_command::find as find_person;
 pub(crate) use avatars::place_remote_avatars;
 use avatars::send_pose;
 pub use avatars::{HandView, RemoteAvatarView, pose_of};
+pub use far_crowd::{FarCrowdSeen, FarFigure};
 pub use submit::submit_chat;
 
 use crate::Frame;
@@ -45,7 +47,7 @@ pub(super) fn plugin(app: &mut App) {
             (
                 (read_node_events, type_scripted_chat).chain().in_set(Frame::Input),
                 follow_region.in_set(Frame::World),
-                (send_pose, place_remote_avatars).chain().in_set(Frame::Animate),
+                (send_pose, place_remote_avatars, far_crowd::place_far_crowd).chain().in_set(Frame::Animate),
             )
                 .run_if(resource_exists::<NetLink>),
         );
@@ -151,6 +153,8 @@ pub struct Social {
     pub region: Option<RegionId>,
     /// The people in this region.
     pub crowd: RemoteCrowd,
+    /// The people of this region beyond the cells we listen on, summed up.
+    pub far: FarCrowdSeen,
     /// How the people here set their microphones (those who said).
     pub mics: HashMap<PublicKey, MicState>,
     /// The offers the people here take tips through (those who said).
@@ -382,6 +386,10 @@ fn handle_event(social: &mut Social, event: Event) {
             if social.crowd.insert(author, sequence, &presence, now_micros()) {
                 social.notice(format!("{} is here", presence.name));
             }
+        }
+        Event::FarCrowd { region, dots, people } => {
+            let version = social.far.version.wrapping_add(1);
+            social.far = FarCrowdSeen { region: Some(region), dots, people, version };
         }
         Event::NearPose { region, author, stamp, pose } if Some(region) == social.region => {
             social.crowd.insert_pose(&author, stamp, pose, now_micros());

@@ -9,13 +9,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use glam::{Quat, Vec3};
 use iroh::SecretKey;
+use sanctuary_engine::LOBBY_RADIUS;
 use sanctuary_engine::{PublicKey, RegionId};
+use sanctuary_net::cells::{Block, CELL_SIZE, Cell, CrowdSummary, Dot, MAX_DOTS, MAX_FAR_CELLS, summary_interval};
 use sanctuary_net::inbox::Inbox;
 use sanctuary_net::near_pose::PoseDatagram;
 use sanctuary_net::wire::{RegionMessage, encode};
 use sanctuary_net::{
-    DOWNLINK_BUDGET_BITS_PER_SECOND, Event, MAX_NEAR, NEAR_DISTANCE, NetStats, NodeConfig, POSE_KEEPALIVE, PoseFrame,
-    Presence, QuantisedTransform, RelayChoice, RemoteCrowd, pose_interval, region_topic, spawn_node,
+    DOWNLINK_BUDGET_BITS_PER_SECOND, Event, MAX_NEAR, NEAR_DISTANCE, NetStats, NodeConfig, PoseFrame, Presence,
+    QuantisedTransform, RelayChoice, RemoteCrowd, SLOWEST_POSE_INTERVAL, about_keepalive, pose_interval, region_topic,
+    spawn_node,
 };
 
 /// P1: 1,000 remote avatars within 2 ms of CPU per frame on one core.
@@ -89,6 +92,11 @@ fn pose(x: f32) -> PoseFrame {
     PoseFrame { head: at(0.0), left_hand: at(-0.28), right_hand: at(0.28) }
 }
 
+fn pose_at(head: Vec3) -> PoseFrame {
+    let at = |dx: f32| QuantisedTransform::new(head + Vec3::new(dx, -0.6, 0.0), Quat::IDENTITY);
+    PoseFrame { head: QuantisedTransform::new(head, Quat::IDENTITY), left_hand: at(-0.28), right_hand: at(0.28) }
+}
+
 fn presence(x: f32) -> RegionMessage {
     RegionMessage::Presence(Presence { name: "Guest 3fa2".into(), colour: [200, 120, 40], pose: pose(x) })
 }
@@ -127,31 +135,145 @@ fn pose_traffic() {
          signature; {:.1} kbit/s were it sent at 20 Hz, so it is sent at the crowd's rate",
         up_kbit(bytes)
     );
+    let summary_bytes =
+        encode(&secret, topic.as_bytes(), wall_micros(), &full_summary()).map_or(0, |bytes| bytes.len());
     println!(
-        "  down per client as the region fills (near datagrams from up to {MAX_NEAR} people at 20 Hz, everyone's \
-         signed presence at the crowd's rate):"
+        "  down per client as the lobby fills, {CELL_SIZE} m cells: near datagrams from up to {MAX_NEAR} people at 20 \
+         Hz; the signed presence of everyone in the block of cells around (2 x 2 x 2) at the block's rate, with their \
+         microphone and look; a {summary_bytes}-byte summary of every other occupied cell. Each row places the crowd \
+         at random, takes 25 of them as the client and gives the median and the worst:"
     );
     println!(
-        "{:>10}  {:>16}  {:>14}  {:>14}  {:>14}  {:>10}",
-        "people", "gossip interval", "near (kbit/s)", "gossip", "down", "target"
+        "{:>8}  {:>9}  {:>7}  {:>9}  {:>10}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>10}",
+        "people", "spread", "block", "interval", "far cells", "near", "block", "far", "down", "worst", "target"
     );
     for people in [2usize, 8, 32, 100, 450, 1_000, 10_000] {
-        let interval = pose_interval(people - 1, bytes);
-        let gossip = (people - 1) as f64 * ((bytes + WIRE_OVERHEAD) * 8) as f64 / interval.as_secs_f64() / 1000.0;
-        let near = (people - 1).min(MAX_NEAR) as f64 * near_framed;
-        let down = near + gossip;
-        let budget = DOWNLINK_BUDGET_BITS_PER_SECOND as f64 / 1000.0;
-        let verdict = if down <= budget { "met" } else { "over" };
-        println!(
-            "{people:>10}  {:>13.0} ms  {near:>14.0}  {gossip:>14.0}  {down:>14.0}  {budget:>6.0} {verdict}",
-            interval.as_secs_f64() * 1000.0
-        );
+        for spread in [Spread::Floating, Spread::Floor] {
+            if people < 1_000 && spread == Spread::Floor {
+                continue;
+            }
+            let views = downlink(people, spread, bytes, near_framed, summary_bytes);
+            let median = views[views.len() / 2];
+            let worst = views[views.len() - 1];
+            let budget = DOWNLINK_BUDGET_BITS_PER_SECOND as f64 / 1000.0;
+            let verdict = if worst.down <= budget { "met" } else { "over" };
+            println!(
+                "{people:>8}  {:>9}  {:>7}  {:>6.0} ms  {:>10}  {:>8.0}  {:>8.0}  {:>8.0}  {:>8.0}  {:>8.0}  {budget:>6.0} {verdict}",
+                spread.name(),
+                median.block,
+                median.interval_ms,
+                median.far_cells,
+                median.near,
+                median.gossip,
+                median.far,
+                median.down,
+                worst.down,
+            );
+        }
     }
     println!(
-        "  (the gossip presence is never slower than one every {} s: past about 450 people one region topic is over \
-         the budget, which spatial cells are to bound)",
-        POSE_KEEPALIVE.as_secs()
+        "  (kbit/s. Floating: in the lobby's {LOBBY_RADIUS} m atrium up to {FLOATING_HEIGHT} m; floor: everyone within \
+         2 m of the floor. A block passes the budget past about 850 people, where the pose rate stops at one every \
+         {} s)",
+        SLOWEST_POSE_INTERVAL.as_secs()
     );
+}
+
+/// How a crowd fills the lobby in the P2 model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spread {
+    /// Floating through the atrium, up to [`FLOATING_HEIGHT`].
+    Floating,
+    /// Everyone on the floor.
+    Floor,
+}
+
+/// How high the floating crowd of the P2 model goes, in metres.
+const FLOATING_HEIGHT: f32 = 480.0;
+
+impl Spread {
+    fn name(self) -> &'static str {
+        match self {
+            Spread::Floating => "floating",
+            Spread::Floor => "floor",
+        }
+    }
+}
+
+/// What one client in the P2 model receives, kbit/s.
+#[derive(Debug, Clone, Copy)]
+struct Downlink {
+    block: usize,
+    interval_ms: f64,
+    far_cells: usize,
+    near: f64,
+    gossip: f64,
+    far: f64,
+    down: f64,
+}
+
+/// `people` placed at random in the lobby by `spread`; for 25 of them, what they receive: the
+/// near neighbours' datagrams, the block's presences at the rate its crowd sets (with everyone's
+/// microphone and look at their keepalive), and the other occupied cells' summaries at their
+/// pace. Sorted by the total.
+fn downlink(people: usize, spread: Spread, pose_bytes: usize, near_framed: f64, summary_bytes: usize) -> Vec<Downlink> {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ people as u64;
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let positions: Vec<Vec3> = (0..people)
+        .map(|_| {
+            let (radius, angle) = (LOBBY_RADIUS * random().sqrt(), random() * std::f32::consts::TAU);
+            let height = match spread {
+                Spread::Floating => 1.7 + random() * FLOATING_HEIGHT,
+                Spread::Floor => 1.7 + random() * 2.0,
+            };
+            Vec3::new(radius * angle.cos(), height, radius * angle.sin())
+        })
+        .collect();
+    let cells: Vec<Cell> = positions.iter().map(|at| Cell::of(RegionId::Lobby, *at)).collect();
+    let mut occupied = cells.clone();
+    occupied.sort_unstable();
+    occupied.dedup();
+    let mut views: Vec<Downlink> = (0..25.min(people))
+        .map(|client| {
+            let me = positions[client];
+            let block = Block::around(RegionId::Lobby, me, None);
+            let others = (0..people).filter(|other| *other != client && block.contains(cells[*other])).count();
+            let near = (0..people)
+                .filter(|other| *other != client && positions[*other].distance(me) <= NEAR_DISTANCE)
+                .count()
+                .min(MAX_NEAR);
+            let interval = pose_interval(others, pose_bytes);
+            let bits = |bytes: usize| ((bytes + WIRE_OVERHEAD) * 8) as f64;
+            let about = others as f64 * 2.0 * 200.0 * 8.0 / about_keepalive(others).as_secs_f64();
+            let gossip = (others as f64 * bits(pose_bytes) / interval.as_secs_f64() + about) / 1000.0;
+            let far_cells = occupied.iter().filter(|cell| !block.contains(**cell)).count();
+            let pace = summary_interval(far_cells.min(MAX_FAR_CELLS), summary_bytes);
+            let far = far_cells.min(MAX_FAR_CELLS) as f64 * bits(summary_bytes) / pace.as_secs_f64() / 1000.0;
+            let near = near as f64 * near_framed;
+            Downlink {
+                block: others,
+                interval_ms: interval.as_secs_f64() * 1000.0,
+                far_cells,
+                near,
+                gossip,
+                far,
+                down: near + gossip + far,
+            }
+        })
+        .collect();
+    views.sort_by(|a, b| a.down.total_cmp(&b.down));
+    views
+}
+
+/// A cell's summary with every dot it may hold: the largest one.
+fn full_summary() -> RegionMessage {
+    let dots = vec![Dot { at: [128, 20, 77], colour: [200, 120, 40] }; MAX_DOTS];
+    RegionMessage::Crowd(CrowdSummary { cell: Cell { x: -1, y: 3, z: 0 }, count: 400, dots })
 }
 
 /// P1: per frame at 60 Hz, the poses that arrive are checked and stored, then every avatar is
@@ -165,10 +287,17 @@ fn receive_cost(smoke: bool) {
         "avatars", "near 20 Hz", "others each (Hz)", "median (ms)", "p95 (ms)", "of 2 ms"
     );
     let rate = |people: usize| 1.0 / pose_interval(people - 1, 180).as_secs_f64();
+    // The crowd of the block around a median client of 10,000 in the lobby; the rest of them
+    // come as summaries, a few a second.
+    let block_of = |spread| {
+        let views = downlink(10_000, spread, 180, 0.0, 500);
+        views[views.len() / 2].block + 1
+    };
     let cases: Vec<(usize, usize, f64)> = if smoke {
         vec![(100, MAX_NEAR, rate(100))]
     } else {
-        vec![(1_000, MAX_NEAR, rate(1_000)), (10_000, MAX_NEAR, rate(10_000))]
+        let (floating, floor) = (block_of(Spread::Floating), block_of(Spread::Floor));
+        vec![(1_000, MAX_NEAR, rate(1_000)), (floating, MAX_NEAR, rate(floating)), (floor, MAX_NEAR, rate(floor))]
     };
     for (avatars, near, hertz) in cases {
         let frames = if smoke { 30 } else { 240 };
@@ -186,8 +315,9 @@ fn receive_cost(smoke: bool) {
         );
     }
     println!(
-        "  (P1 asks 1,000 within 2 ms; 10,000 is the stretch. A region topic believes at most 3,000 signed messages a \
-         second, below 10,000 people's 5,000 poses: some of them are not shown within the run)"
+        "  (P1 asks 1,000 within 2 ms: the first row has all 1,000 in the cells around the client. The others are the \
+         block of a median client of 10,000 in the lobby, floating and on the floor: the rest of the 10,000 come as \
+         cell summaries, dots without signatures to check per person)"
     );
 }
 
@@ -370,9 +500,13 @@ async fn delivery(peers: usize, seconds: u64, interval: Duration) -> Result<Vec<
             measuring.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         step += 1.0;
-        // 25 m apart: beyond voice's hearing and the near links, so that this measures gossip.
+        // All in one cell of the lobby, so that everyone hears everyone's presence on gossip: on
+        // a lattice 12 m apart, each with a few near neighbours (their datagrams are not counted
+        // here) and out of voice's hearing of most.
         for (index, sender) in senders.iter().enumerate() {
-            let _ = sender.send(sanctuary_net::Command::Pose(pose(step * 0.1 + index as f32 * 25.0)));
+            let lattice = Vec3::new((index % 4) as f32, (index / 16) as f32, ((index / 4) % 4) as f32);
+            let at = Vec3::new(2.0 + step * 0.01, 2.0, 2.0) + lattice * 12.0;
+            let _ = sender.send(sanctuary_net::Command::Pose(pose_at(at)));
         }
         tokio::time::sleep(interval).await;
     }

@@ -87,6 +87,11 @@ fn region_seeds() -> Vec<Vec<u8>> {
         RegionMessage::Look(None),
         RegionMessage::Tips(Some(format!("lno1{}", "qpzry9x8gf2tvdw0s3jn54khce6mua7l".repeat(10)))),
         RegionMessage::Tips(None),
+        RegionMessage::Crowd(crate::cells::CrowdSummary {
+            cell: crate::cells::Cell { x: -2, y: 3, z: 1 },
+            count: 130,
+            dots: vec![crate::cells::Dot { at: [10, 200, 3], colour: [200, 40, 90] }; 3],
+        }),
         RegionMessage::Screen(crate::screen::ScreenMessage::State(crate::screen::ScreenState {
             version: 3,
             controller: [4; 32],

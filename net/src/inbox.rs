@@ -397,6 +397,7 @@ impl Limited for crate::wire::RegionMessage {
             ) => 7,
             crate::wire::RegionMessage::Meeting(_) => 6,
             crate::wire::RegionMessage::Tips(_) => 8,
+            crate::wire::RegionMessage::Crowd(_) => 9,
         }
     }
     // Poses: 20 a second with room for jitter (less as the crowd grows). Chat: a burst of ten
@@ -409,9 +410,10 @@ impl Limited for crate::wire::RegionMessage {
     // presenter paging through slides, a state and two "holding" every two seconds, hands).
     // Polls: a burst of 16 (polls and their ballots passed on to a newcomer), then eight a
     // second. The whiteboard: a burst of 32 strokes (a quick sketch; a stranger gets half),
-    // then eight a second, each at most one message of 4 KiB.
+    // then eight a second, each at most one message of 4 KiB. A cell's crowd: a burst of four
+    // (a reporter walking across cells), then one a second (honest reporters say one every 5 s).
     const LANES: &'static [(u32, u32)] =
-        &[(30, 25), (10, 2), (100, 20), (8, 1), (16, 8), (16, 8), (16, 8), (32, 8), (8, 1)];
+        &[(30, 25), (10, 2), (100, 20), (8, 1), (16, 8), (16, 8), (16, 8), (32, 8), (8, 1), (4, 1)];
     const CROWD_LANE: Option<usize> = Some(0);
 }
 

@@ -7,6 +7,7 @@
 //! ([`wire::decode`]), then rate and replay checks, each refusal counted in [`NetStats`].
 
 pub mod assets;
+pub mod cells;
 pub mod crowd;
 mod direct;
 pub mod film_store;
@@ -50,6 +51,7 @@ pub use node::{
     DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, Hearing, MAX_LISTENERS, MAX_MEMBERS, MAX_ON_STAGE, MAX_SPEAKERS,
     MAX_STAGE_LISTENERS, MAX_VOICE_DATAGRAM, VOICE_QUEUE, VoiceDatagram, VoiceSender,
 };
+pub use node::{MAX_FAR_DOTS, SLOWEST_ABOUT_KEEPALIVE, SLOWEST_POSE_INTERVAL, about_keepalive};
 pub use node::{
     MAX_NEAR, MAX_NEAR_CONNECTIONS, NEAR_DISTANCE, NEAR_DOWNLINK_BITS_PER_SECOND, NEAR_KEEPALIVE, NEAR_POSE_INTERVAL,
     POSES_PER_NEIGHBOUR,

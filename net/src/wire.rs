@@ -163,6 +163,10 @@ pub enum RegionMessage {
     /// appears, signed like the rest: sent when it changes, to newcomers, and every
     /// [`crate::TIPS_KEEPALIVE`]. (Last, so that older peers still read the others.)
     Tips(Option<String>),
+    /// How many people are in one cell of the region and where (see [`crate::cells`]), said on
+    /// the region's topic by the cell's reporter for those beyond it. (Last, so that older peers
+    /// still read the others.)
+    Crowd(crate::cells::CrowdSummary),
 }
 
 /// The longest tip offer, in characters: an offer with a few blinded paths fits easily, and a
@@ -289,6 +293,7 @@ impl Body for RegionMessage {
             RegionMessage::Meeting(meeting) => meeting.check_shape(),
             RegionMessage::Tips(Some(offer)) => check_tip_offer(offer),
             RegionMessage::Tips(None) => Ok(()),
+            RegionMessage::Crowd(summary) => summary.check_shape(),
         }
     }
     fn clean(&mut self) {
@@ -305,7 +310,8 @@ impl Body for RegionMessage {
             | RegionMessage::Look(_)
             | RegionMessage::Stage(_)
             | RegionMessage::Meeting(_)
-            | RegionMessage::Tips(_) => {}
+            | RegionMessage::Tips(_)
+            | RegionMessage::Crowd(_) => {}
         }
     }
 }

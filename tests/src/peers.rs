@@ -29,6 +29,8 @@ pub struct Peer {
     pub presences: HashMap<(RegionId, PublicKey), Presence>,
     /// Near neighbours' pose datagrams, in order: who, their stamp, the pose.
     pub near_poses: Vec<(PublicKey, u64, PoseFrame)>,
+    /// The far crowd as the node last told it: the dots, and how many they count in all.
+    pub far: Option<(Vec<sanctuary_net::cells::FarDot>, u64)>,
     /// Who left.
     pub left: Vec<PublicKey>,
     /// Microphone states heard, in order: who, and how it was set.
@@ -161,6 +163,7 @@ impl Peer {
                         dir,
                         presences: HashMap::new(),
                         near_poses: Vec::new(),
+                        far: None,
                         left: Vec::new(),
                         mics: Vec::new(),
                         blocks: Vec::new(),
@@ -220,6 +223,7 @@ impl Peer {
                     self.presences.insert((region, author), presence);
                 }
                 Event::NearPose { author, stamp, pose, .. } => self.near_poses.push((author, stamp, pose)),
+                Event::FarCrowd { dots, people, .. } => self.far = Some((dots, people)),
                 Event::Left { author, .. } => self.left.push(author),
                 Event::Mic { author, state, .. } => self.mics.push((author, state)),
                 Event::Blocks(keys) => self.blocks = keys,

@@ -80,6 +80,11 @@ pub fn run(args: &[String]) -> Result<()> {
             let bench = crate::build_executable("world_bench")?;
             crate::run_command(std::process::Command::new(bench).args(&args[1..]))
         }
+        Some("crowd") => {
+            setup::run(Needs::Build)?;
+            let bench = crate::build_executable("crowd_bench")?;
+            crate::run_command(std::process::Command::new(bench).args(&args[1..]))
+        }
         Some("voice") => {
             // espeak-ng and sox make the speech.
             setup::run(Needs::All)?;

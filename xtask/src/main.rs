@@ -19,6 +19,7 @@ Commands:
   avatars          make the default avatars in assets/avatars/ (VRM 1.0, from code)
   bench frame      median CPU frame time with 100, 1,000 and 10,000 animated avatars (headless)
   bench net        pose bytes, gossip delivery p50/p95 with 8 and 32 peers, CPU to take in 1,000 avatars, then bench hostile
+  bench crowd      a crowd of OS processes on loopback: one observer's CPU, traffic and delivery near and far
   bench hostile    R6: delivery under a one-key and a 1,000-key flood; R3: time to converge after a partition heals
   bench voice      P10/P11: voice mouth to ear on loopback, CPU per stream and for 16 speakers, kbit/s per stream
   bench pay        Lightning payments on loopback, pay to settled: invoice and offer, direct and one hop (p95 <= 1 s)

@@ -60,6 +60,9 @@ pub fn run() -> Result<()> {
         .context("the network benchmark no longer runs: `cargo xtask bench net` shows the error")?;
     // A short pass of the fuzzer over every decoder (`cargo xtask fuzz` runs the long one).
     crate::fuzz::run(crate::fuzz::CI_INPUTS)?;
+    let bench = crate::build_executable("crowd_bench")?;
+    crate::run_command(std::process::Command::new(bench).arg("--smoke"))
+        .context("the multi-process crowd benchmark no longer runs: `cargo xtask bench crowd` shows the error")?;
     let bench = crate::build_executable("hostile_bench")?;
     crate::run_command(std::process::Command::new(bench).arg("--smoke"))
         .context("the flooding and partition benchmark no longer runs: `cargo xtask bench hostile` shows the error")?;

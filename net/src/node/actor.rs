@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use super::avatar::load_avatar;
 use super::blocks::Blocks;
 use super::board::{BoardProtocol, Whiteboard};
+use super::cells::Cells;
 use super::directory::Directory;
 use super::gate::Gate;
 use super::links::{Admitted, Positions};
@@ -39,6 +40,7 @@ use super::volumes::Volumes;
 use super::world::{Wanted, WorldSync};
 use super::{Command, DirectLine, Event, NodeConfig, Profile, RelayChoice, RelayState, Status, world_topic};
 use crate::assets::AssetStore;
+use crate::cells::Cell;
 use crate::direct::Undelivered;
 use crate::direct::{DirectProtocol, DirectStore, KeepError};
 use crate::film_store::{FILM_GC_INTERVAL, FilmStore};
@@ -91,38 +93,103 @@ impl Drop for TaskGuard {
 pub(super) enum Internal {
     World(Signed<WorldMessage>),
     Region(RegionId, Signed<RegionMessage>),
-    Neighbour { region: Option<RegionId>, peer: iroh::PublicKey, up: bool },
-    Ended(Option<RegionId>),
-    DirectDone { id: u64, result: Result<(), Undelivered> },
+    /// Heard on the topic of a cell of a region (see [`crate::cells`]).
+    Cell(RegionId, Cell, Signed<RegionMessage>),
+    Neighbour {
+        scope: Scope,
+        peer: iroh::PublicKey,
+        up: bool,
+    },
+    Ended(Scope),
+    DirectDone {
+        id: u64,
+        result: Result<(), Undelivered>,
+    },
     Trust(Box<TrustView>),
-    Built { op: Op, result: Result<Vec<u8>, AuthorError> },
+    Built {
+        op: Op,
+        result: Result<Vec<u8>, AuthorError>,
+    },
     Applied(Applied),
-    Synced { peer: iroh::PublicKey, result: Result<SyncReport, String> },
-    Refetch { wanted: Wanted, hint: Option<PublicKey>, attempt: u32 },
+    Synced {
+        peer: iroh::PublicKey,
+        result: Result<SyncReport, String>,
+    },
+    Refetch {
+        wanted: Wanted,
+        hint: Option<PublicKey>,
+        attempt: u32,
+    },
     Worn(Result<(AvatarRef, String, ModelSummary), String>),
-    VoiceDialled { peer: iroh::PublicKey, result: Result<iroh::endpoint::Connection, String> },
-    NearDialled { peer: iroh::PublicKey, result: Result<iroh::endpoint::Connection, String> },
+    VoiceDialled {
+        peer: iroh::PublicKey,
+        result: Result<iroh::endpoint::Connection, String>,
+    },
+    NearDialled {
+        peer: iroh::PublicKey,
+        result: Result<iroh::endpoint::Connection, String>,
+    },
     FilmShared(Result<([u8; 32], u64, String, std::path::PathBuf), String>),
     DeckShared(Result<Vec<crate::stage::SlideRef>, String>),
     SlideFetched([u8; 32]),
     BoardFetched(Box<Result<crate::whiteboard::Board, String>>),
-    RoomHanded { from: iroh::PublicKey, bytes: Vec<u8> },
-    SaleAsked { buyer: PublicKey, ask: super::sale::Ask, reply: tokio::sync::oneshot::Sender<Vec<u8>> },
-    RoomPushed { to: [u8; 32], bytes: Vec<u8>, handed: bool },
+    RoomHanded {
+        from: iroh::PublicKey,
+        bytes: Vec<u8>,
+    },
+    SaleAsked {
+        buyer: PublicKey,
+        ask: super::sale::Ask,
+        reply: tokio::sync::oneshot::Sender<Vec<u8>>,
+    },
+    RoomPushed {
+        to: [u8; 32],
+        bytes: Vec<u8>,
+        handed: bool,
+    },
     ReceivedBlobs(crate::assets::Served),
-    KeptChecked { kept: Vec<(iroh::PublicKey, u64)>, asked: usize, all: u64 },
+    KeptChecked {
+        kept: Vec<(iroh::PublicKey, u64)>,
+        asked: usize,
+        all: u64,
+    },
     Hosting(Box<crate::hosting::HostingPlan>),
 }
 
-impl From<(Option<RegionId>, Signed<WorldMessage>)> for Internal {
-    fn from((_, message): (Option<RegionId>, Signed<WorldMessage>)) -> Self {
+/// Which topic something was heard on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// The world topic.
+    World,
+    /// A region's topic (or a private room's).
+    Region(RegionId),
+    /// The topic of a cell of a region.
+    Cell(RegionId, Cell),
+}
+
+impl Scope {
+    /// The region, for a region's or a cell's topic.
+    pub(super) fn region(self) -> Option<RegionId> {
+        match self {
+            Scope::World => None,
+            Scope::Region(region) | Scope::Cell(region, _) => Some(region),
+        }
+    }
+}
+
+impl From<(Scope, Signed<WorldMessage>)> for Internal {
+    fn from((_, message): (Scope, Signed<WorldMessage>)) -> Self {
         Internal::World(message)
     }
 }
 
-impl From<(Option<RegionId>, Signed<RegionMessage>)> for Internal {
-    fn from((region, message): (Option<RegionId>, Signed<RegionMessage>)) -> Self {
-        Internal::Region(region.unwrap_or(RegionId::Lobby), message)
+impl From<(Scope, Signed<RegionMessage>)> for Internal {
+    fn from((scope, message): (Scope, Signed<RegionMessage>)) -> Self {
+        match scope {
+            Scope::Cell(region, cell) => Internal::Cell(region, cell, message),
+            Scope::Region(region) => Internal::Region(region, message),
+            Scope::World => Internal::Region(RegionId::Lobby, message),
+        }
     }
 }
 
@@ -184,6 +251,8 @@ pub(super) struct Node {
     sync_rx: mpsc::Receiver<SyncReport>,
     /// Region topics (`presence`).
     pub(super) regions: Regions,
+    /// The cells of the current region: what we hear of it depends on where we are.
+    pub(super) cells: Cells,
     /// The world topic (`directory`).
     pub(super) directory: Directory,
     /// Private messages on their way (`outbox`).
@@ -358,7 +427,8 @@ impl Node {
         let bootstrap: Vec<iroh::PublicKey> = config.join.iter().map(|ticket| ticket.0.endpoint_addr().id).collect();
         let bootstrap_peers = bootstrap.clone();
         let (world, world_task) =
-            subscribe::<WorldMessage>(&gossip, &gate, world_topic(), None, bootstrap, me, &topic_out, None).await?;
+            subscribe::<WorldMessage>(&gossip, &gate, world_topic(), Scope::World, bootstrap, me, &topic_out, None)
+                .await?;
 
         let outbox: Vec<OutboxEntry> = match store::read_whole(&paths.outbox()) {
             Ok(outbox) => outbox.unwrap_or_default(),
@@ -413,6 +483,7 @@ impl Node {
             direct_rx,
             sync_rx,
             regions: Regions::default(),
+            cells: Cells::default(),
             voice: Voice::new(audible, voice_sender),
             positions: Positions::new(blocks.clone()),
             near: Near::new(near_admitted, near_here),
@@ -565,12 +636,17 @@ impl Node {
         match internal {
             Internal::World(message) => self.heard_in_world(message).await,
             Internal::Region(region, message) => self.heard_in_region(region, message).await,
-            Internal::Neighbour { region, peer, up } => {
-                self.world_neighbour(region, peer, up);
-                self.region_neighbour(region, peer, up);
+            Internal::Cell(region, cell, message) => self.heard_in_cell(region, cell, message).await,
+            Internal::Neighbour { scope: Scope::Cell(region, cell), peer, up } => {
+                self.cell_neighbour(region, cell, peer, up)
             }
-            Internal::Ended(None) => self.rejoin_world().await,
-            Internal::Ended(Some(region)) => self.rejoin_region(region).await,
+            Internal::Neighbour { scope, peer, up } => {
+                self.world_neighbour(scope.region(), peer, up);
+                self.region_neighbour(scope.region(), peer, up);
+            }
+            Internal::Ended(Scope::World) => self.rejoin_world().await,
+            Internal::Ended(Scope::Region(region)) => self.rejoin_region(region).await,
+            Internal::Ended(Scope::Cell(region, cell)) => self.rejoin_cell(region, cell).await,
             Internal::DirectDone { id, result } => self.delivery_done(id, result).await,
             Internal::Trust(view) => self.trust_computed(*view).await,
             Internal::Built { op, result } => self.built(op, result).await,
@@ -595,7 +671,9 @@ impl Node {
 
     async fn tick(&mut self) {
         let now = Instant::now();
+        self.update_cells(now).await;
         self.send_pose(now).await;
+        self.cells_tick(now).await;
         self.directory_tick(now).await;
         self.world_tick(now);
         self.outbox_tick(now);
@@ -619,6 +697,7 @@ impl Node {
             RelayChoice::Public if addr.relay_urls().next().is_some() => RelayState::Connected,
             RelayChoice::Public => RelayState::Connecting,
         };
+        let socket = &self.endpoint.metrics().socket;
         let status = Status {
             relay,
             known_peers: self.directory.len(),
@@ -626,6 +705,10 @@ impl Node {
             crowd: self.regions.crowd(),
             voice_listeners: self.voice.sender.listeners(),
             near_neighbours: self.near.neighbours(),
+            cells: self.cells.listening(),
+            far_cells: self.cells.far.len(),
+            bytes_sent: socket.send_ipv4.get() + socket.send_ipv6.get() + socket.send_relay.get(),
+            bytes_received: socket.recv_data_ipv4.get() + socket.recv_data_ipv6.get() + socket.recv_data_relay.get(),
             outbox: self.outbox.len(),
         };
         if self.last_status.as_ref() != Some(&status) {

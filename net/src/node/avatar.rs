@@ -11,7 +11,7 @@ use sanctuary_engine::avatar::AvatarRef;
 use tokio::sync::mpsc;
 
 use super::actor::{Internal, Node};
-use super::{Event, LOOK_KEEPALIVE, TIPS_KEEPALIVE};
+use super::{Event, LOOK_KEEPALIVE, TIPS_KEEPALIVE, about_keepalive};
 use crate::store::{self, Paths};
 use crate::wire::RegionMessage;
 
@@ -66,16 +66,20 @@ impl Node {
     /// Says what we wear when it changed, when someone new may not know it (`newcomers`), and
     /// every [`LOOK_KEEPALIVE`].
     pub(super) async fn send_look(&mut self, now: Instant, newcomers: bool) {
-        let Some(subscription) = self.regions.current() else { return };
+        if self.regions.current().is_none() {
+            return;
+        }
         let due = match self.regions.sent_look {
             None => true,
-            Some((sent, at)) => newcomers || sent != self.avatar || now.duration_since(at) >= LOOK_KEEPALIVE,
+            Some((sent, at)) => {
+                let keepalive = LOOK_KEEPALIVE.max(about_keepalive(self.regions.crowd()));
+                newcomers || sent != self.avatar || now.duration_since(at) >= keepalive
+            }
         };
         if !due {
             return;
         }
-        let (region, sender) = (subscription.region, subscription.sender.clone());
-        self.broadcast(&sender, region, &RegionMessage::Look(self.avatar)).await;
+        self.say_about_us(&RegionMessage::Look(self.avatar)).await;
         self.regions.sent_look = Some((self.avatar, now));
     }
 
@@ -93,17 +97,20 @@ impl Node {
     /// Says our tip offer, if we ever had one, when it changed, when someone new may not know it
     /// (`newcomers`), and every [`TIPS_KEEPALIVE`].
     pub(super) async fn send_tips(&mut self, now: Instant, newcomers: bool) {
-        let Some(subscription) = self.regions.current() else { return };
+        if self.regions.current().is_none() {
+            return;
+        }
         let due = match self.regions.sent_tips {
             // Nobody needs to hear "no tips" from someone who never took any.
             None => self.tip_offer.is_some() || self.regions.sent_tips_ever,
-            Some(at) => newcomers || now.duration_since(at) >= TIPS_KEEPALIVE,
+            Some(at) => {
+                newcomers || now.duration_since(at) >= TIPS_KEEPALIVE.max(about_keepalive(self.regions.crowd()))
+            }
         };
         if !due {
             return;
         }
-        let (region, sender) = (subscription.region, subscription.sender.clone());
-        self.broadcast(&sender, region, &RegionMessage::Tips(self.tip_offer.clone())).await;
+        self.say_about_us(&RegionMessage::Tips(self.tip_offer.clone())).await;
         self.regions.sent_tips = Some(now);
         self.regions.sent_tips_ever = true;
     }

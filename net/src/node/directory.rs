@@ -14,7 +14,7 @@ use iroh_gossip::api::GossipSender;
 use iroh_mdns_address_lookup::DiscoveryEvent;
 use sanctuary_engine::RegionId;
 
-use super::actor::{Node, TaskGuard};
+use super::actor::{Node, Scope, TaskGuard};
 use super::presence::subscribe;
 use super::{Event, Whereabouts, world_topic};
 use crate::wire::{Signed, WorldMessage, encode};
@@ -184,7 +184,7 @@ impl Node {
             &self.gossip,
             &self.gate,
             world_topic(),
-            None,
+            Scope::World,
             peers,
             self.me,
             &self.topic_out,

@@ -24,10 +24,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use iroh_gossip::TopicId;
 use iroh_gossip::net::{Admission, MessageFilter};
-use sanctuary_engine::RegionId;
 use tokio::sync::mpsc;
 
-use super::actor::{Internal, TopicOut, wall_micros};
+use super::actor::{Internal, Scope, TopicOut, wall_micros};
 use crate::inbox::{Inbox, Limited, NetStats, RateLimiter, Refusal, Vouched};
 use crate::private_room::RoomCipher;
 use crate::wire::Signed;
@@ -94,17 +93,17 @@ impl Gate {
     pub(super) fn open<T>(
         &self,
         topic: TopicId,
-        region: Option<RegionId>,
+        scope: Scope,
         me: iroh::PublicKey,
         out: TopicOut,
         cipher: Option<RoomCipher>,
     ) -> Arc<TopicGate<T>>
     where
         T: Limited + Send + 'static,
-        Internal: From<(Option<RegionId>, Signed<T>)>,
+        Internal: From<(Scope, Signed<T>)>,
     {
         let gate = Arc::new(TopicGate {
-            region,
+            scope,
             cipher,
             start: Instant::now(),
             out,
@@ -171,7 +170,7 @@ impl MessageFilter for Gate {
 /// One topic's checks: its inbox, the neighbours' relay budgets and conduct, and the ids of
 /// messages already believed.
 pub(super) struct TopicGate<T> {
-    region: Option<RegionId>,
+    scope: Scope,
     /// A private room's: every message is sealed with its key, and opened here first.
     cipher: Option<RoomCipher>,
     start: Instant,
@@ -256,7 +255,7 @@ impl<T> GateState<T> {
 impl<T> Admit for TopicGate<T>
 where
     T: Limited + Send + 'static,
-    Internal: From<(Option<RegionId>, Signed<T>)>,
+    Internal: From<(Scope, Signed<T>)>,
 {
     fn admit(&self, from: iroh::PublicKey, content: &Bytes) -> Admission {
         let now = self.start.elapsed();
@@ -288,7 +287,7 @@ where
         let misconduct = match checked {
             Ok(Ok(message)) => {
                 state.seen.insert(content, now);
-                match self.out.messages.try_send(Internal::from((self.region, message))) {
+                match self.out.messages.try_send(Internal::from((self.scope, message))) {
                     Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
                     // The node is behind: this one is dropped for us, not waited for (it is
                     // still relayed: others may keep up).
@@ -357,6 +356,7 @@ impl Seen {
 mod tests {
     use glam::{Quat, Vec3};
     use iroh::SecretKey;
+    use sanctuary_engine::RegionId;
 
     use super::*;
     use crate::wire::{PoseFrame, Presence, QuantisedTransform, RegionMessage, encode};
@@ -384,7 +384,7 @@ mod tests {
         let topic = crate::region_topic(RegionId::Lobby);
         let checks = gate.open::<RegionMessage>(
             topic,
-            Some(RegionId::Lobby),
+            Scope::Region(RegionId::Lobby),
             secret(1).public(),
             TopicOut { messages, control },
             None,

@@ -16,6 +16,7 @@ mod actor;
 mod avatar;
 mod blocks;
 mod board;
+mod cells;
 mod directory;
 pub mod export;
 mod gate;
@@ -34,6 +35,7 @@ mod voice;
 mod volumes;
 
 pub use blocks::MAX_BLOCKS;
+pub use cells::MAX_FAR_DOTS;
 pub use meeting::PollView;
 pub use near::{
     MAX_NEAR, MAX_NEAR_CONNECTIONS, NEAR_DISTANCE, NEAR_KEEPALIVE, NEAR_POSE_INTERVAL, POSES_PER_NEIGHBOUR,
@@ -81,8 +83,12 @@ pub const DOWNLINK_BUDGET_BITS_PER_SECOND: u64 = 1_000_000;
 /// The fastest pose rate: 20 a second.
 pub const FASTEST_POSE_INTERVAL: Duration = Duration::from_millis(50);
 /// A pose is sent at least this often even when nothing moved, so that newcomers see everyone
-/// and silence can mean "gone".
+/// and silence can mean "gone" (less often in a crowd: see [`pose_interval`]).
 pub const POSE_KEEPALIVE: Duration = Duration::from_secs(2);
+/// The slowest pose rate, in the densest crowd: well within [`PRESENCE_TIMEOUT`].
+pub const SLOWEST_POSE_INTERVAL: Duration = Duration::from_secs(5);
+/// The slowest the microphone's state and the avatar worn are said again, in the densest crowd.
+pub const SLOWEST_ABOUT_KEEPALIVE: Duration = Duration::from_secs(60);
 /// How often our microphone's state is said again though it did not change (for anyone who
 /// missed it).
 pub const MIC_KEEPALIVE: Duration = Duration::from_secs(10);
@@ -104,15 +110,33 @@ pub const NEAR_DOWNLINK_BITS_PER_SECOND: u64 =
 
 /// The time between two signed poses on gossip when `others` people share the region and a pose
 /// message is `message_bytes` long: 20 a second while the crowd is small, slower as it grows, so
-/// that everyone's poses together stay within 80 % of what [`DOWNLINK_BUDGET_BITS_PER_SECOND`]
-/// leaves beside the near neighbours' datagrams ([`NEAR_DOWNLINK_BITS_PER_SECOND`]; the rest is
-/// left for chat and the world topic). Never slower than [`POSE_KEEPALIVE`].
+/// that everyone's poses together stay within 60 % of what [`DOWNLINK_BUDGET_BITS_PER_SECOND`]
+/// leaves beside the near neighbours' datagrams ([`NEAR_DOWNLINK_BITS_PER_SECOND`]; 10 % goes to
+/// everyone's microphone and look, see [`about_keepalive`], 10 % (100 kbit/s) to the far crowd's
+/// summaries, and the rest is left for chat and the world topic). `others` is the crowd of the
+/// cells we listen on (see [`crate::cells`]), or of the whole region where it has no cells.
+/// Never slower than [`SLOWEST_POSE_INTERVAL`]: past about 850 people in one block of cells,
+/// the budget is passed.
 pub fn pose_interval(others: usize, message_bytes: usize) -> Duration {
     let bits = (message_bytes as u64 + POSE_OVERHEAD_BYTES) * 8;
-    let gossip = DOWNLINK_BUDGET_BITS_PER_SECOND.saturating_sub(NEAR_DOWNLINK_BITS_PER_SECOND);
-    let share = gossip * 8 / 10 / (others.max(1) as u64);
+    let share = gossip_share(6) / (others.max(1) as u64);
     let interval = Duration::from_secs_f64(bits as f64 / share.max(1) as f64);
-    interval.clamp(FASTEST_POSE_INTERVAL, POSE_KEEPALIVE)
+    interval.clamp(FASTEST_POSE_INTERVAL, SLOWEST_POSE_INTERVAL)
+}
+
+/// Tenths of what the downlink budget leaves beside the near neighbours' datagrams.
+fn gossip_share(tenths: u64) -> u64 {
+    DOWNLINK_BUDGET_BITS_PER_SECOND.saturating_sub(NEAR_DOWNLINK_BITS_PER_SECOND) * tenths / 10
+}
+
+/// How often our microphone's state and the avatar we wear are said again when nothing changed,
+/// with `others` in the crowd: every [`MIC_KEEPALIVE`] in a small one, less often as it grows so
+/// that everyone's two such messages (about 200 bytes each with their framing) take at most a
+/// tenth of what the near datagrams leave, and never less often than
+/// [`SLOWEST_ABOUT_KEEPALIVE`].
+pub fn about_keepalive(others: usize) -> Duration {
+    let bits = others.max(1) as u64 * 2 * 200 * 8;
+    Duration::from_secs_f64(bits as f64 / gossip_share(1).max(1) as f64).clamp(MIC_KEEPALIVE, SLOWEST_ABOUT_KEEPALIVE)
 }
 
 /// How fast a peer uploads by default: 4 MiB a second (32 Mbit/s), several films' worth.
@@ -490,6 +514,14 @@ pub struct Status {
     pub voice_listeners: usize,
     /// The people who get our pose twenty times a second now (the nearest, connected).
     pub near_neighbours: usize,
+    /// The cell topics we listen on (see [`crate::cells`]): 0 outside the lobby and the city.
+    pub cells: usize,
+    /// The far cells whose summaries we hold.
+    pub far_cells: usize,
+    /// Bytes sent since the node started, as UDP payloads (QUIC and all; not UDP and IP headers).
+    pub bytes_sent: u64,
+    /// Bytes received since the node started, likewise.
+    pub bytes_received: u64,
     /// Private messages waiting to be delivered.
     pub outbox: usize,
 }
@@ -733,6 +765,16 @@ pub enum Event {
     /// they last said on the world topic; sent when it changes. Those not listed are offline
     /// (or not heard for 15 s).
     Whereabouts(Vec<Whereabouts>),
+    /// The crowd beyond the cells we listen on, as their reporters sum it up (see
+    /// [`crate::cells`]): sent about once a second when it changed.
+    FarCrowd {
+        /// Where.
+        region: RegionId,
+        /// Up to [`MAX_FAR_DOTS`] of them, nearest first: where and in what colour.
+        dots: Vec<crate::cells::FarDot>,
+        /// How many the summaries count in all.
+        people: u64,
+    },
     /// Someone left a region.
     Left {
         /// Where.
@@ -902,13 +944,20 @@ mod tests {
         assert_eq!(pose_interval(7, 158), FASTEST_POSE_INTERVAL);
         // With the near neighbours' datagrams beside them, within the budget up to the crowd
         // where the keepalive floor binds.
-        for others in [31usize, 99, 300, 450] {
+        // With the near neighbours' datagrams, everyone's keepalives and the far summaries beside
+        // them, within the budget up to the crowd where the slowest rate binds.
+        for others in [31usize, 99, 300, 450, 800] {
             let interval = pose_interval(others, 158);
             let gossip = others as f64 * (158.0 + 64.0) * 8.0 / interval.as_secs_f64();
-            let down = gossip + NEAR_DOWNLINK_BITS_PER_SECOND as f64;
+            let about = others as f64 * 2.0 * 200.0 * 8.0 / about_keepalive(others).as_secs_f64();
+            let far = crate::cells::FAR_DOWNLINK_BITS_PER_SECOND as f64;
+            let down = gossip + about + far + NEAR_DOWNLINK_BITS_PER_SECOND as f64;
             assert!(down <= DOWNLINK_BUDGET_BITS_PER_SECOND as f64, "{others} others: {down} bit/s");
         }
-        assert_eq!(pose_interval(100_000, 158), POSE_KEEPALIVE);
+        assert_eq!(pose_interval(100_000, 158), SLOWEST_POSE_INTERVAL);
+        assert!(SLOWEST_POSE_INTERVAL < PRESENCE_TIMEOUT);
+        assert_eq!(about_keepalive(3), MIC_KEEPALIVE);
+        assert_eq!(about_keepalive(100_000), SLOWEST_ABOUT_KEEPALIVE);
     }
 
     #[test]

@@ -15,10 +15,10 @@ use iroh_gossip::{Gossip, TopicId};
 use sanctuary_engine::avatar::AvatarRef;
 use sanctuary_engine::{PublicKey, RegionId};
 
-use super::actor::{Internal, Node, TaskGuard, TopicOut};
+use super::actor::{Internal, Node, Scope, TaskGuard, TopicOut};
 use super::gate::{Gate, TopicGate};
 use super::rooms::PRIVATE;
-use super::{ChatLine, Event, MIC_KEEPALIVE, POSE_KEEPALIVE, PRESENCE_TIMEOUT, pose_interval};
+use super::{ChatLine, Event, POSE_KEEPALIVE, PRESENCE_TIMEOUT, about_keepalive, pose_interval};
 use crate::inbox::{Limited, MAX_AUTHORS};
 use crate::private_room::{RoomCipher, RoomKey};
 use crate::region_topic;
@@ -142,7 +142,7 @@ impl Node {
                 &self.gossip,
                 &self.gate,
                 topic,
-                Some(region),
+                Scope::Region(region),
                 bootstrap,
                 self.me,
                 &self.topic_out,
@@ -202,6 +202,7 @@ impl Node {
             // A new neighbour here: let them see us at once, not at the next keepalive.
             self.regions.sent_pose = None;
             self.meeting_newcomer();
+            self.region_newcomer_for_cells();
         } else {
             subscription.neighbours.remove(&peer);
             if subscription.neighbours.is_empty() {
@@ -231,6 +232,31 @@ impl Node {
         }
     }
 
+    /// Says something about us (pose, microphone, look, tip offer) where those who can see us
+    /// listen: our cell's topic in a region with cells, else the region's. The bytes sent, if
+    /// sent.
+    pub(super) async fn say_about_us(&self, message: &RegionMessage) -> Option<usize> {
+        let sequence = self.clock_next();
+        let (sealed, sender) = match self.cells.own_topic() {
+            Some((topic, sender)) => (self.seal_for(topic, None, sequence, message), sender),
+            None => {
+                let subscription = self.regions.current()?;
+                (self.seal(subscription.region, sequence, message), subscription.sender.clone())
+            }
+        };
+        match sealed {
+            Ok(bytes) => {
+                let sent = bytes.len();
+                let _ = sender.broadcast(bytes.into()).await;
+                Some(sent)
+            }
+            Err(error) => {
+                self.emit(Event::Notice(format!("not sent: {error}"))).await;
+                None
+            }
+        }
+    }
+
     /// Says goodbye on a subscription's topic (which may no longer be among ours).
     async fn say_leave(&self, subscription: &Subscription) {
         let cipher = subscription.room.as_ref().map(|(_, cipher)| cipher);
@@ -240,7 +266,7 @@ impl Node {
     }
 
     /// `message` signed for `region`'s topic, and sealed with its key in a private room.
-    fn seal(&self, region: RegionId, sequence: u64, message: &RegionMessage) -> Result<Vec<u8>, String> {
+    pub(super) fn seal(&self, region: RegionId, sequence: u64, message: &RegionMessage) -> Result<Vec<u8>, String> {
         let subscription = self.regions.subscriptions.iter().find(|subscription| subscription.region == region);
         let topic = subscription.map_or_else(|| region_topic(region), |subscription| subscription.topic);
         let cipher = subscription.and_then(|subscription| subscription.room.as_ref()).map(|(_, cipher)| cipher);
@@ -248,7 +274,7 @@ impl Node {
     }
 
     /// `message` signed for `topic`, and sealed with `cipher` when given.
-    fn seal_for(
+    pub(super) fn seal_for(
         &self,
         topic: TopicId,
         cipher: Option<&RoomCipher>,
@@ -335,6 +361,7 @@ impl Node {
                 self.emit(Event::Chat(line)).await;
             }
             RegionMessage::Leave => {
+                self.left_cells(&message.author);
                 self.stage_left(region, message.author).await;
                 self.emit(Event::Left { region, author }).await;
             }
@@ -345,6 +372,7 @@ impl Node {
             RegionMessage::Screen(screen) => self.heard_screen(region, message.author, message.sequence, screen).await,
             RegionMessage::Stage(stage) => self.heard_stage(region, message.author, stage).await,
             RegionMessage::Meeting(meeting) => self.heard_meeting(region, message.author, meeting),
+            RegionMessage::Crowd(summary) => self.heard_summary(region, message.author, summary).await,
         }
     }
 
@@ -352,24 +380,20 @@ impl Node {
     /// keepalive. Forgets who has not posed for a while.
     pub(super) async fn send_pose(&mut self, now: Instant) {
         self.regions.posing.retain(|_, heard| now.duration_since(*heard) < PRESENCE_TIMEOUT);
-        let (Some(pose), Some(subscription)) = (self.regions.pose, self.regions.current()) else { return };
-        let (region, sender) = (subscription.region, subscription.sender.clone());
+        let (Some(pose), Some(_)) = (self.regions.pose, self.regions.current()) else { return };
         let interval = pose_interval(self.regions.posing.len(), self.regions.pose_bytes.max(120));
         let newcomers = self.regions.sent_pose.is_none();
         let due = match self.regions.sent_pose {
             None => true,
             Some((sent, at)) => {
                 let since = now.duration_since(at);
-                (sent != pose && since >= interval) || since >= POSE_KEEPALIVE
+                (sent != pose && since >= interval) || since >= POSE_KEEPALIVE.max(interval)
             }
         };
         if due {
             let presence = Presence { name: self.profile.name.clone(), colour: self.profile.colour, pose };
-            let sequence = self.clock_next();
-            let message = RegionMessage::Presence(presence);
-            if let Ok(bytes) = self.seal(region, sequence, &message) {
-                self.regions.pose_bytes = bytes.len();
-                let _ = sender.broadcast(bytes.into()).await;
+            if let Some(sent) = self.say_about_us(&RegionMessage::Presence(presence)).await {
+                self.regions.pose_bytes = sent;
             }
             self.regions.sent_pose = Some((pose, now));
         }
@@ -387,16 +411,17 @@ impl Node {
     /// Says how our microphone is set when it changed, when someone new may not know it
     /// (`newcomers`: a new neighbour, a new region), and every [`MIC_KEEPALIVE`].
     async fn send_mic(&mut self, now: Instant, newcomers: bool) {
-        let (Some(mic), Some(subscription)) = (self.regions.mic, self.regions.current()) else { return };
+        let (Some(mic), Some(_)) = (self.regions.mic, self.regions.current()) else { return };
         let due = match self.regions.sent_mic {
             None => true,
-            Some((sent, at)) => newcomers || sent != mic || now.duration_since(at) >= MIC_KEEPALIVE,
+            Some((sent, at)) => {
+                newcomers || sent != mic || now.duration_since(at) >= about_keepalive(self.regions.posing.len())
+            }
         };
         if !due {
             return;
         }
-        let (region, sender) = (subscription.region, subscription.sender.clone());
-        self.broadcast(&sender, region, &RegionMessage::Mic(mic)).await;
+        self.say_about_us(&RegionMessage::Mic(mic)).await;
         self.regions.sent_mic = Some((mic, now));
     }
 
@@ -434,7 +459,7 @@ pub(super) async fn subscribe<T>(
     gossip: &Gossip,
     gate: &Gate,
     topic: TopicId,
-    region: Option<RegionId>,
+    scope: Scope,
     bootstrap: Vec<iroh::PublicKey>,
     me: iroh::PublicKey,
     out: &TopicOut,
@@ -442,36 +467,31 @@ pub(super) async fn subscribe<T>(
 ) -> Result<(GossipSender, TaskGuard), String>
 where
     T: Limited + Send + 'static,
-    Internal: From<(Option<RegionId>, Signed<T>)>,
+    Internal: From<(Scope, Signed<T>)>,
 {
     // Open at the gate first, so that nothing arrives unchecked.
-    let checks = gate.open::<T>(topic, region, me, out.clone(), cipher);
+    let checks = gate.open::<T>(topic, scope, me, out.clone(), cipher);
     let topic_handle =
         gossip.subscribe(topic, bootstrap).await.map_err(|error| format!("cannot join a gossip topic: {error}"))?;
     let (sender, receiver) = topic_handle.split();
-    let task = tokio::spawn(forward(region, receiver, checks, out.clone()));
+    let task = tokio::spawn(forward(scope, receiver, checks, out.clone()));
     Ok((sender, TaskGuard(task)))
 }
 
 /// Reads a topic's events and passes on its neighbours coming and going. Messages were checked
 /// and passed on at the gate already; the topic stays open there while this task holds
 /// `checks`.
-async fn forward<T: Limited>(
-    region: Option<RegionId>,
-    mut receiver: GossipReceiver,
-    checks: Arc<TopicGate<T>>,
-    out: TopicOut,
-) {
+async fn forward<T: Limited>(scope: Scope, mut receiver: GossipReceiver, checks: Arc<TopicGate<T>>, out: TopicOut) {
     let mut tidy = tokio::time::interval(Duration::from_secs(30));
     loop {
         tokio::select! {
             event = receiver.next() => {
                 let control = match event {
                     Some(Ok(GossipEvent::Received(_))) | Some(Ok(GossipEvent::Lagged)) => continue,
-                    Some(Ok(GossipEvent::NeighborUp(peer))) => Internal::Neighbour { region, peer, up: true },
-                    Some(Ok(GossipEvent::NeighborDown(peer))) => Internal::Neighbour { region, peer, up: false },
+                    Some(Ok(GossipEvent::NeighborUp(peer))) => Internal::Neighbour { scope, peer, up: true },
+                    Some(Ok(GossipEvent::NeighborDown(peer))) => Internal::Neighbour { scope, peer, up: false },
                     Some(Err(_)) | None => {
-                        let _ = out.control.send(Internal::Ended(region));
+                        let _ = out.control.send(Internal::Ended(scope));
                         return;
                     }
                 };
