@@ -95,9 +95,10 @@ async fn three_peers_see_each_other_chat_and_whisper() {
     }
 }
 
-/// Ada, and Bo who joins her by ticket, stands somewhere, and is seen by her.
+/// Ada, and Bo who joins her by ticket; both stand somewhere near, and she sees him.
 async fn ada_sees_bo(ada_dir: &tempfile::TempDir, bo_dir: &tempfile::TempDir) -> (Peer, Peer) {
     let mut ada = Peer::start(offline_config(ada_dir.path(), "Ada", None)).await;
+    ada.handle.send(Command::Pose(pose_at(-1.0)));
     let bo = Peer::start(offline_config(bo_dir.path(), "Bo", Some(&ada.ticket))).await;
     let bo_id = bo.id;
     bo.handle.send(Command::Pose(pose_at(1.0)));

@@ -5,7 +5,7 @@
 //! Bounds: at most [`MAX_BLOCK`] cell topics, each through its own inbox; the people heard in
 //! them, at most [`MAX_AUTHORS`] for [`PRESENCE_TIMEOUT`]; the far crowd, at most
 //! [`crate::cells::MAX_FAR_CELLS`] summaries, and [`MAX_FAR_DOTS`] dots told to the program;
-//! at most one peer asked into each cell topic a second, and only while it has few neighbours.
+//! at most [`ASKS_PER_SECOND`] peers asked into each cell topic a second.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -26,10 +26,9 @@ use crate::wire::{RegionMessage, Signed};
 
 /// The most far dots told to the program: the nearest cells' first.
 pub const MAX_FAR_DOTS: usize = 4_096;
-/// How often a peer may be asked into one of our cell topics.
-const ASK_INTERVAL: Duration = Duration::from_secs(1);
-/// Below this many neighbours in a cell's topic, peers known to be there are asked to join.
-const WANTED_CELL_NEIGHBOURS: usize = 3;
+/// How many peers may be asked into one of our cell topics each second (several arrive at once
+/// in a new cell; a flood of made-up summaries dials no more than this).
+const ASKS_PER_SECOND: u8 = 4;
 /// How often the program is told of the far crowd (when it changed).
 const FAR_TELL_INTERVAL: Duration = Duration::from_secs(1);
 /// The most peers given to a new cell topic to join through.
@@ -41,8 +40,8 @@ struct CellTopic {
     topic: TopicId,
     sender: GossipSender,
     neighbours: HashSet<iroh::PublicKey>,
-    /// When a peer was last asked in.
-    asked: Option<Instant>,
+    /// When the current second of asks began, and how many were asked in it.
+    asked: (Option<Instant>, u8),
     _task: TaskGuard,
 }
 
@@ -177,7 +176,7 @@ impl Node {
                     topic,
                     sender,
                     neighbours: HashSet::new(),
-                    asked: None,
+                    asked: (None, 0),
                     _task: task,
                 }),
                 Err(error) => self.emit(Event::Notice(error)).await,
@@ -230,9 +229,10 @@ impl Node {
     }
 
     /// A cell's summary heard on the region's topic: kept for the far crowd, and its reporter,
-    /// someone known to be in that cell, asked to join us there if it is one of ours, we have
-    /// few neighbours in it and asked nobody in it this last second (two groups in one cell that
-    /// do not hear each other merge this way; someone who left and came back is found again).
+    /// someone known to be in that cell, asked to join us there if it is one of ours, we do not
+    /// hear its presence there, and this second's asks are not spent. Two groups in one cell
+    /// that do not hear each other merge this way, and someone who came back is found again
+    /// (gossip may still count their old connection a neighbour, so that is not asked).
     pub(super) async fn heard_summary(&mut self, region: RegionId, reporter: iroh::PublicKey, summary: CrowdSummary) {
         if self.cells.region != Some(region) || reporter == self.me {
             return;
@@ -240,12 +240,17 @@ impl Node {
         let cell = summary.cell;
         let now = Instant::now();
         self.cells.far.heard(region, *reporter.as_bytes(), summary, now);
+        let heard_there = self.cells.members.get(&reporter).is_some_and(|member| member.cell == cell);
         if let Some(topic) = self.cells.topics.iter_mut().find(|topic| topic.cell == cell)
-            && topic.neighbours.len() < WANTED_CELL_NEIGHBOURS
-            && !topic.neighbours.contains(&reporter)
-            && topic.asked.is_none_or(|at| now.saturating_duration_since(at) >= ASK_INTERVAL)
+            && !heard_there
         {
-            topic.asked = Some(now);
+            if topic.asked.0.is_none_or(|began| now.saturating_duration_since(began) >= Duration::from_secs(1)) {
+                topic.asked = (Some(now), 0);
+            }
+            if topic.asked.1 >= ASKS_PER_SECOND {
+                return;
+            }
+            topic.asked.1 += 1;
             let _ = topic.sender.join_peers(vec![reporter]).await;
         }
     }
