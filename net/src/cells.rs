@@ -182,6 +182,12 @@ impl Block {
         cells
     }
 
+    /// How many cells the block has, without making the list (as [`Block::cells`] gives them,
+    /// but at the grid's far edge, where that list has fewer).
+    pub fn count(&self) -> usize {
+        if self.layered { 8 } else { 4 }
+    }
+
     /// Whether `cell` is one of the block's.
     pub fn contains(&self, cell: Cell) -> bool {
         let pair = |low: i16, at: i16| at == low || Some(at) == low.checked_add(1);
@@ -249,6 +255,9 @@ struct Reported {
 #[derive(Debug, Default)]
 pub struct FarCrowd {
     cells: HashMap<Cell, Reported>,
+    /// The cell each kept summary's reporter reported (one each): `moved` runs for every
+    /// presence heard, so it looks a reporter up rather than going through every cell.
+    reporters: HashMap<[u8; 32], Cell>,
 }
 
 impl FarCrowd {
@@ -256,7 +265,9 @@ impl FarCrowd {
     /// time: what it said of another goes.
     pub fn heard(&mut self, region: RegionId, reporter: [u8; 32], summary: CrowdSummary, now: Instant) -> bool {
         if summary.count == 0 {
-            self.cells.retain(|cell, kept| kept.reporter != reporter || *cell != summary.cell);
+            if self.reporters.get(&reporter) == Some(&summary.cell) {
+                self.forget(&reporter);
+            }
             return false;
         }
         let rank = rank(&reporter, region, summary.cell);
@@ -271,24 +282,39 @@ impl FarCrowd {
                 return false;
             }
         }
-        self.cells.retain(|cell, kept| kept.reporter != reporter || *cell == summary.cell);
-        self.cells.insert(summary.cell, Reported { reporter, rank, heard: now, summary });
+        self.moved(&reporter, summary.cell);
+        let cell = summary.cell;
+        if let Some(replaced) = self.cells.insert(cell, Reported { reporter, rank, heard: now, summary })
+            && replaced.reporter != reporter
+        {
+            self.reporters.remove(&replaced.reporter);
+        }
+        self.reporters.insert(reporter, cell);
         true
     }
 
     /// Forgets summaries not repeated within [`SUMMARY_TIMEOUT`].
     pub fn expire(&mut self, now: Instant) {
+        let before = self.cells.len();
         self.cells.retain(|_, kept| now.saturating_duration_since(kept.heard) < SUMMARY_TIMEOUT);
+        if self.cells.len() != before {
+            let cells = &self.cells;
+            self.reporters.retain(|reporter, cell| cells.get(cell).is_some_and(|kept| &kept.reporter == reporter));
+        }
     }
 
     /// `reporter` was heard in `cell`: what it said of any other cell goes (it moved on).
     pub fn moved(&mut self, reporter: &[u8; 32], cell: Cell) {
-        self.cells.retain(|kept_cell, kept| &kept.reporter != reporter || *kept_cell == cell);
+        if self.reporters.get(reporter).is_some_and(|reported| *reported != cell) {
+            self.forget(reporter);
+        }
     }
 
     /// Forgets what `reporter` said (they left the region).
     pub fn forget(&mut self, reporter: &[u8; 32]) {
-        self.cells.retain(|_, kept| &kept.reporter != reporter);
+        if let Some(cell) = self.reporters.remove(reporter) {
+            self.cells.remove(&cell);
+        }
     }
 
     /// How many cells are reported.
@@ -512,6 +538,7 @@ mod tests {
         // Heard elsewhere: its report goes.
         far.moved(&[3; 32], Cell { x: 5, y: 0, z: 0 });
         assert!(far.is_empty());
+        assert!(far.reporters.is_empty());
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub(super) struct Cells {
     summary_bytes: usize,
     /// What the program was last told of the far crowd, and when.
     told: Option<(Vec<FarDot>, u64, Instant)>,
+    /// When the people heard and the far cells were last gone through for who fell silent.
+    tidied: Option<Instant>,
 }
 
 impl Cells {
@@ -118,8 +120,12 @@ impl Node {
     /// region (around the region's origin until we have a pose); forgets who has not been heard
     /// lately.
     pub(super) async fn update_cells(&mut self, now: Instant) {
-        self.cells.members.retain(|_, member| now.saturating_duration_since(member.heard) < PRESENCE_TIMEOUT);
-        self.cells.far.expire(now);
+        // Once a second, not every tick: thousands may be heard.
+        if self.cells.tidied.is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1)) {
+            self.cells.tidied = Some(now);
+            self.cells.members.retain(|_, member| now.saturating_duration_since(member.heard) < PRESENCE_TIMEOUT);
+            self.cells.far.expire(now);
+        }
         let region = self.regions.current().filter(|sub| sub.room.is_none()).map(|sub| sub.region);
         let region = region.filter(|region| has_cells(*region));
         // Someone who has not said where they are (a home node) listens at the region's middle.
@@ -146,7 +152,7 @@ impl Node {
             self.cells.sent_summary = None;
         }
         let block = Block::around(region, head, self.cells.block);
-        if self.cells.block == Some(block) && self.cells.topics.len() == block.cells().len() {
+        if self.cells.block == Some(block) && self.cells.topics.len() == block.count() {
             return;
         }
         self.cells.block = Some(block);
