@@ -173,7 +173,7 @@ fn pose_traffic() {
     }
     println!(
         "  (kbit/s. Floating: in the lobby's {LOBBY_RADIUS} m atrium up to {FLOATING_HEIGHT} m; floor: everyone within \
-         2 m of the floor. A block passes the budget past about 850 people, where the pose rate stops at one every \
+         2 m of the floor. A block passes the budget past about 5,000 people, where the pose rate stops at one every \
          {} s)",
         SLOWEST_POSE_INTERVAL.as_secs()
     );
@@ -311,7 +311,7 @@ fn receive_cost(smoke: bool) {
             " MISSED"
         };
         println!(
-            "{avatars:>8}  {near:>10}  {hertz:>16.1}  {median:>12.3}  {p95:>12.3}  {:>10.2}{verdict}  ({shown} shown)",
+            "{avatars:>8}  {near:>10}  {hertz:>16.2}  {median:>12.3}  {p95:>12.3}  {:>10.2}{verdict}  ({shown} shown)",
             median / P1_BUDGET_MS
         );
     }

@@ -367,9 +367,6 @@ pub trait Limited: Body {
     const CROWD_LANE: Option<usize> = None;
 }
 
-/// How long an author counts as part of the crowd after their last pose.
-const CROWD_WINDOW: Duration = Duration::from_secs(7);
-
 /// The burst and rate each author of a crowd of `crowd` may send poses at: twice the rate that
 /// [`crate::pose_interval`] gives honest senders in that crowd (so that their view of the crowd
 /// may differ), within the lane's own `(burst, rate)`, and never below one a second (the
@@ -575,7 +572,12 @@ impl<T: Limited> Inbox<T> {
         {
             return;
         }
-        let crowd = self.limiters[lane].active_within(now, CROWD_WINDOW);
+        // Authors count as the crowd for as long as they are believed there
+        // ([`crate::presence_timeout`] of everyone with a bucket, the most it can be): a dense
+        // crowd poses slowly, and counted over a shorter window it would look small and be
+        // allowed more each.
+        let window = crate::presence_timeout(known);
+        let crowd = self.limiters[lane].active_within(now, window);
         self.crowd_fitted = Some((now, known));
         let (burst, rate) = crowd_rate(T::LANES[lane], crowd);
         self.limiters[lane].set_rate(burst, rate);

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use glam::{Quat, Vec3};
-use sanctuary_net::cells::{BLOCK_REACH, CELL_SIZE, Cell};
+use sanctuary_net::cells::{BLOCK_REACH, CELL_SIZE, Cell, rank};
 use sanctuary_net::{Command, PoseFrame, QuantisedTransform};
 use sanctuary_tests::peers::{Peer, offline_config, wait_until};
 
@@ -58,6 +58,45 @@ async fn far_people_are_dots_until_they_come_within_reach() {
     );
     wait_until(&mut [&mut ada], Duration::from_secs(10), "Ada's far crowd empties", |peer| {
         peer.far.as_ref().is_some_and(|(dots, _)| dots.is_empty())
+    })
+    .await;
+}
+
+/// Whoever ranks lowest in a cell reports it; when that one restarts, the other still remembers
+/// its presence from before, so "not heard there" does not hold. Its first summary counts only
+/// itself, which asks it in again at once: the two see each other within seconds, not after the
+/// old presence has been forgotten (7 s) and the next summary has come round (5 s more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reporter_that_restarts_is_found_again_at_once() {
+    let lobby = sanctuary_engine::RegionId::Lobby;
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let ada = Peer::start(offline_config(dirs[0].path(), "Ada", None)).await;
+    let bo = Peer::start(offline_config(dirs[1].path(), "Bo", Some(&ada.ticket))).await;
+    let here = Vec3::new(5.0, 1.7, 5.0);
+    let cell = Cell::of(lobby, here);
+    let bo_reports = rank(bo.id.as_bytes(), lobby, cell) < rank(ada.id.as_bytes(), lobby, cell);
+    let (mut stays, mut reporter, reporter_dir, reporter_name) =
+        if bo_reports { (ada, bo, dirs[1].path(), "Bo") } else { (bo, ada, dirs[0].path(), "Ada") };
+    let (stays_id, reporter_id) = (stays.id, reporter.id);
+    stays.handle.send(Command::Pose(floating_at(here)));
+    reporter.handle.send(Command::Pose(floating_at(here + Vec3::X)));
+    wait_until(&mut [&mut stays, &mut reporter], Duration::from_secs(20), "the two see each other", |peer| {
+        let other = if peer.id == stays_id { reporter_id } else { stays_id };
+        peer.pose_of(other).is_some()
+    })
+    .await;
+
+    // The reporter moves (so the other has just heard it) and restarts at once.
+    reporter.handle.send(Command::Pose(floating_at(here + 1.5 * Vec3::X)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    reporter.handle.shutdown().await;
+    stays.pump();
+    stays.presences.clear();
+    let mut reporter = Peer::start(offline_config(reporter_dir, reporter_name, Some(&stays.ticket))).await;
+    reporter.handle.send(Command::Pose(floating_at(here + Vec3::X)));
+    wait_until(&mut [&mut stays, &mut reporter], Duration::from_secs(5), "the two see each other again", |peer| {
+        let other = if peer.id == stays_id { reporter_id } else { stays_id };
+        peer.pose_of(other).is_some()
     })
     .await;
 }

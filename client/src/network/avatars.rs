@@ -3,7 +3,7 @@
 use bevy::prelude::*;
 use sanctuary_engine::body::{Drivers, Tracked};
 use sanctuary_engine::{PublicKey, Rgb};
-use sanctuary_net::{Command, PRESENCE_TIMEOUT, PoseFrame, QuantisedTransform};
+use sanctuary_net::{Command, PoseFrame, QuantisedTransform, presence_timeout};
 
 use super::{NetLink, Social, now_micros};
 use crate::actions::{Controllers, InputMode, Rig};
@@ -87,7 +87,9 @@ pub(crate) fn place_remote_avatars(
     mut hands: Query<(&HandView, &mut Transform), Without<RemoteAvatarView>>,
 ) {
     let now = now_micros();
-    for (_, name) in social.crowd.expire(now, PRESENCE_TIMEOUT) {
+    // As long as the node believes them there: longer in a dense crowd, where poses are slow.
+    let timeout = presence_timeout(social.crowd.len());
+    for (_, name) in social.crowd.expire(now, timeout) {
         social.notice(format!("{name} left"));
     }
     let mut shown = std::collections::HashSet::new();

@@ -3,7 +3,7 @@
 //! the region when we rank lowest in it.
 //!
 //! Bounds: at most [`MAX_BLOCK`] cell topics, each through its own inbox; the people heard in
-//! them, at most [`MAX_AUTHORS`] for [`PRESENCE_TIMEOUT`]; the far crowd, at most
+//! them, at most [`MAX_AUTHORS`] for [`presence_timeout`]; the far crowd, at most
 //! [`crate::cells::MAX_FAR_CELLS`] summaries, and [`MAX_FAR_DOTS`] dots told to the program;
 //! at most [`ASKS_PER_SECOND`] peers asked into each cell topic a second.
 
@@ -17,7 +17,7 @@ use sanctuary_engine::RegionId;
 
 use super::actor::{Node, Scope, TaskGuard};
 use super::presence::subscribe;
-use super::{Event, PRESENCE_TIMEOUT};
+use super::{Event, presence_timeout};
 use crate::cells::{
     Block, Cell, CrowdSummary, Dot, FarCrowd, FarDot, MAX_BLOCK, MAX_DOTS, cell_topic, has_cells, rank,
 };
@@ -123,7 +123,8 @@ impl Node {
         // Once a second, not every tick: thousands may be heard.
         if self.cells.tidied.is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1)) {
             self.cells.tidied = Some(now);
-            self.cells.members.retain(|_, member| now.saturating_duration_since(member.heard) < PRESENCE_TIMEOUT);
+            let timeout = presence_timeout(self.cells.members.len());
+            self.cells.members.retain(|_, member| now.saturating_duration_since(member.heard) < timeout);
             self.cells.far.expire(now);
         }
         let region = self.regions.current().filter(|sub| sub.room.is_none()).map(|sub| sub.region);
@@ -235,21 +236,25 @@ impl Node {
     }
 
     /// A cell's summary heard on the region's topic: kept for the far crowd, and its reporter,
-    /// someone known to be in that cell, asked to join us there if it is one of ours, we do not
-    /// hear its presence there, and this second's asks are not spent. Two groups in one cell
+    /// someone known to be in that cell, asked to join us there if it is one of ours, this
+    /// second's asks are not spent, and either we do not hear its presence there or it counts
+    /// no more than half of those we know there (it does not hear us). Two groups in one cell
     /// that do not hear each other merge this way, and someone who came back is found again
-    /// (gossip may still count their old connection a neighbour, so that is not asked).
+    /// (gossip may still count their old connection a neighbour, and we may still remember
+    /// their presence from before, so neither is proof that they hear us).
     pub(super) async fn heard_summary(&mut self, region: RegionId, reporter: iroh::PublicKey, summary: CrowdSummary) {
         if self.cells.region != Some(region) || reporter == self.me {
             return;
         }
         let cell = summary.cell;
+        let counted = usize::try_from(summary.count).unwrap_or(usize::MAX);
         let now = Instant::now();
         self.cells.far.heard(region, *reporter.as_bytes(), summary, now);
+        let Some(topic) = self.cells.topics.iter_mut().find(|topic| topic.cell == cell) else { return };
         let heard_there = self.cells.members.get(&reporter).is_some_and(|member| member.cell == cell);
-        if let Some(topic) = self.cells.topics.iter_mut().find(|topic| topic.cell == cell)
-            && !heard_there
-        {
+        let known_there = self.cells.members.values().filter(|member| member.cell == cell).count()
+            + usize::from(self.cells.own == Some(cell));
+        if !heard_there || counted.saturating_mul(2) <= known_there {
             if topic.asked.0.is_none_or(|began| now.saturating_duration_since(began) >= Duration::from_secs(1)) {
                 topic.asked = (Some(now), 0);
             }

@@ -20,10 +20,10 @@ use iroh::endpoint::Connection;
 use sanctuary_engine::{PublicKey, RegionId};
 use tokio::sync::mpsc;
 
-use super::PRESENCE_TIMEOUT;
 use super::actor::Internal;
 use super::blocks::Blocks;
 use super::gate::Gate;
+use super::presence_timeout;
 use crate::inbox::{MAX_AUTHORS, NetStats, RateLimiter};
 
 /// How long a connection to someone who walked out of range is kept (they may come back).
@@ -60,8 +60,7 @@ impl Positions {
     /// Notes where `author`'s head is.
     pub(super) fn heard(&mut self, author: iroh::PublicKey, region: RegionId, head: Vec3) {
         if self.heard.len() >= MAX_AUTHORS && !self.heard.contains_key(&author) {
-            let now = Instant::now();
-            self.heard.retain(|_, (_, _, at)| now.duration_since(*at) < PRESENCE_TIMEOUT);
+            self.expire(Instant::now());
             if self.heard.len() >= MAX_AUTHORS {
                 return;
             }
@@ -69,9 +68,10 @@ impl Positions {
         self.heard.insert(author, (region, head, Instant::now()));
     }
 
-    /// Forgets who has not posed for [`PRESENCE_TIMEOUT`].
+    /// Forgets who has not posed for the crowd's [`presence_timeout`].
     pub(super) fn expire(&mut self, now: Instant) {
-        self.heard.retain(|_, (_, _, at)| now.duration_since(*at) < PRESENCE_TIMEOUT);
+        let timeout = presence_timeout(self.heard.len());
+        self.heard.retain(|_, (_, _, at)| now.duration_since(*at) < timeout);
     }
 
     /// Everyone posing in `region` (but `me` and those we block), with their distance from
@@ -83,13 +83,14 @@ impl Positions {
         me: &iroh::PublicKey,
         now: Instant,
     ) -> Vec<(f32, iroh::PublicKey)> {
+        let timeout = presence_timeout(self.heard.len());
         let mut around: Vec<(f32, iroh::PublicKey)> = self
             .heard
             .iter()
             .filter(|(peer, (their_region, _, heard))| {
                 *peer != me
                     && *their_region == region
-                    && now.duration_since(*heard) < PRESENCE_TIMEOUT
+                    && now.duration_since(*heard) < timeout
                     && !self.blocks.contains(peer.as_bytes())
             })
             .map(|(peer, (_, head, _))| (head.distance(at), *peer))

@@ -85,10 +85,12 @@ pub const FASTEST_POSE_INTERVAL: Duration = Duration::from_millis(50);
 /// A pose is sent at least this often even when nothing moved, so that newcomers see everyone
 /// and silence can mean "gone" (less often in a crowd: see [`pose_interval`]).
 pub const POSE_KEEPALIVE: Duration = Duration::from_secs(2);
-/// The slowest pose rate, in the densest crowd: well within [`PRESENCE_TIMEOUT`].
-pub const SLOWEST_POSE_INTERVAL: Duration = Duration::from_secs(5);
-/// The slowest the microphone's state and the avatar worn are said again, in the densest crowd.
-pub const SLOWEST_ABOUT_KEEPALIVE: Duration = Duration::from_secs(60);
+/// The slowest pose rate, in the densest crowd (about 5,000 people in one block of cells):
+/// receivers wait longer for them there (see [`presence_timeout`]).
+pub const SLOWEST_POSE_INTERVAL: Duration = Duration::from_secs(30);
+/// The slowest the microphone's state and the avatar worn are said again, in the densest crowd
+/// (newcomers hear both at once all the same).
+pub const SLOWEST_ABOUT_KEEPALIVE: Duration = Duration::from_secs(300);
 /// How often our microphone's state is said again though it did not change (for anyone who
 /// missed it).
 pub const MIC_KEEPALIVE: Duration = Duration::from_secs(10);
@@ -98,8 +100,22 @@ pub const LOOK_KEEPALIVE: Duration = Duration::from_secs(10);
 
 /// How often the tip offer is said again when nothing changed (newcomers hear it at once).
 pub const TIPS_KEEPALIVE: Duration = Duration::from_secs(30);
-/// Someone not heard from for this long has left.
+/// Someone not heard from for this long has left, in a crowd small enough for a pose every
+/// 2.5 s or more often (see [`presence_timeout`] for a denser one).
 pub const PRESENCE_TIMEOUT: Duration = Duration::from_secs(7);
+/// The pose message size [`presence_timeout`] assumes: more than a signed presence with a long
+/// name takes, so that no sender in the crowd is slower than receivers expect.
+const TIMEOUT_POSE_BYTES: usize = 256;
+
+/// How long someone not heard from is still believed there when `others` people share the cells
+/// we listen on: [`PRESENCE_TIMEOUT`] in a small crowd; in a dense one, where honest senders
+/// pose only every few seconds ([`pose_interval`]), twice their interval and two seconds more,
+/// so that one lost pose does not make anyone vanish. Whoever counts the crowd counts it over
+/// this same window, so that a dense crowd does not look smaller for being slow.
+pub fn presence_timeout(others: usize) -> Duration {
+    let interval = pose_interval(others, TIMEOUT_POSE_BYTES);
+    (interval * 2 + Duration::from_secs(2)).max(PRESENCE_TIMEOUT)
+}
 /// Bytes a pose costs on the wire beyond its message: gossip framing and QUIC/UDP/IP headers.
 const POSE_OVERHEAD_BYTES: u64 = 64;
 
@@ -115,7 +131,7 @@ pub const NEAR_DOWNLINK_BITS_PER_SECOND: u64 =
 /// everyone's microphone and look, see [`about_keepalive`], 10 % (100 kbit/s) to the far crowd's
 /// summaries, and the rest is left for chat and the world topic). `others` is the crowd of the
 /// cells we listen on (see [`crate::cells`]), or of the whole region where it has no cells.
-/// Never slower than [`SLOWEST_POSE_INTERVAL`]: past about 850 people in one block of cells,
+/// Never slower than [`SLOWEST_POSE_INTERVAL`]: past about 5,000 people in one block of cells,
 /// the budget is passed.
 pub fn pose_interval(others: usize, message_bytes: usize) -> Duration {
     let bits = (message_bytes as u64 + POSE_OVERHEAD_BYTES) * 8;
@@ -946,7 +962,7 @@ mod tests {
         // where the keepalive floor binds.
         // With the near neighbours' datagrams, everyone's keepalives and the far summaries beside
         // them, within the budget up to the crowd where the slowest rate binds.
-        for others in [31usize, 99, 300, 450, 800] {
+        for others in [31usize, 99, 300, 450, 800, 1_600, 3_000, 4_500] {
             let interval = pose_interval(others, 158);
             let gossip = others as f64 * (158.0 + 64.0) * 8.0 / interval.as_secs_f64();
             let about = others as f64 * 2.0 * 200.0 * 8.0 / about_keepalive(others).as_secs_f64();
@@ -955,7 +971,18 @@ mod tests {
             assert!(down <= DOWNLINK_BUDGET_BITS_PER_SECOND as f64, "{others} others: {down} bit/s");
         }
         assert_eq!(pose_interval(100_000, 158), SLOWEST_POSE_INTERVAL);
-        assert!(SLOWEST_POSE_INTERVAL < PRESENCE_TIMEOUT);
+        // Receivers wait for two intervals and more, whatever the crowd, and no less than the
+        // small crowd's timeout; the wait only grows with the crowd.
+        assert_eq!(presence_timeout(0), PRESENCE_TIMEOUT);
+        assert_eq!(presence_timeout(200), PRESENCE_TIMEOUT);
+        let mut before = PRESENCE_TIMEOUT;
+        for others in [31usize, 300, 800, 1_600, 4_500, 100_000] {
+            let timeout = presence_timeout(others);
+            assert!(timeout > pose_interval(others, 200) * 2, "{others} others: {timeout:?}");
+            assert!(timeout >= before);
+            before = timeout;
+        }
+        assert!(presence_timeout(4_500) > Duration::from_secs(40), "a dense block's wait follows its slow poses");
         assert_eq!(about_keepalive(3), MIC_KEEPALIVE);
         assert_eq!(about_keepalive(100_000), SLOWEST_ABOUT_KEEPALIVE);
     }

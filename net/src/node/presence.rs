@@ -18,7 +18,7 @@ use sanctuary_engine::{PublicKey, RegionId};
 use super::actor::{Internal, Node, Scope, TaskGuard, TopicOut};
 use super::gate::{Gate, TopicGate};
 use super::rooms::PRIVATE;
-use super::{ChatLine, Event, POSE_KEEPALIVE, PRESENCE_TIMEOUT, about_keepalive, pose_interval};
+use super::{ChatLine, Event, POSE_KEEPALIVE, about_keepalive, pose_interval, presence_timeout};
 use crate::inbox::{Limited, MAX_AUTHORS};
 use crate::private_room::{RoomCipher, RoomKey};
 use crate::region_topic;
@@ -84,11 +84,13 @@ impl Regions {
     /// The people whose poses we took in the first region lately: the crowd that sets our pose
     /// rate.
     pub(super) fn posed_lately(&self, key: &iroh::PublicKey) -> bool {
-        self.posing.get(key).is_some_and(|heard| heard.elapsed() < PRESENCE_TIMEOUT)
+        let timeout = presence_timeout(self.posing.len());
+        self.posing.get(key).is_some_and(|heard| heard.elapsed() < timeout)
     }
 
     pub(super) fn crowd(&self) -> usize {
-        self.posing.values().filter(|heard| heard.elapsed() < PRESENCE_TIMEOUT).count()
+        let timeout = presence_timeout(self.posing.len());
+        self.posing.values().filter(|heard| heard.elapsed() < timeout).count()
     }
 }
 
@@ -379,7 +381,8 @@ impl Node {
     /// Sends our pose when it is due: when it changed and the crowd's rate allows, or at the
     /// keepalive. Forgets who has not posed for a while.
     pub(super) async fn send_pose(&mut self, now: Instant) {
-        self.regions.posing.retain(|_, heard| now.duration_since(*heard) < PRESENCE_TIMEOUT);
+        let timeout = presence_timeout(self.regions.posing.len());
+        self.regions.posing.retain(|_, heard| now.duration_since(*heard) < timeout);
         let (Some(pose), Some(_)) = (self.regions.pose, self.regions.current()) else { return };
         let interval = pose_interval(self.regions.posing.len(), self.regions.pose_bytes.max(120));
         let newcomers = self.regions.sent_pose.is_none();
