@@ -33,6 +33,11 @@ const ASKS_PER_SECOND: u8 = 4;
 const FAR_TELL_INTERVAL: Duration = Duration::from_secs(1);
 /// The most peers given to a new cell topic to join through.
 const CELL_BOOTSTRAP: usize = 8;
+/// A cell topic with fewer gossip neighbours than this asks each new neighbour on the region's
+/// topic in.
+const WANTED_CELL_NEIGHBOURS: usize = 2;
+/// The most new region neighbours waiting to be asked into our cell topics.
+const MAX_NEWCOMERS: usize = 16;
 
 /// One cell topic we listen on.
 struct CellTopic {
@@ -75,6 +80,8 @@ pub(super) struct Cells {
     told: Option<(Vec<FarDot>, u64, Instant)>,
     /// When the people heard and the far cells were last gone through for who fell silent.
     tidied: Option<Instant>,
+    /// New neighbours on the region's topic, to be asked into the cell topics that have few.
+    newcomers: Vec<iroh::PublicKey>,
 }
 
 impl Cells {
@@ -164,7 +171,18 @@ impl Node {
                 continue;
             }
             let topic = cell_topic(region, cell);
-            let bootstrap = self.cells.known_in(cell, self.me);
+            // Those known to be there, then our neighbours on the region's topic: we are
+            // connected to them and they are often nearby. Whoever is not on the cell's topic
+            // ignores the join. (A reporter heard only through others may be unreachable: where
+            // there is no relay and no address lookup, only gossip's own messages carry
+            // addresses.)
+            let mut bootstrap = self.cells.known_in(cell, self.me);
+            if let Some(subscription) = self.regions.current() {
+                let room = CELL_BOOTSTRAP.saturating_sub(bootstrap.len());
+                let others = subscription.neighbours.iter().filter(|peer| !bootstrap.contains(peer)).take(room);
+                let others: Vec<iroh::PublicKey> = others.copied().collect();
+                bootstrap.extend(others);
+            }
             let scope = Scope::Cell(region, cell);
             match subscribe::<RegionMessage>(
                 &self.gossip,
@@ -278,9 +296,26 @@ impl Node {
     }
 
     /// A new neighbour on the region's topic: our cell's summary goes out again soon, so that
-    /// whoever is new there finds our cell.
-    pub(super) fn region_newcomer_for_cells(&mut self) {
+    /// whoever is new there finds our cell, and they are asked into our cell topics that have
+    /// few neighbours (at the next tick).
+    pub(super) fn region_newcomer_for_cells(&mut self, peer: iroh::PublicKey) {
         self.cells.sent_summary = None;
+        if self.cells.newcomers.len() < MAX_NEWCOMERS && !self.cells.newcomers.contains(&peer) {
+            self.cells.newcomers.push(peer);
+        }
+    }
+
+    /// Asks the new neighbours on the region's topic into each cell topic of ours with fewer
+    /// than [`WANTED_CELL_NEIGHBOURS`]: a peer that came back, or one whose cell's reporter it
+    /// cannot reach, joins its cells through whoever it is connected to.
+    async fn ask_newcomers_into_cells(&mut self) {
+        if self.cells.newcomers.is_empty() {
+            return;
+        }
+        let newcomers = std::mem::take(&mut self.cells.newcomers);
+        for topic in self.cells.topics.iter().filter(|topic| topic.neighbours.len() < WANTED_CELL_NEIGHBOURS) {
+            let _ = topic.sender.join_peers(newcomers.clone()).await;
+        }
     }
 
     /// Says a cell's summary on the region's topic.
@@ -297,6 +332,7 @@ impl Node {
     /// at the pace [`crate::cells::summary_interval`] sets; tells the program of the far crowd
     /// when it changed.
     pub(super) async fn cells_tick(&mut self, now: Instant) {
+        self.ask_newcomers_into_cells().await;
         let (Some(region), Some(own), Some(pose)) = (self.cells.region, self.cells.own, self.regions.pose) else {
             return;
         };

@@ -204,7 +204,7 @@ impl Node {
             // A new neighbour here: let them see us at once, not at the next keepalive.
             self.regions.sent_pose = None;
             self.meeting_newcomer();
-            self.region_newcomer_for_cells();
+            self.region_newcomer_for_cells(peer);
         } else {
             subscription.neighbours.remove(&peer);
             if subscription.neighbours.is_empty() {
