@@ -270,9 +270,14 @@ impl Node {
         self.cells.far.heard(region, *reporter.as_bytes(), summary, now);
         let Some(topic) = self.cells.topics.iter_mut().find(|topic| topic.cell == cell) else { return };
         let heard_there = self.cells.members.get(&reporter).is_some_and(|member| member.cell == cell);
-        let known_there = self.cells.members.values().filter(|member| member.cell == cell).count()
-            + usize::from(self.cells.own == Some(cell));
-        if !heard_there || counted.saturating_mul(2) <= known_there {
+        // Counted only for a reporter we hear there (few, and rate-limited): a stream of fresh
+        // keys' summaries costs no pass over everyone heard.
+        let misses_us = || {
+            let known_there = self.cells.members.values().filter(|member| member.cell == cell).count()
+                + usize::from(self.cells.own == Some(cell));
+            counted.saturating_mul(2) <= known_there
+        };
+        if !heard_there || misses_us() {
             if topic.asked.0.is_none_or(|began| now.saturating_duration_since(began) >= Duration::from_secs(1)) {
                 topic.asked = (Some(now), 0);
             }
