@@ -114,6 +114,10 @@ pub enum Mode {
     /// A home node: the same network node with no window and no GPU. It stays in the regions
     /// it is given, relays their gossip, prints its ticket and stops cleanly on Ctrl-C.
     Node(Box<NodeArgs>),
+    /// Run AI agents headless: a greeter for newcomers and a crowd that strolls, gathers at the
+    /// portals, sits in the cinema and browses stalls. Each is a peer of its own, labelled as an
+    /// AI agent run by you (this data directory's key) on every client. Stops on Ctrl-C.
+    Agent(AgentArgs),
     /// Write everything that is yours into one archive (a tar file) to take to another machine:
     /// identity (sealed under a passphrase), profile, chats, private messages, world changes,
     /// models and avatar, trust and blocks, the wallet's files. The node must not be running.
@@ -209,6 +213,23 @@ pub struct NodeArgs {
     pub status_port: u16,
 
     /// How to reach other peers.
+    #[command(flatten)]
+    pub network: NetworkArgs,
+}
+
+/// `sanctuary agent`'s options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AgentArgs {
+    /// The behaviour script (RON; `agents/lobby.ron` in the sources is the built-in one, with
+    /// its format explained): who the agents are and what they do.
+    #[arg(long, value_name = "PATH")]
+    pub script: Option<PathBuf>,
+
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long, value_name = "SECONDS")]
+    pub seconds: Option<u64>,
+
+    /// How to reach other peers (the data directory's key is the operator's).
     #[command(flatten)]
     pub network: NetworkArgs,
 }

@@ -5,6 +5,7 @@
 //! presentation plugins (scenery, HUD, pointer capture, screenshots) need a window and a renderer.
 
 pub mod actions;
+pub mod agent_command;
 pub mod archive_command;
 mod avatar_panel;
 mod avatar_rigs;

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     match &args.mode {
         Some(Mode::Node(node)) => return sanctuary::home_node::run(node),
+        Some(Mode::Agent(agent)) => return sanctuary::agent_command::run(agent),
         Some(Mode::Export(archive)) => return sanctuary::archive_command::run(archive, true),
         Some(Mode::Import(archive)) => return sanctuary::archive_command::run(archive, false),
         Some(Mode::Receipts { data_dir, json }) => {

@@ -182,8 +182,11 @@ fn row_text(shields: &Shields, category: Category) -> String {
         Category::Direct => "others refused, and told".to_owned(),
         Category::Builds => "others' models as boxes".to_owned(),
         Category::Closeness => "others fade within 1 m".to_owned(),
+        Category::Agents => "others' agents hidden".to_owned(),
     };
-    if reach == Reach::Everyone && category != Category::Closeness {
+    if category == Category::Agents && reach == Reach::Nobody {
+        format!("{}: all hidden (but my own)", category.label())
+    } else if reach == Reach::Everyone && category != Category::Closeness {
         format!("{}: everyone (but the distrusted)", category.label())
     } else {
         format!("{}: {} ({others})", category.label(), reach.label())
@@ -199,6 +202,7 @@ fn button_label(category: Category) -> &'static str {
         Category::Direct => "Messages",
         Category::Builds => "Builds",
         Category::Closeness => "Closeness",
+        Category::Agents => "AI agents",
     }
 }
 
@@ -280,6 +284,12 @@ mod tests {
         assert_eq!(row_text(&shields, Category::Direct), "Private messages: people I know (others refused, and told)");
         assert_eq!(row_text(&shields, Category::Voice), "Voice: people I know (others at 30 %)");
         assert_eq!(row_text(&shields, Category::Chat), "Chat: everyone (but the distrusted)");
+        assert_eq!(row_text(&shields, Category::Agents), "AI agents: everyone (but the distrusted)");
+        let mut hidden = shields;
+        hidden.set(Category::Agents, Reach::Nobody);
+        assert_eq!(row_text(&hidden, Category::Agents), "AI agents: all hidden (but my own)");
+        hidden.set(Category::Agents, Reach::Friends);
+        assert_eq!(row_text(&hidden, Category::Agents), "AI agents: friends (others' agents hidden)");
         let spec = shields_spec(&Social::default());
         assert!(spec.offers(PanelAction::CycleShield(Category::Direct)) && spec.offers(PanelAction::ToggleShields));
         assert!(spec.lines.iter().any(|(_, line)| line.starts_with("Private messages: people I know")));

@@ -2,7 +2,8 @@
 //! gets through. Safe defaults keep strangers at a distance without shutting them out: their
 //! voice is heard quietly, their avatars are drawn plain, their models wait as boxes until the
 //! person loads them, their private messages are refused (the sender is told), and nobody but
-//! friends comes within a metre unfaded.
+//! friends comes within a metre unfaded. AI agents are a category of their own: shown to
+//! everyone by default (they are always labelled), hidden from all with one setting.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,12 +24,22 @@ pub enum Category {
     Builds,
     /// Coming within [`PERSONAL_SPACE`] unfaded (below: they fade).
     Closeness,
+    /// AI agents seen and heard at all (below: hidden, chat and all). An agent meets it with
+    /// [`agent_standing`]: its own standing or its operator's.
+    Agents,
 }
 
 impl Category {
     /// Every category, in the order the panel shows them.
-    pub const ALL: [Category; 6] =
-        [Category::Voice, Category::Avatar, Category::Chat, Category::Direct, Category::Builds, Category::Closeness];
+    pub const ALL: [Category; 7] = [
+        Category::Voice,
+        Category::Avatar,
+        Category::Chat,
+        Category::Direct,
+        Category::Builds,
+        Category::Closeness,
+        Category::Agents,
+    ];
 
     /// What the panel calls it.
     pub fn label(self) -> &'static str {
@@ -39,6 +50,7 @@ impl Category {
             Category::Direct => "Private messages",
             Category::Builds => "Builds and models",
             Category::Closeness => "Coming close",
+            Category::Agents => "AI agents",
         }
     }
 }
@@ -85,24 +97,49 @@ impl Reach {
 /// Within this distance, in metres, others' avatars fade unless the shield lets them close.
 pub const PERSONAL_SPACE: f32 = 1.0;
 
+/// The standing an AI agent meets the [`Category::Agents`] shield with: the better of its own
+/// and its operator's (trusting someone covers the agents they run), unless either is
+/// distrusted (distrusting an operator hides all their agents).
+pub fn agent_standing(agent: Standing, operator: Standing) -> Standing {
+    let distrusted = |standing| matches!(standing, Standing::Distrusted | Standing::Trusted(TrustLevel::Distrust));
+    if distrusted(agent) || distrusted(operator) { Standing::Distrusted } else { agent.max(operator) }
+}
+
 /// The person's shields.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Shields {
     /// Per category, in [`Category::ALL`]'s order.
-    reach: [Reach; 6],
+    reach: [Reach; 7],
     /// The volume of voices below the voice shield, 0 to 1.
     pub quiet_volume: f32,
 }
 
 impl Default for Shields {
     fn default() -> Self {
-        let mut shields = Self { reach: [Reach::Everyone; 6], quiet_volume: 0.3 };
+        let mut shields = Self { reach: [Reach::Everyone; 7], quiet_volume: 0.3 };
         shields.set(Category::Voice, Reach::Known);
         shields.set(Category::Avatar, Reach::Known);
         shields.set(Category::Chat, Reach::Everyone);
         shields.set(Category::Direct, Reach::Known);
         shields.set(Category::Builds, Reach::Known);
         shields.set(Category::Closeness, Reach::Friends);
+        shields.set(Category::Agents, Reach::Everyone);
+        shields
+    }
+}
+
+/// Shields as they were kept before [`Category::Agents`] (six categories): read from an older
+/// `shields.bin` so that nobody's settings are lost; agents then get the default.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct ShieldsBeforeAgents {
+    reach: [Reach; 6],
+    quiet_volume: f32,
+}
+
+impl From<ShieldsBeforeAgents> for Shields {
+    fn from(old: ShieldsBeforeAgents) -> Self {
+        let mut shields = Shields { quiet_volume: old.quiet_volume, ..Shields::default() };
+        shields.reach[..6].copy_from_slice(&old.reach);
         shields
     }
 }
@@ -185,8 +222,44 @@ mod tests {
         assert_eq!(admitted(Reach::Known), 5);
         assert_eq!(admitted(Reach::Friends), 3);
         assert_eq!(admitted(Reach::Nobody), 1, "only oneself");
+        assert!(Shields::default().admits(Category::Agents, Standing::Stranger), "agents shown by default");
         let mut shields = Shields::default();
         shields.set(Category::Direct, Reach::Everyone);
         assert!(shields.admits(Category::Direct, Standing::Stranger));
+    }
+
+    #[test]
+    fn an_agent_stands_with_its_operator_and_distrust_of_either_hides_it() {
+        let friend = Standing::Trusted(TrustLevel::Friend);
+        assert_eq!(agent_standing(Standing::Stranger, friend), friend, "a friend's agent");
+        assert_eq!(agent_standing(friend, Standing::Stranger), friend);
+        assert_eq!(agent_standing(Standing::Stranger, Standing::Distrusted), Standing::Distrusted);
+        assert_eq!(agent_standing(friend, Standing::Trusted(TrustLevel::Distrust)), Standing::Distrusted);
+        let mut shields = Shields::default();
+        shields.set(Category::Agents, Reach::Nobody);
+        assert!(!shields.admits(Category::Agents, agent_standing(Standing::Stranger, friend)), "all hidden");
+        shields.set(Category::Agents, Reach::Friends);
+        assert!(shields.admits(Category::Agents, agent_standing(Standing::Stranger, friend)));
+        assert!(!shields.admits(Category::Agents, agent_standing(Standing::Stranger, Standing::Known)));
+    }
+
+    #[test]
+    fn shields_kept_before_agents_had_a_category_are_read_with_nothing_lost() {
+        #[derive(Serialize)]
+        struct Old {
+            reach: [Reach; 6],
+            quiet_volume: f32,
+        }
+        let old = Old { reach: [Reach::Friends; 6], quiet_volume: 0.55 };
+        let bytes = postcard::to_allocvec(&old).expect("encodes");
+        assert!(postcard::from_bytes::<Shields>(&bytes).is_err(), "the new shape does not read the old bytes");
+        let read: Shields = postcard::from_bytes::<ShieldsBeforeAgents>(&bytes).expect("the old shape reads").into();
+        assert_eq!(read.reach(Category::Voice), Reach::Friends);
+        assert_eq!(read.reach(Category::Closeness), Reach::Friends);
+        assert_eq!(read.reach(Category::Agents), Reach::Everyone);
+        assert_eq!(read.quiet_volume, 0.55);
+        let new = Shields::default();
+        let bytes = postcard::to_allocvec(&new).expect("encodes");
+        assert_eq!(postcard::from_bytes::<Shields>(&bytes).expect("reads"), new);
     }
 }

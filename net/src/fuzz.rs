@@ -87,6 +87,8 @@ fn region_seeds() -> Vec<Vec<u8>> {
         RegionMessage::Look(None),
         RegionMessage::Tips(Some(format!("lno1{}", "qpzry9x8gf2tvdw0s3jn54khce6mua7l".repeat(10)))),
         RegionMessage::Tips(None),
+        // Signed by its operator for `secret(1)`, who signs these seeds.
+        RegionMessage::Agent(crate::agent::AgentCard::issue(&secret(9), &secret(1).public())),
         RegionMessage::Crowd(crate::cells::CrowdSummary {
             cell: crate::cells::Cell { x: -2, y: 3, z: 1 },
             count: 130,

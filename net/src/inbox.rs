@@ -395,6 +395,7 @@ impl Limited for crate::wire::RegionMessage {
             crate::wire::RegionMessage::Meeting(_) => 6,
             crate::wire::RegionMessage::Tips(_) => 8,
             crate::wire::RegionMessage::Crowd(_) => 9,
+            crate::wire::RegionMessage::Agent(_) => 10,
         }
     }
     // Poses: 20 a second with room for jitter (less as the crowd grows). Chat: a burst of ten
@@ -409,8 +410,9 @@ impl Limited for crate::wire::RegionMessage {
     // second. The whiteboard: a burst of 32 strokes (a quick sketch; a stranger gets half),
     // then eight a second, each at most one message of 4 KiB. A cell's crowd: a burst of four
     // (a reporter walking across cells), then one a second (honest reporters say one every 5 s).
+    // An agent's card: a burst of four (newcomers, regions), then one a second (said every 30 s).
     const LANES: &'static [(u32, u32)] =
-        &[(30, 25), (10, 2), (100, 20), (8, 1), (16, 8), (16, 8), (16, 8), (32, 8), (8, 1), (4, 1)];
+        &[(30, 25), (10, 2), (100, 20), (8, 1), (16, 8), (16, 8), (16, 8), (32, 8), (8, 1), (4, 1), (4, 1)];
     const CROWD_LANE: Option<usize> = Some(0);
 }
 

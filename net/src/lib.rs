@@ -6,6 +6,7 @@
 //! Every byte from the network goes through [`Inbox`]: size, shape and signature
 //! ([`wire::decode`]), then rate and replay checks, each refusal counted in [`NetStats`].
 
+pub mod agent;
 pub mod assets;
 pub mod cells;
 pub mod crowd;
@@ -45,7 +46,7 @@ pub use node::{
     FASTEST_POSE_INTERVAL, HostingOffer, LOOK_KEEPALIVE, MAX_BLOCKS, MAX_INVOICE_CHARS, MAX_KEPT_VOLUMES,
     MAX_PERSON_VOLUME, MIC_KEEPALIVE, NetRuntime, NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, PollView,
     Profile, RelayChoice, RelayState, RoomsView, SALE_ANSWER_TIMEOUT, SaleOffer, ScreenView, StageView, Status,
-    TIPS_KEEPALIVE, Ticket, TicketError, TrustView, Whereabouts, pose_interval, spawn_node, world_topic,
+    AGENT_KEEPALIVE, TIPS_KEEPALIVE, Ticket, TicketError, TrustView, Whereabouts, pose_interval, spawn_node, world_topic,
 };
 pub use node::{
     DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, Hearing, MAX_LISTENERS, MAX_MEMBERS, MAX_ON_STAGE, MAX_SPEAKERS,

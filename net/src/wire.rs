@@ -167,6 +167,11 @@ pub enum RegionMessage {
     /// the region's topic by the cell's reporter for those beyond it. (Last, so that older peers
     /// still read the others.)
     Crowd(crate::cells::CrowdSummary),
+    /// The author is an AI agent, and this is who runs it (see [`crate::agent`]): said beside
+    /// the pose like the look, to newcomers and every [`crate::AGENT_KEEPALIVE`]. The card must
+    /// be signed by its operator for the author, or the message is refused as forged. (Last, so
+    /// that older peers still read the others.)
+    Agent(crate::agent::AgentCard),
 }
 
 /// The longest tip offer, in characters: an offer with a few blinded paths fits easily, and a
@@ -233,6 +238,10 @@ pub trait Body: Serialize + DeserializeOwned {
     fn check(&self) -> Result<(), WireError>;
     /// Makes remote text safe to show once the signature is checked (see [`clean_text`]).
     fn clean(&mut self) {}
+    /// Checks what depends on who signed (an agent's card), once the signature holds.
+    fn check_author(&self, _author: &[u8; 32]) -> Result<(), WireError> {
+        Ok(())
+    }
 }
 
 /// Whether a character may reach a screen, a log or a terminal from someone else's text:
@@ -294,6 +303,13 @@ impl Body for RegionMessage {
             RegionMessage::Tips(Some(offer)) => check_tip_offer(offer),
             RegionMessage::Tips(None) => Ok(()),
             RegionMessage::Crowd(summary) => summary.check_shape(),
+            RegionMessage::Agent(_) => Ok(()),
+        }
+    }
+    fn check_author(&self, author: &[u8; 32]) -> Result<(), WireError> {
+        match self {
+            RegionMessage::Agent(card) => card.check(author),
+            _ => Ok(()),
         }
     }
     fn clean(&mut self) {
@@ -311,7 +327,8 @@ impl Body for RegionMessage {
             | RegionMessage::Stage(_)
             | RegionMessage::Meeting(_)
             | RegionMessage::Tips(_)
-            | RegionMessage::Crowd(_) => {}
+            | RegionMessage::Crowd(_)
+            | RegionMessage::Agent(_) => {}
         }
     }
 }
@@ -471,6 +488,7 @@ impl<T: Body> Unverified<T> {
         let signed = signed_bytes(scope, &author, sequence, &body)?;
         let signature = ed25519_dalek::Signature::from_bytes(&signature.to_bytes());
         key.verify_strict(&signed, &signature).map_err(|_| WireError::BadSignature)?;
+        body.check_author(&author)?;
         let mut body = body;
         body.clean();
         Ok(Signed { author: iroh_key(key), sequence, body })

@@ -18,6 +18,7 @@ use sanctuary_engine::{ModelSummary, Op, PublicKey, RegionId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::agents::Agents;
 use super::avatar::load_avatar;
 use super::blocks::Blocks;
 use super::board::{BoardProtocol, Whiteboard};
@@ -231,6 +232,8 @@ pub(super) struct Node {
     pub(super) avatar: Option<AvatarRef>,
     /// The offer we take tips through.
     pub(super) tip_offer: Option<String>,
+    /// Our agent's card, and the agents heard (`agents`).
+    pub(super) agents: Agents,
     pub(super) paths: Paths,
     pub(super) events: mpsc::Sender<Event>,
     pub(super) stats: Arc<NetStats>,
@@ -449,6 +452,7 @@ impl Node {
             let _ = events.send(Event::Notice(format!("the profile could not be saved: {error}"))).await;
         }
         let avatar = load_avatar(&paths, &events).await;
+        let agents = Agents::new(config.agent, &me)?;
         let ticket = EndpointTicket::new(endpoint.addr()).to_string();
         let long_ago = Instant::now().checked_sub(Duration::from_secs(60)).unwrap_or_else(Instant::now);
         let downloader = assets.downloader(&endpoint);
@@ -467,6 +471,7 @@ impl Node {
             profile,
             avatar,
             tip_offer: None,
+            agents,
             paths,
             events,
             stats,

@@ -111,13 +111,18 @@ impl Cells {
     }
 
     /// Whether `cell` is one of ours and the message kind belongs on a cell topic: what is about
-    /// its author (pose, microphone, look, tip offer). Anything else there is not taken.
+    /// its author (pose, microphone, look, tip offer, agent's card). Anything else there is not
+    /// taken.
     fn takes(&self, region: RegionId, cell: Cell, body: &RegionMessage) -> bool {
         self.region == Some(region)
             && self.topics.iter().any(|topic| topic.cell == cell)
             && matches!(
                 body,
-                RegionMessage::Presence(_) | RegionMessage::Mic(_) | RegionMessage::Look(_) | RegionMessage::Tips(_)
+                RegionMessage::Presence(_)
+                    | RegionMessage::Mic(_)
+                    | RegionMessage::Look(_)
+                    | RegionMessage::Tips(_)
+                    | RegionMessage::Agent(_)
             )
     }
 }

@@ -570,7 +570,10 @@ fn check_kept(name: &str, bytes: &[u8], key: PublicKey, report: &mut ArchiveRepo
         "profile.bin" => whole(postcard::from_bytes::<Profile>(bytes).is_ok()),
         "avatar.bin" => whole(postcard::from_bytes::<Option<AvatarRef>>(bytes).is_ok()),
         "blocks.bin" => whole(postcard::from_bytes::<Vec<[u8; 32]>>(bytes).is_ok()),
-        "shields.bin" => whole(postcard::from_bytes::<Shields>(bytes).is_ok()),
+        "shields.bin" => whole(
+            postcard::from_bytes::<Shields>(bytes).is_ok()
+                || postcard::from_bytes::<sanctuary_engine::shields::ShieldsBeforeAgents>(bytes).is_ok(),
+        ),
         "volumes.bin" => whole(postcard::from_bytes::<Vec<([u8; 32], f32)>>(bytes).is_ok()),
         "outbox.bin" => whole(postcard::from_bytes::<Vec<OutboxEntry>>(bytes).is_ok()),
         "receipts-given.bin" => whole(postcard::from_bytes::<crate::receipts::Given>(bytes).is_ok()),

@@ -13,6 +13,7 @@
 //! Each module keeps its own state and its own bounds; ARCHITECTURE.md lists them.
 
 mod actor;
+mod agents;
 mod avatar;
 mod blocks;
 mod board;
@@ -100,6 +101,10 @@ pub const LOOK_KEEPALIVE: Duration = Duration::from_secs(10);
 
 /// How often the tip offer is said again when nothing changed (newcomers hear it at once).
 pub const TIPS_KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// How often an agent says its card again when nothing changed (newcomers hear it at once,
+/// right after the pose, so that it is labelled from the start).
+pub const AGENT_KEEPALIVE: Duration = Duration::from_secs(30);
 /// Someone not heard from for this long has left, in a crowd small enough for a pose every
 /// 2.5 s or more often (see [`presence_timeout`] for a denser one).
 pub const PRESENCE_TIMEOUT: Duration = Duration::from_secs(7);
@@ -251,6 +256,9 @@ pub struct NodeConfig {
     /// The most bytes a second this peer uploads from its store (films, models, avatars) to
     /// everyone together; `None`: no limit.
     pub upload_rate: Option<u64>,
+    /// This node is an AI agent: the card its operator signed for its key, said beside the
+    /// pose (see [`crate::agent`]). A card for another key is refused at the start.
+    pub agent: Option<crate::agent::AgentCard>,
 }
 
 impl NodeConfig {
@@ -268,6 +276,7 @@ impl NodeConfig {
             hosting: None,
             max_film_bytes: crate::screen::DEFAULT_MAX_FILM_BYTES,
             upload_rate: Some(DEFAULT_UPLOAD_RATE),
+            agent: None,
         }
     }
 }
@@ -695,6 +704,16 @@ pub enum Event {
         author: PublicKey,
         /// Off, live or muted.
         state: MicState,
+    },
+    /// Someone is an AI agent, run by `operator` (their card checked): label them as one,
+    /// always. Agents the agents shield hides are not told at all (and leave when it closes).
+    Agent {
+        /// Where.
+        region: RegionId,
+        /// The agent.
+        author: PublicKey,
+        /// Who runs it.
+        operator: PublicKey,
     },
     /// The model someone wears (`None`: a plain body).
     Look {

@@ -88,6 +88,11 @@ impl Regions {
         self.posing.get(key).is_some_and(|heard| heard.elapsed() < timeout)
     }
 
+    /// Forgets that `key` posed here (they were hidden or blocked).
+    pub(super) fn forget_posing(&mut self, key: &iroh::PublicKey) {
+        self.posing.remove(key);
+    }
+
     pub(super) fn crowd(&self) -> usize {
         let timeout = presence_timeout(self.posing.len());
         self.posing.values().filter(|heard| heard.elapsed() < timeout).count()
@@ -167,7 +172,9 @@ impl Node {
                     });
                     let mut lines: Vec<ChatLine> =
                         store::read_tail(&self.paths.chat(region), CHAT_HISTORY).unwrap_or_default();
-                    lines.retain(|line| !self.blocks.contains(line.author.as_bytes()));
+                    lines.retain(|line| {
+                        !self.blocks.contains(line.author.as_bytes()) && !self.hides_agent_key(&line.author)
+                    });
                     self.emit(Event::ChatHistory { region, lines }).await;
                 }
                 Err(error) => self.emit(Event::Notice(error)).await,
@@ -336,8 +343,11 @@ impl Node {
     /// A message believed on a region topic.
     pub(super) async fn heard_in_region(&mut self, region: RegionId, message: Signed<RegionMessage>) {
         let Ok(author) = PublicKey::from_bytes(*message.author.as_bytes()) else { return };
-        // Someone we block is neither seen nor heard; their world changes still count.
-        if self.blocks.contains(author.as_bytes()) && !matches!(message.body, RegionMessage::Change(_)) {
+        // Someone we block is neither seen nor heard; their world changes still count. So is an
+        // agent the agents shield hides.
+        if (self.blocks.contains(author.as_bytes()) || self.hides_agent(&message.author))
+            && !matches!(message.body, RegionMessage::Change(_) | RegionMessage::Agent(_))
+        {
             return;
         }
         match message.body {
@@ -375,6 +385,7 @@ impl Node {
             RegionMessage::Stage(stage) => self.heard_stage(region, message.author, stage).await,
             RegionMessage::Meeting(meeting) => self.heard_meeting(region, message.author, meeting),
             RegionMessage::Crowd(summary) => self.heard_summary(region, message.author, summary).await,
+            RegionMessage::Agent(card) => self.heard_agent(region, message.author, card).await,
         }
     }
 
@@ -404,6 +415,7 @@ impl Node {
         self.send_mic(now, newcomers).await;
         self.send_look(now, newcomers).await;
         self.send_tips(now, newcomers).await;
+        self.send_agent(now, newcomers).await;
         if newcomers {
             self.screen_newcomer();
             self.stage_newcomer();

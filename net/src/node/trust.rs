@@ -16,7 +16,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use sanctuary_engine::PublicKey;
-use sanctuary_engine::shields::{Category, Shields};
+use sanctuary_engine::shields::{Category, Shields, ShieldsBeforeAgents};
 use sanctuary_engine::trust::{Standing, Trust, TrustContext, TrustGraph, TrustLevel};
 
 use super::Event;
@@ -133,9 +133,11 @@ impl TrustState {
         let (shields, problem) = match store::read_whole::<Shields>(&path) {
             Ok(Some(shields)) => (shields, None),
             Ok(None) => (Shields::default(), None),
-            Err(error) => {
-                (Shields::default(), Some(format!("the shields could not be read, defaults apply ({error})")))
-            }
+            // Kept before AI agents had a shield of their own: read as it was.
+            Err(error) => match store::read_whole::<ShieldsBeforeAgents>(&path) {
+                Ok(Some(old)) => (old.into(), None),
+                _ => (Shields::default(), Some(format!("the shields could not be read, defaults apply ({error})"))),
+            },
         };
         let state = Self {
             door: Door::new(shields),
@@ -185,8 +187,10 @@ impl Node {
             .collect();
         *self.trust.vouched.write().unwrap_or_else(PoisonError::into_inner) = reached;
         let view = Arc::new(view);
+        let hidden = self.hidden_agents();
         self.trust.last = Some(view.clone());
         self.emit(Event::Trust(view)).await;
+        self.agents_shield_changed(hidden).await;
         self.tell_whereabouts().await;
     }
 
@@ -199,11 +203,13 @@ impl Node {
 
     /// The person changed their shields: used at once, kept on disk.
     pub(super) async fn set_shields(&mut self, shields: Shields) {
+        let hidden = self.hidden_agents();
         self.trust.shields = shields;
         self.trust.door.set_shields(shields);
         if let Err(error) = store::write_atomic(&self.trust.path, &shields) {
             self.emit(Event::Notice(format!("the shields could not be saved: {error}"))).await;
         }
         self.emit(Event::Shields(shields)).await;
+        self.agents_shield_changed(hidden).await;
     }
 }
