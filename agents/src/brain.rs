@@ -75,7 +75,7 @@ impl Brain {
     }
 
     fn pick_next(&mut self) {
-        let Some(state) = self.current() else { return };
+        let Some(state) = self.behaviour.states.get(&self.state) else { return };
         let total: u64 = state.next.iter().map(|(_, weight)| u64::from(*weight)).sum();
         if total == 0 {
             return;
@@ -232,7 +232,10 @@ mod tests {
                     minds.iter().filter(|mind| mind.state() == "stroll").map(|mind| mind.body.position).collect();
                 if wandering.len() >= 2 {
                     samples += 1;
-                    let spread = wandering.iter().map(|a| wandering.iter().map(|b| a.distance(*b)).fold(0.0, f32::max)).fold(0.0, f32::max);
+                    let spread = wandering
+                        .iter()
+                        .map(|a| wandering.iter().map(|b| a.distance(*b)).fold(0.0, f32::max))
+                        .fold(0.0, f32::max);
                     if spread < 16.0 {
                         together += 1;
                     }

@@ -83,7 +83,10 @@ impl Greeted {
                 }
                 Err(error) => {
                     let _ = std::fs::rename(&path, path.with_extension("damaged"));
-                    Some(format!("{} was damaged and set aside ({error}); everyone may be greeted again", path.display()))
+                    Some(format!(
+                        "{} was damaged and set aside ({error}); everyone may be greeted again",
+                        path.display()
+                    ))
                 }
             },
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
@@ -167,7 +170,13 @@ pub struct Greeter {
 
 impl Greeter {
     /// A greeter called `me` at the lobby's arrival point.
-    pub fn new(me: &str, lines: GreeterLines, knowledge: Arc<Knowledge>, greeted: Greeted, places: &mut Places) -> Self {
+    pub fn new(
+        me: &str,
+        lines: GreeterLines,
+        knowledge: Arc<Knowledge>,
+        greeted: Greeted,
+        places: &mut Places,
+    ) -> Self {
         let post_offset = Vec3::new(2.5, 0.0, -3.0);
         let body = Body::arrive(RegionId::Lobby, places, post_offset);
         let post = body.position;
@@ -205,7 +214,11 @@ impl Greeter {
                 if let Some(key) = self.waiting.pop_front() {
                     self.phase = Phase::Approach { key, since: now };
                 } else if self.body.target.is_none() && self.body.position.distance(self.post) > 0.5 {
-                    self.body.walk_to(self.post, Some(places.layout(RegionId::Lobby).spawn_yaw + std::f32::consts::PI), places);
+                    self.body.walk_to(
+                        self.post,
+                        Some(places.layout(RegionId::Lobby).spawn_yaw + std::f32::consts::PI),
+                        places,
+                    );
                 }
             }
             Phase::Approach { key, since } => match people.get(&key).filter(|person| now - person.heard < GONE_AFTER) {
@@ -347,9 +360,10 @@ fn asks(lower: &str) -> bool {
     const OPENERS: [&str; 14] =
         ["how", "where", "what", "who", "why", "when", "which", "can", "could", "is", "are", "do", "does", "tell"];
     lower.trim_end().ends_with('?')
-        || lower.split(|c: char| !c.is_alphanumeric()).find(|word| !word.is_empty()).is_some_and(|first| {
-            OPENERS.contains(&first)
-        })
+        || lower
+            .split(|c: char| !c.is_alphanumeric())
+            .find(|word| !word.is_empty())
+            .is_some_and(|first| OPENERS.contains(&first))
 }
 
 #[cfg(test)]
@@ -364,12 +378,18 @@ mod tests {
         Person { name: name.into(), position, region: RegionId::Lobby, first_seen: 0.0, heard: now, agent: false }
     }
 
-    fn greeter(greeted: Greeted, places: &mut Places) -> Greeter {
+    fn make(greeted: Greeted, places: &mut Places) -> Greeter {
         Greeter::new("Ada the guide", GreeterLines::default(), Arc::new(Knowledge::from_readme()), greeted, places)
     }
 
     /// Runs the greeter for `seconds` with `people` standing still; the lines it says.
-    fn run(greeter: &mut Greeter, now: &mut f64, seconds: f64, people: &mut HashMap<PublicKey, Person>, places: &mut Places) -> Vec<String> {
+    fn run(
+        greeter: &mut Greeter,
+        now: &mut f64,
+        seconds: f64,
+        people: &mut HashMap<PublicKey, Person>,
+        places: &mut Places,
+    ) -> Vec<String> {
         let mut said = Vec::new();
         let end = *now + seconds;
         while *now < end {
@@ -393,7 +413,7 @@ mod tests {
         let mut places = Places::default();
         let (greeted, problem) = Greeted::open(path.clone());
         assert!(problem.is_none());
-        let mut greeter = greeter(greeted, &mut places);
+        let mut greeter = make(greeted, &mut places);
         let spawn = places.layout(RegionId::Lobby).spawn;
         let mut people = HashMap::from([(key(1), person("Bo", spawn + Vec3::new(-3.0, 0.0, 2.0), 0.0))]);
         let mut now = 0.0;
@@ -417,11 +437,14 @@ mod tests {
         assert_eq!(said, vec!["Of course, Bo. Enjoy Sanctuary!".to_owned()]);
         assert_eq!(greeter.with(), None);
         greeter.heard(now, &key(1), "Bo", "what is this place?", &mut places);
-        assert!(run(&mut greeter, &mut now, 120.0, &mut people, &mut places).is_empty(), "left alone, not greeted again");
+        assert!(
+            run(&mut greeter, &mut now, 120.0, &mut people, &mut places).is_empty(),
+            "left alone, not greeted again"
+        );
         // After a restart, from the file: still greeted once.
         let (greeted, problem) = Greeted::open(path);
         assert!(problem.is_none() && greeted.knows(&key(1)));
-        let mut again = greeter(greeted, &mut places);
+        let mut again = make(greeted, &mut places);
         let mut now = 0.0;
         assert!(run(&mut again, &mut now, 30.0, &mut people, &mut places).is_empty());
     }
@@ -429,7 +452,7 @@ mod tests {
     #[test]
     fn agents_and_people_elsewhere_are_not_greeted_and_a_crowd_waits_its_turn() {
         let mut places = Places::default();
-        let mut greeter = greeter(Greeted::default(), &mut places);
+        let mut greeter = make(Greeted::default(), &mut places);
         let spawn = places.layout(RegionId::Lobby).spawn;
         let mut robot = person("Robo", spawn, 0.0);
         robot.agent = true;

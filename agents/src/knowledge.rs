@@ -70,7 +70,7 @@ impl Knowledge {
         let mut section: Option<&str> = None;
         let mut block = String::new();
         let mut in_code = false;
-        let mut flush = |section: Option<&str>, block: &mut String, passages: &mut Vec<Passage>| {
+        let flush = |section: Option<&str>, block: &mut String, passages: &mut Vec<Passage>| {
             if let Some(section) = section {
                 let text = plain(block);
                 if text.split_whitespace().count() >= 6 {
@@ -155,11 +155,8 @@ impl Knowledge {
                 // Long passages match more words by their length alone.
                 / (passage.words.len() as f32).sqrt().max(4.0).ln()
         };
-        let (best, value) = self
-            .passages
-            .iter()
-            .map(|passage| (passage, score(passage)))
-            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+        let (best, value) =
+            self.passages.iter().map(|passage| (passage, score(passage))).max_by(|a, b| a.1.total_cmp(&b.1))?;
         (value > 0.5).then_some(best)
     }
 
@@ -258,7 +255,10 @@ mod tests {
         assert_eq!(section("how do I pay for things?").as_deref(), Some("Paying and trading"));
         assert_eq!(section("how do I make friends?").as_deref(), Some("Trust, friends and shields"));
         let answer = knowledge.answer("where can I build?").expect("an answer");
-        assert!(answer.contains("parcel") && answer.ends_with("(from the README, \"Building in the city\")"), "{answer}");
+        assert!(
+            answer.contains("parcel") && answer.ends_with("(from the README, \"Building in the city\")"),
+            "{answer}"
+        );
         assert!(answer.chars().count() <= MAX_TEXT_CHARS - 40);
         assert!(!answer.contains('`') && !answer.contains("**"), "markup taken out: {answer}");
     }
@@ -281,7 +281,9 @@ mod tests {
         let knowledge = Knowledge::from_markdown(text);
         assert_eq!(knowledge.len(), 2, "code and other sections left out");
         assert_eq!(knowledge.passages[0].text, "Hold V to talk; see the guide for --mic settings.");
-        assert_eq!(knowledge.find("how do I mute?").map(|passage| passage.text.as_str()),
-            Some("Mute: press M to mute your microphone for everyone."));
+        assert_eq!(
+            knowledge.find("how do I mute?").map(|passage| passage.text.as_str()),
+            Some("Mute: press M to mute your microphone for everyone.")
+        );
     }
 }

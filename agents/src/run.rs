@@ -143,11 +143,8 @@ impl std::fmt::Debug for Agents {
 /// The folder of the agent called `name`: its name in lower case, letters and digits, dashes
 /// between words.
 pub fn folder(name: &str) -> String {
-    let words: Vec<String> = name
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .map(str::to_lowercase)
-        .collect();
+    let words: Vec<String> =
+        name.split(|c: char| !c.is_alphanumeric()).filter(|word| !word.is_empty()).map(str::to_lowercase).collect();
     words.join("-")
 }
 
@@ -155,8 +152,7 @@ impl Agents {
     /// Starts every agent of the script on `runtime`: their keys made or read, their cards
     /// signed with the operator's key.
     pub fn start(config: Config, runtime: &tokio::runtime::Handle) -> Result<Self, String> {
-        let operator =
-            sanctuary_net::load_or_create_identity(&config.data_dir).map_err(|error| error.to_string())?;
+        let operator = sanctuary_net::load_or_create_identity(&config.data_dir).map_err(|error| error.to_string())?;
         let home = config.data_dir.join("agents");
         std::fs::create_dir_all(&home).map_err(|error| format!("cannot create {}: {error}", home.display()))?;
         let knowledge = Arc::new(Knowledge::from_readme());
@@ -181,7 +177,8 @@ impl Agents {
                 (Role::Greeter, _) => {
                     let (greeted, problem) = Greeted::open(home.join("greeted.bin"));
                     notices.extend(problem);
-                    let greeter = Greeter::new(&name, config.script.greeter.clone(), knowledge.clone(), greeted, &mut places);
+                    let greeter =
+                        Greeter::new(&name, config.script.greeter.clone(), knowledge.clone(), greeted, &mut places);
                     Mind::Greeter(Box::new(greeter))
                 }
                 (Role::Crowd, Some(behaviour)) => {
@@ -276,6 +273,7 @@ impl Agent {
                         continue;
                     }
                     let agent = self.agents.contains(&author) || ours.contains(&author);
+                    let room = self.people.len() < MAX_PEOPLE;
                     match self.people.get_mut(&author) {
                         Some(person) => {
                             person.name = presence.name;
@@ -283,8 +281,9 @@ impl Agent {
                             person.heard = now;
                             person.agent |= agent;
                         }
-                        None if self.people.len() < MAX_PEOPLE => {
-                            let person = Person { name: presence.name, position, region, first_seen: now, heard: now, agent };
+                        None if room => {
+                            let person =
+                                Person { name: presence.name, position, region, first_seen: now, heard: now, agent };
                             self.people.insert(author, person);
                         }
                         None => {}

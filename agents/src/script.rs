@@ -229,7 +229,10 @@ impl Script {
         for spec in &self.agents {
             let longest = if spec.count > 1 { format!("{} {}", spec.name, spec.count) } else { spec.name.clone() };
             if spec.name.trim().is_empty() || longest.chars().count() > MAX_NAME_CHARS {
-                return Err(format!("agent '{}': a name is 1 to {MAX_NAME_CHARS} characters, number included", spec.name));
+                return Err(format!(
+                    "agent '{}': a name is 1 to {MAX_NAME_CHARS} characters, number included",
+                    spec.name
+                ));
             }
             match (&spec.role, &spec.behaviour) {
                 (Role::Crowd, None) => return Err(format!("agent '{}' needs a behaviour", spec.name)),
@@ -330,19 +333,44 @@ mod tests {
         assert!(refused("(agents: [])").contains("1 to 64"));
         assert!(refused(r#"(agents: [(name: "A", count: 65, role: Greeter)])"#).contains("1 to 64"));
         assert!(refused(r#"(agents: [(name: "A")])"#).contains("needs a behaviour"));
-        assert!(refused(r#"(agents: [(name: "A", role: Greeter), (name: "a", role: Greeter)])"#).contains("of its own"));
+        assert!(
+            refused(r#"(agents: [(name: "A", role: Greeter), (name: "a", role: Greeter)])"#).contains("of its own")
+        );
         assert!(refused(r#"(agents: [(name: "!!", role: Greeter)])"#).contains("of its own"));
         assert!(refused(r#"(agents: [(name: "A", behaviour: Some("b"))])"#).contains("no behaviour is called 'b'"));
         let behaviour = |state: &str| {
-            format!(r#"(agents: [(name: "A", behaviour: Some("b"))], behaviours: {{ "b": (start: "s", states: {{ "s": {state} }}) }})"#)
+            format!(
+                r#"(agents: [(name: "A", behaviour: Some("b"))], behaviours: {{ "b": (start: "s", states: {{ "s": {state} }}) }})"#
+            )
         };
-        assert!(Script::parse(&behaviour(r#"(action: Wander(radius: 5.0), seconds: (1.0, 2.0), next: [("s", 1)])"#)).is_ok());
-        assert!(refused(&behaviour(r#"(action: Wander(radius: 5.0), seconds: (1.0, 2.0), next: [("t", 1)])"#)).contains("no state is called 't'"));
-        assert!(refused(&behaviour(r#"(action: Wander(radius: 5.0), seconds: (3.0, 2.0), next: [("s", 1)])"#)).contains("seconds"));
-        assert!(refused(&behaviour(r#"(action: Wander(radius: 5.0), seconds: (1.0, NaN), next: [("s", 1)])"#)).contains("seconds"));
-        assert!(refused(&behaviour(r#"(action: Wander(radius: 1e9), seconds: (1.0, 2.0), next: [("s", 1)])"#)).contains("radius"));
-        assert!(refused(&behaviour(r#"(action: Sit(region: "moon"), seconds: (1.0, 2.0), next: [("s", 1)])"#)).contains("'moon'"));
-        assert!(refused(&behaviour(r#"(action: Portals, seconds: (1.0, 2.0), next: [("s", 0)])"#)).contains("add up to nothing"));
+        assert!(
+            Script::parse(&behaviour(r#"(action: Wander(radius: 5.0), seconds: (1.0, 2.0), next: [("s", 1)])"#))
+                .is_ok()
+        );
+        assert!(
+            refused(&behaviour(r#"(action: Wander(radius: 5.0), seconds: (1.0, 2.0), next: [("t", 1)])"#))
+                .contains("no state is called 't'")
+        );
+        assert!(
+            refused(&behaviour(r#"(action: Wander(radius: 5.0), seconds: (3.0, 2.0), next: [("s", 1)])"#))
+                .contains("seconds")
+        );
+        assert!(
+            refused(&behaviour(r#"(action: Wander(radius: 5.0), seconds: (1.0, NaN), next: [("s", 1)])"#))
+                .contains("seconds")
+        );
+        assert!(
+            refused(&behaviour(r#"(action: Wander(radius: 1e9), seconds: (1.0, 2.0), next: [("s", 1)])"#))
+                .contains("radius")
+        );
+        assert!(
+            refused(&behaviour(r#"(action: Sit(region: "moon"), seconds: (1.0, 2.0), next: [("s", 1)])"#))
+                .contains("'moon'")
+        );
+        assert!(
+            refused(&behaviour(r#"(action: Portals, seconds: (1.0, 2.0), next: [("s", 0)])"#))
+                .contains("add up to nothing")
+        );
         assert!(refused(&"x".repeat(MAX_SCRIPT_BYTES + 1)).contains("at most"));
     }
 }

@@ -42,11 +42,11 @@ pub use inbox::{Inbox, NetStats, StatsSnapshot};
 pub use node::export;
 pub use node::read_record;
 pub use node::{
-    ChatLine, Command, DEFAULT_UPLOAD_RATE, DOWNLINK_BUDGET_BITS_PER_SECOND, Delivery, DirectLine, Event,
-    FASTEST_POSE_INTERVAL, HostingOffer, LOOK_KEEPALIVE, MAX_BLOCKS, MAX_INVOICE_CHARS, MAX_KEPT_VOLUMES,
+    AGENT_KEEPALIVE, ChatLine, Command, DEFAULT_UPLOAD_RATE, DOWNLINK_BUDGET_BITS_PER_SECOND, Delivery, DirectLine,
+    Event, FASTEST_POSE_INTERVAL, HostingOffer, LOOK_KEEPALIVE, MAX_BLOCKS, MAX_INVOICE_CHARS, MAX_KEPT_VOLUMES,
     MAX_PERSON_VOLUME, MIC_KEEPALIVE, NetRuntime, NodeConfig, NodeHandle, POSE_KEEPALIVE, PRESENCE_TIMEOUT, PollView,
     Profile, RelayChoice, RelayState, RoomsView, SALE_ANSWER_TIMEOUT, SaleOffer, ScreenView, StageView, Status,
-    AGENT_KEEPALIVE, TIPS_KEEPALIVE, Ticket, TicketError, TrustView, Whereabouts, pose_interval, spawn_node, world_topic,
+    TIPS_KEEPALIVE, Ticket, TicketError, TrustView, Whereabouts, pose_interval, spawn_node, world_topic,
 };
 pub use node::{
     DATAGRAMS_PER_SPEAKER, HEARING_DISTANCE, Hearing, MAX_LISTENERS, MAX_MEMBERS, MAX_ON_STAGE, MAX_SPEAKERS,

@@ -81,6 +81,8 @@ pub struct Peer {
     pub looks: HashMap<PublicKey, Option<AvatarRef>>,
     /// The offer each person last said they take tips through.
     pub tips: HashMap<PublicKey, Option<String>>,
+    /// The AI agents heard, and who runs each.
+    pub agents: HashMap<PublicKey, PublicKey>,
     /// What we wear, as the node last said.
     pub wearing: Option<Option<AvatarRef>>,
     /// Avatars that could not be put on, and why.
@@ -189,6 +191,7 @@ impl Peer {
                         volumes: None,
                         looks: HashMap::new(),
                         tips: HashMap::new(),
+                        agents: HashMap::new(),
                         wearing: None,
                         avatar_refused: Vec::new(),
                         screen: None,
@@ -253,6 +256,9 @@ impl Peer {
                 }
                 Event::Tips { author, offer, .. } => {
                     self.tips.insert(author, offer);
+                }
+                Event::Agent { author, operator, .. } => {
+                    self.agents.insert(author, operator);
                 }
                 Event::Wearing { avatar, .. } => self.wearing = Some(avatar),
                 Event::AvatarRefused(reason) => self.avatar_refused.push(reason),
