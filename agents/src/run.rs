@@ -324,11 +324,9 @@ impl Agent {
                     self.stopped = true;
                     reports.push(Report::Stopped { name: self.name.clone(), reason });
                 }
-                Event::Stopped => {
-                    if !self.stopped {
-                        self.stopped = true;
-                        reports.push(Report::Stopped { name: self.name.clone(), reason: "its node stopped".into() });
-                    }
+                Event::Stopped if !self.stopped => {
+                    self.stopped = true;
+                    reports.push(Report::Stopped { name: self.name.clone(), reason: "its node stopped".into() });
                 }
                 _ => {}
             }
@@ -361,10 +359,11 @@ impl Agent {
                 }
             }
         }
-        if !self.lines.is_empty() && self.budget.take(now) {
-            if let Some(line) = self.lines.pop_front() {
-                self.handle.send(Command::Chat(line));
-            }
+        if !self.lines.is_empty()
+            && self.budget.take(now)
+            && let Some(line) = self.lines.pop_front()
+        {
+            self.handle.send(Command::Chat(line));
         }
         let body = match &self.mind {
             Mind::Crowd(brain) => &brain.body,

@@ -36,6 +36,8 @@ const CHAT_KEPT: usize = 200;
 /// Microphone states and tip offers kept (one per person here; either may arrive before its
 /// person's pose).
 const MICS_KEPT: usize = 1_024;
+/// The most AI agents remembered.
+pub const AGENTS_KEPT: usize = 16_384;
 
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Social>()
@@ -159,6 +161,9 @@ pub struct Social {
     pub mics: HashMap<PublicKey, MicState>,
     /// The offers the people here take tips through (those who said).
     pub tips: HashMap<PublicKey, String>,
+    /// The AI agents heard, and who runs each (kept when they leave, so that they are labelled
+    /// from their first pose when they come back; ≤ [`AGENTS_KEPT`]).
+    pub agents: HashMap<PublicKey, PublicKey>,
     /// Whom we block, as the node last said.
     pub blocked: Vec<PublicKey>,
     /// The avatar we wear, as the node last said.
@@ -411,6 +416,15 @@ fn handle_event(social: &mut Social, event: Event) {
                 social.mics.insert(author, state);
             }
         }
+        Event::Agent { author, operator, .. } => {
+            if social.agents.len() >= AGENTS_KEPT && !social.agents.contains_key(&author) {
+                let crowd = &social.crowd;
+                social.agents.retain(|key, _| crowd.get(key).is_some());
+            }
+            if social.agents.len() < AGENTS_KEPT {
+                social.agents.insert(author, operator);
+            }
+        }
         Event::Tips { region, author, offer } if Some(region) == social.region => match offer {
             Some(offer) => {
                 if social.tips.len() >= MICS_KEPT {
@@ -508,7 +522,8 @@ fn show_chat(social: &mut Social, line: ChatLine) {
         return;
     }
     // History and live lines can overlap (a line said just as we arrived): show each once.
-    let text = format!("{}: {}", line.name, line.text);
+    let agent = if social.agents.contains_key(&line.author) { " [AI agent]" } else { "" };
+    let text = format!("{}{agent}: {}", line.name, line.text);
     if social.chat.iter().any(|entry| entry.order == line.sequence && entry.text == text) {
         return;
     }

@@ -456,7 +456,8 @@ fn place_name_labels(
             continue;
         };
         let (word, trust_colour) = crate::shields::trust_label(&social, &avatar.key);
-        let mut shown = format!("{} - {word}", name_shown(&avatar.name, social.mics.get(&avatar.key).copied()));
+        let agent = social.agents.contains_key(&avatar.key);
+        let mut shown = format!("{} - {word}", name_shown(&avatar.name, social.mics.get(&avatar.key).copied(), agent));
         // While their avatar comes (or when it is not shown), the label says so.
         if let Some(note) = worn.as_ref().and_then(|worn| crate::avatars::label_note(&worn.shown(&avatar.key))) {
             shown = format!("{shown} - {note}");
@@ -477,11 +478,13 @@ fn volume_line(volume: f32) -> String {
     if volume <= 0.0 { "voice: silenced".to_owned() } else { format!("voice: {:.0} %", volume * 100.0) }
 }
 
-/// The label above someone: their name, and whether they muted themselves.
-fn name_shown(name: &str, mic: Option<MicState>) -> String {
+/// The label above someone: their name, whether they are an AI agent (always said), and
+/// whether they muted themselves.
+fn name_shown(name: &str, mic: Option<MicState>, agent: bool) -> String {
+    let name = if agent { format!("{name} [AI agent]") } else { name.to_owned() };
     match mic {
         Some(MicState::Muted) => format!("{name} [muted]"),
-        _ => name.to_owned(),
+        _ => name,
     }
 }
 
@@ -632,5 +635,18 @@ fn why_trusted(social: &Social, key: &PublicKey) -> String {
         }
         Some(_) => format!("{word}: your own word"),
         None => format!("{word}: no chain of trust reaches them"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agent_is_always_labelled_as_one() {
+        assert_eq!(name_shown("Ada", None, false), "Ada");
+        assert_eq!(name_shown("Ada", Some(MicState::Muted), false), "Ada [muted]");
+        assert_eq!(name_shown("Ada the guide", Some(MicState::Muted), true), "Ada the guide [AI agent] [muted]");
+        assert_eq!(name_shown("Ada the guide", Some(MicState::Live), true), "Ada the guide [AI agent]");
     }
 }
